@@ -1,0 +1,63 @@
+"""From a Config to a working Gateway: the store, the secrets key, the engine."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .config import Config
+from .core.engine import Engine, EngineInfo
+from .core.secrets import SecretBox, create_key_file
+from .store import open_store
+
+KEY_FILE_NAME = "secrets.key"
+
+
+def secret_box(config: Config, announce=None) -> SecretBox:
+    """The secrets key named by [secrets] encrypt_key_file.
+
+    With none configured, local and server modes keep one in data_dir, made on
+    first use with mode 0600 (and say where); a runner never makes its own,
+    because every part of a cluster must share one key.
+    """
+    configured = config.get("secrets", "encrypt_key_file")
+    if configured:
+        return SecretBox(Path(configured))
+    if config.mode == "runner":
+        return SecretBox(None, "this runner has no secrets key: set [secrets] encrypt_key_file to the cluster's key")
+    def create(path: Path) -> None:
+        create_key_file(path)
+        message = f"created a new secrets key at {path} (mode 0600); keep a copy, secrets cannot be read without it"
+        (announce or (lambda text: print(text, file=sys.stderr)))(message)
+
+    return SecretBox(config.data_dir / KEY_FILE_NAME, create_missing=create)
+
+
+def open_engine(config: Config, announce=None) -> Engine:
+    store = open_store(config)
+    info = EngineInfo(
+        mode=config.mode,
+        data_dir=str(config.data_dir),
+        store=config.get("store", "backend"),
+        cluster_id=config.cluster_id,
+    )
+    return Engine(store, secret_box(config, announce), info)
+
+
+async def open_gateway(config: Config, profile: str | None = None, announce=None):
+    """The Gateway the operator's `gateway` command talks to in this mode."""
+    from .core.errors import FailedPrecondition
+
+    mode = config.mode
+    if mode == "local":
+        return open_engine(config, announce)
+    if mode == "client":
+        config.client(profile)  # an unknown profile is a config error, said now
+        raise FailedPrecondition(
+            "client mode: connecting to a gateway server is not available in this version yet; "
+            "use mode = local"
+        )
+    raise FailedPrecondition(
+        f"this configuration is for gateway-daemon (mode = {mode}); "
+        "`gateway` works in local mode, or in client mode against a server"
+    )

@@ -1,0 +1,454 @@
+"""gateway.conf + GATEWAY_* environment variables -> one typed, checked Config.
+
+Precedence for every key: environment variable, then the file, then the default.
+The file is the one named by ``--config``, else ``$GATEWAY_CONFIG``, else the
+first that exists of ``./gateway.conf``, ``~/.gateway/gateway.conf`` and
+``/etc/gateway/gateway.conf``.  No file at all means defaults: local mode.
+
+Any bad value or unknown key raises ConfigError whose message is one line that
+names where the value came from, the section, the key, the value and what is
+allowed.  The programs print it and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+ENV_CONFIG = "GATEWAY_CONFIG"
+ENV_PREFIX = "GATEWAY_"
+SEARCH_PATHS = ("./gateway.conf", "~/.gateway/gateway.conf", "/etc/gateway/gateway.conf")
+
+MODES = ("local", "server", "client", "runner")
+BACKENDS = ("local", "memory", "etcd")
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "DISABLED")
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+_HOST_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+)$")
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased as one line for the user."""
+
+
+# ---------------------------------------------------------------- value types
+# Each parser takes the raw string and returns the typed value, or raises
+# ValueError whose text says what is allowed.
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+def _bool(raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError("expected a boolean: true/false, yes/no, on/off, 1/0")
+
+
+def _choice(*allowed: str, upper: bool = False) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip().lower()
+        if value not in allowed:
+            raise ValueError("expected one of " + ", ".join(allowed))
+        return value
+
+    return parse
+
+
+def _int_range(low: int, high: int, what: str) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected {what} ({low}-{high})") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected {what} ({low}-{high})")
+        return value
+
+    return parse
+
+
+def _port(raw: str) -> int:
+    return _int_range(1, 65535, "a port number")(raw)
+
+
+def parse_host_port(item: str) -> tuple[str, int]:
+    """'host:port' or '[v6]:port' -> (host, port); ValueError when malformed."""
+    host, sep, port = item.rpartition(":")
+    if not sep or not host or not _HOST_RE.match(host):
+        raise ValueError(f"'{item}' is not host:port")
+    return host.strip("[]"), _port(port)
+
+
+def _host_list(raw: str) -> tuple[str, ...]:
+    items = [part for part in re.split(r"[\s,]+", raw.strip()) if part]
+    if not items:
+        raise ValueError("expected one or more host:port, separated by spaces or commas")
+    for item in items:
+        try:
+            parse_host_port(item)
+        except ValueError:
+            raise ValueError(
+                f"'{item}' is not host:port; expected one or more host:port, separated by spaces or commas"
+            ) from None
+    return tuple(items)
+
+
+def _host(raw: str) -> str:
+    value = raw.strip()
+    if value and not _HOST_RE.match(value):
+        raise ValueError("expected a host name or IP address")
+    return value
+
+
+def _client_hosts(raw: str) -> tuple[str, ...]:
+    items = [part for part in re.split(r"[\s,]+", raw.strip()) if part]
+    if not items:
+        raise ValueError("expected a host name, or several separated by spaces or commas")
+    for item in items:
+        host = item.rpartition(":")[0] if item.count(":") == 1 else item
+        if not _HOST_RE.match(host):
+            raise ValueError(f"'{item}' is not a host name or host:port")
+    return tuple(items)
+
+
+def _path(raw: str) -> str:
+    value = raw.strip()
+    return os.path.expanduser(value) if value else ""
+
+
+def _name(raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
+        raise ValueError("expected 1-64 letters, digits, '-', '_' or '.'")
+    return value
+
+
+def _tags(raw: str) -> tuple[str, ...]:
+    items = [part for part in re.split(r"[\s,]+", raw.strip()) if part]
+    for item in items:
+        if not re.fullmatch(r"[A-Za-z0-9_.:=-]{1,64}", item):
+            raise ValueError(f"'{item}' is not a tag; tags are letters, digits and - _ . : =")
+    return tuple(items)
+
+
+@dataclass(frozen=True)
+class Key:
+    parse: Callable[[str], Any]
+    default: str
+    help: str
+
+
+_server_tls = {
+    "use_tls": Key(_bool, "false", "serve gRPC over TLS"),
+    "certificate_file": Key(_path, "/etc/gateway/gateway.crt", "TLS certificate (PEM)"),
+    "private_key_file": Key(_path, "/etc/gateway/gateway.key", "TLS private key (PEM)"),
+}
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "application": {
+        "mode": Key(_choice(*MODES), "local", "local, server, client or runner"),
+        "data_dir": Key(_path, "~/.gateway", "embedded store, repository clones, venvs"),
+        "cluster_id": Key(_name, "default", "every stored key lives under this id"),
+        "ca_certificate_file": Key(_path, "", "the CA that servers, runners and clients trust"),
+    },
+    "server": {
+        "listen_address": Key(_host, "0.0.0.0", "address the gRPC server binds"),
+        "port": Key(_port, "50051", "gRPC port"),
+        "api_key_expiration": Key(_int_range(1, 525600, "minutes"), "1440", "API key lifetime in minutes"),
+        **_server_tls,
+        "distributed_execution": Key(_bool, "false", "send runs to runners"),
+    },
+    "client": {
+        "host": Key(_client_hosts, "localhost", "server host(s); several are tried in order"),
+        "port": Key(_port, "50051", "server port"),
+        "use_tls": Key(_bool, "false", "connect with TLS"),
+        "certificate_file": Key(_path, "", "certificate to trust for the server (PEM)"),
+        "private_key_file": Key(_path, "", "client private key (PEM)"),
+    },
+    "runner": {
+        "announcement_address": Key(_text, "", "address servers use to reach this runner"),
+        "listen_address": Key(_host, "0.0.0.0", "address the runner binds"),
+        "port": Key(_port, "50051", "runner gRPC port"),
+        **_server_tls,
+        "tags": Key(_tags, "", "tags this runner offers, separated by spaces or commas"),
+    },
+    "store": {
+        "backend": Key(_choice(*BACKENDS), "local", "local (SQLite), memory or etcd"),
+        "etcd_hosts": Key(_host_list, "127.0.0.1:2379", "etcd endpoints host:port"),
+        "etcd_use_tls": Key(_bool, "false", "connect to etcd with TLS"),
+        "etcd_ca_certificate_file": Key(_path, "", "CA for etcd (PEM)"),
+        "etcd_client_cert_auth": Key(_bool, "false", "present a client certificate to etcd"),
+        "etcd_certificate_file": Key(_path, "", "client certificate for etcd (PEM)"),
+        "etcd_private_key_file": Key(_path, "", "client key for etcd (PEM)"),
+    },
+    "secrets": {
+        "encrypt_key_file": Key(_path, "", "key file secrets are encrypted with"),
+    },
+    "log": {
+        "level": Key(_choice(*LOG_LEVELS, upper=True), "INFO", "TRACE ... DISABLED"),
+    },
+}
+
+PROFILE_SECTION = "client"
+
+
+@dataclass(frozen=True)
+class Value:
+    value: Any
+    raw: str
+    source: str  # "default", a file path, or "env GATEWAY_..."
+
+
+@dataclass
+class Config:
+    values: dict[str, dict[str, Value]]
+    file: str | None
+    profiles: dict[str, dict[str, Value]] = field(default_factory=dict)
+
+    def get(self, section: str, key: str) -> Any:
+        return self.values[section][key].value
+
+    def __getitem__(self, section: str) -> "_Section":
+        return _Section(self.values[section])
+
+    @property
+    def mode(self) -> str:
+        return self.get("application", "mode")
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.get("application", "data_dir"))
+
+    @property
+    def cluster_id(self) -> str:
+        return self.get("application", "cluster_id")
+
+    def client(self, profile: str | None = None) -> "_Section":
+        """The [client] section, or a [client:NAME] profile over it."""
+        if not profile:
+            return self["client"]
+        if profile not in self.profiles:
+            known = ", ".join(sorted(self.profiles)) or "none"
+            raise ConfigError(f"no profile '{profile}' ([client:{profile}]); profiles in the config: {known}")
+        merged = dict(self.values["client"])
+        merged.update(self.profiles[profile])
+        return _Section(merged)
+
+
+class _Section:
+    def __init__(self, values: dict[str, Value]):
+        self._values = values
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key].value
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def find_config_file(explicit: str | None, environ: dict[str, str]) -> str | None:
+    if explicit:
+        return explicit
+    if environ.get(ENV_CONFIG):
+        return environ[ENV_CONFIG]
+    for candidate in SEARCH_PATHS:
+        path = os.path.expanduser(candidate)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _unquote(raw: str) -> str:
+    value = raw.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def _read_file(path: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(
+        interpolation=None,
+        comment_prefixes=("#", ";"),
+        inline_comment_prefixes=(" #", "\t#", " ;", "\t;"),
+        strict=True,
+        empty_lines_in_values=False,
+        default_section="\x00no-default-section",
+    )
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle, source=path)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot read config file (permission denied)") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: config file is not UTF-8 text") from None
+    except configparser.MissingSectionHeaderError as exc:
+        raise ConfigError(
+            f"{path}: line {exc.lineno}: a key before any [section]: {exc.line.strip()!r}"
+        ) from None
+    except configparser.DuplicateSectionError as exc:
+        raise ConfigError(f"{path}: line {exc.lineno}: section [{exc.section}] appears twice") from None
+    except configparser.DuplicateOptionError as exc:
+        raise ConfigError(
+            f"{path}: line {exc.lineno}: [{exc.section}] {exc.option} is set twice"
+        ) from None
+    except configparser.ParsingError as exc:
+        lineno, line = exc.errors[0] if exc.errors else (0, "")
+        raise ConfigError(f"{path}: line {lineno}: cannot parse {line.strip()!r}: expected key = value") from None
+    except configparser.Error as exc:
+        raise ConfigError(f"{path}: {exc.message.splitlines()[0]}") from None
+    return parser
+
+
+def _parse(source: str, section: str, key: str, raw: str, where: str) -> Value:
+    spec = SCHEMA[section][key]
+    try:
+        value = spec.parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: [{section}] {key} = {raw!r}: {exc}") from None
+    return Value(value, raw, source)
+
+
+def _unknown_key(where: str, section: str, key: str, known: dict[str, Key]) -> ConfigError:
+    return ConfigError(
+        f"{where}: [{section}] unknown key '{key}'; known keys: {', '.join(known)}"
+    )
+
+
+def load_config(path: str | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Load, type and check the configuration. Raises ConfigError."""
+    env = dict(os.environ if environ is None else environ)
+    file = find_config_file(path, env)
+    values: dict[str, dict[str, Value]] = {
+        section: {key: Value(spec.parse(spec.default), spec.default, "default") for key, spec in keys.items()}
+        for section, keys in SCHEMA.items()
+    }
+    profiles: dict[str, dict[str, Value]] = {}
+
+    if file:
+        parser = _read_file(file)
+        for section in parser.sections():
+            base, _, profile = section.partition(":")
+            if profile and base == PROFILE_SECTION and re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", profile):
+                target = profiles.setdefault(profile, {})
+            elif section in SCHEMA:
+                target = values[section]
+            else:
+                raise ConfigError(
+                    f"{file}: unknown section [{section}]; known sections: "
+                    + ", ".join(f"[{name}]" for name in SCHEMA)
+                    + ", [client:NAME]"
+                )
+            for key, raw in parser.items(section):
+                if key not in SCHEMA[base]:
+                    raise _unknown_key(file, section, key, SCHEMA[base])
+                target[key] = _parse(file, base, key, _unquote(raw), file)
+
+    for name, raw in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG:
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        section = next((s for s in SCHEMA if rest.startswith(s + "_")), None)
+        if section is None:
+            continue  # not a config variable (GATEWAY_PASSWORD and the like)
+        key = rest[len(section) + 1:]
+        if key not in SCHEMA[section]:
+            raise ConfigError(
+                f"environment {name}: [{section}] unknown key '{key}'; known keys: {', '.join(SCHEMA[section])}"
+            )
+        values[section][key] = _parse(f"env {name}", section, key, _unquote(raw), f"environment {name}")
+
+    config = Config(values=values, file=file, profiles=profiles)
+    _check_files(config)
+    return config
+
+
+def _where(value: Value) -> str:
+    if value.source == "default":
+        return "default"
+    if value.source.startswith("env "):
+        return "environment " + value.source[4:]
+    return value.source
+
+
+def _require_file(config: Config, section: str, key: str, why: str, values: dict[str, Value] | None = None) -> None:
+    entry = (values or config.values[section])[key]
+    path = entry.value
+    if not path:
+        raise ConfigError(f"{_where(entry)}: [{section}] {key} is empty: {why} needs a readable file")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{_where(entry)}: [{section}] {key} = {path!r}: no such file ({why} needs it)")
+    if not os.access(path, os.R_OK):
+        raise ConfigError(f"{_where(entry)}: [{section}] {key} = {path!r}: file is not readable ({why} needs it)")
+
+
+def _check_files(config: Config) -> None:
+    """Files that must exist and be readable for the features the mode uses."""
+    mode = config.mode
+    if mode == "server" and config.get("server", "use_tls"):
+        _require_file(config, "server", "certificate_file", "[server] use_tls")
+        _require_file(config, "server", "private_key_file", "[server] use_tls")
+    if mode == "runner" and config.get("runner", "use_tls"):
+        _require_file(config, "runner", "certificate_file", "[runner] use_tls")
+        _require_file(config, "runner", "private_key_file", "[runner] use_tls")
+    if mode != "client" and config.get("store", "backend") == "etcd" and config.get("store", "etcd_use_tls"):
+        _require_file(config, "store", "etcd_ca_certificate_file", "[store] etcd_use_tls")
+        if config.get("store", "etcd_client_cert_auth"):
+            _require_file(config, "store", "etcd_certificate_file", "[store] etcd_client_cert_auth")
+            _require_file(config, "store", "etcd_private_key_file", "[store] etcd_client_cert_auth")
+    if config.get("secrets", "encrypt_key_file"):
+        _require_file(config, "secrets", "encrypt_key_file", "[secrets] encrypt_key_file")
+    if mode == "runner" and config.get("store", "backend") != "etcd":
+        entry = config.values["store"]["backend"]
+        raise ConfigError(
+            f"{_where(entry)}: [store] backend = {entry.raw!r}: runner mode needs etcd (backend = etcd)"
+        )
+
+
+def describe(config: Config) -> list[dict[str, str]]:
+    """Rows of the effective configuration with where each value came from."""
+    rows = []
+    for section, keys in config.values.items():
+        for key, entry in keys.items():
+            rows.append({"section": section, "key": key, "value": _display(entry.value), "source": _where(entry)})
+    for profile, keys in sorted(config.profiles.items()):
+        for key, entry in keys.items():
+            rows.append(
+                {"section": f"client:{profile}", "key": key, "value": _display(entry.value), "source": _where(entry)}
+            )
+    return rows
+
+
+def _display(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ", ".join(value)
+    return str(value)
+
+
+def show(config: Config, fmt: str = "table") -> str:
+    """The text `gateway config` and `gateway-daemon config` print."""
+    from .console import Table, dump_json, dump_yaml
+
+    rows = describe(config)
+    if fmt == "json":
+        return dump_json({"file": config.file, "values": rows}) + "\n"
+    if fmt == "yaml":
+        return dump_yaml({"file": config.file, "values": rows})
+    table = Table(["section", "key", "value", "source"])
+    for row in rows:
+        table.add(f"[{row['section']}]", row["key"], row["value"] or '""', row["source"])
+    return f"# config file: {config.file or '(none: defaults)'}\n" + table.render()

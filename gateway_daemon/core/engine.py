@@ -1,0 +1,216 @@
+"""Engine: the Gateway interface in-process, over a Store. Local mode and the server use it."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
+
+from ..store import KeyExists, RevisionMismatch, Store, StoreUnavailable
+from .decorators import Decorator
+from .errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from .repositories import Repository
+from .resources import Resource, check_name, now
+from .secrets import Secret, SecretBox, check_value
+from .services import SecretRef, Service
+
+if TYPE_CHECKING:
+    from .transfer import ImportReport
+
+KINDS: dict[str, type[Resource]] = {cls.KIND: cls for cls in (Repository, Decorator, Service, Secret)}
+# Fields a caller may not set through update(): identity, bookkeeping, the sealed value.
+_FIXED_FIELDS = {"name", "created_at", "updated_at", "sealed"}
+_UPDATE_RETRIES = 8
+
+
+def resource_class(kind: str) -> type[Resource]:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise InvalidArgument(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}") from None
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    try:
+        yield
+    except StoreUnavailable as exc:
+        raise Unavailable(str(exc)) from None
+
+
+@dataclasses.dataclass
+class EngineInfo:
+    mode: str
+    data_dir: str
+    store: str
+    cluster_id: str
+
+
+class Engine:
+    """Implements core.api.Gateway against a Store."""
+
+    def __init__(self, store: Store, secret_box: SecretBox, info: EngineInfo):
+        self.store = store
+        self.secret_box = secret_box
+        self._info = info
+
+    async def info(self) -> EngineInfo:
+        return self._info
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    # ------------------------------------------------------------ storage
+    @staticmethod
+    def _key(cls: type[Resource], name: str) -> str:
+        return f"{cls.PLURAL}/{name}"
+
+    async def _load(self, kind: str, name: str) -> tuple[Resource, int]:
+        cls = resource_class(kind)
+        check_name(kind, name)
+        with store_errors():
+            entry = await self.store.get(self._key(cls, name))
+        if entry is None:
+            raise NotFound(f"{kind} {name!r} not found")
+        return cls.decode(entry.value), entry.revision
+
+    async def _load_all(self, kind: str) -> list[Resource]:
+        cls = resource_class(kind)
+        with store_errors():
+            entries = await self.store.list(f"{cls.PLURAL}/")
+        return [cls.decode(e.value) for e in entries]
+
+    async def _exists(self, kind: str, name: str) -> bool:
+        cls = resource_class(kind)
+        with store_errors():
+            return await self.store.get(self._key(cls, name)) is not None
+
+    async def _check_references(self, resource: Resource) -> None:
+        for kind, name in resource.references():  # type: ignore[attr-defined]
+            if not await self._exists(kind, name):
+                raise NotFound(f"{resource.KIND} {resource.name}: {kind} {name!r} does not exist")
+
+    async def _users_of(self, kind: str, name: str) -> list[str]:
+        users = []
+        for user_kind in ("repository", "service"):
+            for resource in await self._load_all(user_kind):
+                if (kind, name) in resource.references():  # type: ignore[attr-defined]
+                    users.append(f"{user_kind} {resource.name}")
+        return users
+
+    @staticmethod
+    def _public(resource: Resource) -> Resource:
+        if isinstance(resource, Secret):
+            return dataclasses.replace(resource, sealed={})
+        return resource
+
+    async def _insert(self, resource: Resource) -> Resource:
+        resource.validate()
+        await self._check_references(resource)
+        try:
+            with store_errors():
+                await self.store.create(self._key(type(resource), resource.name), resource.encode())
+        except KeyExists:
+            raise AlreadyExists(f"{resource.KIND} {resource.name!r} already exists") from None
+        return self._public(resource)
+
+    async def _modify(self, kind: str, name: str, change: Any) -> Resource:
+        """Read, apply `change(resource)`, validate, compare-and-set; retried on a concurrent write."""
+        for _ in range(_UPDATE_RETRIES):
+            current, revision = await self._load(kind, name)
+            updated = dataclasses.replace(current)
+            change(updated)
+            updated.updated_at = now()
+            updated.validate()
+            await self._check_references(updated)
+            try:
+                with store_errors():
+                    await self.store.update(self._key(type(updated), name), updated.encode(), revision)
+            except RevisionMismatch:
+                continue
+            return self._public(updated)
+        raise Conflict(f"{kind} {name!r} kept changing while it was being edited; try again")
+
+    # ------------------------------------------------------------ the Gateway interface: resources
+    async def create(self, resource: Resource) -> Resource:
+        if isinstance(resource, Secret):
+            raise InvalidArgument("secrets are created with create_secret (they need a value)")
+        resource = dataclasses.replace(resource, created_at=now(), updated_at=now())
+        return await self._insert(resource)
+
+    async def get(self, kind: str, name: str) -> Resource:
+        resource, _ = await self._load(kind, name)
+        return self._public(resource)
+
+    async def list(self, kind: str) -> list[Resource]:
+        return [self._public(r) for r in await self._load_all(kind)]
+
+    async def update(self, kind: str, name: str, changes: dict[str, Any]) -> Resource:
+        cls = resource_class(kind)
+        allowed = set(cls.field_names()) - _FIXED_FIELDS
+        unknown = sorted(set(changes) - allowed)
+        if unknown:
+            raise InvalidArgument(f"{kind} has no editable field {', '.join(unknown)}; editable: {', '.join(sorted(allowed))}")
+        if "secrets" in changes:
+            changes = dict(changes, secrets=[r if isinstance(r, SecretRef) else SecretRef(**r) for r in changes["secrets"]])
+
+        def apply(resource: Resource) -> None:
+            for field, value in changes.items():
+                setattr(resource, field, value)
+
+        return await self._modify(kind, name, apply)
+
+    async def delete(self, kind: str, name: str) -> None:
+        cls = resource_class(kind)
+        await self._load(kind, name)
+        users = await self._users_of(kind, name)
+        if users:
+            raise FailedPrecondition(f"{kind} {name!r} is in use by {', '.join(users)}; change or delete those first")
+        with store_errors():
+            await self.store.delete(self._key(cls, name))
+
+    # ------------------------------------------------------------ secrets
+    async def create_secret(self, name: str, value: str, description: str = "") -> Secret:
+        check_name("secret", name)
+        check_value(name, value)
+        secret = Secret(name=name, description=description, sealed=self.secret_box.seal(name, value))
+        return await self._insert(secret)  # type: ignore[return-value]
+
+    async def update_secret(self, name: str, value: str | None = None, description: str | None = None) -> Secret:
+        if value is not None:
+            check_value(name, value)
+            sealed = self.secret_box.seal(name, value)
+
+        def apply(secret: Resource) -> None:
+            assert isinstance(secret, Secret)
+            if value is not None:
+                secret.sealed = sealed
+            if description is not None:
+                secret.description = description
+
+        return await self._modify("secret", name, apply)  # type: ignore[return-value]
+
+    async def reveal_secret(self, name: str) -> str:
+        secret, _ = await self._load("secret", name)
+        assert isinstance(secret, Secret)
+        return self.secret_box.open(name, secret.sealed)
+
+    # ------------------------------------------------------------ database export / import
+    async def export_db(self) -> dict[str, Any]:
+        from .transfer import export_document
+
+        return await export_document(self)
+
+    async def import_db(self, document: Any, dry_run: bool = False) -> "ImportReport":
+        from .transfer import import_document
+
+        return await import_document(self, document, dry_run=dry_run)
+
+    # ------------------------------------------------------------ watching
+    async def watch(self, kind: str) -> AsyncIterator[tuple[str, str]]:
+        """(event, name) for every change of `kind` from now on."""
+        cls = resource_class(kind)
+        prefix = f"{cls.PLURAL}/"
+        async for event in self.store.watch(prefix):
+            yield event.kind, event.key[len(prefix):]
+

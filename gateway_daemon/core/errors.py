@@ -1,0 +1,54 @@
+"""Domain errors. Each maps to one gRPC status code and carries a message fit for a user."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every domain error; str(error) is one line for the user."""
+
+    code = "UNKNOWN"
+
+
+class NotFound(GatewayError):
+    code = "NOT_FOUND"
+
+
+class AlreadyExists(GatewayError):
+    code = "ALREADY_EXISTS"
+
+
+class InvalidArgument(GatewayError):
+    code = "INVALID_ARGUMENT"
+
+
+class FailedPrecondition(GatewayError):
+    """The request is well formed but the state forbids it (in use, not configured)."""
+
+    code = "FAILED_PRECONDITION"
+
+
+class Unauthenticated(GatewayError):
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(GatewayError):
+    code = "PERMISSION_DENIED"
+
+
+class Unavailable(GatewayError):
+    """A dependency (the store, a server, a runner) cannot be reached."""
+
+    code = "UNAVAILABLE"
+
+
+class Conflict(GatewayError):
+    """Someone else changed the resource meanwhile; try again."""
+
+    code = "ABORTED"
+
+
+ERRORS_BY_CODE = {
+    cls.code: cls
+    for cls in (NotFound, AlreadyExists, InvalidArgument, FailedPrecondition, Unauthenticated,
+                PermissionDenied, Unavailable, Conflict)
+}

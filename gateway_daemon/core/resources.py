@@ -1,0 +1,83 @@
+"""What every resource kind shares: names, safe relative paths, timestamps, (de)serialisation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+from typing import Any, ClassVar
+
+from .errors import InvalidArgument
+
+NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+TAG_RE = re.compile(r"[A-Za-z0-9_.:=/-]{1,64}")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def check_name(kind: str, name: Any, field: str = "name") -> None:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise InvalidArgument(
+            f"{kind} {field} {name!r} is not valid: use 1-64 letters, digits, '-', '_' or '.'"
+        )
+
+
+def check_relative_path(kind: str, field: str, value: str) -> None:
+    """A path inside the repository: relative, no '..', no NUL."""
+    if "\x00" in value:
+        raise InvalidArgument(f"{kind} {field} {value!r} contains a NUL byte")
+    if value.startswith(("/", "~")) or (len(value) > 1 and value[1] == ":") or os.path.isabs(value):
+        raise InvalidArgument(f"{kind} {field} {value!r} must be a path relative to the repository, not absolute")
+    if ".." in PurePosixPath(value.replace("\\", "/")).parts:
+        raise InvalidArgument(f"{kind} {field} {value!r} must stay inside the repository ('..' is not allowed)")
+
+
+def check_tags(kind: str, tags: Any) -> None:
+    if not isinstance(tags, list) or not all(isinstance(t, str) and TAG_RE.fullmatch(t) for t in tags):
+        bad = [t for t in tags if not (isinstance(t, str) and TAG_RE.fullmatch(t))] if isinstance(tags, list) else tags
+        raise InvalidArgument(f"{kind} tags {bad!r} are not valid: 1-64 letters, digits and - _ . : = /")
+
+
+def check_text(kind: str, field: str, value: Any, limit: int = 4096) -> None:
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{kind} {field} must be text")
+    if len(value) > limit:
+        raise InvalidArgument(f"{kind} {field} is {len(value)} characters long; at most {limit} are allowed")
+
+
+@dataclasses.dataclass
+class Resource:
+    """Base of Repository, Decorator, Service and Secret."""
+
+    KIND: ClassVar[str] = ""
+    PLURAL: ClassVar[str] = ""
+
+    name: str
+
+    def validate(self) -> None:
+        check_name(self.KIND, self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Resource":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def encode(self) -> bytes:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "Resource":
+        return cls.from_dict(json.loads(raw))
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]

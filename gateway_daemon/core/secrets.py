@@ -1,0 +1,130 @@
+"""Secrets: values encrypted at rest with AES-256-GCM.
+
+Each secret has its own random salt; its key is derived from the key file's
+content with PBKDF2-HMAC-SHA256.  The secret's name is bound to the ciphertext
+as associated data, so a stored value cannot be moved to another name unseen.
+Values never appear in lists, logs, exports or error messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import secrets as random
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
+from .errors import FailedPrecondition, InvalidArgument
+from .resources import Resource, check_text, now
+
+KDF = "pbkdf2-sha256"
+ITERATIONS = 310_000
+MAX_VALUE_BYTES = 64 * 1024
+MASK = "******"
+
+
+@dataclasses.dataclass
+class Secret(Resource):
+    KIND = "secret"
+    PLURAL = "secrets"
+
+    description: str = ""
+    created_at: str = dataclasses.field(default_factory=now)
+    updated_at: str = dataclasses.field(default_factory=now)
+    # The sealed value: {"kdf", "iterations", "salt", "nonce", "ciphertext"}, base64 fields.
+    sealed: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+    def validate(self) -> None:
+        super().validate()
+        check_text("secret", "description", self.description)
+
+    def public(self) -> dict[str, Any]:
+        """What may be shown: everything but the sealed value."""
+        return {k: v for k, v in self.to_dict().items() if k != "sealed"}
+
+    def references(self) -> list[tuple[str, str]]:
+        return []
+
+
+def check_value(name: str, value: str) -> None:
+    if not isinstance(value, str) or value == "":
+        raise InvalidArgument(f"secret {name}: the value is empty")
+    if len(value.encode()) > MAX_VALUE_BYTES:
+        raise InvalidArgument(f"secret {name}: the value is larger than {MAX_VALUE_BYTES // 1024} KiB")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@lru_cache(maxsize=1024)
+def _derive(material: bytes, salt: bytes, iterations: int) -> bytes:
+    return PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=salt, iterations=iterations).derive(material)
+
+
+class SecretBox:
+    """Seals and opens secret values with the key material of one key file."""
+
+    def __init__(self, key_file: Path | None, reason_missing: str = "",
+                 create_missing: Callable[[Path], None] | None = None):
+        """`create_missing(path)`, when given, is called to make the key file on the first seal."""
+        self.key_file = key_file
+        self._reason_missing = reason_missing
+        self._create_missing = create_missing
+        self._material: bytes | None = None
+
+    def _key_material(self, sealing: bool = False) -> bytes:
+        if self._material is None:
+            if self.key_file is None:
+                raise FailedPrecondition(self._reason_missing or "no secrets key: set [secrets] encrypt_key_file")
+            if sealing and self._create_missing is not None and not self.key_file.exists():
+                self._create_missing(self.key_file)
+            try:
+                material = self.key_file.read_bytes().strip()
+            except OSError as exc:
+                raise FailedPrecondition(
+                    f"cannot read the secrets key file {self.key_file}: {exc.strerror or exc}"
+                ) from None
+            if len(material) < 16:
+                raise FailedPrecondition(
+                    f"the secrets key file {self.key_file} holds {len(material)} bytes; at least 16 are needed"
+                )
+            self._material = material
+        return self._material
+
+    def seal(self, name: str, value: str) -> dict[str, Any]:
+        salt = random.token_bytes(16)
+        nonce = random.token_bytes(12)
+        key = _derive(self._key_material(sealing=True), salt, ITERATIONS)
+        ciphertext = AESGCM(key).encrypt(nonce, value.encode(), name.encode())
+        return {"kdf": KDF, "iterations": ITERATIONS, "salt": _b64(salt), "nonce": _b64(nonce),
+                "ciphertext": _b64(ciphertext)}
+
+    def open(self, name: str, sealed: dict[str, Any]) -> str:
+        try:
+            if sealed.get("kdf") != KDF:
+                raise ValueError
+            key = _derive(self._key_material(), base64.b64decode(sealed["salt"]), int(sealed["iterations"]))
+            plain = AESGCM(key).decrypt(base64.b64decode(sealed["nonce"]), base64.b64decode(sealed["ciphertext"]),
+                                        name.encode())
+        except (InvalidTag, ValueError, KeyError, TypeError):
+            raise FailedPrecondition(
+                f"secret {name} cannot be decrypted with the key in {self.key_file}: "
+                "it was sealed with another key file, or it is damaged"
+            ) from None
+        return plain.decode()
+
+
+def create_key_file(path: Path) -> None:
+    """A new random key, readable by its owner only. Never overwrites."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(random.token_hex(32) + "\n")

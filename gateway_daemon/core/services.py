@@ -1,0 +1,145 @@
+"""Services: a named automation in a repository, with its inputs, secrets and runtime."""
+
+from __future__ import annotations
+
+import dataclasses
+import string
+from typing import Any
+
+from .errors import InvalidArgument
+from .resources import ENV_NAME_RE, Resource, check_name, check_relative_path, check_tags, check_text, now
+
+SERVICE_TYPES = ("python-script", "ansible-playbook", "opentofu-plan", "executable")
+SECRET_TARGET_TYPES = ("env",)
+DEFAULT_ARG_FORMAT = "--{key}={value}"
+# The file a service type runs, when the service names none.
+DEFAULT_FILENAMES = {"python-script": "main.py", "ansible-playbook": "site.yml", "opentofu-plan": "", "executable": ""}
+
+
+@dataclasses.dataclass
+class SecretRef:
+    """A secret put into a run's environment: name=SECRET,type=env,target=ENV_VAR."""
+
+    name: str
+    target: str
+    type: str = "env"
+
+    @classmethod
+    def parse(cls, text: str) -> "SecretRef":
+        fields: dict[str, str] = {}
+        for part in text.split(","):
+            key, sep, value = part.partition("=")
+            key = key.strip()
+            if not sep or key not in ("name", "type", "target") or key in fields:
+                raise InvalidArgument(
+                    f"secret reference {text!r} is not valid: expected name=SECRET,type=env,target=ENV_VAR"
+                )
+            fields[key] = value.strip()
+        if "name" not in fields or "target" not in fields:
+            raise InvalidArgument(
+                f"secret reference {text!r} needs name= and target= (expected name=SECRET,type=env,target=ENV_VAR)"
+            )
+        ref = cls(name=fields["name"], target=fields["target"], type=fields.get("type", "env"))
+        ref.validate()
+        return ref
+
+    def validate(self) -> None:
+        check_name("secret", self.name)
+        if self.type not in SECRET_TARGET_TYPES:
+            raise InvalidArgument(f"secret {self.name}: type {self.type!r} is not supported; use type=env")
+        if not ENV_NAME_RE.fullmatch(self.target or ""):
+            raise InvalidArgument(f"secret {self.name}: target {self.target!r} is not a valid environment variable name")
+
+    def __str__(self) -> str:
+        return f"name={self.name},type={self.type},target={self.target}"
+
+
+def check_arg_format(fmt: str) -> None:
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(fmt) if f is not None}
+        fmt.format(key="k", value="v")
+    except (ValueError, IndexError, KeyError):
+        raise InvalidArgument(
+            f"arg-format {fmt!r} is not valid: use {{key}} and {{value}}, for example '--{{key}}={{value}}'"
+        ) from None
+    if "key" not in fields and "value" not in fields:
+        raise InvalidArgument(f"arg-format {fmt!r} uses neither {{key}} nor {{value}}")
+
+
+@dataclasses.dataclass
+class Service(Resource):
+    KIND = "service"
+    PLURAL = "services"
+
+    type: str = "python-script"
+    repository: str = ""
+    working_dir: str = "."
+    filename: str = ""
+    decorator: str = ""
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    secrets: list[SecretRef] = dataclasses.field(default_factory=list)
+    runtime_args: list[str] = dataclasses.field(default_factory=list)
+    requirements_file: str = ""  # empty: requirements.txt / requirements.yml when present
+    tags: list[str] = dataclasses.field(default_factory=list)
+    arg_format: str = DEFAULT_ARG_FORMAT
+    timeout: int | None = None  # seconds; None: [execution] default
+    description: str = ""
+    created_at: str = dataclasses.field(default_factory=now)
+    updated_at: str = dataclasses.field(default_factory=now)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Service":
+        data = dict(data)
+        data["secrets"] = [s if isinstance(s, SecretRef) else SecretRef(**s) for s in data.get("secrets") or []]
+        return super().from_dict(data)  # type: ignore[return-value]
+
+    def validate(self) -> None:
+        super().validate()
+        if self.type not in SERVICE_TYPES:
+            raise InvalidArgument(f"service type {self.type!r} is not valid; use one of {', '.join(SERVICE_TYPES)}")
+        check_name("service", self.repository, "repository")
+        if self.decorator:
+            check_name("service", self.decorator, "decorator")
+        check_relative_path("service", "working-dir", self.working_dir or ".")
+        if self.filename:
+            check_relative_path("service", "filename", self.filename)
+        elif self.type in ("python-script", "ansible-playbook", "executable") and not DEFAULT_FILENAMES[self.type]:
+            raise InvalidArgument(f"service {self.name}: an {self.type} service needs --filename")
+        if self.requirements_file:
+            check_relative_path("service", "requirements-file", self.requirements_file)
+        if not isinstance(self.env, dict):
+            raise InvalidArgument("service env must be KEY=VALUE pairs")
+        for key, value in self.env.items():
+            if not ENV_NAME_RE.fullmatch(key):
+                raise InvalidArgument(f"service env {key!r} is not a valid environment variable name")
+            if not isinstance(value, str) or "\x00" in value:
+                raise InvalidArgument(f"service env {key}: the value must be text without NUL bytes")
+        targets = set()
+        for ref in self.secrets:
+            ref.validate()
+            if ref.target in targets:
+                raise InvalidArgument(f"service {self.name}: two secrets target {ref.target}")
+            targets.add(ref.target)
+        if not isinstance(self.runtime_args, list) or not all(
+            isinstance(a, str) and "\x00" not in a for a in self.runtime_args
+        ):
+            raise InvalidArgument("service runtime arguments must be a list of text without NUL bytes")
+        check_tags("service", self.tags)
+        check_arg_format(self.arg_format)
+        if self.timeout is not None and (
+            isinstance(self.timeout, bool) or not isinstance(self.timeout, int) or not 1 <= self.timeout <= 7 * 86400
+        ):
+            raise InvalidArgument(f"service timeout {self.timeout!r} is not valid: 1 to 604800 seconds")
+        check_text("service", "description", self.description)
+
+    @property
+    def script(self) -> str:
+        """The file this service runs: its filename, else the type's default."""
+        return self.filename or DEFAULT_FILENAMES[self.type]
+
+    def references(self) -> list[tuple[str, str]]:
+        refs = [("repository", self.repository)]
+        if self.decorator:
+            refs.append(("decorator", self.decorator))
+        refs.extend(("secret", ref.name) for ref in self.secrets)
+        return refs

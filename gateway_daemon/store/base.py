@@ -1,0 +1,98 @@
+"""The one small key-value interface every backend implements.
+
+Keys are strings relative to the store's namespace (``/gateway/<cluster_id>/``);
+the backend adds the namespace, so callers never see it and clusters sharing
+one etcd never see each other's keys.  Values are bytes.  Every write returns
+the store revision it made; ``create`` and ``update`` are the atomic
+create-if-absent and update-if-unchanged (compare-and-set on the revision).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+
+class StoreError(Exception):
+    """Base of every store error; the message is fit for a user."""
+
+
+class StoreUnavailable(StoreError):
+    """The backend cannot be reached (etcd down, database locked or unreadable)."""
+
+
+class KeyExists(StoreError):
+    """create() found the key already there."""
+
+
+class RevisionMismatch(StoreError):
+    """update() or delete(revision=...) found the key changed or gone."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    value: bytes
+    revision: int  # the revision that last modified this key
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    kind: str  # "put" or "delete"
+    key: str
+    value: bytes | None
+    revision: int
+
+
+def namespace_for(cluster_id: str) -> str:
+    return f"/gateway/{cluster_id}/"
+
+
+class Store(abc.ABC):
+    """Async key-value store. Implementations: memory, local (SQLite), etcd."""
+
+    def __init__(self, namespace: str):
+        self.namespace = namespace
+
+    def _full(self, key: str) -> str:
+        return self.namespace + key
+
+    def _relative(self, full_key: str) -> str:
+        return full_key[len(self.namespace):]
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> Entry | None: ...
+
+    @abc.abstractmethod
+    async def put(self, key: str, value: bytes) -> int:
+        """Write unconditionally; returns the new revision."""
+
+    @abc.abstractmethod
+    async def create(self, key: str, value: bytes) -> int:
+        """Write only when the key is absent, else raise KeyExists."""
+
+    @abc.abstractmethod
+    async def update(self, key: str, value: bytes, revision: int) -> int:
+        """Write only when the key is still at `revision`, else raise RevisionMismatch."""
+
+    @abc.abstractmethod
+    async def delete(self, key: str, revision: int | None = None) -> bool:
+        """Remove the key; False when it was absent. With `revision`, only when unchanged."""
+
+    @abc.abstractmethod
+    async def list(self, prefix: str) -> list[Entry]:
+        """Entries whose key starts with `prefix`, sorted by key."""
+
+    @abc.abstractmethod
+    def watch(self, prefix: str) -> AsyncIterator[WatchEvent]:
+        """Events for keys under `prefix` from now on, until the iterator is closed."""
+
+    async def close(self) -> None:
+        return None
+
+    async def __aenter__(self) -> "Store":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,216 @@
+"""The embedded default: SQLite in WAL mode, one file in data_dir.
+
+Every write is one transaction committed with ``synchronous = FULL`` before it
+is acknowledged, so a ``kill -9`` loses nothing that was acknowledged.  Every
+write also appends to a short change log, which is how a watcher in one
+process sees what another process (a ``gateway`` command next to an open TUI)
+wrote.  All SQLite calls run on one worker thread that owns the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import sqlite3
+from pathlib import Path
+from typing import AsyncIterator, Callable, TypeVar
+
+from .base import Entry, KeyExists, RevisionMismatch, Store, StoreUnavailable, WatchEvent
+from .watchers import Watchers
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, revision INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS changes (revision INTEGER PRIMARY KEY, key TEXT NOT NULL, kind TEXT NOT NULL, value BLOB);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0);
+"""
+CHANGE_LOG_KEEP = 10_000
+POLL_SECONDS = 0.25
+
+
+def _prefix_end(prefix: str) -> str:
+    """The smallest string greater than every string starting with prefix."""
+    return prefix + "\U0010ffff"
+
+
+class SQLiteStore(Store):
+    def __init__(self, namespace: str, path: Path):
+        super().__init__(namespace)
+        self.path = Path(path)
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._conn: sqlite3.Connection | None = None
+        self._watchers = Watchers()
+        self._poller: asyncio.Task | None = None
+        self._seen_revision = 0
+        self._published: set[int] = set()
+
+    # ------------------------------------------------------------ plumbing
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), timeout=10, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=10000")
+            conn.executescript(_SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            try:
+                return fn(self._connect())
+            except sqlite3.DatabaseError as exc:
+                if self._conn is not None:
+                    try:
+                        self._conn.rollback()
+                    except sqlite3.Error:
+                        pass
+                raise StoreUnavailable(f"local store {self.path}: {exc}") from None
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def _write(self, conn: sqlite3.Connection, key: str, kind: str, value: bytes | None) -> int:
+        """Inside a transaction: bump the revision, apply, log. Returns the revision."""
+        revision = conn.execute("UPDATE meta SET value = value + 1 WHERE name='revision' RETURNING value").fetchone()[0]
+        if kind == "put":
+            conn.execute(
+                "INSERT INTO kv (key, value, revision) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value, revision=excluded.revision",
+                (key, value, revision),
+            )
+        else:
+            conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+        conn.execute("INSERT INTO changes (revision, key, kind, value) VALUES (?, ?, ?, ?)", (revision, key, kind, value))
+        if revision % 1000 == 0:
+            conn.execute("DELETE FROM changes WHERE revision <= ?", (revision - CHANGE_LOG_KEEP,))
+        return revision
+
+    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+        def run(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = body(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return run
+
+    def _published_event(self, kind: str, key: str, value: bytes | None, revision: int) -> None:
+        if len(self._watchers):
+            self._published.add(revision)
+        self._watchers.publish(WatchEvent(kind, self._relative(key), value, revision))
+
+    # ------------------------------------------------------------ interface
+    async def get(self, key: str) -> Entry | None:
+        full = self._full(key)
+        row = await self._run(lambda c: c.execute("SELECT value, revision FROM kv WHERE key = ?", (full,)).fetchone())
+        return Entry(key, bytes(row[0]), row[1]) if row else None
+
+    async def put(self, key: str, value: bytes) -> int:
+        full = self._full(key)
+        revision = await self._run(self._transaction(lambda c: self._write(c, full, "put", value)))
+        self._published_event("put", full, value, revision)
+        return revision
+
+    async def create(self, key: str, value: bytes) -> int:
+        full = self._full(key)
+
+        def body(c: sqlite3.Connection) -> int:
+            if c.execute("SELECT 1 FROM kv WHERE key = ?", (full,)).fetchone():
+                raise KeyExists(key)
+            return self._write(c, full, "put", value)
+
+        revision = await self._run(self._transaction(body))
+        self._published_event("put", full, value, revision)
+        return revision
+
+    async def update(self, key: str, value: bytes, revision: int) -> int:
+        full = self._full(key)
+
+        def body(c: sqlite3.Connection) -> int:
+            row = c.execute("SELECT revision FROM kv WHERE key = ?", (full,)).fetchone()
+            if row is None or row[0] != revision:
+                raise RevisionMismatch(key)
+            return self._write(c, full, "put", value)
+
+        new_revision = await self._run(self._transaction(body))
+        self._published_event("put", full, value, new_revision)
+        return new_revision
+
+    async def delete(self, key: str, revision: int | None = None) -> bool:
+        full = self._full(key)
+
+        def body(c: sqlite3.Connection) -> int | None:
+            row = c.execute("SELECT revision FROM kv WHERE key = ?", (full,)).fetchone()
+            if row is None:
+                if revision is not None:
+                    raise RevisionMismatch(key)
+                return None
+            if revision is not None and row[0] != revision:
+                raise RevisionMismatch(key)
+            return self._write(c, full, "delete", None)
+
+        new_revision = await self._run(self._transaction(body))
+        if new_revision is None:
+            return False
+        self._published_event("delete", full, None, new_revision)
+        return True
+
+    async def list(self, prefix: str) -> list[Entry]:
+        full = self._full(prefix)
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT key, value, revision FROM kv WHERE key >= ? AND key < ? ORDER BY key",
+                (full, _prefix_end(full)),
+            ).fetchall()
+        )
+        return [Entry(self._relative(k), bytes(v), r) for k, v, r in rows]
+
+    def watch(self, prefix: str) -> AsyncIterator[WatchEvent]:
+        sub = self._watchers.subscribe(prefix)
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.get_running_loop().create_task(self._poll())
+        return sub
+
+    async def _poll(self) -> None:
+        """Bring other processes' writes to this process's watchers."""
+        self._seen_revision = await self._run(
+            lambda c: c.execute("SELECT value FROM meta WHERE name='revision'").fetchone()[0]
+        )
+        while len(self._watchers):
+            await asyncio.sleep(POLL_SECONDS)
+            since = self._seen_revision
+            try:
+                rows = await self._run(
+                    lambda c: c.execute(
+                        "SELECT revision, key, kind, value FROM changes WHERE revision > ? AND key >= ? AND key < ? "
+                        "ORDER BY revision",
+                        (since, self.namespace, _prefix_end(self.namespace)),
+                    ).fetchall()
+                )
+            except StoreUnavailable:
+                continue
+            for revision, key, kind, value in rows:
+                self._seen_revision = max(self._seen_revision, revision)
+                if revision in self._published:
+                    self._published.discard(revision)
+                    continue
+                self._watchers.publish(
+                    WatchEvent(kind, self._relative(key), bytes(value) if value is not None else None, revision)
+                )
+            self._published = {r for r in self._published if r > self._seen_revision}
+
+    async def close(self) -> None:
+        self._watchers.close()
+        if self._poller is not None:
+            self._poller.cancel()
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._executor.shutdown(wait=False)

@@ -1,0 +1,66 @@
+"""`gateway`: the terminal UI with no arguments, scriptable verbs with some.
+
+Exit codes: 0 success, 1 the operation failed (not found, in use, invalid),
+2 bad usage or a bad configuration. Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from gateway_daemon.config import ConfigError, load_config, show
+from gateway_daemon.core import GatewayError
+
+from .parser import UsageError, parse
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _main(argv)
+    except UsageError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    except GatewayError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("gateway: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _main(argv: list[str]) -> int:
+    args = parse(argv)
+    config = load_config(getattr(args, "config", None))
+    if args.verb is None:
+        from ..app import run_app
+
+        return run_app(config)
+    if args.verb == "config":
+        print(show(config, args.output), end="")
+        return 0
+    return asyncio.run(_dispatch(config, args))
+
+
+async def _dispatch(config, args) -> int:
+    from gateway_daemon.bootstrap import open_gateway
+
+    from . import database, resources
+
+    handlers = {
+        "create": resources.create, "get": resources.get, "describe": resources.describe,
+        "edit": resources.edit, "delete": resources.delete,
+    }
+    gateway = await open_gateway(config, profile=getattr(args, "profile", None))
+    try:
+        if args.verb == "db":
+            return await (database.export if args.db_verb == "export" else database.import_)(gateway, args)
+        return await handlers[args.verb](gateway, args)
+    finally:
+        await gateway.close()

@@ -1,0 +1,53 @@
+"""gateway db export / import."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+import yaml
+
+from gateway_daemon.core import Gateway, InvalidArgument
+
+from gateway_daemon.console import dump_yaml
+from .resources import _read_text
+
+
+async def export(gateway: Gateway, args: argparse.Namespace) -> int:
+    text = dump_yaml(await gateway.export_db())
+    if args.output == "-":
+        sys.stdout.write(text)
+        return 0
+    # Write beside the target, then rename: a failed export never leaves half a file.
+    directory = os.path.dirname(os.path.abspath(args.output))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".gateway-export-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, args.output)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    print(f"exported to {args.output}", file=sys.stderr)
+    return 0
+
+
+async def import_(gateway: Gateway, args: argparse.Namespace) -> int:
+    text = _read_text(args.file, "import file")
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InvalidArgument(f"{args.file}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    kwargs = {"dry_run": args.dry_run}
+    if args.strict:
+        kwargs["strict"] = True
+    report = await gateway.import_db(document, **kwargs)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for line in report.lines():
+        print(line)
+    return 0

@@ -1,0 +1,211 @@
+"""create / get / describe / edit / delete for repositories, decorators, services and secrets."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from typing import Any
+
+import yaml
+
+from gateway_daemon.core import Decorator, Gateway, InvalidArgument, Repository, SecretRef, Service
+from gateway_daemon.core.resources import Resource
+
+from gateway_daemon.console import Table, emit
+from .parser import UsageError, kind_word
+
+
+def _read_text(path: str, what: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"cannot read {what} {path}: not UTF-8 text") from None
+
+
+def _load_schema(path: str) -> Any:
+    text = _read_text(path, "schema file")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as json_error:
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise InvalidArgument(
+                f"schema file {path} is neither JSON nor YAML: line {json_error.lineno}, column {json_error.colno}: "
+                f"{json_error.msg}"
+            ) from None
+
+
+def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} {item!r} is not KEY=VALUE")
+        result[key] = value
+    return result
+
+
+def _secret_value(args: argparse.Namespace, required: bool) -> str | None:
+    if args.value is not None:
+        return args.value
+    if args.value_file is not None:
+        value = _read_text(args.value_file, "value file")
+    elif not required:
+        return None
+    elif sys.stdin.isatty():
+        value = getpass.getpass(f"value of secret {args.name}: ")
+    else:
+        value = sys.stdin.read()
+    # A trailing newline from a file or a pipe is never part of the value.
+    return value[:-1] if value.endswith("\n") else value
+
+
+_CLEARABLE = {
+    "repository": {"reference": "", "private-key-name": "", "description": "", "tag": []},
+    "service": {"decorator": "", "env": {}, "secret": [], "runtime-arg": [], "requirements-file": "", "tag": [],
+                "arg-format": "--{key}={value}", "timeout": None, "description": "", "filename": "",
+                "working-dir": "."},
+}
+_FIELD_OF_FLAG = {"private-key-name": "private_key_name", "tag": "tags", "secret": "secrets",
+                  "runtime-arg": "runtime_args", "requirements-file": "requirements_file", "arg-format": "arg_format",
+                  "working-dir": "working_dir"}
+
+
+def _changes(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The fields the flags set. Used by create (all given fields) and edit (only these change)."""
+    changes: dict[str, Any] = {}
+    for flag in getattr(args, "clear", []) or []:
+        if flag not in _CLEARABLE.get(kind, {}):
+            raise UsageError(f"--clear {flag}: not a field of a {kind} that can be emptied; "
+                             f"use one of {', '.join(_CLEARABLE.get(kind, {}))}")
+        changes[_FIELD_OF_FLAG.get(flag, flag)] = _CLEARABLE[kind][flag]
+
+    def take(attr: str, field: str | None = None, convert=lambda v: v) -> None:
+        value = getattr(args, attr, None)
+        if value is not None:
+            changes[field or attr] = convert(value)
+
+    take("description")
+    if kind == "repository":
+        take("url")
+        take("reference")
+        take("private_key_name")
+        take("tag", "tags")
+    elif kind == "decorator":
+        take("schema", convert=_load_schema)
+    elif kind == "service":
+        take("repository")
+        take("working_dir")
+        take("filename")
+        take("decorator")
+        take("env", convert=lambda v: _pairs(v, "--env"))
+        take("secret", "secrets", convert=lambda v: [SecretRef.parse(s) for s in v])
+        take("runtime_arg", "runtime_args")
+        take("requirements_file")
+        take("tag", "tags")
+        take("arg_format")
+        take("timeout")
+    return changes
+
+
+# ---------------------------------------------------------------- views
+def view(resource: Resource) -> dict[str, Any]:
+    """The resource as shown to people and scripts: secrets never carry their sealed value."""
+    data = resource.to_dict()
+    data.pop("sealed", None)
+    if isinstance(resource, Service):
+        data["secrets"] = [str(ref) for ref in resource.secrets]
+    return {"kind": resource.KIND, **data}
+
+
+def table(kind: str, resources: list[Resource]) -> Table:
+    if kind == "repository":
+        t = Table(["name", "url", "reference", "tags", "description"])
+        for r in resources:
+            t.add(r.name, r.url, r.reference or "(HEAD)", r.tags, r.description)
+    elif kind == "decorator":
+        t = Table(["name", "fields", "required", "description"])
+        for r in resources:
+            schema = r.schema
+            t.add(r.name, list(schema.get("properties", {})), schema.get("required", []), r.description)
+    elif kind == "service":
+        t = Table(["name", "type", "repository", "decorator", "tags", "description"])
+        for r in resources:
+            t.add(r.name, r.type, r.repository, r.decorator, r.tags, r.description)
+    else:
+        t = Table(["name", "description", "updated"])
+        for r in resources:
+            t.add(r.name, r.description, r.updated_at)
+    return t
+
+
+# ---------------------------------------------------------------- verbs
+async def create(gateway: Gateway, args: argparse.Namespace) -> int:
+    kind = args.kind
+    if kind == "secret":
+        value = _secret_value(args, required=True)
+        resource = await gateway.create_secret(args.name, value, args.description or "")
+    else:
+        fields = _changes(kind, args)
+        if kind == "service":
+            fields["type"] = args.type
+        cls = {"repository": Repository, "decorator": Decorator, "service": Service}[kind]
+        resource = await gateway.create(cls(name=args.name, **fields))
+    if args.output == "table":
+        print(f"{kind} {resource.name} created")
+    else:
+        emit(view(resource), args.output)
+    return 0
+
+
+async def get(gateway: Gateway, args: argparse.Namespace) -> int:
+    kind = kind_word(args.kind)
+    resources = await gateway.list(kind)
+    emit([view(r) for r in resources], args.output, table(kind, resources))
+    return 0
+
+
+async def describe(gateway: Gateway, args: argparse.Namespace) -> int:
+    kind = kind_word(args.kind)
+    if args.reveal and kind != "secret":
+        raise UsageError("--reveal is for secrets only")
+    resource = await gateway.get(kind, args.name)
+    data = view(resource)
+    if args.reveal:
+        data["value"] = await gateway.reveal_secret(args.name)
+    emit(data, args.output)
+    return 0
+
+
+async def edit(gateway: Gateway, args: argparse.Namespace) -> int:
+    kind = args.kind
+    if kind == "secret":
+        value = _secret_value(args, required=False)
+        if value is None and args.description is None:
+            raise UsageError("nothing to change: give --value, --value-file or --description")
+        resource = await gateway.update_secret(args.name, value=value, description=args.description)
+    else:
+        changes = _changes(kind, args)
+        if not changes:
+            raise UsageError(f"nothing to change: give one of the flags of 'gateway edit {kind} --help'")
+        resource = await gateway.update(kind, args.name, changes)
+    if args.output == "table":
+        print(f"{kind} {resource.name} updated")
+    else:
+        emit(view(resource), args.output)
+    return 0
+
+
+async def delete(gateway: Gateway, args: argparse.Namespace) -> int:
+    kind = kind_word(args.kind)
+    await gateway.delete(kind, args.name)
+    print(f"{kind} {args.name} deleted")
+    return 0
