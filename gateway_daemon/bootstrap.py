@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .config import Config
 from .core.engine import Engine, EngineInfo
+from .core.scheduler import Limits
 from .core.secrets import SecretBox, create_key_file
 from .store import open_store
 
@@ -34,6 +35,9 @@ def secret_box(config: Config, announce=None) -> SecretBox:
 
 
 def open_engine(config: Config, announce=None) -> Engine:
+    from .execution.venvs import Venvs
+    from .execution.workspace import Workspace
+
     store = open_store(config)
     info = EngineInfo(
         mode=config.mode,
@@ -41,7 +45,17 @@ def open_engine(config: Config, announce=None) -> Engine:
         store=config.get("store", "backend"),
         cluster_id=config.cluster_id,
     )
-    return Engine(store, secret_box(config, announce), info)
+    execution = config["execution"]
+    limits = Limits(
+        max_concurrent_runs=execution.max_concurrent_runs,
+        default_timeout=execution.default_timeout,
+        output_limit=execution.output_limit,
+        kill_grace_period=execution.kill_grace_period,
+    )
+    engine = Engine(store, secret_box(config, announce), info, limits)
+    engine.scheduler.workspace = Workspace(config.data_dir, engine.reveal_secret)
+    engine.scheduler.venvs = Venvs(config.data_dir)
+    return engine
 
 
 async def open_gateway(config: Config, profile: str | None = None, announce=None):

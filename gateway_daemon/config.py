@@ -12,6 +12,7 @@ allowed.  The programs print it and exit with code 2.
 
 from __future__ import annotations
 
+import ast
 import configparser
 import os
 import re
@@ -193,6 +194,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "secrets": {
         "encrypt_key_file": Key(_path, "", "key file secrets are encrypted with"),
     },
+    "execution": {
+        "max_concurrent_runs": Key(_int_range(1, 1024, "a number of runs"), "4", "runs at once; more wait in a queue"),
+        "default_timeout": Key(_int_range(1, 604800, "seconds"), "3600", "run time limit when a service sets none"),
+        "output_limit": Key(_int_range(1024, 1073741824, "bytes"), "1048576", "stored output per run; the tail is kept"),
+        "kill_grace_period": Key(_int_range(0, 600, "seconds"), "5", "between TERM and KILL on cancel or timeout"),
+    },
     "log": {
         "level": Key(_choice(*LOG_LEVELS, upper=True), "INFO", "TRACE ... DISABLED"),
     },
@@ -278,7 +285,8 @@ def _read_file(path: str) -> configparser.ConfigParser:
     parser = configparser.ConfigParser(
         interpolation=None,
         comment_prefixes=("#", ";"),
-        inline_comment_prefixes=(" #", "\t#", " ;", "\t;"),
+        # configparser starts an inline comment only where whitespace precedes the prefix: "a#b" stays a value.
+        inline_comment_prefixes=("#", ";"),
         strict=True,
         empty_lines_in_values=False,
         default_section="\x00no-default-section",
@@ -306,7 +314,11 @@ def _read_file(path: str) -> configparser.ConfigParser:
         ) from None
     except configparser.ParsingError as exc:
         lineno, line = exc.errors[0] if exc.errors else (0, "")
-        raise ConfigError(f"{path}: line {lineno}: cannot parse {line.strip()!r}: expected key = value") from None
+        try:
+            line = ast.literal_eval(line)  # configparser keeps the line as its repr()
+        except (ValueError, SyntaxError):
+            pass
+        raise ConfigError(f"{path}: line {lineno}: cannot parse {str(line).strip()!r}: expected key = value") from None
     except configparser.Error as exc:
         raise ConfigError(f"{path}: {exc.message.splitlines()[0]}") from None
     return parser
@@ -448,7 +460,7 @@ def show(config: Config, fmt: str = "table") -> str:
         return dump_json({"file": config.file, "values": rows}) + "\n"
     if fmt == "yaml":
         return dump_yaml({"file": config.file, "values": rows})
-    table = Table(["section", "key", "value", "source"])
+    table = Table(["section", "key", "value", "source"], width=None)  # paths are shown whole
     for row in rows:
         table.add(f"[{row['section']}]", row["key"], row["value"] or '""', row["source"])
     return f"# config file: {config.file or '(none: defaults)'}\n" + table.render()

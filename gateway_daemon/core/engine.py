@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 from ..store import KeyExists, RevisionMismatch, Store, StoreUnavailable
@@ -11,6 +12,8 @@ from .decorators import Decorator
 from .errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from .repositories import Repository
 from .resources import Resource, check_name, now
+from .runs import OutputLine, Run, RunEvent
+from .scheduler import Limits, Scheduler
 from .secrets import Secret, SecretBox, check_value
 from .services import SecretRef, Service
 
@@ -49,15 +52,18 @@ class EngineInfo:
 class Engine:
     """Implements core.api.Gateway against a Store."""
 
-    def __init__(self, store: Store, secret_box: SecretBox, info: EngineInfo):
+    def __init__(self, store: Store, secret_box: SecretBox, info: EngineInfo, limits: Limits | None = None,
+                 workspace: Any = None, venvs: Any = None):
         self.store = store
         self.secret_box = secret_box
         self._info = info
+        self.scheduler = Scheduler(self, limits or Limits(), Path(info.data_dir), workspace, venvs)
 
     async def info(self) -> EngineInfo:
         return self._info
 
     async def close(self) -> None:
+        await self.scheduler.shutdown()
         await self.store.close()
 
     # ------------------------------------------------------------ storage
@@ -201,10 +207,45 @@ class Engine:
 
         return await export_document(self)
 
-    async def import_db(self, document: Any, dry_run: bool = False) -> "ImportReport":
+    async def import_db(self, document: Any, dry_run: bool = False, strict: bool = False) -> "ImportReport":
         from .transfer import import_document
 
-        return await import_document(self, document, dry_run=dry_run)
+        return await import_document(self, document, dry_run=dry_run, strict=strict)
+
+    # ------------------------------------------------------------ runs
+    async def run_service(self, name: str, inputs: dict[str, Any] | None = None,
+                          secrets: list[SecretRef] | None = None, timeout: int | None = None,
+                          started_by: str | None = None) -> AsyncIterator[RunEvent]:
+        """Start a run and follow it: a status event first (queued, with the run id), output as it comes,
+        and a final status event. Leaving the iteration early does not stop the run."""
+        with store_errors():
+            run, queue = await self.scheduler.start(name, inputs or {}, secrets or [], timeout, started_by)
+        yield RunEvent("status", run=run)
+        while True:
+            event = await queue.get()
+            if event is None:
+                return
+            yield event
+
+    async def cancel_run(self, run_id: str) -> Run:
+        with store_errors():
+            return await self.scheduler.cancel(run_id)
+
+    async def get_run(self, run_id: str) -> Run:
+        with store_errors():
+            return await self.scheduler.get(run_id)
+
+    async def list_runs(self, service: str | None = None, status: str | None = None, limit: int = 100) -> list[Run]:
+        with store_errors():
+            return await self.scheduler.list(service, status, limit)
+
+    async def run_output(self, run_id: str) -> list[OutputLine]:
+        with store_errors():
+            return await self.scheduler.output(run_id)
+
+    async def follow_run(self, run_id: str) -> AsyncIterator[RunEvent]:
+        async for event in self.scheduler.follow(run_id):
+            yield event
 
     # ------------------------------------------------------------ watching
     async def watch(self, kind: str) -> AsyncIterator[tuple[str, str]]:

@@ -12,7 +12,7 @@ import sys
 from gateway_daemon.config import ConfigError, load_config, show
 from gateway_daemon.core import GatewayError
 
-from .parser import UsageError, parse
+from .parser import UsageError, kind_word, parse
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,16 +51,26 @@ def _main(argv: list[str]) -> int:
 async def _dispatch(config, args) -> int:
     from gateway_daemon.bootstrap import open_gateway
 
-    from . import database, resources
+    from . import database, resources, runs
 
+    if args.verb == "hostkeys":
+        from . import hostkeys
+
+        return await hostkeys.run(config, args)
     handlers = {
         "create": resources.create, "get": resources.get, "describe": resources.describe,
         "edit": resources.edit, "delete": resources.delete,
+        "run": runs.run_service, "logs": runs.logs, "cancel": runs.cancel_run,
     }
+    handler = handlers.get(args.verb)
+    if args.verb in ("get", "describe", "delete") and kind_word(args.kind) == "run":
+        handler = {"get": runs.get_runs, "describe": runs.describe_run}.get(args.verb)
+        if handler is None:
+            raise UsageError("runs are kept as history and cannot be deleted one by one")
     gateway = await open_gateway(config, profile=getattr(args, "profile", None))
     try:
         if args.verb == "db":
             return await (database.export if args.db_verb == "export" else database.import_)(gateway, args)
-        return await handlers[args.verb](gateway, args)
+        return await handler(gateway, args)
     finally:
         await gateway.close()

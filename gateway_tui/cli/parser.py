@@ -15,6 +15,7 @@ KIND_WORDS = {
     "decorator": "decorator", "decorators": "decorator",
     "service": "service", "services": "service", "svc": "service",
     "secret": "secret", "secrets": "secret",
+    "run": "run", "runs": "run",
 }
 
 
@@ -106,8 +107,40 @@ def build_parser() -> Parser:
     service.add_argument("name")
     _service_flags(service, create=True)
 
-    get = _sub(verbs, "get", "list resources", output=True)
-    get.add_argument("kind", metavar="KIND", help="repositories | decorators | services | secrets")
+    get = _sub(verbs, "get", "list resources or runs", output=True)
+    get.add_argument("kind", metavar="KIND", help="repositories | decorators | services | secrets | runs")
+    get.add_argument("--service", metavar="NAME", help="runs: only of this service")
+    get.add_argument("--status", metavar="STATUS", help="runs: only with this status")
+    get.add_argument("--limit", type=int, default=50, metavar="N", help="runs: at most N, newest first (0: all)")
+
+    run = _sub(verbs, "run", "run a service and stream its output")
+    run_kinds = run.add_subparsers(dest="kind", metavar="service", required=True, parser_class=Parser)
+    run_service = _sub(run_kinds, "service", "run a service", output=True)
+    run_service.add_argument("name")
+    run_service.add_argument("--set", action="append", metavar="KEY=VALUE", help="an input; repeatable")
+    run_service.add_argument("--set-secret", action="append", metavar="name=SECRET,type=env,target=ENV_VAR",
+                             help="a secret for this run, over the service's; repeatable")
+    run_service.add_argument("--timeout", type=int, metavar="SECONDS", help="time limit for this run")
+
+    logs = _sub(verbs, "logs", "print a run's output")
+    logs.add_argument("run_id", metavar="RUN_ID")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the run ends")
+
+    cancel = _sub(verbs, "cancel", "cancel a queued or running run")
+    cancel_kinds = cancel.add_subparsers(dest="kind", metavar="run", required=True, parser_class=Parser)
+    cancel_run = _sub(cancel_kinds, "run", "cancel a run")
+    cancel_run.add_argument("run_id", metavar="RUN_ID")
+
+    hostkeys = _sub(verbs, "hostkeys", "SSH host keys the gateway trusts for git over ssh")
+    hostkey_verbs = hostkeys.add_subparsers(dest="hostkeys_verb", metavar="add|get|delete", required=True,
+                                            parser_class=Parser)
+    add = _sub(hostkey_verbs, "add", "fetch a host's keys (ssh-keyscan) and trust them")
+    add.add_argument("host")
+    add.add_argument("--port", type=int, default=22)
+    _sub(hostkey_verbs, "get", "list the trusted host keys", output=True)
+    remove = _sub(hostkey_verbs, "delete", "stop trusting a host's keys")
+    remove.add_argument("host")
+    remove.add_argument("--port", type=int, default=22)
 
     describe = _sub(verbs, "describe", "show one resource", output=True)
     describe.add_argument("kind", metavar="KIND")
@@ -146,12 +179,34 @@ def kind_word(word: str) -> str:
         return KIND_WORDS[word.lower()]
     except KeyError:
         raise UsageError(
-            f"unknown kind {word!r}; use repositories, decorators, services or secrets"
+            f"unknown kind {word!r}; use repositories, decorators, services, secrets or runs"
         ) from None
 
 
+# Options whose values usually start with '-' (`--runtime-arg -i`, `--arg-format '--{key}={value}'`):
+# argparse would take such a value for an option, so the pair is joined as `--option=value` first.
+DASH_VALUED = ("--runtime-arg", "--arg-format")
+
+
+def join_dash_values(argv: list[str]) -> list[str]:
+    joined: list[str] = []
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word == "--":
+            joined.extend(argv[index:])
+            break
+        if word in DASH_VALUED and index + 1 < len(argv):
+            joined.append(f"{word}={argv[index + 1]}")
+            index += 2
+            continue
+        joined.append(word)
+        index += 1
+    return joined
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
-    return build_parser().parse_args(argv)
+    return build_parser().parse_args(join_dash_values(argv))
 
 
 def print_usage_error(error: UsageError) -> None:

@@ -1,0 +1,123 @@
+"""What a run through the gateway costs over running the script directly.
+
+    .venv/bin/python bench/run_overhead.py [-n 30]
+
+Interleaves N runs of a trivial python-script service through the engine (local
+mode, SQLite store) with N runs of `python3 main.py` in the same tree, and prints
+the medians, their ratio and the absolute overhead: for a repository pinned to a
+commit (no fetch), for one that follows a branch (a fetch per run), and with a
+requirements.txt (warm venv).  Then runs per second at 4 concurrent.
+Target: at most 10 ms added per run, warm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gateway_daemon.bootstrap import open_engine  # noqa: E402
+from gateway_daemon.config import load_config  # noqa: E402
+from gateway_daemon.core import Repository, Service  # noqa: E402
+
+GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com", "GIT_COMMITTER_NAME": "b",
+           "GIT_COMMITTER_EMAIL": "b@example.com"}
+
+
+def make_repo(root: Path, wheel_dir: Path) -> tuple[Path, str]:
+    repo = root / "origin"
+    (repo / "plain").mkdir(parents=True)
+    (repo / "plain" / "main.py").write_text('print("hello")\n')
+    (repo / "withreq").mkdir()
+    (repo / "withreq" / "main.py").write_text('import benchdep\nprint("hello", benchdep.X)\n')
+    pkg = root / "benchdep"
+    (pkg / "benchdep").mkdir(parents=True)
+    (pkg / "benchdep" / "__init__.py").write_text("X = 1\n")
+    (pkg / "pyproject.toml").write_text('[build-system]\nrequires=["setuptools"]\nbuild-backend="setuptools.build_meta"\n'
+                                        '[project]\nname="benchdep"\nversion="1"\n')
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(wheel_dir), str(pkg)], check=True, capture_output=True)
+    wheel = next(wheel_dir.glob("*.whl"))
+    (repo / "withreq" / "requirements.txt").write_text(f"{wheel}\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "bench"]):
+        subprocess.run(["git", *args], cwd=repo, env=GIT_ENV, check=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    return repo, commit
+
+
+async def through_gateway(engine, service: str) -> float:
+    started = time.perf_counter()
+    final = None
+    async for event in engine.run_service(service):
+        if event.kind == "status":
+            final = event.run
+    elapsed = time.perf_counter() - started
+    assert final is not None and final.status == "succeeded", final
+    return elapsed
+
+
+def directly(python: str, script: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run([python, str(script)], cwd=script.parent, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def report(label: str, gateway: list[float], direct: list[float]) -> None:
+    g, d = statistics.median(gateway), statistics.median(direct)
+    print(f"{label:<34} gateway {g * 1000:7.1f} ms   direct {d * 1000:7.1f} ms   "
+          f"ratio {g / d:5.2f}   overhead {(g - d) * 1000:6.1f} ms")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=30, help="runs of each kind")
+    n = parser.parse_args().n
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        repo, commit = make_repo(root, root / "wheels")
+        config_file = root / "gateway.conf"
+        config_file.write_text("[execution]\nmax_concurrent_runs = 4\n")
+        config = load_config(str(config_file), environ={"GATEWAY_APPLICATION_DATA_DIR": str(root / "data")})
+        engine = open_engine(config, announce=lambda text: None)
+        await engine.create(Repository(name="pinned", url=str(repo), reference=commit))
+        await engine.create(Repository(name="branch", url=str(repo), reference="main"))
+        for name, repository, workdir in (("plain", "pinned", "plain"), ("plain-branch", "branch", "plain"),
+                                          ("withreq", "pinned", "withreq")):
+            await engine.create(Service(name=name, type="python-script", repository=repository, working_dir=workdir,
+                                        filename="main.py"))
+        venv_python = None
+        for service in ("plain", "plain-branch", "withreq"):  # warm: clone, snapshot, venv
+            await through_gateway(engine, service)
+        venv_python = next((root / "data").glob("venvs/*/bin/python"), None)
+        print(f"{n} runs each, interleaved; python {sys.version.split()[0]}; medians\n")
+        cases = (("trivial script, pinned commit", "plain", sys.executable, repo / "plain" / "main.py"),
+                 ("trivial script, branch (fetch)", "plain-branch", sys.executable, repo / "plain" / "main.py"),
+                 ("requirements.txt, warm venv", "withreq", str(venv_python or sys.executable),
+                  repo / "withreq" / "main.py"))
+        for label, service, python, script in cases:
+            gateway_times, direct_times = [], []
+            for _ in range(n):
+                gateway_times.append(await through_gateway(engine, service))
+                direct_times.append(directly(python, script))
+            report(label, gateway_times, direct_times)
+
+        for concurrency in (1, 4):
+            total = max(n, 8)
+            started = time.perf_counter()
+            for batch in range(0, total, concurrency):
+                await asyncio.gather(*(through_gateway(engine, "plain") for _ in range(min(concurrency, total - batch))))
+            elapsed = time.perf_counter() - started
+            print(f"throughput at {concurrency} concurrent: {total / elapsed:6.1f} runs/s ({total} runs)")
+        await engine.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

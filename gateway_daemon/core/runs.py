@@ -1,0 +1,185 @@
+"""Runs: the record of one execution of a service, its events, and its inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import secrets as random
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from .decorators import input_errors
+from .errors import InvalidArgument
+from .secrets import MASK
+
+QUEUED, RUNNING = "queued", "running"
+SUCCEEDED, FAILED, CANCELLED, TIMED_OUT, INTERRUPTED = "succeeded", "failed", "cancelled", "timed-out", "interrupted"
+STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, TIMED_OUT, INTERRUPTED)
+FINAL = (SUCCEEDED, FAILED, CANCELLED, TIMED_OUT, INTERRUPTED)
+RUN_ID_RE = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
+
+
+def new_run_id() -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{random.token_hex(3)}"
+
+
+def check_run_id(run_id: str) -> None:
+    if not isinstance(run_id, str) or not RUN_ID_RE.fullmatch(run_id):
+        raise InvalidArgument(f"run id {run_id!r} is not valid (it looks like 20260101-120000-a1b2c3)")
+
+
+@dataclasses.dataclass
+class Run:
+    id: str
+    service: str
+    service_type: str = ""
+    inputs: dict[str, Any] = dataclasses.field(default_factory=dict)  # secret values masked
+    started_by: str = ""
+    status: str = QUEUED
+    reason: str = ""  # why it waits, or why it failed
+    created_at: float = dataclasses.field(default_factory=time.time)
+    started_at: float | None = None
+    ended_at: float | None = None
+    exit_code: int | None = None
+    commit: str = ""
+    runner: str = ""
+    output_lines: int = 0  # lines produced in all
+    output_dropped: int = 0  # lines cut from the stored output (the tail is kept)
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.ended_at or time.time()) - self.started_at
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["duration"] = None if self.duration is None else round(self.duration, 3)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Run":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def encode(self) -> bytes:
+        return json.dumps(dataclasses.asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "Run":
+        return cls.from_dict(json.loads(raw))
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputLine:
+    stream: str  # "stdout", "stderr" or "gateway" (the gateway's own progress notes)
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RunEvent:
+    """What a run tells whoever follows it.
+
+    kind: "status" (run holds the record as it is now: queued with a reason,
+    running, or final) or "output" (lines holds new output lines).
+    """
+
+    kind: str
+    run: Run | None = None
+    lines: tuple[OutputLine, ...] = ()
+
+
+# ---------------------------------------------------------------- inputs
+def parse_set(items: list[str]) -> dict[str, str]:
+    """--set key=value ... -> {key: value}; values stay text until coerced by the schema."""
+    result: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidArgument(f"--set {item!r} is not key=value")
+        result[key.strip()] = value
+    return result
+
+
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def _coerce(value: Any, schema: dict[str, Any]) -> Any:
+    """Text from --set or a form field -> the type the schema asks for; unchanged when it can't."""
+    if not isinstance(value, str):
+        return value
+    kinds = schema.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    text = value.strip()
+    for kind in kinds:
+        try:
+            if kind == "integer" and re.fullmatch(r"[+-]?\d+", text):
+                return int(text)
+            if kind == "number":
+                return float(text) if any(c in text for c in ".eE") else int(text)
+            if kind == "boolean" and text.lower() in _BOOLS:
+                return _BOOLS[text.lower()]
+            if kind in ("array", "object"):
+                parsed = json.loads(text)
+                if isinstance(parsed, list if kind == "array" else dict):
+                    return parsed
+            if kind == "null" and text.lower() in ("null", ""):
+                return None
+        except ValueError:
+            continue
+    return value
+
+
+def prepare_inputs(schema: dict[str, Any] | None, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Coerce by the decorator's schema, fill defaults, and check; every failing field in one error."""
+    if schema is None:
+        return dict(inputs)
+    properties = schema.get("properties", {}) if isinstance(schema.get("properties"), dict) else {}
+    result = {key: _coerce(value, properties.get(key, {})) for key, value in inputs.items()}
+    for key, prop in properties.items():
+        if key not in result and isinstance(prop, dict) and "default" in prop:
+            result[key] = prop["default"]
+    errors = input_errors(schema, result)
+    if errors:
+        raise InvalidArgument(f"inputs do not match the decorator: {'; '.join(errors)}")
+    return result
+
+
+def secret_fields(schema: dict[str, Any] | None) -> set[str]:
+    """Decorator fields meant to be hidden (writeOnly, or format password)."""
+    if not schema:
+        return set()
+    props = schema.get("properties", {})
+    return {
+        key for key, prop in props.items()
+        if isinstance(prop, dict) and (prop.get("writeOnly") or prop.get("format") == "password")
+    }
+
+
+class Masker:
+    """Replaces secret values with ****** in text. Longer values first, so no part of one leaks."""
+
+    def __init__(self, values: list[str]):
+        values = sorted({v for v in values if v}, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(v) for v in values)) if values else None
+
+    def __call__(self, text: str) -> str:
+        return self._pattern.sub(MASK, text) if self._pattern else text
+
+    def inputs(self, inputs: dict[str, Any], hidden: set[str]) -> dict[str, Any]:
+        masked = {}
+        for key, value in inputs.items():
+            if key in hidden:
+                masked[key] = MASK
+            elif isinstance(value, str):
+                masked[key] = self(value)
+            else:
+                masked[key] = json.loads(self(json.dumps(value))) if self._pattern else value
+        return masked

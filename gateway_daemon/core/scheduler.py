@@ -1,0 +1,392 @@
+"""The life of a run: queue, workspace, process, output, record.
+
+Records live in the store: ``runs/<id>`` holds the run, ``run-output/<id>/<seq>``
+hold its output in chunks (written a few times a second, so a follower in
+another process sees it live), capped at ``output_limit`` bytes with the tail
+kept.  A cancel from anywhere is a ``run-cancel/<id>`` key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, AsyncIterator
+
+from ..store import Store
+from .errors import FailedPrecondition, GatewayError, InvalidArgument, NotFound
+from .runs import (CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, TIMED_OUT, Masker, OutputLine, Run, RunEvent,
+                   check_run_id, new_run_id, prepare_inputs, secret_fields)
+from .services import SecretRef, Service
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+FLUSH_SECONDS = 0.25
+FLUSH_LINES = 500
+SUBSCRIBER_QUEUE = 2000
+
+
+@dataclass
+class Limits:
+    max_concurrent_runs: int = 4
+    default_timeout: int = 3600
+    output_limit: int = 1024 * 1024
+    kill_grace_period: float = 5.0
+
+
+def run_key(run_id: str) -> str:
+    return f"runs/{run_id}"
+
+
+def output_prefix(run_id: str) -> str:
+    return f"run-output/{run_id}/"
+
+
+def cancel_key(run_id: str) -> str:
+    return f"run-cancel/{run_id}"
+
+
+class _Active:
+    """A run this process is executing: its record, followers and stop switch."""
+
+    def __init__(self, run: Run, revision: int):
+        self.run = run
+        self.revision = revision
+        self.subscribers: list[asyncio.Queue] = []
+        self.task: asyncio.Task | None = None
+        self.cancel_requested = False
+        self.process = None
+
+    def publish(self, event: RunEvent) -> None:
+        for queue in list(self.subscribers):
+            if queue.full():  # a slow follower loses lines, never the gateway
+                continue
+            queue.put_nowait(event)
+
+
+class _OutputSink:
+    """Buffers lines, writes chunks to the store, keeps only the tail within the limit."""
+
+    def __init__(self, store: Store, active: _Active, masker: Masker, limit: int):
+        self.store = store
+        self.active = active
+        self.masker = masker
+        self.limit = limit
+        self.buffer: list[OutputLine] = []
+        self.seq = 0
+        self.chunks: list[tuple[int, int, int]] = []  # (seq, bytes, lines) stored, oldest first
+        self.stored_bytes = 0
+        self.last_flush = time.monotonic()
+
+    async def line(self, stream: str, text: str) -> None:
+        line = OutputLine(stream, self.masker(text))
+        self.buffer.append(line)
+        self.active.run.output_lines += 1
+        self.active.publish(RunEvent("output", lines=(line,)))
+        if len(self.buffer) >= FLUSH_LINES or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+            await self.flush()
+
+    async def flush(self) -> None:
+        self.last_flush = time.monotonic()
+        if not self.buffer:
+            return
+        lines, self.buffer = self.buffer, []
+        data = json.dumps([[l.stream, l.text] for l in lines], separators=(",", ":")).encode()
+        seq, self.seq = self.seq, self.seq + 1
+        await self.store.put(f"{output_prefix(self.active.run.id)}{seq:08d}", data)
+        self.chunks.append((seq, len(data), len(lines)))
+        self.stored_bytes += len(data)
+        while self.stored_bytes > self.limit and len(self.chunks) > 1:
+            old_seq, size, count = self.chunks.pop(0)
+            await self.store.delete(f"{output_prefix(self.active.run.id)}{old_seq:08d}")
+            self.stored_bytes -= size
+            self.active.run.output_dropped += count
+
+
+class Scheduler:
+    def __init__(self, engine: "Engine", limits: Limits, data_dir: Path, workspace: Any, venvs: Any):
+        self.engine = engine
+        self.store: Store = engine.store
+        self.limits = limits
+        self.data_dir = data_dir
+        self.workspace = workspace
+        self.venvs = venvs
+        self._active: dict[str, _Active] = {}
+        self._waiting: list[str] = []  # run ids in queue order
+        self._running = 0
+        self._slot_freed = asyncio.Condition()
+        self._cancel_watch: asyncio.Task | None = None
+
+    # ------------------------------------------------------------ records
+    async def _save(self, active: _Active) -> None:
+        active.revision = await self.store.put(run_key(active.run.id), active.run.encode())
+
+    async def _set(self, active: _Active, **changes: Any) -> None:
+        for key, value in changes.items():
+            setattr(active.run, key, value)
+        await self._save(active)
+        active.publish(RunEvent("status", run=replace(active.run)))
+
+    # ------------------------------------------------------------ starting
+    async def start(self, name: str, inputs: dict[str, Any], run_secrets: list[SecretRef], timeout: int | None,
+                    started_by: str | None = None) -> tuple[Run, asyncio.Queue]:
+        """Check everything, record the run as queued, and start it. Returns the run and its event queue."""
+        service, _ = await self.engine._load("service", name)
+        assert isinstance(service, Service)
+        schema = None
+        if service.decorator:
+            decorator, _ = await self.engine._load("decorator", service.decorator)
+            schema = decorator.schema  # type: ignore[attr-defined]
+        values = prepare_inputs(schema, inputs)
+        if timeout is not None and not 1 <= timeout <= 7 * 86400:
+            raise InvalidArgument(f"timeout {timeout} is not valid: 1 to 604800 seconds")
+        refs = {ref.target: ref for ref in service.secrets}
+        refs.update({ref.target: ref for ref in run_secrets})
+        secret_values = {}
+        for ref in refs.values():
+            secret_values[ref.target] = await self.engine.reveal_secret(ref.name)
+        repository, _ = await self.engine._load("repository", service.repository)
+        masker = Masker(list(secret_values.values()))
+        booleans = {k for k, p in (schema or {}).get("properties", {}).items()
+                    if isinstance(p, dict) and p.get("type") == "boolean"}
+        run = Run(
+            id=new_run_id(), service=service.name, service_type=service.type,
+            inputs=masker.inputs(values, secret_fields(schema)),
+            started_by=started_by or _who(), status=QUEUED,
+        )
+        active = _Active(run, 0)
+        queue: asyncio.Queue = asyncio.Queue(SUBSCRIBER_QUEUE)
+        active.subscribers.append(queue)
+        self._active[run.id] = active
+        try:
+            await self._save(active)
+        except Exception:
+            del self._active[run.id]
+            raise
+        self._ensure_cancel_watch()
+        active.task = asyncio.get_running_loop().create_task(
+            self._execute(active, service, repository, values, booleans, secret_values, masker,
+                          timeout or service.timeout or self.limits.default_timeout)
+        )
+        return replace(run), queue
+
+    def _ensure_cancel_watch(self) -> None:
+        if self._cancel_watch is None or self._cancel_watch.done():
+            self._cancel_watch = asyncio.get_running_loop().create_task(self._watch_cancels())
+
+    async def _watch_cancels(self) -> None:
+        with contextlib.suppress(Exception):
+            async for event in self.store.watch("run-cancel/"):
+                if event.kind == "put":
+                    run_id = event.key.split("/", 1)[1]
+                    if run_id in self._active:
+                        await self.cancel(run_id)
+
+    # ------------------------------------------------------------ queue
+    async def _acquire(self, active: _Active) -> bool:
+        """Wait for a free slot in queue order; False when the run was cancelled while waiting."""
+        self._waiting.append(active.run.id)
+        try:
+            async with self._slot_freed:
+                while True:
+                    if active.cancel_requested:
+                        return False
+                    position = self._waiting.index(active.run.id)
+                    if self._running < self.limits.max_concurrent_runs and position == 0:
+                        break
+                    reason = (f"waiting: position {position + 1} in the queue, "
+                              f"{self._running} of {self.limits.max_concurrent_runs} runs at once already running")
+                    if active.run.reason != reason:
+                        await self._set(active, reason=reason)
+                    await self._slot_freed.wait()
+            self._running += 1
+            return True
+        finally:
+            self._waiting.remove(active.run.id)
+            async with self._slot_freed:
+                self._slot_freed.notify_all()
+
+    async def _release(self) -> None:
+        self._running -= 1
+        async with self._slot_freed:
+            self._slot_freed.notify_all()
+
+    # ------------------------------------------------------------ running
+    async def _execute(self, active: _Active, service: Service, repository: Any, inputs: dict[str, Any],
+                       booleans: set[str], secret_values: dict[str, str], masker: Masker, timeout: int) -> None:
+        from ..execution.commands import build, child_environment
+        from ..execution.process import Process
+
+        sink = _OutputSink(self.store, active, masker, self.limits.output_limit)
+        run_dir: Path | None = None
+        acquired = False
+        final: dict[str, Any] = {}
+        try:
+            acquired = await self._acquire(active)
+            if not acquired:
+                final = dict(status=CANCELLED, reason="cancelled while queued")
+                return
+            await self._set(active, status=RUNNING, reason="", started_at=time.time())
+
+            def progress(text: str) -> None:
+                active.publish(RunEvent("output", lines=(OutputLine("gateway", masker(text)),)))
+
+            runs_dir = self.data_dir / "runs"
+            runs_dir.mkdir(parents=True, exist_ok=True)
+            run_dir = Path(tempfile.mkdtemp(prefix=f"{active.run.id}-", dir=runs_dir))
+            tree = run_dir / "tree"
+            active.run.commit = await self.workspace.prepare(repository, tree, progress)
+            workdir = tree / (service.working_dir or ".")
+            if not workdir.is_dir():
+                raise FailedPrecondition(f"service {service.name}: working dir {service.working_dir} "
+                                         f"not found in repository {repository.name}")
+            python = sys.executable  # other types: the gateway's own bin directory leads PATH
+            if service.type == "python-script":
+                requirements = workdir / (service.requirements_file or "requirements.txt")
+                python = str(await self.venvs.python_for(requirements if requirements.is_file() else None, progress))
+            extra_env = dict(service.env)
+            if service.type == "ansible-playbook":
+                collections = (workdir / service.script).parent / "requirements.yml"
+                if collections.is_file():
+                    path = await self.venvs.collections_for(collections, progress)
+                    extra_env["ANSIBLE_COLLECTIONS_PATH"] = str(path)
+            steps = build(service, workdir, inputs, booleans, python)
+            tmp = run_dir / "tmp"
+            tmp.mkdir()
+            env = child_environment({**extra_env, **secret_values}, tmp, python)
+            outcome = None
+            deadline = time.monotonic() + timeout
+            for argv in steps:
+                process = Process(argv, str(workdir), env)
+                active.process = process
+                await process.start()
+                if active.cancel_requested:
+                    process.stop("cancel", self.limits.kill_grace_period)
+                outcome = await process.run(sink.line, max(0.0, deadline - time.monotonic()),
+                                            self.limits.kill_grace_period)
+                if outcome.stopped or outcome.exit_code != 0:
+                    break
+            assert outcome is not None
+            if outcome.stopped == "timeout":
+                final = dict(status=TIMED_OUT, reason=f"stopped after the {timeout} s time limit",
+                             exit_code=outcome.exit_code)
+            elif outcome.stopped == "cancel" or active.cancel_requested:
+                final = dict(status=CANCELLED, reason="cancelled", exit_code=outcome.exit_code)
+            else:
+                final = dict(status=SUCCEEDED if outcome.exit_code == 0 else FAILED, exit_code=outcome.exit_code,
+                             reason="" if outcome.exit_code == 0 else f"exited with code {outcome.exit_code}")
+        except GatewayError as exc:
+            await sink.line("gateway", str(exc))
+            final = dict(status=FAILED, reason=str(exc))
+        except asyncio.CancelledError:
+            final = dict(status=CANCELLED, reason="the gateway stopped")
+            raise
+        except Exception as exc:  # a bug must end the run, not leave it "running"
+            final = dict(status=FAILED, reason=f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            active.process = None
+            if acquired:
+                await self._release()
+            with contextlib.suppress(Exception):
+                await sink.flush()
+            if run_dir is not None:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            with contextlib.suppress(Exception):
+                await self._set(active, ended_at=time.time(), **final)
+            with contextlib.suppress(Exception):
+                await self.store.delete(cancel_key(active.run.id))
+            for queue in active.subscribers:
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(None)
+            self._active.pop(active.run.id, None)
+
+    # ------------------------------------------------------------ control and reading
+    async def cancel(self, run_id: str) -> Run:
+        check_run_id(run_id)
+        active = self._active.get(run_id)
+        if active is None:
+            run = await self.get(run_id)
+            if run.finished:
+                raise FailedPrecondition(f"run {run_id} has already ended ({run.status})")
+            await self.store.put(cancel_key(run_id), b"1")  # the process running it stops it
+            return run
+        active.cancel_requested = True
+        if active.process is not None:
+            active.process.stop("cancel", self.limits.kill_grace_period)
+        else:
+            async with self._slot_freed:
+                self._slot_freed.notify_all()
+        return replace(active.run)
+
+    async def get(self, run_id: str) -> Run:
+        check_run_id(run_id)
+        entry = await self.store.get(run_key(run_id))
+        if entry is None:
+            raise NotFound(f"run {run_id!r} not found")
+        return Run.decode(entry.value)
+
+    async def list(self, service: str | None = None, status: str | None = None, limit: int = 100) -> list[Run]:
+        runs = [Run.decode(e.value) for e in await self.store.list("runs/")]
+        runs = [r for r in runs if (not service or r.service == service) and (not status or r.status == status)]
+        runs.sort(key=lambda r: r.id, reverse=True)
+        return runs[:limit] if limit else runs
+
+    async def output(self, run_id: str) -> list[OutputLine]:
+        await self.get(run_id)
+        lines = []
+        for entry in await self.store.list(output_prefix(run_id)):
+            lines.extend(OutputLine(s, t) for s, t in json.loads(entry.value))
+        return lines
+
+    async def follow(self, run_id: str) -> AsyncIterator[RunEvent]:
+        """Stored output, then live output until the run ends; works for a run in any process."""
+        check_run_id(run_id)
+        watch = self.store.watch(f"run")  # runs/<id> and run-output/<id>/ both start with "run"
+        try:
+            run = await self.get(run_id)
+            yield RunEvent("status", run=run)
+            seen: set[str] = set()
+            entries = await self.store.list(output_prefix(run_id))
+            for entry in entries:
+                seen.add(entry.key)
+                yield RunEvent("output", lines=tuple(OutputLine(s, t) for s, t in json.loads(entry.value)))
+            if run.finished:
+                return
+            async for event in watch:
+                if event.kind != "put":
+                    continue
+                if event.key == run_key(run_id):
+                    run = Run.decode(event.value)
+                    yield RunEvent("status", run=run)
+                    if run.finished:
+                        return
+                elif event.key.startswith(output_prefix(run_id)) and event.key not in seen:
+                    seen.add(event.key)
+                    yield RunEvent("output", lines=tuple(OutputLine(s, t) for s, t in json.loads(event.value)))
+        finally:
+            await watch.aclose()  # type: ignore[attr-defined]
+
+    async def shutdown(self) -> None:
+        for active in list(self._active.values()):
+            if active.task is not None:
+                active.task.cancel()
+        tasks = [a.task for a in self._active.values() if a.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._cancel_watch is not None:
+            self._cancel_watch.cancel()
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"

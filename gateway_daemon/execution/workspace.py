@@ -1,0 +1,251 @@
+"""Repositories on disk: one cached bare clone per repository, one clean tree per run.
+
+Layout under ``data_dir``::
+
+    repos/<name>-<hash of url>.git   bare clone, fetched with the git CLI
+    snapshots/<commit>/              the files of one commit, extracted once
+    known_hosts                      the SSH host keys the gateway trusts
+
+A run gets its own copy of the snapshot of its commit, so concurrent runs of
+one service never see each other's files, and no run pays for a git checkout
+once its commit has been seen.  A branch (or the remote's HEAD) is fetched
+before every run; a pinned commit already in the clone is not fetched again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shlex
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from ..core.errors import FailedPrecondition
+from .hostkeys import HostKeys, ssh_host
+
+Progress = Callable[[str], None]
+Reveal = Callable[[str], Awaitable[str]]
+
+# Transports git may use; ext:: and fd:: run commands and are never allowed.
+ALLOWED_PROTOCOLS = "file:https:http:ssh"
+FETCH_TIMEOUT = 300.0
+_COMMIT_RE = re.compile(r"^[0-9a-fA-F]{40}([0-9a-fA-F]{24})?$")
+FETCH_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+HEAD:refs/gateway/HEAD")
+
+
+class GitFailed(Exception):
+    def __init__(self, stderr: str):
+        super().__init__(stderr)
+        self.stderr = stderr
+
+    def last_line(self) -> str:
+        lines = [line.strip() for line in self.stderr.splitlines() if line.strip()]
+        meaningful = [line for line in lines if line.lower().startswith(("fatal", "error"))]
+        text = (meaningful or lines or ["git failed"])[-1]
+        return text.removeprefix("fatal: ").removeprefix("error: ")
+
+
+def _flock(path: Path) -> int:
+    """A blocking exclusive lock on `path` (called in a thread); returns the fd to close."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+@contextlib.asynccontextmanager
+async def file_lock(path: Path, local: asyncio.Lock):
+    """Exclusive across tasks (the asyncio lock) and processes (flock on the file)."""
+    async with local:
+        fd = await asyncio.to_thread(_flock, path)
+        try:
+            yield
+        finally:
+            os.close(fd)
+
+
+class Workspace:
+    def __init__(self, data_dir: Path, reveal_secret: Reveal):
+        self.data_dir = Path(data_dir)
+        self.clones = self.data_dir / "repos"
+        self.snapshots = self.data_dir / "snapshots"
+        self.host_keys = HostKeys(self.data_dir)
+        self._reveal = reveal_secret
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    def clone_dir(self, repository) -> Path:
+        digest = hashlib.sha256(repository.url.encode()).hexdigest()[:12]
+        return self.clones / f"{repository.name}-{digest}.git"
+
+    # ------------------------------------------------------------ public
+    async def prepare(self, repository, tree: Path, progress: Progress) -> str:
+        """Put the files of the repository's reference into `tree` (new); return the commit."""
+        commit = await self.resolve(repository, progress)
+        snapshot = await self._snapshot(repository, commit)
+        await asyncio.to_thread(shutil.copytree, snapshot, tree, symlinks=True)
+        return commit
+
+    async def resolve(self, repository, progress: Progress) -> str:
+        """Fetch as needed and return the full commit id the repository's reference names now."""
+        clone = self.clone_dir(repository)
+        async with file_lock(clone.with_suffix(".lock"), self._lock(str(clone))):
+            fresh = not (clone / "HEAD").is_file()
+            if fresh:
+                progress(f"cloning repository {repository.name} from {repository.url}")
+                await self._init(clone, repository)
+            reference = repository.reference
+            if not fresh and _COMMIT_RE.match(reference or ""):
+                commit = await self._rev_parse(clone, reference)
+                if commit:
+                    return commit  # a pinned commit we already have: no network at all
+            await self._fetch(clone, repository)
+            commit = await self._reference_commit(clone, reference)
+            if not commit:
+                what = f"reference {reference!r}" if reference else "a default branch (HEAD)"
+                raise FailedPrecondition(f"repository {repository.name}: {what} not found in {repository.url}")
+            return commit
+
+    # ------------------------------------------------------------ git
+    def _env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            GIT_ALLOW_PROTOCOL=ALLOWED_PROTOCOLS,
+            GIT_TERMINAL_PROMPT="0",
+            GIT_ASKPASS="/bin/false" if os.path.exists("/bin/false") else "false",
+            GIT_CONFIG_NOSYSTEM="1",
+            LC_ALL="C",
+        )
+        env.pop("GIT_SSH", None)
+        env.pop("GIT_DIR", None)
+        env.update(extra or {})
+        return env
+
+    async def _git(self, clone: Path, *args: str, env: dict[str, str] | None = None,
+                   timeout: float = FETCH_TIMEOUT) -> str:
+        process = await asyncio.create_subprocess_exec(
+            "git", "--git-dir", str(clone), *args,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=env or self._env(), start_new_session=True,
+        )
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), timeout)
+        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, 9)
+            await process.wait()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise GitFailed(f"fatal: git {args[0]} took longer than {timeout:.0f} s") from None
+        if process.returncode != 0:
+            raise GitFailed(err.decode("utf-8", "replace"))
+        return out.decode("utf-8", "replace").strip()
+
+    async def _init(self, clone: Path, repository) -> None:
+        tmp = Path(tempfile.mkdtemp(prefix=".init-", dir=self.clones))
+        try:
+            await self._git(tmp, "init", "--bare", "--quiet")
+            await self._git(tmp, "config", "remote.origin.url", repository.url)
+            os.replace(tmp, clone)  # under the clone's lock: nobody else makes it meanwhile
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    async def _fetch(self, clone: Path, repository) -> None:
+        env, key_file = await self._ssh_env(repository)
+        try:
+            await self._git(clone, "fetch", "--quiet", "--prune", "--no-tags", "--", repository.url,
+                            *FETCH_REFSPECS, env=env)
+        except GitFailed as failed:
+            raise self._fetch_error(repository, failed) from None
+        finally:
+            if key_file is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    key_file.unlink()
+
+    def _fetch_error(self, repository, failed: GitFailed) -> FailedPrecondition:
+        text = failed.stderr
+        host = ssh_host(repository.url)
+        if host and ("Host key verification failed" in text or "host key is known" in text.lower()
+                     or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text):
+            name, port = host
+            add = f"gateway hostkeys add {name}" + (f" --port {port}" if port != 22 else "")
+            if "HAS CHANGED" in text:
+                return FailedPrecondition(
+                    f"repository {repository.name}: the ssh host key of {name} has CHANGED since it was trusted; "
+                    f"if that is expected, run: gateway hostkeys delete {name} && {add}")
+            return FailedPrecondition(
+                f"repository {repository.name}: the ssh host key of {name} is not trusted yet; "
+                f"check its fingerprint, then run: {add}")
+        return FailedPrecondition(f"repository {repository.name}: cannot fetch {repository.url}: {failed.last_line()}")
+
+    async def _ssh_env(self, repository) -> tuple[dict[str, str], Path | None]:
+        """For ssh URLs: strict host keys from our known_hosts, and the private key in a 0600 file."""
+        if ssh_host(repository.url) is None:
+            return self._env(), None
+        self.host_keys.path.parent.mkdir(parents=True, exist_ok=True)
+        self.host_keys.path.touch(exist_ok=True)
+        options = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+                   "-o", f"UserKnownHostsFile={self.host_keys.path}", "-o", "GlobalKnownHostsFile=/dev/null",
+                   "-o", "ConnectTimeout=20", "-F", "/dev/null"]
+        key_file = None
+        if repository.private_key_name:
+            value = await self._reveal(repository.private_key_name)
+            keys = self.data_dir / "tmp"
+            keys.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, name = tempfile.mkstemp(prefix="key-", dir=keys)  # mkstemp makes it 0600
+            with os.fdopen(fd, "w") as handle:
+                handle.write(value if value.endswith("\n") else value + "\n")
+            key_file = Path(name)
+            options += ["-o", "IdentitiesOnly=yes", "-i", str(key_file)]
+        return self._env({"GIT_SSH_COMMAND": shlex.join(options)}), key_file
+
+    async def _rev_parse(self, clone: Path, name: str) -> str:
+        try:
+            return await self._git(clone, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{name}^{{commit}}")
+        except GitFailed:
+            return ""
+
+    async def _reference_commit(self, clone: Path, reference: str) -> str:
+        if not reference:
+            return await self._rev_parse(clone, "refs/gateway/HEAD")
+        for candidate in (f"refs/heads/{reference}", f"refs/tags/{reference}", reference):
+            commit = await self._rev_parse(clone, candidate)
+            if commit:
+                return commit
+        return ""
+
+    # ------------------------------------------------------------ snapshots
+    async def _snapshot(self, repository, commit: str) -> Path:
+        target = self.snapshots / commit
+        if target.is_dir():
+            return target
+        self.snapshots.mkdir(parents=True, exist_ok=True)
+        clone = self.clone_dir(repository)
+        async with file_lock(self.snapshots / f"{commit}.lock", self._lock(commit)):
+            if target.is_dir():
+                return target
+            work = Path(tempfile.mkdtemp(prefix=f".{commit[:12]}-", dir=self.snapshots))
+            try:
+                archive = work / "tree.tar"
+                await self._git(clone, "archive", "--format=tar", "-o", str(archive), commit)
+                files = work / "files"
+                await asyncio.to_thread(_extract, archive, files)
+                os.replace(files, target)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        return target
+
+
+def _extract(archive: Path, into: Path) -> None:
+    into.mkdir()
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="tar")

@@ -1,0 +1,37 @@
+"""gateway hostkeys add|get|delete: the SSH host keys trusted for git over ssh."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from gateway_daemon.config import Config
+from gateway_daemon.console import Table, emit
+from gateway_daemon.core import FailedPrecondition
+from gateway_daemon.execution.hostkeys import HostKeys
+
+
+async def run(config: Config, args: argparse.Namespace) -> int:
+    if config.mode == "client":
+        raise FailedPrecondition(
+            "in client mode the server fetches repositories: run `gateway hostkeys` on the server, "
+            "with the server's configuration"
+        )
+    keys = HostKeys(config.data_dir)
+    verb = args.hostkeys_verb
+    if verb == "add":
+        added = await asyncio.to_thread(keys.add, args.host, args.port)
+        for key in added:
+            print(f"trusted {key.host} {key.key_type} {key.fingerprint}")
+        print(f"in {keys.path}")
+        return 0
+    if verb == "delete":
+        count = keys.delete(args.host, args.port)
+        print(f"removed {count} key{'s' if count != 1 else ''} of {args.host}")
+        return 0
+    listed = keys.list()
+    table = Table(["host", "type", "fingerprint"])
+    for key in listed:
+        table.add(key.host, key.key_type, key.fingerprint)
+    emit([key.as_dict() for key in listed], args.output, table)
+    return 0

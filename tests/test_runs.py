@@ -1,0 +1,412 @@
+"""Running services end to end: a real git repository, real processes, the real `gateway` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from gateway_daemon.bootstrap import open_engine
+from gateway_daemon.config import load_config
+from gateway_daemon.core import (Decorator, InvalidArgument, NotFound, Repository, SecretRef,
+                                 Service)
+
+from gitutil import BIN, gateway_env, git, gw, ok, one_error_line
+
+HELLO = '''\
+import argparse, os, sys
+parser = argparse.ArgumentParser()
+parser.add_argument("--name", default="world")
+parser.add_argument("--count", type=int, default=1)
+parser.add_argument("--loud", action="store_true")
+parser.add_argument("--exit", type=int, default=0)
+parser.add_argument("--items", default="[]")
+args = parser.parse_args()
+for _ in range(args.count):
+    print(("HELLO " if args.loud else "hello ") + args.name)
+print("token is " + os.environ.get("TOKEN", "<none>"))
+print("items " + args.items)
+print("to stderr", file=sys.stderr)
+import tinydep
+print("tinydep says " + tinydep.VALUE)
+sys.exit(args.exit)
+'''
+
+PLAYBOOK = '''\
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: greet
+      ansible.builtin.debug:
+        msg: "greeting={{ greeting }} token={{ lookup('env', 'TOKEN') }}"
+'''
+
+PLAN = '''\
+variable "greeting" { type = string }
+output "message" { value = "tofu says ${var.greeting}" }
+'''
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 2},
+        "count": {"type": "integer", "minimum": 1, "maximum": 5},
+        "loud": {"type": "boolean"},
+        "exit": {"type": "integer"},
+        "items": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["name"],
+    "additionalProperties": False,
+}
+
+
+@pytest.fixture(scope="module")
+def tinydep(tmp_path_factory) -> Path:
+    """A tiny installable package on disk, so requirements.txt needs no network."""
+    root = tmp_path_factory.mktemp("tinydep")
+    (root / "tinydep").mkdir()
+    (root / "tinydep" / "__init__.py").write_text('VALUE = "42"\n')
+    (root / "pyproject.toml").write_text(textwrap.dedent('''\
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "tinydep"
+        version = "1.0"
+        '''))
+    # Build a wheel once, so the venv install needs no build dependencies.
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(root / "dist"), str(root)], check=True, capture_output=True)
+    return next((root / "dist").glob("*.whl"))
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory, tinydep) -> Path:
+    repo = tmp_path_factory.mktemp("origin")
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "hello").mkdir()
+    (repo / "hello" / "main.py").write_text(HELLO)
+    (repo / "hello" / "requirements.txt").write_text(f"{tinydep}\n")
+    (repo / "play").mkdir()
+    (repo / "play" / "site.yml").write_text(PLAYBOOK)
+    (repo / "plan").mkdir()
+    (repo / "plan" / "main.tf").write_text(PLAN)
+    (repo / "tools").mkdir()
+    (repo / "tools" / "echo-args.sh").write_text('#!/bin/sh\nfor a in "$@"; do echo "arg:$a"; done\n')
+    (repo / "tools" / "spin.py").write_text(textwrap.dedent('''\
+        import sys, time, subprocess
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        print("child", child.pid, flush=True)
+        time.sleep(600)
+        '''))
+    (repo / "tools" / "junk.py").write_text(textwrap.dedent('''\
+        import sys
+        sys.stdout.buffer.write(b"\\xff\\xfe binary \\x00\\x1b[31mred\\x1b[0m\\n")
+        sys.stdout.buffer.write(b"x" * 100000 + b"\\n")
+        for i in range(20000):
+            print("flood", i, "y" * 100)  # about 2 MiB in all: past the 1 MiB cap
+        print("done")
+        '''))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "automations")
+    return repo
+
+
+@pytest.fixture
+def env(tmp_path, origin) -> dict[str, str]:
+    return gateway_env(tmp_path)
+
+
+@pytest.fixture
+def setup(env, origin, tmp_path):
+    schema = tmp_path / "hello.json"
+    schema.write_text(json.dumps(SCHEMA))
+    ok(gw(env, "create", "repository", "automations", "--url", str(origin), "--reference", "main"))
+    ok(gw(env, "create", "decorator", "hello-form", "--schema", str(schema)))
+    ok(gw(env, "create", "secret", "token", "--value", "s3cr3t-value"))
+    ok(gw(env, "create", "service", "python-script", "hello", "--repository", "automations", "--working-dir",
+          "hello", "--filename", "main.py", "--decorator", "hello-form",
+          "--secret", "name=token,type=env,target=TOKEN"))
+    return env
+
+
+def test_python_script_with_inputs_secret_and_requirements(setup):
+    env = setup
+    result = gw(env, "run", "service", "hello", "--set", "name=ops", "--set", "count=2", "--set", "loud=true",
+                "--set", 'items=["a","b"]')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:2] == ["HELLO ops", "HELLO ops"]
+    assert "token is ******" in result.stdout
+    assert "s3cr3t-value" not in result.stdout + result.stderr
+    assert 'items ["a","b"]' in result.stdout
+    assert "tinydep says 42" in result.stdout
+    assert "to stderr" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert " succeeded" in last and "exit code 0" in last and "duration" in last
+
+    # The history: the record, its inputs and output, with the secret masked everywhere.
+    runs = json.loads(ok(gw(env, "get", "runs", "-o", "json")).stdout)
+    assert len(runs) == 1
+    run = runs[0]
+    assert run["status"] == "succeeded" and run["exit_code"] == 0 and run["service"] == "hello"
+    assert run["inputs"] == {"name": "ops", "count": 2, "loud": True, "items": ["a", "b"]}
+    assert run["commit"] and run["duration"] > 0
+    logs = ok(gw(env, "logs", run["id"]))
+    assert "HELLO ops" in logs.stdout and "token is ******" in logs.stdout and "to stderr" in logs.stderr
+    described = json.loads(ok(gw(env, "describe", "run", run["id"], "-o", "json")).stdout)
+    assert described["id"] == run["id"] and described["status"] == "succeeded"
+    data_dir = Path(env["GATEWAY_APPLICATION_DATA_DIR"])
+    assert b"s3cr3t-value" not in (data_dir / "gateway.db").read_bytes()
+
+    # The second run reuses the venv: no build progress is shown.
+    second = ok(gw(env, "run", "service", "hello", "--set", "name=again"))
+    assert "hello again" in second.stdout
+    assert "pip" not in second.stderr.lower()
+
+
+def test_run_json_output_and_failing_script(setup):
+    result = gw(setup, "run", "service", "hello", "--set", "name=ops", "--set", "exit=3", "-o", "json")
+    assert result.returncode == 1
+    record = json.loads(result.stdout)
+    assert record["status"] == "failed" and record["exit_code"] == 3
+    assert {"stream": "stdout", "text": "hello ops"} in record["output"]
+    assert {"stream": "stderr", "text": "to stderr"} in record["output"]
+
+
+def test_bad_inputs_list_every_failing_field_and_nothing_runs(setup):
+    result = gw(setup, "run", "service", "hello", "--set", "count=9", "--set", "color=red")
+    assert result.returncode == 1
+    line = one_error_line(result)
+    assert "count" in line and "maximum" in line and "name" in line and "required" in line and "color" in line
+    assert json.loads(ok(gw(setup, "get", "runs", "-o", "json")).stdout) == []
+
+
+def test_unknown_service_and_missing_repository(setup, tmp_path):
+    line = one_error_line(gw(setup, "run", "service", "nope"))
+    assert line == "gateway: service 'nope' not found"
+    ok(gw(setup, "create", "repository", "gone", "--url", str(tmp_path / "no-such-repo")))
+    ok(gw(setup, "create", "service", "python-script", "lost", "--repository", "gone", "--filename", "main.py"))
+    result = gw(setup, "run", "service", "lost")
+    assert result.returncode == 1
+    assert "repository gone" in result.stderr and "cannot fetch" in result.stderr
+    run = json.loads(ok(gw(setup, "get", "runs", "-o", "json")).stdout)[0]
+    assert run["status"] == "failed" and "cannot fetch" in run["reason"]
+
+
+def test_unreachable_git_url(setup):
+    ok(gw(setup, "create", "repository", "far", "--url", "https://127.0.0.1:9/nothing.git"))
+    ok(gw(setup, "create", "service", "python-script", "far-away", "--repository", "far", "--filename", "main.py"))
+    result = gw(setup, "run", "service", "far-away")
+    assert result.returncode == 1
+    assert "repository far" in result.stderr and "cannot fetch" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_timeout_kills_the_whole_process_group(setup):
+    ok(gw(setup, "create", "service", "python-script", "spin", "--repository", "automations", "--working-dir",
+          "tools", "--filename", "spin.py", "--timeout", "2"))
+    started = time.monotonic()
+    result = gw(setup, "run", "service", "spin")
+    assert result.returncode == 1
+    assert time.monotonic() - started < 60
+    assert "timed-out" in result.stderr
+    child = int(next(l for l in result.stdout.splitlines() if l.startswith("child ")).split()[1])
+    assert not _alive(child), "the script's child outlived the run"
+    run = json.loads(ok(gw(setup, "get", "runs", "-o", "json")).stdout)[0]
+    assert run["status"] == "timed-out"
+
+
+def test_cancel_from_another_command(setup):
+    ok(gw(setup, "create", "service", "python-script", "spin", "--repository", "automations", "--working-dir",
+          "tools", "--filename", "spin.py"))
+    runner = subprocess.Popen([str(BIN / "gateway"), "run", "service", "spin"], env=setup, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    run_id = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and run_id is None:
+        runs = json.loads(ok(gw(setup, "get", "runs", "-o", "json")).stdout)
+        if runs and runs[0]["status"] == "running":
+            run_id = runs[0]["id"]
+        time.sleep(0.2)
+    assert run_id, "the run never started"
+    time.sleep(0.5)
+    cancelled = ok(gw(setup, "cancel", "run", run_id))
+    assert "cancelled" in cancelled.stdout
+    out, err = runner.communicate(timeout=60)
+    assert runner.returncode == 1
+    assert "cancelled" in err
+    assert json.loads(ok(gw(setup, "describe", "run", run_id, "-o", "json")).stdout)["status"] == "cancelled"
+
+
+def test_ctrl_c_cancels_the_run(setup):
+    ok(gw(setup, "create", "service", "python-script", "spin", "--repository", "automations", "--working-dir",
+          "tools", "--filename", "spin.py"))
+    runner = subprocess.Popen([str(BIN / "gateway"), "run", "service", "spin"], env=setup, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    line = runner.stdout.readline()
+    assert line.startswith("child ")
+    runner.send_signal(signal.SIGINT)
+    out, err = runner.communicate(timeout=60)
+    assert runner.returncode == 1 and "cancelled" in err
+    assert not _alive(int(line.split()[1]))
+
+
+def test_binary_junk_and_floods_do_not_hurt(setup):
+    ok(gw(setup, "create", "service", "python-script", "junk", "--repository", "automations", "--working-dir",
+          "tools", "--filename", "junk.py"))
+    result = gw(setup, "run", "service", "junk", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    texts = [line["text"] for line in record["output"]]
+    assert texts[-1] == "done"
+    assert record["output_lines"] == 20003  # the binary line, the long line (cut), 20000, done
+    assert record["output_dropped"] > 0  # 1 MiB kept, the tail
+    assert all("\x1b" not in t and "\x00" not in t for t in texts)
+
+
+def test_executable_with_arg_format(setup):
+    ok(gw(setup, "create", "service", "executable", "args", "--repository", "automations", "--working-dir", "tools",
+          "--filename", "echo-args.sh", "--arg-format", "--{key} {value}", "--runtime-arg", "first"))
+    result = ok(gw(setup, "run", "service", "args", "--set", "host=r1", "--set", "mode=check it"))
+    assert result.stdout.splitlines() == ["arg:first", "arg:--host", "arg:r1", "arg:--mode", "arg:check it"]
+
+
+def test_ansible_playbook(setup):
+    if not shutil.which("ansible-playbook", path=str(BIN)):
+        pytest.skip("ansible-core is not installed: pip install 'automation-gateway[ansible]'")
+    ok(gw(setup, "create", "service", "ansible-playbook", "greet", "--repository", "automations", "--working-dir",
+          "play", "--filename", "site.yml", "--secret", "name=token,type=env,target=TOKEN",
+          "--runtime-arg", "-i", "--runtime-arg", "localhost,"))
+    result = gw(setup, "run", "service", "greet", "--set", "greeting=hi-there")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "greeting=hi-there token=******" in result.stdout
+    assert "s3cr3t-value" not in result.stdout
+    run = json.loads(ok(gw(setup, "get", "runs", "-o", "json")).stdout)[0]
+    assert run["status"] == "succeeded" and run["service"] == "greet"
+
+
+def test_opentofu_plan_with_real_tofu(setup):
+    if not shutil.which("tofu"):
+        pytest.skip("OpenTofu ('tofu') is not installable from this machine's package registries")
+    ok(gw(setup, "create", "service", "opentofu-plan", "plan", "--repository", "automations", "--working-dir", "plan",
+          "--runtime-arg", "apply"))
+    result = gw(setup, "run", "service", "plan", "--set", "greeting=hello")
+    assert result.returncode == 0, result.stderr
+    assert "tofu says hello" in result.stdout
+
+
+def test_opentofu_without_tofu_says_how_to_get_it(setup):
+    env = dict(setup, PATH=str(BIN) + os.pathsep + "/usr/bin:/bin")
+    if shutil.which("tofu", path=env["PATH"]):
+        pytest.skip("tofu is installed in /usr/bin")
+    ok(gw(env, "create", "service", "opentofu-plan", "plan", "--repository", "automations", "--working-dir", "plan"))
+    result = gw(env, "run", "service", "plan", "--set", "greeting=hello")
+    assert result.returncode == 1
+    assert "OpenTofu is not installed" in result.stderr and "opentofu.org" in result.stderr
+
+
+def test_opentofu_command_lines_with_a_stand_in(setup, tmp_path):
+    """STAND-IN: OpenTofu cannot be installed here, so a script named `tofu` records how it is called."""
+    bindir = tmp_path / "stand-in-bin"
+    bindir.mkdir()
+    log = tmp_path / "tofu-calls.log"
+    tofu = bindir / "tofu"
+    tofu.write_text(f'#!/bin/sh\necho "$@" >> {log}\necho "stand-in tofu $1"\n')
+    tofu.chmod(0o755)
+    env = dict(setup, PATH=f"{bindir}{os.pathsep}{setup['PATH']}")
+    ok(gw(env, "create", "service", "opentofu-plan", "plan", "--repository", "automations", "--working-dir", "plan",
+          "--runtime-arg", "apply"))
+    result = ok(gw(env, "run", "service", "plan", "--set", "greeting=hello"))
+    assert "stand-in tofu init" in result.stdout and "stand-in tofu apply" in result.stdout
+    calls = log.read_text().splitlines()
+    assert calls == ["init -input=false -no-color",
+                     "apply -input=false -no-color -auto-approve -var greeting=hello"]
+
+
+# ---------------------------------------------------------------- the engine directly
+@pytest.fixture
+async def engine(tmp_path, origin):
+    config_file = tmp_path / "gateway.conf"
+    config_file.write_text("[execution]\nmax_concurrent_runs = 1\n")
+    config = load_config(str(config_file), environ={"GATEWAY_APPLICATION_DATA_DIR": str(tmp_path / "data")})
+    engine = open_engine(config, announce=lambda text: None)
+    await engine.create(Repository(name="automations", url=str(origin), reference="main"))
+    await engine.create(Service(name="spin", type="python-script", repository="automations", working_dir="tools",
+                                filename="spin.py"))
+    await engine.create(Service(name="args", type="executable", repository="automations", working_dir="tools",
+                                filename="echo-args.sh"))
+    yield engine
+    await engine.close()
+
+
+async def _first_status(events):
+    event = await events.__anext__()
+    assert event.kind == "status"
+    return event.run
+
+
+async def test_queue_says_why_a_run_waits_and_cancel_while_queued(engine):
+    first = engine.run_service("spin")
+    run1 = await _first_status(first)
+    second = engine.run_service("args")
+    run2 = await _first_status(second)
+    reasons = []
+    async for event in second:
+        if event.kind == "status":
+            reasons.append(event.run.reason)
+            if "position 1" in event.run.reason:
+                break
+    assert any("position 1 in the queue" in r and "1 of 1" in r for r in reasons)
+    await engine.cancel_run(run2.id)
+    async for event in second:
+        pass
+    assert (await engine.get_run(run2.id)).status == "cancelled"
+    await engine.cancel_run(run1.id)
+    async for event in first:
+        pass
+    assert (await engine.get_run(run1.id)).status == "cancelled"
+
+
+async def test_run_errors_are_domain_errors(engine):
+    with pytest.raises(NotFound):
+        await engine.run_service("missing").__anext__()
+    with pytest.raises(InvalidArgument):
+        await engine.run_service("args", timeout=0).__anext__()
+    with pytest.raises(NotFound):
+        await engine.run_service("args", secrets=[SecretRef(name="nope", target="X")]).__anext__()
+    with pytest.raises(NotFound):
+        await engine.cancel_run("20200101-000000-abcdef")
+    with pytest.raises(InvalidArgument):
+        await engine.get_run("../../etc")
+    assert await engine.list_runs() == []
+
+
+async def test_decorator_booleans_and_defaults(engine, tmp_path):
+    await engine.create(Decorator(name="form", schema={
+        "type": "object", "properties": {"dry": {"type": "boolean"}, "site": {"type": "string", "default": "dc1"}}}))
+    await engine.update("service", "args", {"decorator": "form"})
+    lines = []
+    async for event in engine.run_service("args", {"dry": "false"}):
+        lines.extend(l.text for l in event.lines if l.stream == "stdout")
+    assert lines == ["arg:--dry=false", "arg:--site=dc1"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead for our purposes
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
