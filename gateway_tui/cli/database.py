@@ -12,6 +12,7 @@ import yaml
 from gateway_daemon.core import Gateway, InvalidArgument
 
 from gateway_daemon.console import dump_yaml
+from .parser import UsageError
 from .resources import _read_text
 
 
@@ -22,11 +23,17 @@ async def export(gateway: Gateway, args: argparse.Namespace) -> int:
         return 0
     # Write beside the target, then rename: a failed export never leaves half a file.
     directory = os.path.dirname(os.path.abspath(args.output))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".gateway-export-")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".gateway-export-")
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, args.output)
+    except OSError as exc:
+        os.unlink(tmp)
+        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     except BaseException:
         os.unlink(tmp)
         raise
@@ -36,18 +43,17 @@ async def export(gateway: Gateway, args: argparse.Namespace) -> int:
 
 async def import_(gateway: Gateway, args: argparse.Namespace) -> int:
     text = _read_text(args.file, "import file")
+    source = "stdin" if args.file == "-" else args.file
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InvalidArgument(f"{args.file}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    kwargs = {"dry_run": args.dry_run}
-    if args.strict:
-        kwargs["strict"] = True
-    report = await gateway.import_db(document, **kwargs)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InvalidArgument(f"{source}:{where} not valid YAML: {problem}") from None
+    report = await gateway.import_db(document, dry_run=args.dry_run, strict=args.strict)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    for line in report.lines():
+    for line in report.lines(with_warnings=False):
         print(line)
     return 0
