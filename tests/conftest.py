@@ -1,0 +1,56 @@
+"""Shared fixtures: real etcd servers (plain and TLS with client certificates)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from etcd_server import EtcdServer, EtcdTLS, etcd_binary
+
+from gateway_daemon.certificates import make_ca, make_certificate, write_pair
+
+
+def _require_etcd() -> None:
+    if etcd_binary() is None:
+        pytest.skip("needs the etcd server binary on PATH (Debian package etcd-server)")
+
+
+@pytest.fixture(scope="session")
+def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> EtcdServer:
+    """One plain etcd for the whole session; tests keep apart by using their own cluster_id."""
+    _require_etcd()
+    server = EtcdServer(tmp_path_factory.mktemp("etcd"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def etcd_tls(tmp_path_factory: pytest.TempPathFactory) -> EtcdTLS:
+    """An etcd that speaks only TLS and requires a client certificate signed by `ca`."""
+    _require_etcd()
+    directory = tmp_path_factory.mktemp("etcd-tls")
+    ca_cert, ca_key = make_ca("test etcd CA")
+    ca_path, _ = write_pair(directory / "certs", "ca", ca_cert, ca_key)
+    server_cert, server_key = make_certificate(ca_cert, ca_key, "etcd", hosts=["127.0.0.1", "localhost"])
+    server_cert_path, server_key_path = write_pair(directory / "certs", "etcd", server_cert, server_key)
+    client_cert, client_key = make_certificate(ca_cert, ca_key, "gateway", hosts=[], client=True, server=False)
+    client_cert_path, client_key_path = write_pair(directory / "certs", "client", client_cert, client_key)
+    server = EtcdServer(directory, tls={"ca": ca_path, "cert": server_cert_path, "key": server_key_path})
+    yield EtcdTLS(server=server, ca=ca_path, cert=client_cert_path, key=client_key_path)
+    server.stop()
+
+
+@pytest.fixture
+def make_etcd_server(tmp_path) -> Callable[..., EtcdServer]:
+    """A factory of private etcd servers, for tests that stop, kill or restart them; all stopped afterwards."""
+    _require_etcd()
+    servers: list[EtcdServer] = []
+
+    def make(tls: dict | None = None) -> EtcdServer:
+        server = EtcdServer(tmp_path / f"etcd-{len(servers)}", tls=tls)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.kill()
