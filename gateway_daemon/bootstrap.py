@@ -58,7 +58,7 @@ def open_engine(config: Config, announce=None) -> Engine:
     return engine
 
 
-async def open_gateway(config: Config, profile: str | None = None, announce=None):
+async def open_gateway(config: Config, profile: str | None = None, announce=None, api_key: str | None = None):
     """The Gateway the operator's `gateway` command talks to in this mode."""
     from .core.errors import FailedPrecondition
 
@@ -66,11 +66,9 @@ async def open_gateway(config: Config, profile: str | None = None, announce=None
     if mode == "local":
         return open_engine(config, announce)
     if mode == "client":
-        config.client(profile)  # an unknown profile is a config error, said now
-        raise FailedPrecondition(
-            "client mode: connecting to a gateway server is not available in this version yet; "
-            "use mode = local"
-        )
+        from .rpc.client import Connection, Endpoint, RemoteGateway
+
+        return RemoteGateway(Connection(Endpoint.from_config(config, profile), api_key))
     raise FailedPrecondition(
         f"this configuration is for gateway-daemon (mode = {mode}); "
         "`gateway` works in local mode, or in client mode against a server"

@@ -77,6 +77,17 @@ def _int_range(low: int, high: int, what: str) -> Callable[[str], int]:
     return parse
 
 
+def _minutes(raw: str) -> float:
+    """Minutes, whole or with a fraction (0.5 is 30 seconds), from one second to a year."""
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("expected minutes (a number from 0.02 to 525600, for example 1440)") from None
+    if not 1 / 60 <= value <= 525600:
+        raise ValueError("expected minutes (a number from 0.02 to 525600, for example 1440)")
+    return value
+
+
 def _port(raw: str) -> int:
     return _int_range(1, 65535, "a port number")(raw)
 
@@ -164,7 +175,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "server": {
         "listen_address": Key(_host, "0.0.0.0", "address the gRPC server binds"),
         "port": Key(_port, "50051", "gRPC port"),
-        "api_key_expiration": Key(_int_range(1, 525600, "minutes"), "1440", "API key lifetime in minutes"),
+        "api_key_expiration": Key(_minutes, "1440", "API key lifetime in minutes"),
         **_server_tls,
         "distributed_execution": Key(_bool, "false", "send runs to runners"),
     },
@@ -448,6 +459,8 @@ def _display(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, tuple):
         return ", ".join(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 1440 minutes, as written, not 1440.0
     return str(value)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import sys
 from typing import NoReturn
 
@@ -16,13 +18,32 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gateway-daemon", description="Automation gateway server and runner.")
+    parser = _Parser(prog="gateway-daemon", description="Automation gateway server and runner. "
+                     "With no verb it serves in the mode the configuration names.")
     parser.add_argument("--config", metavar="PATH", help="gateway.conf to use")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     config = verbs.add_parser("config", help="print the effective configuration and where each value comes from")
     config.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="gateway.conf to use")
     config.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
+    user = verbs.add_parser("user", help="recover access on the server host")
+    user.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="gateway.conf to use")
+    user_verbs = user.add_subparsers(dest="user_verb", metavar="reset-password", required=True, parser_class=_Parser)
+    reset = user_verbs.add_parser("reset-password", help="give a user a new password (random unless on stdin)")
+    reset.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="gateway.conf to use")
+    reset.add_argument("name")
+    reset.add_argument("--password-stdin", action="store_true", help="read the new password from stdin")
     return parser
+
+
+def setup_logging(level: str) -> None:
+    if level == "DISABLED":
+        logging.disable(logging.CRITICAL)
+        return
+    names = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
+             "ERROR": logging.ERROR, "FATAL": logging.CRITICAL}
+    logging.basicConfig(level=names.get(level, logging.INFO), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("asyncio").setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,12 +56,54 @@ def main(argv: list[str] | None = None) -> int:
     if args.verb == "config":
         print(show(config, args.output), end="")
         return 0
+    from .core.errors import GatewayError
+
+    try:
+        if args.verb == "user":
+            return asyncio.run(_reset_password(config, args))
+        setup_logging(config.get("log", "level"))
+        if config.mode == "server":
+            from .rpc.server import serve
+
+            asyncio.run(serve(config))
+            return 0
+    except GatewayError as exc:
+        print(f"gateway-daemon: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
     print(
-        f"gateway-daemon: mode {config.mode}: serving is not available in this version yet; "
-        "`gateway-daemon config` shows the configuration",
+        f"gateway-daemon: mode {config.mode}: "
+        + ("runner mode is not available in this version yet" if config.mode == "runner"
+           else "gateway-daemon serves in server (or runner) mode; local and client modes are for `gateway`"),
         file=sys.stderr,
     )
     return 1
+
+
+async def _reset_password(config, args) -> int:
+    from .core.auth import Auth
+    from .store import StoreError, open_store
+
+    password = None
+    if args.password_stdin:
+        lines = sys.stdin.read().splitlines()
+        password = lines[0] if lines else ""
+    store = open_store(config)
+    try:
+        chosen = await Auth(store).reset_password(args.name, password)
+    except StoreError as exc:
+        from .core.errors import Unavailable
+
+        raise Unavailable(str(exc)) from None
+    finally:
+        await store.close()
+    if password is None:
+        print(f"new temporary password for {args.name}: {chosen}")
+        print("it must be changed at the next login (gateway login --change-password); their API keys are revoked")
+    else:
+        print(f"password of {args.name} set; their API keys are revoked")
+    return 0
 
 
 if __name__ == "__main__":

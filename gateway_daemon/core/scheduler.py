@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from ..store import Store
 from .errors import FailedPrecondition, GatewayError, InvalidArgument, NotFound
-from .runs import (CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, TIMED_OUT, Masker, OutputLine, Run, RunEvent,
+from .runs import (CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED, TIMED_OUT, Masker, OutputLine, Run, RunEvent,
                    check_run_id, new_run_id, prepare_inputs, secret_fields)
 from .services import SecretRef, Service
 
@@ -254,7 +254,8 @@ class Scheduler:
                 python = str(await self.venvs.python_for(requirements if requirements.is_file() else None, progress))
             extra_env = dict(service.env)
             if service.type == "ansible-playbook":
-                collections = (workdir / service.script).parent / "requirements.yml"
+                collections = (workdir / service.requirements_file if service.requirements_file
+                               else (workdir / service.script).parent / "requirements.yml")
                 if collections.is_file():
                     path = await self.venvs.collections_for(collections, progress)
                     extra_env["ANSIBLE_COLLECTIONS_PATH"] = str(path)
@@ -287,7 +288,7 @@ class Scheduler:
             await sink.line("gateway", str(exc))
             final = dict(status=FAILED, reason=str(exc))
         except asyncio.CancelledError:
-            final = dict(status=CANCELLED, reason="the gateway stopped")
+            final = dict(status=INTERRUPTED, reason="the gateway stopped while the run was in flight")
             raise
         except Exception as exc:  # a bug must end the run, not leave it "running"
             final = dict(status=FAILED, reason=f"internal error: {type(exc).__name__}: {exc}")
@@ -336,7 +337,7 @@ class Scheduler:
     async def list(self, service: str | None = None, status: str | None = None, limit: int = 100) -> list[Run]:
         runs = [Run.decode(e.value) for e in await self.store.list("runs/")]
         runs = [r for r in runs if (not service or r.service == service) and (not status or r.status == status)]
-        runs.sort(key=lambda r: r.id, reverse=True)
+        runs.sort(key=lambda r: (r.created_at, r.id), reverse=True)  # newest first, also within one second
         return runs[:limit] if limit else runs
 
     async def output(self, run_id: str) -> list[OutputLine]:
@@ -374,7 +375,14 @@ class Scheduler:
         finally:
             await watch.aclose()  # type: ignore[attr-defined]
 
+    async def drain(self, grace: float) -> None:
+        """Let the runs in flight finish, for at most `grace` seconds (a server's graceful stop)."""
+        tasks = [a.task for a in self._active.values() if a.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+
     async def shutdown(self) -> None:
+        """Stop: a run still in flight ends as interrupted, its process group killed."""
         for active in list(self._active.values()):
             if active.task is not None:
                 active.task.cancel()

@@ -7,7 +7,11 @@ Exit codes: 0 success, 1 the operation failed (not found, in use, invalid),
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+
+# gRPC's C core logs connection trouble to stderr; the error the user sees is ours, in one line.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 from gateway_daemon.config import ConfigError, load_config, show
 from gateway_daemon.core import GatewayError
@@ -33,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the data directory, or a file in it, cannot be used
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"gateway: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 def _main(argv: list[str]) -> int:
@@ -57,6 +65,14 @@ async def _dispatch(config, args) -> int:
         from . import hostkeys
 
         return await hostkeys.run(config, args)
+    if args.verb in ("login", "logout", "whoami"):
+        from . import session
+
+        return await getattr(session, args.verb)(config, args)
+    if args.verb == "cert-gen":
+        from .certs import cert_gen
+
+        return cert_gen(args)
     handlers = {
         "create": resources.create, "get": resources.get, "describe": resources.describe,
         "edit": resources.edit, "delete": resources.delete,
@@ -67,7 +83,16 @@ async def _dispatch(config, args) -> int:
         handler = {"get": runs.get_runs, "describe": runs.describe_run}.get(args.verb)
         if handler is None:
             raise UsageError("runs are kept as history and cannot be deleted one by one")
-    gateway = await open_gateway(config, profile=getattr(args, "profile", None))
+    if getattr(args, "kind", None) and kind_word(args.kind) == "user":
+        from . import users
+
+        handler = users.run
+    api_key = None
+    if config.mode == "client":
+        from .session import stored_key
+
+        api_key = stored_key(config, args)
+    gateway = await open_gateway(config, profile=getattr(args, "profile", None), api_key=api_key)
     try:
         if args.verb == "db":
             return await (database.export if args.db_verb == "export" else database.import_)(gateway, args)

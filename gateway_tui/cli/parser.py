@@ -16,6 +16,7 @@ KIND_WORDS = {
     "service": "service", "services": "service", "svc": "service",
     "secret": "secret", "secrets": "secret",
     "run": "run", "runs": "run",
+    "user": "user", "users": "user",
 }
 
 
@@ -72,6 +73,11 @@ def _service_flags(parser: argparse.ArgumentParser, create: bool) -> None:
     parser.add_argument("--description")
 
 
+def _user_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--admin", action="store_true", help="the user may manage users")
+    parser.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+
+
 def _decorator_flags(parser: argparse.ArgumentParser, create: bool) -> None:
     parser.add_argument("--schema", required=create, metavar="FILE", help="JSON or YAML file with the schema; - for stdin")
     parser.add_argument("--description")
@@ -102,13 +108,16 @@ def build_parser() -> Parser:
         sub = _sub(create_kinds, kind, f"create a {kind}", output=True)
         sub.add_argument("name")
         _FLAGS[kind](sub, create=True)
+    user = _sub(create_kinds, "user", "create a user (client mode, admins only)", output=True)
+    user.add_argument("name")
+    _user_flags(user)
     service = _sub(create_kinds, "service", "create a service", output=True)
     service.add_argument("type", choices=SERVICE_TYPES, metavar="TYPE", help=" | ".join(SERVICE_TYPES))
     service.add_argument("name")
     _service_flags(service, create=True)
 
     get = _sub(verbs, "get", "list resources or runs", output=True)
-    get.add_argument("kind", metavar="KIND", help="repositories | decorators | services | secrets | runs")
+    get.add_argument("kind", metavar="KIND", help="repositories | decorators | services | secrets | runs | users")
     get.add_argument("--service", metavar="NAME", help="runs: only of this service")
     get.add_argument("--status", metavar="STATUS", help="runs: only with this status")
     get.add_argument("--limit", type=int, default=50, metavar="N", help="runs: at most N, newest first (0: all)")
@@ -157,6 +166,26 @@ def build_parser() -> Parser:
             sub.add_argument("--clear", action="append", metavar="FIELD", default=[],
                              help="empty a field (for example tag, env, secret, decorator); repeatable")
 
+    edit_user = _sub(edit_kinds, "user", "change a user (client mode, admins only)", output=True)
+    edit_user.add_argument("name")
+    edit_user.add_argument("--admin", action=argparse.BooleanOptionalAction, default=None,
+                           help="grant (--admin) or take away (--no-admin) admin rights")
+    edit_user.add_argument("--password-stdin", action="store_true", help="set a new password read from stdin")
+
+    login = _sub(verbs, "login", "log in to the server (client mode); the API key goes to the OS keyring")
+    login.add_argument("--username", metavar="NAME")
+    login.add_argument("--password-stdin", action="store_true",
+                       help="read the password from stdin (with --change-password: the old, then the new, one per line)")
+    login.add_argument("--change-password", action="store_true", help="set a new password (revokes every API key)")
+    _sub(verbs, "logout", "log out: revoke the API key and forget it")
+    _sub(verbs, "whoami", "who is logged in, to which server, until when", output=True)
+
+    certs = _sub(verbs, "cert-gen", "make a CA, a server certificate and a client certificate for TLS")
+    certs.add_argument("--dir", default="./gateway-certs", metavar="DIR", help="where to write them (default: ./gateway-certs)")
+    certs.add_argument("--host", action="append", metavar="NAME",
+                       help="a name or address the server is reached by; repeatable (default: localhost, 127.0.0.1)")
+    certs.add_argument("--force", action="store_true", help="overwrite certificates already in DIR")
+
     delete = _sub(verbs, "delete", "delete a resource (refused while something uses it)")
     delete.add_argument("kind", metavar="KIND")
     delete.add_argument("name")
@@ -179,7 +208,7 @@ def kind_word(word: str) -> str:
         return KIND_WORDS[word.lower()]
     except KeyError:
         raise UsageError(
-            f"unknown kind {word!r}; use repositories, decorators, services, secrets or runs"
+            f"unknown kind {word!r}; use repositories, decorators, services, secrets, runs or users"
         ) from None
 
 

@@ -63,7 +63,7 @@ class _Printer:
 
 def _summary(run: Run) -> str:
     code = "-" if run.exit_code is None else str(run.exit_code)
-    reason = f" ({run.reason})" if run.reason and run.status != "succeeded" else ""
+    reason = f" ({run.reason})" if run.reason and run.status != "succeeded" and not run.reason.startswith("exited with") else ""
     return f"run {run.id} {run.status}{reason}: exit code {code}, duration {seconds(run.duration)}"
 
 

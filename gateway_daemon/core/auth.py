@@ -1,0 +1,242 @@
+"""Users and API keys (server mode).
+
+Passwords are kept as scrypt hashes with a random salt.  An API key is 32
+random bytes shown once at login; the store keeps only its SHA-256, under
+``apikeys/<sha256>``, with its user and expiry.  Changing a password revokes
+every key of that user.  The first start on an empty store creates ``admin``
+with a random temporary password that must be changed at the first login.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from typing import Any
+
+from ..store import KeyExists, RevisionMismatch, Store
+from .errors import (AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied,
+                     Unauthenticated)
+from .resources import check_name, now
+
+ADMIN = "admin"
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+def hash_password(password: str, salt: bytes | None = None) -> dict[str, Any]:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, maxmem=64 * 1024 * 1024, **_SCRYPT)
+    return {"kdf": "scrypt", **_SCRYPT, "salt": base64.b64encode(salt).decode(),
+            "hash": base64.b64encode(digest).decode()}
+
+
+def password_matches(password: str, stored: dict[str, Any]) -> bool:
+    salt = base64.b64decode(stored["salt"])
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, maxmem=64 * 1024 * 1024,
+                            n=stored["n"], r=stored["r"], p=stored["p"])
+    return hmac.compare_digest(digest, base64.b64decode(stored["hash"]))
+
+
+def check_password(password: Any) -> None:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise InvalidArgument(f"a password needs at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD or "\x00" in password:
+        raise InvalidArgument(f"a password may have at most {MAX_PASSWORD} characters and no NUL")
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(15)
+
+
+def key_digest(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+@dataclasses.dataclass
+class User:
+    name: str
+    admin: bool = False
+    created_at: str = dataclasses.field(default_factory=now)
+    last_login_at: str = ""
+    must_change_password: bool = False
+    password: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+    def public(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "password"}
+
+    def encode(self) -> bytes:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "User":
+        data = json.loads(raw)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclasses.dataclass(frozen=True)
+class Session:
+    user: User
+    key_digest: str
+    expires_at: float
+
+
+class Auth:
+    def __init__(self, store: Store, key_minutes: float = 1440):
+        self.store = store
+        self.key_seconds = key_minutes * 60
+
+    # ------------------------------------------------------------ users in the store
+    async def _load(self, name: str) -> tuple[User, int]:
+        entry = await self.store.get(f"users/{name}")
+        if entry is None:
+            raise NotFound(f"user {name!r} not found")
+        return User.decode(entry.value), entry.revision
+
+    async def _save(self, user: User, revision: int) -> None:
+        try:
+            await self.store.update(f"users/{user.name}", user.encode(), revision)
+        except RevisionMismatch:
+            raise Conflict(f"user {user.name} was changed meanwhile; try again") from None
+
+    async def list_users(self) -> list[User]:
+        return [User.decode(entry.value) for entry in await self.store.list("users/")]
+
+    async def get_user(self, name: str) -> User:
+        return (await self._load(name))[0]
+
+    async def ensure_admin(self) -> str | None:
+        """On a store with no users, create `admin` with a temporary password and return it (once)."""
+        if await self.store.list("users/"):
+            return None
+        password = new_password()
+        user = User(ADMIN, admin=True, must_change_password=True, password=hash_password(password))
+        try:
+            await self.store.create(f"users/{ADMIN}", user.encode())
+        except KeyExists:
+            return None  # another server made it first
+        return password
+
+    async def reset_password(self, name: str, password: str | None = None) -> str:
+        """Recovery on the server host: a new password (random unless given) that must be changed."""
+        user, revision = await self._load(name)
+        chosen = password if password is not None else new_password()
+        check_password(chosen)
+        user.password = hash_password(chosen)
+        user.must_change_password = password is None
+        await self._save(user, revision)
+        await self.revoke_keys(name)
+        return chosen
+
+    async def create_user(self, name: str, password: str, admin: bool = False) -> User:
+        check_name("user", name)
+        check_password(password)
+        user = User(name, admin=admin, password=hash_password(password))
+        try:
+            await self.store.create(f"users/{name}", user.encode())
+        except KeyExists:
+            raise AlreadyExists(f"user {name!r} already exists") from None
+        return user
+
+    async def update_user(self, actor: User, name: str, admin: bool | None = None,
+                          password: str | None = None) -> User:
+        user, revision = await self._load(name)
+        if admin is False and user.admin:
+            if name == actor.name:
+                raise FailedPrecondition("you cannot take away your own admin rights")
+            await self._check_not_last_admin(name)
+        if admin is not None:
+            user.admin = admin
+        if password is not None:
+            check_password(password)
+            user.password = hash_password(password)
+            user.must_change_password = False
+        await self._save(user, revision)
+        if password is not None:
+            await self.revoke_keys(name)
+        return user
+
+    async def delete_user(self, actor: User, name: str) -> None:
+        user, revision = await self._load(name)
+        if name == actor.name:
+            raise FailedPrecondition("you cannot delete yourself")
+        if user.admin:
+            await self._check_not_last_admin(name)
+        await self.revoke_keys(name)
+        await self.store.delete(f"users/{name}", revision)
+
+    async def _check_not_last_admin(self, name: str) -> None:
+        admins = [u.name for u in await self.list_users() if u.admin and u.name != name]
+        if not admins:
+            raise FailedPrecondition(f"{name} is the last admin; make another user admin first")
+
+    # ------------------------------------------------------------ keys
+    async def login(self, name: str, password: str, new: str = "") -> tuple[str, float, User]:
+        failure = Unauthenticated("wrong username or password")
+        entry = await self.store.get(f"users/{name}") if isinstance(name, str) and name else None
+        if entry is None:
+            password_matches(password or "", hash_password("x"))  # the same work whether or not the user exists
+            raise failure
+        user, revision = User.decode(entry.value), entry.revision
+        if not password_matches(password or "", user.password):
+            raise failure
+        if user.must_change_password or new:
+            if not new:
+                raise FailedPrecondition(
+                    f"the password of {name} is temporary and must be changed first: "
+                    "log in again with a new password (gateway login --change-password)")
+            if new == password:
+                raise InvalidArgument("the new password must differ from the old one")
+            check_password(new)
+            user.password = hash_password(new)
+            user.must_change_password = False
+            await self.revoke_keys(name)
+        user.last_login_at = now()
+        await self._save(user, revision)
+        api_key = "gw_" + secrets.token_urlsafe(32)
+        expires_at = time.time() + self.key_seconds
+        record = {"user": name, "expires_at": expires_at, "created_at": now()}
+        await self.store.put(f"apikeys/{key_digest(api_key)}", json.dumps(record).encode())
+        return api_key, expires_at, user
+
+    async def change_password(self, name: str, password: str, new: str) -> None:
+        await self.login(name, password, new)  # checks the old one, sets the new one, revokes keys
+        await self.revoke_keys(name)
+
+    async def authenticate(self, api_key: str | None) -> Session:
+        if not api_key:
+            raise Unauthenticated("not logged in: run gateway login")
+        digest = key_digest(api_key)
+        entry = await self.store.get(f"apikeys/{digest}")
+        if entry is None:
+            raise Unauthenticated("the API key is not valid (revoked or unknown): run gateway login")
+        record = json.loads(entry.value)
+        if record["expires_at"] <= time.time():
+            await self.store.delete(f"apikeys/{digest}")
+            raise Unauthenticated("the API key has expired: run gateway login")
+        user_entry = await self.store.get(f"users/{record['user']}")
+        if user_entry is None:
+            raise Unauthenticated("the user of this API key no longer exists")
+        return Session(User.decode(user_entry.value), digest, record["expires_at"])
+
+    async def logout(self, session: Session) -> None:
+        await self.store.delete(f"apikeys/{session.key_digest}")
+
+    async def revoke_keys(self, name: str) -> int:
+        count = 0
+        for entry in await self.store.list("apikeys/"):
+            if json.loads(entry.value).get("user") == name:
+                await self.store.delete(entry.key)
+                count += 1
+        return count
+
+    @staticmethod
+    def require_admin(session: Session) -> None:
+        if not session.user.admin:
+            raise PermissionDenied(f"{session.user.name} is not an admin: user management needs an admin")

@@ -1,0 +1,139 @@
+"""Domain objects <-> protobuf messages, and domain errors <-> gRPC status codes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+
+from ..core.decorators import Decorator
+from ..core.errors import ERRORS_BY_CODE, GatewayError, Unavailable
+from ..core.repositories import Repository
+from ..core.runs import OutputLine, Run, RunEvent
+from ..core.secrets import Secret
+from ..core.services import SecretRef, Service
+from .gen import decorators_pb2, repositories_pb2, runs_pb2, secrets_pb2, services_pb2, users_pb2
+
+MESSAGES = {
+    "repository": repositories_pb2.Repository,
+    "decorator": decorators_pb2.Decorator,
+    "service": services_pb2.Service,
+    "secret": secrets_pb2.Secret,
+}
+
+
+def _to_message(data: dict[str, Any], message_class):
+    message = message_class()
+    json_format.ParseDict(data, message, ignore_unknown_fields=True)
+    return message
+
+
+def _to_dict(message) -> dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                     always_print_fields_with_no_presence=True)
+
+
+# ------------------------------------------------------------ resources
+def resource_message(resource):
+    data = resource.public() if isinstance(resource, Secret) else resource.to_dict()
+    if isinstance(resource, Decorator):
+        data = {**data, "schema_json": json.dumps(data.pop("schema"))}
+    if isinstance(resource, Service) and data.get("timeout") is None:
+        data.pop("timeout", None)
+    return _to_message(data, MESSAGES[resource.KIND])
+
+
+def resource_from_message(kind: str, message):
+    data = _to_dict(message)
+    if kind == "decorator":
+        data["schema"] = json_field(data.pop("schema_json", ""), "decorator schema", {"type": "object"})
+        return Decorator.from_dict(data)
+    if kind == "service":
+        data.setdefault("timeout", None)
+        data["secrets"] = [SecretRef(**ref) for ref in data.get("secrets", [])]
+        return Service.from_dict(data)
+    if kind == "repository":
+        return Repository.from_dict(data)
+    return Secret.from_dict(data)
+
+
+def changes_from_message(kind: str, message, paths: list[str]) -> dict[str, Any]:
+    """The fields named by an update mask, as the engine's update() takes them."""
+    resource = resource_from_message(kind, message)
+    names = {"schema_json": "schema"}
+    return {names.get(p, p): getattr(resource, names.get(p, p)) for p in paths}
+
+
+def json_field(text: str, what: str, default: Any) -> Any:
+    if not text:
+        return default
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        from ..core.errors import InvalidArgument
+
+        raise InvalidArgument(f"{what} is not valid JSON: {exc}") from None
+
+
+# ------------------------------------------------------------ runs
+def run_message(run: Run) -> runs_pb2.Run:
+    data = {k: v for k, v in run.to_dict().items() if v is not None and k != "duration"}
+    data["inputs_json"] = json.dumps(data.pop("inputs", {}))
+    return _to_message(data, runs_pb2.Run)
+
+
+def run_from_message(message: runs_pb2.Run) -> Run:
+    data = _to_dict(message)
+    data["inputs"] = json_field(data.pop("inputs_json", ""), "run inputs", {})
+    for name in ("started_at", "ended_at", "exit_code"):
+        data.setdefault(name, None)
+    for name in ("output_lines", "output_dropped"):
+        data[name] = int(data.get(name, 0))
+    return Run.from_dict(data)
+
+
+def event_message(event: RunEvent) -> runs_pb2.RunEvent:
+    message = runs_pb2.RunEvent(kind=event.kind,
+                                lines=[runs_pb2.OutputLine(stream=l.stream, text=l.text) for l in event.lines])
+    if event.run is not None:
+        message.run.CopyFrom(run_message(event.run))
+    return message
+
+
+def event_from_message(message: runs_pb2.RunEvent) -> RunEvent:
+    run = run_from_message(message.run) if message.HasField("run") else None
+    return RunEvent(message.kind, run=run, lines=tuple(OutputLine(l.stream, l.text) for l in message.lines))
+
+
+def user_message(user) -> users_pb2.User:
+    return _to_message(user.public(), users_pb2.User)
+
+
+# ------------------------------------------------------------ errors
+STATUS_BY_CODE = {name: getattr(grpc.StatusCode, name) for name in ERRORS_BY_CODE}
+CODE_BY_STATUS = {status: name for name, status in STATUS_BY_CODE.items()}
+
+
+def error_from_status(error: grpc.RpcError, where: str) -> GatewayError:
+    """A gRPC failure as the domain error the server raised, or Unavailable naming the server."""
+    code = error.code() if hasattr(error, "code") else None
+    details = (error.details() if hasattr(error, "details") else "") or ""
+    name = CODE_BY_STATUS.get(code)
+    if name and code != grpc.StatusCode.UNAVAILABLE:
+        return ERRORS_BY_CODE[name](details)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        reason = details.splitlines()[0] if details else "no answer"
+        if "CERTIFICATE_VERIFY_FAILED" in reason:
+            why = reason.split("CERTIFICATE_VERIFY_FAILED:")[-1].strip().removesuffix(": OK").strip()
+            return Unavailable(f"cannot talk TLS with the gateway server at {where}: its certificate is not trusted "
+                               f"({why}); check [client] certificate_file (the CA that signed it)")
+        if "ssl" in reason.lower() or "handshake" in reason.lower():
+            return Unavailable(f"cannot talk TLS with the gateway server at {where}: {reason}")
+        if "Socket closed" in reason or "Connection reset" in reason:
+            reason += " (does the server use TLS? check [client] use_tls)"
+        return Unavailable(f"the gateway server at {where} is unreachable: {reason}")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return Unavailable(f"the gateway server at {where} did not answer in time")
+    return GatewayError(f"the gateway server at {where} failed: {code.name if code else 'error'}: {details}")

@@ -1,0 +1,1 @@
+"""Generated from protos/gateway/v1 by gateway_daemon.rpc.protogen: do not edit."""

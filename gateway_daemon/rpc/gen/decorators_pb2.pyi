@@ -1,0 +1,37 @@
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
+from . import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Decorator(_message.Message):
+    __slots__ = ("name", "schema_json", "description", "created_at", "updated_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    schema_json: str
+    description: str
+    created_at: str
+    updated_at: str
+    def __init__(self, name: _Optional[str] = ..., schema_json: _Optional[str] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ...) -> None: ...
+
+class DecoratorList(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Decorator]
+    def __init__(self, items: _Optional[_Iterable[_Union[Decorator, _Mapping]]] = ...) -> None: ...
+
+class UpdateDecoratorRequest(_message.Message):
+    __slots__ = ("decorator", "update_mask")
+    DECORATOR_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    decorator: Decorator
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, decorator: _Optional[_Union[Decorator, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,76 @@
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
+from . import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SecretRef(_message.Message):
+    __slots__ = ("name", "type", "target")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    target: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
+
+class Service(_message.Message):
+    __slots__ = ("name", "type", "repository", "working_dir", "filename", "decorator", "env", "secrets", "runtime_args", "requirements_file", "tags", "arg_format", "timeout", "description", "created_at", "updated_at")
+    class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    WORKING_DIR_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    DECORATOR_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ARGS_FIELD_NUMBER: _ClassVar[int]
+    REQUIREMENTS_FILE_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    ARG_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    repository: str
+    working_dir: str
+    filename: str
+    decorator: str
+    env: _containers.ScalarMap[str, str]
+    secrets: _containers.RepeatedCompositeFieldContainer[SecretRef]
+    runtime_args: _containers.RepeatedScalarFieldContainer[str]
+    requirements_file: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    arg_format: str
+    timeout: int
+    description: str
+    created_at: str
+    updated_at: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., repository: _Optional[str] = ..., working_dir: _Optional[str] = ..., filename: _Optional[str] = ..., decorator: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., secrets: _Optional[_Iterable[_Union[SecretRef, _Mapping]]] = ..., runtime_args: _Optional[_Iterable[str]] = ..., requirements_file: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., arg_format: _Optional[str] = ..., timeout: _Optional[int] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ...) -> None: ...
+
+class ServiceList(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Service]
+    def __init__(self, items: _Optional[_Iterable[_Union[Service, _Mapping]]] = ...) -> None: ...
+
+class UpdateServiceRequest(_message.Message):
+    __slots__ = ("service", "update_mask")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    service: Service
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, service: _Optional[_Union[Service, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
