@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gateway_daemon.bootstrap import open_engine  # noqa: E402
 from gateway_daemon.config import load_config  # noqa: E402
 from gateway_daemon.core import Repository, Service  # noqa: E402
+from gateway_daemon.execution.venvs import base_python  # noqa: E402
 
 GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com", "GIT_COMMITTER_NAME": "b",
            "GIT_COMMITTER_EMAIL": "b@example.com"}
@@ -93,14 +94,14 @@ async def main() -> None:
                                           ("withreq", "pinned", "withreq")):
             await engine.create(Service(name=name, type="python-script", repository=repository, working_dir=workdir,
                                         filename="main.py"))
-        venv_python = None
         for service in ("plain", "plain-branch", "withreq"):  # warm: clone, snapshot, venv
             await through_gateway(engine, service)
         venv_python = next((root / "data").glob("venvs/*/bin/python"), None)
         print(f"{n} runs each, interleaved; python {sys.version.split()[0]}; medians\n")
-        cases = (("trivial script, pinned commit", "plain", sys.executable, repo / "plain" / "main.py"),
-                 ("trivial script, branch (fetch)", "plain-branch", sys.executable, repo / "plain" / "main.py"),
-                 ("requirements.txt, warm venv", "withreq", str(venv_python or sys.executable),
+        # Direct runs use the interpreter the gateway itself starts for the service.
+        cases = (("trivial script, pinned commit", "plain", base_python(), repo / "plain" / "main.py"),
+                 ("trivial script, branch (fetch)", "plain-branch", base_python(), repo / "plain" / "main.py"),
+                 ("requirements.txt, warm venv", "withreq", str(venv_python),
                   repo / "withreq" / "main.py"))
         for label, service, python, script in cases:
             gateway_times, direct_times = [], []

@@ -97,13 +97,15 @@ class Workspace:
 
     async def resolve(self, repository, progress: Progress) -> str:
         """Fetch as needed and return the full commit id the repository's reference names now."""
+        reference = repository.reference
+        if _COMMIT_RE.match(reference or "") and (self.snapshots / reference.lower()).is_dir():
+            return reference.lower()  # a pinned commit already extracted: no git at all
         clone = self.clone_dir(repository)
         async with file_lock(clone.with_suffix(".lock"), self._lock(str(clone))):
             fresh = not (clone / "HEAD").is_file()
             if fresh:
                 progress(f"cloning repository {repository.name} from {repository.url}")
                 await self._init(clone, repository)
-            reference = repository.reference
             if not fresh and _COMMIT_RE.match(reference or ""):
                 commit = await self._rev_parse(clone, reference)
                 if commit:
