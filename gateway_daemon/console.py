@@ -31,7 +31,7 @@ def emit(data: Any, fmt: str, table: "Table | None" = None, out=None) -> None:
         out.write(describe_text(data))
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, width: int | None = 60) -> str:
     if value is None or value == "" or value == [] or value == {}:
         return "-"
     if isinstance(value, bool):
@@ -39,16 +39,18 @@ def _cell(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value)
     text = str(value).replace("\n", " ")
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if width is None or len(text) <= width else text[:width - 3] + "..."
 
 
 class Table:
-    def __init__(self, columns: Sequence[str]):
+    def __init__(self, columns: Sequence[str], width: int | None = 60):
+        """`width`: longer cells are cut to it with '...'; None keeps them whole (paths, for example)."""
         self.columns = list(columns)
+        self.width = width
         self.rows: list[list[str]] = []
 
     def add(self, *values: Any) -> None:
-        self.rows.append([_cell(v) for v in values])
+        self.rows.append([_cell(v, self.width) for v in values])
 
     def render(self) -> str:
         if not self.rows:

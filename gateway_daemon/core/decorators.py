@@ -5,14 +5,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import jsonschema
-from jsonschema.validators import validator_for
-
 from .errors import InvalidArgument
 from .resources import Resource, check_text, now
 
 
 def _validator_class(schema: dict[str, Any]):
+    # jsonschema is imported on first use: it is most of the start-up time of a short `gateway` command.
+    import jsonschema
+    from jsonschema.validators import validator_for
+
     return validator_for(schema, default=jsonschema.Draft202012Validator)
 
 
@@ -22,6 +23,8 @@ def check_schema(name: str, schema: Any) -> None:
     declared = schema.get("$schema")
     if declared is not None and not isinstance(declared, str):
         raise InvalidArgument(f"decorator {name}: $schema must be a URI string")
+    import jsonschema
+
     try:
         _validator_class(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
@@ -37,6 +40,8 @@ def check_schema(name: str, schema: Any) -> None:
 
 def input_errors(schema: dict[str, Any], inputs: dict[str, Any]) -> list[str]:
     """Every way `inputs` fails `schema`, one readable line each, sorted by field."""
+    import jsonschema
+
     validator = _validator_class(schema)(schema, format_checker=jsonschema.FormatChecker())
     lines = []
     for error in validator.iter_errors(inputs):

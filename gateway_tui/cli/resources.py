@@ -48,7 +48,8 @@ def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"{flag} {item!r} is not KEY=VALUE")
+            # Like --set and --secret: a malformed value is an invalid request (exit 1), not bad usage.
+            raise InvalidArgument(f"{flag} {item!r} is not KEY=VALUE")
         result[key] = value
     return result
 

@@ -1,0 +1,146 @@
+"""Running the real `gateway` and `gateway-daemon` commands in an isolated home, for the CLI tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BIN = Path(sys.executable).parent
+GATEWAY = str(BIN / "gateway")
+DAEMON = str(BIN / "gateway-daemon")
+KINDS = ("repositories", "decorators", "services", "secrets")
+PYCACHE = os.path.join(tempfile.gettempdir(), f"gateway-tests-pycache-{os.getuid()}")
+
+
+@dataclass
+class Result:
+    args: Sequence[str]
+    code: int
+    out: str
+    err: str
+
+    def __str__(self) -> str:
+        return f"$ {' '.join(self.args)}\nexit {self.code}\n--- stdout\n{self.out}--- stderr\n{self.err}"
+
+    def json(self) -> Any:
+        assert self.code == 0, str(self)
+        return json.loads(self.out)
+
+    def ok(self) -> "Result":
+        assert self.code == 0, str(self)
+        assert "Traceback" not in self.err, str(self)
+        return self
+
+    def fails(self, code: int, *fragments: str, prefix: str = "gateway: ") -> str:
+        """Assert the exit code and ONE line on stderr, starting with `prefix` and holding every fragment."""
+        assert self.code == code, str(self)
+        assert "Traceback" not in self.err, str(self)
+        lines = self.err.splitlines()
+        assert len(lines) == 1, f"expected one line on stderr\n{self}"
+        line = lines[0]
+        assert line.startswith(prefix), str(self)
+        for fragment in fragments:
+            assert fragment in line, f"{fragment!r} missing from the message\n{self}"
+        return line
+
+
+def clean_environ(home: Path, **extra: str) -> dict[str, str]:
+    """os.environ without any GATEWAY_* variable, HOME moved to `home`, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env["HOME"] = str(home)
+    env.pop("XDG_CONFIG_HOME", None)
+    # Hundreds of short-lived processes: let them share compiled bytecode, kept out of the source tree.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = PYCACHE
+    env.update(extra)
+    return env
+
+
+class Sandbox:
+    """A home, a working directory and a gateway.conf of one's own; commands run with nothing else."""
+
+    def __init__(self, root: Path, write_config: bool = True):
+        self.root = root
+        self.data_dir = root / "data"
+        self.config = root / "gateway.conf"
+        self.env: dict[str, str] = {}
+        if write_config:
+            self.config.write_text(f"[application]\ndata_dir = {self.data_dir}\n")
+
+    @property
+    def db(self) -> Path:
+        return self.data_dir / "gateway.db"
+
+    def _run(self, program: str, args: Sequence[str], stdin: str | None = None, env: dict[str, str] | None = None,
+             cwd: Path | None = None, timeout: float = 60) -> Result:
+        argv = [program, *args]
+        proc = subprocess.run(
+            argv, input=stdin if stdin is not None else "", capture_output=True, text=True,
+            cwd=cwd or self.root, env=clean_environ(self.root, **{**self.env, **(env or {})}), timeout=timeout,
+        )
+        return Result([Path(program).name, *args], proc.returncode, proc.stdout, proc.stderr)
+
+    def gateway(self, *args: str, **kwargs: Any) -> Result:
+        return self._run(GATEWAY, args, **kwargs)
+
+    def daemon(self, *args: str, **kwargs: Any) -> Result:
+        return self._run(DAEMON, args, **kwargs)
+
+    def many(self, calls: Iterable[tuple[str, ...]], program: str = GATEWAY, **kwargs: Any) -> list[Result]:
+        """Independent commands at once (they only read the store, or each has its own config)."""
+        calls = list(calls)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return list(pool.map(lambda argv: self._run(program, argv, **kwargs), calls))
+
+    # ------------------------------------------------------------ what is stored
+    def listing(self, kind: str) -> list[dict[str, Any]]:
+        return self.gateway("get", kind, "-o", "json").json()
+
+    def stored(self) -> list[tuple[str, bytes, int]]:
+        """Every row of the embedded store, revisions included: any write shows here."""
+        if not self.db.exists():
+            return []
+        conn = sqlite3.connect(self.db)
+        try:
+            rows = conn.execute("SELECT key, value, revision FROM kv ORDER BY key").fetchall()
+            revision = conn.execute("SELECT value FROM meta WHERE name = 'revision'").fetchall()
+        finally:
+            conn.close()
+        return [(k, bytes(v), r) for k, v, r in rows] + [("(revision)", b"", revision[0][0] if revision else 0)]
+
+    def snapshot(self, kinds: Sequence[str] = KINDS) -> tuple[Any, ...]:
+        """What `gateway get KIND -o json` shows for `kinds`, and the raw store."""
+        listings = self.many([("get", kind, "-o", "json") for kind in kinds])
+        return tuple(r.json() for r in listings) + (self.stored(),)
+
+
+def run_all(thunks: Iterable[Callable[[], Result]]) -> list[Result]:
+    """Call each thunk (a command with its own config or environment) at once; results in order."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda thunk: thunk(), list(thunks)))
+
+
+def check_all(checks: Iterable[Callable[[], Any]]) -> None:
+    """Run every check (a thunk that asserts) and report every failure together, not just the first."""
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except AssertionError as exc:
+            problems.append(str(exc))
+    assert not problems, f"{len(problems)} check(s) failed:\n\n" + "\n\n".join(problems)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
