@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
+import tempfile
 import secrets as random
 from functools import lru_cache
 from pathlib import Path
@@ -85,7 +86,10 @@ class SecretBox:
             if self.key_file is None:
                 raise FailedPrecondition(self._reason_missing or "no secrets key: set [secrets] encrypt_key_file")
             if sealing and self._create_missing is not None and not self.key_file.exists():
-                self._create_missing(self.key_file)
+                try:
+                    self._create_missing(self.key_file)
+                except FileExistsError:
+                    pass  # another process made it first: use theirs
             try:
                 material = self.key_file.read_bytes().strip()
             except OSError as exc:
@@ -123,8 +127,18 @@ class SecretBox:
 
 
 def create_key_file(path: Path) -> None:
-    """A new random key, readable by its owner only. Never overwrites."""
+    """A new random key, readable by its owner only. Never overwrites; raises FileExistsError if one is there.
+
+    The key is written to a temporary file first and then linked into place, so
+    another process never reads a half-written key.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(random.token_hex(32) + "\n")
+    fd, tmp = tempfile.mkstemp(prefix=".key-", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(random.token_hex(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(tmp, path)
+    finally:
+        os.unlink(tmp)

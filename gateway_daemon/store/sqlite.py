@@ -69,6 +69,8 @@ class SQLiteStore(Store):
                     except sqlite3.Error:
                         pass
                 raise StoreUnavailable(f"local store {self.path}: {exc}") from None
+            except OSError as exc:  # data_dir missing, not a directory, not writable
+                raise StoreUnavailable(f"local store {self.path}: {exc.strerror or exc}") from None
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
