@@ -67,14 +67,15 @@ class Daemon:
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
         handle = open(self.log, "a")
+        offset = self.log.stat().st_size  # a restart appends: look only at what this start writes
         self.process = subprocess.Popen([str(BIN / "gateway-daemon"), "--config", str(self.config)],
                                         stdout=handle, stderr=handle, env=env)
         deadline = time.monotonic() + 30
-        while "serving gRPC on" not in self.log.read_text():
+        while "serving gRPC on" not in self.log.read_text()[offset:]:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError("the daemon did not start:\n" + self.log.read_text())
             time.sleep(0.05)
-        found = re.search(r"temporary password (\S+);", self.log.read_text())
+        found = re.search(r"temporary password (\S+);", self.log.read_text()[offset:])
         if found:
             self.admin_password = found.group(1)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import sqlite3
+import time
 from pathlib import Path
 from typing import AsyncIterator, Callable, TypeVar
 
@@ -28,6 +29,7 @@ INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0);
 """
 CHANGE_LOG_KEEP = 10_000
 POLL_SECONDS = 0.25
+CONTENTION_SECONDS = 15.0
 
 
 def _prefix_end(prefix: str) -> str:
@@ -51,28 +53,56 @@ class SQLiteStore(Store):
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), timeout=10, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=10000")
-            conn.executescript(_SCHEMA)
+            try:
+                conn.execute("PRAGMA busy_timeout=10000")
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.executescript(_SCHEMA)
+            except BaseException:
+                conn.close()
+                raise
             self._conn = conn
         return self._conn
 
+    @staticmethod
+    def _contended(exc: sqlite3.DatabaseError) -> bool:
+        """SQLite answers "locked" without waiting in a few cases (switching a brand-new
+        file to WAL while another process does the same, a read upgrading to a write,
+        WAL recovery); those are worth another try, not an error for the user."""
+        text = str(exc).lower()
+        return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+    def _rollback(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.rollback()
+            except sqlite3.Error:
+                pass
+
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
+            deadline = time.monotonic() + CONTENTION_SECONDS
+            pause = 0.01
+            while True:
+                try:
+                    return fn(self._connect())
+                except sqlite3.DatabaseError as exc:
+                    if not self._contended(exc) or time.monotonic() + pause > deadline:
+                        raise
+                    self._rollback()
+                time.sleep(pause)
+                pause = min(pause * 2, 0.2)
+
+        def guarded() -> T:
             try:
-                return fn(self._connect())
+                return call()
             except sqlite3.DatabaseError as exc:
-                if self._conn is not None:
-                    try:
-                        self._conn.rollback()
-                    except sqlite3.Error:
-                        pass
+                self._rollback()
                 raise StoreUnavailable(f"local store {self.path}: {exc}") from None
             except OSError as exc:  # data_dir missing, not a directory, not writable
                 raise StoreUnavailable(f"local store {self.path}: {exc.strerror or exc}") from None
 
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, guarded)
 
     def _write(self, conn: sqlite3.Connection, key: str, kind: str, value: bytes | None) -> int:
         """Inside a transaction: bump the revision, apply, log. Returns the revision."""
