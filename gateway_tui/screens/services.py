@@ -1,46 +1,273 @@
-"""Services: the home screen, a table of every service."""
+"""Services: the home screen (a table of every service), its form and its details."""
 
 from __future__ import annotations
 
+from typing import Any, Iterable
+
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.content import Content
+from textual.widgets import Input, Label, Select, TextArea
 
-from gateway_daemon.core import GatewayError
+from gateway_daemon.core import SERVICE_TYPES, GatewayError, InvalidArgument, SecretRef, Service
 
-COLUMNS = ("Name", "Type", "Repository", "Decorator", "Tags", "Description")
+from ..formatting import STATUS_STYLES, duration, run_duration, status_label, when
+from ..widgets.form import FormField
+from ..widgets.resource_table import Column, ResourceTable, TableRow
+from .base import DetailsScreen, FormScreen, ResourceListScreen, list_bindings, split_words
+
+DEFAULT_FILENAMES = {"python-script": "main.py", "ansible-playbook": "site.yml", "opentofu-plan": "(none)",
+                     "executable": "(required)"}
+RECENT_RUNS = 500  # how far back the home screen looks for each service's last run
 
 
-class ServicesScreen(Screen):
-    BINDINGS = [Binding("ctrl+r", "refresh", "Refresh")]
+def latest_runs(runs: Iterable[Any]) -> dict[str, Any]:
+    latest: dict[str, Any] = {}
+    for run in runs:  # newest first
+        latest.setdefault(run.service, run)
+    return latest
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("", id="hint", classes="empty-hint")
-        yield DataTable(id="services", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+
+class ServicesScreen(ResourceListScreen):
+    SECTION = "services"
+    KIND, NOUN, PLURAL = "service", "service", "services"
+    COLUMNS = [
+        Column("name", "Name", min_width=8, max_width=32),
+        Column("type", "Type", min_width=6, max_width=16),
+        Column("repository", "Repository", min_width=6, max_width=24),
+        Column("decorator", "Decorator", min_width=6, max_width=20),
+        Column("status", "Last run", min_width=8, max_width=14),
+        Column("when", "When", min_width=10, max_width=16),
+        Column("description", "Description", min_width=0, max_width=60, grow=True),
+    ]
+    EMPTY = ("No services yet.\n\nA service runs a script, playbook or plan from a repository. "
+             "Press [b]n[/b] to create one (add its repository first in [b]3[/b] Repositories).")
+    BINDINGS = [
+        Binding("r", "run", "Run", tooltip="Run the selected service"),
+        *list_bindings("service"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_runs: dict[str, Any] = {}
+
+    async def fetch(self) -> list[Any]:
+        services = await self.gateway.list("service")
+        try:
+            self.last_runs = latest_runs(await self.gateway.list_runs(limit=RECENT_RUNS))
+        except GatewayError as exc:
+            self.report(exc, "Cannot read the run history")
+        return services
+
+    def rows(self, resources: list[Any]) -> Iterable[TableRow]:
+        tz = self.app.tz  # type: ignore[attr-defined]
+        for service in resources:
+            run = self.last_runs.get(service.name)
+            status = run.status if run else ""
+            yield TableRow(
+                service.name,
+                (service.name, service.type, service.repository, service.decorator, status_label(status),
+                 when(run.created_at, tz) if run else "", service.description.splitlines()[0]
+                 if service.description else ""),
+                (None, None, None, None, STATUS_STYLES.get(status), "muted", "muted"),
+            )
+
+    def form(self, resource: Any | None) -> ServiceFormScreen:
+        return ServiceFormScreen(resource)
+
+    def details(self, resource: Any) -> ServiceDetailsScreen:
+        return ServiceDetailsScreen(resource.name)
+
+    def action_run(self) -> None:
+        service = self._need_selection()
+        if service is not None:
+            self.app.open_run(service.name)  # type: ignore[attr-defined]
+
+
+class ServiceFormScreen(FormScreen):
+    SECTION = "services"
+    NOUN = "service"
+    FIELD_WORDS = [
+        ("working-dir", "working_dir"), ("filename", "filename"), ("requirements-file", "working_dir"),
+        ("env", "env"), ("secret", "secrets"), ("tags", "tags"), ("timeout", "timeout"),
+        ("description", "description"), ("decorator", "decorator"), ("repository", "repository"),
+        ("type", "type"), ("name", "name"), ("already exists", "name"),
+    ]
+
+    def fields(self) -> ComposeResult:
+        s: Service = self.resource or Service(name="")
+        yield FormField("name", "Name", Input(s.name, placeholder="add-vlan", id="name", compact=True,
+                                              disabled=self.editing),
+                        "letters, digits, - _ . (1-64)", required=True)
+        yield FormField("type", "Type", Select([(t, t) for t in SERVICE_TYPES], value=s.type, allow_blank=False,
+                                               id="type", compact=True), required=True)
+        yield FormField("repository", "Repository", Select([], id="repository", compact=True,
+                                                           prompt="choose a repository"), required=True)
+        yield FormField("working_dir", "Working dir", Input(s.working_dir or ".", id="working_dir", compact=True),
+                        "folder in the repository the service runs in")
+        yield FormField("filename", "Filename", Input(s.filename, id="filename", compact=True,
+                                                      placeholder=DEFAULT_FILENAMES[s.type]),
+                        "the file it runs, relative to the working dir")
+        yield FormField("decorator", "Decorator", Select([], id="decorator", compact=True, prompt="none"),
+                        "the JSON Schema of its inputs (optional)")
+        yield FormField("env", "Environment", TextArea("\n".join(f"{k}={v}" for k, v in s.env.items()), id="env",
+                                                       compact=True, soft_wrap=False),
+                        "one KEY=VALUE a line")
+        yield FormField("secrets", "Secrets", TextArea("\n".join(str(r) for r in s.secrets), id="secrets",
+                                                       compact=True, soft_wrap=False),
+                        "one name=SECRET,target=ENV_VAR a line: the secret goes into that variable")
+        yield FormField("tags", "Tags", Input(" ".join(s.tags), id="tags", compact=True),
+                        "separated by spaces")
+        yield FormField("timeout", "Timeout", Input("" if s.timeout is None else str(s.timeout), id="timeout",
+                                                    type="integer", compact=True, placeholder="default"),
+                        "seconds; empty: the gateway's default")
+        yield FormField("description", "Description", Input(s.description, id="description", compact=True))
 
     async def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns(*COLUMNS)
-        await self.action_refresh()
-
-    async def action_refresh(self) -> None:
-        table = self.query_one(DataTable)
-        hint = self.query_one("#hint", Static)
+        super().on_mount()
         try:
-            services = await self.app.gateway.list("service")
+            repositories = sorted(r.name for r in await self.gateway.list("repository"))
+            decorators = sorted(d.name for d in await self.gateway.list("decorator"))
         except GatewayError as exc:
-            self.notify(str(exc), severity="error", title="Cannot list services")
+            self.report(exc, "Cannot list repositories and decorators")
             return
-        table.clear()
-        for service in services:
-            table.add_row(service.name, service.type, service.repository, service.decorator or "-",
-                          ", ".join(service.tags) or "-", service.description or "", key=service.name)
-        hint.update(
-            "" if services else
-            "No services yet. Create one with: gateway create repository NAME --url URL, "
-            "then gateway create service python-script NAME --repository REPO --filename main.py"
+        s = self.resource
+        repository = self.query_one("#repository", Select)
+        repository.set_options([(r, r) for r in repositories])
+        if s is not None and s.repository in repositories:
+            repository.value = s.repository
+        elif len(repositories) == 1:
+            repository.value = repositories[0]
+        if not repositories:
+            self.query_one("#field-repository", FormField).set_error(
+                "no repositories yet: create one first (3 Repositories)")
+        decorator = self.query_one("#decorator", Select)
+        decorator.set_options([(d, d) for d in decorators])
+        if s is not None and s.decorator in decorators:
+            decorator.value = s.decorator
+
+    @on(Select.Changed, "#type")
+    def _type_changed(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            self.query_one("#filename", Input).placeholder = DEFAULT_FILENAMES.get(event.value, "")
+
+    def collect(self) -> dict[str, Any]:
+        def text(widget_id: str) -> str:
+            return self.query_one(f"#{widget_id}", Input).value.strip()
+
+        def choice(widget_id: str) -> str:
+            value = self.query_one(f"#{widget_id}", Select).value
+            return value if isinstance(value, str) else ""
+
+        env: dict[str, str] = {}
+        for number, line in enumerate(self.query_one("#env", TextArea).text.splitlines(), 1):
+            if not line.strip():
+                continue
+            key, sep, value = line.partition("=")
+            if not sep or not key.strip():
+                self.fail("env", f"line {number}: {line.strip()!r} is not KEY=VALUE")
+            else:
+                env[key.strip()] = value
+        secrets: list[SecretRef] = []
+        for line in self.query_one("#secrets", TextArea).text.splitlines():
+            if line.strip():
+                try:
+                    secrets.append(SecretRef.parse(line.strip()))
+                except InvalidArgument as exc:
+                    self.fail("secrets", str(exc))
+        timeout: int | None = None
+        if text("timeout"):
+            try:
+                timeout = int(text("timeout"))
+            except ValueError:
+                self.fail("timeout", "a whole number of seconds")
+        values = dict(
+            name=text("name"), type=choice("type"), repository=choice("repository"),
+            working_dir=text("working_dir") or ".", filename=text("filename"), decorator=choice("decorator"),
+            env=env, secrets=secrets, tags=split_words(text("tags")), timeout=timeout,
+            description=self.query_one("#description", Input).value,
         )
-        hint.display = not services
+        if not values["name"]:
+            self.fail("name", "a name is required")
+        if not values["repository"]:
+            self.fail("repository", "choose the repository the service lives in")
+        if not self.errors:
+            try:
+                Service(**values).validate()  # the engine's own rules, before a round trip
+            except InvalidArgument as exc:
+                self.fail(self.field_for(str(exc)) or "name", str(exc))
+        return values
+
+    async def save(self, values: dict[str, Any]) -> str:
+        if self.editing:
+            changes = {k: v for k, v in values.items() if k != "name"}
+            await self.gateway.update("service", self.resource.name, changes)
+            return self.resource.name
+        created = await self.gateway.create(Service(**values))
+        return created.name
+
+
+class ServiceDetailsScreen(DetailsScreen):
+    SECTION = "services"
+    KIND, NOUN = "service", "service"
+    BINDINGS = [
+        Binding("r", "run", "Run", tooltip="Run this service"),
+        *DetailsScreen.BINDINGS,
+        Binding("enter", "open_run", "Open run", tooltip="Show the output of the selected run"),
+    ]
+
+    def compose_extra(self) -> ComposeResult:
+        yield Label("Recent runs", classes="section-title")
+        yield ResourceTable([
+            Column("id", "Run", min_width=8, max_width=22),
+            Column("status", "Status", min_width=8, max_width=14),
+            Column("when", "Started", min_width=10, max_width=16),
+            Column("duration", "Duration", min_width=6, max_width=10),
+            Column("exit", "Exit", min_width=4, max_width=5),
+            Column("reason", "Reason", min_width=0, max_width=60, grow=True),
+        ], id="recent-runs")
+
+    def pairs(self, s: Any) -> Iterable[tuple[str, Any]]:
+        return [
+            ("type", s.type), ("repository", s.repository), ("working dir", s.working_dir),
+            ("filename", s.filename or f"{s.script or '—'} (default)"), ("decorator", s.decorator),
+            ("environment", " ".join(f"{k}={v}" for k, v in s.env.items())),
+            ("secrets", [f"{r.name} → ${r.target}" for r in s.secrets]), ("tags", s.tags),
+            ("timeout", f"{s.timeout} s" if s.timeout else "default"), ("description", s.description),
+            ("created", when(s.created_at, self.app.tz)), ("updated", when(s.updated_at, self.app.tz)),  # type: ignore[attr-defined]
+        ]
+
+    async def load_extra(self) -> None:
+        try:
+            runs = await self.gateway.list_runs(service=self.name_, limit=50)
+        except GatewayError as exc:
+            self.report(exc, "Cannot read the run history")
+            return
+        app: Any = self.app
+        table = self.query_one("#recent-runs", ResourceTable)
+        table.set_rows(
+            TableRow(r.id, (r.id, status_label(r.status), when(r.created_at, app.tz),
+                            duration(run_duration(r, app.clock())),
+                            "" if r.exit_code is None else str(r.exit_code), r.reason),
+                     (None, STATUS_STYLES.get(r.status), None, None, None, "muted"))
+            for r in runs
+        )
+        table.display = bool(runs)
+        self.query_one(".section-title", Label).update(
+            Content("Recent runs" if runs else "No runs yet: press r to run it"))
+
+    def form(self) -> ServiceFormScreen:
+        return ServiceFormScreen(self.resource)
+
+    def action_run(self) -> None:
+        self.app.open_run(self.name_)  # type: ignore[attr-defined]
+
+    def action_open_run(self) -> None:
+        key = self.query_one("#recent-runs", ResourceTable).cursor_key
+        if key:
+            self.app.open_run_output(key)  # type: ignore[attr-defined]
+
+    @on(ResourceTable.Selected, "#recent-runs")
+    def _run_selected(self, event: ResourceTable.Selected) -> None:
+        self.app.open_run_output(event.key)  # type: ignore[attr-defined]

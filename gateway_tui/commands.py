@@ -1,0 +1,64 @@
+"""The command palette (ctrl+p): every key binding of the current screen, the sections, and each service."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from gateway_daemon.core import GatewayError
+
+from .widgets.navigation import SECTIONS
+
+
+def _key_label(key: str) -> str:
+    return key.split(",")[0].replace("ctrl+", "^")
+
+
+class GatewayCommands(Provider):
+    """Commands from the active bindings (so nothing is only a key away), plus jumps to any service."""
+
+    async def startup(self) -> None:
+        self._services: list[str] = []
+        try:
+            self._services = sorted(s.name for s in await self.app.gateway.list("service"))  # type: ignore[attr-defined]
+        except GatewayError:
+            pass
+
+    def _commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
+        app = self.app
+        screen = self.screen
+        commands: list[tuple[str, str, Callable[[], Any]]] = []
+        seen: set[str] = set()
+        for mode, key, label in SECTIONS:
+            name = f"Go to {label}"
+            seen.add(f"section('{mode}')")
+            commands.append((name, f"key {key}", partial(app.action_section, mode)))  # type: ignore[attr-defined]
+        for key, active in screen.active_bindings.items():
+            binding = active.binding
+            if not binding.description or binding.action in seen or not active.enabled:
+                continue
+            seen.add(binding.action)
+            name = binding.tooltip or binding.description
+            commands.append((name, f"key {_key_label(key)}",
+                             partial(app.run_action, binding.action, active.node)))
+        return commands
+
+    async def discover(self) -> Hits:
+        for name, help_text, callback in self._commands():
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, callback in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+        open_service = getattr(self.app, "open_run", None)
+        for service in self._services:
+            name = f"Run service {service}"
+            score = matcher.match(name)
+            if score > 0 and open_service is not None:
+                yield Hit(score * 0.9, matcher.highlight(name), partial(open_service, service),
+                          help="open its run form")

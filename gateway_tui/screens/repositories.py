@@ -1,0 +1,119 @@
+"""Repositories: where the automations live."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from textual.app import ComposeResult
+from textual.widgets import Input, Select
+
+from gateway_daemon.core import GatewayError, InvalidArgument, Repository
+
+from ..formatting import when
+from ..widgets.form import FormField
+from ..widgets.resource_table import Column, TableRow
+from .base import DetailsScreen, FormScreen, ResourceListScreen, list_bindings, split_words
+
+
+class RepositoriesScreen(ResourceListScreen):
+    SECTION = "repositories"
+    KIND, NOUN, PLURAL = "repository", "repository", "repositories"
+    COLUMNS = [
+        Column("name", "Name", min_width=8, max_width=28),
+        Column("url", "URL", min_width=12, max_width=60),
+        Column("reference", "Reference", min_width=6, max_width=20),
+        Column("key", "SSH key", min_width=0, max_width=16),
+        Column("description", "Description", min_width=0, max_width=60, grow=True),
+    ]
+    EMPTY = ("No repositories yet.\n\nA repository is a git URL (https, ssh, or a local path) holding your "
+             "automations. Press [b]n[/b] to add one.")
+    BINDINGS = list_bindings("repository")
+
+    def rows(self, resources: list[Any]) -> Iterable[TableRow]:
+        for r in resources:
+            yield TableRow(r.name, (r.name, r.url, r.reference or "HEAD", r.private_key_name,
+                                    r.description.splitlines()[0] if r.description else ""),
+                           (None, None, None if r.reference else "muted", None, "muted"))
+
+    def form(self, resource: Any | None) -> "RepositoryFormScreen":
+        return RepositoryFormScreen(resource)
+
+    def details(self, resource: Any) -> "RepositoryDetailsScreen":
+        return RepositoryDetailsScreen(resource.name)
+
+
+class RepositoryFormScreen(FormScreen):
+    SECTION = "repositories"
+    NOUN = "repository"
+    FIELD_WORDS = [("private-key", "private_key_name"), ("private key", "private_key_name"),
+                   ("reference", "reference"), ("url", "url"), ("tags", "tags"), ("description", "description"),
+                   ("secret", "private_key_name"), ("name", "name"), ("already exists", "name")]
+
+    def fields(self) -> ComposeResult:
+        r: Repository = self.resource or Repository(name="")
+        yield FormField("name", "Name", Input(r.name, id="name", placeholder="automations", compact=True,
+                                              disabled=self.editing), "letters, digits, - _ . (1-64)",
+                        required=True)
+        yield FormField("url", "URL", Input(r.url, id="url", compact=True,
+                                            placeholder="https://git.example.com/team/automations.git"),
+                        "https://…, ssh://… or user@host:path, or an absolute local path", required=True)
+        yield FormField("reference", "Reference", Input(r.reference, id="reference", compact=True,
+                                                        placeholder="the remote's HEAD"),
+                        "branch, tag or commit")
+        yield FormField("private_key_name", "SSH key", Select([], id="private_key_name", compact=True,
+                                                              prompt="none"),
+                        "a secret holding an ssh private key (ssh URLs only)")
+        yield FormField("tags", "Tags", Input(" ".join(r.tags), id="tags", compact=True), "separated by spaces")
+        yield FormField("description", "Description", Input(r.description, id="description", compact=True))
+
+    async def on_mount(self) -> None:
+        super().on_mount()
+        try:
+            secrets = sorted(s.name for s in await self.gateway.list("secret"))
+        except GatewayError as exc:
+            self.report(exc, "Cannot list secrets")
+            return
+        select = self.query_one("#private_key_name", Select)
+        select.set_options([(s, s) for s in secrets])
+        if self.resource is not None and self.resource.private_key_name in secrets:
+            select.value = self.resource.private_key_name
+
+    def collect(self) -> dict[str, Any]:
+        def text(widget_id: str) -> str:
+            return self.query_one(f"#{widget_id}", Input).value.strip()
+
+        key = self.query_one("#private_key_name", Select).value
+        values = dict(name=text("name"), url=text("url"), reference=text("reference"),
+                      private_key_name=key if isinstance(key, str) else "", tags=split_words(text("tags")),
+                      description=self.query_one("#description", Input).value)
+        if not values["name"]:
+            self.fail("name", "a name is required")
+        if not values["url"]:
+            self.fail("url", "a URL is required")
+        if not self.errors:
+            try:
+                Repository(**values).validate()
+            except InvalidArgument as exc:
+                self.fail(self.field_for(str(exc)) or "url", str(exc))
+        return values
+
+    async def save(self, values: dict[str, Any]) -> str:
+        if self.editing:
+            await self.gateway.update("repository", self.resource.name,
+                                      {k: v for k, v in values.items() if k != "name"})
+            return self.resource.name
+        return (await self.gateway.create(Repository(**values))).name
+
+
+class RepositoryDetailsScreen(DetailsScreen):
+    SECTION = "repositories"
+    KIND, NOUN = "repository", "repository"
+
+    def pairs(self, r: Any) -> Iterable[tuple[str, Any]]:
+        app: Any = self.app
+        return [("url", r.url), ("reference", r.reference or "the remote's HEAD"), ("ssh key", r.private_key_name),
+                ("tags", r.tags), ("description", r.description), ("created", when(r.created_at, app.tz)),
+                ("updated", when(r.updated_at, app.tz))]
+
+    def form(self) -> RepositoryFormScreen:
+        return RepositoryFormScreen(self.resource)

@@ -1,0 +1,300 @@
+"""Run a service: its input form, then its live output, status, duration and exit code.
+
+The same screen shows a past or running run (from the history): then it starts
+in the output phase, following the run until it ends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
+from textual.widgets import Input, Label, Static
+
+from gateway_daemon.core import GatewayError, InvalidArgument
+
+from ..formatting import STATUS_STYLES, duration, run_duration, status_label, when
+from ..widgets.output_view import OutputView
+from ..widgets.schema_form import KeyValueRows, SchemaForm
+from .base import SectionScreen
+
+LIVE_SEARCH_LIMIT = 20_000  # above this many lines, search runs on enter, not on every key
+STYLE_VARIABLES = {"success": "$text-success", "error": "$text-error", "warning": "$text-warning",
+                   "accent": "$text-accent", "muted": "$foreground-muted"}
+
+
+def field_errors(message: str, fields: set[str]) -> tuple[dict[str, str], list[str]]:
+    """The engine's 'inputs do not match the decorator: a: …; b: …' split by field."""
+    prefix = "inputs do not match the decorator: "
+    if not message.startswith(prefix):
+        return {}, [message]
+    errors: dict[str, str] = {}
+    general: list[str] = []
+    for part in message[len(prefix):].split("; "):
+        field, _, text = part.partition(": ")
+        top = field.split(".")[0]
+        if top in fields:
+            errors.setdefault(top, text)
+        else:
+            general.append(part)
+    return errors, general
+
+
+class RunScreen(SectionScreen):
+    SECTION = "services"
+    BINDINGS = [
+        Binding("ctrl+s", "start", "Start run", tooltip="Start the run with these inputs"),
+        Binding("c", "cancel_run", "Cancel run", tooltip="Cancel the run in progress"),
+        Binding("slash", "search", "Search", tooltip="Search the output (shows matching lines)"),
+        Binding("r", "again", "Run again", tooltip="Run the service again with the same inputs"),
+        Binding("end", "follow", "Follow", show=False, tooltip="Jump to the end of the output and follow it"),
+        Binding("escape", "back", "Back", tooltip="Back (a run in progress keeps running)"),
+    ]
+
+    def __init__(self, service: str | None, inputs: dict[str, Any] | None = None, run_id: str | None = None,
+                 section: str = "services"):
+        super().__init__()
+        self.SECTION = section
+        self.service_name = service
+        self.initial_inputs = inputs
+        self.run_id = run_id
+        self.run: Any = None
+        self.phase = "output" if run_id else "loading"
+        self.schema: dict[str, Any] | None = None
+        self.form: SchemaForm | KeyValueRows | None = None
+
+    def compose_body(self) -> ComposeResult:
+        yield Label("", id="run-title")
+        with VerticalScroll(id="run-form-area"):
+            yield Static("", id="form-error")
+        with Vertical(id="run-output-area"):
+            yield Static("", id="run-status")
+            yield OutputView(id="output")
+            yield Input(placeholder="search the output; enter: keep, esc: clear", id="search", compact=True)
+
+    async def on_mount(self) -> None:
+        self.query_one("#form-error").display = False
+        self.query_one("#search").display = False
+        self.set_interval(0.5, self._tick)
+        if self.run_id:
+            self._show_phase("output")
+            self.query_one("#run-title", Label).update(Content(f"Run {self.run_id}"))
+            self.follow(self.run_id)
+        else:
+            self.query_one("#run-output-area").display = False
+            await self._load_form()
+
+    # ------------------------------------------------------------ the form
+    async def _load_form(self) -> None:
+        name = self.service_name
+        assert name is not None
+        try:
+            service = await self.gateway.get("service", name)
+            self.schema = (await self.gateway.get("decorator", service.decorator)).schema \
+                if service.decorator else None
+        except GatewayError as exc:
+            self.report(exc, f"Cannot run {name}")
+            self.dismiss()
+            return
+        info = f"{service.type} · {service.repository}" + (f" · decorator {service.decorator}"
+                                                           if service.decorator else "")
+        self.query_one("#run-title", Label).update(
+            Content.assemble(("Run ", "bold"), (name, "bold $text-accent"), "  ", (info, "$foreground-muted")))
+        self.form = SchemaForm(self.schema, self.initial_inputs, id="inputs") if self.schema is not None \
+            else KeyValueRows(self.initial_inputs, id="inputs")
+        area = self.query_one("#run-form-area")
+        await area.mount(self.form)
+        await area.mount(Static(Content.from_markup(
+            "[b]ctrl+s[/b] start the run   [b]esc[/b] back   [$text-error]*[/] required"), id="form-hint"))
+        self._show_phase("form")
+        self._focus_form()
+
+    def _focus_form(self) -> None:
+        first = next((w for w in self.query("#inputs Input, #inputs Select, #inputs Checkbox")), None)
+        if first is not None:
+            first.focus()
+
+    def _show_phase(self, phase: str) -> None:
+        self.phase = phase
+        self.query_one("#run-form-area").display = phase == "form"
+        self.query_one("#run-output-area").display = phase == "output"
+        if phase == "output":
+            self.query_one(OutputView).focus()
+        self.refresh_bindings()
+
+    def _form_errors(self, errors: dict[str, str], general: list[str]) -> None:
+        assert self.form is not None
+        if isinstance(self.form, SchemaForm):
+            self.form.show_errors(errors)
+        else:
+            self.form.show_errors(general)
+            general = []
+        banner = self.query_one("#form-error", Static)
+        count = len(errors)
+        lines = ([f"{count} field{'s' if count > 1 else ''} need{'' if count > 1 else 's'} attention"]
+                 if count else []) + general
+        banner.update(Content("\n".join(lines)))
+        banner.display = bool(lines)
+
+    def action_start(self) -> None:
+        if self.phase != "form" or self.form is None:
+            return
+        inputs, errors, general = self.form.collect()
+        self._form_errors(errors, general)
+        if errors or general:
+            self.notify("The run did not start: check the inputs", severity="warning", timeout=3)
+            return
+        self.start_run(inputs)
+
+    @work(exclusive=True, group="run")
+    async def start_run(self, inputs: dict[str, Any]) -> None:
+        assert self.service_name is not None
+        events = self.gateway.run_service(self.service_name, inputs).__aiter__()
+        try:
+            first = await events.__anext__()
+        except StopAsyncIteration:
+            return
+        except InvalidArgument as exc:
+            fields = set(self.form.properties) if isinstance(self.form, SchemaForm) else set()
+            self._form_errors(*field_errors(str(exc), fields))
+            return
+        except GatewayError as exc:
+            self.report(exc, f"Cannot run {self.service_name}")
+            return
+        output = self.query_one(OutputView)
+        output.reset()
+        self._show_phase("output")
+        self._event(first)
+        await self._consume(events)
+
+    @work(exclusive=True, group="run")
+    async def follow(self, run_id: str) -> None:
+        await self._consume(self.gateway.follow_run(run_id).__aiter__())
+
+    async def _consume(self, events: Any) -> None:
+        try:
+            async for event in events:
+                self._event(event)
+        except GatewayError as exc:
+            self.report(exc, "The run's events stopped")
+        finally:
+            self.query_one(OutputView).flush()
+
+    def _event(self, event: Any) -> None:
+        if event.kind == "status" and event.run is not None:
+            was_finished = self.run is not None and self.run.finished
+            self.run = event.run
+            self.run_id = event.run.id
+            if self.service_name is None:
+                self.service_name = event.run.service
+                self.query_one("#run-title", Label).update(Content.assemble(
+                    ("Run ", "bold"), (event.run.id, "bold"), " of ", (event.run.service, "bold $text-accent")))
+            self._update_status()
+            self.refresh_bindings()
+            if event.run.finished and not was_finished and self.phase == "output" and self.is_current:
+                severity = "information" if event.run.status == "succeeded" else "warning"
+                self.notify(f"{event.run.service}: {event.run.status}", severity=severity, timeout=3)
+        elif event.kind == "output":
+            self.query_one(OutputView).add(event.lines)
+
+    # ------------------------------------------------------------ status
+    def _tick(self) -> None:
+        if self.run is not None and not self.run.finished:
+            self._update_status()
+        self._update_search_count()
+
+    def _update_status(self) -> None:
+        run = self.run
+        app: Any = self.app
+        style = STYLE_VARIABLES.get(STATUS_STYLES.get(run.status, "muted"), "$foreground-muted")
+        parts: list[Any] = [(status_label(run.status), f"bold {style}")]
+        elapsed = run_duration(run, app.clock())
+        if elapsed is not None:
+            parts += ["   ", ("duration ", "$foreground-muted"), duration(elapsed)]
+        if run.exit_code is not None:
+            parts += ["   ", ("exit code ", "$foreground-muted"), str(run.exit_code)]
+        parts += ["   ", ("run ", "$foreground-muted"), run.id]
+        if run.commit:
+            parts += ["   ", ("commit ", "$foreground-muted"), run.commit[:10]]
+        parts += ["   ", ("started ", "$foreground-muted"), when(run.created_at, app.tz)]
+        if run.reason:
+            parts += ["\n", (run.reason, "$text-warning" if not run.finished else "$foreground-muted")]
+        self.query_one("#run-status", Static).update(Content.assemble(*parts))
+
+    def _update_search_count(self) -> None:
+        search = self.query_one("#search", Input)
+        view = self.query_one(OutputView)
+        if search.display and view.search:
+            search.border_title = f"{view.matches} of {len(view.output_lines)} lines"
+
+    # ------------------------------------------------------------ output actions
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        finished = self.run is None or self.run.finished
+        if action == "start":
+            return self.phase == "form"
+        if action == "cancel_run":
+            return self.phase == "output" and not finished
+        if action in ("search", "follow"):
+            return self.phase == "output"
+        if action == "again":
+            return self.phase == "output" and self.run is not None and finished
+        return True
+
+    async def action_cancel_run(self) -> None:
+        if self.run is None or self.run.finished:
+            return
+        try:
+            await self.gateway.cancel_run(self.run.id)
+        except GatewayError as exc:
+            self.report(exc, "Cannot cancel the run")
+            return
+        self.notify("Cancelling the run…", timeout=2)
+
+    def action_search(self) -> None:
+        search = self.query_one("#search", Input)
+        search.display = True
+        search.focus()
+
+    @on(Input.Changed, "#search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        view = self.query_one(OutputView)
+        if len(view.output_lines) <= LIVE_SEARCH_LIMIT:
+            view.set_search(event.value)
+            self._update_search_count()
+
+    @on(Input.Submitted, "#search")
+    def _search_submitted(self, event: Input.Submitted) -> None:
+        view = self.query_one(OutputView)
+        if view.search != event.value:
+            view.set_search(event.value)
+        self._update_search_count()
+        view.focus()
+
+    def action_follow(self) -> None:
+        self.query_one(OutputView).scroll_end(animate=False)
+
+    def action_again(self) -> None:
+        if self.run is None or not self.run.finished:
+            return
+        if self.form is not None:
+            self.query_one("#form-error").display = False
+            self._show_phase("form")
+            self._focus_form()
+        else:
+            self.app.switch_screen(RunScreen(self.run.service, inputs=self.run.inputs, section=self.SECTION))
+
+    def action_back(self) -> None:
+        search = self.query_one("#search", Input)
+        if search.display and (search.has_focus or search.value):
+            search.value = ""
+            search.display = False
+            self.query_one(OutputView).set_search("")
+            self.query_one(OutputView).focus()
+            return
+        if self.run is not None and not self.run.finished:
+            self.notify(f"{self.run.service} keeps running: see it in 2 Runs", timeout=4)
+        self.dismiss()

@@ -1,0 +1,174 @@
+"""Secrets: names and descriptions in the open; a value only when revealed on purpose, and briefly."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.content import Content
+from textual.timer import Timer
+from textual.widgets import Input, Static
+
+from gateway_daemon.core import GatewayError, InvalidArgument, Secret
+
+from ..formatting import when
+from ..widgets.form import FormField
+from ..widgets.resource_table import Column, ResourceTable, TableRow
+from .base import DetailsScreen, FormScreen, ResourceListScreen, list_bindings
+
+REVEAL_SECONDS = 10
+HIDDEN = "••••••••"
+
+
+class SecretsScreen(ResourceListScreen):
+    SECTION = "secrets"
+    KIND, NOUN, PLURAL = "secret", "secret", "secrets"
+    COLUMNS = [
+        Column("name", "Name", min_width=8, max_width=28),
+        Column("value", "Value", min_width=8, max_width=8),
+        Column("updated", "Updated", min_width=10, max_width=16),
+        Column("description", "Description", min_width=0, max_width=60, grow=True),
+    ]
+    EMPTY = ("No secrets yet.\n\nA secret is encrypted at rest and put into a run's environment only. "
+             "Press [b]n[/b] to add one.")
+    BINDINGS = [
+        Binding("v", "reveal", "Reveal", tooltip=f"Show the selected secret's value for {REVEAL_SECONDS} s"),
+        *list_bindings("secret"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.revealed: str | None = None  # the name whose value is on screen
+        self._hide_timer: Timer | None = None
+        self._countdown: Timer | None = None
+        self._left = 0
+
+    def compose_body(self) -> ComposeResult:
+        yield from super().compose_body()
+        yield Static("", id="revealed")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#revealed", Static).display = False
+
+    def rows(self, resources: list[Any]) -> Iterable[TableRow]:
+        tz = self.app.tz  # type: ignore[attr-defined]
+        for s in resources:
+            yield TableRow(s.name, (s.name, HIDDEN, when(s.updated_at, tz),
+                                    s.description.splitlines()[0] if s.description else ""),
+                           (None, "muted", "muted", "muted"))
+
+    async def action_reveal(self) -> None:
+        secret = self._need_selection()
+        if secret is None:
+            return
+        try:
+            value = await self.gateway.reveal_secret(secret.name)
+        except GatewayError as exc:
+            self.report(exc, f"Cannot reveal secret {secret.name}")
+            return
+        self.hide()
+        self.revealed = secret.name
+        self._value = value
+        self._left = REVEAL_SECONDS
+        self._show()
+        self._hide_timer = self.set_timer(REVEAL_SECONDS, self.hide)
+        self._countdown = self.set_interval(1, self._tick)
+
+    def _tick(self) -> None:
+        self._left = max(0, self._left - 1)
+        self._show()
+
+    def _show(self) -> None:
+        panel = self.query_one("#revealed", Static)
+        panel.update(Content.assemble(
+            (f"{self.revealed} ", "bold"), (f"hides in {self._left} s · esc hides now\n", "$foreground-muted"),
+            (self._value, "$text-warning"),
+        ))
+        panel.display = True
+
+    def hide(self) -> None:
+        for timer in (self._hide_timer, self._countdown):
+            if timer is not None:
+                timer.stop()
+        self._hide_timer = self._countdown = None
+        if self.revealed is not None:
+            self.revealed = None
+            self._value = ""
+            panel = self.query_one("#revealed", Static)
+            panel.update("")
+            panel.display = False
+
+    def key_escape(self) -> None:
+        if self.revealed is not None:
+            self.hide()
+        else:
+            super().key_escape()
+
+    @on(ResourceTable.Highlighted)
+    def _moved(self, event: ResourceTable.Highlighted) -> None:
+        if self.revealed is not None and event.key != self.revealed:
+            self.hide()
+
+    def on_screen_suspend(self) -> None:
+        self.hide()
+
+    def form(self, resource: Any | None) -> "SecretFormScreen":
+        return SecretFormScreen(resource)
+
+    def details(self, resource: Any) -> "SecretDetailsScreen":
+        return SecretDetailsScreen(resource.name)
+
+
+class SecretFormScreen(FormScreen):
+    SECTION = "secrets"
+    NOUN = "secret"
+    FIELD_WORDS = [("value", "value"), ("description", "description"), ("name", "name"),
+                   ("already exists", "name"), ("key", "value")]
+
+    def fields(self) -> ComposeResult:
+        s: Secret = self.resource or Secret(name="")
+        yield FormField("name", "Name", Input(s.name, id="name", placeholder="api-token", compact=True,
+                                              disabled=self.editing), "letters, digits, - _ . (1-64)",
+                        required=True)
+        yield FormField("value", "Value", Input("", id="value", password=True, compact=True,
+                                                placeholder="unchanged" if self.editing else ""),
+                        "kept encrypted; empty keeps the current value" if self.editing
+                        else "kept encrypted; shown only when revealed", required=not self.editing)
+        yield FormField("description", "Description", Input(s.description, id="description", compact=True))
+
+    def collect(self) -> dict[str, Any]:
+        name = self.query_one("#name", Input).value.strip()
+        value = self.query_one("#value", Input).value
+        description = self.query_one("#description", Input).value
+        if not name:
+            self.fail("name", "a name is required")
+        if not value and not self.editing:
+            self.fail("value", "a value is required")
+        if not self.errors:
+            try:
+                Secret(name=name, description=description).validate()
+            except InvalidArgument as exc:
+                self.fail(self.field_for(str(exc)) or "name", str(exc))
+        return dict(name=name, value=value, description=description)
+
+    async def save(self, values: dict[str, Any]) -> str:
+        if self.editing:
+            await self.gateway.update_secret(self.resource.name, values["value"] or None, values["description"])
+            return self.resource.name
+        return (await self.gateway.create_secret(values["name"], values["value"], values["description"])).name
+
+
+class SecretDetailsScreen(DetailsScreen):
+    SECTION = "secrets"
+    KIND, NOUN = "secret", "secret"
+
+    def pairs(self, s: Any) -> Iterable[tuple[str, Any]]:
+        app: Any = self.app
+        return [("value", f"{HIDDEN}  (reveal it from the list with v)"), ("description", s.description),
+                ("created", when(s.created_at, app.tz)), ("updated", when(s.updated_at, app.tz))]
+
+    def form(self) -> SecretFormScreen:
+        return SecretFormScreen(self.resource)

@@ -1,0 +1,47 @@
+"""Form rows: a label, a control, a line of help and a line for the error, if any."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import HorizontalGroup, VerticalGroup
+from textual.content import Content
+from textual.widget import Widget
+from textual.widgets import Label, Static
+
+
+class FormField(HorizontalGroup):
+    """One field of a form. `field` names it for error messages and tests."""
+
+    def __init__(self, field: str, label: str, control: Widget, help: str = "", required: bool = False):
+        super().__init__(classes="form-field", id=f"field-{field}")
+        self.field = field
+        self.label = label
+        self.control = control
+        self.help = help
+        self.required = required
+
+    def compose(self) -> ComposeResult:
+        label = Content(self.label)
+        if self.required:
+            label = label + Content.styled(" *", "$text-error")
+        yield Label(label, classes="field-label")
+        with VerticalGroup(classes="field-body"):
+            yield self.control
+            if self.help:
+                yield Static(Content(self.help), classes="field-help")
+            yield Static("", classes="field-error")
+
+    def on_mount(self) -> None:
+        self.query_one(".field-error", Static).display = False
+
+    def set_error(self, message: str | None) -> None:
+        error = self.query_one(".field-error", Static)
+        error.update(Content(message or ""))
+        error.display = bool(message)
+        self.set_class(bool(message), "-invalid")
+        self.control.set_class(bool(message), "-invalid")
+
+    @property
+    def error(self) -> str:
+        error = self.query_one(".field-error", Static)
+        return str(error.content) if error.display else ""

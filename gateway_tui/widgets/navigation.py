@@ -1,0 +1,44 @@
+"""The strip under the header naming every section and its key."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import HorizontalGroup
+from textual.widgets import Static
+
+# (mode, key, label); the app binds the keys and the palette lists them.
+SECTIONS = (
+    ("services", "1", "Services"),
+    ("runs", "2", "Runs"),
+    ("repositories", "3", "Repositories"),
+    ("decorators", "4", "Decorators"),
+    ("secrets", "5", "Secrets"),
+    ("users", "6", "Users"),
+)
+
+
+class NavItem(Static):
+    def __init__(self, mode: str, key: str, label: str, active: bool, disabled_reason: str = ""):
+        classes = "-active" if active else ""
+        if disabled_reason:
+            classes += " -unavailable"
+        super().__init__(f"[b]{key}[/b] {label}", classes=classes, markup=True)
+        self.mode = mode
+        if disabled_reason:
+            self.tooltip = disabled_reason
+
+    def on_click(self) -> None:
+        self.app.action_section(self.mode)  # type: ignore[attr-defined]
+
+
+class NavBar(HorizontalGroup):
+    """`1 Services  2 Runs  …`, the current section highlighted."""
+
+    def __init__(self, active: str):
+        super().__init__(id="nav")
+        self.active = active
+
+    def compose(self) -> ComposeResult:
+        unavailable = getattr(self.app, "unavailable_sections", {})
+        for mode, key, label in SECTIONS:
+            yield NavItem(mode, key, label, mode == self.active, unavailable.get(mode, ""))

@@ -1,0 +1,347 @@
+"""What each screen looks like, state by state: a changed look fails here until the snapshot is updated.
+
+    .venv/bin/python -m pytest tests/test_tui_snapshots.py --snapshot-update   # accept the new look
+
+Every value on screen is fixed (tests/tui_sample.py: data, clock, time zone,
+header), so the snapshots are the same on any machine.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timezone
+from typing import Awaitable, Callable
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, TextArea
+
+from gateway_tui.app import GatewayApp
+from gateway_tui.screens.confirm import ConfirmScreen
+from gateway_tui.screens.run import RunScreen
+from gateway_tui.widgets.json_editor import JsonEditor
+from gateway_tui.widgets.output_view import OutputView
+from gateway_tui.widgets.resource_table import ResourceTable
+
+from tui_sample import CONTEXT, NOW, sample_gateway
+
+WIDE, NARROW = (120, 36), (80, 24)
+Steps = Callable[[Pilot], Awaitable[None]]
+
+
+async def until(pilot: Pilot, condition: Callable[[], object], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {condition}"
+        await pilot.pause(0.02)
+
+
+def no_blink(pilot: Pilot) -> None:
+    for widget in pilot.app.screen.query(Input):
+        widget.cursor_blink = False
+    for area in pilot.app.screen.query(TextArea):
+        area.cursor_blink = False
+
+
+def rows(pilot: Pilot) -> int:
+    tables = pilot.app.screen.query(ResourceTable)
+    return tables.first().row_count if tables else 0
+
+
+async def loaded(pilot: Pilot) -> None:
+    """The first screen has read its data."""
+    await until(pilot, lambda: pilot.app.screen.query("#count") and str(pilot.app.screen.query_one("#count").render()))
+
+
+async def keys(pilot: Pilot, *pressed: str) -> None:
+    for key in pressed:
+        await pilot.press(key)
+        await pilot.pause(0.05)
+
+
+def app_for(tmp_path, filled: bool = True, runs: bool = True, theme: str = "textual-dark") -> GatewayApp:
+    gateway = sample_gateway(tmp_path / "data", filled=filled, runs=runs)
+    return GatewayApp(gateway, CONTEXT, tz=timezone.utc, clock=lambda: NOW, theme=theme)
+
+
+def check(snap_compare, tmp_path, steps: Steps | None = None, size=WIDE, **options) -> None:
+    async def run_before(pilot: Pilot) -> None:
+        await loaded(pilot)
+        if steps is not None:
+            await steps(pilot)
+        await pilot.pause(0.2)
+        no_blink(pilot)
+
+    assert snap_compare(app_for(tmp_path, **options), run_before=run_before, terminal_size=size)
+
+
+# ---------------------------------------------------------------- services
+def test_services_empty(snap_compare, tmp_path):
+    check(snap_compare, tmp_path, filled=False, runs=False)
+
+
+def test_services_filled(snap_compare, tmp_path):
+    async def steps(pilot):
+        await until(pilot, lambda: rows(pilot) == 6)
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_services_filtered(snap_compare, tmp_path):
+    async def steps(pilot):
+        await until(pilot, lambda: rows(pilot) == 6)
+        await keys(pilot, "slash", *"netops py")
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_services_narrow(snap_compare, tmp_path):
+    async def steps(pilot):
+        await until(pilot, lambda: rows(pilot) == 6)
+
+    check(snap_compare, tmp_path, steps, size=NARROW)
+
+
+def test_services_light_theme(snap_compare, tmp_path):
+    async def steps(pilot):
+        await until(pilot, lambda: rows(pilot) == 6)
+
+    check(snap_compare, tmp_path, steps, theme="textual-light")
+
+
+def test_services_delete_confirm(snap_compare, tmp_path):
+    async def steps(pilot):
+        await until(pilot, lambda: rows(pilot) == 6)
+        await keys(pilot, "d")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen))
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_service_details(snap_compare, tmp_path):
+    async def steps(pilot):
+        await until(pilot, lambda: rows(pilot) == 6)
+        await keys(pilot, "enter")
+        await until(pilot, lambda: pilot.app.screen.query("#recent-runs") and rows(pilot) == 2)
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_service_form_new(snap_compare, tmp_path):
+    async def steps(pilot):
+        await until(pilot, lambda: rows(pilot) == 6)
+        await keys(pilot, "n")
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_service_form_validation_error(snap_compare, tmp_path):
+    async def steps(pilot):
+        await until(pilot, lambda: rows(pilot) == 6)
+        await keys(pilot, "n")
+        await keys(pilot, *"bad name", "ctrl+s")
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_service_form_edit_narrow(snap_compare, tmp_path):
+    async def steps(pilot):
+        await until(pilot, lambda: rows(pilot) == 6)
+        await keys(pilot, "e")
+
+    check(snap_compare, tmp_path, steps, size=NARROW)
+
+
+# ---------------------------------------------------------------- run
+async def _run_form(pilot: Pilot, service: str = "add-vlan") -> None:
+    await until(pilot, lambda: rows(pilot) == 6)
+    pilot.app.screen.query_one(ResourceTable).move_to(service)
+    await keys(pilot, "r")
+    await until(pilot, lambda: isinstance(pilot.app.screen, RunScreen) and pilot.app.screen.phase == "form")
+
+
+def test_run_form(snap_compare, tmp_path):
+    check(snap_compare, tmp_path, _run_form)
+
+
+def test_run_form_validation_error(snap_compare, tmp_path):
+    async def steps(pilot):
+        await _run_form(pilot)
+        await keys(pilot, *"99999", "tab", "x", "ctrl+s")
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_run_form_without_decorator(snap_compare, tmp_path):
+    async def steps(pilot):
+        await _run_form(pilot, "dns-audit")
+        await keys(pilot, *"zone", "tab", *"example.net")
+
+    check(snap_compare, tmp_path, steps)
+
+
+async def _run_output(pilot: Pilot) -> None:
+    await _run_form(pilot)
+    await keys(pilot, *"120", "tab", *"users", "ctrl+s")
+    screen = pilot.app.screen
+    await until(pilot, lambda: screen.run is not None and screen.run.finished)
+    view = screen.query_one(OutputView)
+    await until(pilot, lambda: view.matches == len(view.output_lines) == 10)
+
+
+def test_run_output(snap_compare, tmp_path):
+    check(snap_compare, tmp_path, _run_output)
+
+
+def test_run_output_search(snap_compare, tmp_path):
+    async def steps(pilot):
+        await _run_output(pilot)
+        await keys(pilot, "slash", *"vlan 120")
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_run_output_narrow(snap_compare, tmp_path):
+    check(snap_compare, tmp_path, _run_output, size=NARROW)
+
+
+# ---------------------------------------------------------------- runs
+def test_runs_history(snap_compare, tmp_path):
+    async def steps(pilot):
+        await keys(pilot, "2")
+        await until(pilot, lambda: rows(pilot) == 6)
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_runs_empty(snap_compare, tmp_path):
+    async def steps(pilot):
+        await keys(pilot, "2")
+        await pilot.pause(0.2)
+
+    check(snap_compare, tmp_path, steps, runs=False)
+
+
+def test_runs_filtered_by_status(snap_compare, tmp_path):
+    from textual.widgets import Select
+
+    async def steps(pilot):
+        await keys(pilot, "2")
+        await until(pilot, lambda: rows(pilot) == 6)
+        pilot.app.screen.query_one("#status-filter", Select).value = "succeeded"
+        await until(pilot, lambda: rows(pilot) == 3)
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_past_run_output(snap_compare, tmp_path):
+    async def steps(pilot):
+        await keys(pilot, "2")
+        await until(pilot, lambda: rows(pilot) == 6)
+        await keys(pilot, "down", "enter")
+        await until(pilot, lambda: isinstance(pilot.app.screen, RunScreen) and pilot.app.screen.run is not None)
+        view = pilot.app.screen.query_one(OutputView)
+        await until(pilot, lambda: view.matches == 3)
+
+    check(snap_compare, tmp_path, steps)
+
+
+# ---------------------------------------------------------------- repositories, decorators, secrets, users
+def test_repositories(snap_compare, tmp_path):
+    async def steps(pilot):
+        await keys(pilot, "3")
+        await until(pilot, lambda: rows(pilot) == 3)
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_repositories_empty(snap_compare, tmp_path):
+    async def steps(pilot):
+        await keys(pilot, "3")
+        await pilot.pause(0.2)
+
+    check(snap_compare, tmp_path, steps, filled=False, runs=False)
+
+
+def test_repository_form_validation_error(snap_compare, tmp_path):
+    async def steps(pilot):
+        await keys(pilot, "3")
+        await until(pilot, lambda: rows(pilot) == 3)
+        await keys(pilot, "n", *"tools", "tab", *"ext::sh -c touch% /tmp/pwned", "ctrl+s")
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_decorators(snap_compare, tmp_path):
+    async def steps(pilot):
+        await keys(pilot, "4")
+        await until(pilot, lambda: rows(pilot) == 3)
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_decorator_editor(snap_compare, tmp_path):
+    async def steps(pilot):
+        await keys(pilot, "4")
+        await until(pilot, lambda: rows(pilot) == 3)
+        pilot.app.screen.query_one(ResourceTable).move_to("vlan-form")
+        await keys(pilot, "e")
+        await until(pilot, lambda: pilot.app.screen.query("#schema"))
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_decorator_editor_invalid_json(snap_compare, tmp_path):
+    async def steps(pilot):
+        await keys(pilot, "4")
+        await until(pilot, lambda: rows(pilot) == 3)
+        await keys(pilot, "n", *"site-form")
+        editor = pilot.app.screen.query_one("#schema", JsonEditor)
+        editor.load_text('{\n  "type": "object",\n  "properties": {\n    "site": {"type": "string"}\n  \n}')
+        await keys(pilot, "ctrl+s")
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_decorator_details(snap_compare, tmp_path):
+    async def steps(pilot):
+        await keys(pilot, "4")
+        await until(pilot, lambda: rows(pilot) == 3)
+        pilot.app.screen.query_one(ResourceTable).move_to("backup-form")
+        await keys(pilot, "enter")
+        await until(pilot, lambda: pilot.app.screen.query("#schema-view"))
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_secrets(snap_compare, tmp_path):
+    async def steps(pilot):
+        await keys(pilot, "5")
+        await until(pilot, lambda: rows(pilot) == 3)
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_secret_form(snap_compare, tmp_path):
+    async def steps(pilot):
+        await keys(pilot, "5")
+        await until(pilot, lambda: rows(pilot) == 3)
+        await keys(pilot, "n", *"ldap-bind", "tab", *"hunter2")
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_users_disabled(snap_compare, tmp_path):
+    async def steps(pilot):
+        await keys(pilot, "6")
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_command_palette(snap_compare, tmp_path):
+    async def steps(pilot):
+        await until(pilot, lambda: rows(pilot) == 6)
+        await keys(pilot, "ctrl+p", *"run")
+        await pilot.pause(0.5)
+
+    check(snap_compare, tmp_path, steps)

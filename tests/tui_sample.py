@@ -1,0 +1,228 @@
+"""A gateway full of realistic, fixed data for the TUI's snapshot tests, screenshots and bench.
+
+The resources live in a real Engine (memory store) so the forms meet the real
+rules; the run history is recorded here, and every timestamp is fixed, so a
+screen looks the same on every machine, in every time zone, on every day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from gateway_daemon.bootstrap import open_engine
+from gateway_daemon.config import load_config
+from gateway_daemon.core import Decorator, NotFound, Repository, SecretRef, Service
+from gateway_daemon.core.runs import OutputLine, Run, RunEvent
+
+NOW = datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc).timestamp()
+STAMP = "2026-11-20T09:12:00Z"
+CONTEXT = "local mode · ~/.gateway"
+
+VLAN_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "vlan_id": {"type": "integer", "minimum": 1, "maximum": 4094, "description": "802.1Q VLAN id"},
+        "name": {"type": "string", "minLength": 2, "maxLength": 32, "description": "VLAN name on the switches"},
+        "site": {"enum": ["ams1", "fra2", "lon3"], "default": "ams1", "description": "data centre"},
+        "tagged": {"type": "boolean", "default": False, "description": "tag the VLAN on the uplinks"},
+        "ports": {"type": "array", "items": {"type": "string"}, "description": "access ports"},
+    },
+    "required": ["vlan_id", "name"],
+    "additionalProperties": False,
+}
+BACKUP_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "hosts": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                  "description": "devices to back up"},
+        "compress": {"type": "boolean", "default": True},
+    },
+    "required": ["hosts"],
+}
+LAB_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "workers": {"type": "integer", "minimum": 1, "maximum": 12, "default": 2},
+        "flavor": {"enum": ["small", "medium", "large"], "default": "small"},
+    },
+}
+
+REPOSITORIES = [
+    Repository(name="netops-automations", url="https://git.example.com/netops/automations.git", reference="main",
+               description="Network automation scripts", tags=["netops"]),
+    Repository(name="infra-plans", url="ssh://git@git.example.com/platform/infra-plans.git", reference="v2.4.0",
+               private_key_name="deploy-key", description="OpenTofu plans for the test lab"),
+    Repository(name="playbooks", url="https://git.example.com/ops/playbooks.git",
+               description="Ansible playbooks for the load balancers"),
+]
+SECRETS = [
+    ("api-token", "nb-example-0000-not-a-real-token", "NetBox API token"),
+    ("deploy-key", "-----BEGIN OPENSSH PRIVATE KEY----- example -----END OPENSSH PRIVATE KEY-----",
+     "SSH deploy key for git.example.com"),
+    ("switch-password", "example-password", "Read-only login on the core switches"),
+]
+DECORATORS = [
+    Decorator(name="vlan-form", schema=VLAN_SCHEMA, description="A VLAN to create"),
+    Decorator(name="backup-form", schema=BACKUP_SCHEMA, description="Which devices to back up"),
+    Decorator(name="lab-size", schema=LAB_SCHEMA, description="How big a lab to build"),
+]
+SERVICES = [
+    Service(name="add-vlan", type="python-script", repository="netops-automations", working_dir="vlans",
+            filename="add_vlan.py", decorator="vlan-form",
+            secrets=[SecretRef(name="api-token", target="NETBOX_TOKEN")], tags=["core", "dc1"],
+            description="Create a VLAN on the core switches and record it in NetBox"),
+    Service(name="backup-configs", type="python-script", repository="netops-automations", working_dir="backups",
+            filename="backup.py", decorator="backup-form",
+            secrets=[SecretRef(name="switch-password", target="SWITCH_PASSWORD")],
+            description="Back up running configs to the archive"),
+    Service(name="rotate-certs", type="ansible-playbook", repository="playbooks", filename="certs.yml",
+            description="Renew TLS certificates on the load balancers"),
+    Service(name="lab-up", type="opentofu-plan", repository="infra-plans", working_dir="lab",
+            decorator="lab-size", description="Bring the test lab up"),
+    Service(name="ping-sweep", type="executable", repository="netops-automations", filename="tools/sweep.sh",
+            description="Ping every management address"),
+    Service(name="dns-audit", type="python-script", repository="netops-automations", filename="dns/audit.py",
+            description="Compare DNS records with the IPAM"),
+]
+
+ADD_VLAN_OUTPUT = [
+    OutputLine("gateway", "fetching https://git.example.com/netops/automations.git (main)"),
+    OutputLine("gateway", "checked out 3fa2c1d8e0"),
+    OutputLine("gateway", "python environment ready (cached)"),
+    OutputLine("stdout", "Connecting to core-sw1.ams1.example.net"),
+    OutputLine("stdout", "Connecting to core-sw2.ams1.example.net"),
+    OutputLine("stdout", "core-sw1: VLAN 120 'users' created"),
+    OutputLine("stderr", "WARNING: core-sw2: port xe-0/0/12 is in use, skipped"),
+    OutputLine("stdout", "core-sw2: VLAN 120 'users' created"),
+    OutputLine("stdout", "NetBox: VLAN 120 recorded at site ams1 (token ******)"),
+    OutputLine("stdout", "Done: VLAN 120 on 2 switches, 3 ports"),
+]
+
+
+def _run(run_id: str, service: str, status: str, minutes_ago: float, seconds: float | None, exit_code: int | None,
+         inputs: dict[str, Any] | None = None, reason: str = "", kind: str = "python-script") -> Run:
+    created = NOW - minutes_ago * 60
+    return Run(id=run_id, service=service, service_type=kind, inputs=inputs or {}, started_by="ops",
+               status=status, reason=reason, created_at=created, started_at=created + 0.4,
+               ended_at=None if seconds is None else created + 0.4 + seconds, exit_code=exit_code,
+               commit="3fa2c1d8e0b14c2a9e55" if kind != "opentofu-plan" else "8d0be7a1c3")
+
+
+def history() -> list[tuple[Run, list[OutputLine]]]:
+    """Newest first."""
+    vlan = {"vlan_id": 120, "name": "users", "site": "ams1", "tagged": False, "ports": ["ge-0/0/1", "ge-0/0/2"]}
+    return [
+        (_run("20261124-102800-5e1f0a", "add-vlan", "succeeded", 2, 3.2, 0, vlan), ADD_VLAN_OUTPUT),
+        (_run("20261124-101500-c41d9e", "backup-configs", "failed", 15, 41.7, 2,
+              {"hosts": ["core-sw1", "core-sw3"], "compress": True}, "exited with code 2"),
+         [OutputLine("stdout", "core-sw1: saved 48213 bytes"),
+          OutputLine("stderr", "core-sw3: connection timed out after 30 s"),
+          OutputLine("stderr", "1 of 2 devices failed")]),
+        (_run("20261124-094000-0b7c33", "lab-up", "cancelled", 50, 12.0, -15, {"workers": 4, "flavor": "medium"},
+              "cancelled", kind="opentofu-plan"),
+         [OutputLine("stdout", "Plan: 9 to add, 0 to change, 0 to destroy.")]),
+        (_run("20261124-090500-77aa10", "ping-sweep", "succeeded", 85, 8.4, 0, kind="executable"),
+         [OutputLine("stdout", "214 of 214 addresses answer")]),
+        (_run("20261123-171200-e2f4c8", "rotate-certs", "timed-out", 1038, 3600.0, None, {},
+              "stopped after the 3600 s time limit", kind="ansible-playbook"),
+         [OutputLine("stdout", "TASK [renew certificates] ****")]),
+        (_run("20261123-160100-9d3e51", "add-vlan", "succeeded", 1109, 2.9, 0,
+              {"vlan_id": 310, "name": "cameras", "site": "fra2", "tagged": True}), []),
+    ]
+
+
+class SampleGateway:
+    """A real Engine for resources, with fixed timestamps and a recorded run history."""
+
+    def __init__(self, engine: Any, runs: list[tuple[Run, list[OutputLine]]] | None = None,
+                 live_output: list[OutputLine] | None = None, filled: bool = True):
+        self.engine = engine
+        self._unfilled = filled  # filled on first use, inside the app's own event loop
+        self.history = list(runs if runs is not None else history())
+        self.live_output = live_output if live_output is not None else ADD_VLAN_OUTPUT
+        self.started: list[tuple[str, dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+    @staticmethod
+    def _fixed(resource: Any) -> Any:
+        return dataclasses.replace(resource, created_at=STAMP, updated_at=STAMP)
+
+    async def _ready(self) -> None:
+        if self._unfilled:
+            self._unfilled = False
+            await fill(self.engine)
+
+    async def list(self, kind: str) -> list[Any]:
+        await self._ready()
+        return [self._fixed(r) for r in await self.engine.list(kind)]
+
+    async def get(self, kind: str, name: str) -> Any:
+        await self._ready()
+        return self._fixed(await self.engine.get(kind, name))
+
+    async def list_runs(self, service: str | None = None, status: str | None = None, limit: int = 100) -> list[Run]:
+        runs = [r for r, _ in self.history if (not service or r.service == service) and (not status or r.status == status)]
+        return runs[:limit] if limit else runs
+
+    async def get_run(self, run_id: str) -> Run:
+        for run, _ in self.history:
+            if run.id == run_id:
+                return run
+        raise NotFound(f"run {run_id!r} not found")
+
+    async def run_output(self, run_id: str) -> list[OutputLine]:
+        await self.get_run(run_id)
+        return next(lines for run, lines in self.history if run.id == run_id)
+
+    async def follow_run(self, run_id: str) -> AsyncIterator[RunEvent]:
+        run = await self.get_run(run_id)
+        yield RunEvent("status", run=run)
+        lines = await self.run_output(run_id)
+        if lines:
+            yield RunEvent("output", lines=tuple(lines))
+
+    async def run_service(self, name: str, inputs: dict[str, Any] | None = None, secrets: Any = None,
+                          timeout: int | None = None) -> AsyncIterator[RunEvent]:
+        """A run that ends at once with the recorded output (the engine checks the inputs first)."""
+        from gateway_daemon.core.runs import prepare_inputs
+
+        service = await self.engine.get("service", name)
+        schema = (await self.engine.get("decorator", service.decorator)).schema if service.decorator else None
+        values = prepare_inputs(schema, inputs or {})
+        self.started.append((name, values))
+        run = _run("20261124-103000-a1b2c3", name, "queued", 0, None, None, values, kind=service.type)
+        yield RunEvent("status", run=run)
+        run = dataclasses.replace(run, status="running")
+        yield RunEvent("status", run=run)
+        for line in self.live_output:
+            yield RunEvent("output", lines=(line,))
+        await asyncio.sleep(0)
+        yield RunEvent("status", run=dataclasses.replace(run, status="succeeded", exit_code=0,
+                                                         ended_at=run.started_at + 3.2))
+
+    async def cancel_run(self, run_id: str) -> Run:
+        return await self.get_run(run_id)
+
+
+def sample_engine(data_dir: Path) -> Any:
+    config = load_config(None, environ={"GATEWAY_APPLICATION_DATA_DIR": str(data_dir),
+                                        "GATEWAY_STORE_BACKEND": "memory"})
+    return open_engine(config, announce=lambda _text: None)
+
+
+async def fill(gateway: Any) -> None:
+    for name, value, description in SECRETS:
+        await gateway.create_secret(name, value, description)
+    for resource in [*REPOSITORIES, *DECORATORS, *SERVICES]:
+        await gateway.create(resource)
+
+
+def sample_gateway(data_dir: Path, filled: bool = True, runs: bool = True) -> SampleGateway:
+    """A SampleGateway on a fresh memory store; `filled` with the sample resources, `runs` with the history."""
+    return SampleGateway(sample_engine(data_dir), history() if runs else [], filled=filled)
