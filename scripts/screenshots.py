@@ -1,0 +1,78 @@
+"""Every screen state the snapshot tests pin down, saved as SVG and PNG into screenshots/.
+
+The states come from tests/test_tui_snapshots.py itself (each test hands its app,
+its steps and its terminal size to `snap_compare`; here that hand-off is caught
+and the screen saved instead of compared), so the screenshots and the snapshots
+never drift apart. Wide states are 120x36; the narrow ones keep 80x24 and say so
+in their file name.
+
+    scripts/screenshots                  # all of them
+    scripts/screenshots services run     # only states whose name contains a word
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import cairosvg  # noqa: E402
+
+import test_tui_snapshots as scenes  # noqa: E402
+
+
+class Caught(Exception):
+    """Raised by the stand-in for `snap_compare` to carry a test's app out of it."""
+
+    def __init__(self, app, run_before, size):
+        super().__init__()
+        self.app, self.run_before, self.size = app, run_before, size
+
+
+def catch(app, run_before=None, terminal_size=(80, 24), **_options):
+    raise Caught(app, run_before, terminal_size)
+
+
+async def shoot(name: str, test, out: Path) -> Path:
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            test(catch, Path(folder))
+        except Caught as caught:
+            scene = caught
+        else:
+            raise SystemExit(f"{name}: the test did not hand over an app")
+        async with scene.app.run_test(size=scene.size) as pilot:
+            if scene.run_before is not None:
+                await scene.run_before(pilot)
+            await pilot.pause(0.1)
+            svg = scene.app.export_screenshot(title=f"Automation Gateway — {name.replace('_', ' ')}")
+    width, height = scene.size
+    stem = name if (width, height) == scenes.WIDE else f"{name}_{width}x{height}"
+    (out / f"{stem}.svg").write_text(svg)
+    cairosvg.svg2png(bytestring=svg.encode(), write_to=str(out / f"{stem}.png"))
+    return out / f"{stem}.png"
+
+
+def main(words: list[str]) -> int:
+    out = ROOT / "screenshots"
+    out.mkdir(exist_ok=True)
+    tests = [(name.removeprefix("test_"), fn) for name, fn in inspect.getmembers(scenes, inspect.isfunction)
+             if name.startswith("test_") and fn.__module__ == scenes.__name__]
+    chosen = [(name, fn) for name, fn in tests if not words or any(word in name for word in words)]
+    if not chosen:
+        print(f"no screen state matches {' '.join(words)}; states: {', '.join(n for n, _ in tests)}", file=sys.stderr)
+        return 2
+    for name, fn in sorted(chosen):
+        path = asyncio.run(shoot(name, fn, out))
+        print(f"  {path.relative_to(ROOT)}")
+    print(f"{len(chosen)} screens written to screenshots/ (SVG and PNG)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
