@@ -333,3 +333,30 @@ async def test_theme_toggles_and_narrow_terminal(engine, origin):
         await pilot.pause(0.1)
         assert table_keys(app) == []
         assert "0 of 1 service" in str(app.screen.query_one("#count").render())
+
+
+async def test_filter_as_you_type_and_sort(engine, origin):
+    await engine.create(Repository(name="apps", url=str(origin)))
+    await engine.create(Repository(name="books", url=str(origin)))
+    for name, kind, repo in [("add-vlan", "python-script", "apps"), ("backup", "python-script", "books"),
+                             ("certs", "ansible-playbook", "books"), ("lab", "executable", "apps"),
+                             ("vlan-audit", "python-script", "apps")]:
+        await engine.create(Service(name=name, type=kind, repository=repo, filename="main.py"))
+    app = make_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(table_keys(app)) == 5)
+        await pilot.press("slash", *"vlan")
+        await until(pilot, lambda: table_keys(app) == ["add-vlan", "vlan-audit"])
+        await pilot.press(*" aud")  # every word must match, anywhere in the row
+        await until(pilot, lambda: table_keys(app) == ["vlan-audit"])
+        await pilot.press(*["backspace"] * 4)  # shorter again: the rows come back
+        await until(pilot, lambda: table_keys(app) == ["add-vlan", "vlan-audit"])
+        await pilot.press(*["backspace"] * 4, *"books python")  # a cell of another column
+        await until(pilot, lambda: table_keys(app) == ["backup"])
+        await pilot.press("escape")  # clears the filter
+        await until(pilot, lambda: len(table_keys(app)) == 5)
+        assert table_keys(app) == ["add-vlan", "backup", "certs", "lab", "vlan-audit"]
+        app.screen.query_one(ResourceTable).focus()
+        await pilot.press("s")  # the next column: type
+        await until(pilot, lambda: table_keys(app)[0] == "certs")
+        assert table_keys(app)[-3:] == ["add-vlan", "backup", "vlan-audit"]

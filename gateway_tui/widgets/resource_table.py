@@ -166,8 +166,9 @@ class ResourceTable(ScrollView, can_focus=True):
 
     def set_filter(self, text: str) -> None:
         keep = self.cursor_key
+        narrowing = bool(self.filter_text.strip()) and text.lower().startswith(self.filter_text.lower())
         self.filter_text = text
-        self._apply_filter(keep)
+        self._apply_filter(keep, narrowing)
 
     def sort_by(self, key: str, reverse: bool | None = None) -> None:
         """Sort by the column `key`; sorting by the same column again reverses the order."""
@@ -195,11 +196,17 @@ class ResourceTable(ScrollView, can_focus=True):
         filled.sort(key=lambda r: (r.cells[index].lower(), r.key), reverse=self.sort_reverse)
         self._rows = filled + empty
 
-    def _apply_filter(self, keep: str | None) -> None:
+    def _apply_filter(self, keep: str | None, narrowing: bool = False) -> None:
+        """`narrowing`: the filter only grew longer, so only the rows shown now can still match."""
         words = self.filter_text.lower().split()
         if words:
             haystacks = self._haystacks
-            self._shown = [r for r in self._rows if all(w in haystacks[r.key] for w in words)]
+            candidates = self._shown if narrowing else self._rows
+            if len(words) == 1:
+                word = words[0]
+                self._shown = [r for r in candidates if word in haystacks[r.key]]
+            else:
+                self._shown = [r for r in candidates if all(w in haystacks[r.key] for w in words)]
         else:
             self._shown = list(self._rows)
         self.virtual_size = Size(self.scrollable_content_region.width, len(self._shown) + 1)
