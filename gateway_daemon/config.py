@@ -192,6 +192,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "port": Key(_port, "50051", "runner gRPC port"),
         **_server_tls,
         "tags": Key(_tags, "", "tags this runner offers, separated by spaces or commas"),
+        "lease_ttl": Key(_int_range(2, 300, "seconds"), "10", "a dead runner leaves the registry within this time"),
     },
     "store": {
         "backend": Key(_choice(*BACKENDS), "local", "local (SQLite), memory or etcd"),
@@ -433,6 +434,11 @@ def _check_files(config: Config) -> None:
             _require_file(config, "store", "etcd_private_key_file", "[store] etcd_client_cert_auth")
     if config.get("secrets", "encrypt_key_file"):
         _require_file(config, "secrets", "encrypt_key_file", "[secrets] encrypt_key_file")
+    if mode == "server" and config.get("server", "distributed_execution") and config.get("store", "backend") != "etcd":
+        entry = config.values["server"]["distributed_execution"]
+        raise ConfigError(
+            f"{_where(entry)}: [server] distributed_execution = {entry.raw!r}: runners need [store] backend = etcd"
+        )
     if mode == "runner" and config.get("store", "backend") != "etcd":
         entry = config.values["store"]["backend"]
         raise ConfigError(

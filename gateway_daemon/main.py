@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
 
             asyncio.run(serve(config))
             return 0
+        if config.mode == "runner":
+            from .rpc.runner import serve_runner
+
+            asyncio.run(serve_runner(config))
+            return 0
     except GatewayError as exc:
         print(f"gateway-daemon: {exc}", file=sys.stderr)
         return 1
@@ -74,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(
         f"gateway-daemon: mode {config.mode}: "
-        + ("runner mode is not available in this version yet" if config.mode == "runner"
-           else "gateway-daemon serves in server (or runner) mode; local and client modes are for `gateway`"),
+        + "gateway-daemon serves in server (or runner) mode; local and client modes are for `gateway`",
         file=sys.stderr,
     )
     return 1

@@ -18,8 +18,8 @@ FIELDS = {
                    "updated_at"},
     "decorator": {"kind", "name", "schema", "description", "created_at", "updated_at"},
     "service": {"kind", "name", "type", "repository", "working_dir", "filename", "decorator", "env", "secrets",
-                "runtime_args", "requirements_file", "tags", "arg_format", "timeout", "description", "created_at",
-                "updated_at"},
+                "runtime_args", "requirements_file", "tags", "runner_tags", "arg_format", "timeout", "description",
+                "created_at", "updated_at"},
     "secret": {"kind", "name", "description", "created_at", "updated_at"},
 }
 PLURAL = {"repository": "repositories", "decorator": "decorators", "service": "services", "secret": "secrets"}

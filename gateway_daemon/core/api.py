@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol, runtime_checkabl
 if TYPE_CHECKING:
     from .engine import EngineInfo
     from .resources import Resource
+    from .runners import RunnerInfo
     from .runs import OutputLine, Run, RunEvent
     from .services import SecretRef
     from .secrets import Secret
@@ -48,5 +49,8 @@ class Gateway(Protocol):
                         limit: int = 100) -> list["Run"]: ...
     async def run_output(self, run_id: str) -> list["OutputLine"]: ...
     def follow_run(self, run_id: str) -> AsyncIterator["RunEvent"]: ...
+
+    # the cluster's live runners (empty unless runners announce in this store)
+    async def list_runners(self) -> list["RunnerInfo"]: ...
 
     async def close(self) -> None: ...

@@ -12,6 +12,7 @@ from .decorators import Decorator
 from .errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from .repositories import Repository
 from .resources import Resource, check_name, now
+from .runners import RUNNERS_PREFIX, RunnerInfo
 from .runs import OutputLine, Run, RunEvent
 from .scheduler import Limits, Scheduler
 from .secrets import Secret, SecretBox, check_value
@@ -246,6 +247,19 @@ class Engine:
     async def follow_run(self, run_id: str) -> AsyncIterator[RunEvent]:
         async for event in self.scheduler.follow(run_id):
             yield event
+
+    # ------------------------------------------------------------ runners
+    async def list_runners(self) -> list[RunnerInfo]:
+        """The runners announced in this store now (each entry lives as long as its runner's lease)."""
+        with store_errors():
+            entries = await self.store.list(RUNNERS_PREFIX)
+        runners = []
+        for entry in entries:
+            try:
+                runners.append(RunnerInfo.decode(entry.value))
+            except (ValueError, TypeError):
+                continue
+        return sorted(runners, key=lambda r: r.id)
 
     # ------------------------------------------------------------ watching
     async def watch(self, kind: str) -> AsyncIterator[tuple[str, str]]:

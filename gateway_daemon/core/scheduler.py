@@ -16,9 +16,9 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
 from ..store import Store
 from .errors import FailedPrecondition, GatewayError, InvalidArgument, NotFound
@@ -64,6 +64,7 @@ class _Active:
         self.task: asyncio.Task | None = None
         self.cancel_requested = False
         self.process = None
+        self.remote_cancel: Callable[[], None] | None = None  # set while a runner executes it
 
     def publish(self, event: RunEvent) -> None:
         for queue in list(self.subscribers):
@@ -85,6 +86,8 @@ class _OutputSink:
         self.chunks: list[tuple[int, int, int]] = []  # (seq, bytes, lines) stored, oldest first
         self.stored_bytes = 0
         self.last_flush = time.monotonic()
+        self._lock = asyncio.Lock()
+        self._later: asyncio.Task | None = None
 
     async def line(self, stream: str, text: str) -> None:
         line = OutputLine(stream, self.masker(text))
@@ -93,8 +96,27 @@ class _OutputSink:
         self.active.publish(RunEvent("output", lines=(line,)))
         if len(self.buffer) >= FLUSH_LINES or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
             await self.flush()
+        elif self._later is None:  # a quiet process: what it said is stored soon all the same
+            self._later = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(FLUSH_SECONDS)
+        self._later = None
+        with contextlib.suppress(Exception):
+            await self.flush()
+
+    async def finish(self) -> None:
+        """The last flush; nothing is stored for this run after it."""
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
+        await self.flush()
 
     async def flush(self) -> None:
+        async with self._lock:
+            await self._flush()
+
+    async def _flush(self) -> None:
         self.last_flush = time.monotonic()
         if not self.buffer:
             return
@@ -111,6 +133,84 @@ class _OutputSink:
             self.active.run.output_dropped += count
 
 
+@dataclass
+class Job:
+    """A run ready to execute: the service, its repository, checked inputs and opened secrets."""
+
+    service: Service
+    repository: Any
+    inputs: dict[str, Any]
+    booleans: set[str]
+    secret_values: dict[str, str]
+    masker: Masker
+    timeout: int
+    schema: dict[str, Any] | None = None
+    run_secrets: list[SecretRef] = field(default_factory=list)
+
+
+async def perform(active: Any, job: Job, data_dir: Path, workspace: Any, venvs: Any, kill_grace: float,
+                  line: Callable[[str, str], Awaitable[None]], progress: Callable[[str], None]) -> dict[str, Any]:
+    """Workspace, venv, process(es): one job to the fields of its final record (status, reason, exit_code).
+
+    `active` carries the stop switch (cancel_requested, process) and receives run.commit.  Used by the
+    scheduler for local runs and by a runner for the runs servers send it.  A GatewayError (the
+    repository cannot be fetched, ...) propagates; so does cancellation.
+    """
+    from ..execution.commands import build, child_environment
+    from ..execution.process import Process
+
+    service = job.service
+    run_dir: Path | None = None
+    try:
+        runs_dir = data_dir / "runs"
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = Path(tempfile.mkdtemp(prefix=f"{active.run.id}-", dir=runs_dir))
+        tree = run_dir / "tree"
+        active.run.commit = await workspace.prepare(job.repository, tree, progress)
+        workdir = tree / (service.working_dir or ".")
+        if not workdir.is_dir():
+            raise FailedPrecondition(f"service {service.name}: working dir {service.working_dir} "
+                                     f"not found in repository {job.repository.name}")
+        python = sys.executable  # other types: the gateway's own bin directory leads PATH
+        if service.type == "python-script":
+            requirements = workdir / (service.requirements_file or "requirements.txt")
+            python = str(await venvs.python_for(requirements if requirements.is_file() else None, progress))
+        extra_env = dict(service.env)
+        if service.type == "ansible-playbook":
+            collections = (workdir / service.requirements_file if service.requirements_file
+                           else (workdir / service.script).parent / "requirements.yml")
+            if collections.is_file():
+                path = await venvs.collections_for(collections, progress)
+                extra_env["ANSIBLE_COLLECTIONS_PATH"] = str(path)
+        steps = build(service, workdir, job.inputs, job.booleans, python)
+        tmp = run_dir / "tmp"
+        tmp.mkdir()
+        env = child_environment({**extra_env, **job.secret_values}, tmp, python)
+        outcome = None
+        deadline = time.monotonic() + job.timeout
+        for argv in steps:
+            process = Process(argv, str(workdir), env)
+            active.process = process
+            await process.start()
+            if active.cancel_requested:
+                process.stop("cancel", kill_grace)
+            outcome = await process.run(line, max(0.0, deadline - time.monotonic()), kill_grace)
+            if outcome.stopped or outcome.exit_code != 0:
+                break
+        assert outcome is not None
+        if outcome.stopped == "timeout":
+            return dict(status=TIMED_OUT, reason=f"stopped after the {job.timeout} s time limit",
+                        exit_code=outcome.exit_code)
+        if outcome.stopped == "cancel" or active.cancel_requested:
+            return dict(status=CANCELLED, reason="cancelled", exit_code=outcome.exit_code)
+        return dict(status=SUCCEEDED if outcome.exit_code == 0 else FAILED, exit_code=outcome.exit_code,
+                    reason="" if outcome.exit_code == 0 else f"exited with code {outcome.exit_code}")
+    finally:
+        active.process = None
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
 class Scheduler:
     def __init__(self, engine: "Engine", limits: Limits, data_dir: Path, workspace: Any, venvs: Any):
         self.engine = engine
@@ -124,6 +224,9 @@ class Scheduler:
         self._running = 0
         self._slot_freed = asyncio.Condition()
         self._cancel_watch: asyncio.Task | None = None
+        # Distributed execution: an object whose execute(active, job, sink, set_record) -> final fields
+        # hands the run to a runner (cluster.dispatch.Dispatcher); None: runs are executed here.
+        self.dispatcher: Any = None
 
     # ------------------------------------------------------------ records
     async def _save(self, active: _Active) -> None:
@@ -136,9 +239,9 @@ class Scheduler:
         active.publish(RunEvent("status", run=replace(active.run)))
 
     # ------------------------------------------------------------ starting
-    async def start(self, name: str, inputs: dict[str, Any], run_secrets: list[SecretRef], timeout: int | None,
-                    started_by: str | None = None) -> tuple[Run, asyncio.Queue]:
-        """Check everything, record the run as queued, and start it. Returns the run and its event queue."""
+    async def prepare(self, name: str, inputs: dict[str, Any], run_secrets: list[SecretRef],
+                      timeout: int | None) -> "Job":
+        """Load the service and what it needs, check the inputs, open the secrets: everything a run needs."""
         service, _ = await self.engine._load("service", name)
         assert isinstance(service, Service)
         schema = None
@@ -154,12 +257,21 @@ class Scheduler:
         for ref in refs.values():
             secret_values[ref.target] = await self.engine.reveal_secret(ref.name)
         repository, _ = await self.engine._load("repository", service.repository)
-        masker = Masker(list(secret_values.values()))
         booleans = {k for k, p in (schema or {}).get("properties", {}).items()
                     if isinstance(p, dict) and p.get("type") == "boolean"}
+        return Job(service=service, repository=repository, inputs=values, booleans=booleans,
+                   secret_values=secret_values, masker=Masker(list(secret_values.values())),
+                   timeout=timeout or service.timeout or self.limits.default_timeout, schema=schema,
+                   run_secrets=list(run_secrets))
+
+    async def start(self, name: str, inputs: dict[str, Any], run_secrets: list[SecretRef], timeout: int | None,
+                    started_by: str | None = None) -> tuple[Run, asyncio.Queue]:
+        """Check everything, record the run as queued, and start it. Returns the run and its event queue."""
+        job = await self.prepare(name, inputs, run_secrets, timeout)
+        service = job.service
         run = Run(
             id=new_run_id(), service=service.name, service_type=service.type,
-            inputs=masker.inputs(values, secret_fields(schema)),
+            inputs=job.masker.inputs(job.inputs, secret_fields(job.schema)),
             started_by=started_by or _who(), status=QUEUED,
         )
         active = _Active(run, 0)
@@ -172,10 +284,7 @@ class Scheduler:
             del self._active[run.id]
             raise
         self._ensure_cancel_watch()
-        active.task = asyncio.get_running_loop().create_task(
-            self._execute(active, service, repository, values, booleans, secret_values, masker,
-                          timeout or service.timeout or self.limits.default_timeout)
-        )
+        active.task = asyncio.get_running_loop().create_task(self._execute(active, job))
         return replace(run), queue
 
     def _ensure_cancel_watch(self) -> None:
@@ -220,16 +329,14 @@ class Scheduler:
             self._slot_freed.notify_all()
 
     # ------------------------------------------------------------ running
-    async def _execute(self, active: _Active, service: Service, repository: Any, inputs: dict[str, Any],
-                       booleans: set[str], secret_values: dict[str, str], masker: Masker, timeout: int) -> None:
-        from ..execution.commands import build, child_environment
-        from ..execution.process import Process
-
-        sink = _OutputSink(self.store, active, masker, self.limits.output_limit)
-        run_dir: Path | None = None
+    async def _execute(self, active: _Active, job: "Job") -> None:
+        sink = _OutputSink(self.store, active, job.masker, self.limits.output_limit)
         acquired = False
         final: dict[str, Any] = {}
         try:
+            if self.dispatcher is not None:  # distributed: a runner does the work
+                final = await self.dispatcher.execute(active, job, sink, self._set)
+                return
             acquired = await self._acquire(active)
             if not acquired:
                 final = dict(status=CANCELLED, reason="cancelled while queued")
@@ -237,53 +344,10 @@ class Scheduler:
             await self._set(active, status=RUNNING, reason="", started_at=time.time())
 
             def progress(text: str) -> None:
-                active.publish(RunEvent("output", lines=(OutputLine("gateway", masker(text)),)))
+                active.publish(RunEvent("output", lines=(OutputLine("gateway", job.masker(text)),)))
 
-            runs_dir = self.data_dir / "runs"
-            runs_dir.mkdir(parents=True, exist_ok=True)
-            run_dir = Path(tempfile.mkdtemp(prefix=f"{active.run.id}-", dir=runs_dir))
-            tree = run_dir / "tree"
-            active.run.commit = await self.workspace.prepare(repository, tree, progress)
-            workdir = tree / (service.working_dir or ".")
-            if not workdir.is_dir():
-                raise FailedPrecondition(f"service {service.name}: working dir {service.working_dir} "
-                                         f"not found in repository {repository.name}")
-            python = sys.executable  # other types: the gateway's own bin directory leads PATH
-            if service.type == "python-script":
-                requirements = workdir / (service.requirements_file or "requirements.txt")
-                python = str(await self.venvs.python_for(requirements if requirements.is_file() else None, progress))
-            extra_env = dict(service.env)
-            if service.type == "ansible-playbook":
-                collections = (workdir / service.requirements_file if service.requirements_file
-                               else (workdir / service.script).parent / "requirements.yml")
-                if collections.is_file():
-                    path = await self.venvs.collections_for(collections, progress)
-                    extra_env["ANSIBLE_COLLECTIONS_PATH"] = str(path)
-            steps = build(service, workdir, inputs, booleans, python)
-            tmp = run_dir / "tmp"
-            tmp.mkdir()
-            env = child_environment({**extra_env, **secret_values}, tmp, python)
-            outcome = None
-            deadline = time.monotonic() + timeout
-            for argv in steps:
-                process = Process(argv, str(workdir), env)
-                active.process = process
-                await process.start()
-                if active.cancel_requested:
-                    process.stop("cancel", self.limits.kill_grace_period)
-                outcome = await process.run(sink.line, max(0.0, deadline - time.monotonic()),
-                                            self.limits.kill_grace_period)
-                if outcome.stopped or outcome.exit_code != 0:
-                    break
-            assert outcome is not None
-            if outcome.stopped == "timeout":
-                final = dict(status=TIMED_OUT, reason=f"stopped after the {timeout} s time limit",
-                             exit_code=outcome.exit_code)
-            elif outcome.stopped == "cancel" or active.cancel_requested:
-                final = dict(status=CANCELLED, reason="cancelled", exit_code=outcome.exit_code)
-            else:
-                final = dict(status=SUCCEEDED if outcome.exit_code == 0 else FAILED, exit_code=outcome.exit_code,
-                             reason="" if outcome.exit_code == 0 else f"exited with code {outcome.exit_code}")
+            final = await perform(active, job, self.data_dir, self.workspace, self.venvs,
+                                  self.limits.kill_grace_period, sink.line, progress)
         except GatewayError as exc:
             await sink.line("gateway", str(exc))
             final = dict(status=FAILED, reason=str(exc))
@@ -297,9 +361,7 @@ class Scheduler:
             if acquired:
                 await self._release()
             with contextlib.suppress(Exception):
-                await sink.flush()
-            if run_dir is not None:
-                shutil.rmtree(run_dir, ignore_errors=True)
+                await sink.finish()
             with contextlib.suppress(Exception):
                 await self._set(active, ended_at=time.time(), **final)
             with contextlib.suppress(Exception):
@@ -322,6 +384,8 @@ class Scheduler:
         active.cancel_requested = True
         if active.process is not None:
             active.process.stop("cancel", self.limits.kill_grace_period)
+        elif active.remote_cancel is not None:
+            active.remote_cancel()
         else:
             async with self._slot_freed:
                 self._slot_freed.notify_all()

@@ -103,6 +103,10 @@ class SecretBox:
             self._material = material
         return self._material
 
+    def check(self) -> None:
+        """Raise FailedPrecondition, saying why, when the key cannot be used."""
+        self._key_material()
+
     def seal(self, name: str, value: str) -> dict[str, Any]:
         salt = random.token_bytes(16)
         nonce = random.token_bytes(12)

@@ -81,6 +81,7 @@ class Service(Resource):
     runtime_args: list[str] = dataclasses.field(default_factory=list)
     requirements_file: str = ""  # empty: requirements.txt / requirements.yml when present
     tags: list[str] = dataclasses.field(default_factory=list)
+    runner_tags: list[str] = dataclasses.field(default_factory=list)  # distributed: runners must have all
     arg_format: str = DEFAULT_ARG_FORMAT
     timeout: int | None = None  # seconds; None: [execution] default
     description: str = ""
@@ -125,6 +126,7 @@ class Service(Resource):
         ):
             raise InvalidArgument("service runtime arguments must be a list of text without NUL bytes")
         check_tags("service", self.tags)
+        check_tags("service runner", self.runner_tags)
         check_arg_format(self.arg_format)
         if self.timeout is not None and (
             isinstance(self.timeout, bool) or not isinstance(self.timeout, int) or not 1 <= self.timeout <= 7 * 86400

@@ -21,7 +21,7 @@ from ..core.runs import OutputLine, Run, RunEvent
 from ..core.transfer import ImportReport
 from . import convert
 from .gen import (auth_pb2, auth_pb2_grpc, common_pb2, common_pb2_grpc, decorators_pb2, decorators_pb2_grpc,
-                  repositories_pb2, repositories_pb2_grpc, runs_pb2, runs_pb2_grpc, secrets_pb2, secrets_pb2_grpc,
+                  repositories_pb2, repositories_pb2_grpc, runner_pb2_grpc, runs_pb2, runs_pb2_grpc, secrets_pb2, secrets_pb2_grpc,
                   services_pb2, services_pb2_grpc, users_pb2, users_pb2_grpc)
 
 CALL_TIMEOUT = 30.0
@@ -73,6 +73,7 @@ class Stubs:
         self.info = common_pb2_grpc.InfoServiceStub(channel)
         self.auth = auth_pb2_grpc.AuthServiceStub(channel)
         self.users = users_pb2_grpc.UserServiceStub(channel)
+        self.runners = runner_pb2_grpc.RunnerServiceStub(channel)
 
 
 class Connection:
@@ -246,6 +247,10 @@ class RemoteGateway:
     async def follow_run(self, run_id: str) -> AsyncIterator[RunEvent]:
         async for message in self.connection.stream("runs.FollowRun", runs_pb2.RunIdRequest(id=run_id)):
             yield convert.event_from_message(message)
+
+    async def list_runners(self) -> list:
+        reply = await self.connection.unary("runners.ListRunners", common_pb2.Empty())
+        return [convert.runner_from_message(item) for item in reply.items]
 
     # ------------------------------------------------------------ users (admins only)
     async def create_user(self, name: str, password: str, admin: bool = False):

@@ -6,15 +6,15 @@ import json
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
 
 from ..core.decorators import Decorator
 from ..core.errors import ERRORS_BY_CODE, GatewayError, Unavailable
 from ..core.repositories import Repository
+from ..core.runners import RunnerInfo
 from ..core.runs import OutputLine, Run, RunEvent
 from ..core.secrets import Secret
 from ..core.services import SecretRef, Service
-from .gen import decorators_pb2, repositories_pb2, runs_pb2, secrets_pb2, services_pb2, users_pb2
+from .gen import decorators_pb2, repositories_pb2, runner_pb2, runs_pb2, secrets_pb2, services_pb2, users_pb2
 
 MESSAGES = {
     "repository": repositories_pb2.Repository,
@@ -25,14 +25,75 @@ MESSAGES = {
 
 
 def _to_message(data: dict[str, Any], message_class):
+    """A message from a dict of its fields (unknown keys and None values skipped), field by field:
+    the protos hold only scalars, lists, maps and nested messages, and this is several times
+    cheaper than going through JSON, which matters for lists of thousands."""
     message = message_class()
-    json_format.ParseDict(data, message, ignore_unknown_fields=True)
+    _fill(message, data)
     return message
 
 
+SCALAR, LIST, MAP, MESSAGES_LIST, MESSAGE = range(5)
+_LAYOUTS: dict[Any, dict[str, tuple[int, bool]]] = {}
+
+
+def _layout(descriptor) -> dict[str, tuple[int, bool]]:
+    """Each field of a message type: how it is held, and whether an unset value is told apart."""
+    layout = _LAYOUTS.get(descriptor)
+    if layout is None:
+        layout = {}
+        for field in descriptor.fields:
+            nested = field.message_type
+            if nested is not None and nested.GetOptions().map_entry:
+                shape = MAP
+            elif field.is_repeated:
+                shape = MESSAGES_LIST if nested is not None else LIST
+            else:
+                shape = MESSAGE if nested is not None else SCALAR
+            layout[field.name] = (shape, field.has_presence)
+        _LAYOUTS[descriptor] = layout
+    return layout
+
+
+def _fill(message, data: dict[str, Any]) -> None:
+    layout = _layout(message.DESCRIPTOR)
+    for name, value in data.items():
+        found = layout.get(name)
+        if found is None or value is None:
+            continue
+        shape = found[0]
+        if shape == SCALAR:
+            setattr(message, name, value)
+        elif shape == LIST:
+            getattr(message, name).extend(value)
+        elif shape == MAP:
+            getattr(message, name).update(value)
+        elif shape == MESSAGES_LIST:
+            target = getattr(message, name)
+            for item in value:
+                _fill(target.add(), item)
+        else:
+            _fill(getattr(message, name), value)
+
+
 def _to_dict(message) -> dict[str, Any]:
-    return json_format.MessageToDict(message, preserving_proto_field_name=True,
-                                     always_print_fields_with_no_presence=True)
+    """Every field of a message, by its proto name; an unset optional field or message is left out."""
+    data: dict[str, Any] = {}
+    for name, (shape, presence) in _layout(message.DESCRIPTOR).items():
+        if presence and not message.HasField(name):
+            continue
+        value = getattr(message, name)
+        if shape == SCALAR:
+            data[name] = value
+        elif shape == LIST:
+            data[name] = list(value)
+        elif shape == MAP:
+            data[name] = dict(value)
+        elif shape == MESSAGES_LIST:
+            data[name] = [_to_dict(v) for v in value]
+        else:
+            data[name] = _to_dict(value)
+    return data
 
 
 # ------------------------------------------------------------ resources
@@ -105,6 +166,18 @@ def event_message(event: RunEvent) -> runs_pb2.RunEvent:
 def event_from_message(message: runs_pb2.RunEvent) -> RunEvent:
     run = run_from_message(message.run) if message.HasField("run") else None
     return RunEvent(message.kind, run=run, lines=tuple(OutputLine(l.stream, l.text) for l in message.lines))
+
+
+def line_message(line: OutputLine) -> runs_pb2.OutputLine:
+    return runs_pb2.OutputLine(stream=line.stream, text=line.text)
+
+
+def runner_message(runner: RunnerInfo) -> runner_pb2.Runner:
+    return _to_message(runner.to_dict(), runner_pb2.Runner)
+
+
+def runner_from_message(message: runner_pb2.Runner) -> RunnerInfo:
+    return RunnerInfo.from_dict(_to_dict(message))
 
 
 def user_message(user) -> users_pb2.User:

@@ -28,7 +28,7 @@ from ..core.services import SecretRef
 from ..store import StoreError
 from . import convert
 from .gen import (auth_pb2, auth_pb2_grpc, common_pb2, common_pb2_grpc, decorators_pb2, decorators_pb2_grpc,
-                  repositories_pb2, repositories_pb2_grpc, runs_pb2, runs_pb2_grpc, secrets_pb2, secrets_pb2_grpc,
+                  repositories_pb2, repositories_pb2_grpc, runner_pb2, runner_pb2_grpc, runs_pb2, runs_pb2_grpc, secrets_pb2, secrets_pb2_grpc,
                   services_pb2, services_pb2_grpc, users_pb2, users_pb2_grpc)
 
 log = logging.getLogger("gateway.server")
@@ -240,6 +240,12 @@ class InfoServicer(_Servicer, common_pb2_grpc.InfoServiceServicer):
         return common_pb2.ImportReply(lines=report.lines(with_warnings=False), warnings=list(report.warnings), dry_run=report.dry_run)
 
 
+class RunnerServicer(_Servicer, runner_pb2_grpc.RunnerServiceServicer):
+    @handler()
+    async def ListRunners(self, request, context, session):
+        return runner_pb2.RunnerList(items=[convert.runner_message(r) for r in await self.engine.list_runners()])
+
+
 class AuthServicer(_Servicer, auth_pb2_grpc.AuthServiceServicer):
     @handler(auth=False)
     async def Login(self, request, context, session):
@@ -297,6 +303,7 @@ SERVICES: list[tuple[Any, Callable, str]] = [
     (SecretServicer, secrets_pb2_grpc.add_SecretServiceServicer_to_server, "SecretService"),
     (RunServicer, runs_pb2_grpc.add_RunServiceServicer_to_server, "RunService"),
     (InfoServicer, common_pb2_grpc.add_InfoServiceServicer_to_server, "InfoService"),
+    (RunnerServicer, runner_pb2_grpc.add_RunnerServiceServicer_to_server, "RunnerService"),
     (AuthServicer, auth_pb2_grpc.add_AuthServiceServicer_to_server, "AuthService"),
     (UserServicer, users_pb2_grpc.add_UserServiceServicer_to_server, "UserService"),
 ]
@@ -331,6 +338,16 @@ async def serve(config: Config, ready: Callable[[str], None] | None = None) -> N
         # Printed once, here, and stored nowhere in clear.
         log.warning("created user admin with the temporary password %s; it must be changed at the first login "
                     "(gateway login --username admin --change-password)", temporary)
+    dispatcher = None
+    if config.get("server", "distributed_execution"):
+        from ..cluster.dispatch import Dispatcher
+        from ..cluster.registry import Registry
+
+        registry = Registry(engine.store)
+        registry.start()
+        dispatcher = Dispatcher(engine.store, registry, config.get("runner", "lease_ttl"),
+                                str(config.get("application", "ca_certificate_file") or ""))
+        engine.scheduler.dispatcher = dispatcher
     credentials = server_credentials(config)
     core = Core(engine, auth, credentials is not None)
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -355,8 +372,8 @@ async def serve(config: Config, ready: Callable[[str], None] | None = None) -> N
     await server.start()
     for name in ["", *names]:
         await _set_health(health_servicer, name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving gRPC on %s (TLS %s), store %s, cluster %s", address, "on" if credentials else "off",
-             config.get("store", "backend"), config.cluster_id)
+    log.info("serving gRPC on %s (TLS %s), store %s, cluster %s, runs %s", address, "on" if credentials else "off",
+             config.get("store", "backend"), config.cluster_id, "sent to runners" if dispatcher else "run here")
     if ready:
         ready(address)
     stop = asyncio.Event()
@@ -369,6 +386,9 @@ async def serve(config: Config, ready: Callable[[str], None] | None = None) -> N
         await _set_health(health_servicer, name, health_pb2.HealthCheckResponse.NOT_SERVING)
     await engine.scheduler.drain(SHUTDOWN_GRACE)
     await engine.close()  # what is still running ends as interrupted
+    if dispatcher is not None:
+        await dispatcher.registry.close()
+        await dispatcher.close()
     await server.stop(5)
     log.info("stopped")
 

@@ -30,6 +30,10 @@ class RevisionMismatch(StoreError):
     """update() or delete(revision=...) found the key changed or gone."""
 
 
+class LeasesUnsupported(StoreError):
+    """This backend has no leases (keys that vanish when their owner stops renewing them)."""
+
+
 @dataclass(frozen=True)
 class Entry:
     key: str
@@ -87,6 +91,26 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def watch(self, prefix: str) -> AsyncIterator[WatchEvent]:
         """Events for keys under `prefix` from now on, until the iterator is closed."""
+
+    # ------------------------------------------------------------ leases (etcd and memory only)
+    # A lease is granted for `ttl` seconds; keys written with it vanish (a delete event) when it is
+    # revoked, or when nobody has kept it alive for `ttl` seconds.
+
+    async def grant_lease(self, ttl: int) -> int:
+        """A new lease id."""
+        raise LeasesUnsupported(f"the {type(self).__name__} backend has no leases; runners need etcd")
+
+    async def put_leased(self, key: str, value: bytes, lease: int) -> int:
+        """put(), the key tied to `lease`."""
+        raise LeasesUnsupported(f"the {type(self).__name__} backend has no leases; runners need etcd")
+
+    async def keep_alive(self, lease: int) -> bool:
+        """Renew the lease for its ttl; False when it is gone already (expired or revoked)."""
+        raise LeasesUnsupported(f"the {type(self).__name__} backend has no leases; runners need etcd")
+
+    async def revoke_lease(self, lease: int) -> None:
+        """End the lease now: its keys are deleted."""
+        raise LeasesUnsupported(f"the {type(self).__name__} backend has no leases; runners need etcd")
 
     async def close(self) -> None:
         return None

@@ -290,6 +290,8 @@ class EtcdStore(Store):
     def _stub(self, name: str):
         with self._client_lock:
             try:
+                if name == "lease":
+                    return self._client.leasestub
                 return self._client.kvstub if name == "kv" else self._client.watcher
             except ValueError:  # another thread marked the endpoint failed just now
                 raise etcd_exceptions.NoServerAvailableError() from None
@@ -395,6 +397,50 @@ class EtcdStore(Store):
             if not response.more or not response.kvs:
                 return entries
             start = response.kvs[-1].key + b"\x00"
+
+    # ------------------------------------------------------------ leases
+    def _lease(self, method: str, request: object, stream: bool = False):
+        client = self._client
+
+        def fn(stub: Callable[[str], object], timeout: float) -> object:
+            call = getattr(stub("lease"), method)
+            if stream:  # LeaseKeepAlive: one request, its one answer
+                for response in call(iter([request]), timeout, credentials=client.call_credentials,
+                                     metadata=client.metadata):
+                    return response
+                return None
+            return call(request, timeout, credentials=client.call_credentials, metadata=client.metadata)
+
+        return fn
+
+    async def grant_lease(self, ttl: int) -> int:
+        # Granting twice (a retry after a lost answer) only leaves an unused lease that expires.
+        response = await self._run(self._lease("LeaseGrant", etcdrpc.LeaseGrantRequest(TTL=int(ttl))), idempotent=True)
+        if response.error:
+            raise StoreError(f"etcd: cannot grant a lease: {response.error}")
+        return response.ID
+
+    async def put_leased(self, key: str, value: bytes, lease: int) -> int:
+        request = etcdrpc.PutRequest(key=self._full(key).encode(), value=bytes(value), lease=lease)
+        try:
+            response = await self._run(self._kv("Put", request), idempotent=False)
+        except StoreError as exc:
+            if "lease not found" in str(exc):
+                raise RevisionMismatch(f"{key}: the lease is gone") from None
+            raise
+        return response.header.revision
+
+    async def keep_alive(self, lease: int) -> bool:
+        response = await self._run(self._lease("LeaseKeepAlive", etcdrpc.LeaseKeepAliveRequest(ID=lease), stream=True),
+                                   idempotent=True)
+        return response is not None and response.TTL > 0
+
+    async def revoke_lease(self, lease: int) -> None:
+        try:
+            await self._run(self._lease("LeaseRevoke", etcdrpc.LeaseRevokeRequest(ID=lease)), idempotent=True)
+        except StoreError as exc:
+            if "lease not found" not in str(exc):
+                raise
 
     # ------------------------------------------------------------ watching
     def watch(self, prefix: str) -> AsyncIterator[WatchEvent]:

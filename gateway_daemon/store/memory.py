@@ -16,8 +16,13 @@ class MemoryStore(Store):
         self._revision = 0
         self._lock = asyncio.Lock()
         self._watchers = Watchers()
+        self._leases: dict[int, tuple[float, set[str]]] = {}  # id -> (ttl, keys)
+        self._expiry: dict[int, asyncio.TimerHandle] = {}
+        self._last_lease = 0
 
     def _write(self, key: str, value: bytes) -> int:
+        for _, keys in self._leases.values():
+            keys.discard(key)  # a plain write takes the key off its lease, as etcd does
         self._revision += 1
         self._data[key] = Entry(key, value, self._revision)
         self._watchers.publish(WatchEvent("put", key, value, self._revision))
@@ -62,3 +67,45 @@ class MemoryStore(Store):
 
     def watch(self, prefix: str) -> AsyncIterator[WatchEvent]:
         return self._watchers.subscribe(prefix)
+
+    # ------------------------------------------------------------ leases
+    def _arm(self, lease: int) -> None:
+        if lease in self._expiry:
+            self._expiry.pop(lease).cancel()
+        ttl = self._leases[lease][0]
+        self._expiry[lease] = asyncio.get_running_loop().call_later(ttl, self._expire, lease)
+
+    def _expire(self, lease: int) -> None:
+        self._expiry.pop(lease, None)
+        _, keys = self._leases.pop(lease, (0, set()))
+        for key in sorted(keys):
+            if key in self._data:
+                del self._data[key]
+                self._revision += 1
+                self._watchers.publish(WatchEvent("delete", key, None, self._revision))
+
+    async def grant_lease(self, ttl: int) -> int:
+        self._last_lease += 1
+        lease = self._last_lease
+        self._leases[lease] = (float(ttl), set())
+        self._arm(lease)
+        return lease
+
+    async def put_leased(self, key: str, value: bytes, lease: int) -> int:
+        async with self._lock:
+            if lease not in self._leases:
+                raise RevisionMismatch(f"{key}: the lease is gone")
+            revision = self._write(key, value)
+            self._leases[lease][1].add(key)
+            return revision
+
+    async def keep_alive(self, lease: int) -> bool:
+        if lease not in self._leases:
+            return False
+        self._arm(lease)
+        return True
+
+    async def revoke_lease(self, lease: int) -> None:
+        if lease in self._expiry:
+            self._expiry.pop(lease).cancel()
+        self._expire(lease)

@@ -17,6 +17,7 @@ KIND_WORDS = {
     "secret": "secret", "secrets": "secret",
     "run": "run", "runs": "run",
     "user": "user", "users": "user",
+    "runner": "runner", "runners": "runner",
 }
 
 
@@ -68,6 +69,8 @@ def _service_flags(parser: argparse.ArgumentParser, create: bool) -> None:
     parser.add_argument("--requirements-file", metavar="FILE",
                         help="requirements file (default: requirements.txt / requirements.yml when present)")
     parser.add_argument("--tag", action="append", metavar="TAG", help="repeatable")
+    parser.add_argument("--runner-tag", action="append", metavar="TAG",
+                        help="with runners: run only on a runner that has this tag; repeatable")
     parser.add_argument("--arg-format", metavar="FORMAT", help="how an executable gets inputs (default '--{key}={value}')")
     parser.add_argument("--timeout", type=int, metavar="SECONDS", help="run time limit")
     parser.add_argument("--description")
@@ -117,7 +120,7 @@ def build_parser() -> Parser:
     _service_flags(service, create=True)
 
     get = _sub(verbs, "get", "list resources or runs", output=True)
-    get.add_argument("kind", metavar="KIND", help="repositories | decorators | services | secrets | runs | users")
+    get.add_argument("kind", metavar="KIND", help="repositories | decorators | services | secrets | runs | users | runners")
     get.add_argument("--service", metavar="NAME", help="runs: only of this service")
     get.add_argument("--status", metavar="STATUS", help="runs: only with this status")
     get.add_argument("--limit", type=int, default=50, metavar="N", help="runs: at most N, newest first (0: all)")
@@ -208,7 +211,7 @@ def kind_word(word: str) -> str:
         return KIND_WORDS[word.lower()]
     except KeyError:
         raise UsageError(
-            f"unknown kind {word!r}; use repositories, decorators, services, secrets, runs or users"
+            f"unknown kind {word!r}; use repositories, decorators, services, secrets, runs, users or runners"
         ) from None
 
 

@@ -72,10 +72,10 @@ def _secret_value(args: argparse.Namespace, required: bool) -> str | None:
 _CLEARABLE = {
     "repository": {"reference": "", "private-key-name": "", "description": "", "tag": []},
     "service": {"decorator": "", "env": {}, "secret": [], "runtime-arg": [], "requirements-file": "", "tag": [],
-                "arg-format": "--{key}={value}", "timeout": None, "description": "", "filename": "",
+                "runner-tag": [], "arg-format": "--{key}={value}", "timeout": None, "description": "", "filename": "",
                 "working-dir": "."},
 }
-_FIELD_OF_FLAG = {"private-key-name": "private_key_name", "tag": "tags", "secret": "secrets",
+_FIELD_OF_FLAG = {"private-key-name": "private_key_name", "tag": "tags", "runner-tag": "runner_tags", "secret": "secrets",
                   "runtime-arg": "runtime_args", "requirements-file": "requirements_file", "arg-format": "arg_format",
                   "working-dir": "working_dir"}
 
@@ -112,6 +112,7 @@ def _changes(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         take("runtime_arg", "runtime_args")
         take("requirements_file")
         take("tag", "tags")
+        take("runner_tag", "runner_tags")
         take("arg_format")
         take("timeout")
     return changes

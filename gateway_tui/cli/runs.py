@@ -113,11 +113,22 @@ async def run_service(gateway: Gateway, args: argparse.Namespace) -> int:
 
 async def get_runs(gateway: Gateway, args: argparse.Namespace) -> int:
     runs = await gateway.list_runs(args.service, args.status, args.limit)
-    table = Table(["id", "service", "status", "exit", "started", "duration", "by"])
+    table = Table(["id", "service", "status", "exit", "started", "duration", "by", "runner", "reason"])
     for run in runs:
         table.add(run.id, run.service, run.status, run.exit_code, when(run.started_at), seconds(run.duration),
-                  run.started_by)
+                  run.started_by, run.runner or "-", run.reason)
     emit([run_view(r) for r in runs], args.output, table)
+    return 0
+
+
+async def get_runners(gateway: Gateway, args: argparse.Namespace) -> int:
+    runners = await gateway.list_runners()
+    table = Table(["id", "address", "tags", "load", "last seen", "state"])
+    for r in runners:
+        state = "draining" if r.draining else (f"refuses work: {r.problem}" if r.problem else "ready")
+        table.add(r.id, r.target, r.tags, f"{r.load}/{r.capacity}", f"{max(0.0, time.time() - r.last_seen):.0f} s ago",
+                  state)
+    emit([r.to_dict() for r in runners], args.output, table)
     return 0
 
 

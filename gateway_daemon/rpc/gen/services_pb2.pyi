@@ -19,7 +19,7 @@ class SecretRef(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
 
 class Service(_message.Message):
-    __slots__ = ("name", "type", "repository", "working_dir", "filename", "decorator", "env", "secrets", "runtime_args", "requirements_file", "tags", "arg_format", "timeout", "description", "created_at", "updated_at")
+    __slots__ = ("name", "type", "repository", "working_dir", "filename", "decorator", "env", "secrets", "runtime_args", "requirements_file", "tags", "arg_format", "timeout", "description", "created_at", "updated_at", "runner_tags")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,7 @@ class Service(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_TAGS_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     repository: str
@@ -59,7 +60,8 @@ class Service(_message.Message):
     description: str
     created_at: str
     updated_at: str
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., repository: _Optional[str] = ..., working_dir: _Optional[str] = ..., filename: _Optional[str] = ..., decorator: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., secrets: _Optional[_Iterable[_Union[SecretRef, _Mapping]]] = ..., runtime_args: _Optional[_Iterable[str]] = ..., requirements_file: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., arg_format: _Optional[str] = ..., timeout: _Optional[int] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ...) -> None: ...
+    runner_tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., repository: _Optional[str] = ..., working_dir: _Optional[str] = ..., filename: _Optional[str] = ..., decorator: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., secrets: _Optional[_Iterable[_Union[SecretRef, _Mapping]]] = ..., runtime_args: _Optional[_Iterable[str]] = ..., requirements_file: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., arg_format: _Optional[str] = ..., timeout: _Optional[int] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., runner_tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ServiceList(_message.Message):
     __slots__ = ("items",)

@@ -1,0 +1,145 @@
+"""`gateway-daemon` in runner mode: the execution API over gRPC, announced in the cluster's registry.
+
+Servers call ExecutionService with the cluster's runner token (kept in the
+shared store) as ``authorization: Bearer``; with ``[runner] use_tls`` the
+channel is TLS and servers check the runner's certificate against
+``[application] ca_certificate_file``.  SIGTERM: the runner is marked
+draining (servers send it nothing new), runs in flight get a grace period,
+what is left ends interrupted, then the lease is revoked and it leaves the
+registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from typing import Callable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from ..cluster.executor import Busy, RunnerExecutor
+from ..cluster.registry import Announcer, runner_token, same_token
+from ..config import Config
+from ..core.errors import GatewayError, InvalidArgument, Unavailable
+from ..core.runners import RunnerInfo
+from ..core.services import SecretRef
+from ..store import StoreError
+from . import convert
+from .gen import common_pb2, runner_pb2, runner_pb2_grpc
+from .server import MAX_MESSAGE, _bearer, _set_health, _version, server_credentials
+
+log = logging.getLogger("gateway.runner")
+SHUTDOWN_GRACE = 30.0
+
+
+class ExecutionServicer(runner_pb2_grpc.ExecutionServiceServicer):
+    def __init__(self, executor: RunnerExecutor, token: str):
+        self.executor = executor
+        self.token = token
+
+    async def _check(self, context) -> None:
+        if not same_token(_bearer(context), self.token):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                f"runner {self.executor.runner_id}: the caller is not a server of this cluster")
+
+    async def Execute(self, request, context):
+        await self._check(context)
+        try:
+            inputs = convert.json_field(request.inputs_json, "run inputs", {})
+            if not isinstance(inputs, dict):
+                raise InvalidArgument("run inputs must be a JSON object")
+            secrets = [SecretRef(name=s.name, type=s.type or "env", target=s.target) for s in request.secrets]
+            async for event in self.executor.execute(request.run_id, request.service, inputs, secrets,
+                                                     request.timeout or 3600):
+                message = runner_pb2.ExecuteEvent(
+                    kind=event.kind, runner=self.executor.runner_id, commit=event.commit, status=event.status,
+                    reason=event.reason, lines=[convert.line_message(l) for l in event.lines])
+                if event.exit_code is not None:
+                    message.exit_code = event.exit_code
+                yield message
+        except Busy as exc:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except GatewayError as exc:
+            await context.abort(convert.STATUS_BY_CODE.get(exc.code, grpc.StatusCode.UNKNOWN), str(exc))
+
+    async def CancelExecution(self, request, context):
+        await self._check(context)
+        self.executor.cancel(request.run_id)
+        return common_pb2.Empty()
+
+
+def runner_identity(config: Config) -> tuple[str, str]:
+    """(id, address servers reach it at)."""
+    runner = config["runner"]
+    address = runner.announcement_address or runner.listen_address
+    if address in ("0.0.0.0", "::", "[::]"):
+        address = socket.getfqdn()
+    return f"{address}:{runner.port}", address
+
+
+async def serve_runner(config: Config, ready: Callable[[str], None] | None = None) -> None:
+    from ..bootstrap import open_engine
+
+    engine = open_engine(config, announce=log.warning)
+    store = engine.store
+    runner = config["runner"]
+    runner_id, address = runner_identity(config)
+    credentials = server_credentials(config, "runner")
+    info = RunnerInfo(id=runner_id, address=address, port=runner.port, tags=list(runner.tags),
+                      capacity=config.get("execution", "max_concurrent_runs"), use_tls=credentials is not None,
+                      version=_version())
+    announcer = Announcer(store, info, runner.lease_ttl)
+    executor = RunnerExecutor(engine, runner_id, info.capacity, announcer)
+    problem = executor.problem()
+    if problem:
+        log.error("this runner will refuse every run: %s", problem)
+        announcer.update(problem=problem)
+    try:
+        token = await runner_token(store)
+    except StoreError as exc:
+        await engine.close()
+        raise Unavailable(str(exc)) from None
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE),
+                                      ("grpc.max_send_message_length", MAX_MESSAGE),
+                                      ("grpc.so_reuseport", 0),
+                                      ("grpc.keepalive_permit_without_calls", 1),
+                                      ("grpc.http2.min_ping_interval_without_data_ms", 4000)])
+    runner_pb2_grpc.add_ExecutionServiceServicer_to_server(ExecutionServicer(executor, token), server)
+    health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    listen = f"{runner.listen_address}:{runner.port}"
+    try:
+        if credentials is None:
+            server.add_insecure_port(listen)
+        else:
+            server.add_secure_port(listen, credentials)
+    except RuntimeError:
+        await engine.close()
+        raise Unavailable(f"cannot listen on {listen}: is another process using that port?") from None
+    await server.start()
+    try:
+        await announcer.start()
+    except StoreError as exc:
+        await server.stop(0)
+        await engine.close()
+        raise Unavailable(f"cannot announce this runner: {exc}") from None
+    for name in ("", "gateway.v1.ExecutionService"):
+        await _set_health(health_servicer, name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("runner %s serving gRPC on %s (TLS %s), tags %s, capacity %d, cluster %s", runner_id, listen,
+             "on" if credentials else "off", ",".join(info.tags) or "none", info.capacity, config.cluster_id)
+    if ready:
+        ready(listen)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping: no new runs; runs in flight get %.0f s to finish", SHUTDOWN_GRACE)
+    await executor.drain(SHUTDOWN_GRACE)
+    await announcer.stop()
+    await server.stop(2)
+    await engine.close()
+    log.info("stopped")

@@ -1,0 +1,352 @@
+"""Runner mode and distributed execution, for real: one etcd, two `gateway-daemon` servers and three runners on
+127.0.0.1 (TLS everywhere, certificates made here), driven by the real `gateway` command in client mode."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from etcd_server import EtcdServer, etcd_binary
+
+from gateway_daemon.store import LeasesUnsupported, RevisionMismatch, namespace_for
+from gateway_daemon.store.etcd import EtcdStore
+from gateway_daemon.store.memory import MemoryStore
+from gateway_daemon.store.sqlite import SQLiteStore
+from gateway_server import ADMIN_PASSWORD, Client, Daemon, make_certs
+from gitutil import BIN, commit_files, git, one_error_line
+
+TTL = 3  # [runner] lease_ttl: a dead runner leaves the registry within this many seconds
+SCRIPT = '''\
+import os, sys, time
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:])
+print("begin", args.get("name"), flush=True)
+time.sleep(float(args.get("sleep", "0")))
+print("hello", args.get("name"), "token", os.environ.get("TOKEN"), flush=True)
+'''
+
+
+class Node(Daemon):
+    """A `gateway-daemon` of the cluster: a server (distributed) or a runner."""
+
+    def __init__(self, folder: Path, certs: dict[str, Path], etcd: EtcdServer, cluster: str, mode: str,
+                 key_file: Path | None, tags: str = ""):
+        super().__init__(folder, certs)
+        tls = f"use_tls = true\ncertificate_file = {certs['cert']}\nprivate_key_file = {certs['key']}\n"
+        text = (f"[application]\nmode = {mode}\ndata_dir = {folder / 'data'}\ncluster_id = {cluster}\n"
+                f"ca_certificate_file = {certs['ca']}\n"
+                f"[store]\nbackend = etcd\netcd_hosts = {etcd.hosts}\n"
+                f"[execution]\nkill_grace_period = 1\nmax_concurrent_runs = 2\n"
+                f"[runner]\nlease_ttl = {TTL}\n")
+        if mode == "server":
+            text += f"[server]\nlisten_address = 127.0.0.1\nport = {self.port}\ndistributed_execution = true\n{tls}"
+        else:
+            text += f"listen_address = 127.0.0.1\nport = {self.port}\ntags = {tags}\n{tls}"
+        if key_file is not None:
+            text += f"[secrets]\nencrypt_key_file = {key_file}\n"
+        self.config.write_text(text)
+        self.id = f"127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=30)
+        self.process = None
+
+
+def start_all(nodes: list[Node]) -> None:
+    """Start runners side by side (each waits for its own log line)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    offsets = {}
+    for node in nodes:
+        handle = open(node.log, "a")
+        offsets[node] = node.log.stat().st_size
+        node.process = subprocess.Popen([str(BIN / "gateway-daemon"), "--config", str(node.config)],
+                                        stdout=handle, stderr=handle, env=env)
+    deadline = time.monotonic() + 60
+    for node in nodes:
+        while "serving gRPC on" not in node.log.read_text()[offsets[node]:]:
+            assert node.process.poll() is None and time.monotonic() < deadline, node.log.read_text()
+            time.sleep(0.05)
+
+
+def wait_for(what, check, timeout: float = 30.0, step: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(step)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if etcd_binary() is None:
+        pytest.skip("needs the etcd server binary on PATH (Debian package etcd-server)")
+    root = tmp_path_factory.mktemp("cluster")
+    certs = make_certs(root / "certs")
+    key_file = root / "secrets.key"
+    key_file.write_text(secrets.token_hex(32))
+    key_file.chmod(0o600)
+    etcd = EtcdServer(root / "etcd")
+    name = f"runners-{secrets.token_hex(3)}"
+    servers = [Node(root / f"server-{i}", certs, etcd, name, "server", key_file) for i in (1, 2)]
+    runners = [Node(root / "runner-1", certs, etcd, name, "runner", key_file, "site-a"),
+               Node(root / "runner-2", certs, etcd, name, "runner", key_file, "site-a,zone-x"),
+               Node(root / "runner-3", certs, etcd, name, "runner", key_file, "site-b")]
+    servers[0].start()  # the first one makes the admin user and prints its temporary password
+    start_all([servers[1], *runners])
+    origin = root / "origin"
+    origin.mkdir()
+    git(origin, "init", "-q", "-b", "main")
+    commit_files(origin, {"main.py": SCRIPT})
+    client = Client(root / "client", servers[0].port, certs["ca"])
+    # Both servers, the first first: when it is gone the client goes on with the second.
+    client.config.write_text(client.config.read_text().replace(
+        "host = 127.0.0.1\n", f"host = 127.0.0.1:{servers[0].port}, 127.0.0.1:{servers[1].port}\n"))
+    client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
+              stdin=f"{servers[0].admin_password}\n{ADMIN_PASSWORD}\n")
+    client.ok("create", "repository", "apps", "--url", str(origin))
+    client.ok("create", "secret", "token", "--value-file", "-", stdin="t0ken-value")
+    client.ok("create", "service", "python-script", "hello", "--repository", "apps", "--filename", "main.py",
+              "--secret", "name=token,type=env,target=TOKEN")
+    yield {"etcd": etcd, "servers": servers, "runners": runners, "client": client, "certs": certs, "root": root,
+           "cluster": name, "key_file": key_file}
+    for node in [*servers, *runners]:
+        if node.process is not None:
+            node.kill()
+    etcd.kill()
+
+
+def runners_listed(client: Client) -> dict[str, dict]:
+    return {r["id"]: r for r in json.loads(client.ok("get", "runners", "-o", "json").stdout)}
+
+
+def last_run(client: Client, service: str) -> dict:
+    runs = json.loads(client.ok("get", "runs", "--service", service, "-o", "json").stdout)
+    return runs[0] if runs else {}
+
+
+def test_runs_go_through_runners_and_output_arrives(cluster):
+    client, runners = cluster["client"], cluster["runners"]
+    listed = wait_for("three runners", lambda: (r := runners_listed(client)) and len(r) == 3 and r)
+    assert {r.id for r in runners} == set(listed)
+    assert listed[runners[1].id]["tags"] == ["site-a", "zone-x"]
+    assert all(r["capacity"] == 2 and r["use_tls"] and not r["problem"] for r in listed.values())
+    table = client.ok("get", "runners").stdout
+    assert runners[2].id in table and "site-b" in table and "ready" in table
+
+    for index in range(3):
+        result = client.ok("run", "service", "hello", "--set", f"name=n{index}")
+        assert f"hello n{index} token ******" in result.stdout  # the runner decrypted it; masked on the way
+        run = last_run(client, "hello")
+        assert run["status"] == "succeeded" and run["runner"] in listed and run["commit"]
+    logs = client.ok("logs", run["id"]).stdout
+    assert "hello n2 token ******" in logs and "t0ken-value" not in logs
+    described = client.ok("describe", "run", run["id"]).stdout
+    assert run["runner"] in described
+
+    # a cancel reaches the runner that has the run
+    slow = subprocess.Popen([str(BIN / "gateway"), "run", "service", "hello", "--set", "name=c", "--set", "sleep=60"],
+                            env=client.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = wait_for("the slow run", lambda: (r := last_run(client, "hello")) and r["status"] == "running" and
+                   r["inputs"]["name"] == "c" and r)
+    client.ok("cancel", "run", run["id"])
+    slow.communicate(timeout=30)
+    run = last_run(client, "hello")
+    assert run["status"] == "cancelled" and run["duration"] < 30, run
+
+
+def test_runner_tags_route_and_a_run_nobody_can_take_waits_then_fails(cluster):
+    client, runners = cluster["client"], cluster["runners"]
+    client.ok("create", "service", "python-script", "on-b", "--repository", "apps", "--filename", "main.py",
+              "--runner-tag", "site-b")
+    for _ in range(2):
+        assert "hello b" in client.ok("run", "service", "on-b", "--set", "name=b").stdout
+        assert last_run(client, "on-b")["runner"] == runners[2].id
+    assert json.loads(client.ok("describe", "service", "on-b", "-o", "json").stdout)["runner_tags"] == ["site-b"]
+    # site-b has one runner, for two runs at once: a third waits, and says so
+    slow = [subprocess.Popen([str(BIN / "gateway"), "run", "service", "on-b", "--set", f"name=s{i}", "--set", "sleep=3"],
+                             env=client.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(3)]
+    waiting = wait_for("a run waiting for the busy runner", lambda: [
+        r for r in json.loads(client.ok("get", "runs", "--service", "on-b", "-o", "json").stdout)
+        if r["status"] == "queued" and r["reason"]])
+    assert waiting[0]["reason"] == "waiting: the one runner with the tags site-b is busy (position 1 in the queue)"
+    for process in slow:
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+    runs = json.loads(client.ok("get", "runs", "--service", "on-b", "-o", "json").stdout)
+    assert [r["status"] for r in runs] == ["succeeded"] * 5 and {r["runner"] for r in runs} == {runners[2].id}
+
+    client.ok("create", "service", "python-script", "on-mars", "--repository", "apps", "--filename", "main.py",
+              "--runner-tag", "mars", "--runner-tag", "site-a", "--timeout", "4")
+    waiting = subprocess.Popen([str(BIN / "gateway"), "run", "service", "on-mars", "--set", "name=m"],
+                               env=client.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = wait_for("the waiting reason", lambda: (r := last_run(client, "on-mars")) and r["reason"] and r)
+    assert run["status"] == "queued"
+    assert run["reason"] == "waiting: no live runner with the tags mars, site-a (position 1 in the queue)"
+    assert "no live runner with the tags mars" in client.ok("get", "runs", "--service", "on-mars").stdout
+    out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 1
+    run = last_run(client, "on-mars")
+    assert run["status"] == "failed" and not run["runner"] and run["started_at"] is None
+    assert run["reason"] == ("no runner took the run within its 4 s time limit "
+                             "(no live runner with the tags mars, site-a (position 1 in the queue))")
+    assert "failed (no runner took the run" in err
+
+
+def test_a_runner_without_the_secrets_key_refuses_work(cluster, tmp_path):
+    client = cluster["client"]
+    keyless = Node(tmp_path / "keyless", cluster["certs"], cluster["etcd"], cluster["cluster"], "runner", None, "nokey")
+    keyless.start()
+    try:
+        listed = wait_for("the keyless runner", lambda: runners_listed(client).get(keyless.id))
+        assert "no secrets key" in listed["problem"]
+        client.ok("create", "service", "python-script", "on-nokey", "--repository", "apps", "--filename", "main.py",
+                  "--runner-tag", "nokey")
+        result = client("run", "service", "on-nokey", "--set", "name=k")
+        assert result.returncode == 1
+        run = last_run(client, "on-nokey")
+        assert run["status"] == "failed"
+        assert run["reason"] == (f"runner {keyless.id} refuses work: this runner has no secrets key: "
+                                 "set [secrets] encrypt_key_file to the cluster's key")
+        assert "Traceback" not in result.stderr
+    finally:
+        keyless.stop()
+    # SIGTERM revoked its lease: it left the registry at once, not after the TTL
+    assert keyless.id not in runners_listed(client)
+
+
+def test_a_runner_killed_mid_run_fails_the_run_as_runner_lost(cluster):
+    client, runners = cluster["client"], cluster["runners"]
+    client.ok("create", "service", "python-script", "on-x", "--repository", "apps", "--filename", "main.py",
+              "--runner-tag", "zone-x")
+    victim = runners[1]  # the only one with zone-x
+    running = subprocess.Popen([str(BIN / "gateway"), "run", "service", "on-x", "--set", "name=x", "--set", "sleep=60"],
+                               env=client.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for("the run to start on the runner", lambda: "begin x" in client.ok(
+        "logs", r["id"]).stdout if (r := last_run(client, "on-x")) and r["status"] == "running" else False)
+    assert last_run(client, "on-x")["runner"] == victim.id
+    victim.kill()
+    killed = time.monotonic()
+    run = wait_for("the run to end", lambda: (r := last_run(client, "on-x")) and r["status"] != "running" and r,
+                   timeout=TTL + 10)
+    assert time.monotonic() - killed < TTL + 3
+    assert run["status"] == "failed" and run["reason"].startswith("runner lost"), run
+    out, err = running.communicate(timeout=30)
+    assert running.returncode == 1 and "runner lost" in err
+    # never run twice: nobody else picked it up, and the runner is gone from the registry within the TTL
+    time.sleep(1)
+    assert client.ok("logs", run["id"]).stdout.count("begin x") == 1
+    wait_for("the dead runner to leave the registry", lambda: victim.id not in runners_listed(client), timeout=TTL + 5)
+    victim.start()
+    wait_for("the runner to come back", lambda: victim.id in runners_listed(client))
+    assert "hello y" in client.ok("run", "service", "on-x", "--set", "name=y").stdout
+
+
+def test_sigterm_lets_a_runner_finish_its_run_then_leave(cluster):
+    client, runner = cluster["client"], cluster["runners"][2]  # the only one with site-b
+    running = subprocess.Popen([str(BIN / "gateway"), "run", "service", "on-b", "--set", "name=t", "--set", "sleep=2"],
+                               env=client.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for("the run on site-b", lambda: (r := last_run(client, "on-b")) and r["status"] == "running" and
+             r["inputs"]["name"] == "t")
+    runner.process.send_signal(signal.SIGTERM)
+    # draining: still listed (its run goes on), but marked so that nothing new is sent to it
+    assert wait_for("the runner to say it drains", lambda: runners_listed(client).get(runner.id, {}).get("draining"))
+    out, err = running.communicate(timeout=60)
+    assert running.returncode == 0, err
+    assert "hello t" in out
+    assert runner.process.wait(timeout=30) == 0
+    runner.process = None
+    assert runner.id not in runners_listed(client)  # the lease went with it, not TTL seconds later
+    runner.start()
+    wait_for("the runner to come back", lambda: runner.id in runners_listed(client))
+
+
+def test_the_cluster_recovers_after_etcd_was_down(cluster):
+    client, etcd = cluster["client"], cluster["etcd"]
+    etcd.stop()
+    down = client("get", "services")
+    assert down.returncode == 1 and "etcd" in one_error_line(down)
+    time.sleep(TTL + 1)  # longer than the runners' leases
+    etcd.start()
+    wait_for("every runner back in the registry",
+             lambda: (r := client("get", "runners", "-o", "json")).returncode == 0 and len(json.loads(r.stdout)) == 3,
+             timeout=30, step=0.5)
+    result = wait_for("a run through a runner", lambda: (r := client("run", "service", "hello", "--set", "name=e"))
+                      .returncode == 0 and r, timeout=30, step=0.5)
+    assert "hello e token ******" in result.stdout
+
+
+def test_a_client_goes_on_while_a_server_dies_and_restarts(cluster):
+    client, servers = cluster["client"], cluster["servers"]
+    first = servers[0]
+    first.kill()  # the first host the client lists is gone: it goes on with the second
+    result = client.ok("run", "service", "hello", "--set", "name=failover")
+    assert "hello failover token ******" in result.stdout
+    assert last_run(client, "hello")["status"] == "succeeded"
+    # restart it while the client keeps working through the other
+    working = subprocess.Popen([str(BIN / "gateway"), "run", "service", "hello", "--set", "name=during",
+                                "--set", "sleep=2"], env=client.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    first.start()
+    out, err = working.communicate(timeout=60)
+    assert working.returncode == 0, err
+    assert "hello during token ******" in out
+    assert "hello again" in client.ok("run", "service", "hello", "--set", "name=again").stdout
+
+
+# ---------------------------------------------------------------- leases, what the registry stands on
+@pytest.fixture(params=["memory", "etcd"])
+async def lease_store(request, tmp_path):
+    namespace = namespace_for(f"leases-{secrets.token_hex(3)}")
+    if request.param == "memory":
+        store = MemoryStore(namespace)
+    else:
+        store = EtcdStore(namespace, hosts=[request.getfixturevalue("etcd_server").hosts])
+    yield store
+    await store.close()
+
+
+async def test_a_leased_key_lives_while_kept_alive_and_goes_when_not(lease_store):
+    store = lease_store
+    lease = await store.grant_lease(2)
+    await store.put_leased("runners/a", b"alive", lease)
+    watch = store.watch("runners/")
+    for _ in range(6):  # 3 s, longer than the TTL, kept alive all along
+        assert await store.keep_alive(lease)
+        await asyncio.sleep(0.5)
+    assert (await store.get("runners/a")).value == b"alive"
+    started = time.monotonic()
+    event = await asyncio.wait_for(watch.__anext__(), 10)  # left alone: it expires
+    assert (event.kind, event.key) == ("delete", "runners/a")
+    assert time.monotonic() - started < 2 + 2
+    assert await store.get("runners/a") is None
+    assert not await store.keep_alive(lease)
+    with pytest.raises(RevisionMismatch):
+        await store.put_leased("runners/a", b"again", lease)
+    other = await store.grant_lease(30)
+    await store.put_leased("runners/b", b"x", other)
+    event = await asyncio.wait_for(watch.__anext__(), 5)
+    assert (event.kind, event.key) == ("put", "runners/b")
+    await store.revoke_lease(other)  # at once, not after 30 s
+    event = await asyncio.wait_for(watch.__anext__(), 5)
+    assert (event.kind, event.key) == ("delete", "runners/b")
+    assert await store.get("runners/b") is None
+    await watch.aclose()
+
+
+async def test_the_embedded_store_has_no_leases(tmp_path):
+    store = SQLiteStore(namespace_for("x"), tmp_path / "gateway.db")
+    try:
+        with pytest.raises(LeasesUnsupported, match="has no leases; runners need etcd"):
+            await store.grant_lease(5)
+    finally:
+        await store.close()
