@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -51,6 +52,23 @@ def check_text(kind: str, field: str, value: Any, limit: int = 4096) -> None:
         raise InvalidArgument(f"{kind} {field} is {len(value)} characters long; at most {limit} are allowed")
 
 
+_FIELDS: dict[type, frozenset[str]] = {}  # each kind's field names, read once
+
+
+def plain(value: Any) -> Any:
+    """What `dataclasses.asdict` gives for the values resources hold (text, numbers, lists, dicts,
+    nested dataclasses), without its deep copies: listing thousands of resources pays for this."""
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return copy.deepcopy(value)
+
+
 @dataclasses.dataclass
 class Resource:
     """Base of Repository, Decorator, Service and Secret."""
@@ -64,11 +82,13 @@ class Resource:
         check_name(self.KIND, self.name)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return plain(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Resource":
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = _FIELDS.get(cls)
+        if known is None:
+            known = _FIELDS[cls] = frozenset(f.name for f in dataclasses.fields(cls))
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def encode(self) -> bytes:
