@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -16,12 +17,14 @@ from .screens.repositories import RepositoriesScreen
 from .screens.runs import RunsScreen
 from .screens.secrets import SecretsScreen
 from .screens.services import ServicesScreen
-from .screens.users import UsersScreen
+from .screens.users import UserListScreen, UsersScreen
 from .widgets.navigation import SECTIONS
 
 if TYPE_CHECKING:
     from gateway_daemon.config import Config
-    from gateway_daemon.core import Gateway
+    from gateway_daemon.core import Gateway, Unauthenticated
+
+    from .connection import ServerConnection, ServerLogin
 
 USERS_UNAVAILABLE = ("User management exists only against a gateway server (client mode); "
                      "local mode has no users and no login.")
@@ -49,20 +52,145 @@ class GatewayApp(App):
         Binding("q", "quit", "Quit", tooltip="Quit the gateway"),
     ]
 
-    def __init__(self, gateway: "Gateway", context: str, *, mode: str = "local", tz: tzinfo | None = None,
-                 clock: Callable[[], float] = time.time, theme: str = DARK):
-        """`context` is the header's second line (mode and data dir); `tz` and `clock` fix how times show."""
+    def __init__(self, gateway: "Gateway | None", context: str = "", *, mode: str = "local",
+                 tz: tzinfo | None = None, clock: Callable[[], float] = time.time, theme: str = DARK,
+                 connection: "ServerConnection | None" = None):
+        """`context` is the header's second line in local mode (mode and data dir); `tz` and `clock` fix how
+        times show.  With a `connection` (client mode) the gateway is the server's, for whoever logs in."""
         super().__init__()
-        self.gateway = gateway
         self.sub_title = context
         self.gateway_mode = mode
         self.tz = tz
         self.clock = clock
         self.theme = theme
-        self.unavailable_sections = {"users": USERS_UNAVAILABLE} if mode == "local" else {}
+        self.connection = connection
+        self.user: str | None = None
+        self.generation = 0  # a new one with every login: screens restart what they follow
+        self._login_open = False
+        if connection is None:
+            self.gateway = gateway
+            self.unavailable_sections = {"users": USERS_UNAVAILABLE} if mode == "local" else {}
+        else:
+            from .connection import SessionGateway
+
+            self.gateway_mode = "client"
+            self.gateway = SessionGateway(self._unauthenticated)
+            self.unavailable_sections = {}
+            # Against a server the Users section is the real list. (remove_mode needs a running loop; this is
+            # before one, and the mode has no screens yet.)
+            self._modes["users"] = UserListScreen
 
     def on_mount(self) -> None:
-        self.switch_mode("services")
+        if self.connection is None:
+            self.switch_mode("services")
+            return
+        login = self.connection.stored()
+        if login is None:
+            self.show_login()
+        else:
+            self._logged_in(self.connection, login)
+            self.switch_mode("services")
+
+    # ------------------------------------------------------------ client mode: login, profiles
+    def server_context(self) -> str:
+        """The header's second line in client mode: server, TLS, user (and the profile, if one)."""
+        connection = self.connection
+        assert connection is not None
+        parts = [connection.address, f"TLS {'on' if connection.use_tls else 'off'}",
+                 self.user or "not logged in"]
+        if connection.profile:
+            parts.append(f"profile {connection.profile}")
+        return " · ".join(parts)
+
+    def _logged_in(self, connection: "ServerConnection", login: "ServerLogin") -> None:
+        self.connection = connection
+        self.user = login.username
+        self.gateway.swap(connection.open())  # type: ignore[union-attr]
+        self.generation += 1
+        self.sub_title = self.server_context()
+
+    def show_login(self, reason: str = "", connection: "ServerConnection | None" = None,
+                   on_done: Callable[["ServerLogin | None"], Any] | None = None) -> None:
+        """The Login screen over whatever is on screen; once logged in, back to it."""
+        from .screens.login import LoginScreen
+
+        target = connection or self.connection
+        assert target is not None
+        first = self.user is None and connection is None
+        switching = connection is not None
+        if not switching:
+            self.sub_title = self.server_context()
+        self._login_open = True
+
+        def done(login: "ServerLogin | None") -> None:
+            self._login_open = False
+            if login is not None:
+                self._logged_in(target, login)
+            if on_done is not None:
+                on_done(login)
+            elif first and login is not None:
+                self.switch_mode("services")
+
+        self.push_screen(LoginScreen(target, reason, username=self.user or "", cancellable=switching), done)
+
+    def _unauthenticated(self, error: "Unauthenticated") -> None:
+        """A call came back UNAUTHENTICATED: the key expired or was revoked. Log in again, then carry on."""
+        if self._login_open or self.connection is None:
+            return
+        self._login_open = True
+        self.connection.forget()
+        reason = str(error).replace(": run gateway login", "")
+        self.call_later(self.show_login, f"{reason[:1].upper()}{reason[1:]}: log in again.")
+
+    def action_switch_profile(self) -> None:
+        """Pick a server profile from the palette; connect to it (logging in if its key is missing)."""
+        from textual.command import SimpleCommand
+
+        connection = self.connection
+        if connection is None:
+            self.notify("Server profiles are for client mode", severity="warning", timeout=4)
+            return
+        commands = []
+        for profile in [None, *connection.profiles()]:
+            try:
+                candidate = connection.for_profile(profile)
+            except Exception as exc:  # noqa: BLE001 - a bad profile is one line, not a crash
+                self.report(exc, f"Profile {profile}")
+                continue
+            label = profile or "default ([client])"
+            current = " (current)" if profile == connection.profile else ""
+            commands.append(SimpleCommand(f"{label}{current}", partial(self.switch_profile, candidate),
+                                          f"{candidate.address} · TLS {'on' if candidate.use_tls else 'off'}"))
+        self.search_commands(commands, placeholder="Switch to which server profile?")
+
+    def switch_profile(self, connection: "ServerConnection") -> None:
+        login = connection.stored()
+        if login is not None:
+            self._logged_in(connection, login)
+            self._reset_screens()
+            return
+
+        def done(login: "ServerLogin | None") -> None:
+            if login is not None:
+                self.call_later(self._reset_screens)
+
+        self.show_login(connection=connection, on_done=done)
+
+    def _reset_screens(self) -> None:
+        """Another server: every section starts afresh from its list."""
+        self.notify(f"Connected to {self.server_context()}", timeout=4)
+        for mode in list(self._screen_stacks):
+            if mode not in (self.current_mode, "_default") and mode in self.MODES:
+                base = UserListScreen if mode == "users" else self.MODES[mode]
+                self.remove_mode(mode)
+                self.add_mode(mode, base)
+        if len(self.screen_stack) > 1:
+            while len(self.screen_stack) > 1:
+                self.pop_screen()  # the section's list resumes, and reloads
+        else:
+            resume = getattr(self.screen, "on_screen_resume", None)
+            if resume is not None:
+                self.call_later(resume)
 
     # ------------------------------------------------------------ navigation
     def action_section(self, mode: str) -> None:
@@ -93,6 +221,10 @@ class GatewayApp(App):
         """An error as a notification: the gateway's own one-line message, never a traceback."""
         from gateway_daemon.core import GatewayError
 
+        from gateway_daemon.core import Unauthenticated
+
+        if isinstance(error, Unauthenticated) and self.connection is not None:
+            return  # the Login screen says it
         message = str(error) if isinstance(error, GatewayError) else f"{type(error).__name__}: {error}"
         self.notify(message, title=title or "Error", severity="error", timeout=8)
 
@@ -100,7 +232,7 @@ class GatewayApp(App):
         await self.gateway.close()
 
 
-def run_app(config: "Config") -> int:
+def run_app(config: "Config", profile: str | None = None) -> int:
     import asyncio
 
     from gateway_daemon.bootstrap import open_gateway
@@ -108,9 +240,19 @@ def run_app(config: "Config") -> int:
     from .formatting import short_path
 
     messages: list[str] = []
-    gateway = asyncio.run(open_gateway(config, announce=messages.append))
-    context = f"{config.mode} mode · {short_path(str(config.data_dir))}"
-    app = GatewayApp(gateway, context, mode=config.mode)
+    if config.mode == "client":
+        from .connection import KeyringConnection
+
+        app = GatewayApp(None, mode="client", connection=KeyringConnection(config, profile, messages.append))
+    else:
+        if profile:
+            from gateway_daemon.core import FailedPrecondition
+
+            raise FailedPrecondition(f"--profile picks a server for client mode (this configuration is "
+                                     f"mode = {config.mode})")
+        gateway = asyncio.run(open_gateway(config, announce=messages.append))
+        context = f"{config.mode} mode · {short_path(str(config.data_dir))}"
+        app = GatewayApp(gateway, context, mode=config.mode)
     app.run()
     for line in messages:
         print(line)

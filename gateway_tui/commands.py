@@ -1,4 +1,5 @@
-"""The command palette (ctrl+p): every key binding of the current screen, the sections, and each service."""
+"""The command palette (ctrl+p): every key binding of the current screen, the sections, each service, and in
+client mode the switch to another server profile."""
 
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ class GatewayCommands(Provider):
             name = f"Go to {label}"
             seen.add(f"section('{mode}')")
             commands.append((name, f"key {key}", partial(app.action_section, mode)))  # type: ignore[attr-defined]
+        if getattr(app, "connection", None) is not None:
+            commands.append(("Switch server profile", "client mode: another [client:NAME] server",
+                             app.action_switch_profile))  # type: ignore[attr-defined]
         for key, active in screen.active_bindings.items():
             binding = active.binding
             if not binding.description or binding.action in seen or not active.enabled:

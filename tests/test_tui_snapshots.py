@@ -197,6 +197,9 @@ def test_run_output_search(snap_compare, tmp_path):
     async def steps(pilot):
         await _run_output(pilot)
         await keys(pilot, "slash", *"vlan 120")
+        view = pilot.app.screen.query_one(OutputView)
+        await until(pilot, lambda: view.search == "vlan 120" and view.matches == 4)
+        await until(pilot, lambda: "4 of 10" in str(pilot.app.screen.query_one("#search").border_title))
 
     check(snap_compare, tmp_path, steps)
 
@@ -345,3 +348,90 @@ def test_command_palette(snap_compare, tmp_path):
         await pilot.pause(0.5)
 
     check(snap_compare, tmp_path, steps)
+
+
+# ---------------------------------------------------------------- client mode
+# These use a stand-in server (tui_sample.SampleServer, a fixed address and fixed users): a real daemon's port
+# and timestamps differ on every run. tests/test_tui_client.py drives the same screens against a real one.
+def client_app_for(tmp_path, logged_in: bool) -> GatewayApp:
+    from tui_sample import SampleServer
+
+    return GatewayApp(None, mode="client", connection=SampleServer(tmp_path / "data", logged_in=logged_in),
+                      tz=timezone.utc, clock=lambda: NOW)
+
+
+def check_client(snap_compare, tmp_path, steps: Steps, logged_in: bool = False, size=WIDE) -> None:
+    async def run_before(pilot: Pilot) -> None:
+        await steps(pilot)
+        await pilot.pause(0.2)
+        no_blink(pilot)
+
+    assert snap_compare(client_app_for(tmp_path, logged_in), run_before=run_before, terminal_size=size)
+
+
+def _on_login(pilot: Pilot) -> bool:
+    from gateway_tui.screens.login import LoginScreen
+
+    return isinstance(pilot.app.screen, LoginScreen)
+
+
+def test_client_login(snap_compare, tmp_path):
+    """Stand-in server. The Login screen of a first start; the header names the server and TLS."""
+    async def steps(pilot):
+        await until(pilot, lambda: _on_login(pilot))
+        await keys(pilot, *"admin")
+
+    check_client(snap_compare, tmp_path, steps)
+
+
+def test_client_login_wrong_password(snap_compare, tmp_path):
+    """Stand-in server. A wrong password: the error inline, the password field emptied."""
+    async def steps(pilot):
+        await until(pilot, lambda: _on_login(pilot))
+        await keys(pilot, *"admin", "enter", *"guess", "enter")
+        await until(pilot, lambda: pilot.app.screen.error)
+
+    check_client(snap_compare, tmp_path, steps)
+
+
+def test_client_login_must_change_password(snap_compare, tmp_path):
+    """Stand-in server. A temporary password: a new one is asked for."""
+    from tui_sample import TEMPORARY_PASSWORD
+
+    async def steps(pilot):
+        await until(pilot, lambda: _on_login(pilot))
+        await keys(pilot, *"admin", "enter", *TEMPORARY_PASSWORD, "enter")
+        await until(pilot, lambda: pilot.app.screen.must_change)
+
+    check_client(snap_compare, tmp_path, steps)
+
+
+def test_client_users(snap_compare, tmp_path):
+    """Stand-in server. The Users screen in client mode; the header shows server, TLS and the user."""
+    async def steps(pilot):
+        await loaded(pilot)
+        await keys(pilot, "6")
+        await until(pilot, lambda: rows(pilot) == 4)
+
+    check_client(snap_compare, tmp_path, steps, logged_in=True)
+
+
+def test_client_user_form(snap_compare, tmp_path):
+    """Stand-in server. A new user's form."""
+    async def steps(pilot):
+        await loaded(pilot)
+        await keys(pilot, "6")
+        await until(pilot, lambda: rows(pilot) == 4)
+        await keys(pilot, "n", *"carol")
+
+    check_client(snap_compare, tmp_path, steps, logged_in=True)
+
+
+def test_client_users_narrow(snap_compare, tmp_path):
+    """Stand-in server. The Users screen at 80x24."""
+    async def steps(pilot):
+        await loaded(pilot)
+        await keys(pilot, "6")
+        await until(pilot, lambda: rows(pilot) == 4)
+
+    check_client(snap_compare, tmp_path, steps, logged_in=True, size=NARROW)

@@ -226,3 +226,92 @@ async def fill(gateway: Any) -> None:
 def sample_gateway(data_dir: Path, filled: bool = True, runs: bool = True) -> SampleGateway:
     """A SampleGateway on a fresh memory store; `filled` with the sample resources, `runs` with the history."""
     return SampleGateway(sample_engine(data_dir), history() if runs else [], filled=filled)
+
+
+# ---------------------------------------------------------------- client mode (stand-ins for a server)
+SERVER_ADDRESS = "gateway.example.net:50051"
+SAMPLE_PASSWORD = "correct-horse-battery"
+TEMPORARY_PASSWORD = "Tmp-4f9a2c"
+
+
+@dataclasses.dataclass
+class SampleUser:
+    name: str
+    admin: bool = False
+    created_at: str = STAMP
+    last_login_at: str = ""
+    must_change_password: bool = False
+
+
+USERS = [
+    SampleUser("admin", admin=True, created_at="2026-09-01T08:00:00Z", last_login_at="2026-11-24T10:25:00Z"),
+    SampleUser("alice", admin=True, created_at="2026-09-14T13:40:00Z", last_login_at="2026-11-24T09:02:00Z"),
+    SampleUser("bob", created_at="2026-10-02T07:15:00Z", last_login_at="2026-11-21T16:48:00Z"),
+    SampleUser("ci-runner", created_at="2026-11-20T09:12:00Z"),
+]
+
+
+class SampleServerGateway(SampleGateway):
+    """SampleGateway plus the server's user calls, with fixed users."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.users = [dataclasses.replace(u) for u in USERS]
+
+    async def list_users(self) -> list[SampleUser]:
+        return list(self.users)
+
+    async def create_user(self, name: str, password: str, admin: bool = False) -> SampleUser:
+        user = SampleUser(name, admin)
+        self.users.append(user)
+        return user
+
+    async def update_user(self, name: str, admin: bool | None = None, password: str | None = None) -> SampleUser:
+        user = next(u for u in self.users if u.name == name)
+        if admin is not None:
+            user.admin = admin
+        return user
+
+    async def delete_user(self, name: str) -> None:
+        self.users = [u for u in self.users if u.name != name]
+
+
+class SampleServer:
+    """A stand-in ServerConnection: a fixed address, `admin` / SAMPLE_PASSWORD logs in (TEMPORARY_PASSWORD must
+    be changed first), and the gateway is a SampleServerGateway. For snapshots, which a real server's random
+    port and timestamps would make different on every run."""
+
+    def __init__(self, data_dir: Path, logged_in: bool = False, profile: str | None = None):
+        self.data_dir = data_dir
+        self.profile = profile
+        self.address = SERVER_ADDRESS
+        self.use_tls = True
+        self.logged_in = logged_in
+
+    def profiles(self) -> list[str]:
+        return ["lab"]
+
+    def for_profile(self, profile: str | None) -> "SampleServer":
+        return SampleServer(self.data_dir, profile=profile)
+
+    def stored(self) -> Any:
+        from gateway_tui.connection import ServerLogin
+
+        return ServerLogin("admin", NOW + 86400, True) if self.logged_in else None
+
+    async def login(self, username: str, password: str, new_password: str = "") -> Any:
+        from gateway_daemon.core import FailedPrecondition, Unauthenticated
+        from gateway_tui.connection import ServerLogin
+
+        if username == "admin" and password == TEMPORARY_PASSWORD and not new_password:
+            raise FailedPrecondition("the password of admin is temporary and must be changed first")
+        if username != "admin" or password not in (SAMPLE_PASSWORD, TEMPORARY_PASSWORD):
+            raise Unauthenticated("wrong username or password")
+        self.logged_in = True
+        return ServerLogin("admin", NOW + 86400, True)
+
+    def open(self) -> SampleServerGateway:
+        return SampleServerGateway(sample_engine(self.data_dir), history())
+
+    def forget(self) -> None:
+        self.logged_in = False

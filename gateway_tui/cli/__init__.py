@@ -49,7 +49,7 @@ def _main(argv: list[str]) -> int:
     if args.verb is None:
         from ..app import run_app
 
-        return run_app(config)
+        return run_app(config, getattr(args, "profile", None))
     if args.verb == "config":
         print(show(config, args.output), end="")
         return 0
@@ -83,6 +83,10 @@ async def _dispatch(config, args) -> int:
         handler = {"get": runs.get_runs, "describe": runs.describe_run}.get(args.verb)
         if handler is None:
             raise UsageError("runs are kept as history and cannot be deleted one by one")
+    if args.verb == "get" and kind_word(args.kind) == "runner":
+        handler = runs.get_runners
+    elif args.verb in ("describe", "delete", "create", "edit") and kind_word(args.kind) == "runner":
+        raise UsageError("runners announce themselves; list them with: gateway get runners")
     if getattr(args, "kind", None) and kind_word(args.kind) == "user":
         from . import users
 

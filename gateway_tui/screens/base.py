@@ -69,6 +69,7 @@ class ResourceListScreen(SectionScreen):
         super().__init__()
         self.resources: dict[str, Any] = {}
         self._reload_pending = False
+        self._watching: int | None = None  # the app's login generation the watch follows; -1: it stopped
         self._last_sort: tuple[str | None, bool] | None = None
 
     def compose_body(self) -> ComposeResult:
@@ -86,9 +87,15 @@ class ResourceListScreen(SectionScreen):
         return self.query_one(ResourceTable)
 
     def on_mount(self) -> None:
+        self._watching = getattr(self.app, "generation", 0)
         self.watch_changes()
 
     async def on_screen_resume(self) -> None:
+        # A new login (client mode) or a watch the server ended: follow the changes again.
+        generation = getattr(self.app, "generation", 0)
+        if self._watching is not None and self._watching != generation:
+            self._watching = generation
+            self.watch_changes()
         await self.reload()
 
     @work(group="watch", exclusive=True)
@@ -100,6 +107,7 @@ class ResourceListScreen(SectionScreen):
                     self._reload_pending = True
                     self.set_timer(0.2, self._reload_from_watch)
         except GatewayError:
+            self._watching = -1  # restarted on the next resume
             return
 
     async def _reload_from_watch(self) -> None:

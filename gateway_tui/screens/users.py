@@ -1,15 +1,31 @@
-"""Users: there in the navigation, but managed only against a server."""
+"""Users: managed only against a server. Local mode shows why not; client mode lists and manages them.
+
+The server decides who may do what (admins only; not yourself, not the last
+admin); its refusals show as notifications.
+"""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.content import Content
-from textual.widgets import Static
+from typing import Any, Iterable
 
-from .base import SectionScreen
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.content import Content
+from textual.widgets import Checkbox, Input, Static
+
+from gateway_daemon.core import GatewayError
+
+from ..formatting import when
+from ..widgets.form import FormField
+from ..widgets.resource_table import Column, TableRow
+from .base import FormScreen, ResourceListScreen, SectionScreen
+from .confirm import ConfirmScreen
 
 
 class UsersScreen(SectionScreen):
+    """Local mode: there in the navigation, with one line saying why there is nothing here."""
+
     SECTION = "users"
 
     def compose_body(self) -> ComposeResult:
@@ -18,3 +34,122 @@ class UsersScreen(SectionScreen):
         yield Static(Content.styled("Users", "bold"), id="users-title")
         yield Static(Content(reason or "User management arrives with client mode."), id="users-reason",
                      classes="unavailable")
+
+
+class UserListScreen(ResourceListScreen):
+    """Client mode: the server's users; create, set a password, grant or take admin, delete."""
+
+    SECTION = "users"
+    KIND, NOUN, PLURAL = "user", "user", "users"
+    COLUMNS = [
+        Column("name", "Name", min_width=8, max_width=32),
+        Column("admin", "Admin", min_width=5, max_width=8),
+        Column("created", "Created", min_width=10, max_width=16),
+        Column("last_login", "Last login", min_width=10, max_width=16),
+    ]
+    EMPTY = "No users. Press [b]n[/b] to create one."
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", tooltip="Filter the user list as you type"),
+        Binding("n", "new", "New", tooltip="New user"),
+        Binding("e", "edit", "Edit", tooltip="Set the selected user's password or admin rights"),
+        Binding("a", "toggle_admin", "Admin", tooltip="Grant or take away the selected user's admin rights"),
+        Binding("d", "delete", "Delete", tooltip="Delete the selected user"),
+        Binding("s", "sort", "Sort", tooltip="Sort by the next column (again: reverse)"),
+        Binding("ctrl+r", "refresh", "Refresh", show=False, tooltip="Reload the user list"),
+    ]
+
+    def watch_changes(self) -> None:  # the server has no watch of users; ctrl+r reloads
+        pass
+
+    async def fetch(self) -> list[Any]:
+        return await self.gateway.list_users()
+
+    def rows(self, resources: list[Any]) -> Iterable[TableRow]:
+        tz = self.app.tz  # type: ignore[attr-defined]
+        for user in resources:
+            yield TableRow(user.name, (user.name, "admin" if user.admin else "", when(user.created_at, tz),
+                                       when(user.last_login_at, tz) if user.last_login_at else "never"),
+                           (None, "accent", "muted", "muted"))
+
+    def form(self, resource: Any | None) -> "UserFormScreen":
+        return UserFormScreen(resource)
+
+    def action_details(self) -> None:
+        self.action_edit()
+
+    async def action_toggle_admin(self) -> None:
+        user = self._need_selection()
+        if user is None:
+            return
+        try:
+            await self.gateway.update_user(user.name, admin=not user.admin)
+        except GatewayError as exc:
+            self.report(exc, f"Cannot change {user.name}")
+            return
+        self.notify(f"{user.name} is {'no longer' if user.admin else 'now'} an admin", timeout=3)
+        await self.reload()
+        self.select(user.name)
+
+    @work
+    async def action_delete(self) -> None:
+        user = self._need_selection()
+        if user is None:
+            return
+        confirmed = await self.app.push_screen_wait(ConfirmScreen(
+            f"Delete user {user.name}?",
+            f"The user '{user.name}' will be deleted and their API keys revoked. This cannot be undone."))
+        if not confirmed:
+            return
+        try:
+            await self.gateway.delete_user(user.name)
+        except GatewayError as exc:
+            self.report(exc, f"Cannot delete user {user.name}")
+            return
+        self.notify(f"Deleted user {user.name}", timeout=3)
+        await self.reload()
+
+
+class UserFormScreen(FormScreen):
+    """New user (name, admin, password), or a user's new password and admin flag."""
+
+    SECTION = "users"
+    NOUN = "user"
+    FIELD_WORDS = [("password", "password"), ("admin", "admin"), ("already exists", "name"), ("name", "name")]
+
+    def fields(self) -> ComposeResult:
+        user = self.resource
+        yield FormField("name", "Name", Input(user.name if user else "", id="name", placeholder="alice",
+                                              compact=True, disabled=self.editing),
+                        "letters, digits, - _ . (1-64)", required=True)
+        yield FormField("admin", "Admin", Checkbox("may manage users", bool(user and user.admin), id="admin",
+                                                   compact=True))
+        yield FormField("password", "Password", Input("", id="password", password=True, compact=True,
+                                                      placeholder="unchanged" if self.editing else ""),
+                        "at least 8 characters" + ("; a new one revokes the user's API keys" if self.editing
+                                                   else ""), required=not self.editing)
+        yield FormField("again", "Again", Input("", id="again", password=True, compact=True),
+                        required=not self.editing)
+
+    def collect(self) -> dict[str, Any]:
+        name = self.query_one("#name", Input).value.strip()
+        password = self.query_one("#password", Input).value
+        again = self.query_one("#again", Input).value
+        if not name:
+            self.fail("name", "a name is required")
+        if not password and not self.editing:
+            self.fail("password", "a password is required")
+        if password != again:
+            self.fail("again", "the two passwords differ")
+        return dict(name=name, admin=self.query_one("#admin", Checkbox).value, password=password)
+
+    async def save(self, values: dict[str, Any]) -> str:
+        if not self.editing:
+            user = await self.gateway.create_user(values["name"], values["password"], values["admin"])
+            return user.name
+        admin = values["admin"] if values["admin"] != bool(self.resource.admin) else None
+        if admin is None and not values["password"]:
+            return self.resource.name
+        await self.gateway.update_user(self.resource.name, admin=admin, password=values["password"] or None)
+        if values["password"]:
+            self.notify(f"{self.resource.name}'s API keys are revoked", timeout=3)
+        return self.resource.name

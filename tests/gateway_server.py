@@ -1,0 +1,113 @@
+"""A real `gateway-daemon` (TLS on 127.0.0.1, certificates made here) and `gateway` clients with their own home
+and keyring (keyrings.alt's file keyring): what the server and client-mode TUI tests share."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from gateway_daemon.certificates import make_ca, make_certificate, write_pair
+
+from gitutil import BIN
+
+SCRIPT = '''\
+import os, sys, time
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:])
+time.sleep(float(args.get("sleep", "0")))
+print("hello", args.get("name"), "token", os.environ.get("TOKEN"))
+sys.exit(int(args.get("exit", "0")))
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_certs(folder: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and localhost, and another CA that signed nothing here."""
+    ca_cert, ca_key = make_ca("test CA")
+    ca, _ = write_pair(folder, "ca", ca_cert, ca_key)
+    server, key = write_pair(folder, "server", *make_certificate(ca_cert, ca_key, "127.0.0.1",
+                                                                  ["127.0.0.1", "localhost"], client=False))
+    other_cert, other_key = make_ca("another CA")
+    other, _ = write_pair(folder, "other-ca", other_cert, other_key)
+    return {"ca": ca, "cert": server, "key": key, "other_ca": other}
+
+
+class Daemon:
+    def __init__(self, folder: Path, certs: dict[str, Path], expiration: str = "1440"):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.config = folder / "server.conf"
+        self.config.write_text(
+            f"[application]\nmode = server\ndata_dir = {folder / 'data'}\n"
+            f"[server]\nlisten_address = 127.0.0.1\nport = {self.port}\nuse_tls = true\n"
+            f"certificate_file = {certs['cert']}\nprivate_key_file = {certs['key']}\n"
+            f"api_key_expiration = {expiration}\n[execution]\nkill_grace_period = 1\n")
+        self.log = folder / "daemon.log"
+        self.process: subprocess.Popen | None = None
+        self.admin_password = ""
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        handle = open(self.log, "a")
+        offset = self.log.stat().st_size  # a restart appends: look only at what this start writes
+        self.process = subprocess.Popen([str(BIN / "gateway-daemon"), "--config", str(self.config)],
+                                        stdout=handle, stderr=handle, env=env)
+        deadline = time.monotonic() + 30
+        while "serving gRPC on" not in self.log.read_text()[offset:]:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("the daemon did not start:\n" + self.log.read_text())
+            time.sleep(0.05)
+        found = re.search(r"temporary password (\S+);", self.log.read_text()[offset:])
+        if found:
+            self.admin_password = found.group(1)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        code = self.process.wait(timeout=60)
+        self.process = None
+        return code
+
+
+def keyring_environ(home: Path) -> dict[str, str]:
+    """A home of its own, with a real file keyring in it (PlaintextKeyring: tests need no desktop session)."""
+    return {"HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "XDG_CONFIG_HOME": str(home / "config"),
+            "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring"}
+
+
+class Client:
+    """One operator's machine: its own config, home and keyring."""
+
+    def __init__(self, folder: Path, port: int, ca: Path | None, use_tls: bool = True):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config = folder / "gateway.conf"
+        self.config.write_text(f"[application]\nmode = client\n[client]\nhost = 127.0.0.1\nport = {port}\n"
+                               f"use_tls = {'true' if use_tls else 'false'}\n"
+                               + (f"certificate_file = {ca}\n" if ca else ""))
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        self.env.update(keyring_environ(folder), GATEWAY_CONFIG=str(self.config))
+
+    def __call__(self, *args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN / "gateway"), *args], env=self.env, input=stdin, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def ok(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        result = self(*args, stdin=stdin)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    def login(self, user: str, password: str) -> subprocess.CompletedProcess:
+        return self.ok("login", "--username", user, "--password-stdin", stdin=password + "\n")
+
+
+ADMIN_PASSWORD = "admin-password-1"
