@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from etcd_server import EtcdServer, EtcdTLS, etcd_binary
+from gateway_server import Daemon, make_certs
 
 from gateway_daemon.certificates import make_ca, make_certificate, write_pair
 
@@ -54,3 +56,19 @@ def make_etcd_server(tmp_path) -> Callable[..., EtcdServer]:
     yield make
     for server in servers:
         server.kill()
+
+
+# ---------------------------------------------------------------- a real gateway-daemon over TLS
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory) -> dict[str, Path]:
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory, certs):
+    daemon = Daemon(tmp_path_factory.mktemp("server"), certs)
+    daemon.start()
+    yield daemon
+    if daemon.process is not None:
+        daemon.stop()

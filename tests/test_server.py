@@ -17,22 +17,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway_daemon.rpc.gen import common_pb2, common_pb2_grpc, runs_pb2, runs_pb2_grpc
 
-from gateway_server import ADMIN_PASSWORD, SCRIPT, Client, Daemon, free_port, make_certs
+from gateway_server import ADMIN_PASSWORD, SCRIPT, Client, Daemon, free_port
 from gitutil import BIN, commit_files, git, one_error_line
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory) -> dict[str, Path]:
-    return make_certs(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory, certs):
-    daemon = Daemon(tmp_path_factory.mktemp("server"), certs)
-    daemon.start()
-    yield daemon
-    if daemon.process is not None:
-        daemon.stop()
 
 
 @pytest.fixture(scope="module")

@@ -26,24 +26,10 @@ from gateway_tui.screens.users import UserFormScreen, UserListScreen
 from gateway_tui.widgets.output_view import OutputView
 from gateway_tui.widgets.resource_table import ResourceTable
 
-from gateway_server import ADMIN_PASSWORD, SCRIPT, Client, Daemon, keyring_environ, make_certs
+from gateway_server import ADMIN_PASSWORD, SCRIPT, Client, Daemon, keyring_environ
 from gitutil import commit_files, git
 
 SIZE = (120, 36)
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory) -> dict[str, Path]:
-    return make_certs(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory, certs):
-    daemon = Daemon(tmp_path_factory.mktemp("server"), certs)
-    daemon.start()
-    yield daemon
-    if daemon.process is not None:
-        daemon.stop()
 
 
 def use_home(monkeypatch: pytest.MonkeyPatch, client: Client) -> None:
