@@ -27,6 +27,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from gitutil import new_repo  # noqa: E402
 
 from gateway_daemon.bootstrap import open_engine  # noqa: E402
 from gateway_daemon.certificates import make_ca, make_certificate, write_pair  # noqa: E402
@@ -36,19 +39,12 @@ from gateway_daemon.rpc.client import Connection, Endpoint, RemoteGateway, login
 from gateway_daemon.rpc.gen import common_pb2  # noqa: E402
 
 BIN = Path(sys.executable).parent
-GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com", "GIT_COMMITTER_NAME": "b",
-           "GIT_COMMITTER_EMAIL": "b@example.com"}
 PASSWORD = "bench-password-1"
 
 
 def make_repo(root: Path) -> tuple[Path, str]:
     repo = root / "origin"
-    repo.mkdir()
-    (repo / "main.py").write_text('print("hello")\n')
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "bench"]):
-        subprocess.run(["git", *args], cwd=repo, env=GIT_ENV, check=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
-    return repo, commit
+    return repo, new_repo(repo, {"main.py": 'print("hello")\n'})
 
 
 async def seed(data_dir: Path, repo: Path, commit: str, count: int) -> None:

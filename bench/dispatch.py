@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from etcd_server import EtcdServer, free_port  # noqa: E402
+from gitutil import new_repo  # noqa: E402
 
 from gateway_daemon.bootstrap import open_engine  # noqa: E402
 from gateway_daemon.config import load_config  # noqa: E402
@@ -34,19 +35,12 @@ from gateway_daemon.core import Repository, Service  # noqa: E402
 from gateway_daemon.rpc.client import Connection, Endpoint, RemoteGateway, login  # noqa: E402
 
 BIN = Path(sys.executable).parent
-GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com", "GIT_COMMITTER_NAME": "b",
-           "GIT_COMMITTER_EMAIL": "b@example.com"}
 PASSWORD = "bench-password-1"
 
 
 def make_repo(root: Path) -> tuple[Path, str]:
     repo = root / "origin"
-    repo.mkdir()
-    (repo / "main.py").write_text('print("hello")\n')
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "bench"]):
-        subprocess.run(["git", *args], cwd=repo, env=GIT_ENV, check=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
-    return repo, commit
+    return repo, new_repo(repo, {"main.py": 'print("hello")\n'})
 
 
 class Daemon:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import subprocess
 import sys
@@ -23,14 +22,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from gitutil import new_repo  # noqa: E402
 
 from gateway_daemon.bootstrap import open_engine  # noqa: E402
 from gateway_daemon.config import load_config  # noqa: E402
 from gateway_daemon.core import Repository, Service  # noqa: E402
 from gateway_daemon.execution.venvs import base_python  # noqa: E402
 
-GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com", "GIT_COMMITTER_NAME": "b",
-           "GIT_COMMITTER_EMAIL": "b@example.com"}
 
 
 def make_repo(root: Path, wheel_dir: Path) -> tuple[Path, str]:
@@ -48,10 +48,7 @@ def make_repo(root: Path, wheel_dir: Path) -> tuple[Path, str]:
                     str(wheel_dir), str(pkg)], check=True, capture_output=True)
     wheel = next(wheel_dir.glob("*.whl"))
     (repo / "withreq" / "requirements.txt").write_text(f"{wheel}\n")
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "bench"]):
-        subprocess.run(["git", *args], cwd=repo, env=GIT_ENV, check=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
-    return repo, commit
+    return repo, new_repo(repo, {})
 
 
 async def through_gateway(engine, service: str) -> float:

@@ -17,6 +17,13 @@ def git(cwd: Path, *args: str) -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
+def new_repo(repo: Path, files: dict[str, str], message: str = "first") -> str:
+    """A git repository at `repo` (made if missing) on branch main, with `files` committed; the commit id."""
+    repo.mkdir(parents=True, exist_ok=True)
+    git(repo, "init", "-q", "-b", "main")
+    return commit_files(repo, files, message)
+
+
 def commit_files(repo: Path, files: dict[str, str], message: str = "change") -> str:
     """Write `files` (path -> text) into the work tree of `repo`, commit them, return the commit id."""
     for name, text in files.items():

@@ -20,7 +20,7 @@ from gateway_daemon.store.etcd import EtcdStore
 from gateway_daemon.store.memory import MemoryStore
 from gateway_daemon.store.sqlite import SQLiteStore
 from gateway_server import ADMIN_PASSWORD, Client, Daemon, make_certs
-from gitutil import BIN, commit_files, git, one_error_line
+from gitutil import BIN, new_repo, one_error_line
 
 TTL = 3  # [runner] lease_ttl: a dead runner leaves the registry within this many seconds
 SCRIPT = '''\
@@ -104,9 +104,7 @@ def cluster(tmp_path_factory):
     servers[0].start()  # the first one makes the admin user and prints its temporary password
     start_all([servers[1], *runners])
     origin = root / "origin"
-    origin.mkdir()
-    git(origin, "init", "-q", "-b", "main")
-    commit_files(origin, {"main.py": SCRIPT})
+    new_repo(origin, {"main.py": SCRIPT})
     client = Client(root / "client", servers[0].port, certs["ca"])
     # Both servers, the first first: when it is gone the client goes on with the second.
     client.config.write_text(client.config.read_text().replace(

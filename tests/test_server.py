@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway_daemon.rpc.gen import common_pb2, common_pb2_grpc, runs_pb2, runs_pb2_grpc
 
 from gateway_server import ADMIN_PASSWORD, SCRIPT, Client, Daemon, free_port
-from gitutil import BIN, commit_files, git, one_error_line
+from gitutil import BIN, new_repo, one_error_line
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +37,7 @@ def admin(daemon, tmp_path_factory, certs) -> Client:
 @pytest.fixture(scope="module")
 def origin(tmp_path_factory) -> Path:
     repo = tmp_path_factory.mktemp("origin")
-    git(repo, "init", "-q", "-b", "main")
-    commit_files(repo, {"main.py": SCRIPT})
+    new_repo(repo, {"main.py": SCRIPT})
     return repo
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from textual.widgets import Checkbox, Input, Select
@@ -26,7 +23,8 @@ from gateway_tui.widgets.json_editor import JsonEditor
 from gateway_tui.widgets.output_view import OutputView
 from gateway_tui.widgets.resource_table import ResourceTable
 
-from gitutil import git
+from gitutil import new_repo
+from pilot import table_keys, type_into, until
 
 SIZE = (120, 36)
 SCRIPT = '''\
@@ -48,12 +46,7 @@ SCHEMA = {
 @pytest.fixture
 def origin(tmp_path) -> Path:
     repo = tmp_path / "origin"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "hello").mkdir()
-    (repo / "hello" / "main.py").write_text(SCRIPT)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "hello")
+    new_repo(repo, {"hello/main.py": SCRIPT})
     return repo
 
 
@@ -67,27 +60,8 @@ def make_app(engine) -> GatewayApp:
     return GatewayApp(engine, "local mode · test")
 
 
-async def until(pilot, condition: Callable[[], object], timeout: float = 60, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        await pilot.pause(0.05)
-
-
-async def type_into(pilot, selector: str, text: str) -> None:
-    widget = pilot.app.screen.query_one(selector, Input)
-    widget.focus()
-    widget.value = ""
-    await pilot.press(*text)
-
-
 def field_error(app, field: str) -> str:
     return app.screen.query_one(f"#field-{field}", FormField).error
-
-
-def table_keys(app) -> list[str]:
-    return app.screen.query_one(ResourceTable).shown_keys
 
 
 async def test_create_repository_service_run_and_history(engine, origin):

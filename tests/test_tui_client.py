@@ -5,9 +5,7 @@ the TUI in this process and the `gateway` commands it is checked against share).
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from typing import Callable
 
 import keyring.core
 import pytest
@@ -27,7 +25,8 @@ from gateway_tui.widgets.output_view import OutputView
 from gateway_tui.widgets.resource_table import ResourceTable
 
 from gateway_server import ADMIN_PASSWORD, SCRIPT, Client, Daemon, keyring_environ
-from gitutil import commit_files, git
+from gitutil import new_repo
+from pilot import table_keys, type_into, until
 
 SIZE = (120, 36)
 
@@ -55,8 +54,7 @@ def admin(daemon, tmp_path_factory, certs) -> Client:
     client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
               stdin=f"{daemon.admin_password}\n{ADMIN_PASSWORD}\n")
     origin = tmp_path_factory.mktemp("origin")
-    git(origin, "init", "-q", "-b", "main")
-    commit_files(origin, {"main.py": SCRIPT})
+    new_repo(origin, {"main.py": SCRIPT})
     client.ok("create", "repository", "apps", "--url", str(origin))
     client.ok("create", "secret", "token", "--value-file", "-", stdin="t0ken-value")
     client.ok("create", "decorator", "form", "--schema", "-", stdin=json.dumps(
@@ -69,25 +67,6 @@ def admin(daemon, tmp_path_factory, certs) -> Client:
 def client_app(client: Client) -> GatewayApp:
     config = load_config(str(client.config), environ={})
     return GatewayApp(None, mode="client", connection=KeyringConnection(config))
-
-
-async def until(pilot, condition: Callable[[], object], timeout: float = 60, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        await pilot.pause(0.05)
-
-
-async def type_into(pilot, selector: str, text: str) -> None:
-    widget = pilot.app.screen.query_one(selector, Input)
-    widget.focus()
-    widget.value = ""
-    await pilot.press(*text)
-
-
-def table_keys(app) -> list[str]:
-    return app.screen.query_one(ResourceTable).shown_keys
 
 
 def header(app) -> str:

@@ -8,11 +8,9 @@ header), so the snapshots are the same on any machine.
 
 from __future__ import annotations
 
-import time
 from datetime import timezone
 from typing import Awaitable, Callable
 
-import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
 
@@ -23,17 +21,11 @@ from gateway_tui.widgets.json_editor import JsonEditor
 from gateway_tui.widgets.output_view import OutputView
 from gateway_tui.widgets.resource_table import ResourceTable
 
+from pilot import until
 from tui_sample import CONTEXT, NOW, sample_gateway
 
 WIDE, NARROW = (120, 36), (80, 24)
 Steps = Callable[[Pilot], Awaitable[None]]
-
-
-async def until(pilot: Pilot, condition: Callable[[], object], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {condition}"
-        await pilot.pause(0.02)
 
 
 def no_blink(pilot: Pilot) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gitutil import BIN, commit_files, git
+from gitutil import BIN, new_repo
 
 SCRIPT = '''\
 import sys
@@ -73,9 +73,7 @@ class Terminal:
 @pytest.fixture
 def terminal(tmp_path):
     origin = tmp_path / "origin"
-    origin.mkdir()
-    git(origin, "init", "-q", "-b", "main")
-    commit_files(origin, {"hello/main.py": SCRIPT})
+    new_repo(origin, {"hello/main.py": SCRIPT})
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update(HOME=str(tmp_path / "home"), TERM="xterm-256color",
                GATEWAY_APPLICATION_DATA_DIR=str(tmp_path / "data"))

@@ -19,7 +19,7 @@ from gateway_daemon.core import Repository, Service
 from gateway_daemon.execution.hostkeys import ssh_host
 from gateway_daemon.execution.workspace import Workspace
 
-from gitutil import commit_files, gateway_env, git, gw, ok, one_error_line
+from gitutil import commit_files, gateway_env, git, gw, new_repo, ok, one_error_line
 
 TREE_CHECK = '''\
 import os, sys, time
@@ -33,9 +33,7 @@ print("version", open("VERSION").read().strip(), "tree", os.getcwd())
 @pytest.fixture
 def origin(tmp_path) -> Path:
     repo = tmp_path / "origin"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    commit_files(repo, {"app/check.py": TREE_CHECK, "app/VERSION": "1\n"}, "first")
+    new_repo(repo, {"app/check.py": TREE_CHECK, "app/VERSION": "1\n"})
     return repo
 
 

@@ -55,6 +55,14 @@ def check_text(kind: str, field: str, value: Any, limit: int = 4096) -> None:
 _FIELDS: dict[type, frozenset[str]] = {}  # each kind's field names, read once
 
 
+def from_fields(cls: type, data: dict[str, Any]) -> Any:
+    """An instance of the dataclass `cls` from `data`, keys it does not know (newer or older records) ignored."""
+    known = _FIELDS.get(cls)
+    if known is None:
+        known = _FIELDS[cls] = frozenset(f.name for f in dataclasses.fields(cls))
+    return cls(**{k: v for k, v in data.items() if k in known})
+
+
 def plain(value: Any) -> Any:
     """What `dataclasses.asdict` gives for the values resources hold (text, numbers, lists, dicts,
     nested dataclasses), without its deep copies: listing thousands of resources pays for this."""
@@ -86,10 +94,7 @@ class Resource:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Resource":
-        known = _FIELDS.get(cls)
-        if known is None:
-            known = _FIELDS[cls] = frozenset(f.name for f in dataclasses.fields(cls))
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return from_fields(cls, data)
 
     def encode(self) -> bytes:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()

@@ -12,6 +12,8 @@ import json
 import time
 from typing import Any
 
+from .resources import from_fields, plain
+
 RUNNERS_PREFIX = "runners/"
 
 
@@ -49,12 +51,11 @@ class RunnerInfo:
         return set(wanted) <= set(self.tags)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return plain(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunnerInfo":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return from_fields(cls, data)
 
     def encode(self) -> bytes:
         return json.dumps(self.to_dict(), separators=(",", ":")).encode()

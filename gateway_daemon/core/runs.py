@@ -12,6 +12,7 @@ from typing import Any
 
 from .decorators import input_errors
 from .errors import InvalidArgument
+from .resources import from_fields, plain
 from .secrets import MASK
 
 QUEUED, RUNNING = "queued", "running"
@@ -60,17 +61,16 @@ class Run:
         return self.status in FINAL
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        data = plain(self)
         data["duration"] = None if self.duration is None else round(self.duration, 3)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Run":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return from_fields(cls, data)
 
     def encode(self) -> bytes:
-        return json.dumps(dataclasses.asdict(self), separators=(",", ":")).encode()
+        return json.dumps(plain(self), separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> "Run":

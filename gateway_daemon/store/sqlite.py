@@ -87,22 +87,15 @@ class SQLiteStore(Store):
                 try:
                     return fn(self._connect())
                 except sqlite3.DatabaseError as exc:
-                    if not self._contended(exc) or time.monotonic() + pause > deadline:
-                        raise
                     self._rollback()
+                    if not self._contended(exc) or time.monotonic() + pause > deadline:
+                        raise StoreUnavailable(f"local store {self.path}: {exc}") from None
+                except OSError as exc:  # data_dir missing, not a directory, not writable
+                    raise StoreUnavailable(f"local store {self.path}: {exc.strerror or exc}") from None
                 time.sleep(pause)
                 pause = min(pause * 2, 0.2)
 
-        def guarded() -> T:
-            try:
-                return call()
-            except sqlite3.DatabaseError as exc:
-                self._rollback()
-                raise StoreUnavailable(f"local store {self.path}: {exc}") from None
-            except OSError as exc:  # data_dir missing, not a directory, not writable
-                raise StoreUnavailable(f"local store {self.path}: {exc.strerror or exc}") from None
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, guarded)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     def _write(self, conn: sqlite3.Connection, key: str, kind: str, value: bytes | None) -> int:
         """Inside a transaction: bump the revision, apply, log. Returns the revision."""
