@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from .commands import GatewayCommands
 from .screens.decorators import DecoratorsScreen
 from .screens.repositories import RepositoriesScreen
+from .screens.runners import RunnersScreen
 from .screens.runs import RunsScreen
 from .screens.secrets import SecretsScreen
 from .screens.services import ServicesScreen
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
 USERS_UNAVAILABLE = ("User management exists only against a gateway server (client mode); "
                      "local mode has no users and no login.")
+RUNNERS_UNAVAILABLE = ("Runners work for a gateway server on etcd: connect to one in client mode to see them. "
+                       "Local mode runs everything in this process.")
 DARK, LIGHT = "textual-dark", "textual-light"
 
 _NAVIGATION = Binding.Group("Go to", compact=True)
@@ -44,6 +47,7 @@ class GatewayApp(App):
         "decorators": DecoratorsScreen,
         "secrets": SecretsScreen,
         "users": UsersScreen,
+        "runners": RunnersScreen,
     }
     BINDINGS = [
         *(Binding(key, f"section('{mode}')", label, tooltip=f"Go to {label}", group=_NAVIGATION)
@@ -69,7 +73,8 @@ class GatewayApp(App):
         self._login_open = False
         if connection is None:
             self.gateway = gateway
-            self.unavailable_sections = {"users": USERS_UNAVAILABLE} if mode == "local" else {}
+            self.unavailable_sections = ({"users": USERS_UNAVAILABLE, "runners": RUNNERS_UNAVAILABLE}
+                                         if mode == "local" else {})
         else:
             from .connection import SessionGateway
 

@@ -26,6 +26,9 @@ import cairosvg  # noqa: E402
 import test_tui_snapshots as scenes  # noqa: E402
 
 
+PNG_FONT = "DejaVu Sans Mono"
+
+
 class Caught(Exception):
     """Raised by the stand-in for `snap_compare` to carry a test's app out of it."""
 
@@ -54,7 +57,9 @@ async def shoot(name: str, test, out: Path) -> Path:
     width, height = scene.size
     stem = name if (width, height) == scenes.WIDE else f"{name}_{width}x{height}"
     (out / f"{stem}.svg").write_text(svg)
-    cairosvg.svg2png(bytestring=svg.encode(), write_to=str(out / f"{stem}.png"))
+    # The PNG in a monospaced font this machine has (cairosvg does not fall back from Fira Code to monospace).
+    png_svg = svg.replace("font-family: Fira Code, monospace", f"font-family: {PNG_FONT}")
+    cairosvg.svg2png(bytestring=png_svg.encode(), write_to=str(out / f"{stem}.png"))
     return out / f"{stem}.png"
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import keyring.core
 import pytest
 from etcd_server import EtcdServer, EtcdTLS, etcd_binary
-from gateway_server import Daemon, make_certs
+from gateway_server import Client, Daemon, keyring_environ, make_certs
 
 from gateway_daemon.certificates import make_ca, make_certificate, write_pair
 
@@ -72,3 +73,19 @@ def daemon(tmp_path_factory, certs):
     yield daemon
     if daemon.process is not None:
         daemon.stop()
+
+
+@pytest.fixture
+def home(monkeypatch):
+    """Call with a Client to move this process into its home: the TUI here and the client's `gateway` commands
+    share its config and its keyring (a real file keyring backend). The backend is put back afterwards."""
+    previous = keyring.core.get_keyring()
+
+    def use(client: Client) -> None:
+        for key, value in keyring_environ(Path(client.env["HOME"])).items():
+            monkeypatch.setenv(key, value)
+        keyring.core.init_backend()
+        assert type(keyring.core.get_keyring()).__name__ == "PlaintextKeyring"
+
+    yield use
+    keyring.core.set_keyring(previous)

@@ -1,4 +1,5 @@
-"""What the TUI tests do with Textual's pilot: wait for a state, type into a field, read a table."""
+"""What the TUI tests do with Textual's pilot: open the TUI in client mode, wait for a state, type into a field,
+read a table."""
 
 from __future__ import annotations
 
@@ -8,6 +9,16 @@ from typing import Callable
 from textual.widgets import Input
 
 from gateway_tui.widgets.resource_table import ResourceTable
+
+
+def client_app(client):
+    """The TUI in client mode with `client`'s config (a gateway_server.Client), its key from the keyring."""
+    from gateway_daemon.config import load_config
+    from gateway_tui.app import GatewayApp
+    from gateway_tui.connection import KeyringConnection
+
+    config = load_config(str(client.config), environ={})
+    return GatewayApp(None, mode="client", connection=KeyringConnection(config))
 
 
 async def until(pilot, condition: Callable[[], object], timeout: float = 60, what: str = "") -> None:
@@ -27,3 +38,12 @@ async def type_into(pilot, selector: str, text: str) -> None:
 
 def table_keys(app) -> list[str]:
     return app.screen.query_one(ResourceTable).shown_keys
+
+
+def cell(app, key: str, column: str, selector: str = "ResourceTable") -> str | None:
+    """The text in the row `key`, column `column`, of the table on screen (None when the row is not there)."""
+    table = app.screen.query_one(selector, ResourceTable)
+    row = table.row(key)
+    if row is None:
+        return None
+    return row.cells[[c.key for c in table.columns].index(column)]

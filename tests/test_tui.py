@@ -275,12 +275,19 @@ async def test_secret_is_revealed_on_purpose_and_hides_again(engine, monkeypatch
         assert "s3cr3t-value" not in on_screen()
 
 
-async def test_users_are_disabled_in_local_mode_and_palette_lists_actions(engine):
+async def test_users_and_runners_are_disabled_in_local_mode_and_palette_lists_actions(engine):
     app = make_app(engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("6")
         await pilot.pause(0.2)
         assert "exists only against a gateway server" in app.export_screenshot().replace("&#160;", " ")
+        await pilot.press("7")
+        await until(pilot, lambda: app.current_mode == "runners")
+        await pilot.pause(0.2)
+        assert "Local mode runs everything in this process" in str(app.screen.query_one(".unavailable").render())
+        assert not app.screen.query("ResourceTable")
+        shown = {b.binding.action for b in app.screen.active_bindings.values() if b.enabled}
+        assert not shown & {"filter", "details", "sort"}, shown  # nothing to filter, open or sort here
         from gateway_tui.commands import GatewayCommands
 
         await pilot.press("1")

@@ -7,13 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import keyring.core
 import pytest
 from textual.widgets import Input
 
-from gateway_daemon.config import load_config
-from gateway_tui.app import GatewayApp
-from gateway_tui.connection import KeyringConnection
 from gateway_tui.credentials import Credentials
 from gateway_tui.screens.confirm import ConfirmScreen
 from gateway_tui.screens.login import LoginScreen
@@ -24,27 +20,11 @@ from gateway_tui.screens.users import UserFormScreen, UserListScreen
 from gateway_tui.widgets.output_view import OutputView
 from gateway_tui.widgets.resource_table import ResourceTable
 
-from gateway_server import ADMIN_PASSWORD, SCRIPT, Client, Daemon, keyring_environ
+from gateway_server import ADMIN_PASSWORD, SCRIPT, Client, Daemon
 from gitutil import new_repo
-from pilot import table_keys, type_into, until
+from pilot import client_app, table_keys, type_into, until
 
 SIZE = (120, 36)
-
-
-def use_home(monkeypatch: pytest.MonkeyPatch, client: Client) -> None:
-    """This process's keyring and config become `client`'s: the TUI here and `client`'s commands share them."""
-    for key, value in keyring_environ(Path(client.env["HOME"])).items():
-        monkeypatch.setenv(key, value)
-    keyring.core.init_backend()
-    assert type(keyring.core.get_keyring()).__name__ == "PlaintextKeyring"
-
-
-@pytest.fixture
-def home(monkeypatch):
-    """Call with a Client to move this process into its home; the keyring backend is put back afterwards."""
-    previous = keyring.core.get_keyring()
-    yield lambda client: use_home(monkeypatch, client)
-    keyring.core.set_keyring(previous)
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +42,6 @@ def admin(daemon, tmp_path_factory, certs) -> Client:
     client.ok("create", "service", "python-script", "hello", "--repository", "apps", "--filename", "main.py",
               "--decorator", "form", "--secret", "name=token,type=env,target=TOKEN")
     return client
-
-
-def client_app(client: Client) -> GatewayApp:
-    config = load_config(str(client.config), environ={})
-    return GatewayApp(None, mode="client", connection=KeyringConnection(config))
 
 
 def header(app) -> str:

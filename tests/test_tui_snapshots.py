@@ -333,6 +333,13 @@ def test_users_disabled(snap_compare, tmp_path):
     check(snap_compare, tmp_path, steps)
 
 
+def test_runners_disabled(snap_compare, tmp_path):
+    async def steps(pilot):
+        await keys(pilot, "7")
+
+    check(snap_compare, tmp_path, steps)
+
+
 def test_command_palette(snap_compare, tmp_path):
     async def steps(pilot):
         await until(pilot, lambda: rows(pilot) == 6)
@@ -427,3 +434,52 @@ def test_client_users_narrow(snap_compare, tmp_path):
         await until(pilot, lambda: rows(pilot) == 4)
 
     check_client(snap_compare, tmp_path, steps, logged_in=True, size=NARROW)
+
+
+async def _on_runners(pilot: Pilot) -> None:
+    await loaded(pilot)
+    await keys(pilot, "7")
+    await until(pilot, lambda: rows(pilot) == 5)
+
+
+def test_client_runners(snap_compare, tmp_path):
+    """Stand-in server. The Runners screen: each runner's tags, load, last seen, uptime and state."""
+    check_client(snap_compare, tmp_path, _on_runners, logged_in=True)
+
+
+def test_client_runners_narrow(snap_compare, tmp_path):
+    """Stand-in server. The Runners screen at 80x24."""
+    check_client(snap_compare, tmp_path, _on_runners, logged_in=True, size=NARROW)
+
+
+def test_client_runner_details(snap_compare, tmp_path):
+    """Stand-in server. One runner: its fields and the runs it ran."""
+    async def steps(pilot):
+        await _on_runners(pilot)
+        await keys(pilot, "enter")
+        await until(pilot, lambda: rows(pilot) == 3)
+
+    check_client(snap_compare, tmp_path, steps, logged_in=True)
+
+
+def test_client_runs_with_runners(snap_compare, tmp_path):
+    """Stand-in server. The run history with the runner of each run."""
+    async def steps(pilot):
+        await loaded(pilot)
+        await keys(pilot, "2")
+        await until(pilot, lambda: rows(pilot) == 6)
+
+    check_client(snap_compare, tmp_path, steps, logged_in=True)
+
+
+def test_client_run_on_a_runner(snap_compare, tmp_path):
+    """Stand-in server. A past run's output; its status names the runner that ran it."""
+    async def steps(pilot):
+        await loaded(pilot)
+        await keys(pilot, "2")
+        await until(pilot, lambda: rows(pilot) == 6)
+        await keys(pilot, "enter")
+        await until(pilot, lambda: isinstance(pilot.app.screen, RunScreen) and pilot.app.screen.run is not None)
+        await until(pilot, lambda: len(pilot.app.screen.query_one(OutputView).output_lines) == 10)
+
+    check_client(snap_compare, tmp_path, steps, logged_in=True)

@@ -16,6 +16,7 @@ from typing import Any, AsyncIterator
 from gateway_daemon.bootstrap import open_engine
 from gateway_daemon.config import load_config
 from gateway_daemon.core import Decorator, NotFound, Repository, SecretRef, Service
+from gateway_daemon.core.runners import RunnerInfo
 from gateway_daemon.core.runs import OutputLine, Run, RunEvent
 
 NOW = datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc).timestamp()
@@ -251,12 +252,39 @@ USERS = [
 ]
 
 
+def _runner(host: str, tags: list[str], capacity: int, load: int, seen_ago: float, up_hours: float,
+            **more: Any) -> RunnerInfo:
+    return RunnerInfo(id=f"{host}:50052", address=host, port=50052, tags=tags, capacity=capacity, load=load,
+                      last_seen=NOW - seen_ago, started_at=NOW - up_hours * 3600, use_tls=True, version="0.1.0",
+                      **more)
+
+
+RUNNERS = [
+    _runner("10.20.0.11", ["ams1", "core"], 4, 1, 1.0, 75.2),
+    _runner("10.20.0.12", ["ams1"], 4, 0, 2.6, 75.1),
+    _runner("10.40.0.21", ["fra2", "lab"], 2, 2, 0.4, 6.5),
+    _runner("10.40.0.22", ["fra2"], 2, 1, 3.1, 30.0, draining=True),
+    _runner("10.60.0.9", ["lon3"], 2, 0, 1.8, 0.2, problem="no secrets key: set [secrets] encrypt_key_file"),
+]
+# Which runner ran each run of the history, on a server with distributed execution.
+RAN_ON = {"add-vlan": "10.20.0.11:50052", "backup-configs": "10.20.0.12:50052", "lab-up": "10.40.0.21:50052",
+          "ping-sweep": "10.20.0.11:50052", "rotate-certs": "10.40.0.22:50052"}
+
+
+def server_history() -> list[tuple[Run, list[OutputLine]]]:
+    """The history as a server with runners has it: each run names its runner."""
+    return [(dataclasses.replace(run, runner=RAN_ON.get(run.service, "")), lines) for run, lines in history()]
+
+
 class SampleServerGateway(SampleGateway):
-    """SampleGateway plus the server's user calls, with fixed users."""
+    """SampleGateway plus the server's user calls, with fixed users, and fixed runners."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.users = [dataclasses.replace(u) for u in USERS]
+
+    async def list_runners(self) -> list[RunnerInfo]:
+        return list(RUNNERS)
 
     async def list_users(self) -> list[SampleUser]:
         return list(self.users)
@@ -311,7 +339,7 @@ class SampleServer:
         return ServerLogin("admin", NOW + 86400, True)
 
     def open(self) -> SampleServerGateway:
-        return SampleServerGateway(sample_engine(self.data_dir), history())
+        return SampleServerGateway(sample_engine(self.data_dir), server_history())
 
     def forget(self) -> None:
         self.logged_in = False

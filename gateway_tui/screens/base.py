@@ -41,6 +41,15 @@ class SectionScreen(Screen):
     def report(self, error: BaseException, title: str = "") -> None:
         self.app.report(error, title)  # type: ignore[attr-defined]
 
+    @property
+    def unavailable(self) -> str:
+        """Why this section has nothing to show in this mode ('' when it has)."""
+        return getattr(self.app, "unavailable_sections", {}).get(self.SECTION, "")
+
+    def compose_unavailable(self, title: str) -> ComposeResult:
+        yield Static(Content.styled(title, "bold"), classes="unavailable-title")
+        yield Static(Content(self.unavailable), classes="unavailable")
+
 
 def list_bindings(noun: str) -> list[Binding]:
     return [
@@ -121,13 +130,18 @@ class ResourceListScreen(SectionScreen):
     def rows(self, resources: list[Any]) -> Iterable[TableRow]:
         raise NotImplementedError
 
+    @staticmethod
+    def key_of(resource: Any) -> str:
+        """The row key of a resource (its name)."""
+        return resource.name
+
     async def reload(self) -> None:
         try:
             resources = await self.fetch()
         except GatewayError as exc:
             self.report(exc, f"Cannot list {self.PLURAL}")
             return
-        self.resources = {r.name: r for r in resources}
+        self.resources = {self.key_of(r): r for r in resources}
         self.table.set_rows(self.rows(resources))
         self._update_counts()
 

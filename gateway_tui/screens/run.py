@@ -73,12 +73,14 @@ class RunScreen(SectionScreen):
             yield Static("", id="form-error")
         with Vertical(id="run-output-area"):
             yield Static("", id="run-status")
+            yield Static("", id="run-reason")
             yield OutputView(id="output")
             yield Input(placeholder="search the output; enter: keep, esc: clear", id="search", compact=True)
 
     async def on_mount(self) -> None:
         self.query_one("#form-error").display = False
         self.query_one("#search").display = False
+        self.query_one("#run-reason").display = False
         self.set_interval(0.5, self._tick)
         if self.run_id:
             self._show_phase("output")
@@ -182,7 +184,8 @@ class RunScreen(SectionScreen):
         except GatewayError as exc:
             self.report(exc, "The run's events stopped")
         finally:
-            self.query_one(OutputView).flush()
+            for view in self.query(OutputView):  # none when the screen was closed while following
+                view.flush()
 
     def _event(self, event: Any) -> None:
         if event.kind == "status" and event.run is not None:
@@ -217,12 +220,17 @@ class RunScreen(SectionScreen):
             parts += ["   ", ("duration ", "$foreground-muted"), duration(elapsed)]
         if run.exit_code is not None:
             parts += ["   ", ("exit code ", "$foreground-muted"), str(run.exit_code)]
-        parts += ["   ", ("run ", "$foreground-muted"), run.id]
+        if run.started_by:
+            parts += ["   ", ("by ", "$foreground-muted"), run.started_by]
+        if run.runner:
+            parts += ["   ", ("runner ", "$foreground-muted"), run.runner]
+        parts += ["\n", ("run ", "$foreground-muted"), run.id]
         if run.commit:
             parts += ["   ", ("commit ", "$foreground-muted"), run.commit[:10]]
         parts += ["   ", ("started ", "$foreground-muted"), when(run.created_at, app.tz)]
-        if run.reason:
-            parts += ["\n", (run.reason, "$text-warning" if not run.finished else "$foreground-muted")]
+        reason = self.query_one("#run-reason", Static)
+        reason.update(Content.styled(run.reason, "$text-warning" if not run.finished else "$foreground-muted"))
+        reason.display = bool(run.reason)
         self.query_one("#run-status", Static).update(Content.assemble(*parts))
 
     def _update_search_count(self) -> None:

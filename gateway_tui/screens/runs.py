@@ -13,8 +13,8 @@ from textual.widgets import Label, Select, Static
 
 from gateway_daemon.core import GatewayError
 
-from ..formatting import STATUS_STYLES, duration, run_duration, status_label, when
-from ..widgets.resource_table import Column, ResourceTable, TableRow
+from ..widgets.resource_table import ResourceTable
+from ..widgets.run_table import RunTable
 from .base import SectionScreen
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "timed-out", "interrupted")
@@ -45,32 +45,24 @@ class RunsScreen(SectionScreen):
             yield Label("Status", classes="filter-label")
             yield Select([(s, s) for s in STATUSES], id="status-filter", compact=True, prompt="all statuses")
             yield Label("", id="count")
-        table = ResourceTable([
-            Column("id", "Run", min_width=8, max_width=22),
-            Column("service", "Service", min_width=8, max_width=28),
-            Column("status", "Status", min_width=8, max_width=14),
-            Column("when", "Started", min_width=10, max_width=16),
-            Column("duration", "Duration", min_width=6, max_width=10),
-            Column("exit", "Exit", min_width=4, max_width=4),
-            Column("by", "By", min_width=0, max_width=12),
-            Column("reason", "Reason", min_width=0, max_width=60, grow=True),
-        ], id="table")
-        table.sort_key, table.sort_reverse = "id", True
-        yield table
+        # The runner column is for a server's runs (local mode runs everything in this process).
+        local = getattr(self.app, "gateway_mode", "local") == "local"
+        yield RunTable(["id", "service", "status", "when", "duration", "exit", "by",
+                        *(() if local else ("runner",)), "reason"], id="table")
         yield Static(Content("No runs yet. Run a service from 1 Services (select it, press r)."), id="empty",
                      classes="empty-hint")
 
     @property
-    def table(self) -> ResourceTable:
-        return self.query_one(ResourceTable)
+    def table(self) -> RunTable:
+        return self.query_one(RunTable)
 
     def on_mount(self) -> None:
-        self.set_interval(REFRESH_SECONDS, self._auto_refresh)
+        self.set_interval(REFRESH_SECONDS, self._refresh_now)
 
     async def on_screen_resume(self) -> None:
         await self.reload()
 
-    async def _auto_refresh(self) -> None:
+    async def _refresh_now(self) -> None:
         if self.is_current:
             await self.reload(quiet=True)
 
@@ -88,15 +80,8 @@ class RunsScreen(SectionScreen):
             return
         self._set_service_options(services, service if isinstance(service, str) else None)
         app: Any = self.app
-        now = app.clock()
         self.runs = {r.id: r for r in runs}
-        self.table.set_rows(
-            TableRow(r.id, (r.id, r.service, status_label(r.status), when(r.created_at, app.tz),
-                            duration(run_duration(r, now)), "" if r.exit_code is None else str(r.exit_code),
-                            r.started_by, r.reason),
-                     (None, None, STATUS_STYLES.get(r.status), None, None, None, "muted", "muted"))
-            for r in runs
-        )
+        self.table.set_runs(runs, app.tz, app.clock())
         filtered = isinstance(service, str) or isinstance(status, str)
         self.query_one("#count", Label).update(f"{len(runs)} run{'s' if len(runs) != 1 else ''}"
                                                + (" (filtered)" if filtered else ""))

@@ -12,9 +12,10 @@ from textual.widgets import Input, Label, Select, TextArea
 
 from gateway_daemon.core import SERVICE_TYPES, GatewayError, InvalidArgument, SecretRef, Service
 
-from ..formatting import STATUS_STYLES, duration, run_duration, status_label, when
+from ..formatting import STATUS_STYLES, status_label, when
 from ..widgets.form import FormField
 from ..widgets.resource_table import Column, ResourceTable, TableRow
+from ..widgets.run_table import RunTable
 from .base import DetailsScreen, FormScreen, ResourceListScreen, list_bindings, split_words
 
 DEFAULT_FILENAMES = {"python-script": "main.py", "ansible-playbook": "site.yml", "opentofu-plan": "(none)",
@@ -219,14 +220,7 @@ class ServiceDetailsScreen(DetailsScreen):
 
     def compose_extra(self) -> ComposeResult:
         yield Label("Recent runs", classes="section-title")
-        yield ResourceTable([
-            Column("id", "Run", min_width=8, max_width=22),
-            Column("status", "Status", min_width=8, max_width=14),
-            Column("when", "Started", min_width=10, max_width=16),
-            Column("duration", "Duration", min_width=6, max_width=10),
-            Column("exit", "Exit", min_width=4, max_width=5),
-            Column("reason", "Reason", min_width=0, max_width=60, grow=True),
-        ], id="recent-runs")
+        yield RunTable(["id", "status", "when", "duration", "exit", "reason"], id="recent-runs")
 
     def pairs(self, s: Any) -> Iterable[tuple[str, Any]]:
         return [
@@ -245,14 +239,8 @@ class ServiceDetailsScreen(DetailsScreen):
             self.report(exc, "Cannot read the run history")
             return
         app: Any = self.app
-        table = self.query_one("#recent-runs", ResourceTable)
-        table.set_rows(
-            TableRow(r.id, (r.id, status_label(r.status), when(r.created_at, app.tz),
-                            duration(run_duration(r, app.clock())),
-                            "" if r.exit_code is None else str(r.exit_code), r.reason),
-                     (None, STATUS_STYLES.get(r.status), None, None, None, "muted"))
-            for r in runs
-        )
+        table = self.query_one("#recent-runs", RunTable)
+        table.set_runs(runs, app.tz, app.clock())
         table.display = bool(runs)
         self.query_one(".section-title", Label).update(
             Content("Recent runs" if runs else "No runs yet: press r to run it"))

@@ -11,8 +11,7 @@ from typing import Any, Iterable
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.content import Content
-from textual.widgets import Checkbox, Input, Static
+from textual.widgets import Checkbox, Input
 
 from gateway_daemon.core import GatewayError
 
@@ -29,11 +28,7 @@ class UsersScreen(SectionScreen):
     SECTION = "users"
 
     def compose_body(self) -> ComposeResult:
-        app = self.app
-        reason = getattr(app, "unavailable_sections", {}).get("users", "")
-        yield Static(Content.styled("Users", "bold"), id="users-title")
-        yield Static(Content(reason or "User management arrives with client mode."), id="users-reason",
-                     classes="unavailable")
+        yield from self.compose_unavailable("Users")
 
 
 class UserListScreen(ResourceListScreen):

@@ -14,7 +14,10 @@ SECTIONS = (
     ("decorators", "4", "Decorators"),
     ("secrets", "5", "Secrets"),
     ("users", "6", "Users"),
+    ("runners", "7", "Runners"),
 )
+# Labels for a strip too narrow for the whole words (80 columns).
+SHORT_LABELS = {"repositories": "Repos"}
 
 
 class NavItem(Static):
@@ -24,8 +27,20 @@ class NavItem(Static):
             classes += " -unavailable"
         super().__init__(f"[b]{key}[/b] {label}", classes=classes, markup=True)
         self.mode = mode
+        self.nav_key, self.nav_label = key, label
+        self.short = False
         if disabled_reason:
             self.tooltip = disabled_reason
+
+    def shorten(self, short: bool) -> None:
+        if short != self.short:
+            self.short = short
+            label = SHORT_LABELS.get(self.mode, self.nav_label) if short else self.nav_label
+            self.update(f"[b]{self.nav_key}[/b] {label}")
+
+    @staticmethod
+    def width_for(key: str, label: str) -> int:
+        return len(key) + 1 + len(label) + 2  # with its padding
 
     def on_click(self) -> None:
         self.app.action_section(self.mode)  # type: ignore[attr-defined]
@@ -42,3 +57,9 @@ class NavBar(HorizontalGroup):
         unavailable = getattr(self.app, "unavailable_sections", {})
         for mode, key, label in SECTIONS:
             yield NavItem(mode, key, label, mode == self.active, unavailable.get(mode, ""))
+
+    def on_resize(self) -> None:
+        full = sum(NavItem.width_for(key, label) for _mode, key, label in SECTIONS)
+        short = full > self.content_size.width
+        for item in self.query(NavItem):
+            item.shorten(short)
