@@ -3,14 +3,17 @@ one real etcd, TLS everywhere with the certificates gateway_server.make_certs ma
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import secrets
 import subprocess
 import time
 from pathlib import Path
 
-from etcd_server import EtcdServer
+import pytest
+from etcd_server import EtcdServer, etcd_binary
 
-from gateway_server import Daemon
+from gateway_server import Daemon, make_certs
 from gitutil import BIN
 
 TTL = 3  # [runner] lease_ttl: a dead runner leaves the registry within this many seconds
@@ -75,3 +78,29 @@ def wait_for(what, check, timeout: float = 30.0, step: float = 0.2):
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(step)
+
+
+
+@dataclasses.dataclass
+class Site:
+    """What the nodes of one test cluster share: certificates, the secrets key file, one etcd, a cluster id."""
+
+    root: Path
+    certs: dict[str, Path]
+    key_file: Path
+    etcd: EtcdServer
+    name: str
+
+    def node(self, folder: str, mode: str, tags: str = "") -> Node:
+        return Node(self.root / folder, self.certs, self.etcd, self.name, mode, self.key_file, tags)
+
+
+def new_site(root: Path, prefix: str) -> Site:
+    """A fresh etcd, certificates and secrets key under `root` (skips the test when etcd is not installed)."""
+    if etcd_binary() is None:
+        pytest.skip("needs the etcd server binary on PATH (Debian package etcd-server)")
+    certs = make_certs(root / "certs")
+    key_file = root / "secrets.key"
+    key_file.write_text(secrets.token_hex(32))
+    key_file.chmod(0o600)
+    return Site(root, certs, key_file, EtcdServer(root / "etcd"), f"{prefix}-{secrets.token_hex(3)}")

@@ -5,38 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import signal
 import subprocess
 import time
 
 import pytest
-from etcd_server import EtcdServer, etcd_binary
 
 from gateway_daemon.store import LeasesUnsupported, RevisionMismatch, namespace_for
 from gateway_daemon.store.etcd import EtcdStore
 from gateway_daemon.store.memory import MemoryStore
 from gateway_daemon.store.sqlite import SQLiteStore
-from cluster import SCRIPT, TTL, Node, start_all, wait_for
-from gateway_server import ADMIN_PASSWORD, Client, make_certs
+from cluster import SCRIPT, TTL, Node, new_site, start_all, wait_for
+from gateway_server import ADMIN_PASSWORD, Client
 from gitutil import BIN, new_repo, one_error_line
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    if etcd_binary() is None:
-        pytest.skip("needs the etcd server binary on PATH (Debian package etcd-server)")
-    root = tmp_path_factory.mktemp("cluster")
-    certs = make_certs(root / "certs")
-    key_file = root / "secrets.key"
-    key_file.write_text(secrets.token_hex(32))
-    key_file.chmod(0o600)
-    etcd = EtcdServer(root / "etcd")
-    name = f"runners-{secrets.token_hex(3)}"
-    servers = [Node(root / f"server-{i}", certs, etcd, name, "server", key_file) for i in (1, 2)]
-    runners = [Node(root / "runner-1", certs, etcd, name, "runner", key_file, "site-a"),
-               Node(root / "runner-2", certs, etcd, name, "runner", key_file, "site-a,zone-x"),
-               Node(root / "runner-3", certs, etcd, name, "runner", key_file, "site-b")]
+    site = new_site(tmp_path_factory.mktemp("cluster"), "runners")
+    root, certs, key_file, etcd, name = site.root, site.certs, site.key_file, site.etcd, site.name
+    servers = [site.node(f"server-{i}", "server") for i in (1, 2)]
+    runners = [site.node("runner-1", "runner", "site-a"), site.node("runner-2", "runner", "site-a,zone-x"),
+               site.node("runner-3", "runner", "site-b")]
     servers[0].start()  # the first one makes the admin user and prints its temporary password
     start_all([servers[1], *runners])
     origin = root / "origin"
@@ -156,6 +148,36 @@ def test_a_runner_without_the_secrets_key_refuses_work(cluster, tmp_path):
         keyless.stop()
     # SIGTERM revoked its lease: it left the registry at once, not after the TTL
     assert keyless.id not in runners_listed(client)
+
+
+def test_a_server_or_runner_with_another_secrets_key_is_told_so_when_it_starts(cluster, tmp_path):
+    client, etcd, name = cluster["client"], cluster["etcd"], cluster["cluster"]
+    other_key = tmp_path / "other.key"
+    other_key.write_text(secrets.token_hex(32))
+    other_key.chmod(0o600)
+    before = client.ok("get", "secrets", "-o", "json").stdout
+
+    # A server: it does not start, and says which key and what to do. (Without a key file of its own it
+    # would make one, with the same result: that is why the message names the setting.)
+    server = Node(tmp_path / "server", cluster["certs"], etcd, name, "server", other_key)
+    result = subprocess.run([str(BIN / "gateway-daemon"), "--config", str(server.config)], capture_output=True,
+                            text=True, timeout=60, env={k: v for k, v in os.environ.items()
+                                                        if not k.startswith("GATEWAY_")})
+    assert result.returncode != 0
+    line = one_error_line(result)
+    assert f"the secrets key in {other_key} is not this cluster's" in line, line
+    assert line.endswith("set [secrets] encrypt_key_file to the cluster's key file"), line
+
+    # A runner: it starts, and refuses work with that reason for all to see.
+    runner = Node(tmp_path / "runner", cluster["certs"], etcd, name, "runner", other_key, "otherkey")
+    runner.start()
+    try:
+        listed = wait_for("the runner", lambda: runners_listed(client).get(runner.id))
+        assert f"the secrets key in {other_key} is not this cluster's" in listed["problem"]
+        assert "refuses work: the secrets key" in client.ok("get", "runners").stdout
+    finally:
+        runner.stop()
+    assert client.ok("get", "secrets", "-o", "json").stdout == before  # nothing stored was touched
 
 
 def test_a_runner_killed_mid_run_fails_the_run_as_runner_lost(cluster):

@@ -6,19 +6,17 @@ real `gateway` command, and a runner is killed with kill -9."""
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 
 import pytest
-from etcd_server import EtcdServer, etcd_binary
 
 from gateway_tui.screens.run import RunScreen
 from gateway_tui.screens.runners import RunnerDetailsScreen, RunnersScreen
 from gateway_tui.screens.runs import RunsScreen
 from gateway_tui.screens.services import ServicesScreen
 
-from cluster import SCRIPT, TTL, Node, start_all, wait_for
-from gateway_server import ADMIN_PASSWORD, Client, make_certs
+from cluster import SCRIPT, TTL, new_site, start_all, wait_for
+from gateway_server import ADMIN_PASSWORD, Client
 from gitutil import BIN, new_repo
 from pilot import cell, client_app, table_keys, until
 
@@ -27,23 +25,14 @@ SIZE = (120, 36)
 
 @pytest.fixture(scope="module")
 def small_cluster(tmp_path_factory):
-    if etcd_binary() is None:
-        pytest.skip("needs the etcd server binary on PATH (Debian package etcd-server)")
-    root = tmp_path_factory.mktemp("tui-cluster")
-    certs = make_certs(root / "certs")
-    key_file = root / "secrets.key"
-    key_file.write_text(secrets.token_hex(32))
-    key_file.chmod(0o600)
-    etcd = EtcdServer(root / "etcd")
-    name = f"tui-{secrets.token_hex(3)}"
-    server = Node(root / "server", certs, etcd, name, "server", key_file)
-    runners = [Node(root / "runner-a", certs, etcd, name, "runner", key_file, "site-a"),
-               Node(root / "runner-b", certs, etcd, name, "runner", key_file, "site-b,zone-x")]
+    site = new_site(tmp_path_factory.mktemp("tui-cluster"), "tui")
+    server = site.node("server", "server")
+    runners = [site.node("runner-a", "runner", "site-a"), site.node("runner-b", "runner", "site-b,zone-x")]
     server.start()
     start_all(runners)
-    origin = root / "origin"
+    origin = site.root / "origin"
     new_repo(origin, {"main.py": SCRIPT})
-    client = Client(root / "client", server.port, certs["ca"])
+    client = Client(site.root / "client", server.port, site.certs["ca"])
     client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
               stdin=f"{server.admin_password}\n{ADMIN_PASSWORD}\n")
     client.ok("create", "repository", "apps", "--url", str(origin))
@@ -55,7 +44,7 @@ def small_cluster(tmp_path_factory):
     for node in [server, *runners]:
         if node.process is not None:
             node.kill()
-    etcd.kill()
+    site.etcd.kill()
 
 
 def status_line(app) -> str:

@@ -44,6 +44,7 @@ class RunnerExecutor:
         self.capacity = capacity
         self.announcer = announcer
         self.draining = False
+        self.key_problem = ""  # its secrets key is not the cluster's (see keycheck)
         self._active: dict[str, _Active] = {}
         self._tasks: set[asyncio.Task] = set()
 
@@ -53,6 +54,8 @@ class RunnerExecutor:
 
     def problem(self) -> str:
         """Why this runner would refuse every run, or ''."""
+        if self.key_problem:
+            return self.key_problem
         try:
             self.engine.secret_box.check()
         except FailedPrecondition as exc:

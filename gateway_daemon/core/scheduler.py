@@ -414,7 +414,7 @@ class Scheduler:
     async def follow(self, run_id: str) -> AsyncIterator[RunEvent]:
         """Stored output, then live output until the run ends; works for a run in any process."""
         check_run_id(run_id)
-        watch = self.store.watch(f"run")  # runs/<id> and run-output/<id>/ both start with "run"
+        watch = self.store.watch("run")  # runs/<id> and run-output/<id>/ both start with "run"
         try:
             run = await self.get(run_id)
             yield RunEvent("status", run=run)

@@ -21,9 +21,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ..cluster.executor import Busy, RunnerExecutor
+from ..cluster.keycheck import check_secrets_key
 from ..cluster.registry import Announcer, runner_token, same_token
 from ..config import Config
-from ..core.errors import GatewayError, InvalidArgument, Unavailable
+from ..core.errors import FailedPrecondition, GatewayError, InvalidArgument, Unavailable
 from ..core.runners import RunnerInfo
 from ..core.services import SecretRef
 from ..store import StoreError
@@ -93,11 +94,12 @@ async def serve_runner(config: Config, ready: Callable[[str], None] | None = Non
                       version=_version())
     announcer = Announcer(store, info, runner.lease_ttl)
     executor = RunnerExecutor(engine, runner_id, info.capacity, announcer)
-    problem = executor.problem()
-    if problem:
-        log.error("this runner will refuse every run: %s", problem)
-        announcer.update(problem=problem)
     try:
+        if not executor.problem():
+            try:
+                await check_secrets_key(engine)
+            except FailedPrecondition as exc:
+                executor.key_problem = str(exc)
         token = await runner_token(store)
     except StoreError as exc:
         await engine.close()
@@ -119,6 +121,10 @@ async def serve_runner(config: Config, ready: Callable[[str], None] | None = Non
     except RuntimeError:
         await engine.close()
         raise Unavailable(f"cannot listen on {listen}: is another process using that port?") from None
+    problem = executor.problem()
+    if problem:
+        log.error("this runner will refuse every run: %s", problem)
+        announcer.update(problem=problem)
     await server.start()
     try:
         await announcer.start()

@@ -22,8 +22,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..config import Config
+from ..cluster.keycheck import check_secrets_key
 from ..core.auth import Auth, Session
-from ..core.errors import GatewayError, InvalidArgument, Unavailable
+from ..core.errors import FailedPrecondition, GatewayError, InvalidArgument, Unavailable
 from ..core.services import SecretRef
 from ..store import StoreError
 from . import convert
@@ -331,9 +332,13 @@ async def serve(config: Config, ready: Callable[[str], None] | None = None) -> N
     auth = Auth(engine.store, config.get("server", "api_key_expiration"))
     try:
         temporary = await auth.ensure_admin()
+        await check_secrets_key(engine)
     except StoreError as exc:
         await engine.close()
         raise Unavailable(str(exc)) from None
+    except FailedPrecondition:
+        await engine.close()
+        raise
     if temporary:
         # Printed once, here, and stored nowhere in clear.
         log.warning("created user admin with the temporary password %s; it must be changed at the first login "

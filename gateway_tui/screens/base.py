@@ -41,6 +41,14 @@ class SectionScreen(Screen):
     def report(self, error: BaseException, title: str = "") -> None:
         self.app.report(error, title)  # type: ignore[attr-defined]
 
+    failing = False  # the last refresh failed, and said so
+
+    def report_once(self, error: BaseException, title: str = "") -> None:
+        """An error of a reload: said once, and not again until a reload has worked (reset `failing`)."""
+        if not self.failing:
+            self.report(error, title)
+        self.failing = True
+
     @property
     def unavailable(self) -> str:
         """Why this section has nothing to show in this mode ('' when it has)."""
@@ -136,11 +144,14 @@ class ResourceListScreen(SectionScreen):
         return resource.name
 
     async def reload(self) -> None:
+        if self.unavailable:
+            return
         try:
             resources = await self.fetch()
         except GatewayError as exc:
-            self.report(exc, f"Cannot list {self.PLURAL}")
+            self.report_once(exc, f"Cannot list {self.PLURAL}")
             return
+        self.failing = False
         self.resources = {self.key_of(r): r for r in resources}
         self.table.set_rows(self.rows(resources))
         self._update_counts()
@@ -194,6 +205,7 @@ class ResourceListScreen(SectionScreen):
         self.notify(f"sorted by {label.lower()}{', reversed' if table.sort_reverse else ''}", timeout=2)
 
     async def action_refresh(self) -> None:
+        self.failing = False  # asked for: say it again if it still fails
         await self.reload()
 
     @on(ResourceTable.Selected)

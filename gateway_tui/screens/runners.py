@@ -80,10 +80,6 @@ class RunnersScreen(ResourceListScreen):
         Binding("ctrl+r", "refresh", "Refresh", show=False, tooltip="Reload the runners"),
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._failing = False
-
     def compose_body(self) -> ComposeResult:
         if self.unavailable:
             yield from self.compose_unavailable("Runners")
@@ -106,22 +102,6 @@ class RunnersScreen(ResourceListScreen):
 
     async def fetch(self) -> list[Any]:
         return await self.gateway.list_runners()
-
-    async def reload(self) -> None:
-        """The registry now; an error is said once, not at every refresh, until it works again."""
-        if self.unavailable:
-            return
-        try:
-            runners = await self.fetch()
-        except GatewayError as exc:
-            if not self._failing:
-                self.report(exc, "Cannot list the runners")
-            self._failing = True
-            return
-        self._failing = False
-        self.resources = {r.id: r for r in runners}
-        self.table.set_rows(self.rows(runners))
-        self._update_counts()
 
     @staticmethod
     def key_of(resource: Any) -> str:
@@ -201,8 +181,9 @@ class RunnerDetailsScreen(SectionScreen):
             runners = {r.id: r for r in await self.gateway.list_runners()}
             runs = [run for run in await self.gateway.list_runs(limit=HISTORY_LIMIT) if run.runner == self.runner.id]
         except GatewayError as exc:
-            self.report(exc, f"Cannot show runner {self.runner.id}")
+            self.report_once(exc, f"Cannot show runner {self.runner.id}")
             return
+        self.failing = False
         self.gone = self.runner.id not in runners
         self.runner = runners.get(self.runner.id, self.runner)
         self.query_one("#fields", Static).update(field_lines(self.pairs()))
