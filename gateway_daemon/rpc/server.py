@@ -21,8 +21,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ..config import Config
 from ..cluster.keycheck import check_secrets_key
+from ..config import Config
 from ..core.auth import Auth, Session
 from ..core.errors import FailedPrecondition, GatewayError, InvalidArgument, Unavailable
 from ..core.services import SecretRef
