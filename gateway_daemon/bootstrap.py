@@ -64,7 +64,9 @@ async def open_gateway(config: Config, profile: str | None = None, announce=None
 
     mode = config.mode
     if mode == "local":
-        return open_engine(config, announce)
+        engine = open_engine(config, announce)
+        engine.scheduler.recover_first = True  # runs left unfinished by a `gateway` that died end
+        return engine
     if mode == "client":
         from .rpc.client import Connection, Endpoint, RemoteGateway
 

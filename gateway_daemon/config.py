@@ -192,7 +192,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "port": Key(_port, "50051", "runner gRPC port"),
         **_server_tls,
         "tags": Key(_tags, "", "tags this runner offers, separated by spaces or commas"),
-        "lease_ttl": Key(_int_range(2, 300, "seconds"), "10", "a dead runner leaves the registry within this time"),
+        "lease_ttl": Key(_int_range(2, 300, "seconds"), "10",
+                         "a dead runner leaves the registry, a dead server's runs end, within this time"),
     },
     "store": {
         "backend": Key(_choice(*BACKENDS), "local", "local (SQLite), memory or etcd"),

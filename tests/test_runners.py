@@ -259,6 +259,31 @@ def test_a_client_goes_on_while_a_server_dies_and_restarts(cluster):
     assert "hello again" in client.ok("run", "service", "hello", "--set", "name=again").stdout
 
 
+def test_a_server_killed_mid_run_leaves_no_run_running(cluster):
+    client, first = cluster["client"], cluster["servers"][0]
+    running = subprocess.Popen([str(BIN / "gateway"), "run", "service", "hello", "--set", "name=orphan",
+                                "--set", "sleep=60"], env=client.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    run = wait_for("the run to start on a runner", lambda: (r := last_run(client, "hello"))["inputs"]["name"] == "orphan"
+                   and r["status"] == "running" and "begin orphan" in client.ok("logs", r["id"]).stdout and r)
+    assert run["owner"].split(":")[1] == str(first.process.pid)  # the server the client asked keeps the record
+    pid = first.process.pid
+    first.kill()
+    killed = time.monotonic()
+    # the other server ends it once the dead one's lease is gone (TTL), after half a TTL more for a cut-off server
+    ended = wait_for("the run to end", lambda: (r := client.ok("describe", "run", run["id"], "-o", "json").stdout)
+                     and json.loads(r)["status"] != "running" and json.loads(r), timeout=TTL * 2 + 15)
+    assert time.monotonic() - killed < TTL * 1.5 + 5
+    assert ended["status"] == "interrupted" and f"pid {pid}" in ended["reason"], ended
+    # the runner saw its server go and stopped the script: it has room again, and the run was not retried
+    wait_for("the runner to be free", lambda: runners_listed(client)[run["runner"]]["load"] == 0)
+    assert client.ok("logs", run["id"]).stdout.count("begin orphan") == 1
+    running.kill()
+    running.communicate()
+    first.start()
+    assert "hello back" in client.ok("run", "service", "hello", "--set", "name=back").stdout
+
+
 # ---------------------------------------------------------------- leases, what the registry stands on
 @pytest.fixture(params=["memory", "etcd"])
 async def lease_store(request, tmp_path):

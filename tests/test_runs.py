@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -258,6 +259,37 @@ def test_ctrl_c_cancels_the_run(setup):
     out, err = runner.communicate(timeout=60)
     assert runner.returncode == 1 and "cancelled" in err
     assert not _alive(int(line.split()[1]))
+
+
+def test_a_run_whose_gateway_was_killed_ends_interrupted_and_a_live_gateways_run_is_left_alone(setup):
+    ok(gw(setup, "create", "service", "python-script", "spin", "--repository", "automations", "--working-dir",
+          "tools", "--filename", "spin.py"))
+    started = [subprocess.Popen([str(BIN / "gateway"), "run", "service", "spin"], env=setup,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    victim, survivor = started
+    children = [int(p.stdout.readline().split()[1]) for p in started]  # both runs are running
+    try:
+        victim.kill()
+        victim.wait(timeout=30)
+
+        runs = {r["owner"].split(":")[1]: r for r in json.loads(ok(gw(setup, "get", "runs", "-o", "json")).stdout)}
+        lost, live = runs[str(victim.pid)], runs[str(survivor.pid)]
+        assert lost["status"] == "interrupted"
+        assert f"pid {victim.pid}" in lost["reason"] and "ended before it did" in lost["reason"]
+        assert lost["ended_at"] is not None
+        assert live["status"] == "running", "the run of a gateway that still lives was touched"
+        assert json.loads(ok(gw(setup, "describe", "run", lost["id"], "-o", "json")).stdout)["status"] == "interrupted"
+
+        survivor.send_signal(signal.SIGINT)
+        _, err = survivor.communicate(timeout=60)
+        assert "cancelled" in err
+        assert json.loads(ok(gw(setup, "describe", "run", live["id"], "-o", "json")).stdout)["status"] == "cancelled"
+    finally:
+        for process in started:
+            process.kill()
+            process.communicate()
+        with contextlib.suppress(ProcessLookupError):  # the killed gateway's script outlives it
+            os.killpg(os.getpgid(children[0]), signal.SIGKILL)
 
 
 def test_binary_junk_and_floods_do_not_hurt(setup):

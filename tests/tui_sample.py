@@ -167,8 +167,10 @@ class SampleGateway:
         await self._ready()
         return self._fixed(await self.engine.get(kind, name))
 
-    async def list_runs(self, service: str | None = None, status: str | None = None, limit: int = 100) -> list[Run]:
-        runs = [r for r, _ in self.history if (not service or r.service == service) and (not status or r.status == status)]
+    async def list_runs(self, service: str | None = None, status: str | None = None, limit: int = 100,
+                        runner: str | None = None) -> list[Run]:
+        runs = [r for r, _ in self.history if (not service or r.service == service) and (not status or r.status == status)
+                and (not runner or r.runner == runner)]
         return runs[:limit] if limit else runs
 
     async def get_run(self, run_id: str) -> Run:

@@ -16,9 +16,10 @@ import hmac
 import logging
 import secrets
 import time
+from typing import Awaitable, Callable
 
 from ..core.runners import RUNNERS_PREFIX, RunnerInfo, runner_key
-from ..store import KeyExists, RevisionMismatch, Store, StoreError
+from ..store import KeyExists, RevisionMismatch, Store, StoreError, WatchEvent
 
 log = logging.getLogger("gateway.cluster")
 TOKEN_KEY = "cluster/runner-token"
@@ -53,39 +54,66 @@ def same_token(given: str | None, expected: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
-class Announcer:
-    """Keeps this runner's entry in the registry, under a lease, while the runner lives."""
+async def keep_watching(store: Store, prefix: str, start: Callable[[], Awaitable[None]],
+                        changed: Callable[[WatchEvent], Awaitable[None]], what: str) -> None:
+    """Follow the keys under `prefix` for as long as the task lives: `start()` each time the watch
+    (re)starts, to read what it follows from, then `changed(event)` for every change.  A store that
+    cannot be reached is said once in the log and tried again every RETRY_SECONDS."""
+    complained = False
+    while True:
+        watch = None
+        try:
+            watch = store.watch(prefix)
+            await start()
+            if complained:
+                log.info("%s is readable again", what)
+                complained = False
+            async for event in watch:
+                await changed(event)
+        except StoreError as exc:
+            if not complained:
+                log.warning("cannot read %s (will keep trying): %s", what, exc)
+                complained = True
+        finally:
+            if watch is not None:
+                with contextlib.suppress(Exception):
+                    await watch.aclose()  # type: ignore[attr-defined]
+        await asyncio.sleep(RETRY_SECONDS)
 
-    def __init__(self, store: Store, info: RunnerInfo, ttl: int):
+
+class LeasedKey:
+    """Keeps one key in the store, under a lease, while this process lives: when it dies nobody
+    renews the lease and etcd deletes the key within the lease's TTL."""
+
+    what = "entry"  # for the log: what the key is
+
+    def __init__(self, store: Store, key: str, ttl: int):
         self.store = store
-        self.info = info
+        self.key = key
         self.ttl = ttl
         self._lease: int | None = None
         self._task: asyncio.Task | None = None
         self._poke = asyncio.Event()
         self._complained = False
 
+    def value(self) -> bytes:
+        return b"1"
+
     async def start(self) -> None:
-        """Announce now (raises StoreError when the store cannot be reached), then keep it up."""
+        """Write the key now (raises StoreError when the store cannot be reached), then keep it up."""
         await self._announce()
         self._task = asyncio.get_running_loop().create_task(self._keep())
-
-    def update(self, **changes) -> None:
-        """Change the entry (load, draining, ...); written at once, in the background."""
-        self.info = dataclasses.replace(self.info, **changes)
-        self._poke.set()
 
     async def _announce(self) -> None:
         if self._lease is None or not await self.store.keep_alive(self._lease):
             if self._lease is not None:
-                log.warning("the registry lease expired; announcing again with a new one")
+                log.warning("the lease of the %s expired; writing it again with a new one", self.what)
             self._lease = await self.store.grant_lease(self.ttl)
-        self.info = dataclasses.replace(self.info, last_seen=time.time())
         try:
-            await self.store.put_leased(runner_key(self.info.id), self.info.encode(), self._lease)
+            await self.store.put_leased(self.key, self.value(), self._lease)
         except RevisionMismatch:  # the lease expired between the keep-alive and the write
             self._lease = None
-            raise StoreError("the registry lease expired while announcing") from None
+            raise StoreError(f"the lease of the {self.what} expired while writing it") from None
 
     async def _keep(self) -> None:
         interval = max(0.5, self.ttl / 3)
@@ -95,16 +123,16 @@ class Announcer:
             try:
                 await self._announce()
                 if self._complained:
-                    log.info("announced in the registry again")
+                    log.info("the %s is written again", self.what)
                     self._complained = False
             except StoreError as exc:
                 if not self._complained:
-                    log.warning("cannot renew the registry entry (will keep trying): %s", exc)
+                    log.warning("cannot renew the %s (will keep trying): %s", self.what, exc)
                     self._complained = True
                 await asyncio.sleep(RETRY_SECONDS)
 
     async def stop(self) -> None:
-        """Leave the registry now: the lease is revoked, the entry goes with it."""
+        """Remove the key now: the lease is revoked, the key goes with it."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -113,6 +141,25 @@ class Announcer:
             with contextlib.suppress(StoreError):
                 await self.store.revoke_lease(self._lease)
             self._lease = None
+
+
+class Announcer(LeasedKey):
+    """Keeps this runner's entry in the registry while the runner lives."""
+
+    what = "registry entry"
+
+    def __init__(self, store: Store, info: RunnerInfo, ttl: int):
+        super().__init__(store, runner_key(info.id), ttl)
+        self.info = info
+
+    def update(self, **changes) -> None:
+        """Change the entry (load, draining, ...); written at once, in the background."""
+        self.info = dataclasses.replace(self.info, **changes)
+        self._poke.set()
+
+    def value(self) -> bytes:
+        self.info = dataclasses.replace(self.info, last_seen=time.time())
+        return self.info.encode()
 
 
 class Registry:
@@ -135,34 +182,21 @@ class Registry:
         changed.set()
 
     async def _keep(self) -> None:
-        complained = False
-        while True:
-            watch = None
-            try:
-                watch = self.store.watch(RUNNERS_PREFIX)
-                entries = await self.store.list(RUNNERS_PREFIX)
-                self.runners = {}
-                for entry in entries:
-                    self._apply_put(entry.value)
-                await self._notify()
-                if complained:
-                    log.info("the runner registry is readable again: %d runners", len(self.runners))
-                    complained = False
-                async for event in watch:
-                    if event.kind == "put" and event.value is not None:
-                        self._apply_put(event.value)
-                    else:
-                        self.runners.pop(event.key[len(RUNNERS_PREFIX):], None)
-                    await self._notify()
-            except StoreError as exc:
-                if not complained:
-                    log.warning("cannot read the runner registry (will keep trying): %s", exc)
-                    complained = True
-            finally:
-                if watch is not None:
-                    with contextlib.suppress(Exception):
-                        await watch.aclose()  # type: ignore[attr-defined]
-            await asyncio.sleep(RETRY_SECONDS)
+        async def reread() -> None:
+            entries = await self.store.list(RUNNERS_PREFIX)
+            self.runners = {}
+            for entry in entries:
+                self._apply_put(entry.value)
+            await self._notify()
+
+        async def changed(event: WatchEvent) -> None:
+            if event.kind == "put" and event.value is not None:
+                self._apply_put(event.value)
+            else:
+                self.runners.pop(event.key[len(RUNNERS_PREFIX):], None)
+            await self._notify()
+
+        await keep_watching(self.store, RUNNERS_PREFIX, reread, changed, "the runner registry")
 
     def _apply_put(self, raw: bytes) -> None:
         try:

@@ -236,9 +236,10 @@ class Engine:
         with store_errors():
             return await self.scheduler.get(run_id)
 
-    async def list_runs(self, service: str | None = None, status: str | None = None, limit: int = 100) -> list[Run]:
+    async def list_runs(self, service: str | None = None, status: str | None = None, limit: int = 100,
+                        runner: str | None = None) -> list[Run]:
         with store_errors():
-            return await self.scheduler.list(service, status, limit)
+            return await self.scheduler.list(service, status, limit, runner)
 
     async def run_output(self, run_id: str) -> list[OutputLine]:
         with store_errors():

@@ -49,6 +49,7 @@ class Run:
     runner: str = ""
     output_lines: int = 0  # lines produced in all
     output_dropped: int = 0  # lines cut from the stored output (the tail is kept)
+    owner: str = ""  # the gateway process that keeps this record (core.owners)
 
     @property
     def duration(self) -> float | None:

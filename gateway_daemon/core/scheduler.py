@@ -3,7 +3,9 @@
 Records live in the store: ``runs/<id>`` holds the run, ``run-output/<id>/<seq>``
 hold its output in chunks (written a few times a second, so a follower in
 another process sees it live), capped at ``output_limit`` bytes with the tail
-kept.  A cancel from anywhere is a ``run-cancel/<id>`` key.
+kept.  A cancel from anywhere is a ``run-cancel/<id>`` key.  A record names the
+process that keeps it (core.owners); records left unfinished by a process that
+died are ended as interrupted by whoever finds them (`Scheduler.recover`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
-from ..store import Store
+from ..store import RevisionMismatch, Store, StoreError
+from . import owners
 from .errors import FailedPrecondition, GatewayError, InvalidArgument, NotFound
 from .runs import (CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, SUCCEEDED, TIMED_OUT, Masker, OutputLine, Run, RunEvent,
                    check_run_id, new_run_id, prepare_inputs, secret_fields)
@@ -227,6 +230,8 @@ class Scheduler:
         # Distributed execution: an object whose execute(active, job, sink, set_record) -> final fields
         # hands the run to a runner (cluster.dispatch.Dispatcher); None: runs are executed here.
         self.dispatcher: Any = None
+        self.owner = owners.this_process()
+        self.recover_first = False  # True: recover() before the first reading of runs (local mode)
 
     # ------------------------------------------------------------ records
     async def _save(self, active: _Active) -> None:
@@ -272,7 +277,7 @@ class Scheduler:
         run = Run(
             id=new_run_id(), service=service.name, service_type=service.type,
             inputs=job.masker.inputs(job.inputs, secret_fields(job.schema)),
-            started_by=started_by or _who(), status=QUEUED,
+            started_by=started_by or _who(), status=QUEUED, owner=self.owner,
         )
         active = _Active(run, 0)
         queue: asyncio.Queue = asyncio.Queue(SUBSCRIBER_QUEUE)
@@ -371,6 +376,33 @@ class Scheduler:
                     queue.put_nowait(None)
             self._active.pop(active.run.id, None)
 
+    # ------------------------------------------------------------ records left behind
+    async def recover(self, gone: Callable[[str], Awaitable[bool]] | None = None, only: str | None = None) -> int:
+        """End as interrupted the unfinished runs whose keeper is gone (`gone(owner)`; by default: a
+        process of this machine that no longer runs).  `only`: look at that keeper's runs alone.
+        Returns how many were ended.  A record changed meanwhile by someone else is left to them."""
+        async def process_gone(owner: str) -> bool:
+            return owners.process_gone(owner)
+
+        gone = gone or process_gone
+        ended = 0
+        for entry in await self.store.list("runs/"):
+            run = Run.decode(entry.value)
+            if run.finished or not run.owner or run.owner == self.owner or (only and run.owner != only):
+                continue
+            if not await gone(run.owner):
+                continue
+            run.status, run.ended_at = INTERRUPTED, time.time()
+            run.reason = f"the gateway process that kept this run ({owners.describe(run.owner)}) ended before it did"
+            try:
+                await self.store.update(entry.key, run.encode(), entry.revision)
+            except RevisionMismatch:
+                continue
+            with contextlib.suppress(Exception):
+                await self.store.delete(cancel_key(run.id))
+            ended += 1
+        return ended
+
     # ------------------------------------------------------------ control and reading
     async def cancel(self, run_id: str) -> Run:
         check_run_id(run_id)
@@ -391,16 +423,26 @@ class Scheduler:
                 self._slot_freed.notify_all()
         return replace(active.run)
 
+    async def _recover_first(self) -> None:
+        if self.recover_first:
+            self.recover_first = False
+            with contextlib.suppress(StoreError):  # an unreadable store is told by the reading itself
+                await self.recover()
+
     async def get(self, run_id: str) -> Run:
         check_run_id(run_id)
+        await self._recover_first()
         entry = await self.store.get(run_key(run_id))
         if entry is None:
             raise NotFound(f"run {run_id!r} not found")
         return Run.decode(entry.value)
 
-    async def list(self, service: str | None = None, status: str | None = None, limit: int = 100) -> list[Run]:
+    async def list(self, service: str | None = None, status: str | None = None, limit: int = 100,
+                   runner: str | None = None) -> list[Run]:
+        await self._recover_first()
         runs = [Run.decode(e.value) for e in await self.store.list("runs/")]
-        runs = [r for r in runs if (not service or r.service == service) and (not status or r.status == status)]
+        runs = [r for r in runs if (not service or r.service == service) and (not status or r.status == status)
+                and (not runner or r.runner == runner)]
         runs.sort(key=lambda r: (r.created_at, r.id), reverse=True)  # newest first, also within one second
         return runs[:limit] if limit else runs
 

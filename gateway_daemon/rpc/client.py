@@ -235,9 +235,10 @@ class RemoteGateway:
     async def get_run(self, run_id: str) -> Run:
         return convert.run_from_message(await self.connection.unary("runs.GetRun", runs_pb2.RunIdRequest(id=run_id)))
 
-    async def list_runs(self, service: str | None = None, status: str | None = None, limit: int = 100) -> list[Run]:
+    async def list_runs(self, service: str | None = None, status: str | None = None, limit: int = 100,
+                        runner: str | None = None) -> list[Run]:
         reply = await self.connection.unary("runs.ListRuns", runs_pb2.ListRunsRequest(
-            service=service or "", status=status or "", limit=limit))
+            service=service or "", status=status or "", limit=limit, runner=runner or ""))
         return [convert.run_from_message(item) for item in reply.items]
 
     async def run_output(self, run_id: str) -> list[OutputLine]:

@@ -22,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..cluster.keycheck import check_secrets_key
+from ..cluster.owners import Keepers
 from ..config import Config
 from ..core.auth import Auth, Session
 from ..core.errors import FailedPrecondition, GatewayError, InvalidArgument, Unavailable
@@ -201,7 +202,8 @@ class RunServicer(_Servicer, runs_pb2_grpc.RunServiceServicer):
 
     @handler()
     async def ListRuns(self, request, context, session):
-        runs = await self.engine.list_runs(request.service or None, request.status or None, request.limit or 100)
+        runs = await self.engine.list_runs(request.service or None, request.status or None, request.limit or 100,
+                                           request.runner or None)
         return runs_pb2.RunList(items=[convert.run_message(r) for r in runs])
 
     @handler()
@@ -333,6 +335,8 @@ async def serve(config: Config, ready: Callable[[str], None] | None = None) -> N
     try:
         temporary = await auth.ensure_admin()
         await check_secrets_key(engine)
+        keepers = Keepers(engine.scheduler, config.get("runner", "lease_ttl"))
+        await keepers.start()
     except StoreError as exc:
         await engine.close()
         raise Unavailable(str(exc)) from None
@@ -372,6 +376,7 @@ async def serve(config: Config, ready: Callable[[str], None] | None = None) -> N
         else:
             server.add_secure_port(address, credentials)
     except RuntimeError:
+        await keepers.close()
         await engine.close()
         raise Unavailable(f"cannot listen on {address}: is another server using that port?") from None
     await server.start()
@@ -390,7 +395,9 @@ async def serve(config: Config, ready: Callable[[str], None] | None = None) -> N
     for name in ["", *names]:
         await _set_health(health_servicer, name, health_pb2.HealthCheckResponse.NOT_SERVING)
     await engine.scheduler.drain(SHUTDOWN_GRACE)
-    await engine.close()  # what is still running ends as interrupted
+    await engine.scheduler.shutdown()  # what is still running ends as interrupted
+    await keepers.close()
+    await engine.close()
     if dispatcher is not None:
         await dispatcher.registry.close()
         await dispatcher.close()

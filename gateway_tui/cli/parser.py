@@ -123,6 +123,7 @@ def build_parser() -> Parser:
     get.add_argument("kind", metavar="KIND", help="repositories | decorators | services | secrets | runs | users | runners")
     get.add_argument("--service", metavar="NAME", help="runs: only of this service")
     get.add_argument("--status", metavar="STATUS", help="runs: only with this status")
+    get.add_argument("--runner", metavar="ID", help="runs: only those this runner executed")
     get.add_argument("--limit", type=int, default=50, metavar="N", help="runs: at most N, newest first (0: all)")
 
     run = _sub(verbs, "run", "run a service and stream its output")

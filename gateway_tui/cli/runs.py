@@ -112,7 +112,7 @@ async def run_service(gateway: Gateway, args: argparse.Namespace) -> int:
 
 
 async def get_runs(gateway: Gateway, args: argparse.Namespace) -> int:
-    runs = await gateway.list_runs(args.service, args.status, args.limit)
+    runs = await gateway.list_runs(args.service, args.status, args.limit, args.runner)
     table = Table(["id", "service", "status", "exit", "started", "duration", "by", "runner", "reason"])
     for run in runs:
         table.add(run.id, run.service, run.status, run.exit_code, when(run.started_at), seconds(run.duration),

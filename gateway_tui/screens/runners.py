@@ -25,7 +25,7 @@ from ..widgets.run_table import RunTable
 from .base import ResourceListScreen, SectionScreen, field_lines
 
 REFRESH_SECONDS = 2.0
-HISTORY_LIMIT = 1000  # how far back a runner's details look for its runs
+HISTORY_LIMIT = 200  # a runner's details show its newest runs
 
 
 def state(runner: Any) -> tuple[str, str]:
@@ -179,7 +179,7 @@ class RunnerDetailsScreen(SectionScreen):
     async def load(self) -> None:
         try:
             runners = {r.id: r for r in await self.gateway.list_runners()}
-            runs = [run for run in await self.gateway.list_runs(limit=HISTORY_LIMIT) if run.runner == self.runner.id]
+            runs = await self.gateway.list_runs(limit=HISTORY_LIMIT, runner=self.runner.id)
         except GatewayError as exc:
             self.report_once(exc, f"Cannot show runner {self.runner.id}")
             return

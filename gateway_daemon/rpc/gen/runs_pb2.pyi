@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Run(_message.Message):
-    __slots__ = ("id", "service", "service_type", "inputs_json", "started_by", "status", "reason", "created_at", "started_at", "ended_at", "exit_code", "commit", "runner", "output_lines", "output_dropped")
+    __slots__ = ("id", "service", "service_type", "inputs_json", "started_by", "status", "reason", "created_at", "started_at", "ended_at", "exit_code", "commit", "runner", "output_lines", "output_dropped", "owner")
     ID_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     SERVICE_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +24,7 @@ class Run(_message.Message):
     RUNNER_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_LINES_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     id: str
     service: str
     service_type: str
@@ -39,7 +40,8 @@ class Run(_message.Message):
     runner: str
     output_lines: int
     output_dropped: int
-    def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., service_type: _Optional[str] = ..., inputs_json: _Optional[str] = ..., started_by: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., created_at: _Optional[float] = ..., started_at: _Optional[float] = ..., ended_at: _Optional[float] = ..., exit_code: _Optional[int] = ..., commit: _Optional[str] = ..., runner: _Optional[str] = ..., output_lines: _Optional[int] = ..., output_dropped: _Optional[int] = ...) -> None: ...
+    owner: str
+    def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., service_type: _Optional[str] = ..., inputs_json: _Optional[str] = ..., started_by: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., created_at: _Optional[float] = ..., started_at: _Optional[float] = ..., ended_at: _Optional[float] = ..., exit_code: _Optional[int] = ..., commit: _Optional[str] = ..., runner: _Optional[str] = ..., output_lines: _Optional[int] = ..., output_dropped: _Optional[int] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class OutputLine(_message.Message):
     __slots__ = ("stream", "text")
@@ -78,14 +80,16 @@ class RunIdRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class ListRunsRequest(_message.Message):
-    __slots__ = ("service", "status", "limit")
+    __slots__ = ("service", "status", "limit", "runner")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_FIELD_NUMBER: _ClassVar[int]
     service: str
     status: str
     limit: int
-    def __init__(self, service: _Optional[str] = ..., status: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    runner: str
+    def __init__(self, service: _Optional[str] = ..., status: _Optional[str] = ..., limit: _Optional[int] = ..., runner: _Optional[str] = ...) -> None: ...
 
 class RunList(_message.Message):
     __slots__ = ("items",)
