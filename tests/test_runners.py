@@ -180,6 +180,15 @@ def test_a_server_or_runner_with_another_secrets_key_is_told_so_when_it_starts(c
     assert client.ok("get", "secrets", "-o", "json").stdout == before  # nothing stored was touched
 
 
+def running_hello(client: Client, name: str) -> dict | None:
+    """The newest run of hello when it is the one with this name and it has begun on a runner."""
+    run = last_run(client, "hello")
+    if run.get("inputs", {}).get("name") == name and run["status"] == "running":
+        if f"begin {name}" in client.ok("logs", run["id"]).stdout:
+            return run
+    return None
+
+
 def test_a_runner_killed_mid_run_fails_the_run_as_runner_lost(cluster):
     client, runners = cluster["client"], cluster["runners"]
     client.ok("create", "service", "python-script", "on-x", "--repository", "apps", "--filename", "main.py",
@@ -241,6 +250,27 @@ def test_the_cluster_recovers_after_etcd_was_down(cluster):
     assert "hello e token ******" in result.stdout
 
 
+def test_a_run_outlives_an_etcd_outage_and_its_record_and_output_are_kept(cluster):
+    client, etcd = cluster["client"], cluster["etcd"]
+    running = subprocess.Popen([str(BIN / "gateway"), "run", "service", "hello", "--set", "name=outage",
+                                "--set", "sleep=4"], env=client.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    run = wait_for("the run to start on a runner", lambda: running_hello(client, "outage"))
+    etcd.stop()
+    try:
+        out, err = running.communicate(timeout=60)  # it ends while the store is down: the caller still hears it
+    finally:
+        etcd.start()
+    assert running.returncode == 0, err
+    assert "hello outage token ******" in out
+    ended = wait_for("the record to be final", lambda: (r := client("describe", "run", run["id"], "-o", "json"))
+                     .returncode == 0 and json.loads(r.stdout)["status"] != "running" and json.loads(r.stdout),
+                     timeout=30, step=0.5)
+    assert ended["status"] == "succeeded" and ended["exit_code"] == 0, ended
+    logs = client.ok("logs", run["id"]).stdout
+    assert "begin outage" in logs and "hello outage token ******" in logs
+
+
 def test_a_client_goes_on_while_a_server_dies_and_restarts(cluster):
     client, servers = cluster["client"], cluster["servers"]
     first = servers[0]
@@ -264,8 +294,7 @@ def test_a_server_killed_mid_run_leaves_no_run_running(cluster):
     running = subprocess.Popen([str(BIN / "gateway"), "run", "service", "hello", "--set", "name=orphan",
                                 "--set", "sleep=60"], env=client.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
-    run = wait_for("the run to start on a runner", lambda: (r := last_run(client, "hello"))["inputs"]["name"] == "orphan"
-                   and r["status"] == "running" and "begin orphan" in client.ok("logs", r["id"]).stdout and r)
+    run = wait_for("the run to start on a runner", lambda: running_hello(client, "orphan"))
     assert run["owner"].split(":")[1] == str(first.process.pid)  # the server the client asked keeps the record
     pid = first.process.pid
     first.kill()

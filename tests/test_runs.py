@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -18,9 +19,9 @@ import pytest
 from gateway_daemon.bootstrap import open_engine
 from gateway_daemon.config import load_config
 from gateway_daemon.core import (Decorator, InvalidArgument, NotFound, Repository, SecretRef,
-                                 Service)
+                                 Service, Unavailable)
 
-from gitutil import BIN, gateway_env, git, gw, ok, one_error_line
+from gitutil import BIN, gateway_env, git, gw, new_repo, ok, one_error_line
 
 HELLO = '''\
 import argparse, os, sys
@@ -442,3 +443,60 @@ def _alive(pid: int) -> bool:
             return handle.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+FLOOD_ON_FLAG = '''\
+import argparse, os, time
+parser = argparse.ArgumentParser()
+parser.add_argument("--flag")
+args = parser.parse_args()
+print("begin", flush=True)
+while not os.path.exists(args.flag):
+    time.sleep(0.05)
+for i in range(400):
+    print(f"line {i:04d} " + "x" * 40)
+print("end", flush=True)
+'''
+
+
+async def test_a_run_goes_on_while_etcd_is_away_and_its_record_and_output_tail_are_stored_after(make_etcd_server,
+                                                                                                  tmp_path):
+    etcd = make_etcd_server()
+    new_repo(tmp_path / "origin", {"flood.py": FLOOD_ON_FLAG})
+    config = load_config(None, environ={"GATEWAY_APPLICATION_DATA_DIR": str(tmp_path / "data"),
+                                        "GATEWAY_STORE_BACKEND": "etcd", "GATEWAY_STORE_ETCD_HOSTS": etcd.hosts,
+                                        "GATEWAY_EXECUTION_OUTPUT_LIMIT": "4096"})
+    engine = open_engine(config, announce=lambda text: None)
+    try:
+        await engine.create(Repository(name="origin", url=str(tmp_path / "origin"), reference="main"))
+        await engine.create(Service(name="flood", type="python-script", repository="origin", filename="flood.py"))
+        flag = tmp_path / "flag"
+        events = engine.run_service("flood", {"flag": str(flag)})
+        run = await _first_status(events)
+        async for event in events:
+            if any(line.text == "begin" for line in event.lines):
+                break
+        etcd.stop()
+        flag.touch()
+        heard, final = [], None
+        async for event in events:  # whoever follows the run in this process hears all of it meanwhile
+            heard.extend(line.text for line in event.lines if line.stream == "stdout")
+            final = event.run if event.kind == "status" else final
+        assert final is not None and final.status == "succeeded"
+        assert len(heard) == 401 and heard[-1] == "end"
+        etcd.start()
+        deadline = time.monotonic() + 30
+        while True:  # written once etcd is back
+            with contextlib.suppress(Unavailable):
+                stored = await engine.get_run(run.id)
+                if stored.finished:
+                    break
+            assert time.monotonic() < deadline, "the record was not written after etcd came back"
+            await asyncio.sleep(0.2)
+        assert stored.status == "succeeded" and stored.exit_code == 0
+        output = [line.text for line in await engine.run_output(run.id)]
+        assert output[-1] == "end" and "begin" not in output  # the tail, within the limit
+        assert sum(len(text) for text in output) <= 4096
+        assert stored.output_dropped > 0 and len(output) + stored.output_dropped == stored.output_lines == 402
+    finally:
+        await engine.close()

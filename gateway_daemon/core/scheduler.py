@@ -3,7 +3,11 @@
 Records live in the store: ``runs/<id>`` holds the run, ``run-output/<id>/<seq>``
 hold its output in chunks (written a few times a second, so a follower in
 another process sees it live), capped at ``output_limit`` bytes with the tail
-kept.  A cancel from anywhere is a ``run-cancel/<id>`` key.  A record names the
+kept.  A cancel from anywhere is a ``run-cancel/<id>`` key.
+
+A run goes on when the store cannot be reached for a while (etcd restarting):
+its followers in this process hear everything at once, and the record and
+output are written as soon as the store answers again.  A record names the
 process that keeps it (core.owners); records left unfinished by a process that
 died are ended as interrupted by whoever finds them (`Scheduler.recover`).
 """
@@ -14,6 +18,7 @@ import asyncio
 import contextlib
 import getpass
 import json
+import logging
 import shutil
 import sys
 import tempfile
@@ -32,7 +37,9 @@ from .services import SecretRef, Service
 if TYPE_CHECKING:
     from .engine import Engine
 
+log = logging.getLogger("gateway.runs")
 FLUSH_SECONDS = 0.25
+STORE_RETRY_SECONDS = 1.0  # a record or output the store could not take is written again this often
 FLUSH_LINES = 500
 SUBSCRIBER_QUEUE = 2000
 
@@ -68,6 +75,9 @@ class _Active:
         self.cancel_requested = False
         self.process = None
         self.remote_cancel: Callable[[], None] | None = None  # set while a runner executes it
+        self.unsaved = False  # the record changed since the store last took it
+        self.writing = asyncio.Lock()
+        self.saver: asyncio.Task | None = None
 
     def publish(self, event: RunEvent) -> None:
         for queue in list(self.subscribers):
@@ -91,49 +101,79 @@ class _OutputSink:
         self.last_flush = time.monotonic()
         self._lock = asyncio.Lock()
         self._later: asyncio.Task | None = None
+        self.failing = False  # the store did not take the last chunk: the lines wait in the buffer
 
     async def line(self, stream: str, text: str) -> None:
         line = OutputLine(stream, self.masker(text))
         self.buffer.append(line)
         self.active.run.output_lines += 1
         self.active.publish(RunEvent("output", lines=(line,)))
-        if len(self.buffer) >= FLUSH_LINES or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+        if not self.failing and (len(self.buffer) >= FLUSH_LINES or
+                                 time.monotonic() - self.last_flush >= FLUSH_SECONDS):
             await self.flush()
-        elif self._later is None:  # a quiet process: what it said is stored soon all the same
+        elif self._later is None:  # a quiet process (or a store away): stored soon all the same
             self._later = asyncio.get_running_loop().create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
-        await asyncio.sleep(FLUSH_SECONDS)
+        await asyncio.sleep(STORE_RETRY_SECONDS if self.failing else FLUSH_SECONDS)
         self._later = None
         with contextlib.suppress(Exception):
             await self.flush()
 
-    async def finish(self) -> None:
-        """The last flush; nothing is stored for this run after it."""
+    async def finish(self) -> bool:
+        """The last flush; True when everything is stored."""
         if self._later is not None:
             self._later.cancel()
             self._later = None
-        await self.flush()
+        return await self.flush()
 
-    async def flush(self) -> None:
+    async def flush(self) -> bool:
+        """Store the buffered lines; False (the lines kept for the next try) when the store cannot."""
         async with self._lock:
-            await self._flush()
+            return await self._flush()
 
-    async def _flush(self) -> None:
+    async def _flush(self) -> bool:
         self.last_flush = time.monotonic()
         if not self.buffer:
-            return
+            return True
         lines, self.buffer = self.buffer, []
         data = json.dumps([[l.stream, l.text] for l in lines], separators=(",", ":")).encode()
-        seq, self.seq = self.seq, self.seq + 1
-        await self.store.put(f"{output_prefix(self.active.run.id)}{seq:08d}", data)
-        self.chunks.append((seq, len(data), len(lines)))
+        try:
+            await self.store.put(f"{output_prefix(self.active.run.id)}{self.seq:08d}", data)
+        except StoreError as exc:
+            self.buffer = lines + self.buffer
+            self._keep_tail()
+            if not self.failing:
+                log.warning("run %s: cannot store its output now (will keep trying): %s", self.active.run.id, exc)
+                self.failing = True
+            return False
+        self.failing = False
+        self.chunks.append((self.seq, len(data), len(lines)))
+        self.seq += 1
         self.stored_bytes += len(data)
         while self.stored_bytes > self.limit and len(self.chunks) > 1:
-            old_seq, size, count = self.chunks.pop(0)
-            await self.store.delete(f"{output_prefix(self.active.run.id)}{old_seq:08d}")
+            old_seq, size, count = self.chunks[0]
+            try:
+                await self.store.delete(f"{output_prefix(self.active.run.id)}{old_seq:08d}")
+            except StoreError:
+                break  # trimmed at the next flush
+            self.chunks.pop(0)
             self.stored_bytes -= size
             self.active.run.output_dropped += count
+        return True
+
+    def _keep_tail(self) -> None:
+        """While the store is away the buffer keeps the newest lines within the output limit."""
+        size, start = 0, len(self.buffer)
+        while start > 0:
+            cost = len(self.buffer[start - 1].text) + 16
+            if size + cost > self.limit and start < len(self.buffer):  # the newest line is always kept
+                break
+            size += cost
+            start -= 1
+        if start:
+            self.active.run.output_dropped += start
+            del self.buffer[:start]
 
 
 @dataclass
@@ -234,14 +274,39 @@ class Scheduler:
         self.recover_first = False  # True: recover() before the first reading of runs (local mode)
 
     # ------------------------------------------------------------ records
-    async def _save(self, active: _Active) -> None:
-        active.revision = await self.store.put(run_key(active.run.id), active.run.encode())
+    async def _save(self, active: _Active) -> bool:
+        """Write the record as it is now; False when the store cannot take it."""
+        async with active.writing:
+            try:
+                active.revision = await self.store.put(run_key(active.run.id), active.run.encode())
+            except StoreError as exc:
+                if not active.unsaved:
+                    log.warning("run %s: cannot write its record now (will keep trying): %s", active.run.id, exc)
+                active.unsaved = True
+                return False
+            active.unsaved = False
+            return True
 
     async def _set(self, active: _Active, **changes: Any) -> None:
+        """Change the record: followers hear it now, the store as soon as it can take it."""
         for key, value in changes.items():
             setattr(active.run, key, value)
-        await self._save(active)
         active.publish(RunEvent("status", run=replace(active.run)))
+        if active.saver is not None and not active.saver.done():
+            return  # the store is away: the saver writes the newest record once it is back
+        if not await self._save(active):
+            active.saver = asyncio.get_running_loop().create_task(self._save_later(active))
+
+    async def _save_later(self, active: _Active) -> None:
+        while active.unsaved:
+            await asyncio.sleep(STORE_RETRY_SECONDS)
+            await self._save(active)
+
+    async def _store_last(self, active: _Active, sink: _OutputSink) -> None:
+        """The rest of the output, then the final record, written as soon as the store takes them."""
+        while not (await sink.finish() and await self._save(active)):
+            await asyncio.sleep(STORE_RETRY_SECONDS)
+        log.info("run %s: its record and output are stored now", active.run.id)
 
     # ------------------------------------------------------------ starting
     async def prepare(self, name: str, inputs: dict[str, Any], run_secrets: list[SecretRef],
@@ -283,8 +348,8 @@ class Scheduler:
         queue: asyncio.Queue = asyncio.Queue(SUBSCRIBER_QUEUE)
         active.subscribers.append(queue)
         self._active[run.id] = active
-        try:
-            await self._save(active)
+        try:  # a store that cannot be reached now: nothing starts, and the caller is told
+            active.revision = await self.store.put(run_key(run.id), run.encode())
         except Exception:
             del self._active[run.id]
             raise
@@ -297,12 +362,22 @@ class Scheduler:
             self._cancel_watch = asyncio.get_running_loop().create_task(self._watch_cancels())
 
     async def _watch_cancels(self) -> None:
-        with contextlib.suppress(Exception):
-            async for event in self.store.watch("run-cancel/"):
-                if event.kind == "put":
-                    run_id = event.key.split("/", 1)[1]
+        while True:
+            watch = None
+            try:
+                watch = self.store.watch("run-cancel/")
+                asked = [e.key for e in await self.store.list("run-cancel/")]  # asked while no watch was up
+                async for key in _chain(asked, (e.key async for e in watch if e.kind == "put")):
+                    run_id = key.split("/", 1)[1]
                     if run_id in self._active:
                         await self.cancel(run_id)
+            except Exception:  # the store went away: watch again once it is back
+                pass
+            finally:
+                if watch is not None:
+                    with contextlib.suppress(Exception):
+                        await watch.aclose()  # type: ignore[attr-defined]
+            await asyncio.sleep(STORE_RETRY_SECONDS)
 
     # ------------------------------------------------------------ queue
     async def _acquire(self, active: _Active) -> bool:
@@ -336,7 +411,7 @@ class Scheduler:
     # ------------------------------------------------------------ running
     async def _execute(self, active: _Active, job: "Job") -> None:
         sink = _OutputSink(self.store, active, job.masker, self.limits.output_limit)
-        acquired = False
+        acquired = stopping = False
         final: dict[str, Any] = {}
         try:
             if self.dispatcher is not None:  # distributed: a runner does the work
@@ -358,6 +433,7 @@ class Scheduler:
             final = dict(status=FAILED, reason=str(exc))
         except asyncio.CancelledError:
             final = dict(status=INTERRUPTED, reason="the gateway stopped while the run was in flight")
+            stopping = True
             raise
         except Exception as exc:  # a bug must end the run, not leave it "running"
             final = dict(status=FAILED, reason=f"internal error: {type(exc).__name__}: {exc}")
@@ -365,16 +441,22 @@ class Scheduler:
             active.process = None
             if acquired:
                 await self._release()
-            with contextlib.suppress(Exception):
-                await sink.finish()
-            with contextlib.suppress(Exception):
-                await self._set(active, ended_at=time.time(), **final)
-            with contextlib.suppress(Exception):
-                await self.store.delete(cancel_key(active.run.id))
-            for queue in active.subscribers:
-                with contextlib.suppress(asyncio.QueueFull):
-                    queue.put_nowait(None)
-            self._active.pop(active.run.id, None)
+            for key, value in dict(final, ended_at=time.time()).items():
+                setattr(active.run, key, value)
+            try:
+                stored = await sink.finish() and await self._save(active)
+                active.publish(RunEvent("status", run=replace(active.run)))
+                for queue in active.subscribers:
+                    with contextlib.suppress(asyncio.QueueFull):
+                        queue.put_nowait(None)
+                if not stored and not stopping:  # the store is away: the record is written when it is back
+                    await self._store_last(active, sink)
+                with contextlib.suppress(Exception):
+                    await self.store.delete(cancel_key(active.run.id))
+            finally:
+                if active.saver is not None:
+                    active.saver.cancel()
+                self._active.pop(active.run.id, None)
 
     # ------------------------------------------------------------ records left behind
     async def recover(self, gone: Callable[[str], Awaitable[bool]] | None = None, only: str | None = None) -> int:
@@ -497,6 +579,13 @@ class Scheduler:
             await asyncio.gather(*tasks, return_exceptions=True)
         if self._cancel_watch is not None:
             self._cancel_watch.cancel()
+
+
+async def _chain(first: list[str], then: AsyncIterator[str]) -> AsyncIterator[str]:
+    for item in first:
+        yield item
+    async for item in then:
+        yield item
 
 
 def _who() -> str:
