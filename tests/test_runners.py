@@ -189,6 +189,21 @@ def running_hello(client: Client, name: str) -> dict | None:
     return None
 
 
+def scripts_with(argument: str) -> list[int]:
+    """The live processes of this machine with `argument` on their command line."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                if argument.encode() in handle.read().split(b"\0"):
+                    with open(f"/proc/{entry}/stat") as stat:
+                        if stat.read().rsplit(")", 1)[1].split()[0] != "Z":
+                            found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def test_a_runner_killed_mid_run_fails_the_run_as_runner_lost(cluster):
     client, runners = cluster["client"], cluster["runners"]
     client.ok("create", "service", "python-script", "on-x", "--repository", "apps", "--filename", "main.py",
@@ -211,8 +226,10 @@ def test_a_runner_killed_mid_run_fails_the_run_as_runner_lost(cluster):
     time.sleep(1)
     assert client.ok("logs", run["id"]).stdout.count("begin x") == 1
     wait_for("the dead runner to leave the registry", lambda: victim.id not in runners_listed(client), timeout=TTL + 5)
+    assert scripts_with("--name=x"), "the killed runner's script should outlive it until the runner starts again"
     victim.start()
     wait_for("the runner to come back", lambda: victim.id in runners_listed(client))
+    assert not scripts_with("--name=x"), "the restarted runner left its predecessor's script running"
     assert "hello y" in client.ok("run", "service", "on-x", "--set", "name=y").stdout
 
 

@@ -269,9 +269,11 @@ def test_a_run_whose_gateway_was_killed_ends_interrupted_and_a_live_gateways_run
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     victim, survivor = started
     children = [int(p.stdout.readline().split()[1]) for p in started]  # both runs are running
+    runs_dir = Path(setup["GATEWAY_APPLICATION_DATA_DIR"]) / "runs"
     try:
         victim.kill()
         victim.wait(timeout=30)
+        assert _alive(children[0]), "the killed gateway's script should outlive it until a gateway clears it"
 
         runs = {r["owner"].split(":")[1]: r for r in json.loads(ok(gw(setup, "get", "runs", "-o", "json")).stdout)}
         lost, live = runs[str(victim.pid)], runs[str(survivor.pid)]
@@ -279,6 +281,9 @@ def test_a_run_whose_gateway_was_killed_ends_interrupted_and_a_live_gateways_run
         assert f"pid {victim.pid}" in lost["reason"] and "ended before it did" in lost["reason"]
         assert lost["ended_at"] is not None
         assert live["status"] == "running", "the run of a gateway that still lives was touched"
+        # what the dead one left running is ended, its run folder (checked-out tree, temporary files) removed
+        assert not _alive(children[0]) and _alive(children[1])
+        assert [d.name.split("-")[:3] for d in runs_dir.iterdir()] == [live["id"].split("-")]
         assert json.loads(ok(gw(setup, "describe", "run", lost["id"], "-o", "json")).stdout)["status"] == "interrupted"
 
         survivor.send_signal(signal.SIGINT)

@@ -20,7 +20,7 @@ import socket
 OWNERS_PREFIX = "owners/"
 
 
-def _start_time(pid: int) -> str:
+def start_time(pid: int) -> str:
     """The process's start time in clock ticks since boot (Linux); "" where it cannot be read or the
     process has ended (a zombie waiting for its parent counts as ended)."""
     try:
@@ -32,7 +32,7 @@ def _start_time(pid: int) -> str:
 
 
 def this_process() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+    return f"{socket.gethostname()}:{os.getpid()}:{start_time(os.getpid())}"
 
 
 def describe(owner: str) -> str:
@@ -52,7 +52,7 @@ def process_gone(owner: str) -> bool:
     if host != socket.gethostname() or pid <= 0:
         return False
     if start and os.path.isdir("/proc/self"):
-        return _start_time(pid) != start  # gone, or the pid now belongs to another process
+        return start_time(pid) != start  # gone, or the pid now belongs to another process
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

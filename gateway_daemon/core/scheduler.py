@@ -199,6 +199,7 @@ async def perform(active: Any, job: Job, data_dir: Path, workspace: Any, venvs: 
     scheduler for local runs and by a runner for the runs servers send it.  A GatewayError (the
     repository cannot be fetched, ...) propagates; so does cancellation.
     """
+    from ..execution import leftovers
     from ..execution.commands import build, child_environment
     from ..execution.process import Process
 
@@ -208,6 +209,7 @@ async def perform(active: Any, job: Job, data_dir: Path, workspace: Any, venvs: 
         runs_dir = data_dir / "runs"
         runs_dir.mkdir(parents=True, exist_ok=True)
         run_dir = Path(tempfile.mkdtemp(prefix=f"{active.run.id}-", dir=runs_dir))
+        leftovers.claim(run_dir)
         tree = run_dir / "tree"
         active.run.commit = await workspace.prepare(job.repository, tree, progress)
         workdir = tree / (service.working_dir or ".")
@@ -235,6 +237,7 @@ async def perform(active: Any, job: Job, data_dir: Path, workspace: Any, venvs: 
             process = Process(argv, str(workdir), env)
             active.process = process
             await process.start()
+            leftovers.note_group(run_dir, process.pid)
             if active.cancel_requested:
                 process.stop("cancel", kill_grace)
             outcome = await process.run(line, max(0.0, deadline - time.monotonic()), kill_grace)
@@ -337,6 +340,7 @@ class Scheduler:
     async def start(self, name: str, inputs: dict[str, Any], run_secrets: list[SecretRef], timeout: int | None,
                     started_by: str | None = None) -> tuple[Run, asyncio.Queue]:
         """Check everything, record the run as queued, and start it. Returns the run and its event queue."""
+        await self._recover_first()
         job = await self.prepare(name, inputs, run_secrets, timeout)
         service = job.service
         run = Run(
@@ -505,9 +509,16 @@ class Scheduler:
                 self._slot_freed.notify_all()
         return replace(active.run)
 
+    def reap(self) -> int:
+        """End the processes and remove the run folders that gateways which died left on this machine."""
+        from ..execution import leftovers
+
+        return leftovers.reap(self.data_dir / "runs")
+
     async def _recover_first(self) -> None:
         if self.recover_first:
             self.recover_first = False
+            self.reap()
             with contextlib.suppress(StoreError):  # an unreadable store is told by the reading itself
                 await self.recover()
 

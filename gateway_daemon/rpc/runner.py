@@ -30,7 +30,7 @@ from ..core.services import SecretRef
 from ..store import StoreError
 from . import convert
 from .gen import common_pb2, runner_pb2, runner_pb2_grpc
-from .server import MAX_MESSAGE, _bearer, _set_health, _version, server_credentials
+from .server import MAX_MESSAGE, _bearer, _set_health, _version, reap, server_credentials
 
 log = logging.getLogger("gateway.runner")
 SHUTDOWN_GRACE = 30.0
@@ -85,6 +85,7 @@ async def serve_runner(config: Config, ready: Callable[[str], None] | None = Non
     from ..bootstrap import open_engine
 
     engine = open_engine(config, announce=log.warning)
+    reap(engine)
     store = engine.store
     runner = config["runner"]
     runner_id, address = runner_identity(config)

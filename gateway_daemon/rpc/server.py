@@ -343,6 +343,7 @@ async def serve(config: Config, ready: Callable[[str], None] | None = None) -> N
     except FailedPrecondition:
         await engine.close()
         raise
+    reap(engine)
     if temporary:
         # Printed once, here, and stored nowhere in clear.
         log.warning("created user admin with the temporary password %s; it must be changed at the first login "
@@ -403,6 +404,14 @@ async def serve(config: Config, ready: Callable[[str], None] | None = None) -> N
         await dispatcher.close()
     await server.stop(5)
     log.info("stopped")
+
+
+def reap(engine) -> None:
+    """End what a predecessor on this machine that died left running (its scripts, its run folders)."""
+    cleared = engine.scheduler.reap()
+    if cleared:
+        log.warning("ended the processes and removed the folders of %d runs left by a gateway process "
+                    "that died", cleared)
 
 
 async def _set_health(servicer, name: str, status) -> None:
