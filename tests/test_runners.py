@@ -10,6 +10,7 @@ import secrets
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ from gateway_daemon.store.memory import MemoryStore
 from gateway_daemon.store.sqlite import SQLiteStore
 from cluster import SCRIPT, TTL, Node, new_site, start_all, wait_for
 from gateway_server import ADMIN_PASSWORD, Client
-from gitutil import BIN, new_repo, one_error_line
+from gitutil import BIN, gateway_env, new_repo, one_error_line
 
 
 @pytest.fixture(scope="module")
@@ -286,6 +287,25 @@ def test_a_run_outlives_an_etcd_outage_and_its_record_and_output_are_kept(cluste
     assert ended["status"] == "succeeded" and ended["exit_code"] == 0, ended
     logs = client.ok("logs", run["id"]).stdout
     assert "begin outage" in logs and "hello outage token ******" in logs
+
+
+def test_a_local_gateway_on_the_cluster_store_keeps_its_run_while_a_server_restarts(cluster, tmp_path):
+    client, second, etcd = cluster["client"], cluster["servers"][1], cluster["etcd"]
+    env = gateway_env(tmp_path)  # local mode on the cluster's etcd: it runs the work itself
+    Path(env["GATEWAY_CONFIG"]).write_text(
+        f"[application]\nmode = local\ncluster_id = {cluster['cluster']}\n[store]\nbackend = etcd\n"
+        f"etcd_hosts = {etcd.hosts}\n[secrets]\nencrypt_key_file = {cluster['key_file']}\n")
+    local = subprocess.Popen([str(BIN / "gateway"), "run", "service", "hello", "--set", "name=local",
+                              "--set", "sleep=4"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = wait_for("the local run to start", lambda: (r := last_run(client, "hello")).get("inputs", {}).get("name")
+                   == "local" and r["status"] == "running" and r)
+    assert not run["runner"] and run["owner"].split(":")[1] == str(local.pid)
+    second.kill()
+    second.start()  # a server looks at every unfinished run when it starts: this one's keeper lives
+    assert json.loads(client.ok("describe", "run", run["id"], "-o", "json").stdout)["status"] == "running"
+    out, err = local.communicate(timeout=60)
+    assert local.returncode == 0, err
+    assert json.loads(client.ok("describe", "run", run["id"], "-o", "json").stdout)["status"] == "succeeded"
 
 
 def test_a_client_goes_on_while_a_server_dies_and_restarts(cluster):

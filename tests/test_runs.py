@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -278,7 +279,7 @@ def test_a_run_whose_gateway_was_killed_ends_interrupted_and_a_live_gateways_run
         runs = {r["owner"].split(":")[1]: r for r in json.loads(ok(gw(setup, "get", "runs", "-o", "json")).stdout)}
         lost, live = runs[str(victim.pid)], runs[str(survivor.pid)]
         assert lost["status"] == "interrupted"
-        assert f"pid {victim.pid}" in lost["reason"] and "ended before it did" in lost["reason"]
+        assert lost["reason"] == f"gateway lost: pid {victim.pid} on {socket.gethostname()} ended before the run did"
         assert lost["ended_at"] is not None
         assert live["status"] == "running", "the run of a gateway that still lives was touched"
         # what the dead one left running is ended, its run folder (checked-out tree, temporary files) removed

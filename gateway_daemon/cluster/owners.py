@@ -1,7 +1,8 @@
 """Servers watch each other's runs: a server that dies does not leave them "running".
 
 Each server holds ``owners/<its name>`` (core.owners) under a lease while it
-lives; the records of the runs it keeps name it.  When a server dies nobody
+lives; the records of the runs it keeps name it.  (A local `gateway` using the
+same etcd holds no entry; its runs are told by its process, on its machine.)  When a server dies nobody
 renews its lease, etcd deletes the key within the TTL, and the other servers
 end its unfinished runs as interrupted.  A server starting up does the same for
 keepers that went while no server was watching.  (A runner executing such a run
@@ -16,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 
-from ..core.owners import OWNERS_PREFIX
+from ..core.owners import LEASED, OWNERS_PREFIX, process_gone
 from ..core.scheduler import Scheduler
 from ..store import LeasesUnsupported, StoreError, WatchEvent
 from .registry import LeasedKey, keep_watching
@@ -29,7 +30,8 @@ class Keepers:
         self.scheduler = scheduler
         self.store = scheduler.store
         self.ttl = ttl
-        self.entry: LeasedKey | None = LeasedKey(self.store, OWNERS_PREFIX + scheduler.owner, ttl)
+        self.name = LEASED + scheduler.owner
+        self.entry: LeasedKey | None = LeasedKey(self.store, OWNERS_PREFIX + self.name, ttl)
         self.entry.what = "server's entry"
         self._task: asyncio.Task | None = None
         self._checks: set[asyncio.Task] = set()
@@ -43,10 +45,13 @@ class Keepers:
             self.entry = None
             await self._recover()
             return
+        self.scheduler.owner = self.name  # the runs this server keeps are known to be told by its entry
         self._task = asyncio.get_running_loop().create_task(self._watch())
 
     async def _gone(self, owner: str) -> bool:
-        return await self.store.get(OWNERS_PREFIX + owner) is None
+        if owner.startswith(LEASED):
+            return await self.store.get(OWNERS_PREFIX + owner) is None
+        return process_gone(owner)  # a local `gateway` on this store: only its own machine can tell
 
     async def _recover(self, only: str | None = None) -> None:
         ended = await self.scheduler.recover(self._gone if self.entry else None, only)

@@ -7,9 +7,10 @@ is not taken for the same process).  A keeper that dies without finishing (kill 
 power loss) leaves records that would say "running" forever; whoever finds
 one whose keeper is gone ends it as interrupted.
 
-On one machine (the embedded store) a keeper is alive when its process is.  On
-etcd, where keepers live on several machines, a keeper holds ``owners/<keeper>``
-under a lease (cluster.owners) and is gone when that key is.
+A keeper is alive when its process is, which only its own machine can tell.  A
+server on etcd, where keepers live on several machines, holds ``owners/<name>``
+under a lease (cluster.owners) and is gone when that key is; its name starts
+with LEASED so that every server knows which way to tell.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import socket
 
 OWNERS_PREFIX = "owners/"
+LEASED = "leased@"
 
 
 def start_time(pid: int) -> str:
@@ -35,17 +37,26 @@ def this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{start_time(os.getpid())}"
 
 
+def _parts(owner: str) -> tuple[str, str, str]:
+    """(host, pid, start) of a keeper's name; ValueError when it is not one."""
+    host, pid, start = owner.removeprefix(LEASED).rsplit(":", 2)
+    return host, pid, start
+
+
 def describe(owner: str) -> str:
     """'pid 1234 on host' for a keeper's name."""
-    host, pid, _ = (owner.rsplit(":", 2) + ["", ""])[:3]
-    return f"pid {pid} on {host}" if pid else owner
+    try:
+        host, pid, _ = _parts(owner)
+    except ValueError:
+        return owner
+    return f"pid {pid} on {host}"
 
 
 def process_gone(owner: str) -> bool:
     """True when `owner` names a process of this machine that no longer runs; False when it runs
     or cannot be told (another machine's process)."""
     try:
-        host, pid_text, start = owner.rsplit(":", 2)
+        host, pid_text, start = _parts(owner)
         pid = int(pid_text)
     except ValueError:
         return False

@@ -479,7 +479,9 @@ class Scheduler:
             if not await gone(run.owner):
                 continue
             run.status, run.ended_at = INTERRUPTED, time.time()
-            run.reason = f"the gateway process that kept this run ({owners.describe(run.owner)}) ended before it did"
+            run.reason = f"gateway lost: {owners.describe(run.owner)} ended before the run did"
+            stored = await self.store.list(output_prefix(run.id))  # the count in the record lags behind
+            run.output_lines = max(run.output_lines, sum(len(json.loads(e.value)) for e in stored) + run.output_dropped)
             try:
                 await self.store.update(entry.key, run.encode(), entry.revision)
             except RevisionMismatch:

@@ -12,6 +12,7 @@ from typing import Any, AsyncIterator
 
 from gateway_daemon.console import Table, emit
 from gateway_daemon.core import Gateway, SecretRef
+from gateway_daemon.core.owners import describe as describe_owner
 from gateway_daemon.core.runs import OutputLine, Run, RunEvent, parse_set
 
 
@@ -141,7 +142,8 @@ async def describe_run(gateway: Gateway, args: argparse.Namespace) -> int:
     for key in ("created_at", "started_at", "ended_at"):
         data[key] = when(data[key])
     data["duration"] = seconds(run.duration)
-    emit(data, "table")
+    data["owner"] = describe_owner(run.owner) if run.owner else "-"
+    emit({("kept_by" if key == "owner" else key): value for key, value in data.items()}, "table")
     return 0
 
 
