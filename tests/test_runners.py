@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway_daemon.core.owners import start_time
 from gateway_daemon.store import LeasesUnsupported, RevisionMismatch, namespace_for
 from gateway_daemon.store.etcd import EtcdStore
 from gateway_daemon.store.memory import MemoryStore
@@ -182,7 +183,7 @@ def test_a_server_or_runner_with_another_secrets_key_is_told_so_when_it_starts(c
 
 
 def running_hello(client: Client, name: str) -> dict | None:
-    """The newest run of hello when it is the one with this name and it has begun on a runner."""
+    """The newest run of hello when it is the one with this name and its script has begun."""
     run = last_run(client, "hello")
     if run.get("inputs", {}).get("name") == name and run["status"] == "running":
         if f"begin {name}" in client.ok("logs", run["id"]).stdout:
@@ -196,10 +197,8 @@ def scripts_with(argument: str) -> list[int]:
     for entry in os.listdir("/proc"):
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                if argument.encode() in handle.read().split(b"\0"):
-                    with open(f"/proc/{entry}/stat") as stat:
-                        if stat.read().rsplit(")", 1)[1].split()[0] != "Z":
-                            found.append(int(entry))
+                if argument.encode() in handle.read().split(b"\0") and start_time(int(entry)):  # not a zombie
+                    found.append(int(entry))
         except (OSError, ValueError):
             continue
     return found
@@ -297,8 +296,7 @@ def test_a_local_gateway_on_the_cluster_store_keeps_its_run_while_a_server_resta
         f"etcd_hosts = {etcd.hosts}\n[secrets]\nencrypt_key_file = {cluster['key_file']}\n")
     local = subprocess.Popen([str(BIN / "gateway"), "run", "service", "hello", "--set", "name=local",
                               "--set", "sleep=4"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    run = wait_for("the local run to start", lambda: (r := last_run(client, "hello")).get("inputs", {}).get("name")
-                   == "local" and r["status"] == "running" and r)
+    run = wait_for("the local run to start", lambda: running_hello(client, "local"))
     assert not run["runner"] and run["owner"].split(":")[1] == str(local.pid)
     second.kill()
     second.start()  # a server looks at every unfinished run when it starts: this one's keeper lives

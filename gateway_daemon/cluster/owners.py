@@ -1,14 +1,14 @@
 """Servers watch each other's runs: a server that dies does not leave them "running".
 
 Each server holds ``owners/<its name>`` (core.owners) under a lease while it
-lives; the records of the runs it keeps name it.  (A local `gateway` using the
-same etcd holds no entry; its runs are told by its process, on its machine.)  When a server dies nobody
+lives; the records of the runs it keeps name it.  When a server dies nobody
 renews its lease, etcd deletes the key within the TTL, and the other servers
 end its unfinished runs as interrupted.  A server starting up does the same for
 keepers that went while no server was watching.  (A runner executing such a run
-notices that its server went away and stops the process.)  On the embedded
-store, which has no leases, a starting server ends the runs left by processes
-of its machine that died.
+notices that its server went away and stops the process.)  A local `gateway`
+using the same etcd holds no entry: its runs are told by its process, on its
+machine.  On the embedded store, which has no leases, a starting server ends
+the runs left by processes of its machine that died.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Keepers:
         return process_gone(owner)  # a local `gateway` on this store: only its own machine can tell
 
     async def _recover(self, only: str | None = None) -> None:
-        ended = await self.scheduler.recover(self._gone if self.entry else None, only)
+        ended = await self.scheduler.recover(self._gone, only)
         if ended:
             log.warning("ended %d runs as interrupted: the gateway process that kept them is gone", ended)
 

@@ -467,10 +467,7 @@ class Scheduler:
         """End as interrupted the unfinished runs whose keeper is gone (`gone(owner)`; by default: a
         process of this machine that no longer runs).  `only`: look at that keeper's runs alone.
         Returns how many were ended.  A record changed meanwhile by someone else is left to them."""
-        async def process_gone(owner: str) -> bool:
-            return owners.process_gone(owner)
-
-        gone = gone or process_gone
+        gone = gone or _process_gone
         ended = 0
         for entry in await self.store.list("runs/"):
             run = Run.decode(entry.value)
@@ -592,6 +589,10 @@ class Scheduler:
             await asyncio.gather(*tasks, return_exceptions=True)
         if self._cancel_watch is not None:
             self._cancel_watch.cancel()
+
+
+async def _process_gone(owner: str) -> bool:
+    return owners.process_gone(owner)
 
 
 async def _chain(first: list[str], then: AsyncIterator[str]) -> AsyncIterator[str]:

@@ -142,8 +142,9 @@ async def describe_run(gateway: Gateway, args: argparse.Namespace) -> int:
     for key in ("created_at", "started_at", "ended_at"):
         data[key] = when(data[key])
     data["duration"] = seconds(run.duration)
-    data["owner"] = describe_owner(run.owner) if run.owner else "-"
-    emit({("kept_by" if key == "owner" else key): value for key, value in data.items()}, "table")
+    data.pop("owner")
+    data["kept_by"] = describe_owner(run.owner) if run.owner else "-"
+    emit(data, "table")
     return 0
 
 
