@@ -7,6 +7,7 @@ TUI never knows which one it has.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -19,9 +20,46 @@ if TYPE_CHECKING:
     from .transfer import ImportReport
 
 
+@dataclass(frozen=True)
+class UserInfo:
+    """A user as every caller may see it: never the password hash."""
+
+    name: str
+    admin: bool = False
+    created_at: str = ""
+    last_login_at: str = ""
+    must_change_password: bool = False
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the caller is: the user of the API key and when that key expires (0: never, local mode)."""
+
+    username: str
+    admin: bool
+    expires_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Login:
+    """A successful login: the API key (shown once) and whose it is, valid until `expires_at`."""
+
+    api_key: str
+    username: str
+    admin: bool
+    expires_at: float
+
+
 @runtime_checkable
 class Gateway(Protocol):
-    async def info(self) -> "EngineInfo": ...
+    """Every operation the face needs.  Errors are core.errors.GatewayError subclasses:
+    NotFound, AlreadyExists, InvalidArgument (with .fields), FailedPrecondition,
+    Unauthenticated, PermissionDenied, Unavailable (the store or the server cannot be
+    reached), Conflict."""
+
+    async def info(self) -> "EngineInfo":
+        """The engine behind this gateway: mode, data dir (or server), store, cluster."""
+        ...
 
     # resources: kind is "repository", "decorator", "service" or "secret"
     async def create(self, resource: "Resource") -> "Resource": ...
@@ -53,4 +91,42 @@ class Gateway(Protocol):
     # the cluster's live runners (empty unless runners announce in this store)
     async def list_runners(self) -> list["RunnerInfo"]: ...
 
-    async def close(self) -> None: ...
+    # who is calling; users and logins (server mode: through a client; local mode has no users)
+    async def whoami(self) -> Identity:
+        """The caller. Local mode: the operating-system user, admin, no expiry. Unauthenticated when the
+        key expired or was revoked."""
+        ...
+
+    async def login(self, username: str, password: str, new_password: str = "") -> Login:
+        """Log in; with `new_password`, change the password too (required when it must change). The
+        returned key is what later calls send. Unauthenticated on a wrong password, FailedPrecondition
+        when the password must be changed first or the mode has no login."""
+        ...
+
+    async def change_password(self, username: str, password: str, new_password: str) -> None:
+        """Change a password knowing the current one; revokes the user's API keys."""
+        ...
+
+    async def logout(self) -> None:
+        """Revoke the key this gateway sends. FailedPrecondition where there is no login."""
+        ...
+
+    async def list_users(self) -> list[UserInfo]:
+        """Every user (admins only: PermissionDenied otherwise). FailedPrecondition in local mode."""
+        ...
+
+    async def get_user(self, name: str) -> UserInfo: ...
+
+    async def create_user(self, name: str, password: str, admin: bool = False) -> UserInfo:
+        """A new user (AlreadyExists; InvalidArgument for a bad name or a short password)."""
+        ...
+
+    async def update_user(self, name: str, admin: bool | None = None, password: str | None = None) -> UserInfo:
+        """Change a user's role or password (a new password revokes their keys); the last admin stays one."""
+        ...
+
+    async def delete_user(self, name: str) -> None: ...
+
+    async def close(self) -> None:
+        """Release connections and stop what this gateway runs in-process (runs end as interrupted)."""
+        ...

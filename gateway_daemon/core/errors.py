@@ -18,7 +18,18 @@ class AlreadyExists(GatewayError):
 
 
 class InvalidArgument(GatewayError):
+    """A request that cannot be taken as it is.
+
+    `fields` maps a field (a resource field such as ``url``, or an input as
+    ``inputs.<name>``) to the one-line message for that field, so a form can
+    mark the field itself; str(error) stays the one line for a terminal.
+    """
+
     code = "INVALID_ARGUMENT"
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None):
+        super().__init__(message)
+        self.fields: dict[str, str] = dict(fields or {})
 
 
 class FailedPrecondition(GatewayError):
