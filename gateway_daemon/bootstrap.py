@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import Config
 from .core.engine import Engine, EngineInfo
 from .core.scheduler import Limits
 from .core.secrets import SecretBox, create_key_file
-from .store import open_store
+from .store import Store, open_store
+
+if TYPE_CHECKING:
+    from .core.jobs import Executor
 
 KEY_FILE_NAME = "secrets.key"
 
@@ -34,10 +38,43 @@ def secret_box(config: Config, announce=None) -> SecretBox:
     return SecretBox(config.data_dir / KEY_FILE_NAME, create_missing=create)
 
 
-def open_engine(config: Config, announce=None) -> Engine:
+def _limits(config: Config) -> Limits:
+    execution = config["execution"]
+    return Limits(
+        max_concurrent_runs=execution.max_concurrent_runs,
+        default_timeout=execution.default_timeout,
+        output_limit=execution.output_limit,
+        kill_grace_period=execution.kill_grace_period,
+    )
+
+
+def local_executor(config: Config, queue: bool = True) -> "Executor":
+    """Runs jobs on this machine; with `queue`, at most [execution] max_concurrent_runs at once, the rest
+    waiting (a runner refuses work when full instead)."""
+    from .core.admission import Admission
+    from .execution.local import LocalExecutor
     from .execution.venvs import Venvs
     from .execution.workspace import Workspace
 
+    limits = _limits(config)
+    return LocalExecutor(config.data_dir, Workspace(config.data_dir), Venvs(config.data_dir),
+                         limits.kill_grace_period, Admission(limits.max_concurrent_runs) if queue else None)
+
+
+def dispatcher(config: Config, store: Store) -> "Executor":
+    """Sends each job to a runner of the cluster (a server with [server] distributed_execution)."""
+    from .cluster.dispatch import Dispatcher
+    from .cluster.registry import Registry, runner_token
+    from .rpc.runner_client import RunnerClient
+
+    ttl = config.get("runner", "lease_ttl")
+    link = RunnerClient(lambda: runner_token(store), ttl, str(config.get("application", "ca_certificate_file") or ""))
+    return Dispatcher(Registry(store), link, ttl)
+
+
+def open_engine(config: Config, announce=None, recover_first: bool = False) -> Engine:
+    """The engine this configuration asks for: its store, its secrets key, and the executor of its mode
+    (runners for a server with distributed_execution, this machine otherwise)."""
     store = open_store(config)
     info = EngineInfo(
         mode=config.mode,
@@ -45,17 +82,11 @@ def open_engine(config: Config, announce=None) -> Engine:
         store=config.get("store", "backend"),
         cluster_id=config.cluster_id,
     )
-    execution = config["execution"]
-    limits = Limits(
-        max_concurrent_runs=execution.max_concurrent_runs,
-        default_timeout=execution.default_timeout,
-        output_limit=execution.output_limit,
-        kill_grace_period=execution.kill_grace_period,
-    )
-    engine = Engine(store, secret_box(config, announce), info, limits)
-    engine.scheduler.workspace = Workspace(config.data_dir, engine.reveal_secret)
-    engine.scheduler.venvs = Venvs(config.data_dir)
-    return engine
+    if config.mode == "server" and config.get("server", "distributed_execution"):
+        executor = dispatcher(config, store)
+    else:
+        executor = local_executor(config, queue=config.mode != "runner")
+    return Engine(store, secret_box(config, announce), info, _limits(config), executor, recover_first)
 
 
 async def open_gateway(config: Config, profile: str | None = None, announce=None, api_key: str | None = None):
@@ -64,9 +95,7 @@ async def open_gateway(config: Config, profile: str | None = None, announce=None
 
     mode = config.mode
     if mode == "local":
-        engine = open_engine(config, announce)
-        engine.scheduler.recover_first = True  # runs left unfinished by a `gateway` that died end
-        return engine
+        return open_engine(config, announce, recover_first=True)  # runs left by a `gateway` that died end
     if mode == "client":
         from .rpc.client import Connection, Endpoint, RemoteGateway
 

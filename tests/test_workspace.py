@@ -37,10 +37,6 @@ def origin(tmp_path) -> Path:
     return repo
 
 
-async def _no_secret(name: str) -> str:
-    raise AssertionError(f"no secret expected, asked for {name}")
-
-
 def _run_lines(engine, name: str) -> "asyncio.Future":
     async def collect():
         lines, last = [], None
@@ -110,7 +106,7 @@ async def test_an_unknown_reference_says_so(engine, origin):
 
 
 async def test_concurrent_first_runs_share_one_clone_and_snapshot(tmp_path, origin):
-    workspace = Workspace(tmp_path / "data", _no_secret)
+    workspace = Workspace(tmp_path / "data")
     repository = Repository(name="apps", url=str(origin), reference="main")
     trees = [tmp_path / f"tree{i}" for i in range(4)]
     commits = await asyncio.gather(*(workspace.prepare(repository, tree, lambda text: None) for tree in trees))

@@ -13,53 +13,62 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-from typing import Any, Awaitable, Callable
+from typing import AsyncIterator, Protocol
 
-import grpc
-
-from ..core.errors import FailedPrecondition
+from ..core.errors import GatewayError
+from ..core.jobs import Job, JobEvents, JobResult
 from ..core.runners import RunnerInfo
-from ..core.runs import CANCELLED, FAILED, RUNNING, OutputLine, RunEvent
-from ..core.scheduler import Job
-from ..rpc.gen import runner_pb2, runner_pb2_grpc, services_pb2
-from ..store import Store
-from .registry import Registry, runner_token
+from ..core.runs import CANCELLED, FAILED
+from .intake import ExecEvent
+from .registry import Registry
 
 log = logging.getLogger("gateway.dispatch")
-CONNECT_SECONDS = 3.0
 UNREACHABLE_SECONDS = 5.0  # a runner that could not be reached is passed over for this long
 BUSY_SECONDS = 1.0  # a runner that said it is full is passed over until its entry changes, or this long
 WAIT_STEP = 0.5
 
-SetRecord = Callable[..., Awaitable[None]]
+
+class RunnerRefused(Exception):
+    """The runner did not take the job (full, or stopping): nothing was started there."""
 
 
-class _Lost(Exception):
-    pass
+class RunnerGone(Exception):
+    """The connection to the runner broke mid-run."""
+
+
+class RunnerLink(Protocol):
+    """How a server talks to runners (rpc.runner_client.RunnerClient over gRPC)."""
+
+    async def reachable(self, runner: RunnerInfo) -> bool:
+        """True when a connection to the runner is up within a short time."""
+        ...
+
+    def execute(self, runner: RunnerInfo, job: Job) -> AsyncIterator[ExecEvent]:
+        """The job's events from the runner, accepted first, final last.  Raises RunnerRefused before
+        acceptance, RunnerGone when the connection breaks, or the GatewayError the runner refused with."""
+        ...
+
+    async def cancel(self, runner: RunnerInfo, run_id: str) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class Dispatcher:
-    def __init__(self, store: Store, registry: Registry, ttl: float, ca_file: str = ""):
-        self.store = store
+    """core.jobs.Executor for servers with distributed_execution: each job goes to a runner."""
+
+    def __init__(self, registry: Registry, link: RunnerLink, ttl: float):
         self.registry = registry
+        self.link = link
         self.ttl = ttl
-        self._root = None  # the CA that signed the runners' certificates; None: the system's
-        if ca_file:
-            try:
-                with open(ca_file, "rb") as handle:
-                    self._root = handle.read()
-            except OSError as exc:
-                raise FailedPrecondition(f"cannot read [application] ca_certificate_file {ca_file}: "
-                                         f"{exc.strerror or exc}") from None
-        self._token: str | None = None
-        self._channels: dict[tuple[str, bool], grpc.aio.Channel] = {}
         self._waiting: dict[str, list[str]] = {}  # run id -> its runner tags, in queue order
         self._passed_over: dict[str, float] = {}  # runner id -> until when
         self._sending: dict[str, int] = {}  # runner id -> runs handed over that its entry may not count yet
         self._handed: set[str] = set()  # runs handed to a runner: out of the queue
+
+    async def start(self) -> None:
+        self.registry.start()
 
     # ------------------------------------------------------------ choosing
     def _eligible(self, wanted: list[str]) -> tuple[list[RunnerInfo], list[RunnerInfo]]:
@@ -87,137 +96,116 @@ class Dispatcher:
         return None, f"waiting: {busy} (position {position} in the queue)"
 
     # ------------------------------------------------------------ the run
-    async def execute(self, active: Any, job: Job, sink: Any, set_record: SetRecord) -> dict[str, Any]:
-        """Wait for a runner, hand the run over, follow it; the fields of the final record."""
-        run_id = active.run.id
+    async def execute(self, job: Job, events: JobEvents, cancel: asyncio.Event) -> JobResult:
+        """Wait for a runner, hand the job over, follow it to its end."""
+        run_id = job.run_id
         wanted = list(job.service.runner_tags)
         deadline = time.monotonic() + job.timeout
         self._waiting[run_id] = wanted
         try:
             while True:
-                if active.cancel_requested:
-                    return dict(status=CANCELLED, reason="cancelled while queued")
+                if cancel.is_set():
+                    return JobResult(CANCELLED, "cancelled while queued")
                 runner, why = self._choose(run_id, wanted)
                 if runner is None:
                     if time.monotonic() >= deadline:
-                        return dict(status=FAILED, reason=f"no runner took the run within its {job.timeout} s time "
-                                                          f"limit ({why.removeprefix('waiting: ')})")
-                    if active.run.reason != why:
-                        await set_record(active, reason=why)
+                        return JobResult(FAILED, f"no runner took the run within its {job.timeout} s time "
+                                                 f"limit ({why.removeprefix('waiting: ')})")
+                    await events.waiting(why)
                     await self.registry.wait_for_change(min(WAIT_STEP, max(0.05, deadline - time.monotonic())))
                     continue
                 self._handed.add(run_id)
-                outcome = await self._hand_over(runner, active, job, sink, set_record)
-                if outcome is not None:
-                    return outcome
+                result = await self._hand_over(runner, job, events, cancel)
+                if result is not None:
+                    return result
                 self._handed.discard(run_id)
                 # not taken (unreachable or full): nothing was started there; choose again
         finally:
             self._waiting.pop(run_id, None)
             self._handed.discard(run_id)
 
-    def _channel(self, runner: RunnerInfo) -> grpc.aio.Channel:
-        key = (runner.target, runner.use_tls)
-        channel = self._channels.get(key)
-        if channel is None:
-            options = [("grpc.keepalive_time_ms", 5000), ("grpc.keepalive_timeout_ms", int(self.ttl * 1000)),
-                       ("grpc.keepalive_permit_without_calls", 0), ("grpc.max_receive_message_length", 32 << 20)]
-            if runner.use_tls:
-                channel = grpc.aio.secure_channel(runner.target, grpc.ssl_channel_credentials(self._root), options)
-            else:
-                channel = grpc.aio.insecure_channel(runner.target, options)
-            self._channels[key] = channel
-        return channel
-
-    async def _hand_over(self, runner: RunnerInfo, active: Any, job: Job, sink: Any,
-                         set_record: SetRecord) -> dict[str, Any] | None:
-        """Run it on `runner`: the final fields, or None when the runner did not take it."""
-        channel = self._channel(runner)
-        try:
-            await asyncio.wait_for(channel.channel_ready(), CONNECT_SECONDS)
-        except (TimeoutError, asyncio.TimeoutError):
+    async def _hand_over(self, runner: RunnerInfo, job: Job, events: JobEvents,
+                         cancel: asyncio.Event) -> JobResult | None:
+        """Run it on `runner`: the result, or None when the runner did not take it."""
+        if not await self.link.reachable(runner):
             log.warning("runner %s at %s cannot be reached; passing it over", runner.id, runner.target)
             self._passed_over[runner.id] = time.monotonic() + UNREACHABLE_SECONDS
             return None
-        if self._token is None:
-            self._token = await runner_token(self.store)
-        request = runner_pb2.ExecuteRequest(
-            run_id=active.run.id, service=job.service.name, inputs_json=json.dumps(job.inputs), timeout=job.timeout,
-            secrets=[services_pb2.SecretRef(name=s.name, type=s.type, target=s.target) for s in job.run_secrets])
-        stub = runner_pb2_grpc.ExecutionServiceStub(channel)
         self._sending[runner.id] = self._sending.get(runner.id, 0) + 1
-        call = stub.Execute(request, metadata=(("authorization", f"Bearer {self._token}"),))
-        accepted = False
-        lost_reason = ""
-
-        async def watchdog() -> None:
-            nonlocal lost_reason
-            gone_since = None
-            while True:
-                await self.registry.wait_for_change(WAIT_STEP)
-                if runner.id in self.registry.runners:
-                    gone_since = None
-                elif gone_since is None:
-                    gone_since = time.monotonic()
-                elif time.monotonic() - gone_since >= self.ttl:
-                    lost_reason = f"runner lost: {runner.id} left the registry mid-run"
-                    call.cancel()
-                    return
-
-        guard = asyncio.get_running_loop().create_task(watchdog())
+        accepted = asyncio.Event()
+        follow = asyncio.ensure_future(self._follow(runner, job, events, cancel, accepted))
+        lost = asyncio.ensure_future(self._lost(runner))
         try:
-            async for event in call:
-                if event.kind == "accepted":
-                    accepted = True
-                    self._sending[runner.id] -= 1
-                    active.remote_cancel = lambda: asyncio.get_running_loop().create_task(self._cancel(stub, active))
-                    await set_record(active, status=RUNNING, reason="", started_at=time.time(), runner=runner.id)
-                    if active.cancel_requested:
-                        active.remote_cancel()
-                elif event.kind == "output":
-                    for line in event.lines:
-                        await sink.line(line.stream, line.text)
-                elif event.kind == "progress":
-                    active.publish(RunEvent("output", lines=tuple(OutputLine(l.stream, job.masker(l.text))
-                                                                  for l in event.lines)))
-                elif event.kind == "final":
-                    if event.commit:
-                        active.run.commit = event.commit
-                    return dict(status=event.status, reason=event.reason,
-                                exit_code=event.exit_code if event.HasField("exit_code") else None)
-            return dict(status=FAILED, reason=lost_reason or f"runner lost: {runner.id} ended the run without a result")
-        except grpc.RpcError as exc:
-            code = exc.code()
-            details = exc.details() or code.name
-            if not accepted and code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                log.info("runner %s did not take run %s: %s", runner.id, active.run.id, details)
-                self._passed_over[runner.id] = time.monotonic() + BUSY_SECONDS
-                return None
-            if lost_reason:
-                return dict(status=FAILED, reason=lost_reason)
-            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED,
-                        grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):
-                log.warning("run %s: runner %s lost: %s", active.run.id, runner.id, details)
-                return dict(status=FAILED, reason=f"runner lost: {runner.id} went away mid-run")
-            return dict(status=FAILED, reason=details)  # refused: no secrets key, not authorized, ...
-        except BaseException:
-            # This server stops (cancelled: the record says interrupted), or cannot record what it gets
-            # (the store is gone): either way the runner stops the process.
-            call.cancel()
-            raise
+            await asyncio.wait({follow, lost}, return_when=asyncio.FIRST_COMPLETED)
+            if follow.done():
+                return follow.result()
+            follow.cancel()  # the stream closes: the runner stops the process, if it still can
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await follow
+            return JobResult(FAILED, lost.result())
         finally:
-            guard.cancel()
-            active.remote_cancel = None
-            if not accepted:
+            # This server stopping (cancelled: the record says interrupted) lands here too: the call is
+            # cancelled with `follow`, and the runner stops the process.
+            follow.cancel()
+            lost.cancel()
+            if not accepted.is_set():
                 self._sending[runner.id] -= 1
 
-    async def _cancel(self, stub: runner_pb2_grpc.ExecutionServiceStub, active: Any) -> None:
-        with contextlib.suppress(grpc.RpcError, asyncio.CancelledError):
-            await stub.CancelExecution(runner_pb2.CancelExecutionRequest(run_id=active.run.id),
-                                       metadata=(("authorization", f"Bearer {self._token}"),), timeout=10)
+    async def _follow(self, runner: RunnerInfo, job: Job, events: JobEvents, cancel: asyncio.Event,
+                      accepted: asyncio.Event) -> JobResult | None:
+        async def cancel_there() -> None:
+            await cancel.wait()
+            with contextlib.suppress(Exception):
+                await self.link.cancel(runner, job.run_id)
+
+        canceller: asyncio.Task | None = None
+        try:
+            async with contextlib.aclosing(self.link.execute(runner, job)) as stream:
+                async for event in stream:
+                    if event.kind == "accepted":
+                        accepted.set()
+                        self._sending[runner.id] -= 1
+                        await events.started(runner.id)
+                        canceller = asyncio.ensure_future(cancel_there())
+                    elif event.kind == "output":
+                        for line in event.lines:
+                            await events.output(line.stream, line.text)
+                    elif event.kind == "progress":
+                        for line in event.lines:
+                            events.progress(line.text)
+                    elif event.kind == "final":
+                        if event.commit:
+                            events.checked_out(event.commit)
+                        return JobResult(event.status, event.reason, event.exit_code)
+            return JobResult(FAILED, f"runner lost: {runner.id} ended the run without a result")
+        except RunnerRefused as exc:
+            log.info("runner %s did not take run %s: %s", runner.id, job.run_id, exc)
+            self._passed_over[runner.id] = time.monotonic() + BUSY_SECONDS
+            return None
+        except RunnerGone as exc:
+            log.warning("run %s: runner %s lost: %s", job.run_id, runner.id, exc)
+            return JobResult(FAILED, f"runner lost: {runner.id} went away mid-run")
+        except GatewayError as exc:
+            return JobResult(FAILED, str(exc))  # refused: no secrets key, not authorized, ...
+        finally:
+            if canceller is not None:
+                canceller.cancel()
+
+    async def _lost(self, runner: RunnerInfo) -> str:
+        """Returns once the runner's entry has stayed out of the registry for a lease TTL: why the run is lost."""
+        gone_since = None
+        while True:
+            await self.registry.wait_for_change(WAIT_STEP)
+            if runner.id in self.registry.runners:
+                gone_since = None
+            elif gone_since is None:
+                gone_since = time.monotonic()
+            elif time.monotonic() - gone_since >= self.ttl:
+                return f"runner lost: {runner.id} left the registry mid-run"
+
+    def reap(self) -> int:
+        return 0  # a server that dispatches starts no process of its own
 
     async def close(self) -> None:
-        for channel in self._channels.values():
-            with contextlib.suppress(Exception):
-                await channel.close()
-        self._channels.clear()
+        await self.registry.close()
+        await self.link.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 from ..store import KeyExists, RevisionMismatch, Store, StoreUnavailable
@@ -14,6 +13,7 @@ from .repositories import Repository
 from .resources import Resource, check_name, now
 from .runners import RUNNERS_PREFIX, RunnerInfo
 from .runs import OutputLine, Run, RunEvent
+from .jobs import Executor
 from .scheduler import Limits, Scheduler
 from .secrets import Secret, SecretBox, check_value
 from .services import SecretRef, Service
@@ -53,18 +53,21 @@ class EngineInfo:
 class Engine:
     """Implements core.api.Gateway against a Store."""
 
-    def __init__(self, store: Store, secret_box: SecretBox, info: EngineInfo, limits: Limits | None = None,
-                 workspace: Any = None, venvs: Any = None):
+    def __init__(self, store: Store, secret_box: SecretBox, info: EngineInfo, limits: Limits, executor: Executor,
+                 recover_first: bool = False):
+        """`executor` runs the prepared jobs (core.jobs.Executor); `recover_first`: end the runs that a
+        dead process of this machine left unfinished before the first reading of runs (local mode)."""
         self.store = store
         self.secret_box = secret_box
         self._info = info
-        self.scheduler = Scheduler(self, limits or Limits(), Path(info.data_dir), workspace, venvs)
+        self.scheduler = Scheduler(self, limits, executor, recover_first)
 
     async def info(self) -> EngineInfo:
         return self._info
 
     async def close(self) -> None:
         await self.scheduler.shutdown()
+        await self.scheduler.executor.close()
         await self.store.close()
 
     # ------------------------------------------------------------ storage

@@ -25,13 +25,12 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Callable
 
 from ..core.errors import FailedPrecondition
 from .hostkeys import HostKeys, ssh_host
 
 Progress = Callable[[str], None]
-Reveal = Callable[[str], Awaitable[str]]
 
 # Transports git may use; ext:: and fd:: run commands and are never allowed.
 ALLOWED_PROTOCOLS = "file:https:http:ssh"
@@ -72,12 +71,11 @@ async def file_lock(path: Path, local: asyncio.Lock):
 
 
 class Workspace:
-    def __init__(self, data_dir: Path, reveal_secret: Reveal):
+    def __init__(self, data_dir: Path):
         self.data_dir = Path(data_dir)
         self.clones = self.data_dir / "repos"
         self.snapshots = self.data_dir / "snapshots"
         self.host_keys = HostKeys(self.data_dir)
-        self._reveal = reveal_secret
         self._locks: dict[str, asyncio.Lock] = {}
 
     def _lock(self, name: str) -> asyncio.Lock:
@@ -88,14 +86,15 @@ class Workspace:
         return self.clones / f"{repository.name}-{digest}.git"
 
     # ------------------------------------------------------------ public
-    async def prepare(self, repository, tree: Path, progress: Progress) -> str:
-        """Put the files of the repository's reference into `tree` (new); return the commit."""
-        commit = await self.resolve(repository, progress)
+    async def prepare(self, repository, tree: Path, progress: Progress, key: str = "") -> str:
+        """Put the files of the repository's reference into `tree` (new); return the commit.
+        `key`: the repository's ssh private key (its secret, opened by the core)."""
+        commit = await self.resolve(repository, progress, key)
         snapshot = await self._snapshot(repository, commit)
         await asyncio.to_thread(shutil.copytree, snapshot, tree, symlinks=True)
         return commit
 
-    async def resolve(self, repository, progress: Progress) -> str:
+    async def resolve(self, repository, progress: Progress, key: str = "") -> str:
         """Fetch as needed and return the full commit id the repository's reference names now."""
         reference = repository.reference
         if _COMMIT_RE.match(reference or "") and (self.snapshots / reference.lower()).is_dir():
@@ -110,7 +109,7 @@ class Workspace:
                 commit = await self._rev_parse(clone, reference)
                 if commit:
                     return commit  # a pinned commit we already have: no network at all
-            await self._fetch(clone, repository)
+            await self._fetch(clone, repository, key)
             commit = await self._reference_commit(clone, reference)
             if not commit:
                 what = f"reference {reference!r}" if reference else "a default branch (HEAD)"
@@ -161,8 +160,8 @@ class Workspace:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    async def _fetch(self, clone: Path, repository) -> None:
-        env, key_file = await self._ssh_env(repository)
+    async def _fetch(self, clone: Path, repository, key: str) -> None:
+        env, key_file = self._ssh_env(repository, key)
         try:
             await self._git(clone, "fetch", "--quiet", "--prune", "--no-tags", "--", repository.url,
                             *FETCH_REFSPECS, env=env)
@@ -189,7 +188,7 @@ class Workspace:
                 f"check its fingerprint, then run: {add}")
         return FailedPrecondition(f"repository {repository.name}: cannot fetch {repository.url}: {failed.last_line()}")
 
-    async def _ssh_env(self, repository) -> tuple[dict[str, str], Path | None]:
+    def _ssh_env(self, repository, key: str) -> tuple[dict[str, str], Path | None]:
         """For ssh URLs: strict host keys from our known_hosts, and the private key in a 0600 file."""
         if ssh_host(repository.url) is None:
             return self._env(), None
@@ -199,13 +198,12 @@ class Workspace:
                    "-o", f"UserKnownHostsFile={self.host_keys.path}", "-o", "GlobalKnownHostsFile=/dev/null",
                    "-o", "ConnectTimeout=20", "-F", "/dev/null"]
         key_file = None
-        if repository.private_key_name:
-            value = await self._reveal(repository.private_key_name)
+        if key:
             keys = self.data_dir / "tmp"
             keys.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd, name = tempfile.mkstemp(prefix="key-", dir=keys)  # mkstemp makes it 0600
             with os.fdopen(fd, "w") as handle:
-                handle.write(value if value.endswith("\n") else value + "\n")
+                handle.write(key if key.endswith("\n") else key + "\n")
             key_file = Path(name)
             options += ["-o", "IdentitiesOnly=yes", "-i", str(key_file)]
         return self._env({"GIT_SSH_COMMAND": shlex.join(options)}), key_file

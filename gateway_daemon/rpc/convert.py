@@ -7,8 +7,10 @@ from typing import Any
 
 import grpc
 
+from ..cluster.intake import ExecEvent
 from ..core.decorators import Decorator
 from ..core.errors import ERRORS_BY_CODE, GatewayError, Unavailable
+from ..core.jobs import Job
 from ..core.repositories import Repository
 from ..core.runners import RunnerInfo
 from ..core.runs import OutputLine, Run, RunEvent
@@ -210,3 +212,39 @@ def error_from_status(error: grpc.RpcError, where: str) -> GatewayError:
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return Unavailable(f"the gateway server at {where} did not answer in time")
     return GatewayError(f"the gateway server at {where} failed: {code.name if code else 'error'}: {details}")
+
+
+# ------------------------------------------------------------ jobs (server -> runner)
+def job_message(job: Job) -> runner_pb2.ExecuteRequest:
+    message = runner_pb2.ExecuteRequest(run_id=job.run_id, inputs_json=json.dumps(job.inputs), timeout=job.timeout,
+                                        booleans=sorted(job.booleans), env=job.env,
+                                        repository_key=job.repository_key)
+    message.service.CopyFrom(resource_message(job.service))
+    message.repository.CopyFrom(resource_message(job.repository))
+    return message
+
+
+def job_from_message(message: runner_pb2.ExecuteRequest) -> Job:
+    from ..core.errors import InvalidArgument
+
+    inputs = json_field(message.inputs_json, "run inputs", {})
+    if not isinstance(inputs, dict):
+        raise InvalidArgument("run inputs must be a JSON object")
+    return Job(run_id=message.run_id, service=resource_from_message("service", message.service),
+               repository=resource_from_message("repository", message.repository), inputs=inputs,
+               timeout=message.timeout or 3600, booleans=frozenset(message.booleans), env=dict(message.env),
+               repository_key=message.repository_key)
+
+
+def exec_event_message(event: ExecEvent, runner: str) -> runner_pb2.ExecuteEvent:
+    message = runner_pb2.ExecuteEvent(kind=event.kind, runner=runner, commit=event.commit, status=event.status,
+                                      reason=event.reason, lines=[line_message(l) for l in event.lines])
+    if event.exit_code is not None:
+        message.exit_code = event.exit_code
+    return message
+
+
+def exec_event_from_message(message: runner_pb2.ExecuteEvent) -> ExecEvent:
+    return ExecEvent(message.kind, lines=tuple(OutputLine(l.stream, l.text) for l in message.lines),
+                     status=message.status, reason=message.reason,
+                     exit_code=message.exit_code if message.HasField("exit_code") else None, commit=message.commit)

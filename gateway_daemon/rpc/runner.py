@@ -20,16 +20,15 @@ from typing import Callable
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from ..cluster.executor import Busy, RunnerExecutor
+from ..cluster.intake import Busy, Intake
 from ..cluster.keycheck import check_secrets_key
 from ..cluster.registry import Announcer, runner_token, same_token
 from ..config import Config
-from ..core.errors import FailedPrecondition, GatewayError, InvalidArgument, Unavailable
+from ..core.errors import FailedPrecondition, GatewayError, Unavailable
 from ..core.runners import RunnerInfo
-from ..core.services import SecretRef
 from ..store import StoreError
 from . import convert
-from .gen import common_pb2, runner_pb2, runner_pb2_grpc
+from .gen import common_pb2, runner_pb2_grpc
 from .server import MAX_MESSAGE, _bearer, _set_health, _version, reap, server_credentials
 
 log = logging.getLogger("gateway.runner")
@@ -37,7 +36,7 @@ SHUTDOWN_GRACE = 30.0
 
 
 class ExecutionServicer(runner_pb2_grpc.ExecutionServiceServicer):
-    def __init__(self, executor: RunnerExecutor, token: str):
+    def __init__(self, executor: Intake, token: str):
         self.executor = executor
         self.token = token
 
@@ -49,18 +48,8 @@ class ExecutionServicer(runner_pb2_grpc.ExecutionServiceServicer):
     async def Execute(self, request, context):
         await self._check(context)
         try:
-            inputs = convert.json_field(request.inputs_json, "run inputs", {})
-            if not isinstance(inputs, dict):
-                raise InvalidArgument("run inputs must be a JSON object")
-            secrets = [SecretRef(name=s.name, type=s.type or "env", target=s.target) for s in request.secrets]
-            async for event in self.executor.execute(request.run_id, request.service, inputs, secrets,
-                                                     request.timeout or 3600):
-                message = runner_pb2.ExecuteEvent(
-                    kind=event.kind, runner=self.executor.runner_id, commit=event.commit, status=event.status,
-                    reason=event.reason, lines=[convert.line_message(l) for l in event.lines])
-                if event.exit_code is not None:
-                    message.exit_code = event.exit_code
-                yield message
+            async for event in self.executor.execute(convert.job_from_message(request)):
+                yield convert.exec_event_message(event, self.executor.runner_id)
         except Busy as exc:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except GatewayError as exc:
@@ -94,7 +83,7 @@ async def serve_runner(config: Config, ready: Callable[[str], None] | None = Non
                       capacity=config.get("execution", "max_concurrent_runs"), use_tls=credentials is not None,
                       version=_version())
     announcer = Announcer(store, info, runner.lease_ttl)
-    executor = RunnerExecutor(engine, runner_id, info.capacity, announcer)
+    executor = Intake(engine.scheduler.executor, engine.secret_box, runner_id, info.capacity, announcer)
     try:
         if not executor.problem():
             try:

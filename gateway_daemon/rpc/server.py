@@ -348,16 +348,8 @@ async def serve(config: Config, ready: Callable[[str], None] | None = None) -> N
         # Printed once, here, and stored nowhere in clear.
         log.warning("created user admin with the temporary password %s; it must be changed at the first login "
                     "(gateway login --username admin --change-password)", temporary)
-    dispatcher = None
-    if config.get("server", "distributed_execution"):
-        from ..cluster.dispatch import Dispatcher
-        from ..cluster.registry import Registry
-
-        registry = Registry(engine.store)
-        registry.start()
-        dispatcher = Dispatcher(engine.store, registry, config.get("runner", "lease_ttl"),
-                                str(config.get("application", "ca_certificate_file") or ""))
-        engine.scheduler.dispatcher = dispatcher
+    await engine.scheduler.executor.start()  # a dispatcher's live view of the runners
+    dispatcher = config.get("server", "distributed_execution")
     credentials = server_credentials(config)
     core = Core(engine, auth, credentials is not None)
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -399,16 +391,13 @@ async def serve(config: Config, ready: Callable[[str], None] | None = None) -> N
     await engine.scheduler.shutdown()  # what is still running ends as interrupted
     await keepers.close()
     await engine.close()
-    if dispatcher is not None:
-        await dispatcher.registry.close()
-        await dispatcher.close()
     await server.stop(5)
     log.info("stopped")
 
 
 def reap(engine) -> None:
     """End what a predecessor on this machine that died left running (its scripts, its run folders)."""
-    cleared = engine.scheduler.reap()
+    cleared = engine.scheduler.executor.reap()
     if cleared:
         log.warning("ended the processes and removed the folders of %d runs left by a gateway process "
                     "that died", cleared)

@@ -1,4 +1,5 @@
 from . import common_pb2 as _common_pb2
+from . import repositories_pb2 as _repositories_pb2
 from . import runs_pb2 as _runs_pb2
 from . import services_pb2 as _services_pb2
 from google.protobuf.internal import containers as _containers
@@ -44,18 +45,31 @@ class RunnerList(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[Runner, _Mapping]]] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("run_id", "service", "inputs_json", "secrets", "timeout")
+    __slots__ = ("run_id", "inputs_json", "timeout", "service", "repository", "booleans", "env", "repository_key")
+    class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
-    SERVICE_FIELD_NUMBER: _ClassVar[int]
     INPUTS_JSON_FIELD_NUMBER: _ClassVar[int]
-    SECRETS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    BOOLEANS_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_KEY_FIELD_NUMBER: _ClassVar[int]
     run_id: str
-    service: str
     inputs_json: str
-    secrets: _containers.RepeatedCompositeFieldContainer[_services_pb2.SecretRef]
     timeout: int
-    def __init__(self, run_id: _Optional[str] = ..., service: _Optional[str] = ..., inputs_json: _Optional[str] = ..., secrets: _Optional[_Iterable[_Union[_services_pb2.SecretRef, _Mapping]]] = ..., timeout: _Optional[int] = ...) -> None: ...
+    service: _services_pb2.Service
+    repository: _repositories_pb2.Repository
+    booleans: _containers.RepeatedScalarFieldContainer[str]
+    env: _containers.ScalarMap[str, str]
+    repository_key: str
+    def __init__(self, run_id: _Optional[str] = ..., inputs_json: _Optional[str] = ..., timeout: _Optional[int] = ..., service: _Optional[_Union[_services_pb2.Service, _Mapping]] = ..., repository: _Optional[_Union[_repositories_pb2.Repository, _Mapping]] = ..., booleans: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., repository_key: _Optional[str] = ...) -> None: ...
 
 class ExecuteEvent(_message.Message):
     __slots__ = ("kind", "runner", "commit", "lines", "status", "reason", "exit_code")

@@ -1,8 +1,9 @@
-"""A runner's side of a run: accept or refuse it, execute it as a local run would, report as it goes.
+"""A runner's side of a run: accept or refuse the prepared job a server sends, execute it, report as it goes.
 
-The runner reads the service, its repository and secrets from the shared store
-and executes with the same code as local runs (core.scheduler.perform).  It
-never writes the run's record: the server that sent the run keeps it.
+The server prepared the job (inputs checked, secrets opened) and keeps the
+run's record; the runner executes the job as it is with its local executor
+(injected: core.jobs.Executor) and prepares nothing again.  Output goes back
+raw: the server masks it once, where it records it.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 from ..core.errors import FailedPrecondition, GatewayError
-from ..core.runs import CANCELLED, FAILED, INTERRUPTED, OutputLine, Run, check_run_id
-from ..core.scheduler import _Active, perform
-from ..core.services import SecretRef
+from ..core.jobs import Executor, Job, JobResult
+from ..core.runs import CANCELLED, FAILED, INTERRUPTED, OutputLine, check_run_id
+from ..core.secrets import SecretBox
 from .registry import Announcer
 
 log = logging.getLogger("gateway.runner")
@@ -37,27 +38,52 @@ class ExecEvent:
     commit: str = ""
 
 
-class RunnerExecutor:
-    def __init__(self, engine: Any, runner_id: str, capacity: int, announcer: Announcer | None = None):
-        self.engine = engine
+class _QueuedEvents:
+    """core.jobs.JobEvents into a queue of ExecEvents (the runner keeps no record and no queue of its own)."""
+
+    def __init__(self, queue: asyncio.Queue):
+        self.queue = queue
+        self.commit = ""
+
+    async def waiting(self, reason: str) -> None:
+        pass
+
+    async def started(self, runner: str = "") -> None:
+        pass  # the server marks the run running when the runner accepts it
+
+    def checked_out(self, commit: str) -> None:
+        self.commit = commit
+
+    async def output(self, stream: str, text: str) -> None:
+        self.queue.put_nowait(ExecEvent("output", lines=(OutputLine(stream, text),)))
+
+    def progress(self, text: str) -> None:
+        self.queue.put_nowait(ExecEvent("progress", lines=(OutputLine("gateway", text),)))
+
+
+class Intake:
+    def __init__(self, executor: Executor, secret_box: SecretBox, runner_id: str, capacity: int,
+                 announcer: Announcer | None = None):
+        self.executor = executor
+        self.secret_box = secret_box
         self.runner_id = runner_id
         self.capacity = capacity
         self.announcer = announcer
         self.draining = False
         self.key_problem = ""  # its secrets key is not the cluster's (see keycheck)
-        self._active: dict[str, _Active] = {}
+        self._cancels: dict[str, asyncio.Event] = {}  # the runs in flight, by id
         self._tasks: set[asyncio.Task] = set()
 
     @property
     def load(self) -> int:
-        return len(self._active)
+        return len(self._cancels)
 
     def problem(self) -> str:
         """Why this runner would refuse every run, or ''."""
         if self.key_problem:
             return self.key_problem
         try:
-            self.engine.secret_box.check()
+            self.secret_box.check()
         except FailedPrecondition as exc:
             return str(exc)
         return ""
@@ -66,24 +92,22 @@ class RunnerExecutor:
         if self.announcer is not None:
             self.announcer.update(load=self.load)
 
-    async def execute(self, run_id: str, service: str, inputs: dict[str, Any], secrets: list[SecretRef],
-                      timeout: int) -> AsyncIterator[ExecEvent]:
-        """Events of one run: accepted first, final last.  Raises Busy or FailedPrecondition before accepting."""
-        check_run_id(run_id)
+    async def execute(self, job: Job) -> AsyncIterator[ExecEvent]:
+        """Events of one job: accepted first, final last.  Raises Busy or FailedPrecondition before accepting."""
+        check_run_id(job.run_id)
         if self.draining:
             raise Busy(f"runner {self.runner_id} is stopping")
         if self.load >= self.capacity:
             raise Busy(f"runner {self.runner_id} is full ({self.load} of {self.capacity} runs)")
-        if run_id in self._active:
-            raise FailedPrecondition(f"runner {self.runner_id} is already executing run {run_id}")
+        if job.run_id in self._cancels:
+            raise FailedPrecondition(f"runner {self.runner_id} is already executing run {job.run_id}")
         problem = self.problem()
         if problem:
             raise FailedPrecondition(f"runner {self.runner_id} refuses work: {problem}")
-        active = _Active(Run(id=run_id, service=service), 0)
-        self._active[run_id] = active
+        cancel = self._cancels[job.run_id] = asyncio.Event()
         self._announce_load()
         events: asyncio.Queue = asyncio.Queue()
-        task = asyncio.get_running_loop().create_task(self._work(active, inputs, secrets, timeout, events))
+        task = asyncio.get_running_loop().create_task(self._work(job, cancel, events))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         try:
@@ -108,49 +132,35 @@ class RunnerExecutor:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            self._active.pop(run_id, None)
+            self._cancels.pop(job.run_id, None)
             self._announce_load()
 
-    async def _work(self, active: _Active, inputs: dict[str, Any], secrets: list[SecretRef], timeout: int,
-                    events: asyncio.Queue) -> None:
-        final: dict[str, Any] = {}
-        masker = None
-
-        async def line(stream: str, text: str) -> None:
-            events.put_nowait(ExecEvent("output", lines=(OutputLine(stream, masker(text) if masker else text),)))
-
-        def progress(text: str) -> None:
-            events.put_nowait(ExecEvent("progress", lines=(OutputLine("gateway", masker(text) if masker else text),)))
-
-        scheduler = self.engine.scheduler
+    async def _work(self, job: Job, cancel: asyncio.Event, queue: asyncio.Queue) -> None:
+        events = _QueuedEvents(queue)
+        result = JobResult(FAILED)
         try:
-            job = await scheduler.prepare(active.run.service, inputs, secrets, timeout)
-            masker = job.masker
-            log.info("run %s: %s", active.run.id, job.service.name)
-            final = await perform(active, job, scheduler.data_dir, scheduler.workspace, scheduler.venvs,
-                                  scheduler.limits.kill_grace_period, line, progress)
+            log.info("run %s: %s", job.run_id, job.service.name)
+            result = await self.executor.execute(job, events, cancel)
         except GatewayError as exc:
-            await line("gateway", str(exc))
-            final = dict(status=FAILED, reason=str(exc))
+            await events.output("gateway", str(exc))
+            result = JobResult(FAILED, str(exc))
         except asyncio.CancelledError:
-            final = dict(status=INTERRUPTED, reason=f"runner {self.runner_id} stopped while the run was in flight")
+            result = JobResult(INTERRUPTED, f"runner {self.runner_id} stopped while the run was in flight")
             raise
         except Exception as exc:  # a bug must end the run, not leave it "running"
-            log.exception("run %s", active.run.id)
-            final = dict(status=FAILED, reason=f"internal error on runner {self.runner_id}: {type(exc).__name__}: {exc}")
+            log.exception("run %s", job.run_id)
+            result = JobResult(FAILED, f"internal error on runner {self.runner_id}: {type(exc).__name__}: {exc}")
         finally:
-            if active.cancel_requested and final.get("status") == INTERRUPTED:
-                final = dict(final, status=CANCELLED, reason="cancelled")
-            events.put_nowait(ExecEvent("final", status=final.get("status", FAILED), reason=final.get("reason", ""),
-                                        exit_code=final.get("exit_code"), commit=active.run.commit))
+            if cancel.is_set() and result.status == INTERRUPTED:
+                result = JobResult(CANCELLED, "cancelled", result.exit_code)
+            queue.put_nowait(ExecEvent("final", status=result.status, reason=result.reason,
+                                       exit_code=result.exit_code, commit=events.commit))
 
     def cancel(self, run_id: str) -> bool:
-        active = self._active.get(run_id)
-        if active is None:
+        cancel = self._cancels.get(run_id)
+        if cancel is None:
             return False
-        active.cancel_requested = True
-        if active.process is not None:
-            active.process.stop("cancel", self.engine.scheduler.limits.kill_grace_period)
+        cancel.set()
         return True
 
     async def drain(self, grace: float) -> None:
@@ -167,5 +177,5 @@ class RunnerExecutor:
             await asyncio.wait(list(self._tasks), timeout=10)
         # let the servicers send the final events they now hold
         deadline = asyncio.get_running_loop().time() + 5
-        while self._active and asyncio.get_running_loop().time() < deadline:
+        while self._cancels and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)

@@ -1,0 +1,118 @@
+"""The local Executor: a prepared job becomes a workspace, a venv and processes on this machine.
+
+Local mode and servers that run work themselves use it with an Admission (at
+most `max_concurrent_runs` at once, the rest queued); a runner uses it without
+one, since it refuses work when full instead of queueing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..core.admission import Admission
+from ..core.errors import FailedPrecondition
+from ..core.jobs import Job, JobEvents, JobResult
+from ..core.runs import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT
+from . import leftovers
+from .commands import build, child_environment
+from .process import Outcome, Process
+from .venvs import Venvs
+from .workspace import Workspace
+
+
+class LocalExecutor:
+    def __init__(self, data_dir: Path, workspace: Workspace, venvs: Venvs, kill_grace: float,
+                 admission: Admission | None = None):
+        self.runs_dir = Path(data_dir) / "runs"
+        self.workspace = workspace
+        self.venvs = venvs
+        self.kill_grace = kill_grace
+        self.admission = admission
+
+    async def execute(self, job: Job, events: JobEvents, cancel: asyncio.Event) -> JobResult:
+        if self.admission is not None:
+            if not await self.admission.acquire(job.run_id, cancel, events.waiting):
+                return JobResult(CANCELLED, "cancelled while queued")
+        try:
+            await events.started()
+            return await self._perform(job, events, cancel)
+        finally:
+            if self.admission is not None:
+                self.admission.release()
+
+    async def _perform(self, job: Job, events: JobEvents, cancel: asyncio.Event) -> JobResult:
+        """Workspace, venv, process(es); the run folder goes in every case."""
+        service = job.service
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = Path(tempfile.mkdtemp(prefix=f"{job.run_id}-", dir=self.runs_dir))
+        try:
+            leftovers.claim(run_dir)
+            tree = run_dir / "tree"
+            events.checked_out(await self.workspace.prepare(job.repository, tree, events.progress,
+                                                            job.repository_key))
+            workdir = tree / (service.working_dir or ".")
+            if not workdir.is_dir():
+                raise FailedPrecondition(f"service {service.name}: working dir {service.working_dir} "
+                                         f"not found in repository {job.repository.name}")
+            python = sys.executable  # other types: the gateway's own bin directory leads PATH
+            if service.type == "python-script":
+                requirements = workdir / (service.requirements_file or "requirements.txt")
+                python = str(await self.venvs.python_for(requirements if requirements.is_file() else None,
+                                                         events.progress))
+            extra_env = dict(service.env)
+            if service.type == "ansible-playbook":
+                collections = (workdir / service.requirements_file if service.requirements_file
+                               else (workdir / service.script).parent / "requirements.yml")
+                if collections.is_file():
+                    path = await self.venvs.collections_for(collections, events.progress)
+                    extra_env["ANSIBLE_COLLECTIONS_PATH"] = str(path)
+            steps = build(service, workdir, job.inputs, set(job.booleans), python)
+            tmp = run_dir / "tmp"
+            tmp.mkdir()
+            env = child_environment({**extra_env, **job.env}, tmp, python)
+            outcome = await self._processes(steps, str(workdir), env, run_dir, job.timeout, events, cancel)
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if outcome.stopped == "timeout":
+            return JobResult(TIMED_OUT, f"stopped after the {job.timeout} s time limit", outcome.exit_code)
+        if outcome.stopped == "cancel" or cancel.is_set():
+            return JobResult(CANCELLED, "cancelled", outcome.exit_code)
+        if outcome.exit_code == 0:
+            return JobResult(SUCCEEDED, "", 0)
+        return JobResult(FAILED, f"exited with code {outcome.exit_code}", outcome.exit_code)
+
+    async def _processes(self, steps: list[list[str]], cwd: str, env: dict[str, str], run_dir: Path,
+                         timeout: int, events: JobEvents, cancel: asyncio.Event) -> Outcome:
+        """Each command line in turn until one fails or is stopped; the outcome of the last."""
+        outcome = Outcome(None)
+        deadline = time.monotonic() + timeout
+        for argv in steps:
+            process = Process(argv, cwd, env)
+            await process.start()
+            leftovers.note_group(run_dir, process.pid)
+            stopper = asyncio.ensure_future(self._stop_on(cancel, process))
+            try:
+                outcome = await process.run(events.output, max(0.0, deadline - time.monotonic()), self.kill_grace)
+            finally:
+                stopper.cancel()
+            if outcome.stopped or outcome.exit_code != 0 or cancel.is_set():
+                break
+        return outcome
+
+    async def _stop_on(self, cancel: asyncio.Event, process: Process) -> None:
+        await cancel.wait()
+        process.stop("cancel", self.kill_grace)
+
+    async def start(self) -> None:
+        """Nothing runs in the background."""
+
+    def reap(self) -> int:
+        return leftovers.reap(self.runs_dir)
+
+    async def close(self) -> None:
+        """Nothing to release: every run's processes and folder end with the run."""
