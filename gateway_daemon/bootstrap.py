@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import Config
 from .core.engine import Engine, EngineInfo
 from .core.scheduler import Limits
 from .core.secrets import SecretBox, create_key_file
 from .store import open_store
+
+if TYPE_CHECKING:
+    from .core.api import Gateway
+    from .rpc.client import Endpoint
 
 KEY_FILE_NAME = "secrets.key"
 
@@ -68,10 +73,22 @@ async def open_gateway(config: Config, profile: str | None = None, announce=None
         engine.scheduler.recover_first = True  # runs left unfinished by a `gateway` that died end
         return engine
     if mode == "client":
-        from .rpc.client import Connection, Endpoint, RemoteGateway
-
-        return RemoteGateway(Connection(Endpoint.from_config(config, profile), api_key))
+        return remote_gateway(config, profile, api_key)
     raise FailedPrecondition(
         f"this configuration is for gateway-daemon (mode = {mode}); "
         "`gateway` works in local mode, or in client mode against a server"
     )
+
+
+def client_endpoint(config: Config, profile: str | None = None) -> "Endpoint":
+    """The server a client-mode profile names: `.address` (host:port, what its key is kept under), `.use_tls`."""
+    from .rpc.client import Endpoint
+
+    return Endpoint.from_config(config, profile)
+
+
+def remote_gateway(config: Config, profile: str | None = None, api_key: str | None = None) -> "Gateway":
+    """The Gateway of a client-mode profile's server, sending `api_key`; with none, its login() gets one."""
+    from .rpc.client import Connection, RemoteGateway
+
+    return RemoteGateway(Connection(client_endpoint(config, profile), api_key))
