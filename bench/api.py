@@ -155,7 +155,7 @@ async def main() -> None:
             print(f"list {args.services} services (n={args.lists})")
             list_remote = line("remote (gRPC, TLS, loopback)", await timed(lambda: remote.list("service"), args.lists))
             wire = line("remote, wire only (no conversion)", await timed(
-                lambda: remote.connection.unary("services.ListServices", common_pb2.Empty()), args.lists))
+                lambda: remote.connection.call(lambda s: s.services.ListServices, common_pb2.Empty()), args.lists))
             list_local = line("in-process Engine", await timed(lambda: local.list("service"), args.lists))
             print(f"  ratio remote/local p50 {list_remote[0] / list_local[0]:.1f}x; "
                   f"conversion is {(list_remote[0] - wire[0]) / list_remote[0]:.0%} of the remote p50\n")

@@ -13,7 +13,9 @@ from .core.secrets import SecretBox, create_key_file
 from .store import Store, open_store
 
 if TYPE_CHECKING:
+    from .core.api import Gateway
     from .core.jobs import Executor
+    from .rpc.client import Endpoint
 
 KEY_FILE_NAME = "secrets.key"
 
@@ -97,10 +99,22 @@ async def open_gateway(config: Config, profile: str | None = None, announce=None
     if mode == "local":
         return open_engine(config, announce, recover_first=True)  # runs left by a `gateway` that died end
     if mode == "client":
-        from .rpc.client import Connection, Endpoint, RemoteGateway
-
-        return RemoteGateway(Connection(Endpoint.from_config(config, profile), api_key))
+        return remote_gateway(config, profile, api_key)
     raise FailedPrecondition(
         f"this configuration is for gateway-daemon (mode = {mode}); "
         "`gateway` works in local mode, or in client mode against a server"
     )
+
+
+def client_endpoint(config: Config, profile: str | None = None) -> "Endpoint":
+    """The server a client-mode profile names: `.address` (host:port, what its key is kept under), `.use_tls`."""
+    from .rpc.client import Endpoint
+
+    return Endpoint.from_config(config, profile)
+
+
+def remote_gateway(config: Config, profile: str | None = None, api_key: str | None = None) -> "Gateway":
+    """The Gateway of a client-mode profile's server, sending `api_key`; with none, its login() gets one."""
+    from .rpc.client import Connection, RemoteGateway
+
+    return RemoteGateway(Connection(client_endpoint(config, profile), api_key))

@@ -11,19 +11,25 @@ current login, and tells the app when any call comes back UNAUTHENTICATED
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
-from functools import wraps
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Protocol, TypeVar
 
 from gateway_daemon.core import Unauthenticated
+from gateway_daemon.core.api import Gateway, Identity, Login, UserInfo
 
 from .credentials import Credential, Credentials
 
 if TYPE_CHECKING:
     from gateway_daemon.config import Config
-    from gateway_daemon.core import Gateway
+    from gateway_daemon.core.engine import EngineInfo
+    from gateway_daemon.core.resources import Resource
+    from gateway_daemon.core.runners import RunnerInfo
+    from gateway_daemon.core.runs import OutputLine, Run, RunEvent
+    from gateway_daemon.core.secrets import Secret
+    from gateway_daemon.core.services import SecretRef
+    from gateway_daemon.core.transfer import ImportReport
 
+T = TypeVar("T")
 
 @dataclass(frozen=True)
 class ServerLogin:
@@ -66,13 +72,13 @@ class KeyringConnection:
     """A server from the config, its key in the OS keyring (or the 0600 file where there is none)."""
 
     def __init__(self, config: "Config", profile: str | None = None, announce: Callable[[str], None] | None = None):
-        from gateway_daemon.rpc.client import Endpoint
+        from gateway_daemon.bootstrap import client_endpoint
 
         self.config = config
         self.profile = profile or None
-        self.endpoint = Endpoint.from_config(config, self.profile)
-        self.address = self.endpoint.address
-        self.use_tls = self.endpoint.use_tls
+        endpoint = client_endpoint(config, self.profile)
+        self.address = endpoint.address
+        self.use_tls = endpoint.use_tls
         self._announce = announce
         self.credentials = Credentials(announce)
 
@@ -89,23 +95,27 @@ class KeyringConnection:
         return ServerLogin(credential.username, credential.expires_at)
 
     async def login(self, username: str, password: str, new_password: str = "") -> ServerLogin:
-        from gateway_daemon.rpc.client import login
+        from gateway_daemon.bootstrap import remote_gateway
 
-        reply = await login(self.endpoint, username, password, new_password)
-        self.credentials.save(self.address, Credential(reply.api_key, reply.username, reply.expires_at))
-        return ServerLogin(reply.username, reply.expires_at, reply.admin)
+        gateway = remote_gateway(self.config, self.profile)
+        try:
+            login = await gateway.login(username, password, new_password)
+        finally:
+            await gateway.close()
+        self.credentials.save(self.address, Credential(login.api_key, login.username, login.expires_at))
+        return ServerLogin(login.username, login.expires_at, login.admin)
 
     def open(self) -> "Gateway":
-        from gateway_daemon.rpc.client import Connection, RemoteGateway
+        from gateway_daemon.bootstrap import remote_gateway
 
         credential = self.credentials.load(self.address)
-        return RemoteGateway(Connection(self.endpoint, credential.api_key if credential else None))
+        return remote_gateway(self.config, self.profile, credential.api_key if credential else None)
 
     def forget(self) -> None:
         self.credentials.delete(self.address)
 
 
-class SessionGateway:
+class SessionGateway(Gateway):
     """The Gateway of the current login, swapped on each new one; UNAUTHENTICATED goes to `on_unauthenticated`.
 
     The error is raised as usual afterwards, so the screen that made the call
@@ -113,51 +123,133 @@ class SessionGateway:
     """
 
     def __init__(self, on_unauthenticated: Callable[[Unauthenticated], None]):
-        self.target: Any = None
-        self.retired: list[Any] = []  # earlier logins' gateways: a run may still stream through one
+        self.target: Gateway | None = None
+        self.retired: list[Gateway] = []  # earlier logins' gateways: a run may still stream through one
         self._on_unauthenticated = on_unauthenticated
 
-    def swap(self, gateway: Any) -> None:
+    def swap(self, gateway: Gateway) -> None:
         if self.target is not None:
             self.retired.append(self.target)
         self.target = gateway
 
-    def _target(self) -> Any:
+    def _target(self) -> Gateway:
         if self.target is None:
             raise Unauthenticated("not logged in")
         return self.target
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
+    def _refused(self, target: Gateway, error: Unauthenticated) -> None:
+        if self.target is target:  # not a call from before the latest login
+            self._on_unauthenticated(error)
+
+    async def _call(self, call: Callable[[Gateway], Awaitable[T]]) -> T:
         target = self._target()
-        attribute = getattr(target, name)
-        if inspect.isasyncgenfunction(attribute):
-            @wraps(attribute)
-            async def stream(*args: Any, **kwargs: Any) -> Any:
-                try:
-                    async for item in attribute(*args, **kwargs):
-                        yield item
-                except Unauthenticated as exc:
-                    if self.target is target:  # not a call from before the latest login
-                        self._on_unauthenticated(exc)
-                    raise
+        try:
+            return await call(target)
+        except Unauthenticated as exc:
+            self._refused(target, exc)
+            raise
 
-            return stream
-        if inspect.iscoroutinefunction(attribute):
-            @wraps(attribute)
-            async def call(*args: Any, **kwargs: Any) -> Any:
-                try:
-                    return await attribute(*args, **kwargs)
-                except Unauthenticated as exc:
-                    if self.target is target:  # not a call from before the latest login
-                        self._on_unauthenticated(exc)
-                    raise
+    def _stream(self, call: Callable[[Gateway], AsyncIterator[T]]) -> AsyncIterator[T]:
+        target = self._target()  # no login: said at the call, as for the others
 
-            return call
-        return attribute
+        async def stream() -> AsyncIterator[T]:
+            try:
+                async for item in call(target):
+                    yield item
+            except Unauthenticated as exc:
+                self._refused(target, exc)
+                raise
+
+        return stream()
+
+    async def info(self) -> "EngineInfo":
+        return await self._call(lambda g: g.info())
+
+    async def create(self, resource: "Resource") -> "Resource":
+        return await self._call(lambda g: g.create(resource))
+
+    async def get(self, kind: str, name: str) -> "Resource":
+        return await self._call(lambda g: g.get(kind, name))
+
+    async def list(self, kind: str) -> list["Resource"]:
+        return await self._call(lambda g: g.list(kind))
+
+    async def update(self, kind: str, name: str, changes: dict[str, Any]) -> "Resource":
+        return await self._call(lambda g: g.update(kind, name, changes))
+
+    async def delete(self, kind: str, name: str) -> None:
+        await self._call(lambda g: g.delete(kind, name))
+
+    def watch(self, kind: str) -> AsyncIterator[tuple[str, str]]:
+        return self._stream(lambda g: g.watch(kind))
+
+    async def create_secret(self, name: str, value: str, description: str = "") -> "Secret":
+        return await self._call(lambda g: g.create_secret(name, value, description))
+
+    async def update_secret(self, name: str, value: str | None = None, description: str | None = None) -> "Secret":
+        return await self._call(lambda g: g.update_secret(name, value, description))
+
+    async def reveal_secret(self, name: str) -> str:
+        return await self._call(lambda g: g.reveal_secret(name))
+
+    async def export_db(self) -> dict[str, Any]:
+        return await self._call(lambda g: g.export_db())
+
+    async def import_db(self, document: Any, dry_run: bool = False, strict: bool = False) -> "ImportReport":
+        return await self._call(lambda g: g.import_db(document, dry_run, strict))
+
+    def run_service(self, name: str, inputs: dict[str, Any] | None = None, secrets: list["SecretRef"] | None = None,
+                    timeout: int | None = None) -> AsyncIterator["RunEvent"]:
+        return self._stream(lambda g: g.run_service(name, inputs, secrets, timeout))
+
+    async def cancel_run(self, run_id: str) -> "Run":
+        return await self._call(lambda g: g.cancel_run(run_id))
+
+    async def get_run(self, run_id: str) -> "Run":
+        return await self._call(lambda g: g.get_run(run_id))
+
+    async def list_runs(self, service: str | None = None, status: str | None = None, limit: int = 100,
+                        runner: str | None = None) -> list["Run"]:
+        return await self._call(lambda g: g.list_runs(service, status, limit, runner))
+
+    async def run_output(self, run_id: str) -> list["OutputLine"]:
+        return await self._call(lambda g: g.run_output(run_id))
+
+    def follow_run(self, run_id: str) -> AsyncIterator["RunEvent"]:
+        return self._stream(lambda g: g.follow_run(run_id))
+
+    async def list_runners(self) -> list["RunnerInfo"]:
+        return await self._call(lambda g: g.list_runners())
+
+    async def whoami(self) -> Identity:
+        return await self._call(lambda g: g.whoami())
+
+    async def login(self, username: str, password: str, new_password: str = "") -> Login:
+        return await self._call(lambda g: g.login(username, password, new_password))
+
+    async def change_password(self, username: str, password: str, new_password: str) -> None:
+        await self._call(lambda g: g.change_password(username, password, new_password))
+
+    async def logout(self) -> None:
+        await self._call(lambda g: g.logout())
+
+    async def list_users(self) -> list[UserInfo]:
+        return await self._call(lambda g: g.list_users())
+
+    async def get_user(self, name: str) -> UserInfo:
+        return await self._call(lambda g: g.get_user(name))
+
+    async def create_user(self, name: str, password: str, admin: bool = False) -> UserInfo:
+        return await self._call(lambda g: g.create_user(name, password, admin))
+
+    async def update_user(self, name: str, admin: bool | None = None, password: str | None = None) -> UserInfo:
+        return await self._call(lambda g: g.update_user(name, admin, password))
+
+    async def delete_user(self, name: str) -> None:
+        await self._call(lambda g: g.delete_user(name))
 
     async def close(self) -> None:
+        """Closes every login's gateway, the current one and those a run may still have streamed through."""
         for gateway in [*self.retired, *([self.target] if self.target is not None else [])]:
             try:
                 await gateway.close()

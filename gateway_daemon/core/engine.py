@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import getpass
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 from ..store import KeyExists, RevisionMismatch, Store, StoreUnavailable
@@ -19,12 +20,14 @@ from .secrets import Secret, SecretBox, check_value
 from .services import SecretRef, Service
 
 if TYPE_CHECKING:
+    from .api import Identity, Login, UserInfo
     from .transfer import ImportReport
 
 KINDS: dict[str, type[Resource]] = {cls.KIND: cls for cls in (Repository, Decorator, Service, Secret)}
 # Fields a caller may not set through update(): identity, bookkeeping, the sealed value.
 _FIXED_FIELDS = {"name", "created_at", "updated_at", "sealed"}
 _UPDATE_RETRIES = 8
+NO_USERS = "user management needs a server: in local mode there are no users (set mode = client and log in)"
 
 
 def resource_class(kind: str) -> type[Resource]:
@@ -273,3 +276,41 @@ class Engine:
         async for event in self.store.watch(prefix):
             yield event.kind, event.key[len(prefix):]
 
+    # ------------------------------------------------------------ who is calling; users and logins live on a server
+    async def whoami(self) -> "Identity":
+        """The operating-system user, admin of everything here, with no key to expire."""
+        from .api import Identity
+
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no login name in the environment and no passwd entry
+            user = "unknown"
+        return Identity(username=user, admin=True, expires_at=0.0)
+
+    def _no_login(self) -> FailedPrecondition:
+        return FailedPrecondition(f"login is for client mode (this configuration is mode = {self._info.mode}); "
+                                  "local mode needs no login")
+
+    async def login(self, username: str, password: str, new_password: str = "") -> "Login":
+        raise self._no_login()
+
+    async def change_password(self, username: str, password: str, new_password: str) -> None:
+        raise self._no_login()
+
+    async def logout(self) -> None:
+        raise self._no_login()
+
+    async def list_users(self) -> list["UserInfo"]:
+        raise FailedPrecondition(NO_USERS)
+
+    async def get_user(self, name: str) -> "UserInfo":
+        raise FailedPrecondition(NO_USERS)
+
+    async def create_user(self, name: str, password: str, admin: bool = False) -> "UserInfo":
+        raise FailedPrecondition(NO_USERS)
+
+    async def update_user(self, name: str, admin: bool | None = None, password: str | None = None) -> "UserInfo":
+        raise FailedPrecondition(NO_USERS)
+
+    async def delete_user(self, name: str) -> None:
+        raise FailedPrecondition(NO_USERS)

@@ -10,25 +10,31 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import grpc
 from google.protobuf import field_mask_pb2
 
+from ..core.api import Identity, Login, UserInfo
 from ..core.engine import EngineInfo
-from ..core.errors import GatewayError
+from ..core.errors import GatewayError, InvalidArgument
+from ..core.resources import Resource
+from ..core.runners import RunnerInfo
 from ..core.runs import OutputLine, Run, RunEvent
+from ..core.secrets import Secret
+from ..core.services import SecretRef
 from ..core.transfer import ImportReport
 from . import convert
 from .gen import (auth_pb2, auth_pb2_grpc, common_pb2, common_pb2_grpc, decorators_pb2, decorators_pb2_grpc,
-                  repositories_pb2, repositories_pb2_grpc, runner_pb2_grpc, runs_pb2, runs_pb2_grpc, secrets_pb2, secrets_pb2_grpc,
-                  services_pb2, services_pb2_grpc, users_pb2, users_pb2_grpc)
+                  repositories_pb2, repositories_pb2_grpc, runner_pb2_grpc, runs_pb2, runs_pb2_grpc, secrets_pb2,
+                  secrets_pb2_grpc, services_pb2, services_pb2_grpc, users_pb2, users_pb2_grpc)
 
 CALL_TIMEOUT = 30.0
-KINDS = {  # kind -> (stub attribute, Singular, Plural, update request class, field in it)
-    "repository": ("repositories", "Repository", "Repositories", repositories_pb2.UpdateRepositoryRequest, "repository"),
-    "decorator": ("decorators", "Decorator", "Decorators", decorators_pb2.UpdateDecoratorRequest, "decorator"),
-    "service": ("services", "Service", "Services", services_pb2.UpdateServiceRequest, "service"),
+# The update request of each kind that has one; its resource field is named as the kind.
+UPDATE_REQUESTS = {
+    "repository": repositories_pb2.UpdateRepositoryRequest,
+    "decorator": decorators_pb2.UpdateDecoratorRequest,
+    "service": services_pb2.UpdateServiceRequest,
 }
 
 
@@ -62,7 +68,21 @@ class Endpoint:
         return grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=root), options=options)
 
 
+@dataclass(frozen=True)
+class KindStubs:
+    """One kind's resource calls on a channel. Secrets have no create or update here: those carry a value
+    (create_secret, update_secret)."""
+
+    get: Any
+    list: Any
+    delete: Any
+    create: Any = None
+    update: Any = None
+
+
 class Stubs:
+    """The generated stubs on one channel."""
+
     def __init__(self, channel: grpc.aio.Channel):
         self.channel = channel
         self.repositories = repositories_pb2_grpc.RepositoryServiceStub(channel)
@@ -74,6 +94,20 @@ class Stubs:
         self.auth = auth_pb2_grpc.AuthServiceStub(channel)
         self.users = users_pb2_grpc.UserServiceStub(channel)
         self.runners = runner_pb2_grpc.RunnerServiceStub(channel)
+        r, d, s, x = self.repositories, self.decorators, self.services, self.secrets
+        self.kinds = {
+            "repository": KindStubs(r.GetRepository, r.ListRepositories, r.DeleteRepository, r.CreateRepository,
+                                    r.UpdateRepository),
+            "decorator": KindStubs(d.GetDecorator, d.ListDecorators, d.DeleteDecorator, d.CreateDecorator,
+                                   d.UpdateDecorator),
+            "service": KindStubs(s.GetService, s.ListServices, s.DeleteService, s.CreateService, s.UpdateService),
+            "secret": KindStubs(x.GetSecret, x.ListSecrets, x.DeleteSecret),
+        }
+
+
+# Picks the stub method to call from the stubs of the channel in use: a call that fails over to the next host
+# is made again on that host's channel.
+Pick = Callable[[Stubs], Any]
 
 
 class Connection:
@@ -104,23 +138,23 @@ class Connection:
         self._index += 1
         return True
 
-    async def unary(self, call: str, request, timeout: float = CALL_TIMEOUT):
-        group, method = call.split(".")
+    async def call(self, pick: Pick, request: Any, timeout: float = CALL_TIMEOUT, keyed: bool = True) -> Any:
+        """A unary call with the key (unless not `keyed`) and a deadline; an unreachable host gives way to the
+        next one, and a failure comes back as the domain error."""
         while True:
             try:
-                return await getattr(getattr(self.stubs(), group), method)(
-                    request, metadata=self.metadata(), timeout=timeout)
+                return await pick(self.stubs())(request, metadata=self.metadata() if keyed else (), timeout=timeout)
             except grpc.RpcError as exc:
                 if exc.code() == grpc.StatusCode.UNAVAILABLE and await self._next_host():
                     continue
                 raise convert.error_from_status(exc, self.where) from None
 
-    async def stream(self, call: str, request) -> AsyncIterator[Any]:
-        group, method = call.split(".")
+    async def stream(self, pick: Pick, request: Any) -> AsyncIterator[Any]:
+        """A server stream; the next host is tried only when nothing came yet."""
         started = False
         while True:
             try:
-                async for item in getattr(getattr(self.stubs(), group), method)(request, metadata=self.metadata()):
+                async for item in pick(self.stubs())(request, metadata=self.metadata()):
                     started = True
                     yield item
                 return
@@ -135,142 +169,160 @@ class Connection:
             self._stubs = None
 
 
+def _kind(kind: str) -> str:
+    if kind not in UPDATE_REQUESTS and kind != "secret":
+        raise InvalidArgument(f"unknown kind {kind!r}; kinds: {', '.join([*UPDATE_REQUESTS, 'secret'])}")
+    return kind
+
+
 class RemoteGateway:
-    """core.api.Gateway over gRPC."""
+    """core.api.Gateway over gRPC: the calls of core.api, made on the server; replies as domain objects."""
 
     def __init__(self, connection: Connection):
         self.connection = connection
-        self._info: common_pb2.Info | None = None
+        self._call = connection.call
+        self._stream = connection.stream
 
     async def info(self) -> EngineInfo:
-        reply = await self.connection.unary("info.GetInfo", common_pb2.Empty())
-        self._info = reply
-        return EngineInfo(mode="client", data_dir=f"{self.connection.where} ({reply.mode})", store=reply.store,
-                          cluster_id=reply.cluster_id)
-
-    async def whoami(self) -> auth_pb2.WhoAmIReply:
-        return await self.connection.unary("auth.WhoAmI", common_pb2.Empty())
+        return convert.info_from_message(await self._call(lambda s: s.info.GetInfo, common_pb2.Empty()),
+                                         self.connection.where)
 
     # ------------------------------------------------------------ resources
-    async def create(self, resource):
+    async def create(self, resource: Resource) -> Resource:
         if resource.KIND == "secret":
             raise GatewayError("secrets are created with create_secret")
-        group, singular, _, _, _ = KINDS[resource.KIND]
-        reply = await self.connection.unary(f"{group}.Create{singular}", convert.resource_message(resource))
-        return convert.resource_from_message(resource.KIND, reply)
-
-    async def get(self, kind: str, name: str):
-        group, singular = ("secrets", "Secret") if kind == "secret" else KINDS[kind][:2]
-        reply = await self.connection.unary(f"{group}.Get{singular}", common_pb2.NameRequest(name=name))
+        kind = _kind(resource.KIND)
+        reply = await self._call(lambda s: s.kinds[kind].create, convert.resource_message(resource))
         return convert.resource_from_message(kind, reply)
 
-    async def list(self, kind: str) -> list:
-        group, plural = ("secrets", "Secrets") if kind == "secret" else (KINDS[kind][0], KINDS[kind][2])
-        reply = await self.connection.unary(f"{group}.List{plural}", common_pb2.Empty())
+    async def get(self, kind: str, name: str) -> Resource:
+        kind = _kind(kind)
+        reply = await self._call(lambda s: s.kinds[kind].get, common_pb2.NameRequest(name=name))
+        return convert.resource_from_message(kind, reply)
+
+    async def list(self, kind: str) -> list[Resource]:
+        kind = _kind(kind)
+        reply = await self._call(lambda s: s.kinds[kind].list, common_pb2.Empty())
         return [convert.resource_from_message(kind, item) for item in reply.items]
 
-    async def update(self, kind: str, name: str, changes: dict[str, Any]):
+    async def update(self, kind: str, name: str, changes: dict[str, Any]) -> Resource:
+        """Sends the name, the changed fields and a mask naming them; the server changes only those."""
         if kind == "secret":
             return await self.update_secret(name, description=changes.get("description"))
-        group, singular, _, request_class, field = KINDS[kind]
-        current = await self.get(kind, name)
-        for key, value in changes.items():
-            setattr(current, key, value)
-        message = convert.resource_message(current)
-        paths = ["schema_json" if key == "schema" else key for key in changes]
-        request = request_class(**{field: message}, update_mask=field_mask_pb2.FieldMask(paths=paths))
-        reply = await self.connection.unary(f"{group}.Update{singular}", request)
-        return convert.resource_from_message(kind, reply)
+        kind = _kind(kind)
+        message, paths = convert.changes_message(kind, name, changes)
+        request = UPDATE_REQUESTS[kind](**{kind: message}, update_mask=field_mask_pb2.FieldMask(paths=paths))
+        return convert.resource_from_message(kind, await self._call(lambda s: s.kinds[kind].update, request))
 
     async def delete(self, kind: str, name: str) -> None:
-        group, singular = ("secrets", "Secret") if kind == "secret" else KINDS[kind][:2]
-        await self.connection.unary(f"{group}.Delete{singular}", common_pb2.NameRequest(name=name))
+        kind = _kind(kind)
+        await self._call(lambda s: s.kinds[kind].delete, common_pb2.NameRequest(name=name))
 
     async def watch(self, kind: str) -> AsyncIterator[tuple[str, str]]:
-        async for change in self.connection.stream("info.Watch", common_pb2.WatchRequest(kind=kind)):
+        async for change in self._stream(lambda s: s.info.Watch, common_pb2.WatchRequest(kind=kind)):
             yield change.action, change.name
 
     # ------------------------------------------------------------ secrets
-    async def create_secret(self, name: str, value: str, description: str = ""):
-        reply = await self.connection.unary("secrets.CreateSecret", secrets_pb2.CreateSecretRequest(
+    async def create_secret(self, name: str, value: str, description: str = "") -> Secret:
+        reply = await self._call(lambda s: s.secrets.CreateSecret, secrets_pb2.CreateSecretRequest(
             name=name, value=value, description=description))
         return convert.resource_from_message("secret", reply)
 
-    async def update_secret(self, name: str, value: str | None = None, description: str | None = None):
+    async def update_secret(self, name: str, value: str | None = None, description: str | None = None) -> Secret:
         request = secrets_pb2.UpdateSecretRequest(name=name)
         if value is not None:
             request.value = value
         if description is not None:
             request.description = description
-        return convert.resource_from_message("secret", await self.connection.unary("secrets.UpdateSecret", request))
+        return convert.resource_from_message("secret", await self._call(lambda s: s.secrets.UpdateSecret, request))
 
     async def reveal_secret(self, name: str) -> str:
-        reply = await self.connection.unary("secrets.RevealSecret", common_pb2.NameRequest(name=name))
+        reply = await self._call(lambda s: s.secrets.RevealSecret, common_pb2.NameRequest(name=name))
         return reply.value
 
     # ------------------------------------------------------------ database
     async def export_db(self) -> dict[str, Any]:
-        reply = await self.connection.unary("info.ExportDb", common_pb2.ExportRequest(), timeout=300)
+        reply = await self._call(lambda s: s.info.ExportDb, common_pb2.ExportRequest(), timeout=300)
         return json.loads(reply.document_json)
 
     async def import_db(self, document: Any, dry_run: bool = False, strict: bool = False) -> ImportReport:
-        reply = await self.connection.unary("info.ImportDb", common_pb2.ImportRequest(
+        reply = await self._call(lambda s: s.info.ImportDb, common_pb2.ImportRequest(
             document_json=json.dumps(document), dry_run=dry_run, strict=strict), timeout=300)
-        return RemoteImportReport(list(reply.lines), list(reply.warnings), reply.dry_run)
+        return RemoteImportReport(list(reply.lines), list(reply.warnings), reply.dry_run)  # type: ignore[return-value]
 
     # ------------------------------------------------------------ runs
-    async def run_service(self, name: str, inputs: dict[str, Any] | None = None, secrets=None,
-                          timeout: int | None = None, started_by: str | None = None) -> AsyncIterator[RunEvent]:
-        request = runs_pb2.RunServiceRequest(
-            name=name, inputs_json=json.dumps(inputs or {}),
-            secrets=[services_pb2.SecretRef(name=s.name, type=s.type, target=s.target) for s in secrets or []])
-        if timeout is not None:
-            request.timeout = timeout
-        async for message in self.connection.stream("runs.RunService", request):
+    async def run_service(self, name: str, inputs: dict[str, Any] | None = None,
+                          secrets: list[SecretRef] | None = None, timeout: int | None = None,
+                          started_by: str | None = None) -> AsyncIterator[RunEvent]:
+        request = convert.run_request(name, inputs, secrets, timeout)
+        async for message in self._stream(lambda s: s.runs.RunService, request):
             yield convert.event_from_message(message)
 
     async def cancel_run(self, run_id: str) -> Run:
-        return convert.run_from_message(await self.connection.unary("runs.CancelRun", runs_pb2.RunIdRequest(id=run_id)))
+        return convert.run_from_message(await self._call(lambda s: s.runs.CancelRun, runs_pb2.RunIdRequest(id=run_id)))
 
     async def get_run(self, run_id: str) -> Run:
-        return convert.run_from_message(await self.connection.unary("runs.GetRun", runs_pb2.RunIdRequest(id=run_id)))
+        return convert.run_from_message(await self._call(lambda s: s.runs.GetRun, runs_pb2.RunIdRequest(id=run_id)))
 
     async def list_runs(self, service: str | None = None, status: str | None = None, limit: int = 100,
                         runner: str | None = None) -> list[Run]:
-        reply = await self.connection.unary("runs.ListRuns", runs_pb2.ListRunsRequest(
+        reply = await self._call(lambda s: s.runs.ListRuns, runs_pb2.ListRunsRequest(
             service=service or "", status=status or "", limit=limit, runner=runner or ""))
         return [convert.run_from_message(item) for item in reply.items]
 
     async def run_output(self, run_id: str) -> list[OutputLine]:
-        reply = await self.connection.unary("runs.GetRunOutput", runs_pb2.RunIdRequest(id=run_id))
-        return [OutputLine(line.stream, line.text) for line in reply.lines]
+        reply = await self._call(lambda s: s.runs.GetRunOutput, runs_pb2.RunIdRequest(id=run_id))
+        return convert.lines_from_message(reply)
 
     async def follow_run(self, run_id: str) -> AsyncIterator[RunEvent]:
-        async for message in self.connection.stream("runs.FollowRun", runs_pb2.RunIdRequest(id=run_id)):
+        async for message in self._stream(lambda s: s.runs.FollowRun, runs_pb2.RunIdRequest(id=run_id)):
             yield convert.event_from_message(message)
 
-    async def list_runners(self) -> list:
-        reply = await self.connection.unary("runners.ListRunners", common_pb2.Empty())
+    async def list_runners(self) -> list[RunnerInfo]:
+        reply = await self._call(lambda s: s.runners.ListRunners, common_pb2.Empty())
         return [convert.runner_from_message(item) for item in reply.items]
 
+    # ------------------------------------------------------------ who is calling, logins
+    async def whoami(self) -> Identity:
+        return convert.identity_from_message(await self._call(lambda s: s.auth.WhoAmI, common_pb2.Empty()))
+
+    async def login(self, username: str, password: str, new_password: str = "") -> Login:
+        """Logs in (sending no key); the key of the login is what this gateway sends from now on."""
+        reply = await self._call(lambda s: s.auth.Login, auth_pb2.LoginRequest(
+            username=username, password=password, new_password=new_password), keyed=False)
+        login = convert.login_from_message(reply)
+        self.connection.api_key = login.api_key
+        return login
+
+    async def change_password(self, username: str, password: str, new_password: str) -> None:
+        await self._call(lambda s: s.auth.ChangePassword, auth_pb2.ChangePasswordRequest(
+            username=username, password=password, new_password=new_password), keyed=False)
+
+    async def logout(self) -> None:
+        """Revokes the key this gateway sends, and sends none from now on."""
+        await self._call(lambda s: s.auth.Logout, common_pb2.Empty())
+        self.connection.api_key = None
+
     # ------------------------------------------------------------ users (admins only)
-    async def create_user(self, name: str, password: str, admin: bool = False):
-        return await self.connection.unary("users.CreateUser", users_pb2.CreateUserRequest(
+    async def list_users(self) -> list[UserInfo]:
+        reply = await self._call(lambda s: s.users.ListUsers, common_pb2.Empty())
+        return [convert.user_from_message(item) for item in reply.items]
+
+    async def get_user(self, name: str) -> UserInfo:
+        reply = await self._call(lambda s: s.users.GetUser, common_pb2.NameRequest(name=name))
+        return convert.user_from_message(reply)
+
+    async def create_user(self, name: str, password: str, admin: bool = False) -> UserInfo:
+        reply = await self._call(lambda s: s.users.CreateUser, users_pb2.CreateUserRequest(
             name=name, password=password, admin=admin))
+        return convert.user_from_message(reply)
 
-    async def list_users(self):
-        return list((await self.connection.unary("users.ListUsers", common_pb2.Empty())).items)
-
-    async def update_user(self, name: str, admin: bool | None = None, password: str | None = None):
-        request = users_pb2.UpdateUserRequest(name=name)
-        if admin is not None:
-            request.admin = admin
-        if password is not None:
-            request.password = password
-        return await self.connection.unary("users.UpdateUser", request)
+    async def update_user(self, name: str, admin: bool | None = None, password: str | None = None) -> UserInfo:
+        reply = await self._call(lambda s: s.users.UpdateUser, convert.user_update_request(name, admin, password))
+        return convert.user_from_message(reply)
 
     async def delete_user(self, name: str) -> None:
-        await self.connection.unary("users.DeleteUser", common_pb2.NameRequest(name=name))
+        await self._call(lambda s: s.users.DeleteUser, common_pb2.NameRequest(name=name))
 
     async def close(self) -> None:
         await self.connection.close()
@@ -288,11 +340,10 @@ class RemoteImportReport:
         return [*self._lines, *(self.warnings if with_warnings else [])]
 
 
-async def login(endpoint: Endpoint, username: str, password: str, new_password: str = "") -> auth_pb2.LoginReply:
-    connection = Connection(endpoint)
+async def login(endpoint: Endpoint, username: str, password: str, new_password: str = "") -> Login:
+    """Log in to the endpoint's server once, with no gateway kept: the Login (its key) for the caller to keep."""
+    gateway = RemoteGateway(Connection(endpoint))
     try:
-        return await connection.unary("auth.Login", auth_pb2.LoginRequest(
-            username=username, password=password, new_password=new_password))
+        return await gateway.login(username, password, new_password)
     finally:
-        await connection.close()
-
+        await gateway.close()

@@ -8,15 +8,19 @@ from typing import Any
 import grpc
 
 from ..cluster.intake import ExecEvent
+from ..core.api import Identity, Login, UserInfo
 from ..core.decorators import Decorator
+from ..core.engine import EngineInfo
 from ..core.errors import ERRORS_BY_CODE, GatewayError, Unavailable
 from ..core.jobs import Job
 from ..core.repositories import Repository
+from ..core.resources import plain
 from ..core.runners import RunnerInfo
 from ..core.runs import OutputLine, Run, RunEvent
 from ..core.secrets import Secret
 from ..core.services import SecretRef, Service
-from .gen import decorators_pb2, repositories_pb2, runner_pb2, runs_pb2, secrets_pb2, services_pb2, users_pb2
+from .gen import (auth_pb2, common_pb2, decorators_pb2, repositories_pb2, runner_pb2, runs_pb2, secrets_pb2,
+                  services_pb2, users_pb2)
 
 MESSAGES = {
     "repository": repositories_pb2.Repository,
@@ -129,6 +133,21 @@ def changes_from_message(kind: str, message, paths: list[str]) -> dict[str, Any]
     return {names.get(p, p): getattr(resource, names.get(p, p)) for p in paths}
 
 
+def changes_message(kind: str, name: str, changes: dict[str, Any]):
+    """The message of an update that carries only `name` and the changed fields, and the mask naming them.
+
+    The changes are as the engine's update() takes them (field -> new value; a decorator's schema as data,
+    a service's secrets as SecretRefs or dicts, its timeout None to unset it)."""
+    data: dict[str, Any] = {"name": name}
+    paths = []
+    for field, value in changes.items():
+        if kind == "decorator" and field == "schema":
+            field, value = "schema_json", json.dumps(value)
+        data[field] = plain(value)
+        paths.append(field)
+    return _to_message(data, MESSAGES[kind]), paths
+
+
 def json_field(text: str, what: str, default: Any) -> Any:
     if not text:
         return default
@@ -182,8 +201,53 @@ def runner_from_message(message: runner_pb2.Runner) -> RunnerInfo:
     return RunnerInfo.from_dict(_to_dict(message))
 
 
+def run_request(name: str, inputs: dict[str, Any] | None, secrets: list[SecretRef] | None,
+                timeout: int | None) -> runs_pb2.RunServiceRequest:
+    request = runs_pb2.RunServiceRequest(
+        name=name, inputs_json=json.dumps(inputs or {}),
+        secrets=[services_pb2.SecretRef(name=s.name, type=s.type, target=s.target) for s in secrets or []])
+    if timeout is not None:
+        request.timeout = timeout
+    return request
+
+
+def lines_from_message(message: runs_pb2.RunOutput) -> list[OutputLine]:
+    return [OutputLine(line.stream, line.text) for line in message.lines]
+
+
+# ------------------------------------------------------------ the server, users, logins
+def info_from_message(message: common_pb2.Info, where: str) -> EngineInfo:
+    """What a client shows of the server it talks to: its address and mode, its store and cluster."""
+    return EngineInfo(mode="client", data_dir=f"{where} ({message.mode})", store=message.store,
+                      cluster_id=message.cluster_id)
+
+
 def user_message(user) -> users_pb2.User:
     return _to_message(user.public(), users_pb2.User)
+
+
+def user_from_message(message: users_pb2.User) -> UserInfo:
+    return UserInfo(name=message.name, admin=message.admin, created_at=message.created_at,
+                    last_login_at=message.last_login_at, must_change_password=message.must_change_password)
+
+
+def user_update_request(name: str, admin: bool | None, password: str | None) -> users_pb2.UpdateUserRequest:
+    """Only what changes: an unset admin or password is left as it is."""
+    request = users_pb2.UpdateUserRequest(name=name)
+    if admin is not None:
+        request.admin = admin
+    if password is not None:
+        request.password = password
+    return request
+
+
+def identity_from_message(message: auth_pb2.WhoAmIReply) -> Identity:
+    return Identity(username=message.username, admin=message.admin, expires_at=message.expires_at)
+
+
+def login_from_message(message: auth_pb2.LoginReply) -> Login:
+    return Login(api_key=message.api_key, username=message.username, admin=message.admin,
+                 expires_at=message.expires_at)
 
 
 # ------------------------------------------------------------ errors

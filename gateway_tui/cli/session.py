@@ -21,12 +21,13 @@ def _warn(text: str) -> None:
 
 
 def endpoint(config: Config, args: argparse.Namespace):
-    from gateway_daemon.rpc.client import Endpoint
+    """The server of the profile (its `.address` and `.use_tls`); the mode must be client."""
+    from gateway_daemon.bootstrap import client_endpoint
 
     if config.mode != "client":
         raise FailedPrecondition(f"login is for client mode (this configuration is mode = {config.mode}); "
                                  "local mode needs no login")
-    return Endpoint.from_config(config, getattr(args, "profile", None))
+    return client_endpoint(config, getattr(args, "profile", None))
 
 
 def stored_key(config: Config, args: argparse.Namespace) -> str:
@@ -61,7 +62,7 @@ def _ask_new() -> str:
 
 
 async def login(config: Config, args: argparse.Namespace) -> int:
-    from gateway_daemon.rpc.client import login as remote_login
+    from gateway_daemon.bootstrap import remote_gateway
 
     where = endpoint(config, args)
     username = args.username or (_ask_username() if sys.stdin.isatty() else None)
@@ -75,13 +76,17 @@ async def login(config: Config, args: argparse.Namespace) -> int:
         password = _ask(f"Password for {username} at {where.address}: ")
         if args.change_password:
             new = _ask_new()
+    gateway = remote_gateway(config, getattr(args, "profile", None))
     try:
-        reply = await remote_login(where, username, password, new)
-    except FailedPrecondition as exc:
-        if "temporary" not in str(exc) or args.password_stdin or not sys.stdin.isatty():
-            raise
-        print(f"{exc}")
-        reply = await remote_login(where, username, password, _ask_new())
+        try:
+            reply = await gateway.login(username, password, new)
+        except FailedPrecondition as exc:
+            if "temporary" not in str(exc) or args.password_stdin or not sys.stdin.isatty():
+                raise
+            print(f"{exc}")
+            reply = await gateway.login(username, password, _ask_new())
+    finally:
+        await gateway.close()
     credentials = Credentials(_warn)
     credentials.save(where.address, Credential(reply.api_key, reply.username, reply.expires_at))
     until = datetime.fromtimestamp(reply.expires_at).strftime("%Y-%m-%d %H:%M")
@@ -106,7 +111,7 @@ async def logout(config: Config, args: argparse.Namespace) -> int:
         return 0
     gateway = await open_gateway(config, getattr(args, "profile", None), api_key=credential.api_key)
     try:
-        await gateway.connection.unary("auth.Logout", _empty())
+        await gateway.logout()
     except GatewayError as exc:  # an expired or revoked key: forgetting it is all that is left
         if not isinstance(exc, Unauthenticated):
             raise
@@ -115,12 +120,6 @@ async def logout(config: Config, args: argparse.Namespace) -> int:
     credentials.delete(where.address)
     print(f"logged out of {where.address}; the API key is revoked and forgotten")
     return 0
-
-
-def _empty():
-    from gateway_daemon.rpc.gen import common_pb2
-
-    return common_pb2.Empty()
 
 
 async def whoami(config: Config, args: argparse.Namespace) -> int:

@@ -6,11 +6,10 @@ import argparse
 import sys
 
 from gateway_daemon.console import Table, emit
-from gateway_daemon.core import FailedPrecondition
+from gateway_daemon.core import Gateway
+from gateway_daemon.core.api import UserInfo
 
 from .parser import UsageError
-
-LOCAL = "user management needs a server: in local mode there are no users (set mode = client and log in)"
 
 
 def _password(args: argparse.Namespace, required: bool) -> str | None:
@@ -24,18 +23,13 @@ def _password(args: argparse.Namespace, required: bool) -> str | None:
     return lines[0]
 
 
-def _view(user) -> dict:
+def _view(user: UserInfo) -> dict:
     return {"name": user.name, "admin": user.admin, "created_at": user.created_at,
             "last_login_at": user.last_login_at or None, "must_change_password": user.must_change_password}
 
 
-def _check(gateway) -> None:
-    if not hasattr(gateway, "list_users"):
-        raise FailedPrecondition(LOCAL)
-
-
-async def run(gateway, args: argparse.Namespace) -> int:
-    _check(gateway)
+async def run(gateway: Gateway, args: argparse.Namespace) -> int:
+    """In local mode every call refuses with one line: users live on a server."""
     verb = args.verb
     if verb == "create":
         user = await gateway.create_user(args.name, _password(args, True), args.admin)

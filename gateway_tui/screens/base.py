@@ -12,7 +12,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Static
 
-from gateway_daemon.core import GatewayError
+from gateway_daemon.core import Gateway, GatewayError
 
 from ..widgets.form import FormField
 from ..widgets.navigation import NavBar
@@ -35,7 +35,7 @@ class SectionScreen(Screen):
         yield from ()
 
     @property
-    def gateway(self) -> Any:
+    def gateway(self) -> Gateway:
         return self.app.gateway  # type: ignore[attr-defined]
 
     def report(self, error: BaseException, title: str = "") -> None:

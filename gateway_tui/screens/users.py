@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.widgets import Checkbox, Input
 
 from gateway_daemon.core import GatewayError
+from gateway_daemon.core.api import UserInfo
 
 from ..formatting import when
 from ..widgets.form import FormField
@@ -56,17 +57,17 @@ class UserListScreen(ResourceListScreen):
     def watch_changes(self) -> None:  # the server has no watch of users; ctrl+r reloads
         pass
 
-    async def fetch(self) -> list[Any]:
+    async def fetch(self) -> list[UserInfo]:
         return await self.gateway.list_users()
 
-    def rows(self, resources: list[Any]) -> Iterable[TableRow]:
+    def rows(self, resources: list[UserInfo]) -> Iterable[TableRow]:
         tz = self.app.tz  # type: ignore[attr-defined]
         for user in resources:
             yield TableRow(user.name, (user.name, "admin" if user.admin else "", when(user.created_at, tz),
                                        when(user.last_login_at, tz) if user.last_login_at else "never"),
                            (None, "accent", "muted", "muted"))
 
-    def form(self, resource: Any | None) -> "UserFormScreen":
+    def form(self, resource: UserInfo | None) -> "UserFormScreen":
         return UserFormScreen(resource)
 
     def action_details(self) -> None:
