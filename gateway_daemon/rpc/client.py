@@ -25,6 +25,7 @@ from ..core.secrets import Secret
 from ..core.services import SecretRef
 from ..core.transfer import ImportReport
 from . import convert
+from .errors import error_from_rpc
 from .gen import (auth_pb2, auth_pb2_grpc, common_pb2, common_pb2_grpc, decorators_pb2, decorators_pb2_grpc,
                   repositories_pb2, repositories_pb2_grpc, runner_pb2_grpc, runs_pb2, runs_pb2_grpc, secrets_pb2,
                   secrets_pb2_grpc, services_pb2, services_pb2_grpc, users_pb2, users_pb2_grpc)
@@ -147,7 +148,7 @@ class Connection:
             except grpc.RpcError as exc:
                 if exc.code() == grpc.StatusCode.UNAVAILABLE and await self._next_host():
                     continue
-                raise convert.error_from_status(exc, self.where) from None
+                raise error_from_rpc(exc, self.where) from None
 
     async def stream(self, pick: Pick, request: Any) -> AsyncIterator[Any]:
         """A server stream; the next host is tried only when nothing came yet."""
@@ -161,7 +162,7 @@ class Connection:
             except grpc.RpcError as exc:
                 if not started and exc.code() == grpc.StatusCode.UNAVAILABLE and await self._next_host():
                     continue
-                raise convert.error_from_status(exc, self.where) from None
+                raise error_from_rpc(exc, self.where) from None
 
     async def close(self) -> None:
         if self._stubs is not None:

@@ -1,17 +1,14 @@
-"""Domain objects <-> protobuf messages, and domain errors <-> gRPC status codes."""
+"""Domain objects <-> protobuf messages (domain errors <-> gRPC status: rpc/errors.py)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import grpc
-
 from ..cluster.intake import ExecEvent
 from ..core.api import Identity, Login, UserInfo
 from ..core.decorators import Decorator
 from ..core.engine import EngineInfo
-from ..core.errors import ERRORS_BY_CODE, GatewayError, Unavailable
 from ..core.jobs import Job
 from ..core.repositories import Repository
 from ..core.resources import plain
@@ -127,10 +124,11 @@ def resource_from_message(kind: str, message):
 
 
 def changes_from_message(kind: str, message, paths: list[str]) -> dict[str, Any]:
-    """The fields named by an update mask, as the engine's update() takes them."""
+    """The fields named by an update mask, as the engine's update() takes them (a name the resource does not
+    have is kept, for update() to refuse with the list of editable fields)."""
     resource = resource_from_message(kind, message)
     names = {"schema_json": "schema"}
-    return {names.get(p, p): getattr(resource, names.get(p, p)) for p in paths}
+    return {names.get(p, p): getattr(resource, names.get(p, p), None) for p in paths}
 
 
 def changes_message(kind: str, name: str, changes: dict[str, Any]):
@@ -248,34 +246,6 @@ def identity_from_message(message: auth_pb2.WhoAmIReply) -> Identity:
 def login_from_message(message: auth_pb2.LoginReply) -> Login:
     return Login(api_key=message.api_key, username=message.username, admin=message.admin,
                  expires_at=message.expires_at)
-
-
-# ------------------------------------------------------------ errors
-STATUS_BY_CODE = {name: getattr(grpc.StatusCode, name) for name in ERRORS_BY_CODE}
-CODE_BY_STATUS = {status: name for name, status in STATUS_BY_CODE.items()}
-
-
-def error_from_status(error: grpc.RpcError, where: str) -> GatewayError:
-    """A gRPC failure as the domain error the server raised, or Unavailable naming the server."""
-    code = error.code() if hasattr(error, "code") else None
-    details = (error.details() if hasattr(error, "details") else "") or ""
-    name = CODE_BY_STATUS.get(code)
-    if name and code != grpc.StatusCode.UNAVAILABLE:
-        return ERRORS_BY_CODE[name](details)
-    if code == grpc.StatusCode.UNAVAILABLE:
-        reason = details.splitlines()[0] if details else "no answer"
-        if "CERTIFICATE_VERIFY_FAILED" in reason:
-            why = reason.split("CERTIFICATE_VERIFY_FAILED:")[-1].strip().removesuffix(": OK").strip()
-            return Unavailable(f"cannot talk TLS with the gateway server at {where}: its certificate is not trusted "
-                               f"({why}); check [client] certificate_file (the CA that signed it)")
-        if "ssl" in reason.lower() or "handshake" in reason.lower():
-            return Unavailable(f"cannot talk TLS with the gateway server at {where}: {reason}")
-        if "Socket closed" in reason or "Connection reset" in reason:
-            reason += " (does the server use TLS? check [client] use_tls)"
-        return Unavailable(f"the gateway server at {where} is unreachable: {reason}")
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return Unavailable(f"the gateway server at {where} did not answer in time")
-    return GatewayError(f"the gateway server at {where} failed: {code.name if code else 'error'}: {details}")
 
 
 # ------------------------------------------------------------ jobs (server -> runner)

@@ -6,7 +6,8 @@ channel is TLS and servers check the runner's certificate against
 ``[application] ca_certificate_file``.  SIGTERM: the runner is marked
 draining (servers send it nothing new), runs in flight get a grace period,
 what is left ends interrupted, then the lease is revoked and it leaves the
-registry.
+registry.  Who may call, and how errors leave, is the same interceptor and
+error mapper as the server's (rpc/interceptor.py, rpc/errors.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncio
 import logging
 import signal
 import socket
-from typing import Callable
+from typing import Any, Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -24,39 +25,53 @@ from ..cluster.intake import Busy, Intake
 from ..cluster.keycheck import check_secrets_key
 from ..cluster.registry import Announcer, runner_token, same_token
 from ..config import Config
-from ..core.errors import FailedPrecondition, GatewayError, Unavailable
+from ..core.errors import FailedPrecondition, GatewayError, Unauthenticated, Unavailable
 from ..core.runners import RunnerInfo
 from ..store import StoreError
 from . import convert
 from .gen import common_pb2, runner_pb2_grpc
-from .server import MAX_MESSAGE, _bearer, _set_health, _version, reap, server_credentials
+from .interceptor import AccessInterceptor
+from .policy import CLUSTER, PUBLIC, Access
+from .server import MAX_MESSAGE, _set_health, _version, reap, server_credentials
 
 log = logging.getLogger("gateway.runner")
 SHUTDOWN_GRACE = 30.0
 
 
-class ExecutionServicer(runner_pb2_grpc.ExecutionServiceServicer):
-    def __init__(self, executor: Intake, token: str):
-        self.executor = executor
-        self.token = token
+class RunnerBusy(GatewayError):
+    """This runner takes no more work now; the server passes it over for a while."""
 
-    async def _check(self, context) -> None:
-        if not same_token(_bearer(context), self.token):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                                f"runner {self.executor.runner_id}: the caller is not a server of this cluster")
+    code = "RESOURCE_EXHAUSTED"
+
+
+class ClusterGate:
+    """The runner's gate: only the servers of its cluster, by the runner token kept in the shared store."""
+
+    def __init__(self, token: str, runner_id: str):
+        self.token = token
+        self.runner_id = runner_id
+
+    async def admit(self, access: Access, method: str, key: str | None) -> None:
+        if access is PUBLIC:
+            return None
+        if access is CLUSTER and same_token(key, self.token):
+            return None
+        raise Unauthenticated(f"runner {self.runner_id}: the caller is not a server of this cluster")
+
+
+class ExecutionServicer(runner_pb2_grpc.ExecutionServiceServicer):
+    def __init__(self, executor: Intake):
+        self.executor = executor
 
     async def Execute(self, request, context):
-        await self._check(context)
+        job = convert.job_from_message(request)
         try:
-            async for event in self.executor.execute(convert.job_from_message(request)):
+            async for event in self.executor.execute(job):
                 yield convert.exec_event_message(event, self.executor.runner_id)
         except Busy as exc:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-        except GatewayError as exc:
-            await context.abort(convert.STATUS_BY_CODE.get(exc.code, grpc.StatusCode.UNKNOWN), str(exc))
+            raise RunnerBusy(str(exc)) from None
 
     async def CancelExecution(self, request, context):
-        await self._check(context)
         self.executor.cancel(request.run_id)
         return common_pb2.Empty()
 
@@ -70,10 +85,10 @@ def runner_identity(config: Config) -> tuple[str, str]:
     return f"{address}:{runner.port}", address
 
 
-async def serve_runner(config: Config, ready: Callable[[str], None] | None = None) -> None:
-    from ..bootstrap import open_engine
-
-    engine = open_engine(config, announce=log.warning)
+async def serve_runner(config: Config, open_engine: Callable[[], Any],
+                       ready: Callable[[str], None] | None = None) -> None:
+    """Serve until SIGTERM; `open_engine()` (bootstrap) gives the engine, opened inside the loop."""
+    engine = open_engine()
     reap(engine)
     store = engine.store
     runner = config["runner"]
@@ -94,12 +109,13 @@ async def serve_runner(config: Config, ready: Callable[[str], None] | None = Non
     except StoreError as exc:
         await engine.close()
         raise Unavailable(str(exc)) from None
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE),
+    server = grpc.aio.server(interceptors=[AccessInterceptor(ClusterGate(token, runner_id), who="runner")],
+                             options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                                       ("grpc.max_send_message_length", MAX_MESSAGE),
                                       ("grpc.so_reuseport", 0),
                                       ("grpc.keepalive_permit_without_calls", 1),
                                       ("grpc.http2.min_ping_interval_without_data_ms", 4000)])
-    runner_pb2_grpc.add_ExecutionServiceServicer_to_server(ExecutionServicer(executor, token), server)
+    runner_pb2_grpc.add_ExecutionServiceServicer_to_server(ExecutionServicer(executor), server)
     health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     listen = f"{runner.listen_address}:{runner.port}"

@@ -19,6 +19,7 @@ from ..core.errors import FailedPrecondition
 from ..core.jobs import Job
 from ..core.runners import RunnerInfo
 from . import convert
+from .errors import error_from_rpc
 from .gen import runner_pb2, runner_pb2_grpc
 
 CONNECT_SECONDS = 3.0
@@ -83,7 +84,7 @@ class RunnerClient:
                 raise RunnerRefused(details) from None
             if code in _LOST:
                 raise RunnerGone(details) from None
-            raise convert.error_from_status(exc, runner.id) from None
+            raise error_from_rpc(exc, runner.id) from None
         finally:
             call.cancel()  # a no-op once the call has ended; else the runner stops the process
 

@@ -1,16 +1,17 @@
 """`gateway-daemon` in server mode: the engine behind grpc.aio, with users and API keys.
 
 Every call but Login, ChangePassword and the health service carries
-``authorization: Bearer <api key>``.  Domain errors leave as gRPC status codes
-with their one-line message; anything unexpected is logged and leaves as
-INTERNAL without details.  SIGTERM stops taking calls, lets runs in flight
-finish for a grace period, and records the rest as interrupted.
+``authorization: Bearer <api key>``: the interceptor (rpc/interceptor.py)
+admits each call by the method's line in rpc/policy.py.  Domain errors leave
+as gRPC status codes with their one-line message (rpc/errors.py); anything
+unexpected is logged and leaves as INTERNAL without details.  SIGTERM stops
+taking calls, lets runs in flight finish for a grace period, and records the
+rest as interrupted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import signal
@@ -24,60 +25,19 @@ from grpc_reflection.v1alpha import reflection
 from ..cluster.keycheck import check_secrets_key
 from ..cluster.owners import Keepers
 from ..config import Config
-from ..core.auth import Auth, Session
-from ..core.errors import FailedPrecondition, GatewayError, InvalidArgument, Unavailable
+from ..core.auth import Auth
+from ..core.errors import FailedPrecondition, InvalidArgument, Unavailable
 from ..core.services import SecretRef
 from ..store import StoreError
 from . import convert
 from .gen import (auth_pb2, auth_pb2_grpc, common_pb2, common_pb2_grpc, decorators_pb2, decorators_pb2_grpc,
                   repositories_pb2, repositories_pb2_grpc, runner_pb2, runner_pb2_grpc, runs_pb2, runs_pb2_grpc, secrets_pb2, secrets_pb2_grpc,
                   services_pb2, services_pb2_grpc, users_pb2, users_pb2_grpc)
+from .interceptor import AccessInterceptor, UserGate, current_session
 
 log = logging.getLogger("gateway.server")
 SHUTDOWN_GRACE = 30.0
 MAX_MESSAGE = 32 * 1024 * 1024
-
-
-def _bearer(context: grpc.aio.ServicerContext) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization" and value.startswith("Bearer "):
-            return value[len("Bearer "):].strip()
-    return None
-
-
-async def _abort(context, exc: Exception):
-    if isinstance(exc, StoreError):
-        exc = Unavailable(str(exc))
-    if isinstance(exc, GatewayError):
-        await context.abort(convert.STATUS_BY_CODE.get(exc.code, grpc.StatusCode.UNKNOWN), str(exc))
-    log.exception("internal error")
-    await context.abort(grpc.StatusCode.INTERNAL, "internal error in the gateway server; see its log")
-
-
-def handler(auth: bool = True, admin: bool = False):
-    """Authenticate, call, and turn domain errors into status codes (unary calls)."""
-    def wrap(fn: Callable):
-        @functools.wraps(fn)
-        async def call(self, request, context):
-            try:
-                session = await self.core.session(context, admin) if auth else None
-                return await fn(self, request, context, session)
-            except Exception as exc:  # noqa: BLE001 - every failure becomes a status
-                await _abort(context, exc)
-        return call
-    return wrap
-
-
-def stream_handler(fn: Callable):
-    @functools.wraps(fn)
-    async def call(self, request, context):
-        try:
-            session = await self.core.session(context, False)
-            async for item in fn(self, request, context, session):
-                yield item
-        except Exception as exc:  # noqa: BLE001
-            await _abort(context, exc)
-    return call
 
 
 class Core:
@@ -88,14 +48,11 @@ class Core:
         self.auth = auth
         self.tls = tls
 
-    async def session(self, context, admin: bool) -> Session:
-        session = await self.auth.authenticate(_bearer(context))
-        if admin:
-            self.auth.require_admin(session)
-        return session
-
 
 class _Servicer:
+    """Thin: proto -> domain call -> proto.  Who may call is the interceptor's business (rpc/policy.py), and
+    a domain error raised here leaves as its status (rpc/errors.py)."""
+
     def __init__(self, core: Core):
         self.core = core
 
@@ -103,199 +60,195 @@ class _Servicer:
     def engine(self):
         return self.core.engine
 
-
-def _resource_servicer(kind: str, base, pb2, singular: str, plural: str):
-    """The five calls of one resource kind, named as its service says."""
-    message_class = convert.MESSAGES[kind]
-    list_class = getattr(pb2, f"{message_class.__name__}List")
-
-    @handler()
-    async def create(self, request, context, session):
-        return convert.resource_message(await self.engine.create(convert.resource_from_message(kind, request)))
-
-    @handler()
-    async def get(self, request, context, session):
-        return convert.resource_message(await self.engine.get(kind, request.name))
-
-    @handler()
-    async def list_(self, request, context, session):
-        return list_class(items=[convert.resource_message(r) for r in await self.engine.list(kind)])
-
-    @handler()
-    async def update(self, request, context, session):
-        message = getattr(request, singular.lower())
-        paths = list(request.update_mask.paths)
+    async def _update(self, kind: str, message, update_mask):
+        """Change the fields the update mask names (only those: a client sends the changed fields)."""
+        paths = list(update_mask.paths)
         if not paths:
             raise InvalidArgument("nothing to change: the update mask names no fields")
         changes = convert.changes_from_message(kind, message, paths)
         return convert.resource_message(await self.engine.update(kind, message.name, changes))
 
-    @handler()
-    async def delete(self, request, context, session):
-        await self.engine.delete(kind, request.name)
+
+class RepositoryServicer(_Servicer, repositories_pb2_grpc.RepositoryServiceServicer):
+    async def CreateRepository(self, request, context):
+        return convert.resource_message(await self.engine.create(convert.resource_from_message("repository", request)))
+
+    async def GetRepository(self, request, context):
+        return convert.resource_message(await self.engine.get("repository", request.name))
+
+    async def ListRepositories(self, request, context):
+        return repositories_pb2.RepositoryList(
+            items=[convert.resource_message(r) for r in await self.engine.list("repository")])
+
+    async def UpdateRepository(self, request, context):
+        return await self._update("repository", request.repository, request.update_mask)
+
+    async def DeleteRepository(self, request, context):
+        await self.engine.delete("repository", request.name)
         return common_pb2.Empty()
 
-    methods = {f"Create{singular}": create, f"Get{singular}": get, f"List{plural}": list_,
-               f"Update{singular}": update, f"Delete{singular}": delete}
-    return type(f"{singular}Servicer", (_Servicer, base), methods)
+
+class DecoratorServicer(_Servicer, decorators_pb2_grpc.DecoratorServiceServicer):
+    async def CreateDecorator(self, request, context):
+        return convert.resource_message(await self.engine.create(convert.resource_from_message("decorator", request)))
+
+    async def GetDecorator(self, request, context):
+        return convert.resource_message(await self.engine.get("decorator", request.name))
+
+    async def ListDecorators(self, request, context):
+        return decorators_pb2.DecoratorList(
+            items=[convert.resource_message(r) for r in await self.engine.list("decorator")])
+
+    async def UpdateDecorator(self, request, context):
+        return await self._update("decorator", request.decorator, request.update_mask)
+
+    async def DeleteDecorator(self, request, context):
+        await self.engine.delete("decorator", request.name)
+        return common_pb2.Empty()
 
 
-RepositoryServicer = _resource_servicer("repository", repositories_pb2_grpc.RepositoryServiceServicer,
-                                        repositories_pb2, "Repository", "Repositories")
-DecoratorServicer = _resource_servicer("decorator", decorators_pb2_grpc.DecoratorServiceServicer,
-                                       decorators_pb2, "Decorator", "Decorators")
-ServiceServicer = _resource_servicer("service", services_pb2_grpc.ServiceServiceServicer,
-                                     services_pb2, "Service", "Services")
+class ServiceServicer(_Servicer, services_pb2_grpc.ServiceServiceServicer):
+    async def CreateService(self, request, context):
+        return convert.resource_message(await self.engine.create(convert.resource_from_message("service", request)))
+
+    async def GetService(self, request, context):
+        return convert.resource_message(await self.engine.get("service", request.name))
+
+    async def ListServices(self, request, context):
+        return services_pb2.ServiceList(items=[convert.resource_message(r) for r in await self.engine.list("service")])
+
+    async def UpdateService(self, request, context):
+        return await self._update("service", request.service, request.update_mask)
+
+    async def DeleteService(self, request, context):
+        await self.engine.delete("service", request.name)
+        return common_pb2.Empty()
 
 
 class SecretServicer(_Servicer, secrets_pb2_grpc.SecretServiceServicer):
-    @handler()
-    async def CreateSecret(self, request, context, session):
+    async def CreateSecret(self, request, context):
         secret = await self.engine.create_secret(request.name, request.value, request.description)
         return convert.resource_message(secret)
 
-    @handler()
-    async def GetSecret(self, request, context, session):
+    async def GetSecret(self, request, context):
         return convert.resource_message(await self.engine.get("secret", request.name))
 
-    @handler()
-    async def ListSecrets(self, request, context, session):
+    async def ListSecrets(self, request, context):
         return secrets_pb2.SecretList(items=[convert.resource_message(s) for s in await self.engine.list("secret")])
 
-    @handler()
-    async def UpdateSecret(self, request, context, session):
+    async def UpdateSecret(self, request, context):
         value = request.value if request.HasField("value") else None
         description = request.description if request.HasField("description") else None
         return convert.resource_message(await self.engine.update_secret(request.name, value, description))
 
-    @handler()
-    async def DeleteSecret(self, request, context, session):
+    async def DeleteSecret(self, request, context):
         await self.engine.delete("secret", request.name)
         return common_pb2.Empty()
 
-    @handler()
-    async def RevealSecret(self, request, context, session):
+    async def RevealSecret(self, request, context):
         value = await self.engine.reveal_secret(request.name)
-        log.info("secret %s revealed to %s", request.name, session.user.name)
+        log.info("secret %s revealed to %s", request.name, current_session().user.name)
         return secrets_pb2.RevealSecretReply(value=value)
 
 
 class RunServicer(_Servicer, runs_pb2_grpc.RunServiceServicer):
-    @stream_handler
-    async def RunService(self, request, context, session):
+    async def RunService(self, request, context):
         inputs = convert.json_field(request.inputs_json, "run inputs", {})
         if not isinstance(inputs, dict):
             raise InvalidArgument("run inputs must be a JSON object")
         secrets = [SecretRef(name=s.name, type=s.type or "env", target=s.target) for s in request.secrets]
         timeout = request.timeout if request.HasField("timeout") else None
         async for event in self.engine.run_service(request.name, inputs, secrets, timeout,
-                                                   started_by=session.user.name):
+                                                   started_by=current_session().user.name):
             yield convert.event_message(event)
 
-    @handler()
-    async def CancelRun(self, request, context, session):
+    async def CancelRun(self, request, context):
         return convert.run_message(await self.engine.cancel_run(request.id))
 
-    @handler()
-    async def GetRun(self, request, context, session):
+    async def GetRun(self, request, context):
         return convert.run_message(await self.engine.get_run(request.id))
 
-    @handler()
-    async def ListRuns(self, request, context, session):
+    async def ListRuns(self, request, context):
         runs = await self.engine.list_runs(request.service or None, request.status or None, request.limit or 100,
                                            request.runner or None)
         return runs_pb2.RunList(items=[convert.run_message(r) for r in runs])
 
-    @handler()
-    async def GetRunOutput(self, request, context, session):
+    async def GetRunOutput(self, request, context):
         lines = await self.engine.run_output(request.id)
         return runs_pb2.RunOutput(lines=[runs_pb2.OutputLine(stream=l.stream, text=l.text) for l in lines])
 
-    @stream_handler
-    async def FollowRun(self, request, context, session):
+    async def FollowRun(self, request, context):
         async for event in self.engine.follow_run(request.id):
             yield convert.event_message(event)
 
 
 class InfoServicer(_Servicer, common_pb2_grpc.InfoServiceServicer):
-    @handler()
-    async def GetInfo(self, request, context, session):
+    async def GetInfo(self, request, context):
         info = await self.engine.info()
         return common_pb2.Info(mode=info.mode, data_dir=info.data_dir, store=info.store, cluster_id=info.cluster_id,
-                               version=_version(), user=session.user.name, tls=self.core.tls)
+                               version=_version(), user=current_session().user.name, tls=self.core.tls)
 
-    @stream_handler
-    async def Watch(self, request, context, session):
+    async def Watch(self, request, context):
         async for action, name in self.engine.watch(request.kind):
             yield common_pb2.Change(action=action, name=name)
 
-    @handler()
-    async def ExportDb(self, request, context, session):
+    async def ExportDb(self, request, context):
         return common_pb2.ExportReply(document_json=json.dumps(await self.engine.export_db()))
 
-    @handler()
-    async def ImportDb(self, request, context, session):
+    async def ImportDb(self, request, context):
         try:
             document = json.loads(request.document_json)
         except ValueError as exc:
             raise InvalidArgument(f"the document is not valid JSON: {exc}") from None
         report = await self.engine.import_db(document, dry_run=request.dry_run, strict=request.strict)
-        return common_pb2.ImportReply(lines=report.lines(with_warnings=False), warnings=list(report.warnings), dry_run=report.dry_run)
+        return common_pb2.ImportReply(lines=report.lines(with_warnings=False), warnings=list(report.warnings),
+                                      dry_run=report.dry_run)
 
 
 class RunnerServicer(_Servicer, runner_pb2_grpc.RunnerServiceServicer):
-    @handler()
-    async def ListRunners(self, request, context, session):
+    async def ListRunners(self, request, context):
         return runner_pb2.RunnerList(items=[convert.runner_message(r) for r in await self.engine.list_runners()])
 
 
 class AuthServicer(_Servicer, auth_pb2_grpc.AuthServiceServicer):
-    @handler(auth=False)
-    async def Login(self, request, context, session):
+    async def Login(self, request, context):
         key, expires_at, user = await self.core.auth.login(request.username, request.password, request.new_password)
         log.info("user %s logged in", user.name)
         return auth_pb2.LoginReply(api_key=key, expires_at=expires_at, username=user.name, admin=user.admin)
 
-    @handler()
-    async def Logout(self, request, context, session):
-        await self.core.auth.logout(session)
+    async def Logout(self, request, context):
+        await self.core.auth.logout(current_session())
         return common_pb2.Empty()
 
-    @handler()
-    async def WhoAmI(self, request, context, session):
+    async def WhoAmI(self, request, context):
+        session = current_session()
         return auth_pb2.WhoAmIReply(username=session.user.name, admin=session.user.admin,
                                     expires_at=session.expires_at)
 
-    @handler(auth=False)
-    async def ChangePassword(self, request, context, session):
+    async def ChangePassword(self, request, context):
         await self.core.auth.change_password(request.username, request.password, request.new_password)
         log.info("user %s changed their password; their API keys are revoked", request.username)
         return common_pb2.Empty()
 
 
 class UserServicer(_Servicer, users_pb2_grpc.UserServiceServicer):
-    @handler(admin=True)
-    async def CreateUser(self, request, context, session):
+    async def CreateUser(self, request, context):
         return convert.user_message(await self.core.auth.create_user(request.name, request.password, request.admin))
 
-    @handler(admin=True)
-    async def ListUsers(self, request, context, session):
+    async def ListUsers(self, request, context):
         return users_pb2.UserList(items=[convert.user_message(u) for u in await self.core.auth.list_users()])
 
-    @handler(admin=True)
-    async def GetUser(self, request, context, session):
+    async def GetUser(self, request, context):
         return convert.user_message(await self.core.auth.get_user(request.name))
 
-    @handler(admin=True)
-    async def UpdateUser(self, request, context, session):
+    async def UpdateUser(self, request, context):
         admin = request.admin if request.HasField("admin") else None
         password = request.password if request.HasField("password") else None
-        user = await self.core.auth.update_user(session.user, request.name, admin, password)
+        user = await self.core.auth.update_user(current_session().user, request.name, admin, password)
         return convert.user_message(user)
 
-    @handler(admin=True)
-    async def DeleteUser(self, request, context, session):
-        await self.core.auth.delete_user(session.user, request.name)
+    async def DeleteUser(self, request, context):
+        await self.core.auth.delete_user(current_session().user, request.name)
         return common_pb2.Empty()
 
 
@@ -327,10 +280,9 @@ def server_credentials(config: Config, section: str = "server") -> grpc.ServerCr
         return grpc.ssl_server_credentials([(key.read(), cert.read())])
 
 
-async def serve(config: Config, ready: Callable[[str], None] | None = None) -> None:
-    from ..bootstrap import open_engine
-
-    engine = open_engine(config, announce=log.warning)
+async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[[str], None] | None = None) -> None:
+    """Serve until SIGTERM; `open_engine()` (bootstrap) gives the engine, opened inside the loop."""
+    engine = open_engine()
     auth = Auth(engine.store, config.get("server", "api_key_expiration"))
     try:
         temporary = await auth.ensure_admin()
@@ -352,7 +304,8 @@ async def serve(config: Config, ready: Callable[[str], None] | None = None) -> N
     dispatcher = config.get("server", "distributed_execution")
     credentials = server_credentials(config)
     core = Core(engine, auth, credentials is not None)
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE),
+    server = grpc.aio.server(interceptors=[AccessInterceptor(UserGate(auth))],
+                             options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                                       ("grpc.max_send_message_length", MAX_MESSAGE),
                                       ("grpc.so_reuseport", 0)])
     names = []

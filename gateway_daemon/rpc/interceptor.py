@@ -1,0 +1,199 @@
+"""Every incoming call passes here before a servicer sees it: who is calling, may they, and how it ends.
+
+`AccessInterceptor` is a grpc.aio server interceptor.  For each call it
+  1. looks the method up in the policy table (rpc/policy.py); a method the
+     table does not name is refused;
+  2. admits the caller from the call's metadata alone, through a `Gate`
+     (users and API keys on the server, the cluster's token on a runner),
+     before a byte of the request is read: a refused call never parses its
+     request (the place for a small receive limit before authentication);
+  3. hands the admitted Session to the servicer through `current_session()`;
+  4. turns a request that does not parse into INVALID_ARGUMENT with one log
+     line (grpc.aio alone answers UNKNOWN and logs a traceback per message);
+  5. ends a failed call through the one error mapper (rpc/errors.py), so
+     servicers just raise domain errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import inspect
+import logging
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
+
+import grpc
+
+from ..core.auth import Auth, Session
+from ..core.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from . import errors
+from .policy import ADMIN, PUBLIC, USER, Access, access_for
+
+log = logging.getLogger("gateway.rpc")
+
+_session: contextvars.ContextVar[Session | None] = contextvars.ContextVar("gateway_session", default=None)
+
+
+def current_session() -> Session:
+    """The session of the user whose call is being served (a servicer of a USER or ADMIN method)."""
+    session = _session.get()
+    if session is None:
+        raise Unauthenticated("not logged in: run gateway login")
+    return session
+
+
+def bearer(metadata) -> str | None:
+    """The key in ``authorization: Bearer <key>``, if the call carries one."""
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
+            return value[len("Bearer "):].strip()
+    return None
+
+
+class Gate(Protocol):
+    async def admit(self, access: Access, method: str, key: str | None) -> Session | None:
+        """The caller's session (None where the access needs no user), or a domain error refusing the call."""
+
+
+class UserGate:
+    """The server's gate: users and their API keys."""
+
+    def __init__(self, auth: Auth):
+        self.auth = auth
+
+    async def admit(self, access: Access, method: str, key: str | None) -> Session | None:
+        if access is PUBLIC:
+            return None
+        if access is USER or access is ADMIN:
+            session = await self.auth.authenticate(key)
+            if access is ADMIN:
+                self.auth.require_admin(session)
+            return session
+        raise PermissionDenied(f"{method} is not served to users")
+
+
+class Malformed:
+    """What a request that does not parse becomes, so the call can answer INVALID_ARGUMENT itself."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def parse(raw: bytes) -> Any:
+        try:
+            return deserialize(raw)
+        except Exception as exc:  # noqa: BLE001 - DecodeError and whatever a parser may raise
+            return Malformed(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return parse
+
+
+def _ignore(raw: bytes) -> None:
+    return None
+
+
+class AccessInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, gate: Gate, table: dict[str, Access] | None = None, who: str = "server"):
+        self.gate = gate
+        self.table = table
+        self.who = who  # "server" or "runner", in the message of an internal error
+        self._unlisted: set[str] = set()
+
+    async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+                                handler_call_details: grpc.HandlerCallDetails) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None  # no such method: grpc answers UNIMPLEMENTED
+        method = handler_call_details.method
+        access = access_for(method, self.table)
+        if access is None:
+            if method not in self._unlisted:
+                self._unlisted.add(method)
+                log.error("%s has no line in the access policy table (rpc/policy.py): every call to it is refused",
+                          method)
+            return self._refusal(handler, method, PermissionDenied(f"{method} is open to no one"))
+        try:
+            session = await self.gate.admit(access, method, bearer(handler_call_details.invocation_metadata))
+        except Exception as exc:  # noqa: BLE001 - a domain error refuses the call; the mapper logs the rest
+            return self._refusal(handler, method, exc)
+        return self._admitted(handler, method, session)
+
+    # ------------------------------------------------------------ the handlers the server gets instead
+    def _refusal(self, handler, method: str, exc: BaseException):
+        async def refuse(request, context):
+            await errors.abort(context, exc, method, self.who)
+        return _handler_like(handler, refuse, _ignore)
+
+    def _admitted(self, handler, method: str, session: Session | None):
+        behavior = _behavior(handler)
+        who = self.who
+
+        def check(request, context) -> None:
+            if isinstance(request, Malformed):
+                log.warning("refused a malformed request to %s from %s: %s", method, context.peer(), request.reason)
+                raise InvalidArgument(f"malformed request to {method}: {request.reason}")
+
+        if handler.request_streaming:
+            # The messages of a request stream are checked as the servicer reads them.
+            def prepare(requests, context):
+                return _checked(requests, context, check)
+        else:
+            def prepare(request, context):
+                check(request, context)
+                return request
+
+        if inspect.isasyncgenfunction(behavior):
+            async def stream(request, context) -> AsyncIterator[Any]:
+                token = _session.set(session)
+                try:
+                    async for reply in behavior(prepare(request, context), context):
+                        yield reply
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - every failure becomes a status
+                    await errors.abort(context, exc, method, who)
+                finally:
+                    with contextlib.suppress(ValueError):  # closed from another context: nothing to put back
+                        _session.reset(token)
+            return _handler_like(handler, stream, _tolerant(handler.request_deserializer))
+
+        async def call(request, context):
+            token = _session.set(session)
+            try:
+                result = behavior(prepare(request, context), context)
+                return await result if inspect.isawaitable(result) else result
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a status
+                await errors.abort(context, exc, method, who)
+            finally:
+                _session.reset(token)
+        return _handler_like(handler, call, _tolerant(handler.request_deserializer))
+
+
+async def _checked(requests, context, check) -> AsyncIterator[Any]:
+    async for request in requests:
+        check(request, context)
+        yield request
+
+
+def _behavior(handler) -> Callable:
+    return handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
+
+
+def _handler_like(handler, behavior: Callable, deserialize: Callable[[bytes], Any] | None):
+    """A method handler of the same shape as `handler`, calling `behavior`, its response serializer kept."""
+    if handler.request_streaming and handler.response_streaming:
+        make = grpc.stream_stream_rpc_method_handler
+    elif handler.request_streaming:
+        make = grpc.stream_unary_rpc_method_handler
+    elif handler.response_streaming:
+        make = grpc.unary_stream_rpc_method_handler
+    else:
+        make = grpc.unary_unary_rpc_method_handler
+    return make(behavior, request_deserializer=deserialize, response_serializer=handler.response_serializer)
