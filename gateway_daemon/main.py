@@ -62,15 +62,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "user":
             return asyncio.run(_reset_password(config, args))
         setup_logging(config.get("log", "level"))
-        if config.mode == "server":
-            from .rpc.server import serve
+        if config.mode in ("server", "runner"):
+            from .bootstrap import open_engine
 
-            asyncio.run(serve(config))
-            return 0
-        if config.mode == "runner":
-            from .rpc.runner import serve_runner
-
-            asyncio.run(serve_runner(config))
+            if config.mode == "server":
+                from .rpc.server import serve
+            else:
+                from .rpc.runner import serve_runner as serve
+            log = logging.getLogger(f"gateway.{config.mode}")
+            asyncio.run(serve(config, lambda: open_engine(config, announce=log.warning)))
             return 0
     except GatewayError as exc:
         print(f"gateway-daemon: {exc}", file=sys.stderr)
