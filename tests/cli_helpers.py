@@ -95,6 +95,10 @@ class Sandbox:
     def daemon(self, *args: str, **kwargs: Any) -> Result:
         return self._run(DAEMON, args, **kwargs)
 
+    def python(self, *args: str, **kwargs: Any) -> Result:
+        """The interpreter the commands run on, in the same environment (for `-c` probes of the CLI)."""
+        return self._run(sys.executable, args, **kwargs)
+
     def many(self, calls: Iterable[tuple[str, ...]], program: str = GATEWAY, **kwargs: Any) -> list[Result]:
         """Independent commands at once (they only read the store, or each has its own config)."""
         calls = list(calls)
