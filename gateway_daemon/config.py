@@ -12,7 +12,6 @@ allowed.  The programs print it and exit with code 2.
 
 from __future__ import annotations
 
-import ast
 import configparser
 import os
 import re
@@ -328,6 +327,8 @@ def _read_file(path: str) -> configparser.ConfigParser:
     except configparser.ParsingError as exc:
         lineno, line = exc.errors[0] if exc.errors else (0, "")
         try:
+            import ast  # only for this rare case
+
             line = ast.literal_eval(line)  # configparser keeps the line as its repr()
         except (ValueError, SyntaxError):
             pass

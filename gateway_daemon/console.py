@@ -6,7 +6,6 @@ import json
 import sys
 from typing import Any, Sequence
 
-import yaml
 
 FORMATS = ("table", "json", "yaml")
 
@@ -16,6 +15,8 @@ def dump_json(data: Any) -> str:
 
 
 def dump_yaml(data: Any) -> str:
+    import yaml  # only -o yaml needs it
+
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
 
 

@@ -1,4 +1,11 @@
-"""Running the real `gateway` and `gateway-daemon` commands in an isolated home, for the CLI tests."""
+"""Running the real `gateway` and `gateway-daemon` commands in an isolated home: the one harness the tests use.
+
+Two ways in, one underneath (run_command, Result):
+
+* Sandbox: a home, a working directory and a gateway.conf of one's own (the CLI, config and resource tests);
+* gateway_env + gw: an environment dict for a data dir in a temporary folder, passed to each command (the
+  run, workspace, transfer and server tests, which also hand that environment to processes they start).
+"""
 
 from __future__ import annotations
 
@@ -28,6 +35,19 @@ class Result:
     out: str
     err: str
 
+    # The names of subprocess.CompletedProcess, for tests written against it.
+    @property
+    def returncode(self) -> int:
+        return self.code
+
+    @property
+    def stdout(self) -> str:
+        return self.out
+
+    @property
+    def stderr(self) -> str:
+        return self.err
+
     def __str__(self) -> str:
         return f"$ {' '.join(self.args)}\nexit {self.code}\n--- stdout\n{self.out}--- stderr\n{self.err}"
 
@@ -53,11 +73,20 @@ class Result:
         return line
 
 
-def clean_environ(home: Path, **extra: str) -> dict[str, str]:
-    """os.environ without any GATEWAY_* variable, HOME moved to `home`, plus `extra`."""
+def run_command(program: str, args: Sequence[str], env: dict[str, str], stdin: str | None = None,
+                cwd: Path | None = None, timeout: float = 60) -> Result:
+    """Run one command to its end; what every helper here comes down to."""
+    proc = subprocess.run([program, *args], input=stdin if stdin is not None else "", capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=timeout)
+    return Result([Path(program).name, *args], proc.returncode, proc.stdout, proc.stderr)
+
+
+def clean_environ(home: Path | None, **extra: str) -> dict[str, str]:
+    """os.environ without any GATEWAY_* variable, HOME moved to `home` (kept when None), plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env["HOME"] = str(home)
-    env.pop("XDG_CONFIG_HOME", None)
+    if home is not None:
+        env["HOME"] = str(home)
+        env.pop("XDG_CONFIG_HOME", None)
     # Hundreds of short-lived processes: let them share compiled bytecode, kept out of the source tree.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = PYCACHE
@@ -82,18 +111,18 @@ class Sandbox:
 
     def _run(self, program: str, args: Sequence[str], stdin: str | None = None, env: dict[str, str] | None = None,
              cwd: Path | None = None, timeout: float = 60) -> Result:
-        argv = [program, *args]
-        proc = subprocess.run(
-            argv, input=stdin if stdin is not None else "", capture_output=True, text=True,
-            cwd=cwd or self.root, env=clean_environ(self.root, **{**self.env, **(env or {})}), timeout=timeout,
-        )
-        return Result([Path(program).name, *args], proc.returncode, proc.stdout, proc.stderr)
+        return run_command(program, args, clean_environ(self.root, **{**self.env, **(env or {})}), stdin=stdin,
+                           cwd=cwd or self.root, timeout=timeout)
 
     def gateway(self, *args: str, **kwargs: Any) -> Result:
         return self._run(GATEWAY, args, **kwargs)
 
     def daemon(self, *args: str, **kwargs: Any) -> Result:
         return self._run(DAEMON, args, **kwargs)
+
+    def python(self, *args: str, **kwargs: Any) -> Result:
+        """The interpreter the commands run on, in the same environment (for `-c` probes of the CLI)."""
+        return self._run(sys.executable, args, **kwargs)
 
     def many(self, calls: Iterable[tuple[str, ...]], program: str = GATEWAY, **kwargs: Any) -> list[Result]:
         """Independent commands at once (they only read the store, or each has its own config)."""
@@ -121,6 +150,39 @@ class Sandbox:
         """What `gateway get KIND -o json` shows for `kinds`, and the raw store."""
         listings = self.many([("get", kind, "-o", "json") for kind in kinds])
         return tuple(r.json() for r in listings) + (self.stored(),)
+
+
+# ---------------------------------------------------------------- an environment passed to each command
+def gateway_env(root: Path, config: str = "[application]\nmode = local\n", home: Path | None = None,
+                **extra: str) -> dict[str, str]:
+    """Environment for the real commands: `config` written to root/gateway.conf and named by GATEWAY_CONFIG, the
+    data dir root/data, the commands' folder first on PATH; HOME moved to `home` when given."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "gateway.conf"
+    path.write_text(config)
+    return clean_environ(home, GATEWAY_CONFIG=str(path), GATEWAY_APPLICATION_DATA_DIR=str(root / "data"),
+                         PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", **extra)
+
+
+def gw(env: dict[str, str], *args: str, stdin: str | None = None, timeout: float = 180) -> Result:
+    """`gateway ARGS` in `env`."""
+    return run_command(GATEWAY, args, env, stdin=stdin, timeout=timeout)
+
+
+def ok(result: Result) -> Result:
+    assert result.code == 0, str(result)
+    return result
+
+
+def one_error_line(result: Result, code: int | None = None, prefix: str = "") -> str:
+    """The one non-blank line on stderr (no traceback); with `code`, the exit code; with `prefix`, its start."""
+    if code is not None:
+        assert result.code == code, str(result)
+    assert "Traceback" not in result.err, str(result)
+    lines = [line for line in result.err.splitlines() if line.strip()]
+    assert len(lines) == 1, str(result)
+    assert lines[0].startswith(prefix), str(result)
+    return lines[0]
 
 
 def run_all(thunks: Iterable[Callable[[], Result]]) -> list[Result]:

@@ -14,7 +14,7 @@ import pytest
 from etcd_server import EtcdServer, etcd_binary
 
 from gateway_server import Daemon, make_certs
-from gitutil import BIN
+from cli_helpers import BIN
 
 TTL = 3  # [runner] lease_ttl: a dead runner leaves the registry within this many seconds
 SCRIPT = '''\

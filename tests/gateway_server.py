@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gateway_daemon.certificates import make_ca, make_certificate, write_pair
 
-from gitutil import BIN
+from cli_helpers import BIN, Result, clean_environ, run_command
 
 SCRIPT = '''\
 import os, sys, time
@@ -94,19 +94,17 @@ class Client:
         self.config.write_text(f"[application]\nmode = client\n[client]\nhost = 127.0.0.1\nport = {port}\n"
                                f"use_tls = {'true' if use_tls else 'false'}\n"
                                + (f"certificate_file = {ca}\n" if ca else ""))
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-        self.env.update(keyring_environ(folder), GATEWAY_CONFIG=str(self.config))
+        self.env = clean_environ(None, **keyring_environ(folder), GATEWAY_CONFIG=str(self.config))
 
-    def __call__(self, *args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([str(BIN / "gateway"), *args], env=self.env, input=stdin, capture_output=True,
-                              text=True, timeout=timeout)
+    def __call__(self, *args: str, stdin: str | None = None, timeout: float = 120) -> Result:
+        return run_command(str(BIN / "gateway"), args, self.env, stdin=stdin, timeout=timeout)
 
-    def ok(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    def ok(self, *args: str, stdin: str | None = None) -> Result:
         result = self(*args, stdin=stdin)
         assert result.returncode == 0, result.stderr
         return result
 
-    def login(self, user: str, password: str) -> subprocess.CompletedProcess:
+    def login(self, user: str, password: str) -> Result:
         return self.ok("login", "--username", user, "--password-stdin", stdin=password + "\n")
 
 

@@ -206,3 +206,41 @@ def test_unrelated_gateway_variables_are_not_config(box: Sandbox) -> None:
     result = box.gateway("get", "repositories", "-o", "json", env={"GATEWAY_PASSWORD": "x", "GATEWAY_TOKEN": "y"})
     assert result.json() == []
     assert result.err == ""
+
+
+# ---------------------------------------------------------------- what a verb loads
+LOADED_MODULES = """\
+import sys
+from gateway_tui.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print("loaded:", " ".join(sorted(sys.modules)), file=sys.stderr)
+sys.exit(code)
+"""
+NEVER_FOR_A_LOCAL_VERB = ("textual", "grpc", "google", "yaml", "cryptography", "jsonschema")
+
+
+def loaded(result) -> set[str]:
+    lines = [line for line in result.err.splitlines() if line.startswith("loaded: ")]
+    assert len(lines) == 1, str(result)
+    return set(lines[0].split()[1:])
+
+
+def heavy(modules: set[str], packages: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in packages)
+
+
+def test_a_local_verb_and_help_load_only_what_they_need(box: Sandbox) -> None:
+    listing, usage = run_all([lambda: box.python("-c", LOADED_MODULES, "get", "services"),
+                              lambda: box.python("-c", LOADED_MODULES, "--help")])
+    assert listing.code == 0 and listing.out == "(none)\n", str(listing)
+    assert usage.code == 0 and usage.out.startswith("usage: gateway"), str(usage)
+    for result in (listing, usage):
+        assert "Traceback" not in result.err, str(result)
+    on_get, on_help = loaded(listing), loaded(usage)
+    assert "gateway_daemon.core.engine" in on_get  # the check sees what the verb really imported
+    assert heavy(on_get, NEVER_FOR_A_LOCAL_VERB) == []
+    assert heavy(on_help, NEVER_FOR_A_LOCAL_VERB + ("asyncio", "sqlite3")) == []
+    assert "gateway_daemon.core.engine" not in on_help

@@ -21,7 +21,8 @@ from gateway_daemon.store.memory import MemoryStore
 from gateway_daemon.store.sqlite import SQLiteStore
 from cluster import SCRIPT, TTL, Node, new_site, start_all, wait_for
 from gateway_server import ADMIN_PASSWORD, Client
-from gitutil import BIN, gateway_env, new_repo, one_error_line
+from cli_helpers import BIN, DAEMON, clean_environ, gateway_env, one_error_line, run_command
+from gitutil import new_repo
 
 
 @pytest.fixture(scope="module")
@@ -162,9 +163,7 @@ def test_a_server_or_runner_with_another_secrets_key_is_told_so_when_it_starts(c
     # A server: it does not start, and says which key and what to do. (Without a key file of its own it
     # would make one, with the same result: that is why the message names the setting.)
     server = Node(tmp_path / "server", cluster["certs"], etcd, name, "server", other_key)
-    result = subprocess.run([str(BIN / "gateway-daemon"), "--config", str(server.config)], capture_output=True,
-                            text=True, timeout=60, env={k: v for k, v in os.environ.items()
-                                                        if not k.startswith("GATEWAY_")})
+    result = run_command(DAEMON, ["--config", str(server.config)], clean_environ(None))
     assert result.returncode != 0
     line = one_error_line(result)
     assert f"the secrets key in {other_key} is not this cluster's" in line, line

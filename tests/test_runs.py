@@ -22,7 +22,8 @@ from gateway_daemon.config import load_config
 from gateway_daemon.core import (Decorator, InvalidArgument, NotFound, Repository, SecretRef,
                                  Service, Unavailable)
 
-from gitutil import BIN, gateway_env, git, gw, new_repo, ok, one_error_line
+from cli_helpers import BIN, gateway_env, gw, ok, one_error_line
+from gitutil import git, new_repo
 
 HELLO = '''\
 import argparse, os, sys

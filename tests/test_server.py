@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -18,7 +17,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway_daemon.rpc.gen import common_pb2, common_pb2_grpc, runs_pb2, runs_pb2_grpc
 
 from gateway_server import ADMIN_PASSWORD, SCRIPT, Client, Daemon, free_port
-from gitutil import BIN, new_repo, one_error_line
+from cli_helpers import BIN, DAEMON, clean_environ, gw, one_error_line, run_command
+from gitutil import new_repo
 
 
 @pytest.fixture(scope="module")
@@ -238,9 +238,8 @@ def _admin_key(daemon, certs) -> str:
 
 def test_reset_password_on_the_server_host(daemon, admin, tmp_path, certs):
     admin.ok("create", "user", "erin", "--password-stdin", stdin="erin-password-1\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    reset = subprocess.run([str(BIN / "gateway-daemon"), "--config", str(daemon.config), "user", "reset-password",
-                            "erin"], capture_output=True, text=True, env=env, timeout=60)
+    env = clean_environ(None)
+    reset = run_command(DAEMON, ["--config", str(daemon.config), "user", "reset-password", "erin"], env)
     assert reset.returncode == 0, reset.stderr
     temporary = re.search(r"new temporary password for erin: (\S+)", reset.stdout).group(1)
     erin = Client(tmp_path / "erin", daemon.port, certs["ca"])
@@ -248,16 +247,13 @@ def test_reset_password_on_the_server_host(daemon, admin, tmp_path, certs):
     assert "temporary and must be changed" in one_error_line(must)
     erin.ok("login", "--username", "erin", "--password-stdin", "--change-password",
             stdin=f"{temporary}\nerin-password-2\n")
-    missing = subprocess.run([str(BIN / "gateway-daemon"), "--config", str(daemon.config), "user", "reset-password",
-                              "nobody"], capture_output=True, text=True, env=env, timeout=60)
+    missing = run_command(DAEMON, ["--config", str(daemon.config), "user", "reset-password", "nobody"], env)
     assert missing.returncode == 1 and one_error_line(missing) == "gateway-daemon: user 'nobody' not found"
 
 
 def test_feature_table_local_mode_has_no_users_and_no_login(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update(HOME=str(tmp_path), GATEWAY_APPLICATION_DATA_DIR=str(tmp_path / "data"))
-    run = lambda *args, stdin=None: subprocess.run([str(BIN / "gateway"), *args], env=env, input=stdin,  # noqa: E731
-                                                   capture_output=True, text=True, timeout=60)
+    env = clean_environ(tmp_path, GATEWAY_APPLICATION_DATA_DIR=str(tmp_path / "data"))
+    run = lambda *args, stdin=None: gw(env, *args, stdin=stdin, timeout=60)  # noqa: E731
     for args in (("get", "users"), ("create", "user", "x", "--password-stdin"), ("delete", "user", "x")):
         result = run(*args, stdin="password-123\n")
         assert result.returncode == 1

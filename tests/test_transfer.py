@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
+
+from cli_helpers import Result, gateway_env, gw, ok
+from cli_helpers import one_error_line as shared_one_error_line
 
 from gateway_daemon.bootstrap import open_engine
 from gateway_daemon.config import load_config
@@ -18,7 +19,6 @@ from gateway_daemon.core import InvalidArgument, Repository, Unavailable
 from gateway_daemon.core.transfer import FORMAT, ImportReport
 from gateway_daemon.store import StoreUnavailable
 
-BIN = Path(sys.executable).parent
 SECRET_VALUE = "s3cr3t-Value-9f81c2"
 KEY_VALUE = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----"
 
@@ -124,12 +124,7 @@ IAG_EXPORT = textwrap.dedent("""\
 # ---------------------------------------------------------------- helpers
 def make_env(root: Path, key_file: Path) -> dict[str, str]:
     """Environment for the real `gateway` command against its own data dir and the given secrets key."""
-    root.mkdir(parents=True, exist_ok=True)
-    config = root / "gateway.conf"
-    config.write_text(f"[application]\ndata_dir = {root / 'data'}\n\n[secrets]\nencrypt_key_file = {key_file}\n")
-    values = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    values.update(GATEWAY_CONFIG=str(config), HOME=str(root), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-    return values
+    return gateway_env(root, f"[secrets]\nencrypt_key_file = {key_file}\n", home=root)
 
 
 def make_key(path: Path) -> Path:
@@ -138,23 +133,8 @@ def make_key(path: Path) -> Path:
     return path
 
 
-def gw(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "gateway"), *args], env=env, input=stdin, capture_output=True, text=True,
-                          timeout=120)
-
-
-def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, result.stderr
-    return result
-
-
-def one_error_line(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("gateway: "), lines[0]
-    return lines[0]
+def one_error_line(result: Result) -> str:
+    return shared_one_error_line(result, code=1, prefix="gateway: ")
 
 
 def listing(env: dict[str, str]) -> dict[str, list]:

@@ -17,7 +17,8 @@ from gateway_tui.screens.services import ServicesScreen
 
 from cluster import SCRIPT, TTL, new_site, start_all, wait_for
 from gateway_server import ADMIN_PASSWORD, Client
-from gitutil import BIN, new_repo
+from cli_helpers import BIN
+from gitutil import new_repo
 from pilot import cell, client_app, table_keys, until
 
 SIZE = (120, 36)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from gitutil import BIN, new_repo
+from cli_helpers import BIN
+from gitutil import new_repo
 
 SCRIPT = '''\
 import sys

@@ -19,7 +19,8 @@ from gateway_daemon.core import Repository, Service
 from gateway_daemon.execution.hostkeys import ssh_host
 from gateway_daemon.execution.workspace import Workspace
 
-from gitutil import commit_files, gateway_env, git, gw, new_repo, ok, one_error_line
+from cli_helpers import gateway_env, gw, ok, one_error_line
+from gitutil import commit_files, git, new_repo
 
 TREE_CHECK = '''\
 import os, sys, time

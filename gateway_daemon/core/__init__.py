@@ -1,16 +1,48 @@
-"""The domain: resources, validation, secrets, runs. No grpc, no textual, no etcd here."""
+"""The domain: resources, validation, secrets, runs. No grpc, no textual, no etcd here.
 
-from .api import Gateway
-from .decorators import Decorator
-from .engine import KINDS, Engine, EngineInfo
+The errors are imported at once (every command needs them); the rest on first use, so that a command that
+touches one part of the domain does not pay for all of it (the engine pulls asyncio and the scheduler, a
+secret the cryptography library).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .errors import (AlreadyExists, Conflict, FailedPrecondition, GatewayError, InvalidArgument, NotFound,
                      PermissionDenied, Unauthenticated, Unavailable)
-from .repositories import Repository
-from .secrets import Secret
-from .services import SERVICE_TYPES, SecretRef, Service
+
+if TYPE_CHECKING:
+    from .api import Gateway
+    from .decorators import Decorator
+    from .engine import KINDS, Engine, EngineInfo
+    from .repositories import Repository
+    from .secrets import Secret
+    from .services import SERVICE_TYPES, SecretRef, Service
+
+# name -> the module of this package that defines it
+_LAZY = {
+    "Gateway": "api", "Decorator": "decorators", "KINDS": "engine", "Engine": "engine", "EngineInfo": "engine",
+    "Repository": "repositories", "Secret": "secrets", "SERVICE_TYPES": "services", "SecretRef": "services",
+    "Service": "services",
+}
 
 __all__ = [
     "Gateway", "Engine", "EngineInfo", "KINDS", "Repository", "Decorator", "Service", "SecretRef", "Secret",
     "SERVICE_TYPES", "GatewayError", "NotFound", "AlreadyExists", "InvalidArgument", "FailedPrecondition",
     "Unauthenticated", "PermissionDenied", "Unavailable", "Conflict",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

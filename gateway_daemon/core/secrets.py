@@ -11,16 +11,10 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
-import tempfile
 import secrets as random
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from .errors import FailedPrecondition, InvalidArgument
 from .resources import Resource, check_text, now
@@ -67,6 +61,10 @@ def _b64(data: bytes) -> str:
 
 @lru_cache(maxsize=1024)
 def _derive(material: bytes, salt: bytes, iterations: int) -> bytes:
+    # cryptography is imported where a value is sealed or opened: a command that only lists does without it.
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
     return PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=salt, iterations=iterations).derive(material)
 
 
@@ -108,6 +106,8 @@ class SecretBox:
         self._key_material()
 
     def seal(self, name: str, value: str) -> dict[str, Any]:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         salt = random.token_bytes(16)
         nonce = random.token_bytes(12)
         key = _derive(self._key_material(sealing=True), salt, ITERATIONS)
@@ -116,6 +116,9 @@ class SecretBox:
                 "ciphertext": _b64(ciphertext)}
 
     def open(self, name: str, sealed: dict[str, Any]) -> str:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         try:
             if sealed.get("kdf") != KDF:
                 raise ValueError
@@ -136,6 +139,8 @@ def create_key_file(path: Path) -> None:
     The key is written to a temporary file first and then linked into place, so
     another process never reads a half-written key.
     """
+    import tempfile  # only when a key file is made
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".key-", dir=path.parent)  # mode 0600
     try:

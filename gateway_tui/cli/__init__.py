@@ -6,7 +6,6 @@ Exit codes: 0 success, 1 the operation failed (not found, in use, invalid),
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 
@@ -53,13 +52,15 @@ def _main(argv: list[str]) -> int:
     if args.verb == "config":
         print(show(config, args.output), end="")
         return 0
+    import asyncio  # not for --help, usage errors or config
+
     return asyncio.run(_dispatch(config, args))
 
 
 async def _dispatch(config, args) -> int:
     from gateway_daemon.bootstrap import open_gateway
 
-    from . import database, resources, runs
+    from . import resources, runs
 
     if args.verb == "hostkeys":
         from . import hostkeys
@@ -99,6 +100,8 @@ async def _dispatch(config, args) -> int:
     gateway = await open_gateway(config, profile=getattr(args, "profile", None), api_key=api_key)
     try:
         if args.verb == "db":
+            from . import database  # yaml, only for export and import
+
             return await (database.export if args.db_verb == "export" else database.import_)(gateway, args)
         return await handler(gateway, args)
     finally:

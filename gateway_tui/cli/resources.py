@@ -8,8 +8,6 @@ import json
 import sys
 from typing import Any
 
-import yaml
-
 from gateway_daemon.core import Decorator, Gateway, InvalidArgument, Repository, SecretRef, Service
 from gateway_daemon.core.resources import Resource
 
@@ -34,6 +32,8 @@ def _load_schema(path: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as json_error:
+        import yaml  # only a schema that is not JSON needs it
+
         try:
             return yaml.safe_load(text)
         except yaml.YAMLError:
