@@ -50,12 +50,8 @@ def input_problems(schema: dict[str, Any], inputs: dict[str, Any]) -> list[tuple
         if not field and error.validator == "required":
             field = error.message.split("'")[1] if "'" in error.message else ""
         problems.add((field, error.message))
-    return sorted(problems, key=lambda p: (f"{p[0] or '(inputs)'}: {p[1]}"))
+    return sorted(problems, key=lambda p: f"{p[0] or '(inputs)'}: {p[1]}")  # as the lines of the message read
 
-
-def input_errors(schema: dict[str, Any], inputs: dict[str, Any]) -> list[str]:
-    """Every way `inputs` fails `schema`, one readable line each, sorted by field."""
-    return [f"{field or '(inputs)'}: {message}" for field, message in input_problems(schema, inputs)]
 
 
 @dataclasses.dataclass

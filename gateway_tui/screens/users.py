@@ -18,7 +18,9 @@ from gateway_daemon.core import GatewayError
 from ..formatting import when
 from ..widgets.form import FormField
 from ..widgets.resource_table import Column, TableRow
-from .base import FormScreen, ResourceListScreen, SectionScreen
+from .base import SectionScreen
+from .form import FormScreen
+from .resource_list import ResourceListScreen
 from .confirm import ConfirmScreen
 
 
