@@ -3,7 +3,6 @@ run form judges inputs with the gateway's own coercion (core.runs.coerce_inputs)
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
