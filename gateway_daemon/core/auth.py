@@ -21,7 +21,7 @@ from typing import Any
 from ..store import KeyExists, RevisionMismatch, Store
 from .errors import (AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied,
                      Unauthenticated)
-from .resources import check_name, now
+from .resources import check_name, field_error, now
 
 ADMIN = "admin"
 MIN_PASSWORD = 8
@@ -45,9 +45,9 @@ def password_matches(password: str, stored: dict[str, Any]) -> bool:
 
 def check_password(password: Any) -> None:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-        raise InvalidArgument(f"a password needs at least {MIN_PASSWORD} characters")
+        raise field_error("password", f"a password needs at least {MIN_PASSWORD} characters")
     if len(password) > MAX_PASSWORD or "\x00" in password:
-        raise InvalidArgument(f"a password may have at most {MAX_PASSWORD} characters and no NUL")
+        raise field_error("password", f"a password may have at most {MAX_PASSWORD} characters and no NUL")
 
 
 def new_password() -> str:

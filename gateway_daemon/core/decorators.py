@@ -5,8 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .errors import InvalidArgument
-from .resources import Resource, check_text, now
+from .resources import Resource, check_text, field_error, now
 
 
 def _validator_class(schema: dict[str, Any]):
@@ -19,37 +18,40 @@ def _validator_class(schema: dict[str, Any]):
 
 def check_schema(name: str, schema: Any) -> None:
     if not isinstance(schema, dict):
-        raise InvalidArgument(f"decorator {name}: the schema must be a JSON object, not {type(schema).__name__}")
+        raise field_error("schema", f"decorator {name}: the schema must be a JSON object, not {type(schema).__name__}")
     declared = schema.get("$schema")
     if declared is not None and not isinstance(declared, str):
-        raise InvalidArgument(f"decorator {name}: $schema must be a URI string")
+        raise field_error("schema", f"decorator {name}: $schema must be a URI string")
     import jsonschema
 
     try:
         _validator_class(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-        raise InvalidArgument(f"decorator {name}: invalid JSON Schema at {where}: {exc.message}") from None
+        raise field_error("schema", f"decorator {name}: invalid JSON Schema at {where}: {exc.message}") from None
     root_type = schema.get("type", "object")
     if root_type != "object":
-        raise InvalidArgument(
+        raise field_error(
+            "schema",
             f"decorator {name}: the schema must describe an object (type: object), not {root_type!r}; "
             "a service's inputs are named fields"
         )
 
 
-def input_errors(schema: dict[str, Any], inputs: dict[str, Any]) -> list[str]:
-    """Every way `inputs` fails `schema`, one readable line each, sorted by field."""
+def input_problems(schema: dict[str, Any], inputs: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every way `inputs` fails `schema` as (field path, message), sorted; the path is '' for the inputs
+    as a whole, else dotted from the top field ('vlan', 'ports.0')."""
     import jsonschema
 
     validator = _validator_class(schema)(schema, format_checker=jsonschema.FormatChecker())
-    lines = []
+    problems = set()
     for error in validator.iter_errors(inputs):
         field = ".".join(str(p) for p in error.absolute_path)
         if not field and error.validator == "required":
             field = error.message.split("'")[1] if "'" in error.message else ""
-        lines.append(f"{field or '(inputs)'}: {error.message}")
-    return sorted(set(lines))
+        problems.add((field, error.message))
+    return sorted(problems, key=lambda p: f"{p[0] or '(inputs)'}: {p[1]}")  # as the lines of the message read
+
 
 
 @dataclasses.dataclass

@@ -5,8 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from .errors import InvalidArgument
-from .resources import Resource, check_name, check_tags, check_text, now
+from .resources import Resource, check_name, check_tags, check_text, field_error, now
 
 # Git transports that run a command given in the URL. Never allowed.
 _COMMAND_TRANSPORT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
@@ -15,13 +14,14 @@ _REF_FORBIDDEN_RE = re.compile(r"[\x00-\x20~^:?*\[\\\x7f]|\.\.|@\{|//")
 
 
 def url_kind(url: str) -> str:
-    """'https', 'ssh' or 'local'. Raises InvalidArgument for anything else."""
+    """'https', 'ssh' or 'local'. Raises InvalidArgument (field url) for anything else."""
     if not url or url != url.strip() or any(ch in url for ch in "\x00\n\r"):
-        raise InvalidArgument(f"repository url {url!r} is empty or has spaces or control characters")
+        raise field_error("url", f"repository url {url!r} is empty or has spaces or control characters")
     if url.startswith("-"):
-        raise InvalidArgument(f"repository url {url!r} may not start with '-'")
+        raise field_error("url", f"repository url {url!r} may not start with '-'")
     if _COMMAND_TRANSPORT_RE.match(url):
-        raise InvalidArgument(
+        raise field_error(
+            "url",
             f"repository url {url!r} uses a git transport that runs commands ({url.split('::')[0]}::); "
             "use https, ssh or a local path"
         )
@@ -34,11 +34,13 @@ def url_kind(url: str) -> str:
         return "local"
     if "://" in url:
         scheme = url.split("://", 1)[0]
-        raise InvalidArgument(
+        raise field_error(
+            "url",
             f"repository url {url!r}: the {scheme}:// scheme is not supported; use https://, ssh:// "
             "(or user@host:path), or an absolute local path"
         )
-    raise InvalidArgument(
+    raise field_error(
+        "url",
         f"repository url {url!r} is not an https, ssh or absolute local path URL"
     )
 
@@ -47,9 +49,9 @@ def check_reference(reference: str) -> None:
     if not reference:
         return
     if reference.startswith("-") or reference.endswith((".", "/", ".lock")) or _REF_FORBIDDEN_RE.search(reference):
-        raise InvalidArgument(f"repository reference {reference!r} is not a valid branch, tag or commit name")
+        raise field_error("reference", f"repository reference {reference!r} is not a valid branch, tag or commit name")
     if len(reference) > 255:
-        raise InvalidArgument("repository reference is longer than 255 characters")
+        raise field_error("reference", "repository reference is longer than 255 characters")
 
 
 @dataclasses.dataclass
@@ -72,7 +74,8 @@ class Repository(Resource):
         if self.private_key_name:
             check_name("repository", self.private_key_name, "private-key-name")
             if kind != "ssh":
-                raise InvalidArgument(
+                raise field_error(
+                    "private_key_name",
                     f"repository {self.name}: a private key is used only with ssh URLs, and {self.url!r} is {kind}"
                 )
         check_text("repository", "description", self.description)

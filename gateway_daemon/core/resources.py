@@ -22,34 +22,42 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def check_name(kind: str, name: Any, field: str = "name") -> None:
+def field_error(field: str, message: str) -> InvalidArgument:
+    """An InvalidArgument about one field: `message` is both str(error) and the field's own message."""
+    return InvalidArgument(message, {field: message})
+
+
+def check_name(kind: str, name: Any, field: str = "name", key: str | None = None) -> None:
+    """`field` is how the message names the field; `key` the field it marks (default: `field` with '_')."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise InvalidArgument(
-            f"{kind} {field} {name!r} is not valid: use 1-64 letters, digits, '-', '_' or '.'"
+        raise field_error(
+            key or field.replace("-", "_"),
+            f"{kind} {field} {name!r} is not valid: use 1-64 letters, digits, '-', '_' or '.'",
         )
 
 
 def check_relative_path(kind: str, field: str, value: str) -> None:
     """A path inside the repository: relative, no '..', no NUL."""
+    key = field.replace("-", "_")
     if "\x00" in value:
-        raise InvalidArgument(f"{kind} {field} {value!r} contains a NUL byte")
+        raise field_error(key, f"{kind} {field} {value!r} contains a NUL byte")
     if value.startswith(("/", "~")) or (len(value) > 1 and value[1] == ":") or os.path.isabs(value):
-        raise InvalidArgument(f"{kind} {field} {value!r} must be a path relative to the repository, not absolute")
+        raise field_error(key, f"{kind} {field} {value!r} must be a path relative to the repository, not absolute")
     if ".." in PurePosixPath(value.replace("\\", "/")).parts:
-        raise InvalidArgument(f"{kind} {field} {value!r} must stay inside the repository ('..' is not allowed)")
+        raise field_error(key, f"{kind} {field} {value!r} must stay inside the repository ('..' is not allowed)")
 
 
-def check_tags(kind: str, tags: Any) -> None:
+def check_tags(kind: str, tags: Any, key: str = "tags") -> None:
     if not isinstance(tags, list) or not all(isinstance(t, str) and TAG_RE.fullmatch(t) for t in tags):
         bad = [t for t in tags if not (isinstance(t, str) and TAG_RE.fullmatch(t))] if isinstance(tags, list) else tags
-        raise InvalidArgument(f"{kind} tags {bad!r} are not valid: 1-64 letters, digits and - _ . : = /")
+        raise field_error(key, f"{kind} tags {bad!r} are not valid: 1-64 letters, digits and - _ . : = /")
 
 
 def check_text(kind: str, field: str, value: Any, limit: int = 4096) -> None:
     if not isinstance(value, str):
-        raise InvalidArgument(f"{kind} {field} must be text")
+        raise field_error(field, f"{kind} {field} must be text")
     if len(value) > limit:
-        raise InvalidArgument(f"{kind} {field} is {len(value)} characters long; at most {limit} are allowed")
+        raise field_error(field, f"{kind} {field} is {len(value)} characters long; at most {limit} are allowed")
 
 
 _FIELDS: dict[type, frozenset[str]] = {}  # each kind's field names, read once

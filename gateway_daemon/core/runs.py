@@ -10,10 +10,11 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from .decorators import input_errors
+from .decorators import input_problems
 from .errors import InvalidArgument
-from .resources import from_fields, plain
+from .resources import field_error, from_fields, plain
 from .secrets import MASK
+from .services import MAX_TIMEOUT
 
 QUEUED, RUNNING = "queued", "running"
 SUCCEEDED, FAILED, CANCELLED, TIMED_OUT, INTERRUPTED = "succeeded", "failed", "cancelled", "timed-out", "interrupted"
@@ -104,7 +105,7 @@ def parse_set(items: list[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise InvalidArgument(f"--set {item!r} is not key=value")
+            raise field_error("inputs", f"--set {item!r} is not key=value")
         result[key.strip()] = value
     return result
 
@@ -112,7 +113,7 @@ def parse_set(items: list[str]) -> dict[str, str]:
 _BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 
 
-def _coerce(value: Any, schema: dict[str, Any]) -> Any:
+def coerce_input(value: Any, schema: dict[str, Any]) -> Any:
     """Text from --set or a form field -> the type the schema asks for; unchanged when it can't."""
     if not isinstance(value, str):
         return value
@@ -138,19 +139,54 @@ def _coerce(value: Any, schema: dict[str, Any]) -> Any:
     return value
 
 
+def _coerced(schema: dict[str, Any], inputs: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    properties = schema.get("properties", {}) if isinstance(schema.get("properties"), dict) else {}
+    result = {key: coerce_input(value, properties.get(key) if isinstance(properties.get(key), dict) else {})
+              for key, value in inputs.items()}
+    for key, prop in properties.items():
+        if key not in result and isinstance(prop, dict) and "default" in prop:
+            result[key] = prop["default"]
+    return result, input_problems(schema, result)
+
+
+def _by_field(problems: list[tuple[str, str]]) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for path, message in problems:
+        top = path.split(".")[0]
+        fields.setdefault(f"inputs.{top}" if top else "inputs", message if path == top else f"{path}: {message}")
+    return fields
+
+
+def coerce_inputs(schema: dict[str, Any] | None,
+                  inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Coerce text by the decorator's schema, fill defaults, and check: (values, problems by field).
+
+    The gateway judges a run's inputs with this (prepare_inputs) and the run form as it is filled in, so
+    both judge alike. A problem's field is `inputs.<name>` for the input it is about (the message names the
+    path below it, if any: 'ports.0: ...'), or `inputs` for the inputs as a whole; a field's first problem
+    is kept.
+    """
+    if schema is None:
+        return dict(inputs), {}
+    values, problems = _coerced(schema, inputs)
+    return values, _by_field(problems)
+
+
 def prepare_inputs(schema: dict[str, Any] | None, inputs: dict[str, Any]) -> dict[str, Any]:
     """Coerce by the decorator's schema, fill defaults, and check; every failing field in one error."""
     if schema is None:
         return dict(inputs)
-    properties = schema.get("properties", {}) if isinstance(schema.get("properties"), dict) else {}
-    result = {key: _coerce(value, properties.get(key, {})) for key, value in inputs.items()}
-    for key, prop in properties.items():
-        if key not in result and isinstance(prop, dict) and "default" in prop:
-            result[key] = prop["default"]
-    errors = input_errors(schema, result)
-    if errors:
-        raise InvalidArgument(f"inputs do not match the decorator: {'; '.join(errors)}")
-    return result
+    values, problems = _coerced(schema, inputs)
+    if problems:
+        lines = "; ".join(f"{path or '(inputs)'}: {message}" for path, message in problems)
+        raise InvalidArgument(f"inputs do not match the decorator: {lines}", _by_field(problems))
+    return values
+
+
+def check_run_timeout(timeout: int | None) -> None:
+    """A run's own time limit (None: the service's, else the default): 1 to 604800 seconds."""
+    if timeout is not None and not 1 <= timeout <= MAX_TIMEOUT:
+        raise field_error("timeout", f"timeout {timeout} is not valid: 1 to 604800 seconds")
 
 
 def secret_fields(schema: dict[str, Any] | None) -> set[str]:

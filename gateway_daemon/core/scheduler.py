@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
 from ..store import RevisionMismatch, Store, StoreError
 from . import owners
-from .errors import FailedPrecondition, GatewayError, InvalidArgument, NotFound
+from .errors import FailedPrecondition, GatewayError, NotFound
 from .jobs import Executor, Job, JobResult
 from .outputs import STORE_RETRY_SECONDS, OutputSink, output_prefix
 from .runs import (FAILED, INTERRUPTED, QUEUED, RUNNING, Masker, OutputLine, Run, RunEvent, check_run_id,
-                   new_run_id, prepare_inputs, secret_fields)
+                   check_run_timeout, new_run_id, prepare_inputs, secret_fields)
 from .services import SecretRef, Service
 
 if TYPE_CHECKING:
@@ -161,8 +161,7 @@ class Scheduler:
             decorator, _ = await self.engine._load("decorator", service.decorator)
             schema = decorator.schema  # type: ignore[attr-defined]
         values = prepare_inputs(schema, inputs)
-        if timeout is not None and not 1 <= timeout <= 7 * 86400:
-            raise InvalidArgument(f"timeout {timeout} is not valid: 1 to 604800 seconds", {"timeout": "1 to 604800 seconds"})
+        check_run_timeout(timeout)
         refs = {ref.target: ref for ref in service.secrets}
         refs.update({ref.target: ref for ref in run_secrets})
         env = {}

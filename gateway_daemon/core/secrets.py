@@ -16,13 +16,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import FailedPrecondition, InvalidArgument
-from .resources import Resource, check_text, now
+from .errors import FailedPrecondition
+from .resources import Resource, check_text, field_error, now
 
 KDF = "pbkdf2-sha256"
 ITERATIONS = 310_000
 MAX_VALUE_BYTES = 64 * 1024
-MASK = "******"
+MASK = "******"  # what is shown in place of a secret value (run output, a run's recorded inputs)
 
 
 @dataclasses.dataclass
@@ -50,9 +50,9 @@ class Secret(Resource):
 
 def check_value(name: str, value: str) -> None:
     if not isinstance(value, str) or value == "":
-        raise InvalidArgument(f"secret {name}: the value is empty")
+        raise field_error("value", f"secret {name}: the value is empty")
     if len(value.encode()) > MAX_VALUE_BYTES:
-        raise InvalidArgument(f"secret {name}: the value is larger than {MAX_VALUE_BYTES // 1024} KiB")
+        raise field_error("value", f"secret {name}: the value is larger than {MAX_VALUE_BYTES // 1024} KiB")
 
 
 def _b64(data: bytes) -> str:

@@ -6,8 +6,8 @@ import dataclasses
 import string
 from typing import Any
 
-from .errors import InvalidArgument
-from .resources import ENV_NAME_RE, Resource, check_name, check_relative_path, check_tags, check_text, now
+from .resources import (ENV_NAME_RE, Resource, check_name, check_relative_path, check_tags, check_text, field_error,
+                        now)
 
 SERVICE_TYPES = ("python-script", "ansible-playbook", "opentofu-plan", "executable")
 SECRET_TARGET_TYPES = ("env",)
@@ -18,7 +18,10 @@ DEFAULT_FILENAMES = {"python-script": "main.py", "ansible-playbook": "site.yml",
 
 @dataclasses.dataclass
 class SecretRef:
-    """A secret put into a run's environment: name=SECRET,type=env,target=ENV_VAR."""
+    """A secret put into a run's environment: name=SECRET,type=env,target=ENV_VAR.
+
+    Its errors mark the field `secrets` (of a service, or of a run).
+    """
 
     name: str
     target: str
@@ -31,12 +34,14 @@ class SecretRef:
             key, sep, value = part.partition("=")
             key = key.strip()
             if not sep or key not in ("name", "type", "target") or key in fields:
-                raise InvalidArgument(
+                raise field_error(
+                    "secrets",
                     f"secret reference {text!r} is not valid: expected name=SECRET,type=env,target=ENV_VAR"
                 )
             fields[key] = value.strip()
         if "name" not in fields or "target" not in fields:
-            raise InvalidArgument(
+            raise field_error(
+                "secrets",
                 f"secret reference {text!r} needs name= and target= (expected name=SECRET,type=env,target=ENV_VAR)"
             )
         ref = cls(name=fields["name"], target=fields["target"], type=fields.get("type", "env"))
@@ -44,14 +49,22 @@ class SecretRef:
         return ref
 
     def validate(self) -> None:
-        check_name("secret", self.name)
+        check_name("secret", self.name, key="secrets")
         if self.type not in SECRET_TARGET_TYPES:
-            raise InvalidArgument(f"secret {self.name}: type {self.type!r} is not supported; use type=env")
+            raise field_error("secrets", f"secret {self.name}: type {self.type!r} is not supported; use type=env")
         if not ENV_NAME_RE.fullmatch(self.target or ""):
-            raise InvalidArgument(f"secret {self.name}: target {self.target!r} is not a valid environment variable name")
+            raise field_error("secrets", f"secret {self.name}: target {self.target!r} is not a valid environment variable name")
 
     def __str__(self) -> str:
         return f"name={self.name},type={self.type},target={self.target}"
+
+
+MAX_TIMEOUT = 7 * 86400  # seconds
+
+
+def valid_timeout(timeout: Any) -> bool:
+    """A time limit a service or a run may have: a whole number of seconds, 1 to a week."""
+    return isinstance(timeout, int) and not isinstance(timeout, bool) and 1 <= timeout <= MAX_TIMEOUT
 
 
 def check_arg_format(fmt: str) -> None:
@@ -59,11 +72,12 @@ def check_arg_format(fmt: str) -> None:
         fields = {f for _, f, _, _ in string.Formatter().parse(fmt) if f is not None}
         fmt.format(key="k", value="v")
     except (ValueError, IndexError, KeyError):
-        raise InvalidArgument(
+        raise field_error(
+            "arg_format",
             f"arg-format {fmt!r} is not valid: use {{key}} and {{value}}, for example '--{{key}}={{value}}'"
         ) from None
     if "key" not in fields and "value" not in fields:
-        raise InvalidArgument(f"arg-format {fmt!r} uses neither {{key}} nor {{value}}")
+        raise field_error("arg_format", f"arg-format {fmt!r} uses neither {{key}} nor {{value}}")
 
 
 @dataclasses.dataclass
@@ -97,7 +111,7 @@ class Service(Resource):
     def validate(self) -> None:
         super().validate()
         if self.type not in SERVICE_TYPES:
-            raise InvalidArgument(f"service type {self.type!r} is not valid; use one of {', '.join(SERVICE_TYPES)}")
+            raise field_error("type", f"service type {self.type!r} is not valid; use one of {', '.join(SERVICE_TYPES)}")
         check_name("service", self.repository, "repository")
         if self.decorator:
             check_name("service", self.decorator, "decorator")
@@ -105,33 +119,31 @@ class Service(Resource):
         if self.filename:
             check_relative_path("service", "filename", self.filename)
         elif self.type in ("python-script", "ansible-playbook", "executable") and not DEFAULT_FILENAMES[self.type]:
-            raise InvalidArgument(f"service {self.name}: an {self.type} service needs --filename")
+            raise field_error("filename", f"service {self.name}: an {self.type} service needs --filename")
         if self.requirements_file:
             check_relative_path("service", "requirements-file", self.requirements_file)
         if not isinstance(self.env, dict):
-            raise InvalidArgument("service env must be KEY=VALUE pairs")
+            raise field_error("env", "service env must be KEY=VALUE pairs")
         for key, value in self.env.items():
             if not ENV_NAME_RE.fullmatch(key):
-                raise InvalidArgument(f"service env {key!r} is not a valid environment variable name")
+                raise field_error("env", f"service env {key!r} is not a valid environment variable name")
             if not isinstance(value, str) or "\x00" in value:
-                raise InvalidArgument(f"service env {key}: the value must be text without NUL bytes")
+                raise field_error("env", f"service env {key}: the value must be text without NUL bytes")
         targets = set()
         for ref in self.secrets:
             ref.validate()
             if ref.target in targets:
-                raise InvalidArgument(f"service {self.name}: two secrets target {ref.target}")
+                raise field_error("secrets", f"service {self.name}: two secrets target {ref.target}")
             targets.add(ref.target)
         if not isinstance(self.runtime_args, list) or not all(
             isinstance(a, str) and "\x00" not in a for a in self.runtime_args
         ):
-            raise InvalidArgument("service runtime arguments must be a list of text without NUL bytes")
+            raise field_error("runtime_args", "service runtime arguments must be a list of text without NUL bytes")
         check_tags("service", self.tags)
-        check_tags("service runner", self.runner_tags)
+        check_tags("service runner", self.runner_tags, "runner_tags")
         check_arg_format(self.arg_format)
-        if self.timeout is not None and (
-            isinstance(self.timeout, bool) or not isinstance(self.timeout, int) or not 1 <= self.timeout <= 7 * 86400
-        ):
-            raise InvalidArgument(f"service timeout {self.timeout!r} is not valid: 1 to 604800 seconds")
+        if self.timeout is not None and not valid_timeout(self.timeout):
+            raise field_error("timeout", f"service timeout {self.timeout!r} is not valid: 1 to 604800 seconds")
         check_text("service", "description", self.description)
 
     @property

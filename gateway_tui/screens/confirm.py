@@ -1,4 +1,4 @@
-"""A yes/no question over the current screen, for anything that cannot be undone."""
+"""A yes/no question over the current screen, for anything that cannot be undone; and delete after a yes."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import HorizontalGroup, VerticalGroup
 from textual.content import Content
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Label, Static
+
+from gateway_daemon.core import GatewayError
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -41,3 +43,19 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
+
+
+async def confirm_and_delete(screen: Screen, kind: str, noun: str, name: str) -> bool:
+    """Ask for a yes, then delete; errors become notifications. True when deleted. Call from a worker."""
+    confirmed = await screen.app.push_screen_wait(
+        ConfirmScreen(f"Delete {noun} {name}?", f"The {noun} '{name}' will be deleted. This cannot be undone.")
+    )
+    if not confirmed:
+        return False
+    try:
+        await screen.app.gateway.delete(kind, name)  # type: ignore[attr-defined]
+    except GatewayError as exc:
+        screen.app.report(exc, f"Cannot delete {noun} {name}")  # type: ignore[attr-defined]
+        return False
+    screen.notify(f"Deleted {noun} {name}", timeout=3)
+    return True

@@ -16,7 +16,9 @@ from ..formatting import when
 from ..widgets.form import FormField
 from ..widgets.json_editor import JsonEditor, json_error
 from ..widgets.resource_table import Column, TableRow
-from .base import DetailsScreen, FormScreen, ResourceListScreen, list_bindings
+from .details import DetailsScreen
+from .form import FormScreen
+from .resource_list import ResourceListScreen, list_bindings
 
 TEMPLATE = {
     "type": "object",
@@ -61,8 +63,6 @@ class DecoratorsScreen(ResourceListScreen):
 class DecoratorFormScreen(FormScreen):
     SECTION = "decorators"
     NOUN = "decorator"
-    FIELD_WORDS = [("schema", "schema"), ("description", "description"), ("name", "name"),
-                   ("already exists", "name")]
 
     def fields(self) -> ComposeResult:
         d: Decorator = self.resource or Decorator(name="", schema=TEMPLATE)
@@ -120,7 +120,7 @@ class DecoratorFormScreen(FormScreen):
             try:
                 Decorator(name=name, schema=schema, description=description).validate()
             except InvalidArgument as exc:
-                self.fail(self.field_for(str(exc)) or "schema", str(exc))
+                self.fail_with(exc)
         return dict(name=name, description=description, schema=schema)
 
     async def save(self, values: dict[str, Any]) -> str:

@@ -12,7 +12,9 @@ from gateway_daemon.core import GatewayError, InvalidArgument, Repository
 from ..formatting import when
 from ..widgets.form import FormField
 from ..widgets.resource_table import Column, TableRow
-from .base import DetailsScreen, FormScreen, ResourceListScreen, list_bindings, split_words
+from .details import DetailsScreen
+from .form import FormScreen, split_words
+from .resource_list import ResourceListScreen, list_bindings
 
 
 class RepositoriesScreen(ResourceListScreen):
@@ -45,9 +47,6 @@ class RepositoriesScreen(ResourceListScreen):
 class RepositoryFormScreen(FormScreen):
     SECTION = "repositories"
     NOUN = "repository"
-    FIELD_WORDS = [("private-key", "private_key_name"), ("private key", "private_key_name"),
-                   ("reference", "reference"), ("url", "url"), ("tags", "tags"), ("description", "description"),
-                   ("secret", "private_key_name"), ("name", "name"), ("already exists", "name")]
 
     def fields(self) -> ComposeResult:
         r: Repository = self.resource or Repository(name="")
@@ -94,7 +93,7 @@ class RepositoryFormScreen(FormScreen):
             try:
                 Repository(**values).validate()
             except InvalidArgument as exc:
-                self.fail(self.field_for(str(exc)) or "url", str(exc))
+                self.fail_with(exc)
         return values
 
     async def save(self, values: dict[str, Any]) -> str:

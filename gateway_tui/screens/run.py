@@ -27,21 +27,11 @@ STYLE_VARIABLES = {"success": "$text-success", "error": "$text-error", "warning"
                    "accent": "$text-accent", "muted": "$foreground-muted"}
 
 
-def field_errors(message: str, fields: set[str]) -> tuple[dict[str, str], list[str]]:
-    """The engine's 'inputs do not match the decorator: a: …; b: …' split by field."""
-    prefix = "inputs do not match the decorator: "
-    if not message.startswith(prefix):
-        return {}, [message]
-    errors: dict[str, str] = {}
-    general: list[str] = []
-    for part in message[len(prefix):].split("; "):
-        field, _, text = part.partition(": ")
-        top = field.split(".")[0]
-        if top in fields:
-            errors.setdefault(top, text)
-        else:
-            general.append(part)
-    return errors, general
+def banner_line(field: str, message: str) -> str:
+    """A problem of a field the form does not show, as a line above the form."""
+    if field == "inputs":
+        return f"(inputs): {message}"
+    return f"{field.removeprefix('inputs.')}: {message}" if field.startswith("inputs.") else message
 
 
 class RunScreen(SectionScreen):
@@ -128,26 +118,23 @@ class RunScreen(SectionScreen):
             self.query_one(OutputView).focus()
         self.refresh_bindings()
 
-    def _form_errors(self, errors: dict[str, str], general: list[str]) -> None:
+    def _form_errors(self, problems: dict[str, str]) -> None:
+        """Problems by field (`inputs.<name>`; '' for none): at the fields the form shows, the rest above it."""
         assert self.form is not None
-        if isinstance(self.form, SchemaForm):
-            self.form.show_errors(errors)
-        else:
-            self.form.show_errors(general)
-            general = []
-        banner = self.query_one("#form-error", Static)
-        count = len(errors)
+        rest = self.form.show_errors(problems)
+        count = len(problems) - len(rest)
         lines = ([f"{count} field{'s' if count > 1 else ''} need{'' if count > 1 else 's'} attention"]
-                 if count else []) + general
+                 if count else []) + [banner_line(field, message) for field, message in rest.items()]
+        banner = self.query_one("#form-error", Static)
         banner.update(Content("\n".join(lines)))
         banner.display = bool(lines)
 
     def action_start(self) -> None:
         if self.phase != "form" or self.form is None:
             return
-        inputs, errors, general = self.form.collect()
-        self._form_errors(errors, general)
-        if errors or general:
+        inputs, problems = self.form.collect()
+        self._form_errors(problems)
+        if problems:
             self.notify("The run did not start: check the inputs", severity="warning", timeout=3)
             return
         self.start_run(inputs)
@@ -161,8 +148,7 @@ class RunScreen(SectionScreen):
         except StopAsyncIteration:
             return
         except InvalidArgument as exc:
-            fields = set(self.form.properties) if isinstance(self.form, SchemaForm) else set()
-            self._form_errors(*field_errors(str(exc), fields))
+            self._form_errors(exc.fields or {"": str(exc)})
             return
         except GatewayError as exc:
             self.report(exc, f"Cannot run {self.service_name}")

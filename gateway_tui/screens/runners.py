@@ -22,7 +22,9 @@ from gateway_daemon.core import GatewayError
 from ..formatting import duration, when
 from ..widgets.resource_table import Column, ResourceTable, TableRow
 from ..widgets.run_table import RunTable
-from .base import ResourceListScreen, SectionScreen, field_lines
+from .base import SectionScreen
+from .details import field_lines
+from .resource_list import ResourceListScreen
 
 REFRESH_SECONDS = 2.0
 HISTORY_LIMIT = 200  # a runner's details show its newest runs

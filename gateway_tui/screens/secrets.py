@@ -16,7 +16,9 @@ from gateway_daemon.core import GatewayError, InvalidArgument, Secret
 from ..formatting import when
 from ..widgets.form import FormField
 from ..widgets.resource_table import Column, ResourceTable, TableRow
-from .base import DetailsScreen, FormScreen, ResourceListScreen, list_bindings
+from .details import DetailsScreen
+from .form import FormScreen
+from .resource_list import ResourceListScreen, list_bindings
 
 REVEAL_SECONDS = 10
 HIDDEN = "••••••••"
@@ -125,8 +127,6 @@ class SecretsScreen(ResourceListScreen):
 class SecretFormScreen(FormScreen):
     SECTION = "secrets"
     NOUN = "secret"
-    FIELD_WORDS = [("value", "value"), ("description", "description"), ("name", "name"),
-                   ("already exists", "name"), ("key", "value")]
 
     def fields(self) -> ComposeResult:
         s: Secret = self.resource or Secret(name="")
@@ -151,7 +151,7 @@ class SecretFormScreen(FormScreen):
             try:
                 Secret(name=name, description=description).validate()
             except InvalidArgument as exc:
-                self.fail(self.field_for(str(exc)) or "name", str(exc))
+                self.fail_with(exc)
         return dict(name=name, value=value, description=description)
 
     async def save(self, values: dict[str, Any]) -> str:

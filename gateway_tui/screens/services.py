@@ -16,7 +16,9 @@ from ..formatting import STATUS_STYLES, status_label, when
 from ..widgets.form import FormField
 from ..widgets.resource_table import Column, ResourceTable, TableRow
 from ..widgets.run_table import RunTable
-from .base import DetailsScreen, FormScreen, ResourceListScreen, list_bindings, split_words
+from .details import DetailsScreen
+from .form import FormScreen, split_words
+from .resource_list import ResourceListScreen, list_bindings
 
 DEFAULT_FILENAMES = {"python-script": "main.py", "ansible-playbook": "site.yml", "opentofu-plan": "(none)",
                      "executable": "(required)"}
@@ -89,12 +91,6 @@ class ServicesScreen(ResourceListScreen):
 class ServiceFormScreen(FormScreen):
     SECTION = "services"
     NOUN = "service"
-    FIELD_WORDS = [
-        ("working-dir", "working_dir"), ("filename", "filename"), ("requirements-file", "working_dir"),
-        ("env", "env"), ("secret", "secrets"), ("tags", "tags"), ("timeout", "timeout"),
-        ("description", "description"), ("decorator", "decorator"), ("repository", "repository"),
-        ("type", "type"), ("name", "name"), ("already exists", "name"),
-    ]
 
     def fields(self) -> ComposeResult:
         s: Service = self.resource or Service(name="")
@@ -176,7 +172,7 @@ class ServiceFormScreen(FormScreen):
                 try:
                     secrets.append(SecretRef.parse(line.strip()))
                 except InvalidArgument as exc:
-                    self.fail("secrets", str(exc))
+                    self.fail_with(exc)
         timeout: int | None = None
         if text("timeout"):
             try:
@@ -197,7 +193,7 @@ class ServiceFormScreen(FormScreen):
             try:
                 Service(**values).validate()  # the engine's own rules, before a round trip
             except InvalidArgument as exc:
-                self.fail(self.field_for(str(exc)) or "name", str(exc))
+                self.fail_with(exc)
         return values
 
     async def save(self, values: dict[str, Any]) -> str:

@@ -19,7 +19,9 @@ from gateway_daemon.core.api import UserInfo
 from ..formatting import when
 from ..widgets.form import FormField
 from ..widgets.resource_table import Column, TableRow
-from .base import FormScreen, ResourceListScreen, SectionScreen
+from .base import SectionScreen
+from .form import FormScreen
+from .resource_list import ResourceListScreen
 from .confirm import ConfirmScreen
 
 
@@ -110,7 +112,6 @@ class UserFormScreen(FormScreen):
 
     SECTION = "users"
     NOUN = "user"
-    FIELD_WORDS = [("password", "password"), ("admin", "admin"), ("already exists", "name"), ("name", "name")]
 
     def fields(self) -> ComposeResult:
         user = self.resource

@@ -12,6 +12,26 @@ from textual.widgets import Label, Static
 class FormField(HorizontalGroup):
     """One field of a form. `field` names it for error messages and tests."""
 
+    DEFAULT_CSS = """
+    FormField {
+        height: auto;
+        margin: 0 0 1 0;
+        & .field-label {
+            width: 16;
+            padding: 0 1 0 0;
+            text-align: right;
+            color: $text-muted;
+        }
+        &.-invalid .field-label { color: $text-error; }
+        & .field-body { width: 1fr; height: auto; }
+        & .field-help { color: $text-muted; height: auto; }
+        & .field-error { color: $text-error; height: auto; }
+        & Input, & Select { width: 1fr; max-width: 80; }
+        & Input.-invalid, & Select.-invalid > SelectCurrent { background: $error-muted; }
+        & TextArea { height: 4; max-width: 80; }
+    }
+    """
+
     def __init__(self, field: str, label: str, control: Widget, help: str = "", required: bool = False):
         super().__init__(classes="form-field", id=f"field-{field}")
         self.field = field

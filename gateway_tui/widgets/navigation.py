@@ -21,6 +21,18 @@ SHORT_LABELS = {"repositories": "Repos"}
 
 
 class NavItem(Static):
+    DEFAULT_CSS = """
+    NavItem {
+        width: auto;
+        padding: 0 1;
+        color: $text-muted;
+        &:hover { background: $boost; color: $text; }
+        &.-active { background: $primary; color: $text; text-style: bold; }
+        &.-unavailable { color: $text-disabled; text-style: italic; }
+        &.-unavailable.-active { background: $panel-lighten-1; color: $text-muted; }
+    }
+    """
+
     def __init__(self, mode: str, key: str, label: str, active: bool, disabled_reason: str = ""):
         classes = "-active" if active else ""
         if disabled_reason:
@@ -48,6 +60,14 @@ class NavItem(Static):
 
 class NavBar(HorizontalGroup):
     """`1 Services  2 Runs  …`, the current section highlighted."""
+
+    DEFAULT_CSS = """
+    NavBar {
+        height: 1;
+        background: $panel;
+        padding: 0 1;
+    }
+    """
 
     def __init__(self, active: str):
         super().__init__(id="nav")

@@ -68,6 +68,7 @@ class ResourceTable(ScrollView, can_focus=True):
     ResourceTable {
         background: $surface;
         height: 1fr;
+        margin: 1 0 0 0;
         scrollbar-gutter: stable;
         overflow-x: hidden;
         & > .resource-table--header { background: $panel; color: $text; text-style: bold; }

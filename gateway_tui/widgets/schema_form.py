@@ -1,9 +1,12 @@
-"""The inputs of a run: a form generated from the decorator's JSON Schema, or free key=value rows."""
+"""The inputs of a run: a form generated from the decorator's JSON Schema, or free key=value rows.
+
+Both take what is typed as it is; the gateway's own coercion (core.runs.coerce_inputs) turns it into
+values and says what is wrong, by field (`inputs.<name>`), exactly as it will when the run starts.
+"""
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from textual import on
@@ -13,11 +16,10 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from gateway_daemon.core.decorators import input_errors
+from gateway_daemon.core.runs import coerce_inputs
+from gateway_daemon.core.secrets import MASK
 
 from .form import FormField
-
-MASK = "******"  # how a run record shows a secret input
 
 
 def _types(prop: dict[str, Any]) -> list[str]:
@@ -58,7 +60,11 @@ def _display(value: Any) -> str:
 
 
 class SchemaForm(VerticalGroup):
-    """One field per property of `schema`; `collect()` returns inputs and errors by field."""
+    """One field per property of `schema`; `collect()` returns inputs and problems by field."""
+
+    DEFAULT_CSS = """
+    SchemaForm > .field-help { color: $text-muted; height: auto; }
+    """
 
     def __init__(self, schema: dict[str, Any], values: dict[str, Any] | None = None, id: str | None = None):
         super().__init__(id=id, classes="schema-form")
@@ -104,63 +110,50 @@ class SchemaForm(VerticalGroup):
         placeholder = {"array": '["a", "b"]', "object": '{"key": "value"}'}.get(kinds[0] if kinds else "", "")
         return Input(text, id=widget_id, password=secret, compact=True, placeholder=placeholder)
 
-    def collect(self) -> tuple[dict[str, Any], dict[str, str], list[str]]:
-        """(inputs, errors by field, errors about no one field). Checked by the engine's own rules."""
-        values: dict[str, Any] = {}
-        errors: dict[str, str] = {}
+    def typed(self) -> dict[str, Any]:
+        """What is filled in, as typed: text (trimmed, but for a secret), a choice, a tick; empty is not given."""
+        typed: dict[str, Any] = {}
         for key, prop in self.properties.items():
             control = self.query_one(f"#input-{key}")
-            kinds = _types(prop)
             if isinstance(control, Select):
                 if control.value is not Select.NULL:
-                    values[key] = prop["enum"][control.value]  # type: ignore[index]
+                    typed[key] = prop["enum"][control.value]  # type: ignore[index]
                 continue
             if isinstance(control, Checkbox):
-                values[key] = control.value
+                typed[key] = control.value
                 continue
             assert isinstance(control, Input)
-            text = control.value.strip() if not (prop.get("writeOnly") or prop.get("format") == "password") \
-                else control.value
-            if text == "":
-                continue
-            if kinds == ["integer"]:
-                if re.fullmatch(r"[+-]?\d+", text):
-                    values[key] = int(text)
-                else:
-                    errors[key] = f"{text!r} is not a whole number"
-            elif kinds == ["number"]:
-                try:
-                    values[key] = float(text) if any(c in text for c in ".eE") else int(text)
-                except ValueError:
-                    errors[key] = f"{text!r} is not a number"
-            elif kinds and kinds[0] in ("array", "object"):
-                try:
-                    values[key] = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    errors[key] = f"not valid JSON: {exc.msg} at column {exc.colno}"
-            else:
-                values[key] = text
-        checked = dict(values)
-        for key, prop in self.properties.items():  # the engine fills defaults the same way
-            if key not in checked and "default" in prop:
-                checked[key] = prop["default"]
-        general: list[str] = []
-        for line in input_errors(self.schema, checked):
-            field, _, message = line.partition(": ")
-            top = field.split(".")[0]
-            if top in self.properties and top not in errors:
-                errors[top] = message if field == top else f"{field}: {message}"
-            elif top not in self.properties:
-                general.append(line)
-        return values, errors, general
+            text = control.value if prop.get("writeOnly") or prop.get("format") == "password" \
+                else control.value.strip()
+            if text != "":
+                typed[key] = text
+        return typed
 
-    def show_errors(self, errors: dict[str, str]) -> None:
+    def collect(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """(inputs, problems by field): the gateway's own coercion, defaults and checks."""
+        return coerce_inputs(self.schema, self.typed())
+
+    def show_errors(self, problems: dict[str, str]) -> dict[str, str]:
+        """Marks the fields `problems` names (`inputs.<name>`); returns the problems about fields not shown."""
         for field in self.query(FormField):
-            field.set_error(errors.get(field.field))
+            field.set_error(problems.get(f"inputs.{field.field}"))
+        shown = {f"inputs.{key}" for key in self.properties}
+        return {field: message for field, message in problems.items() if field not in shown}
 
 
 class KeyValueRows(VerticalGroup):
     """Free inputs, for a service without a decorator: key = value rows; a new row appears as you type."""
+
+    DEFAULT_CSS = """
+    KeyValueRows {
+        & > .field-help { color: $text-muted; height: auto; }
+        & > .field-error { color: $text-error; height: auto; }
+        & .kv-row { height: 1; margin: 0 0 1 0; }
+        & .kv-key { width: 24; }
+        & .kv-equals { width: 3; color: $text-muted; }
+        & .kv-value { width: 1fr; max-width: 60; }
+    }
+    """
 
     def __init__(self, values: dict[str, Any] | None = None, id: str | None = None):
         super().__init__(id=id, classes="key-value-rows")
@@ -190,7 +183,8 @@ class KeyValueRows(VerticalGroup):
         if event.value and event.input.parent is rows[-1]:
             self.mount(self._row("", ""), before=self.query_one("#rows-error"))
 
-    def collect(self) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    def collect(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """(inputs, problems): the rows as text; a row without a key, or a key twice, is a problem of `inputs`."""
         values: dict[str, Any] = {}
         problems: list[str] = []
         for number, row in enumerate(self.query(".kv-row"), 1):
@@ -203,9 +197,11 @@ class KeyValueRows(VerticalGroup):
             if key in values:
                 problems.append(f"row {number}: {key!r} is given twice")
             values[key] = value
-        return values, {}, problems
+        return values, {"inputs": "; ".join(problems)} if problems else {}
 
-    def show_errors(self, problems: list[str]) -> None:
+    def show_errors(self, problems: dict[str, str]) -> dict[str, str]:
+        """Every problem under the rows (they are about the inputs as a whole); none is left for elsewhere."""
         error = self.query_one("#rows-error", Static)
-        error.update(Content("; ".join(problems)))
+        error.update(Content("; ".join(problems.values())))
         error.display = bool(problems)
+        return {}

@@ -1,0 +1,218 @@
+"""A section's list of resources: filter, sort, and new/edit/delete/details on the selected one."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Iterable
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import HorizontalGroup
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import Input, Label, Static
+
+from gateway_daemon.core import GatewayError
+
+from ..widgets.resource_table import Column, ResourceTable, TableRow
+from .base import SectionScreen
+from .confirm import confirm_and_delete
+
+
+def list_bindings(noun: str) -> list[Binding]:
+    return [
+        Binding("slash", "filter", "Filter", tooltip=f"Filter the {noun} list as you type"),
+        Binding("n", "new", "New", tooltip=f"New {noun}"),
+        Binding("e", "edit", "Edit", tooltip=f"Edit the selected {noun}"),
+        Binding("d", "delete", "Delete", tooltip=f"Delete the selected {noun}"),
+        Binding("enter", "details", "Details", tooltip=f"Show the selected {noun}"),
+        Binding("s", "sort", "Sort", tooltip="Sort by the next column (again: reverse)"),
+        Binding("ctrl+r", "refresh", "Refresh", show=False, tooltip=f"Reload the {noun} list"),
+    ]
+
+
+class ResourceListScreen(SectionScreen):
+    """A filterable, sortable table of one kind of resource, with new/edit/delete/details."""
+
+    KIND: ClassVar[str] = ""
+    NOUN: ClassVar[str] = ""
+    PLURAL: ClassVar[str] = ""
+    COLUMNS: ClassVar[list[Column]] = []
+    EMPTY: ClassVar[str] = ""
+    DEFAULT_SORT: ClassVar[str | None] = "name"
+    AUTO_FOCUS = "ResourceTable"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.resources: dict[str, Any] = {}
+        self._reload_pending = False
+        self._watching: int | None = None  # the app's login generation the watch follows; -1: it stopped
+        self._last_sort: tuple[str | None, bool] | None = None
+
+    def compose_body(self) -> ComposeResult:
+        with HorizontalGroup(id="filter-bar"):
+            yield Label("/", id="filter-key")
+            yield Input(placeholder=f"filter {self.PLURAL}", id="filter", compact=True)
+            yield Label("", id="count")
+        table = ResourceTable([Column(**vars(c)) for c in self.COLUMNS], id="table")
+        table.sort_key = self.DEFAULT_SORT
+        yield table
+        yield Static(Content.from_markup(self.EMPTY), id="empty", classes="empty-hint")
+
+    @property
+    def table(self) -> ResourceTable:
+        return self.query_one(ResourceTable)
+
+    def on_mount(self) -> None:
+        self._watching = getattr(self.app, "generation", 0)
+        self.watch_changes()
+
+    async def on_screen_resume(self) -> None:
+        # A new login (client mode) or a watch the server ended: follow the changes again.
+        generation = getattr(self.app, "generation", 0)
+        if self._watching is not None and self._watching != generation:
+            self._watching = generation
+            self.watch_changes()
+        await self.reload()
+
+    @work(group="watch", exclusive=True)
+    async def watch_changes(self) -> None:
+        """Reload when anyone (this app or another `gateway` process) changes this kind."""
+        try:
+            async for _event, _name in self.gateway.watch(self.KIND):
+                if not self._reload_pending:
+                    self._reload_pending = True
+                    self.set_timer(0.2, self._reload_from_watch)
+        except GatewayError:
+            self._watching = -1  # restarted on the next resume
+            return
+
+    async def _reload_from_watch(self) -> None:
+        self._reload_pending = False
+        await self.reload()
+
+    # ------------------------------------------------------------ data
+    async def fetch(self) -> list[Any]:
+        return await self.gateway.list(self.KIND)
+
+    def rows(self, resources: list[Any]) -> Iterable[TableRow]:
+        raise NotImplementedError
+
+    @staticmethod
+    def key_of(resource: Any) -> str:
+        """The row key of a resource (its name)."""
+        return resource.name
+
+    async def reload(self) -> None:
+        if self.unavailable:
+            return
+        try:
+            resources = await self.fetch()
+        except GatewayError as exc:
+            self.report_once(exc, f"Cannot list {self.PLURAL}")
+            return
+        self.failing = False
+        self.resources = {self.key_of(r): r for r in resources}
+        self.table.set_rows(self.rows(resources))
+        self._update_counts()
+
+    def _update_counts(self) -> None:
+        table = self.table
+        shown, total = table.row_count, table.total_count
+        noun = self.NOUN if total == 1 else self.PLURAL
+        text = f"{total} {noun}" if shown == total else f"{shown} of {total} {noun}"
+        self.query_one("#count", Label).update(text)
+        empty = self.query_one("#empty", Static)
+        empty.display = total == 0
+        table.display = total > 0
+
+    @property
+    def selected(self) -> Any | None:
+        key = self.table.cursor_key
+        return self.resources.get(key) if key is not None else None
+
+    def select(self, name: str | None) -> None:
+        if name:
+            self.table.move_to(name)
+
+    # ------------------------------------------------------------ filter and sort
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.table.set_filter(event.value)
+        self._update_counts()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.table.focus()
+
+    def key_escape(self) -> None:
+        field = self.query_one("#filter", Input)
+        if field.value or field.has_focus:
+            field.value = ""
+            self.table.focus()
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_sort(self) -> None:
+        table = self.table
+        if self._last_sort == (table.sort_key, table.sort_reverse) and table.sort_key and not table.sort_reverse:
+            table.sort_by(table.sort_key, reverse=True)
+        else:
+            table.cycle_sort()
+        self._last_sort = (table.sort_key, table.sort_reverse)
+        label = next(c.label for c in table.columns if c.key == table.sort_key)
+        self.notify(f"sorted by {label.lower()}{', reversed' if table.sort_reverse else ''}", timeout=2)
+
+    async def action_refresh(self) -> None:
+        self.failing = False  # asked for: say it again if it still fails
+        await self.reload()
+
+    @on(ResourceTable.Selected)
+    def _selected(self) -> None:
+        self.action_details()
+
+    # ------------------------------------------------------------ actions
+    def form(self, resource: Any | None) -> Screen:
+        raise NotImplementedError
+
+    def details(self, resource: Any) -> Screen:
+        raise NotImplementedError
+
+    def _need_selection(self) -> Any | None:
+        resource = self.selected
+        if resource is None:
+            self.notify(f"No {self.NOUN} selected", severity="warning", timeout=3)
+        return resource
+
+    def action_new(self) -> None:
+        self.app.push_screen(self.form(None), self._saved)
+
+    def action_edit(self) -> None:
+        resource = self._need_selection()
+        if resource is not None:
+            self.app.push_screen(self.form(resource), self._saved)
+
+    def action_details(self) -> None:
+        resource = self._need_selection()
+        if resource is not None:
+            self.app.push_screen(self.details(resource))
+
+    async def _saved(self, name: str | None) -> None:
+        if name:
+            await self.reload()
+            self.select(name)
+
+    @work
+    async def action_delete(self) -> None:
+        resource = self._need_selection()
+        if resource is None:
+            return
+        await self.delete(resource)
+
+    async def delete(self, resource: Any) -> bool:
+        """Ask, then delete; True when it was deleted."""
+        deleted = await confirm_and_delete(self, self.KIND, self.NOUN, resource.name)
+        if deleted:
+            await self.reload()
+        return deleted
