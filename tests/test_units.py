@@ -14,7 +14,7 @@ from gateway_daemon.core.decorators import Decorator
 from gateway_daemon.core.errors import FailedPrecondition, InvalidArgument
 from gateway_daemon.core.repositories import Repository
 from gateway_daemon.core.runners import RunnerInfo
-from gateway_daemon.core.runs import OutputLine, Run, RunEvent, _coerce, parse_set, prepare_inputs
+from gateway_daemon.core.runs import OutputLine, Run, RunEvent, coerce_input, parse_set, prepare_inputs
 from gateway_daemon.core.secrets import Secret
 from gateway_daemon.core.services import SecretRef, Service
 from gateway_daemon.execution import commands
@@ -167,13 +167,13 @@ def test_parse_set_splits_at_the_first_equals_sign() -> None:
     ("5", {}, "5"),
 ])
 def test_coerce_turns_text_into_the_schema_type(text: str, schema: dict, expected) -> None:
-    result = _coerce(text, schema)
+    result = coerce_input(text, schema)
     assert result == expected and type(result) is type(expected)
 
 
 def test_coerce_leaves_values_that_are_not_text() -> None:
     for value in (3, 2.5, True, None, [1], {"a": 1}):
-        assert _coerce(value, {"type": "string"}) == value
+        assert coerce_input(value, {"type": "string"}) == value
 
 
 SCHEMA = {

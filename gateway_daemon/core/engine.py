@@ -7,7 +7,7 @@ import dataclasses
 import getpass
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
-from ..store import KeyExists, RevisionMismatch, Store, StoreUnavailable
+from ..store import Entry, KeyExists, RevisionMismatch, Store, StoreUnavailable
 from .decorators import Decorator
 from .errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from .repositories import Repository
@@ -64,6 +64,7 @@ class Engine:
         self.secret_box = secret_box
         self._info = info
         self.scheduler = Scheduler(self, limits, executor, recover_first)
+        self._decoded: dict[str, tuple[int, Resource]] = {}  # store key -> (revision, resource)
 
     async def info(self) -> EngineInfo:
         return self._info
@@ -85,13 +86,30 @@ class Engine:
             entry = await self.store.get(self._key(cls, name))
         if entry is None:
             raise NotFound(f"{kind} {name!r} not found")
-        return cls.decode(entry.value), entry.revision
+        return self._decode(cls, entry), entry.revision
 
     async def _load_all(self, kind: str) -> list[Resource]:
         cls = resource_class(kind)
         with store_errors():
             entries = await self.store.list(f"{cls.PLURAL}/")
-        return [cls.decode(e.value) for e in entries]
+        decoded = [self._decode(cls, e) for e in entries]
+        if len(self._decoded) > 2 * len(entries) + 1000:  # forget what was deleted meanwhile
+            listed = {e.key for e in entries}
+            prefix = f"{cls.PLURAL}/"
+            for key in [k for k in self._decoded if k.startswith(prefix) and k not in listed]:
+                del self._decoded[key]
+        return decoded
+
+    def _decode(self, cls: type[Resource], entry: Entry) -> Resource:
+        """The resource a stored entry holds, decoded once per revision: a list of thousands costs a
+        store read when nothing changed.  Resources handed out are snapshots: changes go through
+        update(), never into the object itself."""
+        known = self._decoded.get(entry.key)
+        if known is not None and known[0] == entry.revision:
+            return known[1]
+        resource = cls.decode(entry.value)
+        self._decoded[entry.key] = (entry.revision, resource)
+        return resource
 
     async def _exists(self, kind: str, name: str) -> bool:
         cls = resource_class(kind)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -100,27 +101,63 @@ def _to_dict(message) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------ resources
+# Resources are converted attribute by attribute into the generated classes' own (C) constructors and
+# back: a list of 10,000 services crosses the wire several times faster than through dicts.
+_RESOURCE_CLASSES = {"repository": Repository, "decorator": Decorator, "service": Service, "secret": Secret}
+_PLANS: dict[str, tuple[list[str], list[str], list[str], list[str], list[str]]] = {}
+
+
+def _plan(kind: str) -> tuple[list[str], list[str], list[str], list[str], list[str]]:
+    """The fields a resource kind and its message share: (scalars, optional scalars, lists, maps,
+    message lists), each a list of names."""
+    plan = _PLANS.get(kind)
+    if plan is None:
+        cls = _RESOURCE_CLASSES[kind]
+        shared = {f.name for f in dataclasses.fields(cls)} - {"sealed"}
+        layout = _layout(MESSAGES[kind].DESCRIPTOR)
+        groups: tuple[list[str], ...] = ([], [], [], [], [])
+        for name, (shape, presence) in layout.items():
+            if name not in shared:
+                continue
+            if shape == SCALAR:
+                groups[1 if presence else 0].append(name)
+            else:
+                groups[{LIST: 2, MAP: 3, MESSAGES_LIST: 4}[shape]].append(name)
+        plan = _PLANS[kind] = groups  # type: ignore[assignment]
+    return plan  # type: ignore[return-value]
+
+
 def resource_message(resource):
-    data = resource.public() if isinstance(resource, Secret) else resource.to_dict()
-    if isinstance(resource, Decorator):
-        data = {**data, "schema_json": json.dumps(data.pop("schema"))}
-    if isinstance(resource, Service) and data.get("timeout") is None:
-        data.pop("timeout", None)
-    return _to_message(data, MESSAGES[resource.KIND])
+    kind = resource.KIND
+    scalars, optional, lists, maps, nested = _plan(kind)
+    data = {name: getattr(resource, name) for name in scalars}
+    for name in optional:
+        value = getattr(resource, name)
+        if value is not None:
+            data[name] = value
+    for name in (*lists, *maps):
+        data[name] = getattr(resource, name)
+    for name in nested:
+        data[name] = [plain(item) for item in getattr(resource, name)]
+    if kind == "decorator":
+        data["schema_json"] = json.dumps(resource.schema)
+    return MESSAGES[kind](**data)
 
 
 def resource_from_message(kind: str, message):
-    data = _to_dict(message)
+    scalars, optional, lists, maps, nested = _plan(kind)
+    data = {name: getattr(message, name) for name in scalars}
+    for name in optional:
+        data[name] = getattr(message, name) if message.HasField(name) else None
+    for name in lists:
+        data[name] = list(getattr(message, name))
+    for name in maps:
+        data[name] = dict(getattr(message, name))
+    for name in nested:
+        data[name] = [SecretRef(name=ref.name, type=ref.type, target=ref.target) for ref in getattr(message, name)]
     if kind == "decorator":
-        data["schema"] = json_field(data.pop("schema_json", ""), "decorator schema", {"type": "object"})
-        return Decorator.from_dict(data)
-    if kind == "service":
-        data.setdefault("timeout", None)
-        data["secrets"] = [SecretRef(**ref) for ref in data.get("secrets", [])]
-        return Service.from_dict(data)
-    if kind == "repository":
-        return Repository.from_dict(data)
-    return Secret.from_dict(data)
+        data["schema"] = json_field(message.schema_json, "decorator schema", {"type": "object"})
+    return _RESOURCE_CLASSES[kind](**data)
 
 
 def changes_from_message(kind: str, message, paths: list[str]) -> dict[str, Any]:
