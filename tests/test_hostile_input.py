@@ -86,6 +86,11 @@ def _deep(levels: int) -> dict:
     return schema
 
 
+def _deep_text(levels: int) -> str:
+    """A schema `levels` objects deep, as JSON text (too deep for json.dumps to write)."""
+    return '{"type":"object","properties":{"x":' * levels + '{"type":"string"}' + "}}" * levels
+
+
 # ---------------------------------------------------------------- decorators
 def test_a_ref_outside_the_document_is_refused_and_nothing_is_fetched(sb, web):
     url, hits = web
@@ -123,7 +128,7 @@ def test_a_ref_that_loops_or_a_schema_nested_too_deep_is_refused(sb):
         result = sb.gateway("create", "decorator", "loop", "--schema", _schema(sb, schema))
         _refused_unchanged(sb, before, result, 1, "decorator loop", "$ref", "loop")
     for levels in (100, 5000):
-        result = sb.gateway("create", "decorator", "deep", "--schema", _schema(sb, _deep(levels)))
+        result = sb.gateway("create", "decorator", "deep", "--schema", _schema(sb, _deep_text(levels)))
         _refused_unchanged(sb, before, result, 1, "deep", "32 levels")
     result = sb.gateway("create", "decorator", "deep", "--schema", _schema(sb, "[" * 200000 + "]" * 200000))
     _refused_unchanged(sb, before, result, 1, "32 levels")
@@ -138,7 +143,10 @@ def test_a_schema_bigger_than_the_limit_is_refused_quickly(sb):
     assert Path(path).stat().st_size > 15 * 1024 * 1024
     started = time.monotonic()
     result = sb.gateway("create", "decorator", "big", "--schema", path)
-    _refused_unchanged(sb, before, result, 1, path, "1 MiB")
+    _refused_unchanged(sb, before, result, 1, path, "larger than 2 MiB")
+    # Within the file limit, but more than the schema's own 1 MiB.
+    path = _schema(sb, {"type": "object", "description": "d" * (1024 * 1024 + 10)}, "long.json")
+    _refused_unchanged(sb, before, sb.gateway("create", "decorator", "big", "--schema", path), 1, "at most 1 MiB")
     assert time.monotonic() - started < 10
 
 
@@ -172,9 +180,9 @@ def test_files_that_never_end_are_refused_with_the_limit(sb):
     ]
     for argv, code in cases:
         result = sb.gateway(*argv, timeout=60)
-        _refused_unchanged(sb, before, result, code, "/dev/zero", "MiB")
+        _refused_unchanged(sb, before, result, code, "/dev/zero", "larger than")
     result = sb.gateway("--config", "/dev/zero", "get", "services", timeout=60)
-    result.fails(2, "/dev/zero", "MiB")
+    result.fails(2, "/dev/zero", "larger than 1 MiB")
     assert sb.stored() == before
 
 

@@ -160,7 +160,8 @@ class Scheduler:
         if service.decorator:
             decorator, _ = await self.engine._load("decorator", service.decorator)
             schema = decorator.schema  # type: ignore[attr-defined]
-        values = prepare_inputs(schema, inputs)
+        # Off the loop: checking inputs against a schema is bounded (core.decorators) but may take seconds.
+        values = await asyncio.to_thread(prepare_inputs, schema, inputs)
         if timeout is not None and not 1 <= timeout <= 7 * 86400:
             raise InvalidArgument(f"timeout {timeout} is not valid: 1 to 604800 seconds", {"timeout": "1 to 604800 seconds"})
         refs = {ref.target: ref for ref in service.secrets}
