@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .inputfiles import MIB, InputFileError, read_bytes, size_text
+
 ENV_CONFIG = "GATEWAY_CONFIG"
+CONFIG_FILE_LIMIT = MIB
 ENV_PREFIX = "GATEWAY_"
 SEARCH_PATHS = ("./gateway.conf", "~/.gateway/gateway.conf", "/etc/gateway/gateway.conf")
 
@@ -304,8 +307,11 @@ def _read_file(path: str) -> configparser.ConfigParser:
         default_section="\x00no-default-section",
     )
     try:
-        with open(path, encoding="utf-8") as handle:
-            parser.read_file(handle, source=path)
+        text = read_bytes(path, CONFIG_FILE_LIMIT, "config file").decode("utf-8")
+        parser.read_string(text, source=path)
+    except InputFileError:
+        raise ConfigError(f"{path}: the config file is larger than {size_text(CONFIG_FILE_LIMIT)}, the most that "
+                          "is read") from None
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except IsADirectoryError:

@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+import unicodedata
 from typing import Any, Sequence
 
 
 FORMATS = ("table", "json", "yaml")
+
+# Terminal escape sequences (CSI, OSC, DCS/APC/PM/SOS strings, two-character escapes; 7-bit and C1 forms), then
+# any control or bidirectional-override character left: what a name or description could use to rewrite the
+# screen, the window title or the clipboard of whoever reads a table.
+_ESCAPES = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+
+
+def printable(text: str, keep: str = "") -> str:
+    """`text` fit for a terminal: escape sequences removed, other control characters dropped (but those in
+    `keep`, such as a newline). JSON and YAML output never go through here: they stay exact."""
+    text = _ESCAPES.sub("", text)
+    return "".join(c for c in text
+                   if c in keep or (unicodedata.category(c) != "Cc" and c not in _BIDI))
 
 
 def dump_json(data: Any) -> str:
@@ -39,7 +59,7 @@ def _cell(value: Any, width: int | None = 60) -> str:
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value)
-    text = str(value).replace("\n", " ")
+    text = printable(str(value).replace("\n", " ").replace("\t", " "))
     return text if width is None or len(text) <= width else text[:width - 3] + "..."
 
 
@@ -76,10 +96,11 @@ def describe_text(data: dict[str, Any], indent: int = 0) -> str:
             else:
                 block = dump_yaml(value).rstrip()
             lines.append(f"{pad}{label}")
-            lines.extend(f"{pad}  {line}" for line in block.splitlines())
+            lines.extend(f"{pad}  {printable(line, keep=chr(9))}" for line in block.splitlines())
         elif isinstance(value, list) and value and any(isinstance(v, (dict, list)) for v in value):
             lines.append(f"{pad}{label}")
-            lines.extend(f"{pad}  - {item}" for item in value)
+            lines.extend(f"{pad}  - {printable(str(item))}" for item in value)
         else:
-            lines.append(f"{pad}{label} {_cell(value) if not isinstance(value, str) or not value else value}")
+            shown = _cell(value) if not isinstance(value, str) or not value else printable(value, keep="\n\t")
+            lines.append(f"{pad}{label} {shown}")
     return "\n".join(lines) + "\n"

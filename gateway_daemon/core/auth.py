@@ -9,6 +9,7 @@ with a random temporary password that must be changed at the first login.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import hashlib
@@ -41,6 +42,40 @@ def password_matches(password: str, stored: dict[str, Any]) -> bool:
     digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, maxmem=64 * 1024 * 1024,
                             n=stored["n"], r=stored["r"], p=stored["p"])
     return hmac.compare_digest(digest, base64.b64decode(stored["hash"]))
+
+
+# scrypt takes tens of milliseconds and 16 MiB each: it runs in worker threads (it releases the interpreter),
+# never on the event loop, and at most HASHING_AT_ONCE at a time, so wrong logins cannot stall other callers.
+HASHING_AT_ONCE = 2
+_hashing: asyncio.Semaphore | None = None
+_hashing_loop: asyncio.AbstractEventLoop | None = None
+
+
+async def _off_loop(fn, *args):
+    global _hashing, _hashing_loop
+    loop = asyncio.get_running_loop()
+    if _hashing is None or _hashing_loop is not loop:
+        _hashing, _hashing_loop = asyncio.Semaphore(HASHING_AT_ONCE), loop
+    async with _hashing:
+        return await asyncio.to_thread(fn, *args)
+
+
+async def hash_password_async(password: str) -> dict[str, Any]:
+    return await _off_loop(hash_password, password)
+
+
+async def password_matches_async(password: str, stored: dict[str, Any]) -> bool:
+    return await _off_loop(password_matches, password, stored)
+
+
+_STAND_IN: dict[str, Any] = {}
+
+
+async def _stand_in() -> dict[str, Any]:
+    """A stored password of no one, to compare against when the user does not exist (made once)."""
+    if not _STAND_IN:
+        _STAND_IN.update(await hash_password_async(secrets.token_urlsafe(16)))
+    return _STAND_IN
 
 
 def check_password(password: Any) -> None:
@@ -116,7 +151,7 @@ class Auth:
         if await self.store.list("users/"):
             return None
         password = new_password()
-        user = User(ADMIN, admin=True, must_change_password=True, password=hash_password(password))
+        user = User(ADMIN, admin=True, must_change_password=True, password=await hash_password_async(password))
         try:
             await self.store.create(f"users/{ADMIN}", user.encode())
         except KeyExists:
@@ -128,7 +163,7 @@ class Auth:
         user, revision = await self._load(name)
         chosen = password if password is not None else new_password()
         check_password(chosen)
-        user.password = hash_password(chosen)
+        user.password = await hash_password_async(chosen)
         user.must_change_password = password is None
         await self._save(user, revision)
         await self.revoke_keys(name)
@@ -137,7 +172,7 @@ class Auth:
     async def create_user(self, name: str, password: str, admin: bool = False) -> User:
         check_name("user", name)
         check_password(password)
-        user = User(name, admin=admin, password=hash_password(password))
+        user = User(name, admin=admin, password=await hash_password_async(password))
         try:
             await self.store.create(f"users/{name}", user.encode())
         except KeyExists:
@@ -155,7 +190,7 @@ class Auth:
             user.admin = admin
         if password is not None:
             check_password(password)
-            user.password = hash_password(password)
+            user.password = await hash_password_async(password)
             user.must_change_password = False
         await self._save(user, revision)
         if password is not None:
@@ -179,12 +214,14 @@ class Auth:
     # ------------------------------------------------------------ keys
     async def login(self, name: str, password: str, new: str = "") -> tuple[str, float, User]:
         failure = Unauthenticated("wrong username or password")
+        if not isinstance(password, str) or len(password) > MAX_PASSWORD:
+            raise failure  # no stored password is that long: nothing to hash
         entry = await self.store.get(f"users/{name}") if isinstance(name, str) and name else None
         if entry is None:
-            password_matches(password or "", hash_password("x"))  # the same work whether or not the user exists
+            await password_matches_async(password, await _stand_in())  # the same work whether or not the user exists
             raise failure
         user, revision = User.decode(entry.value), entry.revision
-        if not password_matches(password or "", user.password):
+        if not await password_matches_async(password, user.password):
             raise failure
         if user.must_change_password or new:
             if not new:
@@ -194,7 +231,7 @@ class Auth:
             if new == password:
                 raise InvalidArgument("the new password must differ from the old one")
             check_password(new)
-            user.password = hash_password(new)
+            user.password = await hash_password_async(new)
             user.must_change_password = False
             await self.revoke_keys(name)
         user.last_login_at = now()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import getpass
@@ -136,7 +137,7 @@ class Engine:
         return resource
 
     async def _insert(self, resource: Resource) -> Resource:
-        resource.validate()
+        await asyncio.to_thread(resource.validate)  # a decorator's schema can take a second to check
         await self._check_references(resource)
         try:
             with store_errors():
@@ -152,7 +153,7 @@ class Engine:
             updated = dataclasses.replace(current)
             change(updated)
             updated.updated_at = now()
-            updated.validate()
+            await asyncio.to_thread(updated.validate)
             await self._check_references(updated)
             try:
                 with store_errors():

@@ -160,7 +160,8 @@ class Scheduler:
         if service.decorator:
             decorator, _ = await self.engine._load("decorator", service.decorator)
             schema = decorator.schema  # type: ignore[attr-defined]
-        values = prepare_inputs(schema, inputs)
+        # Off the loop: checking inputs against a schema is bounded (core.decorators) but may take seconds.
+        values = await asyncio.to_thread(prepare_inputs, schema, inputs)
         check_run_timeout(timeout)
         refs = {ref.target: ref for ref in service.secrets}
         refs.update({ref.target: ref for ref in run_secrets})

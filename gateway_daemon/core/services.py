@@ -6,6 +6,7 @@ import dataclasses
 import string
 from typing import Any
 
+from .errors import InvalidArgument
 from .resources import (ENV_NAME_RE, Resource, check_name, check_relative_path, check_tags, check_text, field_error,
                         now)
 
@@ -67,17 +68,49 @@ def valid_timeout(timeout: Any) -> bool:
     return isinstance(timeout, int) and not isinstance(timeout, bool) and 1 <= timeout <= MAX_TIMEOUT
 
 
-def check_arg_format(fmt: str) -> None:
+ARG_FORMAT_FIELDS = ("key", "value")
+MAX_ARG_FORMAT = 1024
+
+
+def _arg_format_parts(fmt: Any) -> list[tuple[str, str | None]]:
+    """(literal text, "key" | "value" | None) pieces of an arg-format; anything else raises InvalidArgument.
+
+    Only the documented placeholders {key} and {value} (and {{ }} for a literal brace) are taken: no format spec
+    ({value:>99999999999} would build a gigabyte string), no conversion, no attribute or index."""
+    def refuse(why: str) -> InvalidArgument:
+        message = (f"arg-format {fmt!r} is not valid: {why}; use only {{key}} and {{value}} (and {{{{ }}}} for a "
+                   "literal brace), for example '--{key}={value}'")
+        return InvalidArgument(message, {"arg_format": message})
+
+    if not isinstance(fmt, str):
+        raise refuse("it must be text")
+    if len(fmt) > MAX_ARG_FORMAT or "\x00" in fmt:
+        raise refuse(f"at most {MAX_ARG_FORMAT} characters and no NUL")
+    parts: list[tuple[str, str | None]] = []
     try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(fmt) if f is not None}
-        fmt.format(key="k", value="v")
-    except (ValueError, IndexError, KeyError):
-        raise field_error(
-            "arg_format",
-            f"arg-format {fmt!r} is not valid: use {{key}} and {{value}}, for example '--{{key}}={{value}}'"
-        ) from None
-    if "key" not in fields and "value" not in fields:
-        raise field_error("arg_format", f"arg-format {fmt!r} uses neither {{key}} nor {{value}}")
+        for literal, field, spec, conversion in string.Formatter().parse(fmt):
+            if field is not None and (field not in ARG_FORMAT_FIELDS or spec or conversion):
+                shown = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+                raise refuse(f"{shown} is not a placeholder it knows")
+            parts.append((literal, field))
+    except ValueError as exc:
+        raise refuse(str(exc)) from None
+    return parts
+
+
+def check_arg_format(fmt: str) -> None:
+    parts = _arg_format_parts(fmt)
+    for piece in fmt.split():  # an arg-format with spaces makes several arguments, each formatted on its own
+        _arg_format_parts(piece)
+    if not any(field for _, field in parts):
+        message = f"arg-format {fmt!r} uses neither {{key}} nor {{value}}"
+        raise InvalidArgument(message, {"arg_format": message})
+
+
+def format_arg(fmt: str, key: str, value: str) -> str:
+    """One argument from an arg-format (checked: only {key} and {value} are filled in)."""
+    values = {"key": key, "value": value}
+    return "".join(literal + (values[field] if field else "") for literal, field in _arg_format_parts(fmt))
 
 
 @dataclasses.dataclass

@@ -17,6 +17,7 @@ it.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
@@ -196,7 +197,7 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
     valid: list[tuple[str, Resource]] = []
     for where, resource in resources:
         try:
-            resource.validate()
+            await asyncio.to_thread(resource.validate)  # off the loop: a decorator's schema can take a second
             if isinstance(resource, Secret):
                 _check_sealed(engine, resource)
             resource.encode()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import FailedPrecondition
-from ..core.services import Service
+from ..core.services import Service, format_arg
 
 TOFU_ACTIONS = ("plan", "apply", "destroy")
 
@@ -41,7 +41,7 @@ def formatted_args(fmt: str, inputs: dict[str, Any]) -> list[str]:
     """The service's --arg-format per input; a format with spaces makes several arguments."""
     args = []
     for key, value in inputs.items():
-        args.extend(part.format(key=key, value=_text(value)) for part in fmt.split())
+        args.extend(format_arg(part, key, _text(value)) for part in fmt.split())
     return args
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..cluster.intake import ExecEvent
 from ..core.api import Identity, Login, UserInfo
-from ..core.decorators import Decorator
+from ..core.decorators import MAX_SCHEMA_BYTES, Decorator
 from ..core.engine import EngineInfo
 from ..core.jobs import Job
 from ..core.repositories import Repository
@@ -140,7 +140,7 @@ def resource_message(resource):
     for name in nested:
         data[name] = [plain(item) for item in getattr(resource, name)]
     if kind == "decorator":
-        data["schema_json"] = json.dumps(resource.schema)
+        data["schema_json"] = json.dumps(resource.schema, separators=(",", ":"), ensure_ascii=False)
     return MESSAGES[kind](**data)
 
 
@@ -156,7 +156,8 @@ def resource_from_message(kind: str, message):
     for name in nested:
         data[name] = [SecretRef(name=ref.name, type=ref.type, target=ref.target) for ref in getattr(message, name)]
     if kind == "decorator":
-        data["schema"] = json_field(message.schema_json, "decorator schema", {"type": "object"})
+        data["schema"] = json_field(message.schema_json, "decorator schema", {"type": "object"},
+                                    limit=MAX_SCHEMA_BYTES)
     return _RESOURCE_CLASSES[kind](**data)
 
 
@@ -177,21 +178,27 @@ def changes_message(kind: str, name: str, changes: dict[str, Any]):
     paths = []
     for field, value in changes.items():
         if kind == "decorator" and field == "schema":
-            field, value = "schema_json", json.dumps(value)
+            field, value = "schema_json", json.dumps(value, separators=(",", ":"), ensure_ascii=False)
         data[field] = plain(value)
         paths.append(field)
     return _to_message(data, MESSAGES[kind]), paths
 
 
-def json_field(text: str, what: str, default: Any) -> Any:
+def json_field(text: str, what: str, default: Any, limit: int = 4 * 1024 * 1024) -> Any:
+    """JSON text from a request: at most `limit` bytes, and no nesting deeper than the parser's stack."""
+    from ..core.errors import InvalidArgument
+
     if not text:
         return default
+    if len(text) > limit:
+        raise InvalidArgument(f"{what} is {len(text.encode()) / 1048576:.1f} MiB of JSON; at most "
+                              f"{limit // 1048576} MiB is allowed")
     try:
         return json.loads(text)
     except ValueError as exc:
-        from ..core.errors import InvalidArgument
-
         raise InvalidArgument(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidArgument(f"{what} nests objects or arrays too deep") from None
 
 
 # ------------------------------------------------------------ runs

@@ -5,8 +5,9 @@
      table does not name is refused;
   2. admits the caller from the call's metadata alone, through a `Gate`
      (users and API keys on the server, the cluster's token on a runner),
-     before a byte of the request is read: a refused call never parses its
-     request (the place for a small receive limit before authentication);
+     before a byte of the request is read: a refused call is answered with a
+     handler that never reads its request, so an unauthenticated caller's
+     big message costs the server no memory;
   3. hands the admitted Session to the servicer through `current_session()`;
   4. turns a request that does not parse into INVALID_ARGUMENT with one log
      line (grpc.aio alone answers UNKNOWN and logs a traceback per message);
@@ -125,9 +126,16 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
 
     # ------------------------------------------------------------ the handlers the server gets instead
     def _refusal(self, handler, method: str, exc: BaseException):
-        async def refuse(request, context):
+        """A handler that ends the call with `exc` without reading its request: it has the shape of a request
+        stream, which grpc.aio reads only when the handler asks, so a refused caller's message (up to the
+        server's receive limit) is never taken into memory."""
+        async def refuse(requests, context):
             await errors.abort(context, exc, method, self.who)
-        return _handler_like(handler, refuse, _ignore)
+        if handler.response_streaming:
+            make = grpc.stream_stream_rpc_method_handler
+        else:
+            make = grpc.stream_unary_rpc_method_handler
+        return make(refuse, request_deserializer=_ignore, response_serializer=handler.response_serializer)
 
     def _admitted(self, handler, method: str, session: Session | None):
         behavior = _behavior(handler)

@@ -30,6 +30,7 @@ INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0);
 CHANGE_LOG_KEEP = 10_000
 POLL_SECONDS = 0.25
 CONTENTION_SECONDS = 15.0
+EMPTY_GRACE_SECONDS = 1.0
 
 
 def _prefix_end(prefix: str) -> str:
@@ -49,8 +50,28 @@ class SQLiteStore(Store):
         self._published: set[int] = set()
 
     # ------------------------------------------------------------ plumbing
+    def _check_not_emptied(self) -> None:
+        """A database file of 0 bytes is one that was truncated (or never written): SQLite would take it as an
+        empty store and write a new one over it. Another process creating the store writes its first page within
+        milliseconds, so a file still empty after EMPTY_GRACE_SECONDS is refused, and left as it is."""
+        deadline = time.monotonic() + EMPTY_GRACE_SECONDS
+        while True:
+            try:
+                if self.path.stat().st_size > 0:
+                    return
+            except FileNotFoundError:
+                return  # a new store: SQLite makes it
+            except OSError:
+                return  # not readable: connecting says why
+            if time.monotonic() > deadline:
+                raise StoreUnavailable(
+                    f"local store {self.path}: the database file is empty (0 bytes): it was truncated or never "
+                    "written; restore it from a backup, or move it away to start with an empty store")
+            time.sleep(0.05)
+
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
+            self._check_not_emptied()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), timeout=10, isolation_level=None, check_same_thread=False)
             try:

@@ -7,13 +7,15 @@ import os
 import sys
 import tempfile
 
-import yaml
-
 from gateway_daemon.core import Gateway, InvalidArgument
 
 from gateway_daemon.console import dump_yaml
 from .parser import UsageError
+from gateway_daemon.inputfiles import MIB, InputFileError, load_yaml
+
 from .resources import _read_text
+
+IMPORT_FILE_LIMIT = 32 * MIB  # what one ImportDb message to a server may carry
 
 
 async def export(gateway: Gateway, args: argparse.Namespace) -> int:
@@ -42,15 +44,12 @@ async def export(gateway: Gateway, args: argparse.Namespace) -> int:
 
 
 async def import_(gateway: Gateway, args: argparse.Namespace) -> int:
-    text = _read_text(args.file, "import file")
+    text = _read_text(args.file, "import file", IMPORT_FILE_LIMIT)
     source = "stdin" if args.file == "-" else args.file
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InvalidArgument(f"{source}:{where} not valid YAML: {problem}") from None
+        document = load_yaml(text, source)
+    except InputFileError as exc:
+        raise InvalidArgument(str(exc)) from None
     report = await gateway.import_db(document, dry_run=args.dry_run, strict=args.strict)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -9,36 +9,47 @@ import sys
 from typing import Any
 
 from gateway_daemon.core import Decorator, Gateway, InvalidArgument, Repository, SecretRef, Service
+from gateway_daemon.core.decorators import MAX_DEPTH
 from gateway_daemon.core.resources import Resource
+from gateway_daemon.core.secrets import MAX_VALUE_BYTES
+from gateway_daemon.inputfiles import MIB, InputFileError, load_yaml, read_text
 
 from gateway_daemon.console import Table, emit
 from .parser import UsageError, kind_word
 
 
-def _read_text(path: str, what: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
+# The most a command reads from a file it is given (see gateway_daemon.inputfiles).
+SCHEMA_FILE_LIMIT = 2 * MIB  # a decorator's schema is at most 1 MiB as compact JSON; a file may be laid out
+VALUE_FILE_LIMIT = MAX_VALUE_BYTES + 1  # the trailing newline a file may add
+
+
+def _read_text(path: str, what: str, limit: int) -> str:
+    """The file's text, at most `limit` bytes: a bigger one is refused (exit 1), one that cannot be opened is a
+    usage error (exit 2)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
+        return read_text(path, limit, what)
+    except InputFileError as exc:
+        raise InvalidArgument(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"cannot read {what} {path}: not UTF-8 text") from None
 
 
 def _load_schema(path: str) -> Any:
-    text = _read_text(path, "schema file")
+    text = _read_text(path, "schema file", SCHEMA_FILE_LIMIT)
+    source = "standard input" if path == "-" else path
     try:
         return json.loads(text)
+    except RecursionError:
+        raise InvalidArgument(f"schema file {source} nests objects or arrays more than {MAX_DEPTH} levels deep; "
+                              f"at most {MAX_DEPTH} levels are allowed") from None
     except json.JSONDecodeError as json_error:
-        import yaml  # only a schema that is not JSON needs it
-
         try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError:
+            return load_yaml(text, f"schema file {source}")
+        except InputFileError as yaml_error:
+            if "alias" in str(yaml_error) or "too deep" in str(yaml_error):
+                raise InvalidArgument(str(yaml_error)) from None
             raise InvalidArgument(
-                f"schema file {path} is neither JSON nor YAML: line {json_error.lineno}, column {json_error.colno}: "
+                f"schema file {source} is neither JSON nor YAML: line {json_error.lineno}, column {json_error.colno}: "
                 f"{json_error.msg}"
             ) from None
 
@@ -58,13 +69,13 @@ def _secret_value(args: argparse.Namespace, required: bool) -> str | None:
     if args.value is not None:
         return args.value
     if args.value_file is not None:
-        value = _read_text(args.value_file, "value file")
+        value = _read_text(args.value_file, "value file", VALUE_FILE_LIMIT)
     elif not required:
         return None
     elif sys.stdin.isatty():
         value = getpass.getpass(f"value of secret {args.name}: ")
     else:
-        value = sys.stdin.read()
+        value = _read_text("-", "secret value on", VALUE_FILE_LIMIT)
     # A trailing newline from a file or a pipe is never part of the value.
     return value[:-1] if value.endswith("\n") else value
 
