@@ -136,7 +136,10 @@ class GatewayApp(App):
             elif first and login is not None:
                 self.switch_mode("services")
 
-        self.push_screen(LoginScreen(target, reason, username=self.user or "", cancellable=switching), done)
+        from .connection import CONFIGURED_KEY_USER
+
+        username = "" if self.user == CONFIGURED_KEY_USER else self.user or ""
+        self.push_screen(LoginScreen(target, reason, username=username, cancellable=switching), done)
 
     def _unauthenticated(self, error: "Unauthenticated") -> None:
         """A call came back UNAUTHENTICATED: the key expired or was revoked. Log in again, then carry on."""
@@ -240,15 +243,22 @@ class GatewayApp(App):
 def run_app(config: "Config", profile: str | None = None) -> int:
     import asyncio
 
+    import os
+
     from gateway_daemon.bootstrap import open_gateway
+    from gateway_daemon.config import time_zone
 
     from .formatting import short_path
 
+    if config.get("terminal", "no_color"):
+        os.environ["NO_COLOR"] = "1"  # Textual draws in monochrome (it honours NO_COLOR set by the user too)
+    tz = time_zone(config.get("terminal", "timestamp_timezone"))
     messages: list[str] = []
     if config.mode == "client":
         from .connection import KeyringConnection
 
-        app = GatewayApp(None, mode="client", connection=KeyringConnection(config, profile, messages.append))
+        app = GatewayApp(None, mode="client", tz=tz,
+                         connection=KeyringConnection(config, profile, messages.append))
     else:
         if profile:
             from gateway_daemon.core import FailedPrecondition
@@ -257,7 +267,7 @@ def run_app(config: "Config", profile: str | None = None) -> int:
                                      f"mode = {config.mode})")
         gateway = asyncio.run(open_gateway(config, announce=messages.append))
         context = f"{config.mode} mode · {short_path(str(config.data_dir))}"
-        app = GatewayApp(gateway, context, mode=config.mode)
+        app = GatewayApp(gateway, context, mode=config.mode, tz=tz)
     app.run()
     for line in messages:
         print(line)

@@ -196,6 +196,7 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
     valid: list[tuple[str, Resource]] = []
     for where, resource in resources:
         try:
+            engine.check_enabled(resource)
             resource.validate()
             if isinstance(resource, Secret):
                 _check_sealed(engine, resource)
