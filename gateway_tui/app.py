@@ -240,19 +240,26 @@ class GatewayApp(App):
         await self.gateway.close()
 
 
+def terminal_settings(config: "Config") -> tzinfo | None:
+    """[terminal]: with no_color, NO_COLOR is set, so the app draws in monochrome (as Textual does for a user's
+    own NO_COLOR); the zone the app shows times in (timestamp_timezone; None: this machine's)."""
+    import os
+
+    from gateway_daemon.config import time_zone
+
+    if config.get("terminal", "no_color"):
+        os.environ["NO_COLOR"] = "1"
+    return time_zone(config.get("terminal", "timestamp_timezone"))
+
+
 def run_app(config: "Config", profile: str | None = None) -> int:
     import asyncio
 
-    import os
-
     from gateway_daemon.bootstrap import open_gateway
-    from gateway_daemon.config import time_zone
 
     from .formatting import short_path
 
-    if config.get("terminal", "no_color"):
-        os.environ["NO_COLOR"] = "1"  # Textual draws in monochrome (it honours NO_COLOR set by the user too)
-    tz = time_zone(config.get("terminal", "timestamp_timezone"))
+    tz = terminal_settings(config)
     messages: list[str] = []
     if config.mode == "client":
         from .connection import KeyringConnection
