@@ -41,8 +41,8 @@ def setup_logging(config) -> None:
 
     setup_daemon_logging(config)
     log = logging.getLogger(f"gateway.{config.mode}")
-    log.info("using configuration file %s (mode %s, data_dir %s)", config.file or "(none: defaults)", config.mode,
-             config.data_dir)
+    log.debug("using configuration file %s (mode %s, data_dir %s)", config.file or "(none: defaults)", config.mode,
+              config.data_dir)
     if config.get("connect", "enabled"):
         log.warning("[connect] enabled = true: this gateway does not connect to Itential Platform or Gateway "
                     "Manager; the [connect] settings are accepted and not used")
