@@ -59,8 +59,18 @@ def local_executor(config: Config, queue: bool = True) -> "Executor":
     from .execution.workspace import Workspace
 
     limits = _limits(config)
-    return LocalExecutor(config.data_dir, Workspace(config.data_dir), Venvs(config.data_dir),
-                         limits.kill_grace_period, Admission(limits.max_concurrent_runs) if queue else None)
+    application = config["application"]
+    venvs = Venvs(config.data_dir, application.venv_retention_period, application.venv_sweep_interval)
+    return LocalExecutor(config.data_dir, Workspace(config.data_dir), venvs,
+                         limits.kill_grace_period, Admission(limits.max_concurrent_runs) if queue else None,
+                         config.get("python-script", "requirements_file"))
+
+
+def disabled_service_types(config: Config) -> frozenset[str]:
+    """The service types [features] turns off (core.features)."""
+    from .core.features import SETTINGS
+
+    return frozenset(kind for kind, key in SETTINGS.items() if not config.get("features", key))
 
 
 def dispatcher(config: Config, store: Store) -> "Executor":
@@ -88,7 +98,8 @@ def open_engine(config: Config, announce=None, recover_first: bool = False) -> E
         executor = dispatcher(config, store)
     else:
         executor = local_executor(config, queue=config.mode != "runner")
-    return Engine(store, secret_box(config, announce), info, _limits(config), executor, recover_first)
+    return Engine(store, secret_box(config, announce), info, _limits(config), executor, recover_first,
+                  disabled_service_types(config))
 
 
 async def open_gateway(config: Config, profile: str | None = None, announce=None, api_key: str | None = None):
@@ -97,13 +108,30 @@ async def open_gateway(config: Config, profile: str | None = None, announce=None
 
     mode = config.mode
     if mode == "local":
-        return open_engine(config, announce, recover_first=True)  # runs left by a `gateway` that died end
+        engine = open_engine(config, announce, recover_first=True)  # runs left by a `gateway` that died end
+        await _prune_environments(engine)
+        return engine
     if mode == "client":
         return remote_gateway(config, profile, api_key)
     raise FailedPrecondition(
         f"this configuration is for gateway-daemon (mode = {mode}); "
         "`gateway` works in local mode, or in client mode against a server"
     )
+
+
+async def _prune_environments(engine: Engine) -> None:
+    """`gateway` in local mode removes the venvs unused for [application] venv_retention_period as it starts
+    (a daemon's executor does it as it starts and then every venv_sweep_interval)."""
+    import logging
+
+    from .execution.local import LocalExecutor
+
+    executor = engine.scheduler.executor
+    if isinstance(executor, LocalExecutor):
+        try:
+            await executor.venvs.prune()
+        except OSError as exc:  # a folder that cannot be removed now: next time
+            logging.getLogger("gateway.venvs").warning("pruning unused environments: %s", exc)
 
 
 def client_endpoint(config: Config, profile: str | None = None) -> "Endpoint":

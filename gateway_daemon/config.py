@@ -13,6 +13,7 @@ allowed.  The programs print it and exit with code 2.
 from __future__ import annotations
 
 import configparser
+import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -154,12 +155,133 @@ def _tags(raw: str) -> tuple[str, ...]:
     return tuple(items)
 
 
+# ---------------------------------------------------------------- IAG 5 value types
+_DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
+_DURATION_HELP = "expected a duration like 30d, 720h, 12h or 1h30m (units d, h, m, s; at least 1m)"
+
+
+def _duration(raw: str) -> float:
+    """A duration as IAG 5 writes one (Go's 720h, 1h30m, or days: 30d) -> seconds."""
+    text = raw.strip().lower()
+    parts = _DURATION_PART.findall(text)
+    if not text or "".join(number + unit for number, unit in parts) != text:
+        raise ValueError(_DURATION_HELP)
+    seconds = sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
+    if not 60 <= seconds <= 100 * 365 * 86400:
+        raise ValueError(_DURATION_HELP)
+    return seconds
+
+
+def _time_zone_name(raw: str) -> str:
+    """UTC, Local (this machine's zone) or an IANA name such as America/New_York, as written."""
+    value = raw.strip()
+    if value.lower() in ("utc", "local"):
+        return value.upper() if value.lower() == "utc" else "Local"
+    try:
+        time_zone(value)
+    except ValueError:
+        raise ValueError("expected UTC, Local or an IANA time zone name such as America/New_York") from None
+    return value
+
+
+def time_zone(name: str):
+    """The tzinfo of a [log] or [terminal] timestamp_timezone value; None means this machine's zone."""
+    import zoneinfo
+    from datetime import timezone
+
+    if name.lower() == "utc":
+        return timezone.utc
+    if name.lower() == "local":
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*", name):
+        raise ValueError(name)
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(name) from None
+
+
+def _backend(raw: str) -> str:
+    value = raw.strip().lower()
+    if value == "dynamodb":
+        raise ValueError("DynamoDB is not supported by this gateway; use etcd (backend = etcd) for a shared store")
+    return _choice(*BACKENDS)(value)
+
+
+def _words(raw: str) -> tuple[str, ...]:
+    return tuple(part for part in re.split(r"[\s,]+", raw.strip()) if part)
+
+
+def _relative_file(raw: str) -> str:
+    value = raw.strip()
+    parts = value.replace("\\", "/").split("/")
+    if not value or value.startswith(("/", "~")) or ".." in parts or "\x00" in value:
+        raise ValueError("expected a file name relative to the service's working dir, such as requirements.txt")
+    return value
+
+
+def _secret_text(raw: str) -> str:
+    value = raw.strip()
+    if any(ch.isspace() for ch in value):
+        raise ValueError("expected one API key, without spaces")
+    return value
+
+
 @dataclass(frozen=True)
 class Key:
     parse: Callable[[str], Any]
     default: str
     help: str
 
+
+# ---------------------------------------------------------------- IAG 5 keys
+# Keys and sections an IAG 5 gateway.conf has, with what they mean here.
+IAG5_APPLICATION = {
+    "working_dir": Key(_path, "", "IAG 5's name for data_dir (set one of them)"),
+    "auto_accept_eula": Key(_bool, "false", "accepted from IAG 5; there is no EULA to accept"),
+    "venv_retention_period": Key(_duration, "30d", "venvs unused this long are removed (30d, 720h)"),
+    "venv_sweep_interval": Key(_duration, "24h", "how often unused venvs are looked for"),
+}
+IAG5_LOG = {
+    "console_json": Key(_bool, "false", "log lines on the console as JSON"),
+    "file_enabled": Key(_bool, "false", "also write gateway.log (rotated)"),
+    "file_json": Key(_bool, "false", "gateway.log lines as JSON"),
+    "server_dir": Key(_path, "", "where gateway-daemon writes gateway.log (default: data_dir)"),
+    "timestamp_timezone": Key(_time_zone_name, "Local", "zone of log timestamps: UTC, Local or an IANA name"),
+}
+IAG5_SECTIONS: dict[str, dict[str, Key]] = {
+    "terminal": {
+        "no_color": Key(_bool, "false", "no colours in the terminal UI and the CLI (as NO_COLOR)"),
+        "timestamp_timezone": Key(_time_zone_name, "Local", "zone of times the CLI and TUI show: UTC, Local or an "
+                                                              "IANA name"),
+    },
+    "features": {
+        "ansible_enabled": Key(_bool, "true", "ansible-playbook services can be created and run"),
+        "python_enabled": Key(_bool, "true", "python-script services can be created and run"),
+        "opentofu_enabled": Key(_bool, "true", "opentofu-plan services can be created and run"),
+        "hostkeys_enabled": Key(_bool, "true", "the hostkeys commands work"),
+    },
+    "python-script": {
+        "requirements_file": Key(_relative_file, "requirements.txt", "requirements file of python-script services"),
+    },
+    "registry": {
+        "default_overridable": Key(_bool, "true", "accepted from IAG 5; registries are not here yet"),
+    },
+    "connect": {
+        "enabled": Key(_bool, "false", "accepted from IAG 5; this gateway does not connect to Itential Platform"),
+        "hosts": Key(_words, "", "accepted from IAG 5 (Gateway Manager hosts)"),
+        "certificate_file": Key(_path, "", "accepted from IAG 5"),
+        "private_key_file": Key(_path, "", "accepted from IAG 5"),
+        "insecure_tls": Key(_bool, "false", "accepted from IAG 5"),
+        "server_ha_enabled": Key(_bool, "false", "accepted from IAG 5"),
+        "server_ha_is_primary": Key(_bool, "false", "accepted from IAG 5"),
+    },
+}
+# Values `config` never shows.
+HIDDEN_KEYS = {("client", "api_key")}
+FEATURE_KEYS = {"python-script": "python_enabled", "ansible-playbook": "ansible_enabled",
+                "opentofu-plan": "opentofu_enabled"}
 
 _server_tls = {
     "use_tls": Key(_bool, "false", "serve gRPC over TLS"),
@@ -173,6 +295,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "data_dir": Key(_path, "~/.gateway", "embedded store, repository clones, venvs"),
         "cluster_id": Key(_name, "default", "every stored key lives under this id"),
         "ca_certificate_file": Key(_path, "", "the CA that servers, runners and clients trust"),
+        **IAG5_APPLICATION,
     },
     "server": {
         "listen_address": Key(_host, "0.0.0.0", "address the gRPC server binds"),
@@ -187,6 +310,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "use_tls": Key(_bool, "false", "connect with TLS"),
         "certificate_file": Key(_path, "", "certificate to trust for the server (PEM)"),
         "private_key_file": Key(_path, "", "client private key (PEM)"),
+        "api_key": Key(_secret_text, "", "an API key sent instead of logging in (IAG 5.4)"),
     },
     "runner": {
         "announcement_address": Key(_text, "", "address servers use to reach this runner"),
@@ -198,13 +322,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
                          "a dead runner leaves the registry, a dead server's runs end, within this time"),
     },
     "store": {
-        "backend": Key(_choice(*BACKENDS), "local", "local (SQLite), memory or etcd"),
+        "backend": Key(_backend, "local", "local (SQLite), memory or etcd"),
         "etcd_hosts": Key(_host_list, "127.0.0.1:2379", "etcd endpoints host:port"),
         "etcd_use_tls": Key(_bool, "false", "connect to etcd with TLS"),
         "etcd_ca_certificate_file": Key(_path, "", "CA for etcd (PEM)"),
         "etcd_client_cert_auth": Key(_bool, "false", "present a client certificate to etcd"),
         "etcd_certificate_file": Key(_path, "", "client certificate for etcd (PEM)"),
         "etcd_private_key_file": Key(_path, "", "client key for etcd (PEM)"),
+        "dynamodb_table_name": Key(_text, "itential.gateway5.store", "accepted from IAG 5; DynamoDB is not supported"),
     },
     "secrets": {
         "encrypt_key_file": Key(_path, "", "key file secrets are encrypted with"),
@@ -217,7 +342,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "log": {
         "level": Key(_choice(*LOG_LEVELS, upper=True), "INFO", "TRACE ... DISABLED"),
+        **IAG5_LOG,
     },
+    **IAG5_SECTIONS,
 }
 
 PROFILE_SECTION = "client"
@@ -353,10 +480,33 @@ def _parse(source: str, section: str, key: str, raw: str, where: str) -> Value:
     return Value(value, raw, source)
 
 
+def _did_you_mean(word: str, known) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
 def _unknown_key(where: str, section: str, key: str, known: dict[str, Key]) -> ConfigError:
     return ConfigError(
-        f"{where}: [{section}] unknown key '{key}'; known keys: {', '.join(known)}"
+        f"{where}: [{section}] unknown key '{key}'; {_did_you_mean(key, known)}known keys: {', '.join(known)}"
     )
+
+
+def _env_section(rest: str) -> str | None:
+    """The section a GATEWAY_<SECTION>_<KEY> variable names ([python-script]: PYTHON_SCRIPT or PYTHON-SCRIPT)."""
+    return next((s for s in SCHEMA if rest.startswith(s + "_") or rest.startswith(s.replace("-", "_") + "_")), None)
+
+
+def _working_dir(values: dict[str, dict[str, Value]]) -> None:
+    """[application] working_dir is IAG 5's data_dir: it stands for data_dir; both set must agree."""
+    working, data = values["application"]["working_dir"], values["application"]["data_dir"]
+    if not working.value:
+        return
+    if data.source != "default" and os.path.abspath(data.value) != os.path.abspath(working.value):
+        raise ConfigError(
+            f"{_where(working)}: [application] working_dir = {working.raw!r} and {_where(data)}: data_dir = "
+            f"{data.raw!r} differ: they name the same folder (working_dir is IAG 5's name); set one of them"
+        )
+    values["application"]["data_dir"] = working
 
 
 def load_config(path: str | None = None, environ: dict[str, str] | None = None) -> Config:
@@ -379,7 +529,7 @@ def load_config(path: str | None = None, environ: dict[str, str] | None = None) 
                 target = values[section]
             else:
                 raise ConfigError(
-                    f"{file}: unknown section [{section}]; known sections: "
+                    f"{file}: unknown section [{section}]; {_did_you_mean(section, SCHEMA)}known sections: "
                     + ", ".join(f"[{name}]" for name in SCHEMA)
                     + ", [client:NAME]"
                 )
@@ -392,16 +542,15 @@ def load_config(path: str | None = None, environ: dict[str, str] | None = None) 
         if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG:
             continue
         rest = name[len(ENV_PREFIX):].lower()
-        section = next((s for s in SCHEMA if rest.startswith(s + "_")), None)
+        section = _env_section(rest)
         if section is None:
             continue  # not a config variable (GATEWAY_PASSWORD and the like)
         key = rest[len(section) + 1:]
         if key not in SCHEMA[section]:
-            raise ConfigError(
-                f"environment {name}: [{section}] unknown key '{key}'; known keys: {', '.join(SCHEMA[section])}"
-            )
+            raise _unknown_key(f"environment {name}", section, key, SCHEMA[section])
         values[section][key] = _parse(f"env {name}", section, key, _unquote(raw), f"environment {name}")
 
+    _working_dir(values)
     config = Config(values=values, file=file, profiles=profiles)
     _check_files(config)
     return config
@@ -459,13 +608,20 @@ def describe(config: Config) -> list[dict[str, str]]:
     rows = []
     for section, keys in config.values.items():
         for key, entry in keys.items():
-            rows.append({"section": section, "key": key, "value": _display(entry.value), "source": _where(entry)})
+            rows.append({"section": section, "key": key, "value": _shown(section, key, entry), "source": _where(entry)})
     for profile, keys in sorted(config.profiles.items()):
         for key, entry in keys.items():
-            rows.append(
-                {"section": f"client:{profile}", "key": key, "value": _display(entry.value), "source": _where(entry)}
-            )
+            rows.append({"section": f"client:{profile}", "key": key, "value": _shown("client", key, entry),
+                         "source": _where(entry)})
     return rows
+
+
+def _shown(section: str, key: str, entry: Value) -> str:
+    if (section, key) in HIDDEN_KEYS and entry.value:
+        return "(set, not shown)"
+    if SCHEMA[section][key].parse is _duration:
+        return entry.raw.strip()  # 30d as written, not 2592000 seconds
+    return _display(entry.value)
 
 
 def _display(value: Any) -> str:

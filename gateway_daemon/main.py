@@ -35,15 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(level: str) -> None:
-    if level == "DISABLED":
-        logging.disable(logging.CRITICAL)
-        return
-    names = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
-             "ERROR": logging.ERROR, "FATAL": logging.CRITICAL}
-    logging.basicConfig(level=names.get(level, logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("asyncio").setLevel(logging.WARNING)
+def setup_logging(config) -> None:
+    """[log]: the console, gateway.log under server_dir when file_enabled, text or JSON, the timestamps' zone."""
+    from .log_setup import setup_daemon_logging
+
+    setup_daemon_logging(config)
+    log = logging.getLogger(f"gateway.{config.mode}")
+    log.debug("using configuration file %s (mode %s, data_dir %s)", config.file or "(none: defaults)", config.mode,
+              config.data_dir)
+    if config.get("connect", "enabled"):
+        log.warning("[connect] enabled = true: this gateway does not connect to Itential Platform or Gateway "
+                    "Manager; the [connect] settings are accepted and not used")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,10 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.verb == "user":
             return asyncio.run(_reset_password(config, args))
-        setup_logging(config.get("log", "level"))
         if config.mode in ("server", "runner"):
             from .bootstrap import open_engine
 
+            setup_logging(config)
             if config.mode == "server":
                 from .rpc.server import serve
             else:
@@ -72,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
             log = logging.getLogger(f"gateway.{config.mode}")
             asyncio.run(serve(config, lambda: open_engine(config, announce=log.warning)))
             return 0
+    except ConfigError as exc:  # gateway.log cannot be written
+        print(f"gateway-daemon: {exc}", file=sys.stderr)
+        return 2
     except GatewayError as exc:
         print(f"gateway-daemon: {exc}", file=sys.stderr)
         return 1

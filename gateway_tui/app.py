@@ -136,7 +136,10 @@ class GatewayApp(App):
             elif first and login is not None:
                 self.switch_mode("services")
 
-        self.push_screen(LoginScreen(target, reason, username=self.user or "", cancellable=switching), done)
+        from .connection import CONFIGURED_KEY_USER
+
+        username = "" if self.user == CONFIGURED_KEY_USER else self.user or ""
+        self.push_screen(LoginScreen(target, reason, username=username, cancellable=switching), done)
 
     def _unauthenticated(self, error: "Unauthenticated") -> None:
         """A call came back UNAUTHENTICATED: the key expired or was revoked. Log in again, then carry on."""
@@ -237,6 +240,18 @@ class GatewayApp(App):
         await self.gateway.close()
 
 
+def terminal_settings(config: "Config") -> tzinfo | None:
+    """[terminal]: with no_color, NO_COLOR is set, so the app draws in monochrome (as Textual does for a user's
+    own NO_COLOR); the zone the app shows times in (timestamp_timezone; None: this machine's)."""
+    import os
+
+    from gateway_daemon.config import time_zone
+
+    if config.get("terminal", "no_color"):
+        os.environ["NO_COLOR"] = "1"
+    return time_zone(config.get("terminal", "timestamp_timezone"))
+
+
 def run_app(config: "Config", profile: str | None = None) -> int:
     import asyncio
 
@@ -244,11 +259,13 @@ def run_app(config: "Config", profile: str | None = None) -> int:
 
     from .formatting import short_path
 
+    tz = terminal_settings(config)
     messages: list[str] = []
     if config.mode == "client":
         from .connection import KeyringConnection
 
-        app = GatewayApp(None, mode="client", connection=KeyringConnection(config, profile, messages.append))
+        app = GatewayApp(None, mode="client", tz=tz,
+                         connection=KeyringConnection(config, profile, messages.append))
     else:
         if profile:
             from gateway_daemon.core import FailedPrecondition
@@ -257,7 +274,7 @@ def run_app(config: "Config", profile: str | None = None) -> int:
                                      f"mode = {config.mode})")
         gateway = asyncio.run(open_gateway(config, announce=messages.append))
         context = f"{config.mode} mode · {short_path(str(config.data_dir))}"
-        app = GatewayApp(gateway, context, mode=config.mode)
+        app = GatewayApp(gateway, context, mode=config.mode, tz=tz)
     app.run()
     for line in messages:
         print(line)

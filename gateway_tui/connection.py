@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from gateway_daemon.core.transfer import ImportReport
 
 T = TypeVar("T")
+CONFIGURED_KEY_USER = "API key from [client] api_key"  # who the header shows: the key names no user here
 
 @dataclass(frozen=True)
 class ServerLogin:
@@ -81,6 +82,8 @@ class KeyringConnection:
         self.use_tls = endpoint.use_tls
         self._announce = announce
         self.credentials = Credentials(announce)
+        # [client] api_key (or the profile's): used instead of a login, until the server refuses it.
+        self.configured_key = config.client(self.profile).api_key
 
     def profiles(self) -> list[str]:
         return sorted(self.config.profiles)
@@ -89,6 +92,8 @@ class KeyringConnection:
         return KeyringConnection(self.config, profile, self._announce)
 
     def stored(self) -> ServerLogin | None:
+        if self.configured_key:
+            return ServerLogin(CONFIGURED_KEY_USER, float("inf"))
         credential = self.credentials.load(self.address)
         if credential is None or credential.expired:
             return None
@@ -103,15 +108,21 @@ class KeyringConnection:
         finally:
             await gateway.close()
         self.credentials.save(self.address, Credential(login.api_key, login.username, login.expires_at))
+        self.configured_key = ""  # a login made here is what this session uses
         return ServerLogin(login.username, login.expires_at, login.admin)
 
     def open(self) -> "Gateway":
         from gateway_daemon.bootstrap import remote_gateway
 
+        if self.configured_key:
+            return remote_gateway(self.config, self.profile, self.configured_key)
         credential = self.credentials.load(self.address)
         return remote_gateway(self.config, self.profile, credential.api_key if credential else None)
 
     def forget(self) -> None:
+        if self.configured_key:
+            self.configured_key = ""  # refused: a login from now on
+            return
         self.credentials.delete(self.address)
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 from ..store import Entry, KeyExists, RevisionMismatch, Store, StoreUnavailable
 from .decorators import Decorator
 from .errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from .features import check_enabled
 from .repositories import Repository
 from .resources import Resource, check_name, now
 from .runners import RUNNERS_PREFIX, RunnerInfo
@@ -58,13 +59,15 @@ class Engine:
     """Implements core.api.Gateway against a Store."""
 
     def __init__(self, store: Store, secret_box: SecretBox, info: EngineInfo, limits: Limits, executor: Executor,
-                 recover_first: bool = False):
+                 recover_first: bool = False, disabled_types: frozenset[str] = frozenset()):
         """`executor` runs the prepared jobs (core.jobs.Executor); `recover_first`: end the runs that a
-        dead process of this machine left unfinished before the first reading of runs (local mode)."""
+        dead process of this machine left unfinished before the first reading of runs (local mode);
+        `disabled_types`: service types that cannot be created or run ([features], see core.features)."""
         self.store = store
         self.secret_box = secret_box
         self._info = info
-        self.scheduler = Scheduler(self, limits, executor, recover_first)
+        self.disabled_types = disabled_types
+        self.scheduler = Scheduler(self, limits, executor, recover_first, disabled_types)
         self._decoded: dict[str, tuple[int, Resource]] = {}  # store key -> (revision, resource)
 
     async def info(self) -> EngineInfo:
@@ -136,7 +139,13 @@ class Engine:
             return dataclasses.replace(resource, sealed={})
         return resource
 
+    def check_enabled(self, resource: Resource) -> None:
+        """A service of a type [features] turned off cannot be created or changed (core.features)."""
+        if isinstance(resource, Service):
+            check_enabled(resource.type, self.disabled_types)
+
     async def _insert(self, resource: Resource) -> Resource:
+        self.check_enabled(resource)
         await asyncio.to_thread(resource.validate)  # a decorator's schema can take a second to check
         await self._check_references(resource)
         try:
@@ -153,6 +162,7 @@ class Engine:
             updated = dataclasses.replace(current)
             change(updated)
             updated.updated_at = now()
+            self.check_enabled(updated)
             await asyncio.to_thread(updated.validate)
             await self._check_references(updated)
             try:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 from ..store import RevisionMismatch, Store, StoreError
 from . import owners
 from .errors import FailedPrecondition, GatewayError, NotFound
+from .features import check_enabled
 from .jobs import Executor, Job, JobResult
 from .outputs import STORE_RETRY_SECONDS, OutputSink, output_prefix
 from .runs import (FAILED, INTERRUPTED, QUEUED, RUNNING, Masker, OutputLine, Run, RunEvent, check_run_id,
@@ -104,8 +105,11 @@ class _Reporter:
 class Scheduler:
     """Starts runs, keeps their records, and hands the prepared jobs to the executor it was built with."""
 
-    def __init__(self, engine: "Engine", limits: Limits, executor: Executor, recover_first: bool = False):
+    def __init__(self, engine: "Engine", limits: Limits, executor: Executor, recover_first: bool = False,
+                 disabled_types: frozenset[str] = frozenset()):
+        """`disabled_types`: service types whose runs are refused ([features], see core.features)."""
         self.engine = engine
+        self.disabled_types = disabled_types
         self.store: Store = engine.store
         self.limits = limits
         self.executor = executor
@@ -156,6 +160,7 @@ class Scheduler:
         decorator's schema (None without one)."""
         service, _ = await self.engine._load("service", name)
         assert isinstance(service, Service)
+        check_enabled(service.type, self.disabled_types)
         schema = None
         if service.decorator:
             decorator, _ = await self.engine._load("decorator", service.decorator)

@@ -197,6 +197,7 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
     valid: list[tuple[str, Resource]] = []
     for where, resource in resources:
         try:
+            engine.check_enabled(resource)
             await asyncio.to_thread(resource.validate)  # off the loop: a decorator's schema can take a second
             if isinstance(resource, Secret):
                 _check_sealed(engine, resource)

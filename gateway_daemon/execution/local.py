@@ -8,6 +8,7 @@ one, since it refuses work when full instead of queueing it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -27,12 +28,16 @@ from .workspace import Workspace
 
 class LocalExecutor:
     def __init__(self, data_dir: Path, workspace: Workspace, venvs: Venvs, kill_grace: float,
-                 admission: Admission | None = None):
+                 admission: Admission | None = None, requirements_file: str = "requirements.txt"):
+        """`requirements_file`: what a python-script service that names none installs, when its working dir
+        has it ([python-script] requirements_file)."""
         self.runs_dir = Path(data_dir) / "runs"
         self.workspace = workspace
         self.venvs = venvs
         self.kill_grace = kill_grace
         self.admission = admission
+        self.requirements_file = requirements_file
+        self._sweeper: asyncio.Task | None = None
 
     async def execute(self, job: Job, events: JobEvents, cancel: asyncio.Event) -> JobResult:
         if self.admission is not None:
@@ -50,6 +55,7 @@ class LocalExecutor:
         service = job.service
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         run_dir = Path(tempfile.mkdtemp(prefix=f"{job.run_id}-", dir=self.runs_dir))
+        held: list[str] = []  # the cached environments this run uses
         try:
             leftovers.claim(run_dir)
             tree = run_dir / "tree"
@@ -61,15 +67,17 @@ class LocalExecutor:
                                          f"not found in repository {job.repository.name}")
             python = sys.executable  # other types: the gateway's own bin directory leads PATH
             if service.type == "python-script":
-                requirements = workdir / (service.requirements_file or "requirements.txt")
+                requirements = workdir / (service.requirements_file or self.requirements_file)
                 python = str(await self.venvs.python_for(requirements if requirements.is_file() else None,
                                                          events.progress))
+                held.append(python)
             extra_env = dict(service.env)
             if service.type == "ansible-playbook":
                 collections = (workdir / service.requirements_file if service.requirements_file
                                else (workdir / service.script).parent / "requirements.yml")
                 if collections.is_file():
                     path = await self.venvs.collections_for(collections, events.progress)
+                    held.append(str(path))
                     extra_env["ANSIBLE_COLLECTIONS_PATH"] = str(path)
             steps = build(service, workdir, job.inputs, set(job.booleans), python)
             tmp = run_dir / "tmp"
@@ -77,6 +85,7 @@ class LocalExecutor:
             env = child_environment({**extra_env, **job.env}, tmp, python)
             outcome = await self._processes(steps, str(workdir), env, run_dir, job.timeout, events, cancel)
         finally:
+            self.venvs.release(*held)
             shutil.rmtree(run_dir, ignore_errors=True)
         if outcome.stopped == "timeout":
             return JobResult(TIMED_OUT, f"stopped after the {job.timeout} s time limit", outcome.exit_code)
@@ -109,10 +118,17 @@ class LocalExecutor:
         process.stop("cancel", self.kill_grace)
 
     async def start(self) -> None:
-        """Nothing runs in the background."""
+        """Remove the cached environments unused for too long, now and then daily (Venvs.sweeping)."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self.venvs.sweeping())
 
     def reap(self) -> int:
         return leftovers.reap(self.runs_dir)
 
     async def close(self) -> None:
-        """Nothing to release: every run's processes and folder end with the run."""
+        """Stop pruning; every run's processes and folder end with the run."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None

@@ -5,6 +5,12 @@ the first run builds it (with its progress streamed to the run) and every
 later run with the same file reuses it.  An environment is usable only once
 its ``.complete`` marker is written; a half-built one (the gateway killed
 mid-build) is removed and built again.
+
+Each use touches the environment's ``.last-used`` file (when a run takes it and
+when that run ends); one unused for longer than ``[application]
+venv_retention_period`` is removed by `prune`, which the local executor runs
+when it starts and then every ``venv_sweep_interval``.  An environment a run
+of this process holds is never removed.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import sys
@@ -24,7 +31,11 @@ from .workspace import file_lock
 
 Progress = Callable[[str], None]
 MARKER = ".complete"
+LAST_USED = ".last-used"
 BUILD_TIMEOUT = 1800.0
+RETENTION = 30 * 86400.0  # seconds: [application] venv_retention_period
+SWEEP_INTERVAL = 86400.0  # seconds: [application] venv_sweep_interval
+log = logging.getLogger("gateway.venvs")
 
 
 def base_python() -> str:
@@ -37,10 +48,15 @@ def _python_tag() -> str:
 
 
 class Venvs:
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, retention: float = RETENTION, sweep_interval: float = SWEEP_INTERVAL):
+        """`retention`: seconds an environment may stay unused before `prune` removes it; `sweep_interval`:
+        seconds between two prunes while `sweeping()` runs."""
         self.root = Path(data_dir) / "venvs"
         self.collections_root = Path(data_dir) / "collections"
+        self.retention = retention
+        self.sweep_interval = sweep_interval
         self._locks: dict[str, asyncio.Lock] = {}
+        self._in_use: dict[str, int] = {}  # environment folder -> runs of this process holding it
 
     def key(self, requirements: Path) -> str:
         digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
@@ -52,17 +68,86 @@ class Venvs:
             return Path(base_python())
         target = self.root / self.key(requirements)
         python = target / "bin" / "python"
-        if (target / MARKER).is_file():
-            return python
-        await self._build(target, requirements, progress, self._build_venv)
+        self._hold(target)
+        try:
+            if not (target / MARKER).is_file():
+                await self._build(target, requirements, progress, self._build_venv)
+        except BaseException:
+            self._let_go(target)
+            raise
         return python
 
     async def collections_for(self, requirements: Path, progress: Progress) -> Path:
         """A directory holding the collections `requirements.yml` names, for ANSIBLE_COLLECTIONS_PATH."""
         target = self.collections_root / self.key(requirements)
-        if not (target / MARKER).is_file():
-            await self._build(target, requirements, progress, self._install_collections)
+        self._hold(target)
+        try:
+            if not (target / MARKER).is_file():
+                await self._build(target, requirements, progress, self._install_collections)
+        except BaseException:
+            self._let_go(target)
+            raise
         return target
+
+    # ------------------------------------------------------------ use and pruning
+    def _hold(self, target: Path) -> None:
+        self._in_use[str(target)] = self._in_use.get(str(target), 0) + 1
+        _touch(target)
+
+    def _let_go(self, target: Path) -> None:
+        count = self._in_use.get(str(target), 0) - 1
+        if count > 0:
+            self._in_use[str(target)] = count
+        else:
+            self._in_use.pop(str(target), None)
+        _touch(target)
+
+    def release(self, *paths: str | Path) -> None:
+        """A run is done with what python_for / collections_for gave it (the base interpreter: nothing)."""
+        for path in paths:
+            path = Path(path)
+            for target in (path.parent.parent, path):  # .../<env>/bin/python, or a collections folder
+                if str(target) in self._in_use:
+                    self._let_go(target)
+                    break
+
+    async def prune(self, now: float | None = None) -> list[str]:
+        """Remove the environments unused for longer than the retention period; their names."""
+        removed = []
+        for root in (self.root, self.collections_root):
+            try:
+                candidates = sorted(p for p in root.iterdir() if p.is_dir())
+            except OSError:
+                continue
+            for target in candidates:
+                if not self._stale(target, now) or str(target) in self._in_use:
+                    continue
+                lock = self._locks.setdefault(str(target), asyncio.Lock())
+                async with file_lock(target.with_name(target.name + ".lock"), lock):
+                    if not self._stale(target, now) or str(target) in self._in_use:
+                        continue  # taken by a run meanwhile
+                    await asyncio.to_thread(shutil.rmtree, target, True)
+                removed.append(target.name)
+                log.info("removed %s/%s: unused for more than %s", root.name, target.name, _days(self.retention))
+        return removed
+
+    def _stale(self, target: Path, now: float | None) -> bool:
+        if not (target / MARKER).is_file():
+            return False  # being built, or half-built: the next build of it cleans up
+        last = 0.0
+        for name in (LAST_USED, MARKER):
+            with contextlib.suppress(OSError):
+                last = max(last, (target / name).stat().st_mtime)
+        return (time.time() if now is None else now) - last > self.retention
+
+    async def sweeping(self) -> None:
+        """Prune now and then every sweep interval, until cancelled (the local executor's background task)."""
+        while True:
+            try:
+                await self.prune()
+            except Exception as exc:  # a folder that cannot be removed now: try again next time
+                log.warning("pruning unused environments: %s", exc)
+            await asyncio.sleep(self.sweep_interval)
 
     async def _build(self, target: Path, requirements: Path, progress: Progress, how) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +184,15 @@ class Venvs:
         target.mkdir(parents=True)
         await _stream([program, "collection", "install", "-r", str(requirements), "-p", str(target)],
                       progress, "ansible-galaxy", cwd=requirements.parent)
+
+
+def _touch(target: Path) -> None:
+    with contextlib.suppress(OSError):  # not built yet: the build's marker says when
+        (target / LAST_USED).touch()
+
+
+def _days(seconds: float) -> str:
+    return f"{seconds / 86400:g} days" if seconds >= 86400 else f"{seconds / 3600:g} hours"
 
 
 async def _stream(argv: list[str], progress: Progress, label: str, cwd: Path | None = None) -> None:

@@ -90,6 +90,7 @@ async def serve_runner(config: Config, open_engine: Callable[[], Any],
     """Serve until SIGTERM; `open_engine()` (bootstrap) gives the engine, opened inside the loop."""
     engine = open_engine()
     reap(engine)
+    await engine.scheduler.executor.start()  # prunes unused venvs now and every [application] venv_sweep_interval
     store = engine.store
     runner = config["runner"]
     runner_id, address = runner_identity(config)

@@ -12,7 +12,7 @@ import sys
 # gRPC's C core logs connection trouble to stderr; the error the user sees is ours, in one line.
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
-from gateway_daemon.config import ConfigError, load_config, show
+from gateway_daemon.config import ConfigError, load_config, show, time_zone
 from gateway_daemon.core import GatewayError
 
 from .parser import UsageError, kind_word, parse
@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     args = parse(argv)
     config = load_config(getattr(args, "config", None))
+    if args.verb != "config":
+        _start_logging(config, args.verb)
     if args.verb is None:
         from ..app import run_app
 
@@ -55,6 +57,17 @@ def _main(argv: list[str]) -> int:
     import asyncio  # not for --help, usage errors or config
 
     return asyncio.run(_dispatch(config, args))
+
+
+def _start_logging(config, verb: str | None) -> None:
+    """Local mode with [log] file_enabled: this command's log lines go to data_dir/gateway.log."""
+    import logging
+
+    from gateway_daemon.log_setup import setup_local_logging
+
+    setup_local_logging(config)
+    logging.getLogger("gateway.cli").info("gateway %s (configuration file %s, mode %s)", verb or "(terminal UI)",
+                                          config.file or "(none: defaults)", config.mode)
 
 
 async def _dispatch(config, args) -> int:
@@ -74,6 +87,7 @@ async def _dispatch(config, args) -> int:
         from .certs import cert_gen
 
         return cert_gen(args)
+    args.time_zone = time_zone(config.get("terminal", "timestamp_timezone"))  # how runs' times show
     handlers = {
         "create": resources.create, "get": resources.get, "describe": resources.describe,
         "edit": resources.edit, "delete": resources.delete,

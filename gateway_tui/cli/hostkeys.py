@@ -12,6 +12,8 @@ from gateway_daemon.execution.hostkeys import HostKeys
 
 
 async def run(config: Config, args: argparse.Namespace) -> int:
+    if not config.get("features", "hostkeys_enabled"):
+        raise FailedPrecondition("host keys are disabled: [features] hostkeys_enabled = false")
     if config.mode == "client":
         raise FailedPrecondition(
             "in client mode the server fetches repositories: run `gateway hostkeys` on the server, "

@@ -7,7 +7,7 @@ import asyncio
 import signal
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, AsyncIterator
 
 from gateway_daemon.console import Table, emit
@@ -16,10 +16,16 @@ from gateway_daemon.core.owners import describe as describe_owner
 from gateway_daemon.core.runs import OutputLine, Run, RunEvent, parse_set
 
 
-def when(timestamp: float | None) -> str:
+def when(timestamp: float | None, zone: tzinfo | None = None) -> str:
+    """A moment in `zone` ([terminal] timestamp_timezone; None: this machine's zone)."""
     if timestamp is None:
         return "-"
-    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(timestamp, zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _zone(args: argparse.Namespace) -> tzinfo | None:
+    """The zone the command shows times in (set from [terminal] timestamp_timezone by the dispatcher)."""
+    return getattr(args, "time_zone", None)
 
 
 def seconds(value: float | None) -> str:
@@ -116,8 +122,8 @@ async def get_runs(gateway: Gateway, args: argparse.Namespace) -> int:
     runs = await gateway.list_runs(args.service, args.status, args.limit, args.runner)
     table = Table(["id", "service", "status", "exit", "started", "duration", "by", "runner", "reason"])
     for run in runs:
-        table.add(run.id, run.service, run.status, run.exit_code, when(run.started_at), seconds(run.duration),
-                  run.started_by, run.runner or "-", run.reason)
+        table.add(run.id, run.service, run.status, run.exit_code, when(run.started_at, _zone(args)),
+                  seconds(run.duration), run.started_by, run.runner or "-", run.reason)
     emit([run_view(r) for r in runs], args.output, table)
     return 0
 
@@ -140,7 +146,7 @@ async def describe_run(gateway: Gateway, args: argparse.Namespace) -> int:
         return 0
     data = run_view(run)
     for key in ("created_at", "started_at", "ended_at"):
-        data[key] = when(data[key])
+        data[key] = when(data[key], _zone(args))
     data["duration"] = seconds(run.duration)
     data.pop("owner")
     data["kept_by"] = describe_owner(run.owner) if run.owner else "-"

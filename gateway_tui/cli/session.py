@@ -31,8 +31,12 @@ def endpoint(config: Config, args: argparse.Namespace):
 
 
 def stored_key(config: Config, args: argparse.Namespace) -> str:
-    """The API key for the configured server, or a one-line error saying to log in."""
+    """The API key for the configured server: [client] api_key (or the profile's) when set, else the one
+    `gateway login` kept; a one-line error saying to log in when there is none."""
     where = endpoint(config, args).address
+    configured = config.client(getattr(args, "profile", None)).api_key
+    if configured:
+        return configured
     credential = Credentials(_warn).load(where)
     if credential is None:
         raise Unauthenticated(f"not logged in to {where}: run gateway login")
