@@ -159,8 +159,9 @@ def build_parser() -> Parser:
     run_kinds = run.add_subparsers(dest="kind", metavar="service", required=True, parser_class=Parser)
     run_service = _sub(run_kinds, "service", "run a service", output=True,
                        iagctl="iagctl run service python-script NAME --set KEY=VALUE (the type word is optional here)")
-    run_service.add_argument("words", nargs="+", metavar="[TYPE] NAME",
+    run_service.add_argument("first", metavar="[TYPE] NAME",
                              help=f"the service, after its type if you like ({' | '.join(SERVICE_TYPES)})")
+    run_service.add_argument("second", nargs="?", help=argparse.SUPPRESS)
     run_service.add_argument("--set", action="append", metavar="KEY=VALUE",
                              help="an input; repeatable. A bare KEY sets a boolean input the decorator declares to true")
     run_service.add_argument("--use", action="store_true",
@@ -357,9 +358,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def _service_words(args: argparse.Namespace) -> None:
     """`run service [TYPE] NAME`: the type word is optional, as iagctl writes it or not."""
-    words = args.words
-    if len(words) > 2:
-        raise UsageError(f"unrecognized arguments: {' '.join(words[2:])} (see: gateway run service --help)")
+    words = [word for word in (args.first, args.second) if word is not None]
     if len(words) == 2 and words[0] not in SERVICE_TYPES:
         raise UsageError(f"{words[0]!r} is not a service type; use {', '.join(SERVICE_TYPES)} "
                          "(see: gateway run service --help)")

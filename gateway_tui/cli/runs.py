@@ -103,7 +103,8 @@ async def _decorator_schema(gateway: Gateway, service: Service) -> dict[str, Any
 async def _service(gateway: Gateway, args: argparse.Namespace) -> Service:
     service = await gateway.get("service", args.name)
     if args.service_type and service.type != args.service_type:
-        raise InvalidArgument(f"service {args.name!r} is a {service.type}, not a {args.service_type}")
+        an = "an" if args.service_type[0] in "aeiou" else "a"
+        raise InvalidArgument(f"service {args.name!r} is a {service.type}, not {an} {args.service_type}")
     return service
 
 
@@ -139,7 +140,8 @@ def _use(service: Service, schema: dict[str, Any] | None, output: str) -> int:
         return 0
     required = set(schema.get("required") or [])
     rows = []
-    for name, field in _properties(schema).items():
+    fields = sorted(_properties(schema).items(), key=lambda item: item[0] not in required)  # required first
+    for name, field in fields:
         kind = field.get("type", "any")
         rows.append({"name": name, "type": "|".join(kind) if isinstance(kind, list) else str(kind),
                      "required": name in required, "default": field.get("default"),
