@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from importlib import metadata
 from pathlib import Path
 
 import pytest
-from importlib import metadata
 
 from cli_helpers import BIN, Result, check_all, gateway_env, gw, ok, run_all, run_command
 from gateway_server import Client, Daemon
