@@ -250,8 +250,8 @@ class SessionGateway(Gateway):
     async def get_user(self, name: str) -> UserInfo:
         return await self._call(lambda g: g.get_user(name))
 
-    async def create_user(self, name: str, password: str, admin: bool = False) -> UserInfo:
-        return await self._call(lambda g: g.create_user(name, password, admin))
+    async def create_user(self, name: str, password: str, admin: bool = False, temporary: bool = False) -> UserInfo:
+        return await self._call(lambda g: g.create_user(name, password, admin, temporary))
 
     async def update_user(self, name: str, admin: bool | None = None, password: str | None = None) -> UserInfo:
         return await self._call(lambda g: g.update_user(name, admin, password))

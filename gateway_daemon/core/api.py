@@ -117,8 +117,9 @@ class Gateway(Protocol):
 
     async def get_user(self, name: str) -> UserInfo: ...
 
-    async def create_user(self, name: str, password: str, admin: bool = False) -> UserInfo:
-        """A new user (AlreadyExists; InvalidArgument for a bad name or a short password)."""
+    async def create_user(self, name: str, password: str, admin: bool = False, temporary: bool = False) -> UserInfo:
+        """A new user (AlreadyExists; InvalidArgument for a bad name or a short password); with `temporary`,
+        the password must be changed at the first login."""
         ...
 
     async def update_user(self, name: str, admin: bool | None = None, password: str | None = None) -> UserInfo:

@@ -169,10 +169,11 @@ class Auth:
         await self.revoke_keys(name)
         return chosen
 
-    async def create_user(self, name: str, password: str, admin: bool = False) -> User:
+    async def create_user(self, name: str, password: str, admin: bool = False, temporary: bool = False) -> User:
+        """A new user; with `temporary`, the password must be changed at the first login."""
         check_name("user", name)
         check_password(password)
-        user = User(name, admin=admin, password=await hash_password_async(password))
+        user = User(name, admin=admin, password=await hash_password_async(password), must_change_password=temporary)
         try:
             await self.store.create(f"users/{name}", user.encode())
         except KeyExists:

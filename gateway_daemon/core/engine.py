@@ -335,7 +335,7 @@ class Engine:
     async def get_user(self, name: str) -> "UserInfo":
         raise FailedPrecondition(NO_USERS)
 
-    async def create_user(self, name: str, password: str, admin: bool = False) -> "UserInfo":
+    async def create_user(self, name: str, password: str, admin: bool = False, temporary: bool = False) -> "UserInfo":
         raise FailedPrecondition(NO_USERS)
 
     async def update_user(self, name: str, admin: bool | None = None, password: str | None = None) -> "UserInfo":

@@ -2,12 +2,14 @@
 
 The file is in OpenSSH's known_hosts format, so ``ssh -o UserKnownHostsFile``
 reads it as is.  Keys get there only by an operator's explicit
-``gateway hostkeys add HOST``, which shows each key's SHA256 fingerprint.
+``gateway hostkeys add HOST`` (or ``scan HOST``), which shows each key's SHA256
+fingerprint, or ``gateway hostkeys add HOST TYPE KEY`` with the key itself.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import os
 import re
@@ -49,6 +51,23 @@ def fingerprint(key_base64: str) -> str:
     """OpenSSH's SHA256 fingerprint of a public key blob."""
     digest = hashlib.sha256(base64.b64decode(key_base64)).digest()
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+             "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
+
+
+def check_key(key_type: str, key: str) -> None:
+    """A public key as ssh writes it: a known type, and base64 whose blob names that same type."""
+    if key_type not in KEY_TYPES:
+        raise InvalidArgument(f"key type {key_type!r} is not one of {', '.join(KEY_TYPES)}")
+    try:
+        blob = base64.b64decode(key, validate=True)
+    except (ValueError, binascii.Error):
+        raise InvalidArgument("the key is not base64 (copy it from a line of ssh-keyscan HOST)") from None
+    length = int.from_bytes(blob[:4], "big") if len(blob) >= 4 else -1
+    if length < 0 or blob[4:4 + length] != key_type.encode() or len(blob) <= 4 + length:
+        raise InvalidArgument(f"the key is not an {key_type} public key (copy it from a line of ssh-keyscan HOST)")
 
 
 @dataclass(frozen=True)
@@ -119,6 +138,34 @@ class HostKeys:
         keys += [k for k in offered if (k.host, k.key_type, k.key) not in known]
         self._write(keys)
         return offered
+
+    def add_key(self, host: str, key_type: str, key: str, port: int = 22, replace: bool = False) -> tuple[HostKey, str]:
+        """Trust one key given by the operator (a line of ssh-keyscan or known_hosts). Returns it and what was
+        done: "added", "already trusted" or "replaced". A host whose trusted key of that type differs is
+        refused unless `replace`."""
+        check_host(host)
+        if not 1 <= port <= 65535:
+            raise InvalidArgument(f"port {port} is not between 1 and 65535")
+        check_key(key_type, key)
+        new = HostKey(known_hosts_name(host, port), key_type, key)
+        keys = self.list()
+        same_type = [k for k in keys if k.host == new.host and k.key_type == key_type]
+        if any(k.key == key for k in same_type):
+            return new, "already trusted"
+        if same_type and not replace:
+            raise FailedPrecondition(
+                f"{new.host} already has a trusted {key_type} key ({same_type[0].fingerprint}); "
+                "give --replace to trust this one instead")
+        kept = [k for k in keys if not (k.host == new.host and k.key_type == key_type)]
+        self._write(kept + [new])
+        return new, "replaced" if same_type else "added"
+
+    def clear(self) -> int:
+        """Trust no host key any more; returns how many there were."""
+        count = len(self.list())
+        if self.path.exists():
+            self._write([])
+        return count
 
     def delete(self, host: str, port: int = 22) -> int:
         names = {host, known_hosts_name(host, port)}

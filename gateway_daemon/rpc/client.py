@@ -313,9 +313,9 @@ class RemoteGateway:
         reply = await self._call(lambda s: s.users.GetUser, common_pb2.NameRequest(name=name))
         return convert.user_from_message(reply)
 
-    async def create_user(self, name: str, password: str, admin: bool = False) -> UserInfo:
+    async def create_user(self, name: str, password: str, admin: bool = False, temporary: bool = False) -> UserInfo:
         reply = await self._call(lambda s: s.users.CreateUser, users_pb2.CreateUserRequest(
-            name=name, password=password, admin=admin))
+            name=name, password=password, admin=admin, temporary=temporary))
         return convert.user_from_message(reply)
 
     async def update_user(self, name: str, admin: bool | None = None, password: str | None = None) -> UserInfo:

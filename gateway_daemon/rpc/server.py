@@ -233,7 +233,8 @@ class AuthServicer(_Servicer, auth_pb2_grpc.AuthServiceServicer):
 
 class UserServicer(_Servicer, users_pb2_grpc.UserServiceServicer):
     async def CreateUser(self, request, context):
-        return convert.user_message(await self.core.auth.create_user(request.name, request.password, request.admin))
+        return convert.user_message(await self.core.auth.create_user(request.name, request.password, request.admin,
+                                                                          request.temporary))
 
     async def ListUsers(self, request, context):
         return users_pb2.UserList(items=[convert.user_message(u) for u in await self.core.auth.list_users()])

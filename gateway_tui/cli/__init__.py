@@ -44,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     args = parse(argv)
+    if args.verb == "completion":  # from the grammar alone: no configuration needed
+        from .completion import completion_script
+
+        sys.stdout.write(completion_script(args.shell))
+        return 0
     config = load_config(getattr(args, "config", None))
     if args.verb != "config":
         _start_logging(config, args.verb)
@@ -53,6 +58,13 @@ def _main(argv: list[str]) -> int:
         return run_app(config, getattr(args, "profile", None))
     if args.verb == "config":
         print(show(config, args.output), end="")
+        return 0
+    if args.verb == "version":
+        from .completion import version_line
+
+        print(version_line())
+        if args.show_config:
+            print(show(config, "table"), end="")
         return 0
     import asyncio  # not for --help, usage errors or config
 

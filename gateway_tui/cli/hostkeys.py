@@ -1,4 +1,4 @@
-"""gateway hostkeys add|get|delete: the SSH host keys trusted for git over ssh."""
+"""gateway hostkeys add|scan|get|delete|clear: the SSH host keys trusted for git over ssh."""
 
 from __future__ import annotations
 
@@ -21,7 +21,16 @@ async def run(config: Config, args: argparse.Namespace) -> int:
         )
     keys = HostKeys(config.data_dir)
     verb = args.hostkeys_verb
-    if verb == "add":
+    if verb == "add" and args.key:
+        key, done = keys.add_key(args.host, args.key_type, args.key, args.port, args.replace)
+        print(f"{done} {key.host} {key.key_type} {key.fingerprint}")
+        print(f"in {keys.path}")
+        return 0
+    if verb == "clear":
+        count = keys.clear()
+        print(f"removed {count} key{'s' if count != 1 else ''}; no ssh host is trusted now")
+        return 0
+    if verb in ("add", "scan"):
         added = await asyncio.to_thread(keys.add, args.host, args.port)
         for key in added:
             print(f"trusted {key.host} {key.key_type} {key.fingerprint}")

@@ -1,4 +1,9 @@
-"""The argument grammar of `gateway`: the same words as the gateway it re-imagines."""
+"""The argument grammar of `gateway`: the same words as the gateway it re-imagines.
+
+A script written for IAG 5's `iagctl` runs with `gateway` in its place: every
+iagctl form is accepted beside our own, and each verb's --help names its
+iagctl spelling (the epilog).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,9 @@ from typing import NoReturn
 from gateway_daemon.core.services import SERVICE_TYPES
 
 from gateway_daemon.console import FORMATS
+
+CERT_TYPES = ("ca", "server", "client", "runner")
+COMPLETION_SHELLS = ("bash", "zsh", "fish")
 
 KIND_WORDS = {
     "repository": "repository", "repositories": "repository", "repo": "repository", "repos": "repository",
@@ -38,12 +46,21 @@ def common(parser: argparse.ArgumentParser, output: bool = False) -> None:
                         help="gateway.conf to use (else $GATEWAY_CONFIG, ./gateway.conf, ~/.gateway/, /etc/gateway/)")
     parser.add_argument("--profile", metavar="NAME", default=argparse.SUPPRESS,
                         help="a [client:NAME] section of the config to connect with")
+    # iagctl's global flags: every command takes them (read with getattr(args, "raw", False)).
+    parser.add_argument("--raw", action="store_true", default=argparse.SUPPRESS,
+                        help="run service: only the script's output; get and describe: JSON")
+    parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="run service: the run id, timings and the commit too")
     if output:
         parser.add_argument("-o", "--output", choices=FORMATS, default="table", help="output format")
 
 
-def _sub(subparsers, name: str, help_text: str, output: bool = False, **kwargs) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(name, help=help_text, description=help_text, **kwargs)
+def _sub(subparsers, name: str, help_text: str, output: bool = False, iagctl: str = "",
+         **kwargs) -> argparse.ArgumentParser:
+    """A verb; `iagctl` is its spelling in IAG 5, shown at the end of its --help."""
+    epilog = f"iagctl: {iagctl}" if iagctl else None
+    parser = subparsers.add_parser(name, help=help_text, description=help_text, epilog=epilog,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
     common(parser, output)
     return parser
 
@@ -78,7 +95,10 @@ def _service_flags(parser: argparse.ArgumentParser, create: bool) -> None:
 
 def _user_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--admin", action="store_true", help="the user may manage users")
-    parser.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    password = parser.add_mutually_exclusive_group()
+    password.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    password.add_argument("--temp-password", action="store_true",
+                          help="make a random temporary password, print it once; it must be changed at the first login")
 
 
 def _decorator_flags(parser: argparse.ArgumentParser, create: bool) -> None:
@@ -105,105 +125,171 @@ def build_parser() -> Parser:
     common(parser)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
 
-    create = _sub(verbs, "create", "create a repository, decorator, service or secret")
+    create = _sub(verbs, "create", "create a repository, decorator, service or secret",
+                  iagctl="iagctl create repository|decorator|service|secret|user NAME ...")
     create_kinds = create.add_subparsers(dest="kind", metavar="KIND", required=True, parser_class=Parser)
     for kind in ("repository", "decorator", "secret"):
-        sub = _sub(create_kinds, kind, f"create a {kind}", output=True)
+        sub = _sub(create_kinds, kind, f"create a {kind}", output=True, iagctl=f"iagctl create {kind} NAME ...")
         sub.add_argument("name")
         _FLAGS[kind](sub, create=True)
-    user = _sub(create_kinds, "user", "create a user (client mode, admins only)", output=True)
+    user = _sub(create_kinds, "user", "create a user (client mode, admins only)", output=True,
+                iagctl="iagctl create user NAME [--temp-password]")
     user.add_argument("name")
     _user_flags(user)
-    service = _sub(create_kinds, "service", "create a service", output=True)
+    service = _sub(create_kinds, "service", "create a service", output=True,
+                   iagctl="iagctl create service python-script|ansible-playbook|opentofu-plan|executable NAME ...")
     service.add_argument("type", choices=SERVICE_TYPES, metavar="TYPE", help=" | ".join(SERVICE_TYPES))
     service.add_argument("name")
     _service_flags(service, create=True)
 
-    get = _sub(verbs, "get", "list resources or runs", output=True)
+    get = _sub(verbs, "get", "list resources or runs", output=True,
+               iagctl="iagctl get services|repositories|decorators|secrets|users [--type T] [--tag T]")
     get.add_argument("kind", metavar="KIND", help="repositories | decorators | services | secrets | runs | users | runners")
+    get.add_argument("--type", metavar="TYPE", choices=SERVICE_TYPES, help="services: only of this type")
+    get.add_argument("--tag", action="append", metavar="TAG",
+                     help="services, repositories: only those with this tag; repeatable (all must match). "
+                          "Decorators and secrets carry no tags here: with --tag none is listed")
     get.add_argument("--service", metavar="NAME", help="runs: only of this service")
     get.add_argument("--status", metavar="STATUS", help="runs: only with this status")
     get.add_argument("--runner", metavar="ID", help="runs: only those this runner executed")
     get.add_argument("--limit", type=int, default=50, metavar="N", help="runs: at most N, newest first (0: all)")
 
-    run = _sub(verbs, "run", "run a service and stream its output")
+    run = _sub(verbs, "run", "run a service and stream its output",
+               iagctl="iagctl run service python-script|ansible-playbook|opentofu-plan|executable NAME")
     run_kinds = run.add_subparsers(dest="kind", metavar="service", required=True, parser_class=Parser)
-    run_service = _sub(run_kinds, "service", "run a service", output=True)
-    run_service.add_argument("name")
-    run_service.add_argument("--set", action="append", metavar="KEY=VALUE", help="an input; repeatable")
+    run_service = _sub(run_kinds, "service", "run a service", output=True,
+                       iagctl="iagctl run service python-script NAME --set KEY=VALUE (the type word is optional here)")
+    run_service.add_argument("first", metavar="[TYPE] NAME",
+                             help=f"the service, after its type if you like ({' | '.join(SERVICE_TYPES)})")
+    run_service.add_argument("second", nargs="?", help=argparse.SUPPRESS)
+    run_service.add_argument("--set", action="append", metavar="KEY=VALUE",
+                             help="an input; repeatable. A bare KEY sets a boolean input the decorator declares to true")
+    run_service.add_argument("--use", action="store_true",
+                             help="print the inputs the service accepts (from its decorator) and run nothing")
     run_service.add_argument("--set-secret", action="append", metavar="name=SECRET,type=env,target=ENV_VAR",
                              help="a secret for this run, over the service's; repeatable")
     run_service.add_argument("--timeout", type=int, metavar="SECONDS", help="time limit for this run")
 
-    logs = _sub(verbs, "logs", "print a run's output")
+    logs = _sub(verbs, "logs", "print a run's output", iagctl="none (this gateway keeps run history)")
     logs.add_argument("run_id", metavar="RUN_ID")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the run ends")
 
-    cancel = _sub(verbs, "cancel", "cancel a queued or running run")
+    cancel = _sub(verbs, "cancel", "cancel a queued or running run", iagctl="none (this gateway keeps run history)")
     cancel_kinds = cancel.add_subparsers(dest="kind", metavar="run", required=True, parser_class=Parser)
-    cancel_run = _sub(cancel_kinds, "run", "cancel a run")
+    cancel_run = _sub(cancel_kinds, "run", "cancel a run", iagctl="none (this gateway keeps run history)")
     cancel_run.add_argument("run_id", metavar="RUN_ID")
 
-    hostkeys = _sub(verbs, "hostkeys", "SSH host keys the gateway trusts for git over ssh")
-    hostkey_verbs = hostkeys.add_subparsers(dest="hostkeys_verb", metavar="add|get|delete", required=True,
+    hostkeys = _sub(verbs, "hostkeys", "SSH host keys the gateway trusts for git over ssh",
+                    iagctl="iagctl hostkeys add HOST TYPE KEY | scan HOST | clear")
+    hostkey_verbs = hostkeys.add_subparsers(dest="hostkeys_verb", metavar="add|get|delete|scan|clear", required=True,
                                             parser_class=Parser)
-    add = _sub(hostkey_verbs, "add", "fetch a host's keys (ssh-keyscan) and trust them")
+    add = _sub(hostkey_verbs, "add", "trust a host's key given here (HOST TYPE KEY), or fetch its keys (HOST alone: "
+               "ssh-keyscan) and trust them", iagctl="iagctl hostkeys add HOST TYPE KEY [--replace]")
     add.add_argument("host")
+    add.add_argument("key_type", nargs="?", metavar="TYPE", help="for example ssh-ed25519 (a line of ssh-keyscan)")
+    add.add_argument("key", nargs="?", metavar="KEY", help="the base64 public key")
     add.add_argument("--port", type=int, default=22)
-    _sub(hostkey_verbs, "get", "list the trusted host keys", output=True)
-    remove = _sub(hostkey_verbs, "delete", "stop trusting a host's keys")
+    add.add_argument("--replace", action="store_true", help="replace the host's trusted key of this TYPE")
+    scan = _sub(hostkey_verbs, "scan", "fetch a host's keys (ssh-keyscan), print them and trust them",
+                iagctl="iagctl hostkeys scan HOST")
+    scan.add_argument("host")
+    scan.add_argument("--port", type=int, default=22)
+    _sub(hostkey_verbs, "get", "list the trusted host keys", output=True, iagctl="iagctl hostkeys get")
+    remove = _sub(hostkey_verbs, "delete", "stop trusting a host's keys", iagctl="iagctl hostkeys delete HOST")
     remove.add_argument("host")
     remove.add_argument("--port", type=int, default=22)
+    _sub(hostkey_verbs, "clear", "stop trusting every host key", iagctl="iagctl hostkeys clear")
 
-    describe = _sub(verbs, "describe", "show one resource", output=True)
+    describe = _sub(verbs, "describe", "show one resource", output=True,
+                    iagctl="iagctl describe service|repository|decorator|secret|user NAME")
     describe.add_argument("kind", metavar="KIND")
     describe.add_argument("name")
     describe.add_argument("--reveal", action="store_true", help="secrets only: show the value")
 
-    edit = _sub(verbs, "edit", "change a resource (flags as for create; list flags replace the list)")
+    edit = _sub(verbs, "edit", "change a resource (flags as for create; list flags replace the list)",
+                iagctl="iagctl edit repository|decorator|service|secret|user NAME ...")
     edit_kinds = edit.add_subparsers(dest="kind", metavar="KIND", required=True, parser_class=Parser)
     for kind in ("repository", "decorator", "service", "secret"):
-        sub = _sub(edit_kinds, kind, f"change a {kind}", output=True)
+        sub = _sub(edit_kinds, kind, f"change a {kind}", output=True, iagctl=f"iagctl edit {kind} NAME ...")
         sub.add_argument("name")
         _FLAGS[kind](sub, create=False)
         if kind in ("repository", "service"):
             sub.add_argument("--clear", action="append", metavar="FIELD", default=[],
                              help="empty a field (for example tag, env, secret, decorator); repeatable")
 
-    edit_user = _sub(edit_kinds, "user", "change a user (client mode, admins only)", output=True)
+    edit_user = _sub(edit_kinds, "user", "change a user (client mode, admins only)", output=True,
+                     iagctl="iagctl edit user NAME ...")
     edit_user.add_argument("name")
     edit_user.add_argument("--admin", action=argparse.BooleanOptionalAction, default=None,
                            help="grant (--admin) or take away (--no-admin) admin rights")
     edit_user.add_argument("--password-stdin", action="store_true", help="set a new password read from stdin")
 
-    login = _sub(verbs, "login", "log in to the server (client mode); the API key goes to the OS keyring")
+    login = _sub(verbs, "login", "log in to the server (client mode); the API key goes to the OS keyring",
+                 iagctl="iagctl login USER")
+    login.add_argument("user", nargs="?", metavar="USER", help="the user (or --username)")
     login.add_argument("--username", metavar="NAME")
     login.add_argument("--password-stdin", action="store_true",
                        help="read the password from stdin (with --change-password: the old, then the new, one per line)")
     login.add_argument("--change-password", action="store_true", help="set a new password (revokes every API key)")
-    _sub(verbs, "logout", "log out: revoke the API key and forget it")
-    _sub(verbs, "whoami", "who is logged in, to which server, until when", output=True)
+    _sub(verbs, "logout", "log out: revoke the API key and forget it", iagctl="iagctl logout")
+    _sub(verbs, "whoami", "who is logged in, to which server, until when", output=True, iagctl="iagctl whoami")
 
-    certs = _sub(verbs, "cert-gen", "make a CA, a server certificate and a client certificate for TLS")
-    certs.add_argument("--dir", default="./gateway-certs", metavar="DIR", help="where to write them (default: ./gateway-certs)")
+    certs = _sub(verbs, "cert-gen",
+                 "with no TYPE: make a CA, a server certificate and a client certificate (NAME.crt, NAME.key) in "
+                 "--dir. With TYPE (as iagctl): make one of them as NAME.pem and NAME-key.pem in --output; server, "
+                 "client and runner are signed by ca.pem and ca-key.pem found there",
+                 iagctl="iagctl cert-gen ca|server|client|runner --cn NAME --sans A,B --output DIR")
+    certs.add_argument("type", nargs="?", choices=CERT_TYPES, metavar="TYPE", help=" | ".join(CERT_TYPES))
+    certs.add_argument("--dir", default="./gateway-certs", metavar="DIR", help="no TYPE: where to write them (default: ./gateway-certs)")
     certs.add_argument("--host", action="append", metavar="NAME",
                        help="a name or address the server is reached by; repeatable (default: localhost, 127.0.0.1)")
-    certs.add_argument("--force", action="store_true", help="overwrite certificates already in DIR")
+    certs.add_argument("--force", action="store_true", help="overwrite certificates already there (with TYPE: the CA)")
+    certs.add_argument("--output", metavar="DIR", help="TYPE: where to write, and where ca.pem is (default: .)")
+    certs.add_argument("--name", metavar="NAME", help="TYPE: the files' name (default: the TYPE)")
+    certs.add_argument("--cn", metavar="NAME", help="TYPE: the common name")
+    certs.add_argument("--sans", action="append", metavar="A,B", help="TYPE: subject alternative names (names or "
+                       "addresses, comma separated); repeatable (server and runner default: localhost, 127.0.0.1)")
+    certs.add_argument("--expiry", type=int, metavar="DAYS", help="days it is valid (default: CA 3650, others 825)")
+    certs.add_argument("--key-algo", choices=("ecdsa", "rsa"), default="ecdsa", help="key algorithm (default: ecdsa)")
+    certs.add_argument("--key-size", type=int, metavar="BITS",
+                       help="rsa: 2048, 3072 or 4096 (default 2048); ecdsa: 256, 384 or 521 (default 256)")
+    for flag, what in (("--country", "two letters"), ("--state", "state or province"), ("--locality", "city"),
+                       ("--org", "organization"), ("--ou", "organizational unit")):
+        certs.add_argument(flag, metavar="TEXT", help=f"TYPE: the subject's {what}")
 
-    delete = _sub(verbs, "delete", "delete a resource (refused while something uses it)")
+    delete = _sub(verbs, "delete", "delete a resource (refused while something uses it)",
+                  iagctl="iagctl delete service|repository|decorator|secret|user NAME")
     delete.add_argument("kind", metavar="KIND")
     delete.add_argument("name")
 
-    db = _sub(verbs, "db", "export or import every resource (YAML)")
+    db = _sub(verbs, "db", "export or import every resource (YAML)", iagctl="iagctl db export FILE | db import FILE")
     db_verbs = db.add_subparsers(dest="db_verb", metavar="export|import", required=True, parser_class=Parser)
-    export = _sub(db_verbs, "export", "write every resource as YAML (secrets stay encrypted)")
-    export.add_argument("-o", "--output", metavar="FILE", default="-", help="file to write (default: stdout)")
-    imp = _sub(db_verbs, "import", "read a YAML export (ours or the IAG 5 format); all or nothing")
-    imp.add_argument("file", metavar="FILE", help="file to read (- for stdin)")
+    export = _sub(db_verbs, "export", "write every resource as YAML (secrets stay encrypted)",
+                  iagctl="iagctl db export FILE")
+    export.add_argument("file", nargs="?", metavar="FILE", help="file to write (or -o FILE; default: stdout)")
+    export.add_argument("-o", "--output", metavar="FILE", default=None, help="file to write (default: stdout)")
+    imp = _sub(db_verbs, "import", "read a YAML export (ours or the IAG 5 format); all or nothing. Resources that "
+               "exist are replaced (iagctl's --force is what an import here does in any case)",
+               iagctl="iagctl db import FILE [--validate | --check] [--force] [--repository URL]")
+    imp.add_argument("file", metavar="FILE", help="file to read (- for stdin; with --repository: a path in it)")
     imp.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
     imp.add_argument("--strict", action="store_true", help="refuse unknown keys instead of reporting them")
+    imp.add_argument("--check", action="store_true", help="as iagctl: the same as --dry-run")
+    imp.add_argument("--validate", action="store_true",
+                     help="as iagctl: check the file (fields, references), print only the verdict, change nothing")
+    imp.add_argument("--force", action="store_true", help="as iagctl: replace resources that exist (always done here)")
+    imp.add_argument("--repository", metavar="URL",
+                     help="as iagctl: read FILE from this git repository (https, ssh, file:// or a local path)")
+    imp.add_argument("--reference", metavar="REF", help="with --repository: branch, tag or commit (default: HEAD)")
+    imp.add_argument("--private-key-name", metavar="SECRET", help="with --repository over ssh: the secret with the key")
 
-    _sub(verbs, "config", "print the effective configuration and where each value comes from", output=True)
+    _sub(verbs, "config", "print the effective configuration and where each value comes from", output=True,
+         iagctl="iagctl version --show-config")
+    version = _sub(verbs, "version", "print the version of this gateway", iagctl="iagctl version [--show-config]")
+    version.add_argument("--show-config", action="store_true", help="and the effective configuration")
+    completion = _sub(verbs, "completion", "print a shell completion script (generated from these verbs)",
+                      iagctl="iagctl completion bash|zsh|fish")
+    completion.add_argument("shell", choices=COMPLETION_SHELLS, metavar="SHELL", help=" | ".join(COMPLETION_SHELLS))
     return parser
 
 
@@ -239,7 +325,45 @@ def join_dash_values(argv: list[str]) -> list[str]:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    return build_parser().parse_args(join_dash_values(argv))
+    args = build_parser().parse_args(join_dash_values(argv))
+    if args.verb == "run":
+        _service_words(args)
+    elif args.verb == "login":
+        if args.user and args.username and args.user != args.username:
+            raise UsageError(f"two users given: {args.user} and --username {args.username}")
+        args.username = args.username or args.user
+    elif args.verb == "db" and args.db_verb == "export":
+        if args.file and args.output and args.file != args.output:
+            raise UsageError(f"two files given: {args.file} and -o {args.output}")
+        args.output = args.file or args.output or "-"
+    elif args.verb == "db" and args.db_verb == "import":
+        if args.validate and args.check:
+            raise UsageError("give --validate or --check, not both")
+        for flag in ("reference", "private_key_name"):
+            if getattr(args, flag) and not args.repository:
+                raise UsageError(f"--{flag.replace('_', '-')} goes with --repository URL")
+    elif args.verb == "hostkeys" and args.hostkeys_verb == "add":
+        if args.key_type and not args.key:
+            raise UsageError("hostkeys add HOST TYPE KEY: the KEY is missing")
+        if args.replace and not args.key:
+            raise UsageError("--replace goes with a key given here: hostkeys add HOST TYPE KEY --replace")
+    elif args.verb == "get" and args.type and kind_word(args.kind) != "service":
+        raise UsageError("--type is for services")
+    if args.verb == "get" and args.tag and kind_word(args.kind) in ("run", "user", "runner"):
+        raise UsageError("--tag is for services, repositories, decorators and secrets")
+    if getattr(args, "raw", False) and args.verb in ("get", "describe", "whoami") and args.output == "table":
+        args.output = "json"  # iagctl's --raw: the result as data
+    return args
+
+
+def _service_words(args: argparse.Namespace) -> None:
+    """`run service [TYPE] NAME`: the type word is optional, as iagctl writes it or not."""
+    words = [word for word in (args.first, args.second) if word is not None]
+    if len(words) == 2 and words[0] not in SERVICE_TYPES:
+        raise UsageError(f"{words[0]!r} is not a service type; use {', '.join(SERVICE_TYPES)} "
+                         "(see: gateway run service --help)")
+    args.service_type = words[0] if len(words) == 2 else None
+    args.name = words[-1]
 
 
 def print_usage_error(error: UsageError) -> None:

@@ -182,6 +182,11 @@ async def create(gateway: Gateway, args: argparse.Namespace) -> int:
 async def get(gateway: Gateway, args: argparse.Namespace) -> int:
     kind = kind_word(args.kind)
     resources = await gateway.list(kind)
+    if args.type:
+        resources = [r for r in resources if r.type == args.type]
+    if args.tag:  # all given tags; decorators and secrets carry none
+        wanted = set(args.tag)
+        resources = [r for r in resources if wanted <= set(getattr(r, "tags", None) or [])]
     emit([view(r) for r in resources], args.output, table(kind, resources))
     return 0
 

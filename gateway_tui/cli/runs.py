@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
 import time
@@ -11,9 +12,11 @@ from datetime import datetime, tzinfo
 from typing import Any, AsyncIterator
 
 from gateway_daemon.console import Table, emit
-from gateway_daemon.core import Gateway, SecretRef
+from gateway_daemon.core import Gateway, InvalidArgument, SecretRef, Service
 from gateway_daemon.core.owners import describe as describe_owner
 from gateway_daemon.core.runs import OutputLine, Run, RunEvent, parse_set
+
+from .parser import UsageError
 
 
 def when(timestamp: float | None, zone: tzinfo | None = None) -> str:
@@ -42,10 +45,12 @@ def run_view(run: Run, output: list[OutputLine] | None = None) -> dict[str, Any]
 
 
 class _Printer:
-    """Writes output lines as they come: stdout to stdout, stderr and the gateway's notes to stderr."""
+    """Writes output lines as they come: stdout to stdout, stderr and the gateway's notes to stderr.
+    `raw`: the script's own lines only (no notes, no status)."""
 
-    def __init__(self, quiet: bool):
+    def __init__(self, quiet: bool, raw: bool = False):
         self.quiet = quiet
+        self.raw = raw
 
     def lines(self, lines: tuple[OutputLine, ...] | list[OutputLine]) -> None:
         if self.quiet:
@@ -55,12 +60,12 @@ class _Printer:
                 sys.stdout.write(line.text + "\n")
             elif line.stream == "stderr":
                 sys.stderr.write(line.text + "\n")
-            else:
+            elif not self.raw:
                 sys.stderr.write(f"[gateway] {line.text}\n")
         sys.stdout.flush()
 
     def status(self, run: Run) -> None:
-        if self.quiet:
+        if self.quiet or self.raw:
             return
         if run.status == "queued" and run.reason:
             sys.stderr.write(f"[gateway] run {run.id} {run.reason}\n")
@@ -85,11 +90,94 @@ async def _consume(events: AsyncIterator[RunEvent], printer: _Printer) -> Run | 
     return final
 
 
+def _properties(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    return {k: v for k, v in properties.items() if isinstance(v, dict)} if isinstance(properties, dict) else {}
+
+
+def _is_boolean(field: dict[str, Any]) -> bool:
+    kinds = field.get("type")
+    return kinds == "boolean" or (isinstance(kinds, list) and "boolean" in kinds)
+
+
+async def _decorator_schema(gateway: Gateway, service: Service) -> dict[str, Any] | None:
+    if not service.decorator:
+        return None
+    return (await gateway.get("decorator", service.decorator)).schema
+
+
+async def _service(gateway: Gateway, args: argparse.Namespace) -> Service:
+    service = await gateway.get("service", args.name)
+    if args.service_type and service.type != args.service_type:
+        an = "an" if args.service_type[0] in "aeiou" else "a"
+        raise InvalidArgument(f"service {args.name!r} is a {service.type}, not {an} {args.service_type}")
+    return service
+
+
+def _inputs(items: list[str], schema: dict[str, Any] | None, service: str) -> dict[str, str]:
+    """--set KEY=VALUE, and a bare --set KEY for a boolean the decorator declares (as iagctl 5.4 does)."""
+    pairs: list[str] = []
+    booleans = {name for name, field in _properties(schema or {}).items() if _is_boolean(field)}
+    for item in items:
+        key, sep, _value = item.partition("=")
+        if not key.strip():
+            raise UsageError(f"--set {item!r} is not KEY=VALUE")
+        if sep:
+            pairs.append(item)
+        elif item.strip() in booleans:
+            pairs.append(f"{item.strip()}=true")
+        elif schema is None:
+            raise UsageError(f"--set {item!r} is not KEY=VALUE (a bare KEY is for a boolean input, and service "
+                             f"{service} has no decorator)")
+        else:
+            raise UsageError(f"--set {item!r} is not KEY=VALUE (a bare KEY is for a boolean input, and the "
+                             f"decorator of {service} does not declare {item!r} a boolean)")
+    return parse_set(pairs)
+
+
+def _use(service: Service, schema: dict[str, Any] | None, output: str) -> int:
+    """What `run service NAME --use` prints: the inputs the decorator declares."""
+    if schema is None:
+        if output == "table":
+            print(f"service {service.name} has no decorator: it accepts any --set KEY=VALUE, and the inputs "
+                  f"reach it as {service.arg_format if service.type == 'executable' else '--KEY=value'}")
+        else:
+            emit([], output)
+        return 0
+    required = set(schema.get("required") or [])
+    rows = []
+    fields = sorted(_properties(schema).items(), key=lambda item: item[0] not in required)  # required first
+    for name, field in fields:
+        kind = field.get("type", "any")
+        rows.append({"name": name, "type": "|".join(kind) if isinstance(kind, list) else str(kind),
+                     "required": name in required, "default": field.get("default"),
+                     "description": field.get("description") or field.get("title") or ""})
+    table = Table(["name", "type", "required", "default", "description"])
+    for row in rows:
+        table.add(row["name"], row["type"], "yes" if row["required"] else "no",
+                  "-" if row["default"] is None else json.dumps(row["default"]), row["description"])
+    emit(rows, output, table)
+    if output == "table":
+        example = " ".join(f"--set {r['name']}" if r["type"] == "boolean" else f"--set {r['name']}=VALUE"
+                           for r in rows if r["required"]) or "(no input is required)"
+        print(f"usage: gateway run service {service.type} {service.name} {example}")
+    return 0
+
+
 async def run_service(gateway: Gateway, args: argparse.Namespace) -> int:
-    inputs = parse_set(args.set or [])
+    items = args.set or []
+    schema = None
+    if args.use or args.service_type or any("=" not in item for item in items):
+        service = await _service(gateway, args)
+        schema = await _decorator_schema(gateway, service)
+        if args.use:
+            return _use(service, schema, args.output)
+    inputs = _inputs(items, schema, args.name)
     secrets = [SecretRef.parse(text) for text in args.set_secret or []]
     as_json = args.output == "json"
-    printer = _Printer(quiet=as_json)
+    raw = getattr(args, "raw", False)
+    verbose = getattr(args, "verbose", False) and not raw
+    printer = _Printer(quiet=as_json, raw=raw)
     events = gateway.run_service(args.name, inputs, secrets, args.timeout)
     first = await events.__anext__()  # the run exists from here on: Ctrl-C cancels it
     run_id = first.run.id
@@ -113,9 +201,21 @@ async def run_service(gateway: Gateway, args: argparse.Namespace) -> int:
         final = await gateway.get_run(run_id)
     if as_json:
         emit(run_view(final, await gateway.run_output(run_id)), "json")
-    else:
+    elif not raw:
+        if verbose:
+            sys.stderr.write(_details(final))
         sys.stderr.write(_summary(final) + "\n")
     return 0 if final.status == "succeeded" else 1
+
+
+def _details(run: Run) -> str:
+    """--verbose: what a run was, beyond its summary."""
+    rows = [("run", run.id), ("service", f"{run.service} ({run.service_type or '-'})"),
+            ("commit", run.commit or "-"), ("runner", run.runner or "this gateway"), ("started by", run.started_by),
+            ("created", when(run.created_at)), ("started", when(run.started_at)), ("ended", when(run.ended_at)),
+            ("queued for", seconds(None if run.started_at is None else run.started_at - run.created_at)),
+            ("duration", seconds(run.duration)), ("output lines", str(run.output_lines))]
+    return "".join(f"[gateway] {name + ':':<13} {value}\n" for name, value in rows)
 
 
 async def get_runs(gateway: Gateway, args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from .parser import UsageError
 def _password(args: argparse.Namespace, required: bool) -> str | None:
     if not args.password_stdin:
         if required:
-            raise UsageError("give the password with --password-stdin")
+            raise UsageError("give the password with --password-stdin (or make a temporary one: --temp-password)")
         return None
     lines = sys.stdin.read().splitlines()
     if not lines or not lines[0]:
@@ -31,7 +31,17 @@ def _view(user: UserInfo) -> dict:
 async def run(gateway: Gateway, args: argparse.Namespace) -> int:
     """In local mode every call refuses with one line: users live on a server."""
     verb = args.verb
-    if verb == "create":
+    if verb == "create" and args.temp_password:
+        from gateway_daemon.core.auth import new_password
+
+        password = new_password()
+        user = await gateway.create_user(args.name, password, args.admin, temporary=True)
+        if args.output != "table":
+            emit({**_view(user), "temporary_password": password}, args.output)
+        else:
+            print(f"user {user.name} created with the temporary password {password} (shown once); it must be "
+                  f"changed at the first login: gateway login {user.name} --change-password")
+    elif verb == "create":
         user = await gateway.create_user(args.name, _password(args, True), args.admin)
         emit(_view(user), args.output) if args.output != "table" else print(f"user {user.name} created")
     elif verb == "get":

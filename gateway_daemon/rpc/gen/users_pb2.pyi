@@ -28,14 +28,16 @@ class UserList(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[User, _Mapping]]] = ...) -> None: ...
 
 class CreateUserRequest(_message.Message):
-    __slots__ = ("name", "password", "admin")
+    __slots__ = ("name", "password", "admin", "temporary")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
     ADMIN_FIELD_NUMBER: _ClassVar[int]
+    TEMPORARY_FIELD_NUMBER: _ClassVar[int]
     name: str
     password: str
     admin: bool
-    def __init__(self, name: _Optional[str] = ..., password: _Optional[str] = ..., admin: _Optional[bool] = ...) -> None: ...
+    temporary: bool
+    def __init__(self, name: _Optional[str] = ..., password: _Optional[str] = ..., admin: _Optional[bool] = ..., temporary: _Optional[bool] = ...) -> None: ...
 
 class UpdateUserRequest(_message.Message):
     __slots__ = ("name", "admin", "password")
