@@ -109,8 +109,9 @@ def load_yaml(text: str, source: str, limit: int = MAX_ALIASED) -> Any:
     """yaml.safe_load(text), bounded; a problem raises InputFileError naming `source`, the line and column."""
     import yaml
 
-    loader = _loader(limit)(text)
+    loader = None
     try:
+        loader = _loader(limit)(text)  # the reader refuses characters YAML does not allow at once
         return loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -120,4 +121,5 @@ def load_yaml(text: str, source: str, limit: int = MAX_ALIASED) -> Any:
     except RecursionError:
         raise InputFileError(f"{source}: YAML nested too deep to read") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
