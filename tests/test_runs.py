@@ -248,6 +248,8 @@ def test_cancel_from_another_command(setup):
     out, err = runner.communicate(timeout=60)
     assert runner.returncode == 1
     assert "cancelled" in err
+    # The status is said once: "run ... cancelled: exit code ...", never "cancelled (cancelled)".
+    assert "cancelled (cancelled)" not in err + cancelled.stdout
     assert json.loads(ok(gw(setup, "describe", "run", run_id, "-o", "json")).stdout)["status"] == "cancelled"
 
 

@@ -37,11 +37,12 @@ def url_kind(url: str) -> str:
         raise field_error(
             "url",
             f"repository url {url!r}: the {scheme}:// scheme is not supported; use https://, ssh:// "
-            "(or user@host:path), or an absolute local path"
+            "(or user@host:path), file:// or an absolute local path"
         )
     raise field_error(
         "url",
-        f"repository url {url!r} is not an https, ssh or absolute local path URL"
+        f"repository url {url!r} is not an https, ssh or local URL: use https://…, ssh://… (or user@host:path), "
+        "file:///path/to/repo or an absolute path /path/to/repo"
     )
 
 
