@@ -23,7 +23,7 @@ def url_kind(url: str) -> str:
         raise field_error(
             "url",
             f"repository url {url!r} uses a git transport that runs commands ({url.split('::')[0]}::); "
-            "use https, ssh or a local path"
+            "use https, ssh, file:// or a local path"
         )
     lower = url.lower()
     if lower.startswith(("https://", "http://")):
@@ -42,7 +42,7 @@ def url_kind(url: str) -> str:
     raise field_error(
         "url",
         f"repository url {url!r} is not an https, ssh or local URL: use https://…, ssh://… (or user@host:path), "
-        "file:///path/to/repo or an absolute path /path/to/repo"
+        "file:///path/to/repo or an absolute local path /path/to/repo"
     )
 
 
