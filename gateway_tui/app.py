@@ -49,10 +49,12 @@ class GatewayApp(App):
         "users": UsersScreen,
         "runners": RunnersScreen,
     }
+    # The footer fits 80 columns: the section keys show in the tab bar, the theme in the palette (ctrl+p).
     BINDINGS = [
-        *(Binding(key, f"section('{mode}')", label, tooltip=f"Go to {label}", group=_NAVIGATION)
+        *(Binding(key, f"section('{mode}')", label, tooltip=f"Go to {label}", group=_NAVIGATION, show=False)
           for mode, key, label in SECTIONS),
-        Binding("ctrl+t", "toggle_theme", "Theme", tooltip="Switch between the dark and the light theme"),
+        Binding("ctrl+t", "toggle_theme", "Theme", show=False,
+                tooltip="Switch between the dark and the light theme"),
         Binding("q", "quit", "Quit", tooltip="Quit the gateway"),
     ]
 

@@ -13,7 +13,9 @@ in their file name.
 from __future__ import annotations
 
 import asyncio
+import html
 import inspect
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -27,6 +29,19 @@ import test_tui_snapshots as scenes  # noqa: E402
 
 
 PNG_FONT = "DejaVu Sans Mono"
+# One run of text in Textual's SVG: its start, its width in cells (textLength) and its characters.
+_TEXT_RUN_RE = re.compile(r'(<text\b[^>]*?\bx=")([0-9.]+)("[^>]*?\btextLength=")([0-9.]+)("[^>]*>)([^<]*)(</text>)')
+
+
+def _one_cell_each(match: re.Match) -> str:
+    """A text run with every character at its own cell: cairosvg ignores textLength, and a font whose
+    advance differs from the cell width drew runs of box lines short of their corners."""
+    count = len(html.unescape(match.group(6)))
+    if count < 2:
+        return match.group(0)
+    start, step = float(match.group(2)), float(match.group(4)) / count
+    xs = " ".join(f"{start + i * step:.1f}" for i in range(count))
+    return match.group(1) + xs + "".join(match.group(i) for i in range(3, 8))
 
 
 class Caught(Exception):
@@ -59,6 +74,7 @@ async def shoot(name: str, test, out: Path) -> Path:
     (out / f"{stem}.svg").write_text(svg)
     # The PNG in a monospaced font this machine has (cairosvg does not fall back from Fira Code to monospace).
     png_svg = svg.replace("font-family: Fira Code, monospace", f"font-family: {PNG_FONT}")
+    png_svg = _TEXT_RUN_RE.sub(_one_cell_each, png_svg)
     cairosvg.svg2png(bytestring=png_svg.encode(), write_to=str(out / f"{stem}.png"))
     return out / f"{stem}.png"
 

@@ -24,7 +24,7 @@ def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> EtcdServer:
     _require_etcd()
     server = EtcdServer(tmp_path_factory.mktemp("etcd"))
     yield server
-    server.stop()
+    server.close()
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +40,7 @@ def etcd_tls(tmp_path_factory: pytest.TempPathFactory) -> EtcdTLS:
     client_cert_path, client_key_path = write_pair(directory / "certs", "client", client_cert, client_key)
     server = EtcdServer(directory, tls={"ca": ca_path, "cert": server_cert_path, "key": server_key_path})
     yield EtcdTLS(server=server, ca=ca_path, cert=client_cert_path, key=client_key_path)
-    server.stop()
+    server.close()
 
 
 @pytest.fixture
@@ -57,6 +57,7 @@ def make_etcd_server(tmp_path) -> Callable[..., EtcdServer]:
     yield make
     for server in servers:
         server.kill()
+        server.remove_data()
 
 
 # ---------------------------------------------------------------- a real gateway-daemon over TLS

@@ -36,13 +36,17 @@ def free_port() -> int:
 
 
 _RUNNING: set[EtcdServer] = set()
+_CREATED: list[EtcdServer] = []  # each one's data folder goes when the tests end (64 MB of WAL each)
 
 
 @atexit.register
 def _kill_leftovers() -> None:
-    """When the test process exits (after a failed or interrupted run too), no etcd is left running."""
+    """When the test process exits (after a failed or interrupted run too), no etcd is left running and no
+    etcd data folder is left in the temporary directory."""
     for server in list(_RUNNING):
         server.kill()
+    for server in _CREATED:
+        server.remove_data()
 
 
 @dataclasses.dataclass
@@ -72,6 +76,7 @@ class EtcdServer:
         while self.peer_port == self.client_port:
             self.peer_port = free_port()
         self.process: subprocess.Popen | None = None
+        _CREATED.append(self)
         self.start()
 
     # ------------------------------------------------------------ addresses
@@ -196,6 +201,16 @@ class EtcdServer:
         self.process = None
         _RUNNING.discard(self)
 
+    def remove_data(self) -> None:
+        """Delete the data folder (the server must not be running)."""
+        assert self.process is None, "stop the etcd server before removing its data"
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def close(self) -> None:
+        """Stop for good: the server and its data folder."""
+        self.stop()
+        self.remove_data()
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             text = self.log_path.read_text(errors="replace")
@@ -207,4 +222,4 @@ class EtcdServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.close()

@@ -175,6 +175,25 @@ def test_json_output_has_a_stable_shape(box: Sandbox) -> None:
 
 
 # ---------------------------------------------------------------- failures
+def test_describe_service_says_how_inputs_reach_the_script(box: Sandbox) -> None:
+    schema = write(box.root / "schema.json", '{"type": "object", "properties": {"n": {"type": "integer"}}}')
+    for argv in (("create", "repository", "r", "--url", "file:///srv/r"),
+                 ("create", "decorator", "d", "--schema", str(schema)),
+                 ("create", "service", "python-script", "plain", "--repository", "r"),
+                 ("create", "service", "python-script", "checked", "--repository", "r", "--decorator", "d"),
+                 ("create", "service", "executable", "tool", "--repository", "r", "--filename", "t.sh",
+                  "--arg-format", "-{key} {value}")):
+        box.gateway(*argv).ok()
+    plain, checked, tool, as_json = box.many([
+        ("describe", "service", "plain"), ("describe", "service", "checked"), ("describe", "service", "tool"),
+        ("describe", "service", "plain", "-o", "json")])
+    assert "Inputs:" in plain.ok().out and \
+        "no decorator: each input reaches the script as --KEY=value, unchecked" in plain.out
+    assert "checked against decorator d, then each input reaches the script as --KEY=value" in checked.ok().out
+    assert "no decorator: each input reaches the script as -{key} {value} (its arg format)" in tool.ok().out
+    assert set(as_json.json()) == FIELDS["service"]  # -o json stays the resource
+
+
 def test_failures_are_exit_1_with_one_line_and_no_traceback(box: Sandbox) -> None:
     (box.root / "a-file").write_text("not a directory\n")
     cases = [

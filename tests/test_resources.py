@@ -117,8 +117,8 @@ def test_repository_urls_and_references(box: Sandbox) -> None:
     refused(box, [
         (create(ext), 1, (repr(ext), "runs commands", "ext::")),
         (create("fd::17"), 1, ("'fd::17'", "runs commands", "fd::")),
-        (create("ftp://example.com/repo.git"), 1, ("'ftp://example.com/repo.git'", "ftp:// scheme is not supported")),
-        (create("relative/path"), 1, ("'relative/path'", "https", "ssh", "local path")),
+        (create("ftp://example.com/repo.git"), 1, ("'ftp://example.com/repo.git'", "ftp:// scheme is not supported", "file://")),
+        (create("relative/path"), 1, ("'relative/path'", "https", "ssh", "local path", "file:///path/to/repo")),
         (create("-uupload-pack=touch /tmp/x"), 1, ("may not start with '-'",)),
         (create(good["https"], "--reference=a..b"), 1, ("reference 'a..b' is not a valid",)),
         (create(good["https"], "--reference=-f"), 1, ("reference '-f'",)),

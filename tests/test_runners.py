@@ -52,6 +52,7 @@ def cluster(tmp_path_factory):
         if node.process is not None:
             node.kill()
     etcd.kill()
+    etcd.remove_data()
 
 
 def runners_listed(client: Client) -> dict[str, dict]:

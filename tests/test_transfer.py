@@ -109,6 +109,15 @@ IAG_EXPORT = textwrap.dedent("""\
         description: OpenTofu hello world
         working-directory: hello-opentofu
         repository: hello-iagctl
+        runtime:
+          action: apply
+          vars:
+            region: eu-west-1
+            replicas: 2
+            zones: [a, b]
+          var-files:
+            - prod.tfvars
+            - ../common.tfvars
       - name: legacy-plan
         type: terraform-plan
         working-directory: plans/legacy
@@ -118,6 +127,10 @@ IAG_EXPORT = textwrap.dedent("""\
         filename: tools/ping.sh
         repository: hello-iagctl
         arg-format: "--{{.Key}} {{.Value}}"
+    secrets:
+      - name: api-token
+        description: sealed with the other gateway's key
+    registries: []
     """)
 
 
@@ -302,6 +315,10 @@ def test_iag5_export_is_imported_with_mapped_fields(iag_ready, tmp_path):
 
     tofu = described(env, "service", "hello-opentofu")
     assert tofu["type"] == "opentofu-plan" and tofu["working_dir"] == "hello-opentofu"
+    # The action first (execution/commands.py tofu_action), then the var files, then the vars.
+    assert tofu["runtime_args"] == ["apply", "-var-file=prod.tfvars", "-var-file=../common.tfvars",
+                                    "-var", "region=eu-west-1", "-var", "replicas=2", "-var", 'zones=["a","b"]']
+    assert "warning: secrets[api-token]: the secret already here is used" in result.stderr
     assert described(env, "service", "legacy-plan")["type"] == "opentofu-plan"
 
     ping = described(env, "service", "ping")
@@ -376,6 +393,99 @@ def test_dry_run_says_what_it_would_do_and_stores_nothing(iag_ready, tmp_path):
     assert "create repository xr-resources" in lines and "create service Ansible-Example" in lines
     assert lines[-1] == "dry run: 8 to create, 0 to update, 0 unchanged; nothing was changed"
     assert listing(env) == before
+
+
+def test_iag5_opentofu_options_beside_runtime_are_mapped_too(iag_ready, tmp_path):
+    """iagctl's --var and --var-file spelled on the service itself, vars as NAME=VALUE text."""
+    document = yaml.safe_load(IAG_EXPORT)
+    tofu = document["services"][2]
+    tofu.pop("runtime")
+    tofu.update({"action": "destroy", "vars": ["region=eu-west-1", "note=a=b"], "var-files": "prod.tfvars"})
+    path = tmp_path / "iag.yaml"
+    path.write_text(yaml.safe_dump(document))
+    ok(gw(iag_ready, "db", "import", str(path), "--strict"))
+    assert described(iag_ready, "service", "hello-opentofu")["runtime_args"] == [
+        "destroy", "-var-file=prod.tfvars", "-var", "region=eu-west-1", "-var", "note=a=b"]
+
+
+def _refused(env: dict[str, str], tmp_path: Path, document: dict) -> str:
+    """The one error line of importing `document` (without and with --strict), after checking nothing was stored."""
+    before = listing(env)
+    path = tmp_path / "iag.yaml"
+    path.write_text(yaml.safe_dump(document))
+    line = one_error_line(gw(env, "db", "import", str(path)))
+    assert one_error_line(gw(env, "db", "import", str(path), "--strict")) == line
+    assert listing(env) == before
+    return line
+
+
+def test_iag5_keys_not_supported_yet_are_refused_by_name(iag_ready, tmp_path):
+    env = iag_ready
+    document = yaml.safe_load(IAG_EXPORT)
+    document["services"][2]["runtime"]["state-file"] = "/var/lib/iag/states/hello.tfstate"
+    line = _refused(env, tmp_path, document)
+    assert line.startswith("gateway: services[hello-opentofu]: state-file '/var/lib/iag/states/hello.tfstate' "
+                           "is not supported yet")
+    assert "backend" in line
+
+    document = yaml.safe_load(IAG_EXPORT)
+    document["registries"] = [{"name": "internal-pypi", "type": "pip", "url": "https://pypi.example.com/simple"}]
+    line = _refused(env, tmp_path, document)
+    assert "registries (1) are not supported yet" in line and "remove the registries list" in line
+
+    document = yaml.safe_load(IAG_EXPORT)
+    document["secrets"].append({"name": "not-here"})
+    line = _refused(env, tmp_path, document)
+    assert "secrets[not-here]" in line and "gateway create secret not-here" in line
+
+
+@pytest.mark.parametrize("options, expected", [
+    ({"action": "refresh"}, "OpenTofu action 'refresh' is not known; use one of plan, apply, destroy"),
+    ({"var-files": ["../../outside.tfvars"]}, "var-file '../../outside.tfvars' must be a path inside the repository"),
+    ({"var-files": ["/etc/prod.tfvars"]}, "var-file '/etc/prod.tfvars' must be a path inside the repository"),
+    ({"vars": {"bad name": "x"}}, "var 'bad name' is not a valid OpenTofu variable name"),
+    ({"vars": "region=eu"}, "vars must be a mapping"),
+])
+def test_iag5_bad_opentofu_options_are_one_line(iag_ready, tmp_path, options, expected):
+    document = yaml.safe_load(IAG_EXPORT)
+    document["services"][2]["runtime"] = options
+    line = _refused(iag_ready, tmp_path, document)
+    assert line.startswith("gateway: services[hello-opentofu]: ") and expected in line
+
+
+def test_iag5_opentofu_options_on_another_kind_are_reported(iag_ready, tmp_path):
+    document = yaml.safe_load(IAG_EXPORT)
+    document["services"][1]["runtime"]["vars"] = {"region": "eu"}
+    document["services"][1]["action"] = "apply"
+    path = tmp_path / "iag.yaml"
+    path.write_text(yaml.safe_dump(document))
+    warnings = ok(gw(iag_ready, "db", "import", str(path))).stderr.splitlines()
+    assert ("warning: services[Hello-World] runtime: unknown key 'vars' ignored (it does not apply to a "
+            "python-script service)") in warnings
+    assert ("warning: services[Hello-World]: unknown key 'action' ignored (it does not apply to a "
+            "python-script service)") in warnings
+
+
+def test_iag5_import_round_trips_through_our_export(iag_ready, tmp_path, key):
+    """IAG 5 export -> here -> our export -> another gateway: the same resources; and again here: unchanged."""
+    path = tmp_path / "iag.yaml"
+    path.write_text(IAG_EXPORT)
+    ok(gw(iag_ready, "db", "import", str(path)))
+    exported = tmp_path / "ours.yaml"
+    ok(gw(iag_ready, "db", "export", "-o", str(exported)))
+
+    again = ok(gw(iag_ready, "db", "import", str(exported))).stdout.splitlines()
+    assert again[-1] == "imported: 0 created, 0 updated, 10 unchanged"
+
+    other = make_env(tmp_path / "other", key)
+    ok(gw(other, "db", "import", str(exported)))
+    assert listing(other) == listing(iag_ready)
+    for kind, name in (("service", "hello-opentofu"), ("service", "Ansible-Example"), ("service", "ping"),
+                       ("decorator", "ansible-xr"), ("repository", "xr-resources")):
+        assert described(other, kind, name) == described(iag_ready, kind, name)
+    # The IAG 5 file itself, imported there, changes nothing.
+    assert ok(gw(other, "db", "import", str(path))).stdout.splitlines()[-1] == \
+        "imported: 0 created, 0 updated, 8 unchanged"
 
 
 # ---------------------------------------------------------------- invalid documents: all or nothing

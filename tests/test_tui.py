@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import Checkbox, Input, Select
+from textual.widgets import Checkbox, Footer, Input, Select
+from textual.widgets._footer import FooterKey
 
 from gateway_daemon.bootstrap import open_engine
 from gateway_daemon.config import load_config
@@ -298,6 +299,37 @@ async def test_users_and_runners_are_disabled_in_local_mode_and_palette_lists_ac
         for expected in ("Go to Runs", "New service", "Delete the selected service", "Run the selected service",
                          "Filter the service list as you type"):
             assert expected in names, names
+
+
+def _footer_fits(app) -> list[str]:
+    """The footer's keys, after checking that all of them are inside the terminal's 80 columns."""
+    footer = app.screen.query_one(Footer)
+    shown = [key for key in footer.query(FooterKey) if key.display]
+    assert footer.virtual_size.width <= footer.size.width, (app.screen, footer.virtual_size)
+    for key in shown:
+        assert key.region.right <= app.size.width, (app.screen, key.description, key.region)
+    return [key.description for key in shown]
+
+
+async def test_every_screen_shows_its_whole_footer_at_80_columns(engine, origin):
+    await _seed(engine, origin)
+    app = make_app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: table_keys(app) == ["hello"])
+        for section in "1234567":
+            await pilot.press(section)
+            await pilot.pause(0.2)
+            assert "Quit" in _footer_fits(app), app.screen
+        await pilot.press("1")
+        await until(pilot, lambda: isinstance(app.screen, ServicesScreen) and table_keys(app) == ["hello"])
+        await pilot.press("enter")  # the service's details
+        await until(pilot, lambda: not isinstance(app.screen, ServicesScreen))
+        await pilot.pause(0.2)
+        assert "Quit" in _footer_fits(app)
+        await pilot.press("escape", "n")  # a form: its keys, not the ones typing would need
+        await until(pilot, lambda: isinstance(app.screen, ServiceFormScreen))
+        await pilot.pause(0.2)
+        assert {"Save", "Cancel"} <= set(_footer_fits(app))
 
 
 async def test_theme_toggles_and_narrow_terminal(engine, origin):

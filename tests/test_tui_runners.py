@@ -46,6 +46,7 @@ def small_cluster(tmp_path_factory):
         if node.process is not None:
             node.kill()
     site.etcd.kill()
+    site.etcd.remove_data()
 
 
 def status_line(app) -> str:

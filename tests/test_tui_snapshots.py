@@ -317,6 +317,15 @@ def test_secrets(snap_compare, tmp_path):
     check(snap_compare, tmp_path, steps)
 
 
+def test_secrets_narrow_whole_footer(snap_compare, tmp_path):
+    """The widest footer of a list, at 80x24: every key shown, "q Quit" and "^p palette" included."""
+    async def steps(pilot):
+        await keys(pilot, "5")
+        await until(pilot, lambda: rows(pilot) == 3)
+
+    check(snap_compare, tmp_path, steps, size=NARROW)
+
+
 def test_secret_form(snap_compare, tmp_path):
     async def steps(pilot):
         await keys(pilot, "5")

@@ -133,6 +133,8 @@ def test_child_environment_keeps_only_what_a_script_needs(tmp_path: Path, monkey
     assert "GATEWAY_CONFIG" not in env
     assert env["PATH"] == f"/opt/python/bin{os.pathsep}/usr/bin"
     assert env["TMPDIR"] == str(tmp_path) and env["TOKEN"] == "t" and env["PYTHONUNBUFFERED"] == "1"
+    assert env["ANSIBLE_LOCAL_TEMP"] == str(tmp_path)  # not ~/.ansible/tmp
+    assert commands.child_environment({"ANSIBLE_LOCAL_TEMP": "/srv/t"}, tmp_path, PYTHON)["ANSIBLE_LOCAL_TEMP"] == "/srv/t"
 
 
 # ---------------------------------------------------------------- inputs: core/runs.py

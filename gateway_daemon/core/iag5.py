@@ -1,7 +1,17 @@
 """The export of Itential Automation Gateway 5 (``iagctl db export``), mapped onto our resources.
 
-Such a document holds lists of repositories, decorators and services with IAG's field names.  IAG secrets are
-not in it (their values are sealed with the other gateway's key); services that use secrets need them here first.
+Such a document holds lists of repositories, decorators and services with IAG's field names.  Every key IAG
+writes is either mapped onto ours or refused by name, saying what is not supported yet; keys IAG does not
+write are reported as unknown (refused with --strict).
+
+* OpenTofu ``action`` (plan, apply, destroy) becomes the service's first runtime argument, ``vars`` become
+  ``-var NAME=VALUE`` and ``var-files`` ``-var-file=PATH`` runtime arguments (a run's inputs come after them,
+  so an input overrides a var of the same name).  ``state-file`` is refused: a run keeps OpenTofu state where
+  the plan's backend puts it.
+* ``registries`` (package indexes) are refused: not supported yet.
+* ``secrets``: their values are sealed with the other gateway's key, so each must exist here already (create it
+  with ``gateway create secret``); core/transfer.py checks that (secret_names).
+
 Reading only builds resources and notes problems; core/transfer.py validates and writes them.
 """
 
@@ -28,6 +38,9 @@ _RUNTIME_COMMON = {"env", "req-file"}
 _RUNTIME_ANSIBLE = {"inventory", "config-file", "check", "diff", "limit", "tags", "skip-tags", "verbose-level",
                     "forks", "extra-vars", "extra-vars-file"}
 _RUNTIME_EXECUTABLE = {"arg-format"}
+_RUNTIME_OPENTOFU = {"action", "vars", "var-files", "state-file"}  # also accepted beside runtime, on the service
+_TOFU_ACTIONS = ("plan", "apply", "destroy")
+_TOFU_VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _TYPES = {
     "python-script": "python-script", "python": "python-script",
     "ansible-playbook": "ansible-playbook", "ansible": "ansible-playbook",
@@ -168,8 +181,68 @@ def _ansible_args(where: str, runtime: dict[str, Any], env: dict[str, Any], prob
     return args
 
 
+def _tofu_value(value: Any) -> str | None:
+    """A var's value as -var takes it: text as it is, numbers and booleans spelled, lists and maps as JSON
+    (which OpenTofu reads as HCL)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    if isinstance(value, (list, dict)):
+        try:
+            return json.dumps(value, separators=(",", ":"), sort_keys=True)
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def _tofu_args(where: str, working_dir: Any, options: dict[str, Any], problems: Problems) -> list[str]:
+    """The OpenTofu options of an IAG service (action, vars, var-files), as runtime arguments;
+    state-file is refused by name."""
+    args: list[str] = []
+    if "action" in options:
+        action = options["action"]
+        if not isinstance(action, str) or action.strip().lower() not in _TOFU_ACTIONS:
+            problems.errors.append(f"{where}: OpenTofu action {action!r} is not known; use one of "
+                                   f"{', '.join(_TOFU_ACTIONS)}")
+        else:
+            args.append(action.strip().lower())
+    files = options.get("var-files", [])
+    for path in _text_list(where, "var-files", files, problems) or []:
+        inside = posixpath.normpath(posixpath.join(working_dir if isinstance(working_dir, str) else ".", path))
+        if posixpath.isabs(path) or inside == ".." or inside.startswith("../"):
+            problems.errors.append(f"{where}: var-file {path!r} must be a path inside the repository, relative "
+                                   "to the working directory")
+        else:
+            args.append(f"-var-file={path}")
+    variables = options.get("vars", {})
+    pairs: list[tuple[str, Any]] = []
+    if isinstance(variables, dict):
+        pairs = [(str(k), v) for k, v in variables.items()]
+    elif isinstance(variables, list) and all(isinstance(v, str) and "=" in v for v in variables):
+        pairs = [tuple(v.split("=", 1)) for v in variables]  # type: ignore[misc]  # iagctl --var NAME=VALUE
+    else:
+        problems.errors.append(f"{where}: vars must be a mapping of NAME: value (or a list of NAME=VALUE)")
+    for name, value in pairs:
+        text = _tofu_value(value)
+        if not _TOFU_VAR_RE.fullmatch(name):
+            problems.errors.append(f"{where}: var {name!r} is not a valid OpenTofu variable name")
+        elif text is None or "\x00" in text:
+            problems.errors.append(f"{where}: var {name} holds a value that is not text, a number, "
+                                   "true/false, a list or a map")
+        else:
+            args += ["-var", f"{name}={text}"]
+    state = options.get("state-file")
+    if state not in (None, ""):
+        problems.errors.append(f"{where}: state-file {state!r} is not supported yet: a run keeps OpenTofu state "
+                               "where the plan's backend puts it; configure a backend in the plan "
+                               "(for example s3 or pg) and remove state-file to import the rest")
+    return args
+
+
 def _service(where: str, item: dict[str, Any], problems: Problems) -> Resource | None:
-    problems.unknown(where, set(item) - _SERVICE_KEYS)
+    tofu_beside = set(item) & _RUNTIME_OPENTOFU
+    problems.unknown(where, set(item) - _SERVICE_KEYS - _RUNTIME_OPENTOFU)
     raw_type = item.get("type")
     if not isinstance(raw_type, str):
         problems.errors.append(f"{where}: a service needs a type ({', '.join(SERVICE_TYPES)})")
@@ -226,10 +299,14 @@ def _service(where: str, item: dict[str, Any], problems: Problems) -> Resource |
         allowed |= _RUNTIME_ANSIBLE
     if kind == "executable":
         allowed |= _RUNTIME_EXECUTABLE
+    if kind == "opentofu-plan":
+        allowed |= _RUNTIME_OPENTOFU
     unknown = set(runtime) - allowed
-    misplaced = unknown & (_RUNTIME_ANSIBLE | _RUNTIME_EXECUTABLE)
+    misplaced = unknown & (_RUNTIME_ANSIBLE | _RUNTIME_EXECUTABLE | _RUNTIME_OPENTOFU)
     problems.unknown(f"{where} runtime", unknown - misplaced)
     problems.unknown(f"{where} runtime", misplaced, f" (it does not apply to a {kind} service)")
+    if kind != "opentofu-plan":
+        problems.unknown(where, tofu_beside, f" (it does not apply to a {kind} service)")
 
     env = runtime.get("env", {})
     if not isinstance(env, dict):
@@ -238,6 +315,12 @@ def _service(where: str, item: dict[str, Any], problems: Problems) -> Resource |
     env = {str(k): _env_text(v) for k, v in env.items()}
     if kind == "ansible-playbook":
         fields["runtime_args"] = _ansible_args(where, runtime, env, problems)
+    if kind == "opentofu-plan":
+        both = sorted(tofu_beside & set(runtime))
+        if both:
+            problems.errors.append(f"{where}: {both[0]} is given both on the service and in its runtime; keep one")
+        options = {**{k: item[k] for k in tofu_beside}, **{k: runtime[k] for k in _RUNTIME_OPENTOFU if k in runtime}}
+        fields["runtime_args"] = _tofu_args(where, working_dir, options, problems)
     fields["env"] = env
     if "req-file" in runtime:
         fields["requirements_file"] = runtime["req-file"]
@@ -257,12 +340,29 @@ def _service(where: str, item: dict[str, Any], problems: Problems) -> Resource |
     return resource
 
 
+def secret_names(document: dict[str, Any], problems: Problems) -> list[tuple[str, str]]:
+    """The secrets the document lists, each with where it is: they must exist here already, since their
+    values are sealed with the other gateway's key (core/transfer.py checks that)."""
+    names = []
+    for where, item in entries(document, "secrets", problems):
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            problems.errors.append(f"{where}: a secret needs a name")
+        else:
+            names.append((where, name))
+    return names
+
+
 def read_resources(document: dict[str, Any], problems: Problems) -> list[tuple[str, Resource]]:
-    unknown_top = set(document) - {"repositories", "decorators", "services", "secrets"}
+    unknown_top = set(document) - {"repositories", "decorators", "services", "secrets", "registries"}
     problems.unknown("document", unknown_top)
-    if document.get("secrets"):
-        problems.unknown("document", ["secrets"], " (IAG secrets are sealed with that gateway's key; "
-                                                  "create them here with 'gateway create secret')")
+    registries = document.get("registries")
+    if registries:
+        count = len(registries) if isinstance(registries, list) else 1
+        problems.errors.append(
+            f"document: registries ({count}) are not supported yet: runs install packages from the default "
+            "indexes (pip, ansible-galaxy) or what a service's requirements file names; remove the registries "
+            "list to import the rest")
     result: list[tuple[str, Resource]] = []
     for plural, build in (("repositories", _repository), ("decorators", _decorator),
                           ("services", _service)):

@@ -23,7 +23,7 @@ def url_kind(url: str) -> str:
         raise field_error(
             "url",
             f"repository url {url!r} uses a git transport that runs commands ({url.split('::')[0]}::); "
-            "use https, ssh or a local path"
+            "use https, ssh, file:// or a local path"
         )
     lower = url.lower()
     if lower.startswith(("https://", "http://")):
@@ -37,11 +37,12 @@ def url_kind(url: str) -> str:
         raise field_error(
             "url",
             f"repository url {url!r}: the {scheme}:// scheme is not supported; use https://, ssh:// "
-            "(or user@host:path), or an absolute local path"
+            "(or user@host:path), file:// or an absolute local path"
         )
     raise field_error(
         "url",
-        f"repository url {url!r} is not an https, ssh or absolute local path URL"
+        f"repository url {url!r} is not an https, ssh or local URL: use https://…, ssh://… (or user@host:path), "
+        "file:///path/to/repo or an absolute local path /path/to/repo"
     )
 
 

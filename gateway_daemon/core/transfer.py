@@ -170,8 +170,10 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
     document = plain_values(document)
     problems = Problems(strict)
     marker = document.get("format")
+    needed_secrets: list[tuple[str, str]] = []
     if marker is None:
         resources = iag5.read_resources(document, problems)
+        needed_secrets = iag5.secret_names(document, problems)
         own = False
     elif marker == FORMAT:
         resources = _own_resources(document, problems)
@@ -214,6 +216,14 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
         incoming[resource.KIND][resource.name] = resource
         valid.append((where, resource))
 
+    # An IAG 5 export's secrets are sealed with that gateway's key: each must be here already.
+    for where, name in needed_secrets:
+        if name not in stored[Secret.KIND]:
+            problems.errors.append(f"{where}: IAG 5 secret values are sealed with that gateway's key and cannot "
+                                   f"be imported; create it here first: gateway create secret {name}")
+        else:
+            problems.warnings.append(f"{where}: the secret already here is used (IAG 5 values are sealed with "
+                                     "that gateway's key)")
     # Every reference must resolve, in the document or in the store.
     for where, resource in valid:
         for kind, name in resource.references():  # type: ignore[attr-defined]

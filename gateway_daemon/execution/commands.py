@@ -119,7 +119,8 @@ def child_environment(extra: dict[str, str], tmp: Path, python: str) -> dict[str
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     bindir = str(Path(python).parent)
     env["PATH"] = bindir + os.pathsep + env["PATH"]
+    # Ansible's own temporary files go to the run's private tmp too, not ~/.ansible/tmp of whoever runs the gateway.
     env.update(TMPDIR=str(tmp), PYTHONUNBUFFERED="1", ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_NOCOLOR="1", TF_IN_AUTOMATION="1")
+               ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp), TF_IN_AUTOMATION="1")
     env.update(extra)
     return env

@@ -191,12 +191,27 @@ async def get(gateway: Gateway, args: argparse.Namespace) -> int:
     return 0
 
 
+def inputs_text(service: Service) -> str:
+    """How `--set KEY=value` reaches the service's script, in one sentence (describe service)."""
+    how = {"python-script": "as --KEY=value" + (" (a boolean the decorator declares: a bare --KEY when true)"
+                                                 if service.decorator else ""),
+           "executable": f"as {service.arg_format} (its arg format)",
+           "ansible-playbook": "in --extra-vars as JSON",
+           "opentofu-plan": "as -var KEY=value"}.get(service.type, "")
+    if service.decorator:
+        return f"checked against decorator {service.decorator}, then each input reaches the script {how}"
+    return f"no decorator: each input reaches the script {how}, unchecked"
+
+
 async def describe(gateway: Gateway, args: argparse.Namespace) -> int:
     kind = kind_word(args.kind)
     if args.reveal and kind != "secret":
         raise UsageError("--reveal is for secrets only")
     resource = await gateway.get(kind, args.name)
     data = view(resource)
+    if isinstance(resource, Service) and args.output == "table":  # for people; -o json stays the resource
+        data = {k: v for pair in data.items()
+                for k, v in ([pair, ("inputs", inputs_text(resource))] if pair[0] == "decorator" else [pair])}
     if args.reveal:
         data["value"] = await gateway.reveal_secret(args.name)
     emit(data, args.output)

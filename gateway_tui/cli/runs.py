@@ -75,7 +75,10 @@ class _Printer:
 
 def _summary(run: Run) -> str:
     code = "-" if run.exit_code is None else str(run.exit_code)
-    reason = f" ({run.reason})" if run.reason and run.status != "succeeded" and not run.reason.startswith("exited with") else ""
+    # The reason adds to the status, never repeats it: "cancelled", not "cancelled (cancelled)".
+    shown = run.reason and run.status != "succeeded" and run.reason != run.status \
+        and not run.reason.startswith("exited with")
+    reason = f" ({run.reason})" if shown else ""
     return f"run {run.id} {run.status}{reason}: exit code {code}, duration {seconds(run.duration)}"
 
 

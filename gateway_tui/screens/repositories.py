@@ -27,7 +27,7 @@ class RepositoriesScreen(ResourceListScreen):
         Column("key", "SSH key", min_width=0, max_width=16),
         Column("description", "Description", min_width=0, max_width=60, grow=True),
     ]
-    EMPTY = ("No repositories yet.\n\nA repository is a git URL (https, ssh, or a local path) holding your "
+    EMPTY = ("No repositories yet.\n\nA repository is a git URL (https, ssh, file:// or a local path) holding your "
              "automations. Press [b]n[/b] to add one.")
     BINDINGS = list_bindings("repository")
 
@@ -55,7 +55,7 @@ class RepositoryFormScreen(FormScreen):
                         required=True)
         yield FormField("url", "URL", Input(r.url, id="url", compact=True,
                                             placeholder="https://git.example.com/team/automations.git"),
-                        "https://…, ssh://… or user@host:path, or an absolute local path", required=True)
+                        "https://…, ssh://…, user@host:path, file:///path or /path", required=True)
         yield FormField("reference", "Reference", Input(r.reference, id="reference", compact=True,
                                                         placeholder="the remote's HEAD"),
                         "branch, tag or commit")

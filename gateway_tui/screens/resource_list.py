@@ -26,7 +26,7 @@ def list_bindings(noun: str) -> list[Binding]:
         Binding("e", "edit", "Edit", tooltip=f"Edit the selected {noun}"),
         Binding("d", "delete", "Delete", tooltip=f"Delete the selected {noun}"),
         Binding("enter", "details", "Details", tooltip=f"Show the selected {noun}"),
-        Binding("s", "sort", "Sort", tooltip="Sort by the next column (again: reverse)"),
+        Binding("s", "sort", "Sort", show=False, tooltip="Sort by the next column (again: reverse)"),
         Binding("ctrl+r", "refresh", "Refresh", show=False, tooltip=f"Reload the {noun} list"),
     ]
 

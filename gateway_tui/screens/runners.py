@@ -78,7 +78,7 @@ class RunnersScreen(ResourceListScreen):
     BINDINGS = [
         Binding("slash", "filter", "Filter", tooltip="Filter the runners as you type (id, address, tags, state)"),
         Binding("enter", "details", "Details", tooltip="Show the selected runner and the runs it ran"),
-        Binding("s", "sort", "Sort", tooltip="Sort by the next column (again: reverse)"),
+        Binding("s", "sort", "Sort", show=False, tooltip="Sort by the next column (again: reverse)"),
         Binding("ctrl+r", "refresh", "Refresh", show=False, tooltip="Reload the runners"),
     ]
 

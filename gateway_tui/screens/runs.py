@@ -30,7 +30,7 @@ class RunsScreen(SectionScreen):
         Binding("r", "again", "Run again", tooltip="Run the selected run's service again with the same inputs"),
         Binding("c", "cancel_run", "Cancel", tooltip="Cancel the selected run"),
         Binding("f", "focus_filter", "Filter", tooltip="Filter the runs by service and status"),
-        Binding("s", "sort", "Sort", tooltip="Sort by the next column (again: reverse)"),
+        Binding("s", "sort", "Sort", show=False, tooltip="Sort by the next column (again: reverse)"),
         Binding("ctrl+r", "refresh", "Refresh", show=False, tooltip="Reload the run history"),
     ]
 

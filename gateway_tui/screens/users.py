@@ -52,7 +52,7 @@ class UserListScreen(ResourceListScreen):
         Binding("e", "edit", "Edit", tooltip="Set the selected user's password or admin rights"),
         Binding("a", "toggle_admin", "Admin", tooltip="Grant or take away the selected user's admin rights"),
         Binding("d", "delete", "Delete", tooltip="Delete the selected user"),
-        Binding("s", "sort", "Sort", tooltip="Sort by the next column (again: reverse)"),
+        Binding("s", "sort", "Sort", show=False, tooltip="Sort by the next column (again: reverse)"),
         Binding("ctrl+r", "refresh", "Refresh", show=False, tooltip="Reload the user list"),
     ]
 
