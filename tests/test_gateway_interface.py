@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,7 @@ def test_an_update_message_carries_the_name_and_the_changed_fields_only():
     assert [(s.name, s.type, s.target) for s in message.secrets] == [("tok", "env", "TOKEN")]
 
     message, paths = convert.changes_message("decorator", "form", {"schema": {"type": "object"}})
-    assert paths == ["schema_json"] and message.schema_json == '{"type": "object"}'
+    assert paths == ["schema_json"] and json.loads(message.schema_json) == {"type": "object"}
     assert sorted(field.name for field, _ in message.ListFields()) == ["name", "schema_json"]
 
 

@@ -527,7 +527,8 @@ def test_a_log_file_that_cannot_be_written_is_one_line(tmp_path):
 def test_terminal_no_color_reaches_the_tui(tmp_path, monkeypatch):
     from gateway_tui.app import GatewayApp, terminal_settings
 
-    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("NO_COLOR", "")  # recorded first, so the variable is put back as it was afterwards
+    monkeypatch.delenv("NO_COLOR")
     plain = load_config(str(write(tmp_path / "plain.conf", "[terminal]\ntimestamp_timezone = Local\n")), {})
     assert terminal_settings(plain) is None and "NO_COLOR" not in os.environ
     assert GatewayApp(None).no_color is False
