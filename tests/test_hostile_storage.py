@@ -92,12 +92,20 @@ def test_a_new_data_dir_and_database_are_for_their_owner_only(tmp_path, origin):
     env = gateway_env(tmp_path)
     data_dir = Path(env["GATEWAY_APPLICATION_DATA_DIR"])
     ok(gw(env, "create", "secret", "tok", "--value", "value-0123"))
-    _service(env, origin, "show", "show.py", "--secret", "name=tok,type=env,target=KEY")
+    _service(env, origin, "slow", "slow.py")
     assert _mode(data_dir) == 0o700
-    files = _store_files(data_dir)
-    assert {p.name for p in files} >= {"gateway.db", "gateway.db-wal", "gateway.db-shm"}
-    for path in files:
-        assert _mode(path) == 0o600, path
+    running = subprocess.Popen([GATEWAY, "run", "service", "slow", "--set", "wait=1"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert running.stdout.readline() == "started\n"
+        files = _store_files(data_dir)  # the WAL files exist while a gateway has the database open
+        assert {p.name for p in files} >= {"gateway.db", "gateway.db-wal", "gateway.db-shm"}
+        for path in files:
+            assert _mode(path) == 0o600, path
+        assert _mode(data_dir / "secrets.key") == 0o600
+    finally:
+        running.communicate(timeout=60)
+    assert running.returncode == 0
 
 
 def test_an_existing_open_data_dir_is_tightened_once_and_said_so(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -30,6 +31,18 @@ INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0);
 CHANGE_LOG_KEEP = 10_000
 POLL_SECONDS = 0.25
 CONTENTION_SECONDS = 15.0
+
+
+def _owner_only(path: Path) -> None:
+    """The database and its -wal/-shm files readable by their owner alone (they hold run output and
+    password hashes); SQLite makes them 0644 under the usual umask."""
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
+        try:
+            st = os.stat(path.parent / name)
+            if st.st_mode & 0o077 and st.st_uid == os.getuid():
+                os.chmod(path.parent / name, 0o600)
+        except OSError:  # not there (yet), or not ours: SQLite says what is wrong, if anything
+            pass
 
 
 def _prefix_end(prefix: str) -> str:
@@ -54,6 +67,7 @@ class SQLiteStore(Store):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), timeout=10, isolation_level=None, check_same_thread=False)
             try:
+                _owner_only(self.path)  # before the WAL files exist: SQLite gives them the database's mode
                 conn.execute("PRAGMA busy_timeout=10000")
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
