@@ -165,9 +165,8 @@ def test_multi_line_secrets_are_masked_line_by_line_and_tiny_values_not_at_all(t
     body = SSH_KEY.strip().splitlines()
     for secret_line in body:
         assert secret_line not in result.out + result.err, secret_line
-    assert texts[:2] == ["key follows", "******"]
-    assert texts[2:7] == ["******"] * 4, texts
-    assert texts[7] == "tiny is an, a word: banana cabana", "a value under 4 characters masks nothing"
+    assert texts[:6] == ["key follows"] + ["******"] * 5, texts
+    assert texts[6] == "tiny is an, a word: banana cabana", "a value under 4 characters masks nothing"
     stored = b"".join(p.read_bytes() for p in _store_files(data_dir))
     for secret_line in body[1:-1]:
         assert secret_line.encode() not in stored

@@ -13,7 +13,7 @@ from typing import Any
 from .decorators import input_errors
 from .errors import InvalidArgument
 from .resources import from_fields, plain
-from .secrets import MASK
+from .secrets import MASK, MIN_MASKED
 
 QUEUED, RUNNING = "queued", "running"
 SUCCEEDED, FAILED, CANCELLED, TIMED_OUT, INTERRUPTED = "succeeded", "failed", "cancelled", "timed-out", "interrupted"
@@ -164,11 +164,24 @@ def secret_fields(schema: dict[str, Any] | None) -> set[str]:
     }
 
 
+def masked_parts(values: list[str]) -> set[str]:
+    """What output is masked for: each value, and each line of a multi-line one (an SSH key or a
+    certificate printed as-is arrives line by line); nothing shorter than MIN_MASKED characters."""
+    parts = set()
+    for value in values:
+        if not value:
+            continue
+        parts.add(value)
+        if "\n" in value or "\r" in value:
+            parts.update(line.strip() for line in value.splitlines())
+    return {part for part in parts if len(part) >= MIN_MASKED}
+
+
 class Masker:
     """Replaces secret values with ****** in text. Longer values first, so no part of one leaks."""
 
     def __init__(self, values: list[str]):
-        values = sorted({v for v in values if v}, key=len, reverse=True)
+        values = sorted(masked_parts(values), key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(v) for v in values)) if values else None
 
     def __call__(self, text: str) -> str:

@@ -23,6 +23,9 @@ KDF = "pbkdf2-sha256"
 ITERATIONS = 310_000
 MAX_VALUE_BYTES = 64 * 1024
 MASK = "******"
+MIN_MASKED = 4  # shorter values are not masked in run output: masking them would hide every such letter
+MASKING = (f"runs show the value as {MASK} in their output, each line of a multi-line value too; "
+           f"values shorter than {MIN_MASKED} characters are not masked")
 # A value sealed with the key of whoever first used the store (cluster.keycheck): every later key must open it.
 CHECK_KEY = "cluster/secrets-check"
 
