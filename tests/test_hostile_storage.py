@@ -240,7 +240,9 @@ def _free(client, prefix: str = "/junk/") -> None:
     except Exception as exc:  # the gateway compacted to this revision already
         assert "compacted" in str(exc), exc
     client.defragment()
-    client.disarm_alarm()
+    for alarm in list(client.list_alarms()):
+        client.disarm_alarm(alarm.member_id)
+    assert not list(client.list_alarms())
 
 
 @pytest.mark.etcd
@@ -277,7 +279,7 @@ def test_a_full_etcd_is_one_line_and_a_result_is_only_reported_once_stored(tmp_p
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert proc.stdout.readline() == "started\n"
         _fill(client)
-        line = gw(env, "create", "secret", "late", "--value", "value-0123")
+        line = gw(env, "create", "repository", "late", "--url", str(origin))
         text = one_error_line(line, code=1, prefix="gateway: ")
         assert "space" in text and "quota-backend-bytes" in text and "defrag" in text, text
         time.sleep(6)  # the run has ended by now; its record waits for the store
@@ -300,9 +302,9 @@ def test_a_full_etcd_is_one_line_and_a_result_is_only_reported_once_stored(tmp_p
         _fill(client, "/junk2/")
         deadline = time.monotonic() + 60
         seen = ""
-        while "space" not in seen and time.monotonic() < deadline:
+        while "does not take its record" not in seen and time.monotonic() < deadline:
             seen += proc.stderr.readline()
-        assert "space" in seen
+        assert "space exceeded" in seen and "does not take its record" in seen, seen
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 1

@@ -67,6 +67,9 @@ class ActiveRun:
         self.unsaved = False  # the record changed since the store last took it
         self.writing = asyncio.Lock()
         self.saver: asyncio.Task | None = None
+        self.store_error = ""  # why the store did not take the record, when it did not
+        self.ended = False  # the job is over; only its final record may still wait for the store
+        self.stop_waiting = asyncio.Event()  # its followers stop waiting for that record (Ctrl-C)
 
     def publish(self, event: RunEvent) -> None:
         for queue in list(self.subscribers):
@@ -124,8 +127,10 @@ class Scheduler:
                 if not active.unsaved:
                     log.warning("run %s: cannot write its record now (will keep trying): %s", active.run.id, exc)
                 active.unsaved = True
+                active.store_error = str(exc)
                 return False
             active.unsaved = False
+            active.store_error = ""
             return True
 
     async def _set(self, active: ActiveRun, **changes: Any) -> None:
@@ -148,6 +153,20 @@ class Scheduler:
         while not (await sink.finish() and await self._save(active)):
             await asyncio.sleep(STORE_RETRY_SECONDS)
         log.info("run %s: its record and output are stored now", active.run.id)
+
+    async def _wait_stored(self, active: ActiveRun, sink: OutputSink) -> bool:
+        """The run is over but the store did not take its record: its followers hear why and wait while it
+        is tried again, until it is stored (True) or they stop waiting (a cancel: False)."""
+        error = active.store_error or sink.error or "the store does not answer"
+        note = (f"run {active.run.id} ended {active.run.status}, but the store does not take its record yet: {error}; "
+                f"trying again every {STORE_RETRY_SECONDS:g} s (cancel the run to stop waiting)")
+        active.publish(RunEvent("output", lines=(OutputLine("gateway", note),)))
+        while not active.stop_waiting.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(active.stop_waiting.wait(), STORE_RETRY_SECONDS)
+            if await sink.finish() and await self._save(active):
+                return True
+        return False
 
     # ------------------------------------------------------------ starting
     async def prepare(self, run_id: str, name: str, inputs: dict[str, Any], run_secrets: list[SecretRef],
@@ -246,13 +265,17 @@ class Scheduler:
         finally:
             for key, value in dict(final, ended_at=time.time()).items():
                 setattr(active.run, key, value)
+            active.ended = True
             try:
                 stored = await sink.finish() and await self._save(active)
-                active.publish(RunEvent("status", run=replace(active.run)))
+                if not stored and not stopping:  # a result is reported only once the store holds it
+                    stored = await self._wait_stored(active, sink)
+                if stored:
+                    active.publish(RunEvent("status", run=replace(active.run)))
                 for queue in active.subscribers:
                     with contextlib.suppress(asyncio.QueueFull):
                         queue.put_nowait(None)
-                if not stored and not stopping:  # the store is away: the record is written when it is back
+                if not stored and not stopping:  # nobody waits now: written once the store is back
                     await self._store_last(active, sink)
                 with contextlib.suppress(Exception):
                     await self.store.delete(cancel_key(active.run.id))
@@ -297,6 +320,8 @@ class Scheduler:
                 raise FailedPrecondition(f"run {run_id} has already ended ({run.status})")
             await self.store.put(cancel_key(run_id), b"1")  # the process running it stops it
             return run
+        if active.ended:  # over, its record waiting for the store: its followers stop waiting
+            active.stop_waiting.set()
         active.cancel.set()
         return replace(active.run)
 

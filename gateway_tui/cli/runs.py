@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, AsyncIterator
 
 from gateway_daemon.console import Table, emit
-from gateway_daemon.core import Gateway, SecretRef
+from gateway_daemon.core import Gateway, SecretRef, Unavailable
 from gateway_daemon.core.owners import describe as describe_owner
 from gateway_daemon.core.runs import OutputLine, Run, RunEvent, parse_set
 
@@ -96,7 +96,8 @@ async def run_service(gateway: Gateway, args: argparse.Namespace) -> int:
         if not interrupted:
             interrupted = True
             sys.stderr.write(f"\n[gateway] cancelling run {run_id}...\n")
-            loop.create_task(gateway.cancel_run(run_id))
+        # again too: a run that is over but whose record waits for the store stops being waited for
+        loop.create_task(gateway.cancel_run(run_id))
 
     loop.add_signal_handler(signal.SIGINT, on_interrupt)
     try:
@@ -105,6 +106,9 @@ async def run_service(gateway: Gateway, args: argparse.Namespace) -> int:
         loop.remove_signal_handler(signal.SIGINT)
     if not final.finished:
         final = await gateway.get_run(run_id)
+    if not final.finished:  # it ended, but the store never took its final record
+        raise Unavailable(f"run {run_id} ended, but its result is not stored: the store did not take its final "
+                          f"record (see above), so it shows as {final.status}")
     if as_json:
         emit(run_view(final, await gateway.run_output(run_id)), "json")
     else:
