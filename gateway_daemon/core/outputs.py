@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..store import Store, StoreError
-from .runs import Masker, OutputLine, RunEvent
+from .runs import Masker, OutputLine
 
 if TYPE_CHECKING:
     from .scheduler import ActiveRun
@@ -63,12 +63,16 @@ class OutputSink:
         self.failing = False  # the store did not take the last chunk: the lines wait in the buffer
         self.error = ""  # why, when failing
 
-    async def line(self, stream: str, text: str) -> None:
-        line = OutputLine(stream, self.masker(text))
-        self.buffer.append(line)
-        self.buffered += len(line.text) + LINE_OVERHEAD
-        self.active.run.output_lines += 1
-        self.active.publish(RunEvent("output", lines=(line,)))
+    async def lines(self, stream: str, texts: list[str]) -> None:
+        """Lines of one stream, in order: masked, told to the followers, buffered for the store."""
+        mask = self.masker
+        lines = [OutputLine(stream, mask(text)) for text in texts] if mask.active else \
+            [OutputLine(stream, text) for text in texts]
+        self.buffer.extend(lines)
+        self.buffered += sum(map(len, texts if not mask.active else (l.text for l in lines))) + \
+            LINE_OVERHEAD * len(lines)
+        self.active.run.output_lines += len(lines)
+        self.active.publish_lines_of(lines)
         if self.buffered > self.limit + self.limit // 4:  # trimmed in steps, not at every line
             self._keep_tail()
         if not self.failing and time.monotonic() - self.last_flush >= FLUSH_SECONDS:

@@ -184,6 +184,11 @@ class Masker:
         values = sorted(masked_parts(values), key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(v) for v in values)) if values else None
 
+    @property
+    def active(self) -> bool:
+        """False when there is nothing to mask."""
+        return self._pattern is not None
+
     def __call__(self, text: str) -> str:
         return self._pattern.sub(MASK, text) if self._pattern else text
 

@@ -71,8 +71,29 @@ class ActiveRun:
         self.ended = False  # the job is over; only its final record may still wait for the store
         self.stop_waiting = asyncio.Event()  # its followers stop waiting for that record (Ctrl-C)
 
+        self._lines: list[OutputLine] = []  # output lines not yet told to the followers
+        self._lines_due = False
+
     def publish(self, event: RunEvent) -> None:
-        for queue in list(self.subscribers):
+        self.publish_lines()  # what came before goes first
+        self._deliver(event)
+
+    def publish_lines_of(self, lines: list[OutputLine]) -> None:
+        """Output lines for the followers: the lines of one loop iteration (what the processes printed
+        in one read each) go to them together, as one event."""
+        self._lines.extend(lines)
+        if not self._lines_due:
+            self._lines_due = True
+            asyncio.get_running_loop().call_soon(self.publish_lines)
+
+    def publish_lines(self) -> None:
+        self._lines_due = False
+        if self._lines:
+            lines, self._lines = self._lines, []
+            self._deliver(RunEvent("output", lines=tuple(lines)))
+
+    def _deliver(self, event: RunEvent) -> None:
+        for queue in self.subscribers:
             if queue.full():  # a slow follower loses lines, never the gateway
                 continue
             queue.put_nowait(event)
@@ -98,7 +119,10 @@ class _Reporter:
         self.active.run.commit = commit
 
     async def output(self, stream: str, text: str) -> None:
-        await self.sink.line(stream, text)
+        await self.sink.lines(stream, [text])
+
+    async def output_lines(self, stream: str, texts: list[str]) -> None:
+        await self.sink.lines(stream, texts)
 
     def progress(self, text: str) -> None:
         self.active.publish(RunEvent("output", lines=(OutputLine("gateway", self.masker(text)),)))
@@ -254,7 +278,7 @@ class Scheduler:
             result: JobResult = await self.executor.execute(job, _Reporter(self, active, sink, masker), active.cancel)
             final = dict(status=result.status, reason=result.reason, exit_code=result.exit_code)
         except GatewayError as exc:
-            await sink.line("gateway", str(exc))
+            await sink.lines("gateway", [str(exc)])
             final = dict(status=FAILED, reason=str(exc))
         except asyncio.CancelledError:
             final = dict(status=INTERRUPTED, reason="the gateway stopped while the run was in flight")
@@ -272,6 +296,7 @@ class Scheduler:
                     stored = await self._wait_stored(active, sink)
                 if stored:
                     active.publish(RunEvent("status", run=replace(active.run)))
+                active.publish_lines()
                 for queue in active.subscribers:
                     with contextlib.suppress(asyncio.QueueFull):
                         queue.put_nowait(None)

@@ -44,13 +44,18 @@ class _Printer:
     def lines(self, lines: tuple[OutputLine, ...] | list[OutputLine]) -> None:
         if self.quiet:
             return
+        out: list[str] = []  # consecutive stdout lines in one write
         for line in lines:
             if line.stream == "stdout":
-                sys.stdout.write(line.text + "\n")
-            elif line.stream == "stderr":
-                sys.stderr.write(line.text + "\n")
-            else:
-                sys.stderr.write(f"[gateway] {line.text}\n")
+                out.append(line.text)
+                continue
+            if out:
+                sys.stdout.write("\n".join(out) + "\n")
+                out.clear()
+            sys.stdout.flush()
+            sys.stderr.write(line.text + "\n" if line.stream == "stderr" else f"[gateway] {line.text}\n")
+        if out:
+            sys.stdout.write("\n".join(out) + "\n")
         sys.stdout.flush()
 
     def status(self, run: Run) -> None:
