@@ -5,8 +5,6 @@ quota, real runs through the `gateway` command."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import stat
 import subprocess
@@ -43,7 +41,6 @@ out.write(b"the end\\n")
 '''
 
 SHOW = '''\
-import os
 print("key follows")
 print(os.environ["KEY"])
 print("tiny is " + os.environ["TINY"] + ", a word: banana cabana")

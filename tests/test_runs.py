@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -20,7 +19,7 @@ import pytest
 from gateway_daemon.bootstrap import open_engine
 from gateway_daemon.config import load_config
 from gateway_daemon.core import (Decorator, InvalidArgument, NotFound, Repository, SecretRef,
-                                 Service, Unavailable)
+                                 Service)
 
 from cli_helpers import BIN, gateway_env, gw, ok, one_error_line
 from gitutil import git, new_repo
