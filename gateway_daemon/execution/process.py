@@ -82,7 +82,9 @@ class Process:
                     del lines[0]
                     cut = False
                 if lines:
-                    await _emit(sink, stream, [_cut(line) for line in lines] if len(block) > MAX_LINE else lines)
+                    if len(block) > MAX_LINE and max(map(len, lines)) > MAX_LINE:
+                        lines = [_cut(line) for line in lines]
+                    await _emit(sink, stream, lines)
             if len(pending) > MAX_LINE:
                 await _emit(sink, stream, [clean(pending[:MAX_LINE]) + _CUT])
                 pending = b""
