@@ -41,6 +41,7 @@ out.write(b"the end\\n")
 '''
 
 SHOW = '''\
+import os
 print("key follows")
 print(os.environ["KEY"])
 print("tiny is " + os.environ["TINY"] + ", a word: banana cabana")
