@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, AsyncIterator
 
 from gateway_daemon.console import Table, emit
-from gateway_daemon.core import Gateway, SecretRef, Unavailable
+from gateway_daemon.core import Gateway, GatewayError, SecretRef, Unavailable
 from gateway_daemon.core.owners import describe as describe_owner
 from gateway_daemon.core.runs import OutputLine, Run, RunEvent, parse_set
 
@@ -84,6 +84,13 @@ async def _consume(events: AsyncIterator[RunEvent], printer: _Printer) -> Run | 
     return final
 
 
+async def _cancel_quietly(gateway: Gateway, run_id: str) -> None:
+    try:
+        await gateway.cancel_run(run_id)
+    except GatewayError:  # it has just ended: what it ended with is told in a moment
+        pass
+
+
 async def run_service(gateway: Gateway, args: argparse.Namespace) -> int:
     inputs = parse_set(args.set or [])
     secrets = [SecretRef.parse(text) for text in args.set_secret or []]
@@ -102,7 +109,7 @@ async def run_service(gateway: Gateway, args: argparse.Namespace) -> int:
             interrupted = True
             sys.stderr.write(f"\n[gateway] cancelling run {run_id}...\n")
         # again too: a run that is over but whose record waits for the store stops being waited for
-        loop.create_task(gateway.cancel_run(run_id))
+        loop.create_task(_cancel_quietly(gateway, run_id))
 
     loop.add_signal_handler(signal.SIGINT, on_interrupt)
     try:
