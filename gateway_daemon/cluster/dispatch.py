@@ -168,7 +168,7 @@ class Dispatcher:
                         await events.started(runner.id)
                         canceller = asyncio.ensure_future(cancel_there())
                     elif event.kind == "output":
-                        for line in event.lines:  # (one stream each from a runner; any mix is kept in order)
+                        for line in event.lines:
                             await events.output(line.stream, line.text)
                     elif event.kind == "progress":
                         for line in event.lines:
