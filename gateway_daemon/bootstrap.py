@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import Config
+from .config import Config, private_data_dir
 from .core.engine import Engine, EngineInfo
 from .core.scheduler import Limits
 from .core.secrets import SecretBox, create_key_file
@@ -34,10 +34,13 @@ def secret_box(config: Config, announce=None) -> SecretBox:
         return SecretBox(None, "this runner has no secrets key: set [secrets] encrypt_key_file to the cluster's key")
     def create(path: Path) -> None:
         create_key_file(path)
-        message = f"created a new secrets key at {path} (mode 0600); keep a copy, secrets cannot be read without it"
-        (announce or (lambda text: print(text, file=sys.stderr)))(message)
+        _say(announce, f"created a new secrets key at {path} (mode 0600); keep a copy, secrets cannot be read without it")
 
     return SecretBox(config.data_dir / KEY_FILE_NAME, create_missing=create)
+
+
+def _say(announce, message: str) -> None:
+    (announce or (lambda text: print(text, file=sys.stderr)))(message)
 
 
 def _limits(config: Config) -> Limits:
@@ -87,6 +90,9 @@ def dispatcher(config: Config, store: Store) -> "Executor":
 def open_engine(config: Config, announce=None, recover_first: bool = False) -> Engine:
     """The engine this configuration asks for: its store, its secrets key, and the executor of its mode
     (runners for a server with distributed_execution, this machine otherwise)."""
+    note = private_data_dir(config.data_dir)  # the key, the database and run output live here
+    if note:
+        _say(announce, note)
     store = open_store(config)
     info = EngineInfo(
         mode=config.mode,

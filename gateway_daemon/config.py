@@ -357,6 +357,30 @@ class Value:
     source: str  # "default", a file path, or "env GATEWAY_..."
 
 
+PRIVATE_DIR_MODE = 0o700
+
+
+def private_data_dir(path: Path) -> str:
+    """Make `path` (the data dir) for its owner alone: created 0700 when missing, an existing one that
+    others may enter tightened to 0700.  Returns a note for the user when an existing one was tightened
+    (said once: afterwards it is private), else "".  Trouble (no permission, not a directory) is left to
+    whoever uses the folder next, which names it in one line."""
+    try:
+        if not path.exists():
+            path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+            return ""
+        if not path.is_dir():
+            return ""
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077 and path.stat().st_uid == os.getuid():
+            path.chmod(PRIVATE_DIR_MODE)
+            return (f"the data dir {path} was open to other users (mode {mode:04o}); it is now 0700, "
+                    "its database 0600")
+    except OSError:
+        pass
+    return ""
+
+
 @dataclass
 class Config:
     values: dict[str, dict[str, Value]]

@@ -49,8 +49,8 @@ def make_etcd_server(tmp_path) -> Callable[..., EtcdServer]:
     _require_etcd()
     servers: list[EtcdServer] = []
 
-    def make(tls: dict | None = None) -> EtcdServer:
-        server = EtcdServer(tmp_path / f"etcd-{len(servers)}", tls=tls)
+    def make(tls: dict | None = None, quota_backend_bytes: int | None = None) -> EtcdServer:
+        server = EtcdServer(tmp_path / f"etcd-{len(servers)}", tls=tls, quota_backend_bytes=quota_backend_bytes)
         servers.append(server)
         return server
 

@@ -2,6 +2,7 @@
 
     server = EtcdServer(tmp_path)                    # plain http
     server = EtcdServer(tmp_path, tls={"ca": ..., "cert": ..., "key": ...})
+    server = EtcdServer(tmp_path, quota_backend_bytes=16 * 1024 * 1024)  # a small etcd that fills up
     server.hosts        # "127.0.0.1:PORT", as [store] etcd_hosts takes it
     server.stop(); server.start(); server.kill()
 
@@ -60,7 +61,8 @@ class EtcdTLS:
 
 
 class EtcdServer:
-    def __init__(self, tmp_dir: str | os.PathLike, tls: dict | None = None, name: str = "test"):
+    def __init__(self, tmp_dir: str | os.PathLike, tls: dict | None = None, name: str = "test",
+                 quota_backend_bytes: int | None = None):
         binary = etcd_binary()
         if binary is None:
             raise RuntimeError("the etcd binary is not installed (Debian package etcd-server)")
@@ -71,6 +73,7 @@ class EtcdServer:
         self.log_path = self.dir / "etcd.log"
         self.tls = dict(tls) if tls else None
         self.name = name
+        self.quota_backend_bytes = quota_backend_bytes
         self.client_port = free_port()
         self.peer_port = free_port()
         while self.peer_port == self.client_port:
@@ -107,6 +110,8 @@ class EtcdServer:
             "--heartbeat-interval", "50",
             "--election-timeout", "500",
         ]
+        if self.quota_backend_bytes:
+            cmd += ["--quota-backend-bytes", str(self.quota_backend_bytes)]
         if self.tls:
             cmd += [
                 "--cert-file", str(self.tls["cert"]),

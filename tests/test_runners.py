@@ -274,11 +274,17 @@ def test_a_run_outlives_an_etcd_outage_and_its_record_and_output_are_kept(cluste
                                text=True)
     run = wait_for("the run to start on a runner", lambda: running_hello(client, "outage"))
     etcd.stop()
-    try:
-        out, err = running.communicate(timeout=60)  # it ends while the store is down: the caller still hears it
+    try:  # it ends while the store is down: the caller hears why the result waits, and gets it once stored
+        seen, deadline = "", time.monotonic() + 60
+        while "does not take its record" not in seen and time.monotonic() < deadline:
+            seen += running.stderr.readline()
+        assert "does not take its record" in seen, seen
+        assert running.poll() is None, "a result the store does not hold was reported"
     finally:
         etcd.start()
-    assert running.returncode == 0, err
+    out, err = running.communicate(timeout=60)
+    assert running.returncode == 0, seen + err
+    assert "succeeded" in err.strip().splitlines()[-1]
     assert "hello outage token ******" in out
     ended = wait_for("the record to be final", lambda: (r := client("describe", "run", run["id"], "-o", "json"))
                      .returncode == 0 and json.loads(r.stdout)["status"] != "running" and json.loads(r.stdout),

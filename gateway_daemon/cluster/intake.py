@@ -57,6 +57,9 @@ class _QueuedEvents:
     async def output(self, stream: str, text: str) -> None:
         self.queue.put_nowait(ExecEvent("output", lines=(OutputLine(stream, text),)))
 
+    async def output_lines(self, stream: str, texts: list[str]) -> None:
+        self.queue.put_nowait(ExecEvent("output", lines=tuple(OutputLine(stream, text) for text in texts)))
+
     def progress(self, text: str) -> None:
         self.queue.put_nowait(ExecEvent("progress", lines=(OutputLine("gateway", text),)))
 

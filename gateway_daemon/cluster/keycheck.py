@@ -14,9 +14,10 @@ import secrets
 from typing import Any
 
 from ..core.errors import FailedPrecondition
+from ..core.secrets import CHECK_KEY
 from ..store import KeyExists
 
-CHECK_KEY = "cluster/secrets-check"
+__all__ = ["CHECK_KEY", "check_secrets_key"]
 CHECK_NAME = "cluster-secrets-check"
 ADVICE = ("every server and runner of a cluster must use the same key: set [secrets] encrypt_key_file to the "
           "cluster's key file")

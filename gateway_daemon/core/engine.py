@@ -18,7 +18,7 @@ from .runners import RUNNERS_PREFIX, RunnerInfo
 from .runs import OutputLine, Run, RunEvent
 from .jobs import Executor
 from .scheduler import Limits, Scheduler
-from .secrets import Secret, SecretBox, check_value
+from .secrets import CHECK_KEY, Secret, SecretBox, check_value
 from .services import SecretRef, Service
 
 if TYPE_CHECKING:
@@ -215,13 +215,22 @@ class Engine:
     async def create_secret(self, name: str, value: str, description: str = "") -> Secret:
         check_name("secret", name)
         check_value(name, value)
-        secret = Secret(name=name, description=description, sealed=self.secret_box.seal(name, value))
+        secret = Secret(name=name, description=description, sealed=await self._seal(name, value))
         return await self._insert(secret)  # type: ignore[return-value]
+
+    async def _seal(self, name: str, value: str) -> dict[str, Any]:
+        """Seal with the store's key; a key file lost while the store holds secrets is never replaced."""
+        if self.secret_box.makes_key():
+            with store_errors():
+                held = await self.store.get(CHECK_KEY) is not None or bool(await self.store.list("secrets/"))
+            if held and self.secret_box.makes_key():
+                raise self.secret_box.lost()
+        return self.secret_box.seal(name, value)
 
     async def update_secret(self, name: str, value: str | None = None, description: str | None = None) -> Secret:
         if value is not None:
             check_value(name, value)
-            sealed = self.secret_box.seal(name, value)
+            sealed = await self._seal(name, value)
 
         def apply(secret: Resource) -> None:
             assert isinstance(secret, Secret)

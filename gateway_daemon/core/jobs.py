@@ -59,6 +59,9 @@ class JobEvents(Protocol):
     async def output(self, stream: str, text: str) -> None:
         """One line of the job's output: stream is stdout, stderr or gateway (stored with the run)."""
 
+    async def output_lines(self, stream: str, texts: list[str]) -> None:
+        """Lines of the job's output, in order, all of one stream (what a process printed in one read)."""
+
     def progress(self, text: str) -> None:
         """A note on the way (cloning, installing): shown to followers, not stored."""
 

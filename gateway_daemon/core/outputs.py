@@ -2,7 +2,8 @@
 
 Chunks go to ``run-output/<id>/<seq>`` a few times a second, so a follower in
 another process sees the output live; past ``output_limit`` bytes the oldest
-chunks go and the record counts the dropped lines.  While the store cannot be
+lines go (before they are stored, when the run prints faster than that) and the
+record counts the dropped lines.  While the store cannot be
 reached the lines wait in memory (the newest within the limit) and are written
 once it answers again.  Every line is masked here, once, before anyone sees it.
 """
@@ -17,7 +18,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..store import Store, StoreError
-from .runs import Masker, OutputLine, RunEvent
+from .runs import Masker, OutputLine
 
 if TYPE_CHECKING:
     from .scheduler import ActiveRun
@@ -25,37 +26,56 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.runs")
 FLUSH_SECONDS = 0.25
 STORE_RETRY_SECONDS = 1.0  # output the store could not take is written again this often
-FLUSH_LINES = 500
+CHUNK_CHARS = 256 * 1024  # one stored chunk at most (etcd takes requests up to 1.5 MiB)
+LINE_OVERHEAD = 16  # what a line costs in a chunk beyond its text (JSON, the stream's name)
 
 
 def output_prefix(run_id: str) -> str:
     return f"run-output/{run_id}/"
 
 
+def _cost(line: OutputLine) -> int:
+    return len(line.text) + LINE_OVERHEAD
+
+
 class OutputSink:
-    """Buffers lines, writes chunks to the store, keeps only the tail within the limit."""
+    """Buffers lines, writes chunks to the store, keeps only the tail within the limit.
+
+    Lines past the limit are dropped here, before they reach the store: a run that prints faster than
+    the limit per flush costs the store one limit's worth a flush, whatever it prints in all.
+    """
 
     def __init__(self, store: Store, active: "ActiveRun", masker: Masker, limit: int):
         self.store = store
         self.active = active
         self.masker = masker
         self.limit = limit
+        # Chunks are small beside the limit, so deleting the oldest one leaves most of the limit stored.
+        self.chunk = max(4096, min(CHUNK_CHARS, limit // 8))
         self.buffer: list[OutputLine] = []
+        self.buffered = 0  # what the buffer costs (_cost)
         self.seq = 0
-        self.chunks: list[tuple[int, int, int]] = []  # (seq, bytes, lines) stored, oldest first
+        self.chunks: list[tuple[int, int, int]] = []  # (seq, cost, lines) stored, oldest first
         self.stored_bytes = 0
         self.last_flush = time.monotonic()
         self._lock = asyncio.Lock()
         self._later: asyncio.Task | None = None
         self.failing = False  # the store did not take the last chunk: the lines wait in the buffer
+        self.error = ""  # why, when failing
 
-    async def line(self, stream: str, text: str) -> None:
-        line = OutputLine(stream, self.masker(text))
-        self.buffer.append(line)
-        self.active.run.output_lines += 1
-        self.active.publish(RunEvent("output", lines=(line,)))
-        if not self.failing and (len(self.buffer) >= FLUSH_LINES or
-                                 time.monotonic() - self.last_flush >= FLUSH_SECONDS):
+    async def lines(self, stream: str, texts: list[str]) -> None:
+        """Lines of one stream, in order: masked, told to the followers, buffered for the store."""
+        mask = self.masker
+        lines = [OutputLine(stream, mask(text)) for text in texts] if mask.active else \
+            [OutputLine(stream, text) for text in texts]
+        self.buffer.extend(lines)
+        self.buffered += sum(map(len, texts if not mask.active else (l.text for l in lines))) + \
+            LINE_OVERHEAD * len(lines)
+        self.active.run.output_lines += len(lines)
+        self.active.publish_lines_of(lines)
+        if self.buffered > self.limit + self.limit // 4:  # trimmed in steps, not at every line
+            self._keep_tail()
+        if not self.failing and time.monotonic() - self.last_flush >= FLUSH_SECONDS:
             await self.flush()
         elif self._later is None:  # a quiet process (or a store away): stored soon all the same
             self._later = asyncio.get_running_loop().create_task(self._flush_later())
@@ -80,23 +100,41 @@ class OutputSink:
 
     async def _flush(self) -> bool:
         self.last_flush = time.monotonic()
-        if not self.buffer:
-            return True
-        lines, self.buffer = self.buffer, []
-        data = json.dumps([[l.stream, l.text] for l in lines], separators=(",", ":")).encode()
-        try:
-            await self.store.put(f"{output_prefix(self.active.run.id)}{self.seq:08d}", data)
-        except StoreError as exc:
-            self.buffer = lines + self.buffer
-            self._keep_tail()
-            if not self.failing:
-                log.warning("run %s: cannot store its output now (will keep trying): %s", self.active.run.id, exc)
-                self.failing = True
-            return False
-        self.failing = False
-        self.chunks.append((self.seq, len(data), len(lines)))
-        self.seq += 1
-        self.stored_bytes += len(data)
+        self._keep_tail()
+        while self.buffer:
+            count, size = 0, 0
+            for line in self.buffer:  # one chunk: a small part of the limit, at least one line
+                if count and size + _cost(line) > self.chunk:
+                    break
+                size += _cost(line)
+                count += 1
+            # Out of the buffer while the store writes them: lines go on arriving (and the oldest going).
+            lines = self.buffer[:count]
+            del self.buffer[:count]
+            self.buffered -= size
+            data = json.dumps([[l.stream, l.text] for l in lines], separators=(",", ":"),
+                              ensure_ascii=False).encode()
+            try:
+                await self.store.put(f"{output_prefix(self.active.run.id)}{self.seq:08d}", data)
+            except StoreError as exc:
+                self.buffer[:0] = lines
+                self.buffered += size
+                self._keep_tail()
+                self.error = str(exc)
+                if not self.failing:
+                    log.warning("run %s: cannot store its output now (will keep trying): %s", self.active.run.id, exc)
+                    self.failing = True
+                return False
+            self.failing = False
+            self.error = ""
+            self.chunks.append((self.seq, size, count))
+            self.seq += 1
+            self.stored_bytes += size
+            await self._trim()
+        return True
+
+    async def _trim(self) -> None:
+        """Delete the oldest stored chunks while the stored output is over the limit (the newest stays)."""
         while self.stored_bytes > self.limit and len(self.chunks) > 1:
             old_seq, size, count = self.chunks[0]
             try:
@@ -106,17 +144,16 @@ class OutputSink:
             self.chunks.pop(0)
             self.stored_bytes -= size
             self.active.run.output_dropped += count
-        return True
 
     def _keep_tail(self) -> None:
-        """While the store is away the buffer keeps the newest lines within the output limit."""
-        size, start = 0, len(self.buffer)
-        while start > 0:
-            cost = len(self.buffer[start - 1].text) + 16
-            if size + cost > self.limit and start < len(self.buffer):  # the newest line is always kept
-                break
-            size += cost
-            start -= 1
-        if start:
-            self.active.run.output_dropped += start
-            del self.buffer[:start]
+        """The buffer keeps the newest lines within the output limit (the newest line always)."""
+        if self.buffered <= self.limit:
+            return
+        drop, size, last = 0, self.buffered, len(self.buffer) - 1
+        while size > self.limit and drop < last:
+            size -= _cost(self.buffer[drop])
+            drop += 1
+        if drop:
+            del self.buffer[:drop]
+            self.buffered = size
+            self.active.run.output_dropped += drop

@@ -68,9 +68,33 @@ class ActiveRun:
         self.unsaved = False  # the record changed since the store last took it
         self.writing = asyncio.Lock()
         self.saver: asyncio.Task | None = None
+        self.store_error = ""  # why the store did not take the record, when it did not
+        self.ended = False  # the job is over; only its final record may still wait for the store
+        self.stop_waiting = asyncio.Event()  # its followers stop waiting for that record (Ctrl-C)
+
+        self._lines: list[OutputLine] = []  # output lines not yet told to the followers
+        self._lines_due = False
 
     def publish(self, event: RunEvent) -> None:
-        for queue in list(self.subscribers):
+        self.publish_lines()  # what came before goes first
+        self._deliver(event)
+
+    def publish_lines_of(self, lines: list[OutputLine]) -> None:
+        """Output lines for the followers: the lines of one loop iteration (what the processes printed
+        in one read each) go to them together, as one event."""
+        self._lines.extend(lines)
+        if not self._lines_due:
+            self._lines_due = True
+            asyncio.get_running_loop().call_soon(self.publish_lines)
+
+    def publish_lines(self) -> None:
+        self._lines_due = False
+        if self._lines:
+            lines, self._lines = self._lines, []
+            self._deliver(RunEvent("output", lines=tuple(lines)))
+
+    def _deliver(self, event: RunEvent) -> None:
+        for queue in self.subscribers:
             if queue.full():  # a slow follower loses lines, never the gateway
                 continue
             queue.put_nowait(event)
@@ -96,7 +120,10 @@ class _Reporter:
         self.active.run.commit = commit
 
     async def output(self, stream: str, text: str) -> None:
-        await self.sink.line(stream, text)
+        await self.sink.lines(stream, [text])
+
+    async def output_lines(self, stream: str, texts: list[str]) -> None:
+        await self.sink.lines(stream, texts)
 
     def progress(self, text: str) -> None:
         self.active.publish(RunEvent("output", lines=(OutputLine("gateway", self.masker(text)),)))
@@ -128,8 +155,10 @@ class Scheduler:
                 if not active.unsaved:
                     log.warning("run %s: cannot write its record now (will keep trying): %s", active.run.id, exc)
                 active.unsaved = True
+                active.store_error = str(exc)
                 return False
             active.unsaved = False
+            active.store_error = ""
             return True
 
     async def _set(self, active: ActiveRun, **changes: Any) -> None:
@@ -152,6 +181,20 @@ class Scheduler:
         while not (await sink.finish() and await self._save(active)):
             await asyncio.sleep(STORE_RETRY_SECONDS)
         log.info("run %s: its record and output are stored now", active.run.id)
+
+    async def _wait_stored(self, active: ActiveRun, sink: OutputSink) -> bool:
+        """The run is over but the store did not take its record: its followers hear why and wait while it
+        is tried again, until it is stored (True) or they stop waiting (a cancel: False)."""
+        error = active.store_error or sink.error or "the store does not answer"
+        note = (f"run {active.run.id} ended {active.run.status}, but the store does not take its record yet: {error}; "
+                f"trying again every {STORE_RETRY_SECONDS:g} s (cancel the run to stop waiting)")
+        active.publish(RunEvent("output", lines=(OutputLine("gateway", note),)))
+        while not active.stop_waiting.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(active.stop_waiting.wait(), STORE_RETRY_SECONDS)
+            if await sink.finish() and await self._save(active):
+                return True
+        return False
 
     # ------------------------------------------------------------ starting
     async def prepare(self, run_id: str, name: str, inputs: dict[str, Any], run_secrets: list[SecretRef],
@@ -240,7 +283,7 @@ class Scheduler:
             result: JobResult = await self.executor.execute(job, _Reporter(self, active, sink, masker), active.cancel)
             final = dict(status=result.status, reason=result.reason, exit_code=result.exit_code)
         except GatewayError as exc:
-            await sink.line("gateway", str(exc))
+            await sink.lines("gateway", [str(exc)])
             final = dict(status=FAILED, reason=str(exc))
         except asyncio.CancelledError:
             final = dict(status=INTERRUPTED, reason="the gateway stopped while the run was in flight")
@@ -251,13 +294,18 @@ class Scheduler:
         finally:
             for key, value in dict(final, ended_at=time.time()).items():
                 setattr(active.run, key, value)
+            active.ended = True
             try:
                 stored = await sink.finish() and await self._save(active)
-                active.publish(RunEvent("status", run=replace(active.run)))
+                if not stored and not stopping:  # a result is reported only once the store holds it
+                    stored = await self._wait_stored(active, sink)
+                if stored:
+                    active.publish(RunEvent("status", run=replace(active.run)))
+                active.publish_lines()
                 for queue in active.subscribers:
                     with contextlib.suppress(asyncio.QueueFull):
                         queue.put_nowait(None)
-                if not stored and not stopping:  # the store is away: the record is written when it is back
+                if not stored and not stopping:  # nobody waits now: written once the store is back
                     await self._store_last(active, sink)
                 with contextlib.suppress(Exception):
                     await self.store.delete(cancel_key(active.run.id))
@@ -302,6 +350,8 @@ class Scheduler:
                 raise FailedPrecondition(f"run {run_id} has already ended ({run.status})")
             await self.store.put(cancel_key(run_id), b"1")  # the process running it stops it
             return run
+        if active.ended:  # over, its record waiting for the store: its followers stop waiting
+            active.stop_waiting.set()
         active.cancel.set()
         return replace(active.run)
 

@@ -23,6 +23,11 @@ KDF = "pbkdf2-sha256"
 ITERATIONS = 310_000
 MAX_VALUE_BYTES = 64 * 1024
 MASK = "******"  # what is shown in place of a secret value (run output, a run's recorded inputs)
+MIN_MASKED = 4  # shorter values are not masked in run output: masking them would hide every such letter
+MASKING = (f"runs show the value as {MASK} in their output, each line of a multi-line value too; "
+           f"values shorter than {MIN_MASKED} characters are not masked")
+# A value sealed with the key of whoever first used the store (cluster.keycheck): every later key must open it.
+CHECK_KEY = "cluster/secrets-check"
 
 
 @dataclasses.dataclass
@@ -100,6 +105,20 @@ class SecretBox:
                 )
             self._material = material
         return self._material
+
+    def makes_key(self) -> bool:
+        """True when the next seal would make a new key file (none is there yet)."""
+        return (self._material is None and self.key_file is not None and self._create_missing is not None
+                and not self.key_file.exists())
+
+    def lost(self) -> FailedPrecondition:
+        """The store holds secrets, but the key file they were sealed with is gone: making a new one would
+        leave them sealed under two keys."""
+        return FailedPrecondition(
+            f"the secrets key file {self.key_file} is missing, but this store holds secrets sealed with it; "
+            "restore the file from a copy, or set [secrets] encrypt_key_file to where the key is now "
+            "(no new key is made while the store holds secrets)"
+        )
 
     def check(self) -> None:
         """Raise FailedPrecondition, saying why, when the key cannot be used."""

@@ -106,7 +106,8 @@ class LocalExecutor:
             leftovers.note_group(run_dir, process.pid)
             stopper = asyncio.ensure_future(self._stop_on(cancel, process))
             try:
-                outcome = await process.run(events.output, max(0.0, deadline - time.monotonic()), self.kill_grace)
+                outcome = await process.run(events.output_lines, max(0.0, deadline - time.monotonic()),
+                                            self.kill_grace)
             finally:
                 stopper.cancel()
             if outcome.stopped or outcome.exit_code != 0 or cancel.is_set():

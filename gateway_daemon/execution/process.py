@@ -1,6 +1,6 @@
 """One child process: started in its own process group, read line by line, stopped for sure.
 
-Output arrives as (stream, text) lines in bounded memory: a line longer than
+Output arrives as (stream, [text, ...]) batches of lines in bounded memory: a line longer than
 MAX_LINE is cut and marked, bytes that are not UTF-8 are replaced, control
 characters (terminal escapes included) are removed.  Stopping sends TERM to
 the whole group, then KILL after the grace period, so a script's children go
@@ -18,17 +18,25 @@ from typing import Awaitable, Callable
 
 MAX_LINE = 16 * 1024
 READ_SIZE = 64 * 1024
-_ANSI_RE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
+_ANSI_RE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(\x07|\x1b\\)|[@-Z\\-_])")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CUT = f" [line cut at {MAX_LINE // 1024} KiB]"
 
-LineSink = Callable[[str, str], Awaitable[None] | None]
+# Called with the lines of one read at a time (a list of texts, in order), so the cost per line stays small.
+LineSink = Callable[[str, list[str]], Awaitable[None] | None]
 
 
 def clean(raw: bytes) -> str:
+    """Text of a block of whole lines (newlines kept): UTF-8 with replacements, escapes and control
+    characters removed (the carriage return too)."""
     text = raw.decode("utf-8", errors="replace")
     if "\x1b" in text:
         text = _ANSI_RE.sub("", text)
-    return _CONTROL_RE.sub("", text.rstrip("\r"))
+    return _CONTROL_RE.sub("", text)
+
+
+def _cut(line: str) -> str:
+    return line[:MAX_LINE] + _CUT if len(line) > MAX_LINE else line
 
 
 @dataclass
@@ -59,24 +67,30 @@ class Process:
 
     async def _pump(self, reader: asyncio.StreamReader, stream: str, sink: LineSink) -> None:
         pending = b""
-        cut = False
+        cut = False  # the start of the pending line went out already, cut
         while True:
             chunk = await reader.read(READ_SIZE)
             if not chunk:
                 break
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
+            end = chunk.rfind(b"\n")
+            if end < 0:
+                pending += chunk
+            else:
+                block, pending = pending + chunk[:end], chunk[end + 1:]
+                lines = clean(block).split("\n")
                 if cut:  # the rest of a line already cut
+                    del lines[0]
                     cut = False
-                    continue
-                await _emit(sink, stream, clean(line))
+                if lines:
+                    if len(block) > MAX_LINE and max(map(len, lines)) > MAX_LINE:
+                        lines = [_cut(line) for line in lines]
+                    await _emit(sink, stream, lines)
             if len(pending) > MAX_LINE:
-                await _emit(sink, stream, clean(pending[:MAX_LINE]) + f" [line cut at {MAX_LINE // 1024} KiB]")
+                await _emit(sink, stream, [clean(pending[:MAX_LINE]) + _CUT])
                 pending = b""
                 cut = True
         if pending and not cut:
-            await _emit(sink, stream, clean(pending))
+            await _emit(sink, stream, [clean(pending)])
 
     async def run(self, sink: LineSink, timeout: float | None, grace: float) -> Outcome:
         """Read every line into `sink` until the process ends, or stop it at `timeout`."""
@@ -129,7 +143,7 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-async def _emit(sink: LineSink, stream: str, text: str) -> None:
-    result = sink(stream, text)
+async def _emit(sink: LineSink, stream: str, texts: list[str]) -> None:
+    result = sink(stream, texts)
     if result is not None:
         await result

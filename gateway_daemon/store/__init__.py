@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import Entry, KeyExists, LeasesUnsupported, RevisionMismatch, Store, StoreError, StoreUnavailable, WatchEvent, namespace_for
+from .base import (Entry, KeyExists, LeasesUnsupported, RevisionMismatch, Store, StoreError, StoreFull, StoreUnavailable,
+                   WatchEvent, namespace_for)
 
 if TYPE_CHECKING:
     from ..config import Config
 
 __all__ = [
-    "Entry", "KeyExists", "LeasesUnsupported", "RevisionMismatch", "Store", "StoreError", "StoreUnavailable", "WatchEvent",
+    "Entry", "KeyExists", "LeasesUnsupported", "RevisionMismatch", "Store", "StoreError", "StoreFull", "StoreUnavailable",
+    "WatchEvent",
     "namespace_for", "open_store",
 ]
 

@@ -22,6 +22,10 @@ class StoreUnavailable(StoreError):
     """The backend cannot be reached (etcd down, database locked or unreadable)."""
 
 
+class StoreFull(StoreUnavailable):
+    """The backend refuses writes because it is out of space (etcd past its --quota-backend-bytes)."""
+
+
 class KeyExists(StoreError):
     """create() found the key already there."""
 

@@ -19,14 +19,23 @@ asks for the current revision; its own writes wait until the watch is in
 place, other clients' writes in that first moment are not seen.)  When the
 watch breaks (etcd restarted, endpoint failed over) it is re-created from the
 last revision delivered + 1, so no event is lost or repeated; while that fails
-it is retried every second in the background.
+it is retried every second in the background.  When a compaction took the
+history after that revision, the watch starts again from the current state:
+every key changed since comes as a put of its value now (deletes in the lost
+history are not told), then the watch goes on from there.
+
+etcd keeps every revision until it is compacted and refuses writes once its
+quota is full, so the store compacts the history itself (`compact`), and a
+full etcd is StoreFull: one line saying what to do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
+import logging
 import re
 import threading
 import time
@@ -46,14 +55,25 @@ from .base import (
     RevisionMismatch,
     Store,
     StoreError,
+    StoreFull,
     StoreUnavailable,
     WatchEvent,
 )
 from .watchers import Subscription, Watchers
 
 T = TypeVar("T")
+log = logging.getLogger("gateway.store")
 
 LIST_PAGE = 1000
+# etcd keeps every revision until it is compacted, and refuses writes once its quota is full. So every
+# COMPACT_BYTES written (or COMPACT_SECONDS after a write), and at close after COMPACT_AT_CLOSE_BYTES,
+# a store compacts the history up to the revision the previous compaction marked under COMPACTION_KEY:
+# one period of history stays for watchers that are behind.
+COMPACT_BYTES = 2 * 1024 * 1024
+COMPACT_SECONDS = 60.0
+COMPACT_AT_CLOSE_BYTES = 64 * 1024
+COMPACTION_KEY = "store/compaction"
+_FULL = ("database space exceeded", "nospace")
 REWATCH_SECONDS = 1.0
 _ENDPOINT_RETRY_SECONDS = 30.0  # how long a failed endpoint is passed over while others answer
 _GRPC_OPTIONS = [
@@ -183,10 +203,22 @@ class EtcdStore(Store):
         self._watch_generation = 0
         self._watch_id: int | None = None
         self._watch_revision: int | None = None  # the last revision the shared watch delivered
+        self._watch_compacted = False  # the history after _watch_revision is gone: catch up from the keys
+
+        self._written = 0  # bytes written since the last compaction
+        self._compacted_at = time.monotonic()
+        self._compacting: asyncio.Task | None = None
 
     # ------------------------------------------------------------ plumbing
     def _unavailable(self, reason: str) -> StoreUnavailable:
         return StoreUnavailable(f"etcd at {', '.join(self.hosts)} is unreachable: {reason}")
+
+    def _out_of_space(self, details: str) -> StoreFull:
+        return StoreFull(
+            f"etcd at {', '.join(self.hosts)} is full and takes no more writes ({details}): free it with "
+            "`etcdctl compact REVISION`, `etcdctl defrag` and `etcdctl alarm disarm`, or restart it with a larger "
+            "--quota-backend-bytes"
+        )
 
     def _reason(self, exc: BaseException) -> str:
         if isinstance(exc, grpc.RpcError):
@@ -261,7 +293,10 @@ class EtcdStore(Store):
                 return fn(self._stub, remaining / max(1, count - len(tried) + 1))
             except grpc.RpcError as exc:
                 if exc.code() not in _CONNECTION_CODES:
-                    raise StoreError(f"etcd: {' '.join((exc.details() or exc.code().name).split())}") from None
+                    details = " ".join((exc.details() or exc.code().name).split())
+                    if any(p in details.lower() for p in _FULL):
+                        raise self._out_of_space(details) from None
+                    raise StoreError(f"etcd: {details}") from None
                 reason = self._reason(exc)
                 self._failed(endpoint)
                 never_sent = any(p in (exc.details() or "").lower() for p in _NOT_SENT)
@@ -342,6 +377,7 @@ class EtcdStore(Store):
     async def put(self, key: str, value: bytes) -> int:
         request = etcdrpc.PutRequest(key=self._full(key).encode(), value=bytes(value))
         response = await self._run(self._kv("Put", request), idempotent=False)
+        self._wrote(len(key) + len(value))
         return response.header.revision
 
     async def create(self, key: str, value: bytes) -> int:
@@ -353,6 +389,7 @@ class EtcdStore(Store):
         response = await self._run(self._kv("Txn", request), idempotent=False)
         if not response.succeeded:
             raise KeyExists(key)
+        self._wrote(len(key) + len(value))
         return response.header.revision
 
     async def update(self, key: str, value: bytes, revision: int) -> int:
@@ -364,12 +401,14 @@ class EtcdStore(Store):
         response = await self._run(self._kv("Txn", request), idempotent=False)
         if not response.succeeded:
             raise RevisionMismatch(key)
+        self._wrote(len(key) + len(value))
         return response.header.revision
 
     async def delete(self, key: str, revision: int | None = None) -> bool:
         full = self._full(key).encode()
         if revision is None:
             response = await self._run(self._kv("DeleteRange", etcdrpc.DeleteRangeRequest(key=full)), idempotent=False)
+            self._wrote(len(key))
             return response.deleted > 0
         request = self._txn(
             etcdrpc.Compare(key=full, target=etcdrpc.Compare.MOD, result=etcdrpc.Compare.EQUAL, mod_revision=revision),
@@ -378,6 +417,7 @@ class EtcdStore(Store):
         response = await self._run(self._kv("Txn", request), idempotent=False)
         if not response.succeeded or response.responses[0].response_delete_range.deleted == 0:
             raise RevisionMismatch(key)
+        self._wrote(len(key))
         return True
 
     async def list(self, prefix: str) -> list[Entry]:
@@ -397,6 +437,35 @@ class EtcdStore(Store):
             if not response.more or not response.kvs:
                 return entries
             start = response.kvs[-1].key + b"\x00"
+
+    # ------------------------------------------------------------ compaction
+    def _wrote(self, size: int) -> None:
+        """After a write: compact the history when enough was written, or long enough ago."""
+        self._written += size
+        if self._written >= COMPACT_BYTES or time.monotonic() - self._compacted_at >= COMPACT_SECONDS:
+            if self._compacting is None or self._compacting.done():
+                self._compacting = asyncio.get_running_loop().create_task(self.compact())
+
+    async def compact(self) -> None:
+        """Compact etcd's history up to the revision the previous compaction marked, and mark the current
+        one for the next.  Never raises: a compaction that cannot be made now is made a later time."""
+        self._written, self._compacted_at = 0, time.monotonic()
+        try:
+            mark = await self.get(COMPACTION_KEY)
+            revision = int(mark.value) if mark is not None and mark.value.isdigit() else 0
+            if revision:
+                request = etcdrpc.CompactionRequest(revision=revision, physical=False)
+                try:
+                    await self._run(self._kv("Compact", request), idempotent=True)
+                except StoreError as exc:
+                    if "compacted" not in str(exc):  # "required revision has been compacted": done already
+                        raise
+            current = self._known_revision
+            if current > revision:
+                request = etcdrpc.PutRequest(key=self._full(COMPACTION_KEY).encode(), value=str(current).encode())
+                await self._run(self._kv("Put", request), idempotent=False)
+        except StoreError as exc:
+            log.debug("etcd history not compacted now: %s", exc)
 
     # ------------------------------------------------------------ leases
     def _lease(self, method: str, request: object, stream: bool = False):
@@ -518,14 +587,15 @@ class EtcdStore(Store):
                 self._note(response.header)
                 self._watch_revision = response.header.revision
             while True:
+                if self._watch_compacted:
+                    self._catch_up(stub, timeout)
                 try:
                     return stub("watcher").add_callback(
                         namespace, callback, range_end=prefix_range_end(namespace),
                         start_revision=self._watch_revision + 1,
                     )
-                except etcd_exceptions.RevisionCompactedError as exc:
-                    # The history after the last delivered event is gone: go on from the oldest there is.
-                    self._watch_revision = max(self._watch_revision, exc.compacted_revision - 1)
+                except etcd_exceptions.RevisionCompactedError:
+                    self._watch_compacted = True
 
         loop = asyncio.get_running_loop()
         watch_id = await loop.run_in_executor(
@@ -534,6 +604,34 @@ class EtcdStore(Store):
         if generation != self._watch_generation:  # broke or was dropped while being made
             return
         self._watch_id = watch_id
+
+    def _catch_up(self, stub: Callable[[str], object], timeout: float) -> None:
+        """The history after the last delivered revision is compacted away: deliver the keys changed since
+        as they are now (a put each, oldest change first), and go on watching from there.  Keys deleted
+        in the lost history are not told.  Worker thread."""
+        client = self._client
+        namespace = self.namespace.encode()
+        since = self._watch_revision or 0
+        start, end, revision = namespace, prefix_range_end(namespace), 0
+        changed: list[tuple[int, bytes]] = []
+        while True:  # the keys alone first, a page at a time, all read at one revision
+            response = stub("kv").Range(
+                etcdrpc.RangeRequest(key=start, range_end=end, limit=LIST_PAGE, revision=revision, keys_only=True),
+                timeout, credentials=client.call_credentials, metadata=client.metadata,
+            )
+            revision = revision or response.header.revision
+            changed.extend((kv.mod_revision, kv.key) for kv in response.kvs if kv.mod_revision > since)
+            if not response.more or not response.kvs:
+                break
+            start = response.kvs[-1].key + b"\x00"
+        for mod_revision, key in sorted(changed):
+            response = stub("kv").Range(etcdrpc.RangeRequest(key=key, revision=revision), timeout,
+                                        credentials=client.call_credentials, metadata=client.metadata)
+            for kv in response.kvs:
+                self._watchers.publish(WatchEvent("put", self._relative(kv.key.decode("utf-8", "replace")),
+                                                  bytes(kv.value), kv.mod_revision))
+        self._watch_revision = max(since, revision)
+        self._watch_compacted = False
 
     async def _cancel_watch(self) -> None:
         watch_id, self._watch_id = self._watch_id, None
@@ -558,6 +656,8 @@ class EtcdStore(Store):
             return
         events = getattr(response, "events", None)
         if events is None:
+            if isinstance(response, etcd_exceptions.RevisionCompactedError):
+                self._watch_compacted = True  # a compaction passed this watch: catch up from the keys
             loop = self._loop
             if loop is not None:
                 try:
@@ -588,6 +688,12 @@ class EtcdStore(Store):
     async def close(self) -> None:
         if self._closed:
             return
+        if self._written >= COMPACT_AT_CLOSE_BYTES:  # a short-lived process (a `gateway run`) compacts too
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.compact(), self.timeout)
+        compacting, self._compacting = self._compacting, None
+        if compacting is not None and not compacting.done():
+            compacting.cancel()
         self._closed = True
         self._watch_generation += 1
         self._watchers.close()

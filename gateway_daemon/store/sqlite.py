@@ -2,15 +2,17 @@
 
 Every write is one transaction committed with ``synchronous = FULL`` before it
 is acknowledged, so a ``kill -9`` loses nothing that was acknowledged.  Every
-write also appends to a short change log, which is how a watcher in one
-process sees what another process (a ``gateway`` command next to an open TUI)
-wrote.  All SQLite calls run on one worker thread that owns the connection.
+write also goes to a short change log (the newest change of each key, and
+the deletes of the last CHANGE_LOG_KEEP revisions), which is how a watcher in
+one process sees what another process (a ``gateway`` command next to an open
+TUI) wrote.  All SQLite calls run on one worker thread that owns the connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -25,12 +27,26 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, revision INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS changes (revision INTEGER PRIMARY KEY, key TEXT NOT NULL, kind TEXT NOT NULL, value BLOB);
+CREATE INDEX IF NOT EXISTS changes_by_key ON changes (key);
 INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0);
 """
-CHANGE_LOG_KEEP = 10_000
+CHANGE_LOG_KEEP = 2_000  # revisions; watchers in other processes read the log every POLL_SECONDS
+WAL_KEEP_BYTES = 8 * 1024 * 1024  # the -wal file is cut back to this after a checkpoint
 POLL_SECONDS = 0.25
 CONTENTION_SECONDS = 15.0
 EMPTY_GRACE_SECONDS = 1.0
+
+
+def _owner_only(path: Path) -> None:
+    """The database and its -wal/-shm files readable by their owner alone (they hold run output and
+    password hashes); SQLite makes them 0644 under the usual umask."""
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
+        try:
+            st = os.stat(path.parent / name)
+            if st.st_mode & 0o077 and st.st_uid == os.getuid():
+                os.chmod(path.parent / name, 0o600)
+        except OSError:  # not there (yet), or not ours: SQLite says what is wrong, if anything
+            pass
 
 
 def _prefix_end(prefix: str) -> str:
@@ -75,9 +91,11 @@ class SQLiteStore(Store):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), timeout=10, isolation_level=None, check_same_thread=False)
             try:
+                _owner_only(self.path)  # before the WAL files exist: SQLite gives them the database's mode
                 conn.execute("PRAGMA busy_timeout=10000")
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
+                conn.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
                 conn.executescript(_SCHEMA)
             except BaseException:
                 conn.close()
@@ -129,8 +147,12 @@ class SQLiteStore(Store):
             )
         else:
             conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+        # The log keeps only the newest change of each key: a watcher in another process that has not read
+        # the older ones yet sees the key as it is now, and the log never holds more than the store does
+        # (a run's output chunks, put and then deleted, would otherwise pile up here).
+        conn.execute("DELETE FROM changes WHERE key = ?", (key,))
         conn.execute("INSERT INTO changes (revision, key, kind, value) VALUES (?, ?, ?, ?)", (revision, key, kind, value))
-        if revision % 1000 == 0:
+        if revision % 100 == 0:
             conn.execute("DELETE FROM changes WHERE revision <= ?", (revision - CHANGE_LOG_KEEP,))
         return revision
 

@@ -11,7 +11,7 @@ from typing import Any
 from gateway_daemon.core import Decorator, Gateway, InvalidArgument, Repository, SecretRef, Service
 from gateway_daemon.core.decorators import MAX_DEPTH
 from gateway_daemon.core.resources import Resource
-from gateway_daemon.core.secrets import MAX_VALUE_BYTES
+from gateway_daemon.core.secrets import MASKING, MAX_VALUE_BYTES, MIN_MASKED
 from gateway_daemon.inputfiles import MIB, InputFileError, load_yaml, read_text
 
 from gateway_daemon.console import Table, emit
@@ -78,6 +78,12 @@ def _secret_value(args: argparse.Namespace, required: bool) -> str | None:
         value = _read_text("-", "secret value on", VALUE_FILE_LIMIT)
     # A trailing newline from a file or a pipe is never part of the value.
     return value[:-1] if value.endswith("\n") else value
+
+
+def _note_short(name: str, value: str | None) -> None:
+    if value is not None and len(value) < MIN_MASKED:
+        print(f"note: the value of secret {name} is shorter than {MIN_MASKED} characters: it is not masked in "
+              "run output", file=sys.stderr)
 
 
 _CLEARABLE = {
@@ -166,6 +172,7 @@ async def create(gateway: Gateway, args: argparse.Namespace) -> int:
     if kind == "secret":
         value = _secret_value(args, required=True)
         resource = await gateway.create_secret(args.name, value, args.description or "")
+        _note_short(args.name, value)
     else:
         fields = _changes(kind, args)
         if kind == "service":
@@ -215,6 +222,8 @@ async def describe(gateway: Gateway, args: argparse.Namespace) -> int:
     if args.reveal:
         data["value"] = await gateway.reveal_secret(args.name)
     emit(data, args.output)
+    if kind == "secret" and args.output == "table":
+        print(f"masking: {MASKING}")
     return 0
 
 
@@ -225,6 +234,7 @@ async def edit(gateway: Gateway, args: argparse.Namespace) -> int:
         if value is None and args.description is None:
             raise UsageError("nothing to change: give --value, --value-file or --description")
         resource = await gateway.update_secret(args.name, value=value, description=args.description)
+        _note_short(args.name, value)
     else:
         changes = _changes(kind, args)
         if not changes:

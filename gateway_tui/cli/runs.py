@@ -12,7 +12,7 @@ from datetime import datetime, tzinfo
 from typing import Any, AsyncIterator
 
 from gateway_daemon.console import Table, emit
-from gateway_daemon.core import Gateway, InvalidArgument, SecretRef, Service
+from gateway_daemon.core import Gateway, GatewayError, InvalidArgument, SecretRef, Service, Unavailable
 from gateway_daemon.core.owners import describe as describe_owner
 from gateway_daemon.core.runs import OutputLine, Run, RunEvent, parse_set
 
@@ -55,13 +55,21 @@ class _Printer:
     def lines(self, lines: tuple[OutputLine, ...] | list[OutputLine]) -> None:
         if self.quiet:
             return
+        out: list[str] = []  # consecutive stdout lines in one write
         for line in lines:
             if line.stream == "stdout":
-                sys.stdout.write(line.text + "\n")
-            elif line.stream == "stderr":
+                out.append(line.text)
+                continue
+            if out:
+                sys.stdout.write("\n".join(out) + "\n")
+                out.clear()
+            sys.stdout.flush()
+            if line.stream == "stderr":
                 sys.stderr.write(line.text + "\n")
             elif not self.raw:
                 sys.stderr.write(f"[gateway] {line.text}\n")
+        if out:
+            sys.stdout.write("\n".join(out) + "\n")
         sys.stdout.flush()
 
     def status(self, run: Run) -> None:
@@ -167,6 +175,13 @@ def _use(service: Service, schema: dict[str, Any] | None, output: str) -> int:
     return 0
 
 
+async def _cancel_quietly(gateway: Gateway, run_id: str) -> None:
+    try:
+        await gateway.cancel_run(run_id)
+    except GatewayError:  # it has just ended: what it ended with is told in a moment
+        pass
+
+
 async def run_service(gateway: Gateway, args: argparse.Namespace) -> int:
     items = args.set or []
     schema = None
@@ -193,7 +208,8 @@ async def run_service(gateway: Gateway, args: argparse.Namespace) -> int:
         if not interrupted:
             interrupted = True
             sys.stderr.write(f"\n[gateway] cancelling run {run_id}...\n")
-            loop.create_task(gateway.cancel_run(run_id))
+        # again too: a run that is over but whose record waits for the store stops being waited for
+        loop.create_task(_cancel_quietly(gateway, run_id))
 
     loop.add_signal_handler(signal.SIGINT, on_interrupt)
     try:
@@ -202,6 +218,9 @@ async def run_service(gateway: Gateway, args: argparse.Namespace) -> int:
         loop.remove_signal_handler(signal.SIGINT)
     if not final.finished:
         final = await gateway.get_run(run_id)
+    if not final.finished:  # it ended, but the store never took its final record
+        raise Unavailable(f"run {run_id} ended, but its result is not stored: the store did not take its final "
+                          f"record (see above), so it shows as {final.status}")
     if as_json:
         emit(run_view(final, await gateway.run_output(run_id)), "json")
     elif not raw:
