@@ -477,7 +477,7 @@ def _display(value: Any) -> str:
 
 def show(config: Config, fmt: str = "table", notes: dict[str, str] | None = None) -> str:
     """The text `gateway config` and `gateway-daemon config` print; `notes` (name -> one line, such as what
-    the sandbox of this machine is) go after the file: a `# name: line` comment, or a field of their own."""
+    the sandbox of this machine is) go with it: a `# name: line` comment after the table, or a field of their own."""
     from .console import Table, dump_json, dump_yaml
 
     rows = describe(config)
@@ -490,4 +490,4 @@ def show(config: Config, fmt: str = "table", notes: dict[str, str] | None = None
     for row in rows:
         table.add(f"[{row['section']}]", row["key"], row["value"] or '""', row["source"])
     comments = "".join(f"# {name}: {line}\n" for name, line in notes.items())
-    return f"# config file: {config.file or '(none: defaults)'}\n" + comments + table.render()
+    return f"# config file: {config.file or '(none: defaults)'}\n" + table.render() + comments
