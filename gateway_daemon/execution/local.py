@@ -57,7 +57,8 @@ class LocalExecutor:
     async def _perform(self, job: Job, events: JobEvents, cancel: asyncio.Event) -> JobResult:
         """Workspace, venv, process(es); the run folder goes in every case."""
         service = job.service
-        await asyncio.to_thread(self.sandbox.problem)  # probed once, off the loop
+        if self.sandbox.mode != "none":
+            await asyncio.to_thread(self.sandbox.problem)  # probed once, off the loop
         if self.sandbox.refusal():
             raise FailedPrecondition(self.sandbox.refusal())
         if self.warn_each_run and self.sandbox.warning():
