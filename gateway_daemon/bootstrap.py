@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,20 +54,44 @@ def _limits(config: Config) -> Limits:
     )
 
 
+def hidden_from_runs(config: Config) -> list[Path]:
+    """What a sandboxed run must never see: the data dir and every key file the configuration names (hidden
+    even inside a folder the sandbox shows, such as /etc)."""
+    paths = [config.data_dir]
+    for section, key in (("secrets", "encrypt_key_file"), ("server", "private_key_file"),
+                         ("runner", "private_key_file"), ("client", "private_key_file"),
+                         ("store", "etcd_private_key_file")):
+        value = config.get(section, key)
+        if value:
+            paths.append(Path(value).expanduser())
+    return paths
+
+
 def local_executor(config: Config, queue: bool = True) -> "Executor":
     """Runs jobs on this machine; with `queue`, at most [execution] max_concurrent_runs at once, the rest
-    waiting (a runner refuses work when full instead)."""
+    waiting (a runner refuses work when full instead).  A daemon says in its log which sandbox runs get."""
     from .core.admission import Admission
     from .execution.local import LocalExecutor
+    from .execution.sandbox import Sandbox
     from .execution.venvs import Venvs
     from .execution.workspace import Workspace
 
     limits = _limits(config)
     application = config["application"]
     venvs = Venvs(config.data_dir, application.venv_retention_period, application.venv_sweep_interval)
+    sandbox = Sandbox(config.get("execution", "sandbox"), hidden_from_runs(config))
+    if config.mode in ("server", "runner"):
+        log = logging.getLogger(f"gateway.{config.mode}")
+        if sandbox.active:
+            log.info("runs are sandboxed with %s", sandbox.status())
+        elif sandbox.mode == "bwrap":
+            log.error("%s", sandbox.refusal())
+        elif sandbox.mode == "auto":
+            log.warning("sandbox: %s", sandbox.status())
     return LocalExecutor(config.data_dir, Workspace(config.data_dir), venvs,
                          limits.kill_grace_period, Admission(limits.max_concurrent_runs) if queue else None,
-                         config.get("python-script", "requirements_file"))
+                         config.get("python-script", "requirements_file"), sandbox,
+                         warn_each_run=config.mode == "local")
 
 
 def disabled_service_types(config: Config) -> frozenset[str]:

@@ -29,6 +29,7 @@ SEARCH_PATHS = ("./gateway.conf", "~/.gateway/gateway.conf", "/etc/gateway/gatew
 
 MODES = ("local", "server", "client", "runner")
 BACKENDS = ("local", "memory", "etcd")
+SANDBOXES = ("auto", "bwrap", "none")
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "DISABLED")
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
@@ -339,6 +340,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "default_timeout": Key(_int_range(1, 604800, "seconds"), "3600", "run time limit when a service sets none"),
         "output_limit": Key(_int_range(1024, 1073741824, "bytes"), "1048576", "stored output per run; the tail is kept"),
         "kill_grace_period": Key(_int_range(0, 600, "seconds"), "5", "between TERM and KILL on cancel or timeout"),
+        "sandbox": Key(_choice(*SANDBOXES), "auto",
+                       "runs in bubblewrap: auto (where bwrap works), bwrap (required) or none"),
     },
     "log": {
         "level": Key(_choice(*LOG_LEVELS, upper=True), "INFO", "TRACE ... DISABLED"),
@@ -658,16 +661,19 @@ def _display(value: Any) -> str:
     return str(value)
 
 
-def show(config: Config, fmt: str = "table") -> str:
-    """The text `gateway config` and `gateway-daemon config` print."""
+def show(config: Config, fmt: str = "table", notes: dict[str, str] | None = None) -> str:
+    """The text `gateway config` and `gateway-daemon config` print; `notes` (name -> one line, such as what
+    the sandbox of this machine is) go with it: a `# name: line` comment after the table, or a field of their own."""
     from .console import Table, dump_json, dump_yaml
 
     rows = describe(config)
+    notes = notes or {}
     if fmt == "json":
-        return dump_json({"file": config.file, "values": rows}) + "\n"
+        return dump_json({"file": config.file, **notes, "values": rows}) + "\n"
     if fmt == "yaml":
-        return dump_yaml({"file": config.file, "values": rows})
+        return dump_yaml({"file": config.file, **notes, "values": rows})
     table = Table(["section", "key", "value", "source"], width=None)  # paths are shown whole
     for row in rows:
         table.add(f"[{row['section']}]", row["key"], row["value"] or '""', row["source"])
-    return f"# config file: {config.file or '(none: defaults)'}\n" + table.render()
+    comments = "".join(f"# {name}: {line}\n" for name, line in notes.items())
+    return f"# config file: {config.file or '(none: defaults)'}\n" + table.render() + comments

@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gateway-daemon: {exc}", file=sys.stderr)
         return 2
     if args.verb == "config":
-        print(show(config, args.output), end="")
+        from .execution.sandbox import describe as sandbox_note
+
+        print(show(config, args.output, sandbox_note(config)), end="")
         return 0
     from .core.errors import GatewayError
 

@@ -106,9 +106,10 @@ def origin(tmp_path_factory, tinydep) -> Path:
     (repo / "tools").mkdir()
     (repo / "tools" / "echo-args.sh").write_text('#!/bin/sh\nfor a in "$@"; do echo "arg:$a"; done\n')
     (repo / "tools" / "spin.py").write_text(textwrap.dedent('''\
-        import sys, time, subprocess
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-        print("child", child.pid, flush=True)
+        import os, sys, time, subprocess
+        marker = f"spin-child-{os.getpid()}-{time.time_ns()}"  # its pid in the sandbox is not its pid outside
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", marker])
+        print("child", child.pid, marker, flush=True)
         time.sleep(600)
         '''))
     (repo / "tools" / "junk.py").write_text(textwrap.dedent('''\
@@ -222,8 +223,8 @@ def test_timeout_kills_the_whole_process_group(setup):
     assert result.returncode == 1
     assert time.monotonic() - started < 60
     assert "timed-out" in result.stderr
-    child = int(next(l for l in result.stdout.splitlines() if l.startswith("child ")).split()[1])
-    assert not _alive(child), "the script's child outlived the run"
+    marker = next(l for l in result.stdout.splitlines() if l.startswith("child ")).split()[2]
+    assert not _marked(marker), "the script's child outlived the run"
     run = json.loads(ok(gw(setup, "get", "runs", "-o", "json")).stdout)[0]
     assert run["status"] == "timed-out"
 
@@ -262,7 +263,7 @@ def test_ctrl_c_cancels_the_run(setup):
     runner.send_signal(signal.SIGINT)
     out, err = runner.communicate(timeout=60)
     assert runner.returncode == 1 and "cancelled" in err
-    assert not _alive(int(line.split()[1]))
+    assert not _marked(line.split()[2])
 
 
 def test_a_run_whose_gateway_was_killed_ends_interrupted_and_a_live_gateways_run_is_left_alone(setup):
@@ -271,12 +272,16 @@ def test_a_run_whose_gateway_was_killed_ends_interrupted_and_a_live_gateways_run
     started = [subprocess.Popen([str(BIN / "gateway"), "run", "service", "spin"], env=setup,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     victim, survivor = started
-    children = [int(p.stdout.readline().split()[1]) for p in started]  # both runs are running
+    children = [_marked(p.stdout.readline().split()[2])[0] for p in started]  # both runs are running
     runs_dir = Path(setup["GATEWAY_APPLICATION_DATA_DIR"]) / "runs"
     try:
         victim.kill()
         victim.wait(timeout=30)
-        assert _alive(children[0]), "the killed gateway's script should outlive it until a gateway clears it"
+        # the killed gateway's script ends with it (its supervisor's control pipe closes; bwrap dies with it)
+        deadline = time.monotonic() + 20
+        while _alive(children[0]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(children[0]), "the killed gateway's script outlived it"
 
         runs = {r["owner"].split(":")[1]: r for r in json.loads(ok(gw(setup, "get", "runs", "-o", "json")).stdout)}
         lost, live = runs[str(victim.pid)], runs[str(survivor.pid)]
@@ -360,19 +365,19 @@ def test_opentofu_without_tofu_says_how_to_get_it(setup):
 
 
 def test_opentofu_command_lines_with_a_stand_in(setup, tmp_path):
-    """STAND-IN: OpenTofu cannot be installed here, so a script named `tofu` records how it is called."""
+    """STAND-IN: OpenTofu cannot be installed here, so a script named `tofu` says how it is called (on its
+    output: a sandboxed run writes nothing outside its tree)."""
     bindir = tmp_path / "stand-in-bin"
     bindir.mkdir()
-    log = tmp_path / "tofu-calls.log"
     tofu = bindir / "tofu"
-    tofu.write_text(f'#!/bin/sh\necho "$@" >> {log}\necho "stand-in tofu $1"\n')
+    tofu.write_text('#!/bin/sh\necho "called: $@"\necho "stand-in tofu $1"\n')
     tofu.chmod(0o755)
     env = dict(setup, PATH=f"{bindir}{os.pathsep}{setup['PATH']}")
     ok(gw(env, "create", "service", "opentofu-plan", "plan", "--repository", "automations", "--working-dir", "plan",
           "--runtime-arg", "apply"))
     result = ok(gw(env, "run", "service", "plan", "--set", "greeting=hello"))
     assert "stand-in tofu init" in result.stdout and "stand-in tofu apply" in result.stdout
-    calls = log.read_text().splitlines()
+    calls = [line.removeprefix("called: ") for line in result.stdout.splitlines() if line.startswith("called: ")]
     assert calls == ["init -input=false -no-color",
                      "apply -input=false -no-color -auto-approve -var greeting=hello"]
 
@@ -445,6 +450,19 @@ async def test_decorator_booleans_and_defaults(engine, tmp_path):
     assert lines == ["arg:--dry=false", "arg:--site=dc1"]
 
 
+def _marked(marker: str) -> list[int]:
+    """The pids (outside any sandbox) of the live processes with `marker` as an argument."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker.encode() in argv and _alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -462,8 +480,8 @@ import argparse, os, time
 parser = argparse.ArgumentParser()
 parser.add_argument("--flag")
 args = parser.parse_args()
-print("begin", flush=True)
-while not os.path.exists(args.flag):
+print("begin", os.getcwd(), flush=True)
+while not os.path.exists(args.flag):  # in its tree: a sandboxed run sees nothing else of the test's
     time.sleep(0.05)
 for i in range(400):
     print(f"line {i:04d} " + "x" * 40)
@@ -482,14 +500,14 @@ async def test_a_run_goes_on_while_etcd_is_away_and_its_record_and_output_tail_a
     try:
         await engine.create(Repository(name="origin", url=str(tmp_path / "origin"), reference="main"))
         await engine.create(Service(name="flood", type="python-script", repository="origin", filename="flood.py"))
-        flag = tmp_path / "flag"
-        events = engine.run_service("flood", {"flag": str(flag)})
+        events = engine.run_service("flood", {"flag": "flag"})
         run = await _first_status(events)
         async for event in events:
-            if any(line.text == "begin" for line in event.lines):
+            begun = [line.text.split(" ", 1)[1] for line in event.lines if line.text.startswith("begin ")]
+            if begun:
                 break
         etcd.stop()
-        flag.touch()
+        Path(begun[0], "flag").touch()
         heard, final, waited = [], None, False
         async for event in events:  # whoever follows the run in this process hears all of it meanwhile
             heard.extend(line.text for line in event.lines if line.stream == "stdout")
@@ -503,7 +521,7 @@ async def test_a_run_goes_on_while_etcd_is_away_and_its_record_and_output_tail_a
         stored = await engine.get_run(run.id)  # written before it was reported
         assert stored.status == "succeeded" and stored.exit_code == 0
         output = [line.text for line in await engine.run_output(run.id)]
-        assert output[-1] == "end" and "begin" not in output  # the tail, within the limit
+        assert output[-1] == "end" and not any(text.startswith("begin") for text in output)  # the tail, within the limit
         assert sum(len(text) for text in output) <= 4096
         assert stored.output_dropped > 0 and len(output) + stored.output_dropped == stored.output_lines == 402
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,23 @@ def ansible_binary() -> str:
     return found
 
 
-def build(service: Service, workdir: Path, inputs: dict[str, Any], booleans: set[str], python: str) -> list[list[str]]:
-    """The steps to run, each an argv. Only the last step's exit code decides the status."""
+def make_executable(path: Path, tree: Path) -> None:
+    """Give the owner the x bit of the file `path` names, following links only as far as they stay in `tree`:
+    a link leading outside the tree is refused, and a file outside it never changes."""
+    real = os.path.realpath(path)
+    root = os.path.realpath(tree)
+    if not real.startswith(root + os.sep):
+        raise FailedPrecondition(f"{path.relative_to(tree) if path.is_relative_to(tree) else path} "
+                                 "leads outside the repository; links must stay inside the checked-out tree")
+    mode = os.lstat(real).st_mode  # `real` has no link left in it
+    if stat.S_ISREG(mode) and not mode & stat.S_IXUSR:
+        os.chmod(real, mode | stat.S_IXUSR)
+
+
+def build(service: Service, workdir: Path, inputs: dict[str, Any], booleans: set[str], python: str,
+          tree: Path | None = None) -> list[list[str]]:
+    """The steps to run, each an argv. Only the last step's exit code decides the status.
+    `tree`: the checked-out tree `workdir` is in (default: workdir itself); nothing outside it is changed."""
     kind = service.type
     if kind == "python-script":
         script = workdir / service.script
@@ -100,7 +116,7 @@ def build(service: Service, workdir: Path, inputs: dict[str, Any], booleans: set
     # executable: a file in the repository, else a command on PATH
     target = workdir / service.script
     if target.is_file():
-        target.chmod(target.stat().st_mode | 0o100)
+        make_executable(target, tree or workdir)
         program = str(target)
     elif "/" not in service.script and shutil.which(service.script):
         program = shutil.which(service.script) or service.script
@@ -111,14 +127,17 @@ def build(service: Service, workdir: Path, inputs: dict[str, Any], booleans: set
     return [[program, *service.runtime_args, *formatted_args(service.arg_format, inputs)]]
 
 
-def child_environment(extra: dict[str, str], tmp: Path, python: str) -> dict[str, str]:
-    """A clean environment: the gateway's own variables never reach a script."""
+def child_environment(extra: dict[str, str], tmp: Path, python: str, home: Path | None = None) -> dict[str, str]:
+    """A clean environment: the gateway's own variables never reach a script.  `tmp`: its TMPDIR; `home`:
+    its HOME (default: the gateway's)."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "SSL_CERT_FILE", "SSL_CERT_DIR",
             "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
     env = {k: os.environ[k] for k in keep if k in os.environ}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     bindir = str(Path(python).parent)
     env["PATH"] = bindir + os.pathsep + env["PATH"]
+    if home is not None:
+        env["HOME"] = str(home)
     # Ansible's own temporary files go to the run's private tmp too, not ~/.ansible/tmp of whoever runs the gateway.
     env.update(TMPDIR=str(tmp), PYTHONUNBUFFERED="1", ANSIBLE_FORCE_COLOR="0",
                ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp), TF_IN_AUTOMATION="1")

@@ -3,6 +3,10 @@
 Local mode and servers that run work themselves use it with an Admission (at
 most `max_concurrent_runs` at once, the rest queued); a runner uses it without
 one, since it refuses work when full instead of queueing it.
+
+Each command runs under the supervisor (nothing it starts outlives the run) and,
+where bwrap works, in the sandbox (sandbox.py says what a run sees).  The run
+folder holds the tree, the private /tmp and the private HOME; it goes with the run.
 """
 
 from __future__ import annotations
@@ -21,16 +25,20 @@ from ..core.jobs import Job, JobEvents, JobResult
 from ..core.runs import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT
 from . import leftovers
 from .commands import build, child_environment
-from .process import Outcome, Process
-from .venvs import Venvs
+from .process import SUPERVISOR, Outcome, Process
+from .sandbox import Sandbox, gateway_environment
+from .venvs import Venvs, base_python
 from .workspace import Workspace
 
 
 class LocalExecutor:
     def __init__(self, data_dir: Path, workspace: Workspace, venvs: Venvs, kill_grace: float,
-                 admission: Admission | None = None, requirements_file: str = "requirements.txt"):
+                 admission: Admission | None = None, requirements_file: str = "requirements.txt",
+                 sandbox: Sandbox | None = None, warn_each_run: bool = False):
         """`requirements_file`: what a python-script service that names none installs, when its working dir
-        has it ([python-script] requirements_file)."""
+        has it ([python-script] requirements_file); `sandbox`: where runs execute (default: none);
+        `warn_each_run`: say at the start of every run when `auto` found no working bwrap (local mode: nobody
+        reads a daemon log there)."""
         self.runs_dir = Path(data_dir) / "runs"
         self.workspace = workspace
         self.venvs = venvs
@@ -38,6 +46,8 @@ class LocalExecutor:
         self.admission = admission
         self.requirements_file = requirements_file
         self._sweeper: asyncio.Task | None = None
+        self.sandbox = sandbox or Sandbox("none")
+        self.warn_each_run = warn_each_run
 
     async def execute(self, job: Job, events: JobEvents, cancel: asyncio.Event) -> JobResult:
         if self.admission is not None:
@@ -53,6 +63,12 @@ class LocalExecutor:
     async def _perform(self, job: Job, events: JobEvents, cancel: asyncio.Event) -> JobResult:
         """Workspace, venv, process(es); the run folder goes in every case."""
         service = job.service
+        if self.sandbox.mode != "none":
+            await asyncio.to_thread(self.sandbox.problem)  # probed once, off the loop
+        if self.sandbox.refusal():
+            raise FailedPrecondition(self.sandbox.refusal())
+        if self.warn_each_run and self.sandbox.warning():
+            events.progress(self.sandbox.warning())
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         run_dir = Path(tempfile.mkdtemp(prefix=f"{job.run_id}-", dir=self.runs_dir))
         held: list[str] = []  # the cached environments this run uses
@@ -72,6 +88,9 @@ class LocalExecutor:
                                                          events.progress))
                 held.append(python)
             extra_env = dict(service.env)
+            readable = [*gateway_environment(), SUPERVISOR]
+            if service.type == "python-script" and Path(python).parent.parent.is_relative_to(self.venvs.root):
+                readable.append(Path(python).parent.parent)  # its venv
             if service.type == "ansible-playbook":
                 collections = (workdir / service.requirements_file if service.requirements_file
                                else (workdir / service.script).parent / "requirements.yml")
@@ -79,11 +98,18 @@ class LocalExecutor:
                     path = await self.venvs.collections_for(collections, events.progress)
                     held.append(str(path))
                     extra_env["ANSIBLE_COLLECTIONS_PATH"] = str(path)
-            steps = build(service, workdir, job.inputs, set(job.booleans), python)
-            tmp = run_dir / "tmp"
+                    readable.append(path)
+            steps = build(service, workdir, job.inputs, set(job.booleans), python, tree=tree)
+            tmp, home = run_dir / "tmp", run_dir / "home"
             tmp.mkdir()
-            env = child_environment({**extra_env, **job.env}, tmp, python)
-            outcome = await self._processes(steps, str(workdir), env, run_dir, job.timeout, events, cancel)
+            home.mkdir()
+            if self.sandbox.active:
+                env = child_environment({**extra_env, **job.env}, Path("/tmp"), python, home=home)
+            else:
+                env = child_environment({**extra_env, **job.env}, tmp, python)
+            commands = [(argv, self.sandbox.command(tree=tree, tmp=tmp, home=home, cwd=str(workdir),
+                                                    readable=[*readable, argv[0]])) for argv in steps]
+            outcome = await self._processes(commands, str(workdir), env, run_dir, job.timeout, events, cancel)
         finally:
             self.venvs.release(*held)
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -95,13 +121,13 @@ class LocalExecutor:
             return JobResult(SUCCEEDED, "", 0)
         return JobResult(FAILED, f"exited with code {outcome.exit_code}", outcome.exit_code)
 
-    async def _processes(self, steps: list[list[str]], cwd: str, env: dict[str, str], run_dir: Path,
-                         timeout: int, events: JobEvents, cancel: asyncio.Event) -> Outcome:
-        """Each command line in turn until one fails or is stopped; the outcome of the last."""
+    async def _processes(self, steps: list[tuple[list[str], list[str]]], cwd: str, env: dict[str, str],
+                         run_dir: Path, timeout: int, events: JobEvents, cancel: asyncio.Event) -> Outcome:
+        """Each command line (with its sandbox) in turn until one fails or is stopped; the outcome of the last."""
         outcome = Outcome(None)
         deadline = time.monotonic() + timeout
-        for argv in steps:
-            process = Process(argv, cwd, env)
+        for argv, sandbox in steps:
+            process = Process(argv, cwd, env, base_python(), self.kill_grace, sandbox)
             await process.start()
             leftovers.note_group(run_dir, process.pid)
             stopper = asyncio.ensure_future(self._stop_on(cancel, process))
@@ -119,7 +145,8 @@ class LocalExecutor:
         process.stop("cancel", self.kill_grace)
 
     async def start(self) -> None:
-        """Remove the cached environments unused for too long, now and then daily (Venvs.sweeping)."""
+        """Remove the cached environments unused for too long, now and then daily (Venvs.sweeping).
+        (bootstrap says at a daemon's start which sandbox runs get.)"""
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self.venvs.sweeping())
 

@@ -1,23 +1,33 @@
-"""One child process: started in its own process group, read line by line, stopped for sure.
+"""One command of a run: started under its supervisor, read line by line, stopped for sure, with every child.
+
+The command runs under supervisor.py (in the sandbox, when there is one), in a
+process group of its own.  The supervisor ends every descendant of the command
+when the command exits, and everything when the gateway asks it to stop (a byte
+on its control pipe) or dies (the pipe closes): TERM, then KILL after the grace
+period.  Should the supervisor itself not be done a few seconds after that, the
+gateway KILLs the group (and, in the sandbox, bwrap with it: the whole pid
+namespace goes).
 
 Output arrives as (stream, [text, ...]) batches of lines in bounded memory: a line longer than
 MAX_LINE is cut and marked, bytes that are not UTF-8 are replaced, control
-characters (terminal escapes included) are removed.  Stopping sends TERM to
-the whole group, then KILL after the grace period, so a script's children go
-too.
+characters (terminal escapes included) are removed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Awaitable, Callable
 
 MAX_LINE = 16 * 1024
 READ_SIZE = 64 * 1024
+SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
+SUPERVISOR_SLACK = 5.0  # beyond the grace period, before the gateway KILLs a supervisor that is not done
 _ANSI_RE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(\x07|\x1b\\)|[@-Z\\-_])")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _CUT = f" [line cut at {MAX_LINE // 1024} KiB]"
@@ -46,20 +56,42 @@ class Outcome:
 
 
 class Process:
-    def __init__(self, argv: list[str], cwd: str, env: dict[str, str]):
+    """`argv` run by `python` under the supervisor, itself run by `sandbox` (the bwrap command line that ends
+    with "--"; empty: no sandbox).  `grace`: between TERM and KILL for what the command leaves or is stopped."""
+
+    def __init__(self, argv: list[str], cwd: str, env: dict[str, str], python: str, grace: float,
+                 sandbox: list[str] | None = None):
         self.argv = argv
         self.cwd = cwd
         self.env = env
+        self.python = python
+        self.grace = grace
+        self.sandbox = sandbox or []
         self._proc: asyncio.subprocess.Process | None = None
+        self._control: int | None = None  # the gateway's end of the supervisor's control pipe
         self._stop_reason = ""
         self._stopping: asyncio.Task | None = None
 
     async def start(self) -> None:
-        self._proc = await asyncio.create_subprocess_exec(
-            *self.argv, cwd=self.cwd, env=self.env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,  # its own process group: stop() reaches its children too
-        )
+        control, self._control = os.pipe()  # both ends close-on-exec; the supervisor gets its own end only
+        supervised = [self.python, "-I", "-S", "-B", SUPERVISOR, str(control), f"{self.grace:g}", "--", *self.argv]
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self.sandbox, *supervised, cwd=self.cwd, env=self.env, pass_fds=(control,),
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # its own process group: the last resort reaches it whole
+            )
+        except BaseException:
+            self._close_control()
+            raise
+        finally:
+            os.close(control)
+
+    def _close_control(self) -> None:
+        if self._control is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._control)
+            self._control = None
 
     @property
     def pid(self) -> int | None:
@@ -110,30 +142,44 @@ class Process:
 
     async def _finish(self, pumps: Awaitable[object]) -> Outcome:
         assert self._proc is not None
-        # The pipes close when the process (and every child holding them) is gone.
-        await pumps
-        exit_code = await self._proc.wait()
+        # The pipes close when the supervisor is done: the command and every descendant are gone by then.
+        try:
+            await pumps
+            exit_code = await self._proc.wait()
+        finally:
+            self._close_control()
         if self._stopping is not None:
             await self._stopping
         return Outcome(exit_code, self._stop_reason)
 
     def stop(self, reason: str, grace: float) -> None:
-        """TERM the process group now, KILL it after `grace` seconds if anything is left."""
+        """Ask the supervisor to end everything (TERM, KILL after its grace period); KILL the group after
+        `grace` and a few seconds more if it is not done by then."""
         if self._proc is None or self._stopping is not None:
             return
         self._stop_reason = reason
+        if self._control is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._control, b"stop")
+        self._close_control()
         self._stopping = asyncio.get_running_loop().create_task(self._terminate(grace))
 
     async def _terminate(self, grace: float) -> None:
         assert self._proc is not None
-        pgid = self._proc.pid
-        _signal_group(pgid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(asyncio.shield(self._proc.wait()), grace)
+            await asyncio.wait_for(asyncio.shield(self._proc.wait()), max(grace, self.grace) + SUPERVISOR_SLACK)
+            return
         except asyncio.TimeoutError:
             pass
-        # Children may outlive the leader and keep the pipes open: the group goes in any case.
-        _signal_group(pgid, signal.SIGKILL)
+        # The supervisor is not done (killed by the script, or stuck): the group goes, and in the sandbox bwrap
+        # with it, which takes the whole pid namespace.  What still holds the pipes then is cut off.
+        _signal_group(self._proc.pid, signal.SIGKILL)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._proc.wait()), SUPERVISOR_SLACK)
+        except asyncio.TimeoutError:
+            transport = getattr(self._proc, "_transport", None)
+            if transport is not None:
+                transport.close()
 
 
 def _signal_group(pgid: int, sig: int) -> None:

@@ -10,6 +10,10 @@ A run gets its own copy of the snapshot of its commit, so concurrent runs of
 one service never see each other's files, and no run pays for a git checkout
 once its commit has been seen.  A branch (or the remote's HEAD) is fetched
 before every run; a pinned commit already in the clone is not fetched again.
+
+A tree never leads outside itself: a run whose tree holds a symbolic link that
+resolves outside the tree (``/etc/passwd``, the secrets key, ``/``, ``../..``)
+is refused, naming the link; links that stay inside keep working.
 """
 
 from __future__ import annotations
@@ -22,12 +26,12 @@ import os
 import re
 import shlex
 import shutil
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Callable
 
 from ..core.errors import FailedPrecondition
+from . import archive
 from .hostkeys import HostKeys, ssh_host
 
 Progress = Callable[[str], None]
@@ -91,7 +95,13 @@ class Workspace:
         `key`: the repository's ssh private key (its secret, opened by the core)."""
         commit = await self.resolve(repository, progress, key)
         snapshot = await self._snapshot(repository, commit)
-        await asyncio.to_thread(shutil.copytree, snapshot, tree, symlinks=True)
+        await asyncio.to_thread(shutil.copytree, snapshot, tree, symlinks=True)  # links copied as links
+        leading_out = await asyncio.to_thread(link_leading_out, tree)
+        if leading_out:
+            link, target = leading_out
+            raise FailedPrecondition(
+                f"repository {repository.name}: link {link} leads outside the repository (to {target}); "
+                "links must stay inside the checked-out tree")
         return commit
 
     async def resolve(self, repository, progress: Progress, key: str = "") -> str:
@@ -235,17 +245,35 @@ class Workspace:
                 return target
             work = Path(tempfile.mkdtemp(prefix=f".{commit[:12]}-", dir=self.snapshots))
             try:
-                archive = work / "tree.tar"
-                await self._git(clone, "archive", "--format=tar", "-o", str(archive), commit)
+                tar = work / "tree.tar"
+                await self._git(clone, "archive", "--format=tar", "-o", str(tar), commit)
                 files = work / "files"
-                await asyncio.to_thread(_extract, archive, files)
+                try:
+                    await asyncio.to_thread(archive.extract, tar, files)
+                except archive.UnsafeArchive as exc:
+                    raise FailedPrecondition(f"repository {repository.name}: commit {commit[:12]}: {exc}") from None
                 os.replace(files, target)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         return target
 
 
-def _extract(archive: Path, into: Path) -> None:
-    into.mkdir()
-    with tarfile.open(archive) as tar:
-        tar.extractall(into, filter="tar")
+def link_leading_out(tree: Path) -> tuple[str, str] | None:
+    """The first symbolic link (in name order) whose target, followed all the way, is outside `tree`:
+    (its path in the tree, where it leads); None when every link stays inside."""
+    root = os.path.realpath(tree)
+    for folder, dirs, files in os.walk(tree):  # links to folders are listed in dirs, and not entered
+        dirs.sort()
+        for name in sorted([*dirs, *files]):
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                continue
+            resolved = os.path.realpath(path)
+            if resolved != root and not resolved.startswith(root + os.sep):
+                return _printable(os.path.relpath(path, tree)), _printable(os.readlink(path))
+    return None
+
+
+def _printable(name: str) -> str:
+    """A file name on one line: newlines and other control characters escaped."""
+    return name if name.isprintable() else name.encode("unicode_escape").decode("ascii")

@@ -57,7 +57,9 @@ def _main(argv: list[str]) -> int:
 
         return run_app(config, getattr(args, "profile", None))
     if args.verb == "config":
-        print(show(config, args.output), end="")
+        from gateway_daemon.execution.sandbox import describe as sandbox_note
+
+        print(show(config, args.output, sandbox_note(config)), end="")
         return 0
     if args.verb == "version":
         from .completion import version_line
