@@ -663,7 +663,7 @@ def describe(config: Config) -> list[dict[str, str]]:
 def _shown(section: str, key: str, entry: Value) -> str:
     if (section, key) in HIDDEN_KEYS and entry.value:
         return "(set, not shown)"
-    if SCHEMA[section][key].parse is _duration:
+    if SCHEMA[section][key].parse in (_duration, _retention):
         return entry.raw.strip()  # 30d as written, not 2592000 seconds
     return _display(entry.value)
 
