@@ -143,7 +143,8 @@ class AuditTrail:
         self.max_age = max_age
         self.max_count = max_count
         self.file = file
-        self._since_prune = PRUNE_EVERY  # prune at the first record
+        self.prune_every = max(1, min(PRUNE_EVERY, max_count // 10))  # the count is passed by 10 % at most
+        self._since_prune = self.prune_every  # prune at the first record
 
     async def record(self, action: str, target: str = "", outcome: str = "ok", detail: str = "",
                      inputs: dict[str, Any] | None = None, actor: Actor | None = None) -> AuditEvent:
@@ -160,7 +161,7 @@ class AuditTrail:
             log.exception("cannot keep the audit event %s", line)
         self._append(line)
         self._since_prune += 1
-        if self._since_prune >= PRUNE_EVERY:
+        if self._since_prune >= self.prune_every:
             self._since_prune = 0
             await self.prune()
         return event
