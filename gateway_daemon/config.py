@@ -236,6 +236,48 @@ class Key:
     help: str
 
 
+# ---- roles, audit, logins (issue 14)
+_RETENTION_HELP = ("expected an age and/or a count of events, such as '90d 10000' (age units d, h, m; "
+                   "count 10 to 10000000)")
+
+
+def _retention(raw: str) -> tuple[float, int]:
+    """[audit] retention: how long events are kept and how many at most -> (seconds, count)."""
+    age, count = 90 * 86400.0, 10000
+    words = [w for w in re.split(r"[\s,]+", raw.strip().lower()) if w]
+    if not words:
+        raise ValueError(_RETENTION_HELP)
+    for word in words:
+        if word.isdigit():
+            count = int(word)
+            if not 10 <= count <= 10_000_000:
+                raise ValueError(_RETENTION_HELP)
+            continue
+        parts = _DURATION_PART.findall(word)
+        if "".join(n + u for n, u in parts) != word or any(u == "s" for _, u in parts):
+            raise ValueError(_RETENTION_HELP)
+        age = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+        if not 3600 <= age <= 100 * 365 * 86400:
+            raise ValueError(_RETENTION_HELP + "; the age at least 1h")
+    return age, count
+
+
+AUDIT_SECTION = {
+    "retention": Key(_retention, "90d 10000", "audit events are kept this long and at most this many "
+                                             "(oldest first out): an age (90d, 720h) and a count"),
+}
+LOGIN_KEYS = {
+    "login_failures_per_user": Key(_int_range(1, 1000, "a number of failed logins"), "5",
+                                   "wrong passwords in a row for one user before logins are refused a while"),
+    "login_failures_per_address": Key(_int_range(1, 100000, "a number of failed logins"), "20",
+                                      "wrong passwords in a row from one address before its logins are refused"),
+    "login_lock_seconds": Key(_int_range(1, 86400, "seconds"), "5",
+                              "the first refusal's length; each further wrong password doubles it"),
+    "login_lock_max_seconds": Key(_int_range(1, 604800, "seconds"), "900", "the longest refusal"),
+}
+# ---- end roles, audit, logins
+
+
 # ---------------------------------------------------------------- IAG 5 keys
 # Keys and sections an IAG 5 gateway.conf has, with what they mean here.
 IAG5_APPLICATION = {
@@ -304,6 +346,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "api_key_expiration": Key(_minutes, "1440", "API key lifetime in minutes"),
         **_server_tls,
         "distributed_execution": Key(_bool, "false", "send runs to runners"),
+        **LOGIN_KEYS,
     },
     "client": {
         "host": Key(_client_hosts, "localhost", "server host(s); several are tried in order"),
@@ -347,6 +390,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "level": Key(_choice(*LOG_LEVELS, upper=True), "INFO", "TRACE ... DISABLED"),
         **IAG5_LOG,
     },
+    "audit": AUDIT_SECTION,
     **IAG5_SECTIONS,
 }
 
@@ -646,7 +690,7 @@ def describe(config: Config) -> list[dict[str, str]]:
 def _shown(section: str, key: str, entry: Value) -> str:
     if (section, key) in HIDDEN_KEYS and entry.value:
         return "(set, not shown)"
-    if SCHEMA[section][key].parse is _duration:
+    if SCHEMA[section][key].parse in (_duration, _retention):
         return entry.raw.strip()  # 30d as written, not 2592000 seconds
     return _display(entry.value)
 

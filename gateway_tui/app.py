@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.screen import ModalScreen
 
 from .commands import GatewayCommands
+from .screens.audit import AuditScreen
 from .screens.decorators import DecoratorsScreen
 from .screens.repositories import RepositoriesScreen
 from .screens.runners import RunnersScreen
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
 USERS_UNAVAILABLE = ("User management exists only against a gateway server (client mode); "
                      "local mode has no users and no login.")
+AUDIT_UNAVAILABLE = ("The audit trail is kept by a gateway server: connect to one in client mode (as an admin) "
+                     "to read it. Local mode keeps none.")
 RUNNERS_UNAVAILABLE = ("Runners work for a gateway server on etcd: connect to one in client mode to see them. "
                        "Local mode runs everything in this process.")
 DARK, LIGHT = "textual-dark", "textual-light"
@@ -48,11 +51,14 @@ class GatewayApp(App):
         "secrets": SecretsScreen,
         "users": UsersScreen,
         "runners": RunnersScreen,
+        "audit": AuditScreen,
     }
     # The footer fits 80 columns: the section keys show in the tab bar, the theme in the palette (ctrl+p).
     BINDINGS = [
         *(Binding(key, f"section('{mode}')", label, tooltip=f"Go to {label}", group=_NAVIGATION, show=False)
           for mode, key, label in SECTIONS),
+        # roles and audit (issue 14): the Audit section, for admins against a server; off the footer
+        Binding("8", "section('audit')", "Audit", show=False, tooltip="Go to the audit trail (admins)"),
         Binding("ctrl+t", "toggle_theme", "Theme", show=False,
                 tooltip="Switch between the dark and the light theme"),
         Binding("q", "quit", "Quit", tooltip="Quit the gateway"),
@@ -71,11 +77,13 @@ class GatewayApp(App):
         self.theme = theme
         self.connection = connection
         self.user: str | None = None
+        self.role = "admin"  # the logged-in user's role (core.policy); local mode: everything
         self.generation = 0  # a new one with every login: screens restart what they follow
         self._login_open = False
         if connection is None:
             self.gateway = gateway
-            self.unavailable_sections = ({"users": USERS_UNAVAILABLE, "runners": RUNNERS_UNAVAILABLE}
+            self.unavailable_sections = ({"users": USERS_UNAVAILABLE, "runners": RUNNERS_UNAVAILABLE,
+                                          "audit": AUDIT_UNAVAILABLE}
                                          if mode == "local" else {})
         else:
             from .connection import SessionGateway
@@ -115,6 +123,22 @@ class GatewayApp(App):
         self.gateway.swap(connection.open())  # type: ignore[union-attr]
         self.generation += 1
         self.sub_title = self.server_context()
+        self.learn_role()
+
+    # ---- roles (issue 14): what the user may do greys out what they may not (screens' check_action)
+    def learn_role(self) -> None:
+        self.run_worker(self._learn_role(), group="role", exclusive=True, exit_on_error=False)
+
+    async def _learn_role(self) -> None:
+        from gateway_daemon.core import GatewayError
+
+        try:
+            me = await self.gateway.whoami()
+        except GatewayError:
+            return  # the next call says why
+        self.role = me.role or ("admin" if me.admin else "viewer")
+        self.refresh_bindings()
+    # ---- end roles
 
     def show_login(self, reason: str = "", connection: "ServerConnection | None" = None,
                    on_done: Callable[["ServerLogin | None"], Any] | None = None) -> None:
@@ -191,7 +215,7 @@ class GatewayApp(App):
         self.notify(f"Connected to {self.server_context()}", timeout=4)
         for mode in list(self._screen_stacks):
             if mode not in (self.current_mode, "_default") and mode in self.MODES:
-                base = UserListScreen if mode == "users" else self.MODES[mode]
+                base = UserListScreen if mode == "users" else self.MODES[mode]  # noqa: SIM108
                 self.remove_mode(mode)
                 self.add_mode(mode, base)
         if len(self.screen_stack) > 1:

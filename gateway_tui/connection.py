@@ -250,14 +250,26 @@ class SessionGateway(Gateway):
     async def get_user(self, name: str) -> UserInfo:
         return await self._call(lambda g: g.get_user(name))
 
-    async def create_user(self, name: str, password: str, admin: bool = False, temporary: bool = False) -> UserInfo:
-        return await self._call(lambda g: g.create_user(name, password, admin, temporary))
+    async def create_user(self, name: str, password: str, admin: bool = False, temporary: bool = False,
+                          role: str = "", scope: tuple[str, ...] = ()) -> UserInfo:
+        return await self._call(lambda g: g.create_user(name, password, admin, temporary, role, scope))
 
-    async def update_user(self, name: str, admin: bool | None = None, password: str | None = None) -> UserInfo:
-        return await self._call(lambda g: g.update_user(name, admin, password))
+    async def update_user(self, name: str, admin: bool | None = None, password: str | None = None,
+                          role: str | None = None, scope: tuple[str, ...] | None = None,
+                          unlock: bool = False) -> UserInfo:
+        return await self._call(lambda g: g.update_user(name, admin, password, role, scope, unlock))
 
     async def delete_user(self, name: str) -> None:
         await self._call(lambda g: g.delete_user(name))
+
+    async def list_audit(self, user: str = "", action: str = "", since: str = "", limit: int = 0) -> list[Any]:
+        return await self._call(lambda g: g.list_audit(user, action, since, limit))
+
+    async def list_apikeys(self) -> list[Any]:
+        return await self._call(lambda g: g.list_apikeys())
+
+    async def delete_apikey(self, key_id: str) -> None:
+        await self._call(lambda g: g.delete_apikey(key_id))
 
     async def close(self) -> None:
         """Closes every login's gateway, the current one and those a run may still have streamed through."""

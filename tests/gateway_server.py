@@ -42,7 +42,9 @@ def make_certs(folder: Path) -> dict[str, Path]:
 
 
 class Daemon:
-    def __init__(self, folder: Path, certs: dict[str, Path], expiration: str = "1440"):
+    def __init__(self, folder: Path, certs: dict[str, Path], expiration: str = "1440", server: str = "",
+                 extra: str = ""):
+        """`server`: more [server] lines; `extra`: more sections."""
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -51,7 +53,7 @@ class Daemon:
             f"[application]\nmode = server\ndata_dir = {folder / 'data'}\n"
             f"[server]\nlisten_address = 127.0.0.1\nport = {self.port}\nuse_tls = true\n"
             f"certificate_file = {certs['cert']}\nprivate_key_file = {certs['key']}\n"
-            f"api_key_expiration = {expiration}\n[execution]\nkill_grace_period = 1\n")
+            f"api_key_expiration = {expiration}\n{server}[execution]\nkill_grace_period = 1\n{extra}")
         self.log = folder / "daemon.log"
         self.process: subprocess.Popen | None = None
         self.admin_password = ""

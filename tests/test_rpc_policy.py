@@ -22,11 +22,11 @@ from gateway_daemon.core.auth import Auth
 from gateway_daemon.core.errors import InvalidArgument, NotFound
 from gateway_daemon.core.services import Service
 from gateway_daemon.rpc import convert, errors
-from gateway_daemon.rpc.gen import (auth_pb2, auth_pb2_grpc, common_pb2, decorators_pb2,
+from gateway_daemon.rpc.gen import (audit_pb2, auth_pb2, auth_pb2_grpc, common_pb2, decorators_pb2,
                                     repositories_pb2, repositories_pb2_grpc, runner_pb2, runs_pb2, runs_pb2_grpc,
                                     secrets_pb2, services_pb2, services_pb2_grpc, users_pb2, users_pb2_grpc)
 from gateway_daemon.rpc.interceptor import AccessInterceptor, UserGate
-from gateway_daemon.rpc.policy import ADMIN, POLICY, PUBLIC, USER
+from gateway_daemon.rpc.policy import POLICY, PUBLIC, READ, USERS, WRITE
 from gateway_daemon.rpc.server import SERVICES, AuthServicer, Core
 from gateway_daemon.store import StoreUnavailable
 from gateway_daemon.store.memory import MemoryStore
@@ -34,7 +34,7 @@ from gateway_daemon.store.memory import MemoryStore
 from gateway_server import ADMIN_PASSWORD
 from gitutil import new_repo
 
-PROTO_MODULES = (auth_pb2, common_pb2, decorators_pb2, repositories_pb2, runner_pb2, runs_pb2, secrets_pb2,
+PROTO_MODULES = (audit_pb2, auth_pb2, common_pb2, decorators_pb2, repositories_pb2, runner_pb2, runs_pb2, secrets_pb2,
                  services_pb2, users_pb2)
 FOREIGN = (health_pb2.DESCRIPTOR.services_by_name["Health"],
            reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"])
@@ -54,8 +54,9 @@ def test_the_table_names_every_method_of_every_service_and_nothing_else():
     assert set(PROTO_METHODS) | set(_methods(FOREIGN)) == set(POLICY)
     assert "/gateway.v1.ExecutionService/Execute" in PROTO_METHODS  # the runner's API is in protos/ too
     assert POLICY["/gateway.v1.AuthService/Login"] is PUBLIC
-    assert POLICY["/gateway.v1.UserService/CreateUser"] is ADMIN
-    assert POLICY["/gateway.v1.RepositoryService/CreateRepository"] is USER
+    assert POLICY["/gateway.v1.UserService/CreateUser"] is USERS
+    assert POLICY["/gateway.v1.RepositoryService/CreateRepository"] is WRITE
+    assert POLICY["/gateway.v1.RepositoryService/GetRepository"] is READ
 
 
 def test_servicers_are_written_out_with_the_names_the_protos_give():
@@ -119,8 +120,8 @@ def test_calls_without_a_valid_key_are_refused(channel, keys):
         assert error.details() == "the API key is not valid (revoked or unknown): run gateway login"
 
 
-def test_a_user_who_is_no_admin_is_refused_the_admin_methods_only(channel, keys):
-    admin_methods = [m for m in SERVED if POLICY[m] is ADMIN]
+def test_a_user_who_is_no_admin_is_refused_user_management(channel, keys):
+    admin_methods = [m for m in SERVED if POLICY[m] is USERS]
     assert {m.rsplit("/", 1)[1] for m in admin_methods} == {"CreateUser", "ListUsers", "GetUser", "UpdateUser",
                                                              "DeleteUser"}
     for method in admin_methods:

@@ -174,7 +174,7 @@ async def test_users_screen_creates_a_user_makes_them_admin_and_refuses_deleting
         await pilot.press("ctrl+s")
         await until(pilot, lambda: isinstance(app.screen, UserListScreen) and "frank" in table_keys(app))
         row = app.screen.query_one(ResourceTable).row("frank")
-        assert row.cells[1] == "" and row.cells[3] == "never"
+        assert row.cells[1] == "viewer" and row.cells[4] == "never"  # role viewer, never logged in
 
         # Grant admin.
         app.screen.query_one(ResourceTable).move_to("frank")

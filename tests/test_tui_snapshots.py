@@ -361,20 +361,22 @@ def test_command_palette(snap_compare, tmp_path):
 # ---------------------------------------------------------------- client mode
 # These use a stand-in server (tui_sample.SampleServer, a fixed address and fixed users): a real daemon's port
 # and timestamps differ on every run. tests/test_tui_client.py drives the same screens against a real one.
-def client_app_for(tmp_path, logged_in: bool) -> GatewayApp:
+def client_app_for(tmp_path, logged_in: bool, role: str = "admin") -> GatewayApp:
     from tui_sample import SampleServer
 
-    return GatewayApp(None, mode="client", connection=SampleServer(tmp_path / "data", logged_in=logged_in),
+    return GatewayApp(None, mode="client",
+                      connection=SampleServer(tmp_path / "data", logged_in=logged_in, role=role),
                       tz=timezone.utc, clock=lambda: NOW)
 
 
-def check_client(snap_compare, tmp_path, steps: Steps, logged_in: bool = False, size=WIDE) -> None:
+def check_client(snap_compare, tmp_path, steps: Steps, logged_in: bool = False, size=WIDE,
+                 role: str = "admin") -> None:
     async def run_before(pilot: Pilot) -> None:
         await steps(pilot)
         await pilot.pause(0.2)
         no_blink(pilot)
 
-    assert snap_compare(client_app_for(tmp_path, logged_in), run_before=run_before, terminal_size=size)
+    assert snap_compare(client_app_for(tmp_path, logged_in, role), run_before=run_before, terminal_size=size)
 
 
 def _on_login(pilot: Pilot) -> bool:
@@ -419,7 +421,7 @@ def test_client_users(snap_compare, tmp_path):
     async def steps(pilot):
         await loaded(pilot)
         await keys(pilot, "6")
-        await until(pilot, lambda: rows(pilot) == 4)
+        await until(pilot, lambda: rows(pilot) == 5)
 
     check_client(snap_compare, tmp_path, steps, logged_in=True)
 
@@ -429,7 +431,7 @@ def test_client_user_form(snap_compare, tmp_path):
     async def steps(pilot):
         await loaded(pilot)
         await keys(pilot, "6")
-        await until(pilot, lambda: rows(pilot) == 4)
+        await until(pilot, lambda: rows(pilot) == 5)
         await keys(pilot, "n", *"carol")
 
     check_client(snap_compare, tmp_path, steps, logged_in=True)
@@ -440,9 +442,66 @@ def test_client_users_narrow(snap_compare, tmp_path):
     async def steps(pilot):
         await loaded(pilot)
         await keys(pilot, "6")
-        await until(pilot, lambda: rows(pilot) == 4)
+        await until(pilot, lambda: rows(pilot) == 5)
 
     check_client(snap_compare, tmp_path, steps, logged_in=True, size=NARROW)
+
+
+def test_client_user_form_edit_role(snap_compare, tmp_path):
+    """Stand-in server. A user's form: role and scope, the password left as it is."""
+    async def steps(pilot):
+        await loaded(pilot)
+        await keys(pilot, "6")
+        await until(pilot, lambda: rows(pilot) == 5)
+        await keys(pilot, "down", "down", "down", "e")
+
+    check_client(snap_compare, tmp_path, steps, logged_in=True)
+
+
+def _audit_rows(pilot: Pilot) -> bool:
+    from gateway_tui.screens.audit import AuditScreen
+
+    return isinstance(pilot.app.screen, AuditScreen) and rows(pilot) == 11
+
+
+def test_client_audit(snap_compare, tmp_path):
+    """Stand-in server. The Audit section (key 8), for an admin: newest first, refusals and failures marked."""
+    async def steps(pilot):
+        await loaded(pilot)
+        await keys(pilot, "8")
+        await until(pilot, lambda: _audit_rows(pilot))
+
+    check_client(snap_compare, tmp_path, steps, logged_in=True)
+
+
+def test_client_audit_narrow(snap_compare, tmp_path):
+    """Stand-in server. The Audit section at 80x24."""
+    async def steps(pilot):
+        await loaded(pilot)
+        await keys(pilot, "8")
+        await until(pilot, lambda: _audit_rows(pilot))
+
+    check_client(snap_compare, tmp_path, steps, logged_in=True, size=NARROW)
+
+
+def test_client_audit_event(snap_compare, tmp_path):
+    """Stand-in server. One event in full: a run's start, its inputs with the secret one masked."""
+    async def steps(pilot):
+        await loaded(pilot)
+        await keys(pilot, "8")
+        await until(pilot, lambda: _audit_rows(pilot))
+        await keys(pilot, "down", "enter")
+
+    check_client(snap_compare, tmp_path, steps, logged_in=True)
+
+
+def test_client_services_as_viewer(snap_compare, tmp_path):
+    """Stand-in server, logged in as a viewer: New, Edit, Delete and Run are greyed out in the footer."""
+    async def steps(pilot):
+        await loaded(pilot)
+        await until(pilot, lambda: pilot.app.role == "viewer")
+
+    check_client(snap_compare, tmp_path, steps, logged_in=True, role="viewer")
 
 
 async def _on_runners(pilot: Pilot) -> None:

@@ -244,13 +244,46 @@ class SampleUser:
     created_at: str = STAMP
     last_login_at: str = ""
     must_change_password: bool = False
+    role: str = "viewer"
+    scope: tuple[str, ...] = ()
+    locked_until: str = ""
+
+    def __post_init__(self) -> None:
+        if self.admin:
+            self.role = "admin"
 
 
 USERS = [
     SampleUser("admin", admin=True, created_at="2026-09-01T08:00:00Z", last_login_at="2026-11-24T10:25:00Z"),
     SampleUser("alice", admin=True, created_at="2026-09-14T13:40:00Z", last_login_at="2026-11-24T09:02:00Z"),
-    SampleUser("bob", created_at="2026-10-02T07:15:00Z", last_login_at="2026-11-21T16:48:00Z"),
-    SampleUser("ci-runner", created_at="2026-11-20T09:12:00Z"),
+    SampleUser("bob", created_at="2026-10-02T07:15:00Z", last_login_at="2026-11-21T16:48:00Z", role="editor"),
+    SampleUser("ci-runner", created_at="2026-11-20T09:12:00Z", role="operator", scope=("lab",)),
+    SampleUser("dora", created_at="2026-11-22T11:03:00Z", last_login_at="2026-11-23T08:41:00Z",
+               locked_until="2026-11-24T10:45:00Z"),
+]
+
+
+def _event(minutes_ago: float, user: str, action: str, target: str, outcome: str = "ok", detail: str = "",
+           inputs: dict | None = None, source: str = "10.20.1.7") -> Any:
+    from gateway_daemon.core.audit import AuditEvent, stamp
+
+    return AuditEvent(stamp(NOW - minutes_ago * 60), user, source, action, target, outcome, detail, inputs)
+
+
+AUDIT = [
+    _event(1, "bob", "run.end", "service/add-vlan", "succeeded", "run r-7f3a1c"),
+    _event(2, "bob", "run", "service/add-vlan", "started", "run r-7f3a1c", {"vlan": 120, "password": "******"}),
+    _event(6, "dora", "login", "user/dora", "refused",
+           "too many failed logins for dora: try again after 2026-11-24 10:45:00 UTC", source="203.0.113.9"),
+    _event(7, "dora", "login", "user/dora", "failed", "wrong username or password", source="203.0.113.9"),
+    _event(12, "ci-runner", "create", "secret", "refused",
+           "ci-runner is an operator: creating, editing and deleting needs an admin or an editor", source="10.40.0.5"),
+    _event(25, "alice", "reveal", "secret/netbox-token"),
+    _event(31, "alice", "edit", "service/backup-configs"),
+    _event(44, "admin", "edit", "user/ci-runner"),
+    _event(45, "admin", "create", "user/dora"),
+    _event(58, "admin", "export", "database"),
+    _event(63, "admin", "login", "user/admin", source="10.20.1.2"),
 ]
 
 
@@ -281,9 +314,16 @@ def server_history() -> list[tuple[Run, list[OutputLine]]]:
 class SampleServerGateway(SampleGateway):
     """SampleGateway plus the server's user calls, with fixed users, and fixed runners."""
 
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(self, *args: Any, role: str = "admin", **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.users = [dataclasses.replace(u) for u in USERS]
+        self.role = role
+
+    async def whoami(self) -> Any:
+        from gateway_daemon.core.api import Identity
+
+        return Identity("admin" if self.role == "admin" else f"a-{self.role}", self.role == "admin", NOW + 86400,
+                        role=self.role)
 
     async def list_runners(self) -> list[RunnerInfo]:
         return list(RUNNERS)
@@ -291,15 +331,32 @@ class SampleServerGateway(SampleGateway):
     async def list_users(self) -> list[SampleUser]:
         return list(self.users)
 
-    async def create_user(self, name: str, password: str, admin: bool = False) -> SampleUser:
-        user = SampleUser(name, admin)
+    async def list_audit(self, user: str = "", action: str = "", since: str = "", limit: int = 0) -> list[Any]:
+        if self.role != "admin":
+            from gateway_daemon.core import PermissionDenied
+
+            raise PermissionDenied(f"a-{self.role} is not an admin: the audit trail needs an admin")
+        return list(AUDIT)
+
+    async def create_user(self, name: str, password: str, admin: bool = False, temporary: bool = False,
+                          role: str = "", scope: tuple[str, ...] = ()) -> SampleUser:
+        user = SampleUser(name, admin, role=role or ("admin" if admin else "viewer"), scope=tuple(scope))
         self.users.append(user)
         return user
 
-    async def update_user(self, name: str, admin: bool | None = None, password: str | None = None) -> SampleUser:
+    async def update_user(self, name: str, admin: bool | None = None, password: str | None = None,
+                          role: str | None = None, scope: tuple[str, ...] | None = None,
+                          unlock: bool = False) -> SampleUser:
         user = next(u for u in self.users if u.name == name)
         if admin is not None:
             user.admin = admin
+            user.role = "admin" if admin else "viewer"
+        if role is not None:
+            user.role, user.admin = role, role == "admin"
+        if scope is not None:
+            user.scope = tuple(scope)
+        if unlock:
+            user.locked_until = ""
         return user
 
     async def delete_user(self, name: str) -> None:
@@ -311,9 +368,10 @@ class SampleServer:
     be changed first), and the gateway is a SampleServerGateway. For snapshots, which a real server's random
     port and timestamps would make different on every run."""
 
-    def __init__(self, data_dir: Path, logged_in: bool = False, profile: str | None = None):
+    def __init__(self, data_dir: Path, logged_in: bool = False, profile: str | None = None, role: str = "admin"):
         self.data_dir = data_dir
         self.profile = profile
+        self.role = role
         self.address = SERVER_ADDRESS
         self.use_tls = True
         self.logged_in = logged_in
@@ -341,7 +399,7 @@ class SampleServer:
         return ServerLogin("admin", NOW + 86400, True)
 
     def open(self) -> SampleServerGateway:
-        return SampleServerGateway(sample_engine(self.data_dir), server_history())
+        return SampleServerGateway(sample_engine(self.data_dir), server_history(), role=self.role)
 
     def forget(self) -> None:
         self.logged_in = False

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from .audit import AuditEvent
     from .engine import EngineInfo
     from .resources import Resource
     from .runners import RunnerInfo
@@ -29,6 +30,9 @@ class UserInfo:
     created_at: str = ""
     last_login_at: str = ""
     must_change_password: bool = False
+    role: str = ""                  # admin, editor, operator, viewer (core.policy)
+    scope: tuple[str, ...] = ()     # service tags the role is limited to; empty: every service
+    locked_until: str = ""          # no login before this time after failed logins (ISO, UTC); "" when not
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class Identity:
     username: str
     admin: bool
     expires_at: float = 0.0
+    role: str = "admin"
+    scope: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,19 @@ class Login:
     username: str
     admin: bool
     expires_at: float
+    role: str = "admin"
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """An API key as its owner (or an admin) sees it: its id, never the key."""
+
+    id: str
+    user: str
+    created_at: str
+    last_used_at: str
+    expires_at: float
+    current: bool = False  # the key this gateway sends
 
 
 @runtime_checkable
@@ -117,16 +136,35 @@ class Gateway(Protocol):
 
     async def get_user(self, name: str) -> UserInfo: ...
 
-    async def create_user(self, name: str, password: str, admin: bool = False, temporary: bool = False) -> UserInfo:
+    async def create_user(self, name: str, password: str, admin: bool = False, temporary: bool = False,
+                          role: str = "", scope: tuple[str, ...] = ()) -> UserInfo:
         """A new user (AlreadyExists; InvalidArgument for a bad name or a short password); with `temporary`,
-        the password must be changed at the first login."""
+        the password must be changed at the first login.  `role` (admin, editor, operator, viewer; `admin`
+        is role admin; with neither: viewer) and `scope`, the service tags the role is limited to."""
         ...
 
-    async def update_user(self, name: str, admin: bool | None = None, password: str | None = None) -> UserInfo:
-        """Change a user's role or password (a new password revokes their keys); the last admin stays one."""
+    async def update_user(self, name: str, admin: bool | None = None, password: str | None = None,
+                          role: str | None = None, scope: tuple[str, ...] | None = None,
+                          unlock: bool = False) -> UserInfo:
+        """Change a user's role, scope (() for none) or password (a new password revokes their keys); the
+        last admin stays one; `unlock` lifts a lock after failed logins."""
         ...
 
     async def delete_user(self, name: str) -> None: ...
+
+    # the audit trail (admins) and API keys (server mode; FailedPrecondition in local mode)
+    async def list_audit(self, user: str = "", action: str = "", since: str = "",
+                         limit: int = 0) -> list["AuditEvent"]:
+        """Events newest first: of `user`, of `action`, since `since` (ISO time or an age: 30m, 2h, 7d)."""
+        ...
+
+    async def list_apikeys(self) -> list[ApiKeyInfo]:
+        """Your API keys; an admin's: everyone's."""
+        ...
+
+    async def delete_apikey(self, key_id: str) -> None:
+        """Revoke one API key by its id (yours; an admin: anyone's)."""
+        ...
 
     async def close(self) -> None:
         """Release connections and stop what this gateway runs in-process (runs end as interrupted)."""

@@ -2,9 +2,15 @@
 
 Passwords are kept as scrypt hashes with a random salt.  An API key is 32
 random bytes shown once at login; the store keeps only its SHA-256, under
-``apikeys/<sha256>``, with its user and expiry.  Changing a password revokes
-every key of that user.  The first start on an empty store creates ``admin``
-with a random temporary password that must be changed at the first login.
+``apikeys/<sha256>``, with its user, creation, last use and expiry; its id is
+the first 16 hex digits of that hash.  Changing a password revokes every key
+of that user.  The first start on an empty store creates ``admin`` with a
+random temporary password that must be changed at the first login.
+
+Each user has a role and maybe a scope (core/policy.py).  A user stored
+before roles existed has none and is an admin (IAG 5's users are all
+superusers).  Wrong passwords are throttled per user and per source address
+(core/throttle.py).
 """
 
 from __future__ import annotations
@@ -22,9 +28,13 @@ from typing import Any
 from ..store import KeyExists, RevisionMismatch, Store
 from .errors import (AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied,
                      Unauthenticated)
+from .policy import ADMIN as ADMIN_ROLE, DEFAULT_ROLE, LEGACY_ROLE, check_role, check_scope
 from .resources import check_name, field_error, now
+from .throttle import LoginThrottle
 
 ADMIN = "admin"
+KEY_ID_LENGTH = 16
+LAST_USED_EVERY = 60.0  # seconds: a key's last use is written at most this often
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -96,23 +106,35 @@ def key_digest(api_key: str) -> str:
 @dataclasses.dataclass
 class User:
     name: str
-    admin: bool = False
+    role: str = DEFAULT_ROLE
+    scope: list[str] = dataclasses.field(default_factory=list)  # service tags; empty: every service
     created_at: str = dataclasses.field(default_factory=now)
     last_login_at: str = ""
     must_change_password: bool = False
     password: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
+    @property
+    def admin(self) -> bool:
+        return self.role == ADMIN_ROLE
+
     def public(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "password"}
+        data = {k: v for k, v in dataclasses.asdict(self).items() if k != "password"}
+        data["admin"] = self.admin
+        return data
 
     def encode(self) -> bytes:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+        data = dataclasses.asdict(self)
+        data["admin"] = self.admin  # read by a gateway from before roles
+        return json.dumps(data, sort_keys=True).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> "User":
         data = json.loads(raw)
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        user = cls(**{k: v for k, v in data.items() if k in known})
+        if "role" not in data:  # stored before roles: an admin, as in IAG 5
+            user.role = LEGACY_ROLE
+        return user
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,9 +145,10 @@ class Session:
 
 
 class Auth:
-    def __init__(self, store: Store, key_minutes: float = 1440):
+    def __init__(self, store: Store, key_minutes: float = 1440, throttle: LoginThrottle | None = None):
         self.store = store
         self.key_seconds = key_minutes * 60
+        self.throttle = throttle or LoginThrottle(store)
 
     # ------------------------------------------------------------ users in the store
     async def _load(self, name: str) -> tuple[User, int]:
@@ -151,7 +174,7 @@ class Auth:
         if await self.store.list("users/"):
             return None
         password = new_password()
-        user = User(ADMIN, admin=True, must_change_password=True, password=await hash_password_async(password))
+        user = User(ADMIN, role=ADMIN_ROLE, must_change_password=True, password=await hash_password_async(password))
         try:
             await self.store.create(f"users/{ADMIN}", user.encode())
         except KeyExists:
@@ -169,11 +192,18 @@ class Auth:
         await self.revoke_keys(name)
         return chosen
 
-    async def create_user(self, name: str, password: str, admin: bool = False, temporary: bool = False) -> User:
-        """A new user; with `temporary`, the password must be changed at the first login."""
+    async def create_user(self, name: str, password: str, admin: bool = False, temporary: bool = False,
+                          role: str = "", scope: tuple[str, ...] = ()) -> User:
+        """A new user; with `temporary`, the password must be changed at the first login.  `admin` is role
+        admin; with neither, the role is DEFAULT_ROLE."""
         check_name("user", name)
+        if admin and role and role != ADMIN_ROLE:
+            raise InvalidArgument(f"admin and role {role} contradict each other: give one of them")
+        chosen = check_role(role or (ADMIN_ROLE if admin else DEFAULT_ROLE))
+        check_scope(chosen, tuple(scope))
         check_password(password)
-        user = User(name, admin=admin, password=await hash_password_async(password), must_change_password=temporary)
+        user = User(name, role=chosen, scope=list(scope), password=await hash_password_async(password),
+                    must_change_password=temporary)
         try:
             await self.store.create(f"users/{name}", user.encode())
         except KeyExists:
@@ -181,14 +211,29 @@ class Auth:
         return user
 
     async def update_user(self, actor: User, name: str, admin: bool | None = None,
-                          password: str | None = None) -> User:
+                          password: str | None = None, role: str | None = None,
+                          scope: tuple[str, ...] | None = None, unlock: bool = False) -> User:
+        """Change a role (`admin` True is role admin, False the default role), a scope (() for none), a
+        password (revokes the user's keys); `unlock` lifts a lock after failed logins."""
         user, revision = await self._load(name)
-        if admin is False and user.admin:
-            if name == actor.name:
-                raise FailedPrecondition("you cannot take away your own admin rights")
-            await self._check_not_last_admin(name)
-        if admin is not None:
-            user.admin = admin
+        if admin is not None and role is not None and (role == ADMIN_ROLE) != admin:
+            raise InvalidArgument(f"admin and role {role} contradict each other: give one of them")
+        if role is None and admin is not None:
+            role = ADMIN_ROLE if admin else (user.role if not user.admin else DEFAULT_ROLE)
+        if role is not None:
+            check_role(role)
+            if user.admin and role != ADMIN_ROLE:
+                if name == actor.name:
+                    raise FailedPrecondition("you cannot take away your own admin rights")
+                await self._check_not_last_admin(name)
+            user.role = role
+            if role == ADMIN_ROLE:
+                user.scope = []
+        if scope is not None:
+            user.scope = list(scope)
+        check_scope(user.role, tuple(user.scope))
+        if unlock:
+            await self.throttle.unlock(name)
         if password is not None:
             check_password(password)
             user.password = await hash_password_async(password)
@@ -206,6 +251,7 @@ class Auth:
             await self._check_not_last_admin(name)
         await self.revoke_keys(name)
         await self.store.delete(f"users/{name}", revision)
+        await self.throttle.unlock(name)
 
     async def _check_not_last_admin(self, name: str) -> None:
         admins = [u.name for u in await self.list_users() if u.admin and u.name != name]
@@ -213,17 +259,24 @@ class Auth:
             raise FailedPrecondition(f"{name} is the last admin; make another user admin first")
 
     # ------------------------------------------------------------ keys
-    async def login(self, name: str, password: str, new: str = "") -> tuple[str, float, User]:
+    async def login(self, name: str, password: str, new: str = "", source: str = "") -> tuple[str, float, User]:
+        """A new API key for `name`.  `source` is the caller's address: wrong passwords are throttled per
+        user and per address, and while either is locked even the right password is refused."""
         failure = Unauthenticated("wrong username or password")
+        await self.throttle.check(name if isinstance(name, str) else "", source)
         if not isinstance(password, str) or len(password) > MAX_PASSWORD:
+            await self.throttle.failed("", source)
             raise failure  # no stored password is that long: nothing to hash
         entry = await self.store.get(f"users/{name}") if isinstance(name, str) and name else None
         if entry is None:
             await password_matches_async(password, await _stand_in())  # the same work whether or not the user exists
+            await self.throttle.failed("", source)
             raise failure
         user, revision = User.decode(entry.value), entry.revision
         if not await password_matches_async(password, user.password):
+            await self.throttle.failed(name, source)
             raise failure
+        await self.throttle.succeeded(name, source)
         if user.must_change_password or new:
             if not new:
                 raise FailedPrecondition(
@@ -239,12 +292,13 @@ class Auth:
         await self._save(user, revision)
         api_key = "gw_" + secrets.token_urlsafe(32)
         expires_at = time.time() + self.key_seconds
-        record = {"user": name, "expires_at": expires_at, "created_at": now()}
+        record = {"user": name, "expires_at": expires_at, "created_at": now(), "last_used_at": now(),
+                  "last_used": time.time()}
         await self.store.put(f"apikeys/{key_digest(api_key)}", json.dumps(record).encode())
         return api_key, expires_at, user
 
-    async def change_password(self, name: str, password: str, new: str) -> None:
-        await self.login(name, password, new)  # checks the old one, sets the new one, revokes keys
+    async def change_password(self, name: str, password: str, new: str, source: str = "") -> None:
+        await self.login(name, password, new, source)  # checks the old one, sets the new one, revokes keys
         await self.revoke_keys(name)
 
     async def authenticate(self, api_key: str | None) -> Session:
@@ -261,7 +315,56 @@ class Auth:
         user_entry = await self.store.get(f"users/{record['user']}")
         if user_entry is None:
             raise Unauthenticated("the user of this API key no longer exists")
+        await self._used(digest, record, entry.revision)
         return Session(User.decode(user_entry.value), digest, record["expires_at"])
+
+    async def _used(self, digest: str, record: dict[str, Any], revision: int) -> None:
+        """Note the key's last use, at most once a minute (a write per call would cost every call)."""
+        last = record.get("last_used", 0.0)
+        if time.time() - last < LAST_USED_EVERY:
+            return
+        record = dict(record, last_used=time.time(), last_used_at=now())
+        try:
+            await self.store.update(f"apikeys/{digest}", json.dumps(record).encode(), revision)
+        except RevisionMismatch:
+            pass  # another call noted it meanwhile, or the key went: nothing to note
+
+    # ------------------------------------------------------------ API keys, as their owners see them
+    async def list_keys(self, session: Session) -> list[dict[str, Any]]:
+        """The caller's keys; an admin's: everyone's.  Never a key itself: its id, user and times."""
+        keys = []
+        for entry in await self.store.list("apikeys/"):
+            try:
+                record = json.loads(entry.value)
+            except ValueError:
+                continue
+            if record.get("user") != session.user.name and not session.user.admin:
+                continue
+            digest = entry.key.rsplit("/", 1)[1]
+            keys.append({"id": digest[:KEY_ID_LENGTH], "user": record.get("user", ""),
+                         "created_at": record.get("created_at", ""), "last_used_at": record.get("last_used_at", ""),
+                         "expires_at": float(record.get("expires_at", 0)), "current": digest == session.key_digest})
+        return sorted(keys, key=lambda k: (k["user"], k["created_at"], k["id"]))
+
+    async def delete_key(self, session: Session, key_id: str) -> str:
+        """Revoke one key by its id (yours; an admin: anyone's).  Returns its user."""
+        if not isinstance(key_id, str) or len(key_id) < 8 or any(c not in "0123456789abcdef" for c in key_id):
+            raise InvalidArgument(f"{key_id!r} is not an API key id (as gateway get apikeys shows it)")
+        matches = []
+        for entry in await self.store.list("apikeys/"):
+            if entry.key.rsplit("/", 1)[1].startswith(key_id):
+                try:
+                    matches.append((entry, json.loads(entry.value)))
+                except ValueError:
+                    continue
+        visible = [(e, r) for e, r in matches if session.user.admin or r.get("user") == session.user.name]
+        if not visible:
+            raise NotFound(f"API key {key_id} not found")
+        if len(visible) > 1:
+            raise InvalidArgument(f"API key id {key_id} is ambiguous: give more of it")
+        entry, record = visible[0]
+        await self.store.delete(entry.key)
+        return record.get("user", "")
 
     async def logout(self, session: Session) -> None:
         await self.store.delete(f"apikeys/{session.key_digest}")
@@ -278,3 +381,7 @@ class Auth:
     def require_admin(session: Session) -> None:
         if not session.user.admin:
             raise PermissionDenied(f"{session.user.name} is not an admin: user management needs an admin")
+
+    async def lock_of(self, name: str) -> str:
+        """Until when `name` may not log in (ISO time), or ""."""
+        return await self.throttle.locked_until(name)

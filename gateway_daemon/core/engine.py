@@ -17,12 +17,14 @@ from .resources import Resource, check_name, now
 from .runners import RUNNERS_PREFIX, RunnerInfo
 from .runs import OutputLine, Run, RunEvent
 from .jobs import Executor
+from .policy import check_service_scope, current_grant, service_visible
 from .scheduler import Limits, Scheduler
 from .secrets import CHECK_KEY, Secret, SecretBox, check_value
 from .services import SecretRef, Service
 
 if TYPE_CHECKING:
-    from .api import Identity, Login, UserInfo
+    from .api import ApiKeyInfo, Identity, Login, UserInfo
+    from .audit import AuditEvent, AuditTrail
     from .transfer import ImportReport
 
 KINDS: dict[str, type[Resource]] = {cls.KIND: cls for cls in (Repository, Decorator, Service, Secret)}
@@ -69,6 +71,7 @@ class Engine:
         self.disabled_types = disabled_types
         self.scheduler = Scheduler(self, limits, executor, recover_first, disabled_types)
         self._decoded: dict[str, tuple[int, Resource]] = {}  # store key -> (revision, resource)
+        self.audit: "AuditTrail | None" = None  # the server's audit trail (core.audit); local mode keeps none
 
     async def info(self) -> EngineInfo:
         return self._info
@@ -177,15 +180,43 @@ class Engine:
     async def create(self, resource: Resource) -> Resource:
         if isinstance(resource, Secret):
             raise InvalidArgument("secrets are created with create_secret (they need a value)")
+        if isinstance(resource, Service):
+            check_service_scope(resource.name, resource.tags)
         resource = dataclasses.replace(resource, created_at=now(), updated_at=now())
         return await self._insert(resource)
 
     async def get(self, kind: str, name: str) -> Resource:
-        resource, _ = await self._load(kind, name)
+        resource, _ = await self._load_visible(kind, name)
         return self._public(resource)
 
     async def list(self, kind: str) -> list[Resource]:
-        return [self._public(r) for r in await self._load_all(kind)]
+        return [self._public(r) for r in await self._load_all(kind) if self._visible(r)]
+
+    # ---- roles (issue 14): a caller scoped to service tags sees only those services and their runs (core.policy)
+    @staticmethod
+    def _visible(resource: Resource) -> bool:
+        return not isinstance(resource, Service) or service_visible(resource.tags)
+
+    async def _load_visible(self, kind: str, name: str) -> tuple[Resource, int]:
+        """As _load; a service outside the caller's scope is not found."""
+        resource, revision = await self._load(kind, name)
+        if not self._visible(resource):
+            raise NotFound(f"{kind} {name!r} not found")
+        return resource, revision
+
+    async def _visible_services(self) -> set[str] | None:
+        """The names of the services the caller may see; None: every one (no scope)."""
+        grant = current_grant()
+        if grant is None or not grant.scope or grant.role == "admin":
+            return None
+        return {r.name for r in await self._load_all("service") if self._visible(r)}
+
+    async def _check_run_visible(self, run: Run) -> Run:
+        visible = await self._visible_services()
+        if visible is not None and run.service not in visible:
+            raise NotFound(f"run {run.id!r} not found")
+        return run
+    # ---- end roles
 
     async def update(self, kind: str, name: str, changes: dict[str, Any]) -> Resource:
         cls = resource_class(kind)
@@ -199,12 +230,15 @@ class Engine:
         def apply(resource: Resource) -> None:
             for field, value in changes.items():
                 setattr(resource, field, value)
+            if isinstance(resource, Service):
+                check_service_scope(name, resource.tags)
 
+        await self._load_visible(kind, name)
         return await self._modify(kind, name, apply)
 
     async def delete(self, kind: str, name: str) -> None:
         cls = resource_class(kind)
-        await self._load(kind, name)
+        await self._load_visible(kind, name)
         users = await self._users_of(kind, name)
         if users:
             raise FailedPrecondition(f"{kind} {name!r} is in use by {', '.join(users)}; change or delete those first")
@@ -263,8 +297,11 @@ class Engine:
                           started_by: str | None = None) -> AsyncIterator[RunEvent]:
         """Start a run and follow it: a status event first (queued, with the run id), output as it comes,
         and a final status event. Leaving the iteration early does not stop the run."""
+        await self._load_visible("service", name)
         with store_errors():
             run, queue = await self.scheduler.start(name, inputs or {}, secrets or [], timeout, started_by)
+        if self.audit is not None:
+            await self.audit.record("run", f"service/{name}", "started", f"run {run.id}", inputs=run.inputs)
         yield RunEvent("status", run=run)
         while True:
             event = await queue.get()
@@ -274,22 +311,30 @@ class Engine:
 
     async def cancel_run(self, run_id: str) -> Run:
         with store_errors():
+            await self._check_run_visible(await self.scheduler.get(run_id))
             return await self.scheduler.cancel(run_id)
 
     async def get_run(self, run_id: str) -> Run:
         with store_errors():
-            return await self.scheduler.get(run_id)
+            return await self._check_run_visible(await self.scheduler.get(run_id))
 
     async def list_runs(self, service: str | None = None, status: str | None = None, limit: int = 100,
                         runner: str | None = None) -> list[Run]:
         with store_errors():
-            return await self.scheduler.list(service, status, limit, runner)
+            visible = await self._visible_services()
+            if visible is None:
+                return await self.scheduler.list(service, status, limit, runner)
+            runs = [r for r in await self.scheduler.list(service, status, 0, runner) if r.service in visible]
+            return runs[:limit] if limit else runs
 
     async def run_output(self, run_id: str) -> list[OutputLine]:
         with store_errors():
+            await self._check_run_visible(await self.scheduler.get(run_id))
             return await self.scheduler.output(run_id)
 
     async def follow_run(self, run_id: str) -> AsyncIterator[RunEvent]:
+        if await self._visible_services() is not None:
+            await self._check_run_visible(await self.scheduler.get(run_id))
         async for event in self.scheduler.follow(run_id):
             yield event
 
@@ -323,7 +368,7 @@ class Engine:
             user = getpass.getuser()
         except (KeyError, OSError):  # no login name in the environment and no passwd entry
             user = "unknown"
-        return Identity(username=user, admin=True, expires_at=0.0)
+        return Identity(username=user, admin=True, expires_at=0.0, role="admin")
 
     def _no_login(self) -> FailedPrecondition:
         return FailedPrecondition(f"login is for client mode (this configuration is mode = {self._info.mode}); "
@@ -344,11 +389,27 @@ class Engine:
     async def get_user(self, name: str) -> "UserInfo":
         raise FailedPrecondition(NO_USERS)
 
-    async def create_user(self, name: str, password: str, admin: bool = False, temporary: bool = False) -> "UserInfo":
+    async def create_user(self, name: str, password: str, admin: bool = False, temporary: bool = False,
+                          role: str = "", scope: tuple[str, ...] = ()) -> "UserInfo":
         raise FailedPrecondition(NO_USERS)
 
-    async def update_user(self, name: str, admin: bool | None = None, password: str | None = None) -> "UserInfo":
+    async def update_user(self, name: str, admin: bool | None = None, password: str | None = None,
+                          role: str | None = None, scope: tuple[str, ...] | None = None,
+                          unlock: bool = False) -> "UserInfo":
         raise FailedPrecondition(NO_USERS)
 
     async def delete_user(self, name: str) -> None:
         raise FailedPrecondition(NO_USERS)
+
+    # ---- the audit trail and API keys (issue 14): a server keeps them; local mode has neither
+    async def list_audit(self, user: str = "", action: str = "", since: str = "",
+                         limit: int = 0) -> list["AuditEvent"]:
+        raise FailedPrecondition("the audit trail is kept by a server: in local mode there is none "
+                                 "(set mode = client and log in)")
+
+    async def list_apikeys(self) -> list["ApiKeyInfo"]:
+        raise FailedPrecondition(NO_USERS.replace("user management", "API keys"))
+
+    async def delete_apikey(self, key_id: str) -> None:
+        raise FailedPrecondition(NO_USERS.replace("user management", "API keys"))
+    # ---- end audit trail and API keys

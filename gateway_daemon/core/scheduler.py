@@ -295,6 +295,11 @@ class Scheduler:
             for key, value in dict(final, ended_at=time.time()).items():
                 setattr(active.run, key, value)
             active.ended = True
+            audit = getattr(self.engine, "audit", None)  # roles and audit (issue 14): the run's end, by its starter
+            if audit is not None:
+                with contextlib.suppress(Exception):
+                    await audit.record("run.end", f"service/{active.run.service}", str(active.run.status),
+                                       f"run {active.run.id}" + (f": {active.run.reason}" if active.run.reason else ""))
             try:
                 stored = await sink.finish() and await self._save(active)
                 if not stored and not stopping:  # a result is reported only once the store holds it

@@ -15,7 +15,8 @@ from typing import Any, AsyncIterator, Callable
 import grpc
 from google.protobuf import field_mask_pb2
 
-from ..core.api import Identity, Login, UserInfo
+from ..core.api import ApiKeyInfo, Identity, Login, UserInfo
+from ..core.audit import AuditEvent
 from ..core.engine import EngineInfo
 from ..core.errors import GatewayError, InvalidArgument
 from ..core.resources import Resource
@@ -26,7 +27,7 @@ from ..core.services import SecretRef
 from ..core.transfer import ImportReport
 from . import convert
 from .errors import error_from_rpc
-from .gen import (auth_pb2, auth_pb2_grpc, common_pb2, common_pb2_grpc, decorators_pb2, decorators_pb2_grpc,
+from .gen import (audit_pb2, audit_pb2_grpc, auth_pb2, auth_pb2_grpc, common_pb2, common_pb2_grpc, decorators_pb2, decorators_pb2_grpc,
                   repositories_pb2, repositories_pb2_grpc, runner_pb2_grpc, runs_pb2, runs_pb2_grpc, secrets_pb2,
                   secrets_pb2_grpc, services_pb2, services_pb2_grpc, users_pb2, users_pb2_grpc)
 
@@ -95,6 +96,7 @@ class Stubs:
         self.auth = auth_pb2_grpc.AuthServiceStub(channel)
         self.users = users_pb2_grpc.UserServiceStub(channel)
         self.runners = runner_pb2_grpc.RunnerServiceStub(channel)
+        self.audit = audit_pb2_grpc.AuditServiceStub(channel)
         r, d, s, x = self.repositories, self.decorators, self.services, self.secrets
         self.kinds = {
             "repository": KindStubs(r.GetRepository, r.ListRepositories, r.DeleteRepository, r.CreateRepository,
@@ -313,17 +315,36 @@ class RemoteGateway:
         reply = await self._call(lambda s: s.users.GetUser, common_pb2.NameRequest(name=name))
         return convert.user_from_message(reply)
 
-    async def create_user(self, name: str, password: str, admin: bool = False, temporary: bool = False) -> UserInfo:
+    async def create_user(self, name: str, password: str, admin: bool = False, temporary: bool = False,
+                          role: str = "", scope: tuple[str, ...] = ()) -> UserInfo:
         reply = await self._call(lambda s: s.users.CreateUser, users_pb2.CreateUserRequest(
-            name=name, password=password, admin=admin, temporary=temporary))
+            name=name, password=password, admin=admin, temporary=temporary, role=role, scope=list(scope)))
         return convert.user_from_message(reply)
 
-    async def update_user(self, name: str, admin: bool | None = None, password: str | None = None) -> UserInfo:
-        reply = await self._call(lambda s: s.users.UpdateUser, convert.user_update_request(name, admin, password))
+    async def update_user(self, name: str, admin: bool | None = None, password: str | None = None,
+                          role: str | None = None, scope: tuple[str, ...] | None = None,
+                          unlock: bool = False) -> UserInfo:
+        reply = await self._call(lambda s: s.users.UpdateUser,
+                                 convert.user_update_request(name, admin, password, role, scope, unlock))
         return convert.user_from_message(reply)
 
     async def delete_user(self, name: str) -> None:
         await self._call(lambda s: s.users.DeleteUser, common_pb2.NameRequest(name=name))
+
+    # ---- the audit trail and API keys (issue 14)
+    async def list_audit(self, user: str = "", action: str = "", since: str = "",
+                         limit: int = 0) -> list[AuditEvent]:
+        reply = await self._call(lambda s: s.audit.ListAudit, audit_pb2.ListAuditRequest(
+            user=user, action=action, since=since, limit=limit))
+        return [convert.audit_from_message(item) for item in reply.items]
+
+    async def list_apikeys(self) -> list[ApiKeyInfo]:
+        reply = await self._call(lambda s: s.auth.ListApiKeys, common_pb2.Empty())
+        return [convert.apikey_from_message(item) for item in reply.items]
+
+    async def delete_apikey(self, key_id: str) -> None:
+        await self._call(lambda s: s.auth.DeleteApiKey, auth_pb2.ApiKeyRequest(id=key_id))
+    # ---- end audit trail and API keys
 
     async def close(self) -> None:
         await self.connection.close()

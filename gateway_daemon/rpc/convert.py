@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from ..cluster.intake import ExecEvent
-from ..core.api import Identity, Login, UserInfo
+from ..core.api import ApiKeyInfo, Identity, Login, UserInfo
+from ..core.audit import AuditEvent
 from ..core.decorators import MAX_SCHEMA_BYTES, Decorator
 from ..core.engine import EngineInfo
 from ..core.jobs import Job
@@ -17,7 +18,7 @@ from ..core.runners import RunnerInfo
 from ..core.runs import OutputLine, Run, RunEvent
 from ..core.secrets import Secret
 from ..core.services import SecretRef, Service
-from .gen import (auth_pb2, common_pb2, decorators_pb2, repositories_pb2, runner_pb2, runs_pb2, secrets_pb2,
+from .gen import (audit_pb2, auth_pb2, common_pb2, decorators_pb2, repositories_pb2, runner_pb2, runs_pb2, secrets_pb2,
                   services_pb2, users_pb2)
 
 MESSAGES = {
@@ -264,32 +265,58 @@ def info_from_message(message: common_pb2.Info, where: str) -> EngineInfo:
                       cluster_id=message.cluster_id)
 
 
-def user_message(user) -> users_pb2.User:
-    return _to_message(user.public(), users_pb2.User)
+def user_message(user, locked_until: str = "") -> users_pb2.User:
+    return _to_message({**user.public(), "locked_until": locked_until}, users_pb2.User)
 
 
 def user_from_message(message: users_pb2.User) -> UserInfo:
     return UserInfo(name=message.name, admin=message.admin, created_at=message.created_at,
-                    last_login_at=message.last_login_at, must_change_password=message.must_change_password)
+                    last_login_at=message.last_login_at, must_change_password=message.must_change_password,
+                    role=message.role or ("admin" if message.admin else ""), scope=tuple(message.scope),
+                    locked_until=message.locked_until)
 
 
-def user_update_request(name: str, admin: bool | None, password: str | None) -> users_pb2.UpdateUserRequest:
-    """Only what changes: an unset admin or password is left as it is."""
-    request = users_pb2.UpdateUserRequest(name=name)
+def user_update_request(name: str, admin: bool | None, password: str | None, role: str | None = None,
+                        scope: tuple[str, ...] | None = None, unlock: bool = False) -> users_pb2.UpdateUserRequest:
+    """Only what changes: an unset admin, password, role or scope is left as it is."""
+    request = users_pb2.UpdateUserRequest(name=name, unlock=unlock)
     if admin is not None:
         request.admin = admin
     if password is not None:
         request.password = password
+    if role is not None:
+        request.role = role
+    if scope is not None:
+        request.set_scope = True
+        request.scope.extend(scope)
     return request
 
 
 def identity_from_message(message: auth_pb2.WhoAmIReply) -> Identity:
-    return Identity(username=message.username, admin=message.admin, expires_at=message.expires_at)
+    return Identity(username=message.username, admin=message.admin, expires_at=message.expires_at,
+                    role=message.role or ("admin" if message.admin else ""), scope=tuple(message.scope))
 
 
 def login_from_message(message: auth_pb2.LoginReply) -> Login:
     return Login(api_key=message.api_key, username=message.username, admin=message.admin,
-                 expires_at=message.expires_at)
+                 expires_at=message.expires_at, role=message.role or ("admin" if message.admin else ""))
+
+
+def apikey_from_message(message: auth_pb2.ApiKey) -> ApiKeyInfo:
+    return ApiKeyInfo(id=message.id, user=message.user, created_at=message.created_at,
+                      last_used_at=message.last_used_at, expires_at=message.expires_at, current=message.current)
+
+
+def audit_message(event: AuditEvent) -> audit_pb2.AuditEvent:
+    return audit_pb2.AuditEvent(time=event.time, user=event.user, source=event.source, action=event.action,
+                                target=event.target, outcome=event.outcome, detail=event.detail,
+                                inputs_json=json.dumps(event.inputs) if event.inputs is not None else "")
+
+
+def audit_from_message(message: audit_pb2.AuditEvent) -> AuditEvent:
+    inputs = json_field(message.inputs_json, "audit inputs", None) if message.inputs_json else None
+    return AuditEvent(time=message.time, user=message.user, source=message.source, action=message.action,
+                      target=message.target, outcome=message.outcome, detail=message.detail, inputs=inputs)
 
 
 # ------------------------------------------------------------ jobs (server -> runner)

@@ -5,14 +5,19 @@
      table does not name is refused;
   2. admits the caller from the call's metadata alone, through a `Gate`
      (users and API keys on the server, the cluster's token on a runner),
-     before a byte of the request is read: a refused call is answered with a
-     handler that never reads its request, so an unauthenticated caller's
-     big message costs the server no memory;
-  3. hands the admitted Session to the servicer through `current_session()`;
+     and asks core/policy.py whether the user's role allows the method's
+     action, before a byte of the request is read: a refused call is
+     answered with a handler that never reads its request, so an
+     unauthenticated caller's big message costs the server no memory;
+  3. hands the admitted Session to the servicer through `current_session()`,
+     and the caller's role, scope and address to core (core.policy's grant,
+     core.audit's actor);
   4. turns a request that does not parse into INVALID_ARGUMENT with one log
      line (grpc.aio alone answers UNKNOWN and logs a traceback per message);
   5. ends a failed call through the one error mapper (rpc/errors.py), so
-     servicers just raise domain errors.
+     servicers just raise domain errors;
+  6. with an audit trail, records the calls rpc/policy.py's AUDITED names,
+     and every refusal, with how they ended (core/audit.py).
 """
 
 from __future__ import annotations
@@ -20,15 +25,18 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import inspect
+import json
 import logging
 from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
 import grpc
 
+from ..core import policy as roles
+from ..core.audit import Actor, AuditTrail, acting, mask_values, peer_address
 from ..core.auth import Auth, Session
-from ..core.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from ..core.errors import GatewayError, InvalidArgument, PermissionDenied, Unauthenticated
 from . import errors
-from .policy import ADMIN, PUBLIC, USER, Access, access_for
+from .policy import AUDITED, AUDITED_ON_FAILURE, CLUSTER, PUBLIC, Access, Rule, access_for
 
 log = logging.getLogger("gateway.rpc")
 
@@ -52,8 +60,9 @@ def bearer(metadata) -> str | None:
 
 
 class Gate(Protocol):
-    async def admit(self, access: Access, method: str, key: str | None) -> Session | None:
-        """The caller's session (None where the access needs no user), or a domain error refusing the call."""
+    async def admit(self, access: Rule, method: str, key: str | None) -> Session | None:
+        """The caller's session (None where the access needs no user), or a domain error refusing the call.
+        Whether the session's role allows the action is the interceptor's question (core/policy.py)."""
 
 
 class UserGate:
@@ -62,15 +71,53 @@ class UserGate:
     def __init__(self, auth: Auth):
         self.auth = auth
 
-    async def admit(self, access: Access, method: str, key: str | None) -> Session | None:
+    async def admit(self, access: Rule, method: str, key: str | None) -> Session | None:
         if access is PUBLIC:
             return None
-        if access is USER or access is ADMIN:
-            session = await self.auth.authenticate(key)
-            if access is ADMIN:
-                self.auth.require_admin(session)
-            return session
+        if isinstance(access, roles.Action):
+            return await self.auth.authenticate(key)
         raise PermissionDenied(f"{method} is not served to users")
+
+
+def grant_of(session: Session | None) -> roles.Grant | None:
+    if session is None:
+        return None
+    return roles.Grant(session.user.name, session.user.role, tuple(session.user.scope))
+
+
+def _target(kind: str, request: Any) -> str:
+    """kind/name of what a request is about: its name or id, or the name of the resource it carries."""
+    if request is None or isinstance(request, Malformed):
+        return kind
+    for field in ("name", "id", "username"):
+        value = getattr(request, field, None)
+        if isinstance(value, str) and value:
+            return f"{kind}/{value}"
+    for field in ("repository", "decorator", "service", "secret"):
+        inner = getattr(request, field, None)
+        value = getattr(inner, "name", None)
+        if isinstance(value, str) and value:
+            return f"{kind}/{value}"
+    return kind
+
+
+def _inputs(text: str) -> Any:
+    try:
+        return json.loads(text) if text else {}
+    except ValueError:
+        return text
+
+
+def _outcome(exc: BaseException | None) -> tuple[str, str]:
+    if exc is None:
+        return "ok", ""
+    if isinstance(exc, PermissionDenied):
+        return "refused", str(exc)
+    if isinstance(exc, GatewayError):
+        return "failed", str(exc)
+    if isinstance(exc, grpc.aio.AbortError):
+        return "failed", "aborted"
+    return "failed", "internal error"
 
 
 class Malformed:
@@ -99,10 +146,12 @@ def _ignore(raw: bytes) -> None:
 
 
 class AccessInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, gate: Gate, table: dict[str, Access] | None = None, who: str = "server"):
+    def __init__(self, gate: Gate, table: dict[str, Rule] | None = None, who: str = "server",
+                 audit: AuditTrail | None = None):
         self.gate = gate
         self.table = table
         self.who = who  # "server" or "runner", in the message of an internal error
+        self.audit = audit
         self._unlisted: set[str] = set()
 
     async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
@@ -118,18 +167,51 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
                 log.error("%s has no line in the access policy table (rpc/policy.py): every call to it is refused",
                           method)
             return self._refusal(handler, method, PermissionDenied(f"{method} is open to no one"))
+        session = None
         try:
             session = await self.gate.admit(access, method, bearer(handler_call_details.invocation_metadata))
+            if session is not None and isinstance(access, roles.Action):
+                roles.check(grant_of(session), access)
         except Exception as exc:  # noqa: BLE001 - a domain error refuses the call; the mapper logs the rest
-            return self._refusal(handler, method, exc)
+            return self._refusal(handler, method, exc, session)
         return self._admitted(handler, method, session)
 
+    # ------------------------------------------------------------ the audit trail
+    async def _record(self, method: str, session: Session | None, context, request: Any,
+                      exc: BaseException | None, refused: bool = False) -> None:
+        """One event for an audited call, or for any refusal."""
+        if self.audit is None:
+            return
+        audited = AUDITED.get(method)
+        if audited is None and not (refused or isinstance(exc, PermissionDenied)):
+            return
+        if exc is None and method in AUDITED_ON_FAILURE:
+            return
+        word, kind = audited or (method.rsplit("/", 1)[-1], "")
+        outcome, detail = _outcome(exc)
+        if word == "run" and exc is not None and request is not None and not isinstance(request, Malformed):
+            detail = mask_values(detail, _inputs(getattr(request, "inputs_json", "")))  # an error may quote one
+        user = session.user.name if session is not None else ""
+        if not user and word == "login" and request is not None and not isinstance(request, Malformed):
+            user = getattr(request, "username", "") or ""
+        target = _target(kind, request) if kind else method
+        if word == "login":
+            target = f"user/{user}" if user else "user"
+        elif word in ("logout", "password") and user:
+            target = f"user/{user}"
+        try:
+            await self.audit.record(word, target, outcome, detail, actor=Actor(user, peer_address(context.peer())))
+        except Exception:  # noqa: BLE001 - the trail must never fail the call
+            log.exception("cannot record the audit event of %s", method)
+
     # ------------------------------------------------------------ the handlers the server gets instead
-    def _refusal(self, handler, method: str, exc: BaseException):
+    def _refusal(self, handler, method: str, exc: BaseException, session: Session | None = None):
         """A handler that ends the call with `exc` without reading its request: it has the shape of a request
         stream, which grpc.aio reads only when the handler asks, so a refused caller's message (up to the
         server's receive limit) is never taken into memory."""
         async def refuse(requests, context):
+            if isinstance(exc, PermissionDenied):
+                await self._record(method, session, context, None, exc, refused=True)
             await errors.abort(context, exc, method, self.who)
         if handler.response_streaming:
             make = grpc.stream_stream_rpc_method_handler
@@ -140,6 +222,8 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
     def _admitted(self, handler, method: str, session: Session | None):
         behavior = _behavior(handler)
         who = self.who
+        grant = grant_of(session)
+        record = self._record
 
         def check(request, context) -> None:
             if isinstance(request, Malformed):
@@ -158,12 +242,15 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
         if inspect.isasyncgenfunction(behavior):
             async def stream(request, context) -> AsyncIterator[Any]:
                 token = _session.set(session)
+                actor = Actor(session.user.name if session else "", peer_address(context.peer()))
                 try:
-                    async for reply in behavior(prepare(request, context), context):
-                        yield reply
+                    with roles.acting_as(grant), acting(actor):
+                        async for reply in behavior(prepare(request, context), context):
+                            yield reply
                 except grpc.aio.AbortError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - every failure becomes a status
+                    await record(method, session, context, None if handler.request_streaming else request, exc)
                     await errors.abort(context, exc, method, who)
                 finally:
                     with contextlib.suppress(ValueError):  # closed from another context: nothing to put back
@@ -172,12 +259,18 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
 
         async def call(request, context):
             token = _session.set(session)
+            actor = Actor(session.user.name if session else "", peer_address(context.peer()))
+            seen = None if handler.request_streaming else request
             try:
-                result = behavior(prepare(request, context), context)
-                return await result if inspect.isawaitable(result) else result
+                with roles.acting_as(grant), acting(actor):
+                    result = behavior(prepare(request, context), context)
+                    reply = await result if inspect.isawaitable(result) else result
+                await record(method, session, context, seen, None)
+                return reply
             except grpc.aio.AbortError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure becomes a status
+                await record(method, session, context, seen, exc)
                 await errors.abort(context, exc, method, who)
             finally:
                 _session.reset(token)

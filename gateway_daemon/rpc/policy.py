@@ -1,78 +1,87 @@
-"""Who may call what: one table, gRPC full method name -> the access it needs.
+"""Which call is which action: one table, gRPC full method name -> what the call does.
 
 The interceptor (rpc/interceptor.py) looks every incoming call up here before
-the servicer sees it; a method missing from the table is refused, so a new rpc
-in protos/ stays closed until it is given a line.  tests/test_rpc_policy.py
+the servicer sees it, and asks core/policy.py whether the caller's role allows
+the action; a method missing from the table is refused, so a new rpc in
+protos/ stays closed until it is given a line.  tests/test_rpc_policy.py
 checks that every method of every service the server and the runner register
-has one.  Roles (issue 14) grow `Access`.
+has one.  `audited` names the methods whose every call is an event of the
+audit trail (core/audit.py) with its action word.
 """
 
 from __future__ import annotations
 
 import enum
 
+from ..core.policy import Action
+
 
 class Access(enum.Enum):
-    """What a caller must show to call a method."""
+    """Calls that need no user's role."""
 
     PUBLIC = "public"    # nothing: logging in, changing a password, health, reflection
-    USER = "user"        # the API key of any user
-    ADMIN = "admin"      # the API key of an admin
     CLUSTER = "cluster"  # the cluster's runner token: a server of this cluster calling a runner
 
 
-PUBLIC, USER, ADMIN, CLUSTER = Access.PUBLIC, Access.USER, Access.ADMIN, Access.CLUSTER
+PUBLIC, CLUSTER = Access.PUBLIC, Access.CLUSTER
+SELF, READ, WRITE, RUN = Action.SELF, Action.READ, Action.WRITE, Action.RUN
+REVEAL, EXPORT, IMPORT, USERS, AUDIT = Action.REVEAL, Action.EXPORT, Action.IMPORT, Action.USERS, Action.AUDIT
+Rule = Access | Action
 
-POLICY: dict[str, Access] = {
+POLICY: dict[str, Rule] = {
     "/gateway.v1.AuthService/Login": PUBLIC,
     "/gateway.v1.AuthService/ChangePassword": PUBLIC,
-    "/gateway.v1.AuthService/Logout": USER,
-    "/gateway.v1.AuthService/WhoAmI": USER,
+    "/gateway.v1.AuthService/Logout": SELF,
+    "/gateway.v1.AuthService/WhoAmI": SELF,
+    "/gateway.v1.AuthService/ListApiKeys": SELF,    # yours; an admin's: all (core/auth.py)
+    "/gateway.v1.AuthService/DeleteApiKey": SELF,   # yours; an admin: any
 
-    "/gateway.v1.UserService/CreateUser": ADMIN,
-    "/gateway.v1.UserService/ListUsers": ADMIN,
-    "/gateway.v1.UserService/GetUser": ADMIN,
-    "/gateway.v1.UserService/UpdateUser": ADMIN,
-    "/gateway.v1.UserService/DeleteUser": ADMIN,
+    "/gateway.v1.UserService/CreateUser": USERS,
+    "/gateway.v1.UserService/ListUsers": USERS,
+    "/gateway.v1.UserService/GetUser": USERS,
+    "/gateway.v1.UserService/UpdateUser": USERS,
+    "/gateway.v1.UserService/DeleteUser": USERS,
 
-    "/gateway.v1.RepositoryService/CreateRepository": USER,
-    "/gateway.v1.RepositoryService/GetRepository": USER,
-    "/gateway.v1.RepositoryService/ListRepositories": USER,
-    "/gateway.v1.RepositoryService/UpdateRepository": USER,
-    "/gateway.v1.RepositoryService/DeleteRepository": USER,
+    "/gateway.v1.AuditService/ListAudit": AUDIT,
 
-    "/gateway.v1.DecoratorService/CreateDecorator": USER,
-    "/gateway.v1.DecoratorService/GetDecorator": USER,
-    "/gateway.v1.DecoratorService/ListDecorators": USER,
-    "/gateway.v1.DecoratorService/UpdateDecorator": USER,
-    "/gateway.v1.DecoratorService/DeleteDecorator": USER,
+    "/gateway.v1.RepositoryService/CreateRepository": WRITE,
+    "/gateway.v1.RepositoryService/GetRepository": READ,
+    "/gateway.v1.RepositoryService/ListRepositories": READ,
+    "/gateway.v1.RepositoryService/UpdateRepository": WRITE,
+    "/gateway.v1.RepositoryService/DeleteRepository": WRITE,
 
-    "/gateway.v1.ServiceService/CreateService": USER,
-    "/gateway.v1.ServiceService/GetService": USER,
-    "/gateway.v1.ServiceService/ListServices": USER,
-    "/gateway.v1.ServiceService/UpdateService": USER,
-    "/gateway.v1.ServiceService/DeleteService": USER,
+    "/gateway.v1.DecoratorService/CreateDecorator": WRITE,
+    "/gateway.v1.DecoratorService/GetDecorator": READ,
+    "/gateway.v1.DecoratorService/ListDecorators": READ,
+    "/gateway.v1.DecoratorService/UpdateDecorator": WRITE,
+    "/gateway.v1.DecoratorService/DeleteDecorator": WRITE,
 
-    "/gateway.v1.SecretService/CreateSecret": USER,
-    "/gateway.v1.SecretService/GetSecret": USER,
-    "/gateway.v1.SecretService/ListSecrets": USER,
-    "/gateway.v1.SecretService/UpdateSecret": USER,
-    "/gateway.v1.SecretService/DeleteSecret": USER,
-    "/gateway.v1.SecretService/RevealSecret": USER,
+    "/gateway.v1.ServiceService/CreateService": WRITE,
+    "/gateway.v1.ServiceService/GetService": READ,
+    "/gateway.v1.ServiceService/ListServices": READ,
+    "/gateway.v1.ServiceService/UpdateService": WRITE,
+    "/gateway.v1.ServiceService/DeleteService": WRITE,
 
-    "/gateway.v1.RunService/RunService": USER,
-    "/gateway.v1.RunService/CancelRun": USER,
-    "/gateway.v1.RunService/GetRun": USER,
-    "/gateway.v1.RunService/ListRuns": USER,
-    "/gateway.v1.RunService/GetRunOutput": USER,
-    "/gateway.v1.RunService/FollowRun": USER,
+    "/gateway.v1.SecretService/CreateSecret": WRITE,
+    "/gateway.v1.SecretService/GetSecret": READ,
+    "/gateway.v1.SecretService/ListSecrets": READ,
+    "/gateway.v1.SecretService/UpdateSecret": WRITE,
+    "/gateway.v1.SecretService/DeleteSecret": WRITE,
+    "/gateway.v1.SecretService/RevealSecret": REVEAL,
 
-    "/gateway.v1.InfoService/GetInfo": USER,
-    "/gateway.v1.InfoService/Watch": USER,
-    "/gateway.v1.InfoService/ExportDb": USER,
-    "/gateway.v1.InfoService/ImportDb": USER,
+    "/gateway.v1.RunService/RunService": RUN,
+    "/gateway.v1.RunService/CancelRun": RUN,
+    "/gateway.v1.RunService/GetRun": READ,
+    "/gateway.v1.RunService/ListRuns": READ,
+    "/gateway.v1.RunService/GetRunOutput": READ,
+    "/gateway.v1.RunService/FollowRun": READ,
 
-    "/gateway.v1.RunnerService/ListRunners": USER,
+    "/gateway.v1.InfoService/GetInfo": SELF,
+    "/gateway.v1.InfoService/Watch": READ,
+    "/gateway.v1.InfoService/ExportDb": EXPORT,
+    "/gateway.v1.InfoService/ImportDb": IMPORT,
+
+    "/gateway.v1.RunnerService/ListRunners": READ,
 
     # served by runners, called by servers
     "/gateway.v1.ExecutionService/Execute": CLUSTER,
@@ -85,7 +94,30 @@ POLICY: dict[str, Access] = {
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": PUBLIC,
 }
 
+# The audit trail: method -> (action word, kind of its target).  Runs' starts and ends are recorded by the
+# engine (with their masked inputs); a run call that fails before it starts is recorded here.
+AUDITED: dict[str, tuple[str, str]] = {
+    "/gateway.v1.AuthService/Login": ("login", "user"),
+    "/gateway.v1.AuthService/ChangePassword": ("password", "user"),
+    "/gateway.v1.AuthService/Logout": ("logout", "user"),
+    "/gateway.v1.AuthService/DeleteApiKey": ("delete", "apikey"),
+    "/gateway.v1.UserService/CreateUser": ("create", "user"),
+    "/gateway.v1.UserService/UpdateUser": ("edit", "user"),
+    "/gateway.v1.UserService/DeleteUser": ("delete", "user"),
+    "/gateway.v1.SecretService/RevealSecret": ("reveal", "secret"),
+    "/gateway.v1.InfoService/ExportDb": ("export", "database"),
+    "/gateway.v1.InfoService/ImportDb": ("import", "database"),
+    "/gateway.v1.RunService/RunService": ("run", "service"),
+    "/gateway.v1.RunService/CancelRun": ("cancel", "run"),
+    **{f"/gateway.v1.{service}Service/{verb}{kind.title()}": (word, kind)
+       for service, kind in (("Repository", "repository"), ("Decorator", "decorator"), ("Service", "service"),
+                             ("Secret", "secret"))
+       for verb, word in (("Create", "create"), ("Update", "edit"), ("Delete", "delete"))},
+}
+# Calls recorded only when they fail (their success is recorded elsewhere).
+AUDITED_ON_FAILURE = {"/gateway.v1.RunService/RunService"}
 
-def access_for(method: str, table: dict[str, Access] | None = None) -> Access | None:
-    """The access `method` (``/package.Service/Method``) needs; None for a method the table does not name."""
+
+def access_for(method: str, table: dict[str, Rule] | None = None) -> Rule | None:
+    """What `method` (``/package.Service/Method``) needs; None for a method the table does not name."""
     return (POLICY if table is None else table).get(method)

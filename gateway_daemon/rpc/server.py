@@ -25,12 +25,15 @@ from grpc_reflection.v1alpha import reflection
 from ..cluster.keycheck import check_secrets_key
 from ..cluster.owners import Keepers
 from ..config import Config
+from ..core.audit import AuditTrail, peer_address
 from ..core.auth import Auth
 from ..core.errors import FailedPrecondition, InvalidArgument, Unavailable
+from ..core.policy import parse_scope
+from ..core.throttle import LoginThrottle, ThrottleLimits
 from ..core.services import SecretRef
 from ..store import StoreError
 from . import convert
-from .gen import (auth_pb2, auth_pb2_grpc, common_pb2, common_pb2_grpc, decorators_pb2, decorators_pb2_grpc,
+from .gen import (audit_pb2, audit_pb2_grpc, auth_pb2, auth_pb2_grpc, common_pb2, common_pb2_grpc, decorators_pb2, decorators_pb2_grpc,
                   repositories_pb2, repositories_pb2_grpc, runner_pb2, runner_pb2_grpc, runs_pb2, runs_pb2_grpc, secrets_pb2, secrets_pb2_grpc,
                   services_pb2, services_pb2_grpc, users_pb2, users_pb2_grpc)
 from .interceptor import AccessInterceptor, UserGate, current_session
@@ -205,6 +208,12 @@ class InfoServicer(_Servicer, common_pb2_grpc.InfoServiceServicer):
                                       dry_run=report.dry_run)
 
 
+class AuditServicer(_Servicer, audit_pb2_grpc.AuditServiceServicer):
+    async def ListAudit(self, request, context):
+        events = await self.engine.audit.list(request.user, request.action, request.since, request.limit)
+        return audit_pb2.AuditList(items=[convert.audit_message(e) for e in events])
+
+
 class RunnerServicer(_Servicer, runner_pb2_grpc.RunnerServiceServicer):
     async def ListRunners(self, request, context):
         return runner_pb2.RunnerList(items=[convert.runner_message(r) for r in await self.engine.list_runners()])
@@ -212,9 +221,11 @@ class RunnerServicer(_Servicer, runner_pb2_grpc.RunnerServiceServicer):
 
 class AuthServicer(_Servicer, auth_pb2_grpc.AuthServiceServicer):
     async def Login(self, request, context):
-        key, expires_at, user = await self.core.auth.login(request.username, request.password, request.new_password)
+        key, expires_at, user = await self.core.auth.login(request.username, request.password, request.new_password,
+                                                           peer_address(context.peer()))
         log.info("user %s logged in", user.name)
-        return auth_pb2.LoginReply(api_key=key, expires_at=expires_at, username=user.name, admin=user.admin)
+        return auth_pb2.LoginReply(api_key=key, expires_at=expires_at, username=user.name, admin=user.admin,
+                                   role=user.role, scope=user.scope)
 
     async def Logout(self, request, context):
         await self.core.auth.logout(current_session())
@@ -223,30 +234,47 @@ class AuthServicer(_Servicer, auth_pb2_grpc.AuthServiceServicer):
     async def WhoAmI(self, request, context):
         session = current_session()
         return auth_pb2.WhoAmIReply(username=session.user.name, admin=session.user.admin,
-                                    expires_at=session.expires_at)
+                                    expires_at=session.expires_at, role=session.user.role, scope=session.user.scope)
 
     async def ChangePassword(self, request, context):
-        await self.core.auth.change_password(request.username, request.password, request.new_password)
+        await self.core.auth.change_password(request.username, request.password, request.new_password,
+                                             peer_address(context.peer()))
         log.info("user %s changed their password; their API keys are revoked", request.username)
+        return common_pb2.Empty()
+
+    async def ListApiKeys(self, request, context):
+        keys = await self.core.auth.list_keys(current_session())
+        return auth_pb2.ApiKeyList(items=[auth_pb2.ApiKey(**key) for key in keys])
+
+    async def DeleteApiKey(self, request, context):
+        user = await self.core.auth.delete_key(current_session(), request.id)
+        log.info("API key %s of %s revoked by %s", request.id, user, current_session().user.name)
         return common_pb2.Empty()
 
 
 class UserServicer(_Servicer, users_pb2_grpc.UserServiceServicer):
+    async def _message(self, user):
+        return convert.user_message(user, await self.core.auth.lock_of(user.name))
+
     async def CreateUser(self, request, context):
-        return convert.user_message(await self.core.auth.create_user(request.name, request.password, request.admin,
-                                                                          request.temporary))
+        return await self._message(await self.core.auth.create_user(
+            request.name, request.password, request.admin, request.temporary, request.role,
+            parse_scope(request.scope)))
 
     async def ListUsers(self, request, context):
-        return users_pb2.UserList(items=[convert.user_message(u) for u in await self.core.auth.list_users()])
+        return users_pb2.UserList(items=[await self._message(u) for u in await self.core.auth.list_users()])
 
     async def GetUser(self, request, context):
-        return convert.user_message(await self.core.auth.get_user(request.name))
+        return await self._message(await self.core.auth.get_user(request.name))
 
     async def UpdateUser(self, request, context):
         admin = request.admin if request.HasField("admin") else None
         password = request.password if request.HasField("password") else None
-        user = await self.core.auth.update_user(current_session().user, request.name, admin, password)
-        return convert.user_message(user)
+        role = request.role if request.HasField("role") else None
+        scope = parse_scope(request.scope) if request.set_scope else None
+        user = await self.core.auth.update_user(current_session().user, request.name, admin, password, role, scope,
+                                                request.unlock)
+        return await self._message(user)
 
     async def DeleteUser(self, request, context):
         await self.core.auth.delete_user(current_session().user, request.name)
@@ -263,6 +291,7 @@ SERVICES: list[tuple[Any, Callable, str]] = [
     (RunnerServicer, runner_pb2_grpc.add_RunnerServiceServicer_to_server, "RunnerService"),
     (AuthServicer, auth_pb2_grpc.add_AuthServiceServicer_to_server, "AuthService"),
     (UserServicer, users_pb2_grpc.add_UserServiceServicer_to_server, "UserService"),
+    (AuditServicer, audit_pb2_grpc.add_AuditServiceServicer_to_server, "AuditService"),
 ]
 
 
@@ -284,7 +313,8 @@ def server_credentials(config: Config, section: str = "server") -> grpc.ServerCr
 async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[[str], None] | None = None) -> None:
     """Serve until SIGTERM; `open_engine()` (bootstrap) gives the engine, opened inside the loop."""
     engine = open_engine()
-    auth = Auth(engine.store, config.get("server", "api_key_expiration"))
+    auth = Auth(engine.store, config.get("server", "api_key_expiration"), throttle_of(config, engine.store))
+    engine.audit = audit_trail_of(config, engine.store)
     try:
         temporary = await auth.ensure_admin()
         await check_secrets_key(engine)
@@ -305,7 +335,7 @@ async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[
     dispatcher = config.get("server", "distributed_execution")
     credentials = server_credentials(config)
     core = Core(engine, auth, credentials is not None)
-    server = grpc.aio.server(interceptors=[AccessInterceptor(UserGate(auth))],
+    server = grpc.aio.server(interceptors=[AccessInterceptor(UserGate(auth), audit=engine.audit)],
                              options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                                       ("grpc.max_send_message_length", MAX_MESSAGE),
                                       ("grpc.so_reuseport", 0)])
@@ -347,6 +377,28 @@ async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[
     await engine.close()
     await server.stop(5)
     log.info("stopped")
+
+
+# ---- roles, audit, logins (issue 14)
+def throttle_of(config: Config, store) -> LoginThrottle:
+    server = config["server"]
+    return LoginThrottle(store, ThrottleLimits(server.login_failures_per_user, server.login_failures_per_address,
+                                               float(server.login_lock_seconds),
+                                               float(server.login_lock_max_seconds)))
+
+
+def audit_trail_of(config: Config, store) -> AuditTrail:
+    """The trail in the store; with [log] file_enabled also audit.log beside gateway.log ([log] server_dir)."""
+    from pathlib import Path
+
+    from ..log_setup import log_file_path
+
+    age, count = config.get("audit", "retention")
+    file = None
+    if config.get("log", "file_enabled") and config.get("log", "level") != "DISABLED":
+        file = Path(log_file_path(config, daemon=True)).parent / "audit.log"
+    return AuditTrail(store, age, count, file)
+# ---- end roles, audit, logins
 
 
 def reap(engine) -> None:

@@ -120,6 +120,10 @@ async def _dispatch(config, args) -> int:
         from . import users
 
         handler = users.run
+    elif getattr(args, "kind", None) and kind_word(args.kind) in ("audit", "apikey"):  # issue 14
+        from . import apikeys, audit
+
+        handler = audit.run if kind_word(args.kind) == "audit" else apikeys.run
     api_key = None
     if config.mode == "client":
         from .session import stored_key

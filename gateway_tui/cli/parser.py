@@ -26,7 +26,10 @@ KIND_WORDS = {
     "run": "run", "runs": "run",
     "user": "user", "users": "user",
     "runner": "runner", "runners": "runner",
+    "audit": "audit",
+    "apikey": "apikey", "apikeys": "apikey", "api-key": "apikey", "api-keys": "apikey",
 }
+ROLE_CHOICES = ("admin", "editor", "operator", "viewer")  # core.policy.ROLES
 
 
 class UsageError(Exception):
@@ -93,8 +96,17 @@ def _service_flags(parser: argparse.ArgumentParser, create: bool) -> None:
     parser.add_argument("--description")
 
 
+def _role_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--role", choices=ROLE_CHOICES, metavar="ROLE",
+                        help="admin (everything), editor (create, edit, delete; run), operator (run; read), "
+                             "viewer (read)")
+    parser.add_argument("--scope", action="append", metavar="tag=TAG",
+                        help="only services with this tag (editor, operator, viewer); repeatable: any of them")
+
+
 def _user_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--admin", action="store_true", help="the user may manage users")
+    parser.add_argument("--admin", action="store_true", help="the role admin (as --role admin)")
+    _role_flags(parser)
     password = parser.add_mutually_exclusive_group()
     password.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     password.add_argument("--temp-password", action="store_true",
@@ -144,7 +156,8 @@ def build_parser() -> Parser:
 
     get = _sub(verbs, "get", "list resources or runs", output=True,
                iagctl="iagctl get services|repositories|decorators|secrets|users [--type T] [--tag T]")
-    get.add_argument("kind", metavar="KIND", help="repositories | decorators | services | secrets | runs | users | runners")
+    get.add_argument("kind", metavar="KIND",
+                     help="repositories | decorators | services | secrets | runs | users | runners | audit | apikeys")
     get.add_argument("--type", metavar="TYPE", choices=SERVICE_TYPES, help="services: only of this type")
     get.add_argument("--tag", action="append", metavar="TAG",
                      help="services, repositories: only those with this tag; repeatable (all must match). "
@@ -153,6 +166,10 @@ def build_parser() -> Parser:
     get.add_argument("--status", metavar="STATUS", help="runs: only with this status")
     get.add_argument("--runner", metavar="ID", help="runs: only those this runner executed")
     get.add_argument("--limit", type=int, default=50, metavar="N", help="runs: at most N, newest first (0: all)")
+    get.add_argument("--user", metavar="NAME", help="audit: only what this user did")
+    get.add_argument("--action", metavar="ACTION",
+                     help="audit: only this action (create, edit, delete, run, reveal, export, import, login, ...)")
+    get.add_argument("--since", metavar="TIME", help="audit: only since this ISO time, or this age (30m, 2h, 7d)")
 
     run = _sub(verbs, "run", "run a service and stream its output",
                iagctl="iagctl run service python-script|ansible-playbook|opentofu-plan|executable NAME")
@@ -221,7 +238,10 @@ def build_parser() -> Parser:
                      iagctl="iagctl edit user NAME ...")
     edit_user.add_argument("name")
     edit_user.add_argument("--admin", action=argparse.BooleanOptionalAction, default=None,
-                           help="grant (--admin) or take away (--no-admin) admin rights")
+                           help="the role admin (--admin, as --role admin) or, from admin, viewer (--no-admin)")
+    _role_flags(edit_user)
+    edit_user.add_argument("--no-scope", action="store_true", help="lift the scope: every service")
+    edit_user.add_argument("--unlock", action="store_true", help="let the user log in again after failed logins")
     edit_user.add_argument("--password-stdin", action="store_true", help="set a new password read from stdin")
 
     login = _sub(verbs, "login", "log in to the server (client mode); the API key goes to the OS keyring",
@@ -298,7 +318,8 @@ def kind_word(word: str) -> str:
         return KIND_WORDS[word.lower()]
     except KeyError:
         raise UsageError(
-            f"unknown kind {word!r}; use repositories, decorators, services, secrets, runs, users or runners"
+            f"unknown kind {word!r}; use repositories, decorators, services, secrets, runs, users, runners, audit "
+            "or apikeys"
         ) from None
 
 
@@ -349,8 +370,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
             raise UsageError("--replace goes with a key given here: hostkeys add HOST TYPE KEY --replace")
     elif args.verb == "get" and args.type and kind_word(args.kind) != "service":
         raise UsageError("--type is for services")
-    if args.verb == "get" and args.tag and kind_word(args.kind) in ("run", "user", "runner"):
+    if args.verb == "get" and args.tag and kind_word(args.kind) in ("run", "user", "runner", "audit", "apikey"):
         raise UsageError("--tag is for services, repositories, decorators and secrets")
+    if args.verb == "get" and (args.user or args.action or args.since) and kind_word(args.kind) != "audit":
+        raise UsageError("--user, --action and --since are for: gateway get audit")
     if getattr(args, "raw", False) and args.verb in ("get", "describe", "whoami") and args.output == "table":
         args.output = "json"  # iagctl's --raw: the result as data
     return args

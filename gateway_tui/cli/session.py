@@ -139,6 +139,7 @@ async def whoami(config: Config, args: argparse.Namespace) -> int:
     finally:
         await gateway.close()
     emit({"server": where.address, "tls": where.use_tls, "user": me.username, "admin": me.admin,
+          "role": me.role, "scope": [f"tag={t}" for t in me.scope] or None,
           "key_expires_at": datetime.fromtimestamp(me.expires_at).isoformat(timespec="seconds"),
           "key_expires_in_minutes": max(0, int((me.expires_at - time.time()) // 60))}, args.output)
     return 0

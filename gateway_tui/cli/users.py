@@ -24,8 +24,22 @@ def _password(args: argparse.Namespace, required: bool) -> str | None:
 
 
 def _view(user: UserInfo) -> dict:
-    return {"name": user.name, "admin": user.admin, "created_at": user.created_at,
-            "last_login_at": user.last_login_at or None, "must_change_password": user.must_change_password}
+    return {"name": user.name, "role": user.role, "scope": [f"tag={t}" for t in user.scope], "admin": user.admin,
+            "created_at": user.created_at, "last_login_at": user.last_login_at or None,
+            "must_change_password": user.must_change_password, "locked_until": user.locked_until or None}
+
+
+def _role(args: argparse.Namespace) -> str:
+    """--role, or --admin as --role admin."""
+    if args.admin and args.role and args.role != "admin":
+        raise UsageError(f"--admin is --role admin: it cannot go with --role {args.role}")
+    return args.role or ("admin" if args.admin else "")
+
+
+def _scope(args: argparse.Namespace) -> tuple[str, ...]:
+    from gateway_daemon.core.policy import parse_scope
+
+    return parse_scope(args.scope or [])
 
 
 async def run(gateway: Gateway, args: argparse.Namespace) -> int:
@@ -35,20 +49,21 @@ async def run(gateway: Gateway, args: argparse.Namespace) -> int:
         from gateway_daemon.core.auth import new_password
 
         password = new_password()
-        user = await gateway.create_user(args.name, password, args.admin, temporary=True)
+        user = await gateway.create_user(args.name, password, temporary=True, role=_role(args), scope=_scope(args))
         if args.output != "table":
             emit({**_view(user), "temporary_password": password}, args.output)
         else:
             print(f"user {user.name} created with the temporary password {password} (shown once); it must be "
                   f"changed at the first login: gateway login {user.name} --change-password")
     elif verb == "create":
-        user = await gateway.create_user(args.name, _password(args, True), args.admin)
+        user = await gateway.create_user(args.name, _password(args, True), role=_role(args), scope=_scope(args))
         emit(_view(user), args.output) if args.output != "table" else print(f"user {user.name} created")
     elif verb == "get":
         users = await gateway.list_users()
-        table = Table(["name", "admin", "created", "last login"])
+        table = Table(["name", "role", "scope", "created", "last login", "locked until"])
         for user in users:
-            table.add(user.name, user.admin, user.created_at, user.last_login_at or "never")
+            table.add(user.name, user.role, ",".join(f"tag={t}" for t in user.scope), user.created_at,
+                      user.last_login_at or "never", user.locked_until)
         emit([_view(u) for u in users], args.output, table)
     elif verb == "describe":
         users = {u.name: u for u in await gateway.list_users()}
@@ -59,10 +74,19 @@ async def run(gateway: Gateway, args: argparse.Namespace) -> int:
         emit(_view(users[args.name]), args.output)
     elif verb == "edit":
         password = _password(args, False)
-        if args.admin is None and password is None:
-            raise UsageError("nothing to change: give --admin, --no-admin or --password-stdin")
-        user = await gateway.update_user(args.name, args.admin, password)
-        print(f"user {user.name} updated" + ("; their API keys are revoked" if password else ""))
+        if args.scope and args.no_scope:
+            raise UsageError("give --scope or --no-scope, not both")
+        if args.admin is not None and args.role and (args.role == "admin") != args.admin:
+            raise UsageError(f"--{'' if args.admin else 'no-'}admin cannot go with --role {args.role}")
+        scope = () if args.no_scope else (_scope(args) if args.scope else None)
+        if args.admin is None and args.role is None and scope is None and password is None and not args.unlock:
+            raise UsageError("nothing to change: give --role, --scope, --no-scope, --unlock, --admin, --no-admin "
+                             "or --password-stdin")
+        user = await gateway.update_user(args.name, args.admin if args.role is None else None, password,
+                                         role=args.role, scope=scope, unlock=args.unlock)
+        print(f"user {user.name} updated (role {user.role}"
+              + (f", scope {','.join('tag=' + t for t in user.scope)}" if user.scope else "") + ")"
+              + ("; unlocked" if args.unlock else "") + ("; their API keys are revoked" if password else ""))
     elif verb == "delete":
         await gateway.delete_user(args.name)
         print(f"user {args.name} deleted")

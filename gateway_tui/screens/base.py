@@ -10,14 +10,32 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from gateway_daemon.core import Gateway
+from gateway_daemon.core.policy import Action, allows
 
 from ..widgets.navigation import NavBar
+
+# What a binding's action does, as far as roles go (core/policy.py): the user's role greys out what it does not
+# allow (the server refuses it anyway, with one line).
+ROLE_ACTIONS: dict[str, Action] = {
+    "new": Action.WRITE, "edit": Action.WRITE, "delete": Action.WRITE,
+    "run": Action.RUN, "again": Action.RUN, "start": Action.RUN, "cancel_run": Action.RUN,
+    "reveal": Action.REVEAL,
+}
 
 
 class SectionScreen(Screen):
     """A screen of one section: header, navigation, body, footer."""
 
     SECTION: ClassVar[str] = ""
+    ROLE_ACTIONS: ClassVar[dict[str, Action]] = ROLE_ACTIONS
+
+    def role_allows(self, action: str) -> bool:
+        """Whether the logged-in user's role allows a binding's action (local mode: everything)."""
+        needed = self.ROLE_ACTIONS.get(action)
+        return needed is None or allows(getattr(self.app, "role", "admin"), needed)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return True if self.role_allows(action) else None  # None: shown greyed out
 
     def compose(self) -> ComposeResult:
         yield Header(icon="◆")

@@ -227,6 +227,8 @@ class RunScreen(SectionScreen):
 
     # ------------------------------------------------------------ output actions
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if not self.role_allows(action):
+            return None
         finished = self.run is None or self.run.finished
         if action == "start":
             return self.phase == "form"

@@ -93,6 +93,8 @@ class RunnersScreen(ResourceListScreen):
             self.set_interval(REFRESH_SECONDS, self._refresh_now)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if not self.role_allows(action):
+            return None
         return not self.unavailable or action not in {b.action for b in self.BINDINGS}
 
     def watch_changes(self) -> None:  # the registry is not watched through the API: the list refreshes itself

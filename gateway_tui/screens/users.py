@@ -1,7 +1,8 @@
 """Users: managed only against a server. Local mode shows why not; client mode lists and manages them.
 
 The server decides who may do what (admins only; not yourself, not the last
-admin); its refusals show as notifications.
+admin); its refusals show as notifications.  Each user has a role (admin,
+editor, operator, viewer) and maybe a scope (service tags, core/policy.py).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from typing import Any, Iterable
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Checkbox, Input
+from textual.widgets import Input, Select
 
 from gateway_daemon.core import GatewayError
 from gateway_daemon.core.api import UserInfo
+from gateway_daemon.core.policy import ROLES, Action, parse_scope, scope_text
 
 from ..formatting import when
 from ..widgets.form import FormField
@@ -41,16 +43,21 @@ class UserListScreen(ResourceListScreen):
     KIND, NOUN, PLURAL = "user", "user", "users"
     COLUMNS = [
         Column("name", "Name", min_width=8, max_width=32),
-        Column("admin", "Admin", min_width=5, max_width=8),
+        Column("role", "Role", min_width=6, max_width=8),
+        Column("scope", "Scope", min_width=5, max_width=24),
         Column("created", "Created", min_width=10, max_width=16),
         Column("last_login", "Last login", min_width=10, max_width=16),
+        Column("locked", "Locked until", min_width=6, max_width=16),
     ]
     EMPTY = "No users. Press [b]n[/b] to create one."
+    ROLE_ACTIONS = {"new": Action.USERS, "edit": Action.USERS, "delete": Action.USERS,
+                    "toggle_admin": Action.USERS, "unlock": Action.USERS}
     BINDINGS = [
         Binding("slash", "filter", "Filter", tooltip="Filter the user list as you type"),
         Binding("n", "new", "New", tooltip="New user"),
-        Binding("e", "edit", "Edit", tooltip="Set the selected user's password or admin rights"),
-        Binding("a", "toggle_admin", "Admin", tooltip="Grant or take away the selected user's admin rights"),
+        Binding("e", "edit", "Edit", tooltip="Set the selected user's role, scope or password"),
+        Binding("a", "toggle_admin", "Admin", tooltip="Make the selected user an admin, or (from admin) a viewer"),
+        Binding("u", "unlock", "Unlock", show=False, tooltip="Let the selected user log in again after failed logins"),
         Binding("d", "delete", "Delete", tooltip="Delete the selected user"),
         Binding("s", "sort", "Sort", show=False, tooltip="Sort by the next column (again: reverse)"),
         Binding("ctrl+r", "refresh", "Refresh", show=False, tooltip="Reload the user list"),
@@ -65,9 +72,10 @@ class UserListScreen(ResourceListScreen):
     def rows(self, resources: list[UserInfo]) -> Iterable[TableRow]:
         tz = self.app.tz  # type: ignore[attr-defined]
         for user in resources:
-            yield TableRow(user.name, (user.name, "admin" if user.admin else "", when(user.created_at, tz),
-                                       when(user.last_login_at, tz) if user.last_login_at else "never"),
-                           (None, "accent", "muted", "muted"))
+            yield TableRow(user.name, (user.name, user.role, scope_text(user.scope), when(user.created_at, tz),
+                                       when(user.last_login_at, tz) if user.last_login_at else "never",
+                                       when(user.locked_until, tz) if user.locked_until else ""),
+                           (None, "accent", None, "muted", "muted", "error"))
 
     def form(self, resource: UserInfo | None) -> "UserFormScreen":
         return UserFormScreen(resource)
@@ -85,6 +93,19 @@ class UserListScreen(ResourceListScreen):
             self.report(exc, f"Cannot change {user.name}")
             return
         self.notify(f"{user.name} is {'no longer' if user.admin else 'now'} an admin", timeout=3)
+        await self.reload()
+        self.select(user.name)
+
+    async def action_unlock(self) -> None:
+        user = self._need_selection()
+        if user is None:
+            return
+        try:
+            await self.gateway.update_user(user.name, unlock=True)
+        except GatewayError as exc:
+            self.report(exc, f"Cannot unlock {user.name}")
+            return
+        self.notify(f"{user.name} may log in again", timeout=3)
         await self.reload()
         self.select(user.name)
 
@@ -108,7 +129,7 @@ class UserListScreen(ResourceListScreen):
 
 
 class UserFormScreen(FormScreen):
-    """New user (name, admin, password), or a user's new password and admin flag."""
+    """New user (name, role, scope, password), or a user's role, scope and new password."""
 
     SECTION = "users"
     NOUN = "user"
@@ -118,8 +139,13 @@ class UserFormScreen(FormScreen):
         yield FormField("name", "Name", Input(user.name if user else "", id="name", placeholder="alice",
                                               compact=True, disabled=self.editing),
                         "letters, digits, - _ . (1-64)", required=True)
-        yield FormField("admin", "Admin", Checkbox("may manage users", bool(user and user.admin), id="admin",
-                                                   compact=True))
+        yield FormField("role", "Role", Select([(role, role) for role in ROLES], value=user.role if user and
+                                                user.role in ROLES else "viewer", allow_blank=False, id="role",
+                                                compact=True),
+                        "admin: all; editor: change, run; operator: run; viewer: read")
+        yield FormField("scope", "Scope", Input(scope_text(user.scope) if user else "", id="scope", compact=True,
+                                                placeholder="every service"),
+                        "tag=TAG[,tag=TAG]: only services with one of these tags")
         yield FormField("password", "Password", Input("", id="password", password=True, compact=True,
                                                       placeholder="unchanged" if self.editing else ""),
                         "at least 8 characters" + ("; a new one revokes the user's API keys" if self.editing
@@ -137,16 +163,25 @@ class UserFormScreen(FormScreen):
             self.fail("password", "a password is required")
         if password != again:
             self.fail("again", "the two passwords differ")
-        return dict(name=name, admin=self.query_one("#admin", Checkbox).value, password=password)
+        text = self.query_one("#scope", Input).value.strip()
+        scope: tuple[str, ...] = ()
+        try:
+            scope = parse_scope([part for part in text.replace(" ", ",").split(",") if part])
+        except GatewayError as exc:
+            self.fail("scope", str(exc))
+        return dict(name=name, role=str(self.query_one("#role", Select).value), scope=scope, password=password)
 
     async def save(self, values: dict[str, Any]) -> str:
         if not self.editing:
-            user = await self.gateway.create_user(values["name"], values["password"], values["admin"])
+            user = await self.gateway.create_user(values["name"], values["password"], role=values["role"],
+                                                  scope=values["scope"])
             return user.name
-        admin = values["admin"] if values["admin"] != bool(self.resource.admin) else None
-        if admin is None and not values["password"]:
+        role = values["role"] if values["role"] != self.resource.role else None
+        scope = values["scope"] if tuple(values["scope"]) != tuple(self.resource.scope) else None
+        if role is None and scope is None and not values["password"]:
             return self.resource.name
-        await self.gateway.update_user(self.resource.name, admin=admin, password=values["password"] or None)
+        await self.gateway.update_user(self.resource.name, password=values["password"] or None, role=role,
+                                       scope=scope)
         if values["password"]:
             self.notify(f"{self.resource.name}'s API keys are revoked", timeout=3)
         return self.resource.name

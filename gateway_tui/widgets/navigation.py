@@ -16,6 +16,8 @@ SECTIONS = (
     ("users", "6", "Users"),
     ("runners", "7", "Runners"),
 )
+# Shown in the strip only while it is the current section (reached with its key; for admins on a server).
+EXTRA_SECTIONS = (("audit", "8", "Audit"),)
 # Labels for a strip too narrow for the whole words (80 columns).
 SHORT_LABELS = {"repositories": "Repos"}
 
@@ -75,11 +77,15 @@ class NavBar(HorizontalGroup):
 
     def compose(self) -> ComposeResult:
         unavailable = getattr(self.app, "unavailable_sections", {})
-        for mode, key, label in SECTIONS:
+        for mode, key, label in self.sections:
             yield NavItem(mode, key, label, mode == self.active, unavailable.get(mode, ""))
 
+    @property
+    def sections(self) -> tuple[tuple[str, str, str], ...]:
+        return SECTIONS + tuple(s for s in EXTRA_SECTIONS if s[0] == self.active)
+
     def on_resize(self) -> None:
-        full = sum(NavItem.width_for(key, label) for _mode, key, label in SECTIONS)
+        full = sum(NavItem.width_for(key, label) for _mode, key, label in self.sections)
         short = full > self.content_size.width
         for item in self.query(NavItem):
             item.shorten(short)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import common_pb2 as gateway_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15gateway/v1/auth.proto\x12\ngateway.v1\x1a\x17gateway/v1/common.proto\"H\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x14\n\x0cnew_password\x18\x03 \x01(\t\"R\n\nLoginReply\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\x01\x12\x10\n\x08username\x18\x03 \x01(\t\x12\r\n\x05\x61\x64min\x18\x04 \x01(\x08\"Q\n\x15\x43hangePasswordRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x14\n\x0cnew_password\x18\x03 \x01(\t\"B\n\x0bWhoAmIReply\x12\x10\n\x08username\x18\x01 \x01(\t\x12\r\n\x05\x61\x64min\x18\x02 \x01(\x08\x12\x12\n\nexpires_at\x18\x03 \x01(\x01\x32\xf6\x01\n\x0b\x41uthService\x12\x39\n\x05Login\x12\x18.gateway.v1.LoginRequest\x1a\x16.gateway.v1.LoginReply\x12.\n\x06Logout\x12\x11.gateway.v1.Empty\x1a\x11.gateway.v1.Empty\x12\x34\n\x06WhoAmI\x12\x11.gateway.v1.Empty\x1a\x17.gateway.v1.WhoAmIReply\x12\x46\n\x0e\x43hangePassword\x12!.gateway.v1.ChangePasswordRequest\x1a\x11.gateway.v1.Emptyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15gateway/v1/auth.proto\x12\ngateway.v1\x1a\x17gateway/v1/common.proto\"H\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x14\n\x0cnew_password\x18\x03 \x01(\t\"o\n\nLoginReply\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\x01\x12\x10\n\x08username\x18\x03 \x01(\t\x12\r\n\x05\x61\x64min\x18\x04 \x01(\x08\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\r\n\x05scope\x18\x06 \x03(\t\"Q\n\x15\x43hangePasswordRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x14\n\x0cnew_password\x18\x03 \x01(\t\"_\n\x0bWhoAmIReply\x12\x10\n\x08username\x18\x01 \x01(\t\x12\r\n\x05\x61\x64min\x18\x02 \x01(\x08\x12\x12\n\nexpires_at\x18\x03 \x01(\x01\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\r\n\x05scope\x18\x05 \x03(\t\"q\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\t\x12\x14\n\x0clast_used_at\x18\x04 \x01(\t\x12\x12\n\nexpires_at\x18\x05 \x01(\x01\x12\x0f\n\x07\x63urrent\x18\x06 \x01(\x08\"/\n\nApiKeyList\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.gateway.v1.ApiKey\"\x1b\n\rApiKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t2\xee\x02\n\x0b\x41uthService\x12\x39\n\x05Login\x12\x18.gateway.v1.LoginRequest\x1a\x16.gateway.v1.LoginReply\x12.\n\x06Logout\x12\x11.gateway.v1.Empty\x1a\x11.gateway.v1.Empty\x12\x34\n\x06WhoAmI\x12\x11.gateway.v1.Empty\x1a\x17.gateway.v1.WhoAmIReply\x12\x46\n\x0e\x43hangePassword\x12!.gateway.v1.ChangePasswordRequest\x1a\x11.gateway.v1.Empty\x12\x38\n\x0bListApiKeys\x12\x11.gateway.v1.Empty\x1a\x16.gateway.v1.ApiKeyList\x12<\n\x0c\x44\x65leteApiKey\x12\x19.gateway.v1.ApiKeyRequest\x1a\x11.gateway.v1.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,11 +35,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOGINREQUEST']._serialized_start=62
   _globals['_LOGINREQUEST']._serialized_end=134
   _globals['_LOGINREPLY']._serialized_start=136
-  _globals['_LOGINREPLY']._serialized_end=218
-  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=220
-  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=301
-  _globals['_WHOAMIREPLY']._serialized_start=303
-  _globals['_WHOAMIREPLY']._serialized_end=369
-  _globals['_AUTHSERVICE']._serialized_start=372
-  _globals['_AUTHSERVICE']._serialized_end=618
+  _globals['_LOGINREPLY']._serialized_end=247
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=249
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=330
+  _globals['_WHOAMIREPLY']._serialized_start=332
+  _globals['_WHOAMIREPLY']._serialized_end=427
+  _globals['_APIKEY']._serialized_start=429
+  _globals['_APIKEY']._serialized_end=542
+  _globals['_APIKEYLIST']._serialized_start=544
+  _globals['_APIKEYLIST']._serialized_end=591
+  _globals['_APIKEYREQUEST']._serialized_start=593
+  _globals['_APIKEYREQUEST']._serialized_end=620
+  _globals['_AUTHSERVICE']._serialized_start=623
+  _globals['_AUTHSERVICE']._serialized_end=989
 # @@protoc_insertion_point(module_scope)

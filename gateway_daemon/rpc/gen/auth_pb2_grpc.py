@@ -57,6 +57,16 @@ class AuthServiceStub:
                 request_serializer=gateway_dot_v1_dot_auth__pb2.ChangePasswordRequest.SerializeToString,
                 response_deserializer=gateway_dot_v1_dot_common__pb2.Empty.FromString,
                 _registered_method=True)
+        self.ListApiKeys = channel.unary_unary(
+                '/gateway.v1.AuthService/ListApiKeys',
+                request_serializer=gateway_dot_v1_dot_common__pb2.Empty.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_auth__pb2.ApiKeyList.FromString,
+                _registered_method=True)
+        self.DeleteApiKey = channel.unary_unary(
+                '/gateway.v1.AuthService/DeleteApiKey',
+                request_serializer=gateway_dot_v1_dot_auth__pb2.ApiKeyRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_common__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -89,6 +99,20 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListApiKeys(self, request, context):
+        """Your own keys; an admin's: everyone's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteApiKey(self, request, context):
+        """Revoke one key (yours; an admin: anyone's).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +134,16 @@ def add_AuthServiceServicer_to_server(servicer, server):
             'ChangePassword': grpc.unary_unary_rpc_method_handler(
                     servicer.ChangePassword,
                     request_deserializer=gateway_dot_v1_dot_auth__pb2.ChangePasswordRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_common__pb2.Empty.SerializeToString,
+            ),
+            'ListApiKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApiKeys,
+                    request_deserializer=gateway_dot_v1_dot_common__pb2.Empty.FromString,
+                    response_serializer=gateway_dot_v1_dot_auth__pb2.ApiKeyList.SerializeToString,
+            ),
+            'DeleteApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteApiKey,
+                    request_deserializer=gateway_dot_v1_dot_auth__pb2.ApiKeyRequest.FromString,
                     response_serializer=gateway_dot_v1_dot_common__pb2.Empty.SerializeToString,
             ),
     }
@@ -222,6 +256,60 @@ class AuthService:
             target,
             '/gateway.v1.AuthService/ChangePassword',
             gateway_dot_v1_dot_auth__pb2.ChangePasswordRequest.SerializeToString,
+            gateway_dot_v1_dot_common__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApiKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.AuthService/ListApiKeys',
+            gateway_dot_v1_dot_common__pb2.Empty.SerializeToString,
+            gateway_dot_v1_dot_auth__pb2.ApiKeyList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.AuthService/DeleteApiKey',
+            gateway_dot_v1_dot_auth__pb2.ApiKeyRequest.SerializeToString,
             gateway_dot_v1_dot_common__pb2.Empty.FromString,
             options,
             channel_credentials,

@@ -25,21 +25,21 @@ _sym_db = _symbol_database.Default()
 from . import common_pb2 as gateway_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16gateway/v1/users.proto\x12\ngateway.v1\x1a\x17gateway/v1/common.proto\"l\n\x04User\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x61\x64min\x18\x02 \x01(\x08\x12\x12\n\ncreated_at\x18\x03 \x01(\t\x12\x15\n\rlast_login_at\x18\x04 \x01(\t\x12\x1c\n\x14must_change_password\x18\x05 \x01(\x08\"+\n\x08UserList\x12\x1f\n\x05items\x18\x01 \x03(\x0b\x32\x10.gateway.v1.User\"U\n\x11\x43reateUserRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\r\n\x05\x61\x64min\x18\x03 \x01(\x08\x12\x11\n\ttemporary\x18\x04 \x01(\x08\"c\n\x11UpdateUserRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\x05\x61\x64min\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x15\n\x08password\x18\x03 \x01(\tH\x01\x88\x01\x01\x42\x08\n\x06_adminB\x0b\n\t_password2\xb1\x02\n\x0bUserService\x12=\n\nCreateUser\x12\x1d.gateway.v1.CreateUserRequest\x1a\x10.gateway.v1.User\x12\x34\n\tListUsers\x12\x11.gateway.v1.Empty\x1a\x14.gateway.v1.UserList\x12\x34\n\x07GetUser\x12\x17.gateway.v1.NameRequest\x1a\x10.gateway.v1.User\x12=\n\nUpdateUser\x12\x1d.gateway.v1.UpdateUserRequest\x1a\x10.gateway.v1.User\x12\x38\n\nDeleteUser\x12\x17.gateway.v1.NameRequest\x1a\x11.gateway.v1.Emptyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16gateway/v1/users.proto\x12\ngateway.v1\x1a\x17gateway/v1/common.proto\"\x9f\x01\n\x04User\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x61\x64min\x18\x02 \x01(\x08\x12\x12\n\ncreated_at\x18\x03 \x01(\t\x12\x15\n\rlast_login_at\x18\x04 \x01(\t\x12\x1c\n\x14must_change_password\x18\x05 \x01(\x08\x12\x0c\n\x04role\x18\x06 \x01(\t\x12\r\n\x05scope\x18\x07 \x03(\t\x12\x14\n\x0clocked_until\x18\x08 \x01(\t\"+\n\x08UserList\x12\x1f\n\x05items\x18\x01 \x03(\x0b\x32\x10.gateway.v1.User\"r\n\x11\x43reateUserRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\r\n\x05\x61\x64min\x18\x03 \x01(\x08\x12\x11\n\ttemporary\x18\x04 \x01(\x08\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\r\n\x05scope\x18\x06 \x03(\t\"\xb1\x01\n\x11UpdateUserRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\x05\x61\x64min\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x15\n\x08password\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x11\n\x04role\x18\x04 \x01(\tH\x02\x88\x01\x01\x12\x11\n\tset_scope\x18\x05 \x01(\x08\x12\r\n\x05scope\x18\x06 \x03(\t\x12\x0e\n\x06unlock\x18\x07 \x01(\x08\x42\x08\n\x06_adminB\x0b\n\t_passwordB\x07\n\x05_role2\xb1\x02\n\x0bUserService\x12=\n\nCreateUser\x12\x1d.gateway.v1.CreateUserRequest\x1a\x10.gateway.v1.User\x12\x34\n\tListUsers\x12\x11.gateway.v1.Empty\x1a\x14.gateway.v1.UserList\x12\x34\n\x07GetUser\x12\x17.gateway.v1.NameRequest\x1a\x10.gateway.v1.User\x12=\n\nUpdateUser\x12\x1d.gateway.v1.UpdateUserRequest\x1a\x10.gateway.v1.User\x12\x38\n\nDeleteUser\x12\x17.gateway.v1.NameRequest\x1a\x11.gateway.v1.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gateway.v1.users_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_USER']._serialized_start=63
-  _globals['_USER']._serialized_end=171
-  _globals['_USERLIST']._serialized_start=173
-  _globals['_USERLIST']._serialized_end=216
-  _globals['_CREATEUSERREQUEST']._serialized_start=218
-  _globals['_CREATEUSERREQUEST']._serialized_end=303
-  _globals['_UPDATEUSERREQUEST']._serialized_start=305
-  _globals['_UPDATEUSERREQUEST']._serialized_end=404
-  _globals['_USERSERVICE']._serialized_start=407
-  _globals['_USERSERVICE']._serialized_end=712
+  _globals['_USER']._serialized_start=64
+  _globals['_USER']._serialized_end=223
+  _globals['_USERLIST']._serialized_start=225
+  _globals['_USERLIST']._serialized_end=268
+  _globals['_CREATEUSERREQUEST']._serialized_start=270
+  _globals['_CREATEUSERREQUEST']._serialized_end=384
+  _globals['_UPDATEUSERREQUEST']._serialized_start=387
+  _globals['_UPDATEUSERREQUEST']._serialized_end=564
+  _globals['_USERSERVICE']._serialized_start=567
+  _globals['_USERSERVICE']._serialized_end=872
 # @@protoc_insertion_point(module_scope)
