@@ -19,7 +19,7 @@ from ..core.admission import Admission
 from ..core.errors import FailedPrecondition
 from ..core.jobs import Job, JobEvents, JobResult
 from ..core.runs import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT
-from . import leftovers
+from . import ansible, leftovers, python_scripts
 from .commands import build, child_environment
 from .process import Outcome, Process
 from .venvs import Venvs
@@ -66,20 +66,21 @@ class LocalExecutor:
                 raise FailedPrecondition(f"service {service.name}: working dir {service.working_dir} "
                                          f"not found in repository {job.repository.name}")
             python = sys.executable  # other types: the gateway's own bin directory leads PATH
-            if service.type == "python-script":
-                requirements = workdir / (service.requirements_file or self.requirements_file)
-                python = str(await self.venvs.python_for(requirements if requirements.is_file() else None,
-                                                         events.progress))
-                held.append(python)
             extra_env = dict(service.env)
-            if service.type == "ansible-playbook":
-                collections = (workdir / service.requirements_file if service.requirements_file
-                               else (workdir / service.script).parent / "requirements.yml")
-                if collections.is_file():
-                    path = await self.venvs.collections_for(collections, events.progress)
-                    held.append(str(path))
-                    extra_env["ANSIBLE_COLLECTIONS_PATH"] = str(path)
-            steps = build(service, workdir, job.inputs, set(job.booleans), python)
+            playbook_program = None
+            # ---- dependencies by service type (execution/python_scripts.py, execution/ansible.py)
+            if service.type == "python-script":
+                python = str(await python_scripts.python_for(job, workdir, self.requirements_file, self.venvs,
+                                                             events.progress))
+                held.append(python)
+            elif service.type == "ansible-playbook":
+                setup = await ansible.prepare(job, workdir, self.venvs, events.progress)
+                held.extend(setup.held)
+                python, playbook_program = setup.python, setup.playbook
+                extra_env = {**setup.env, **extra_env}  # the service's own env wins
+            steps = build(service, workdir, job.inputs, set(job.booleans), python, job.options, playbook_program,
+                          job.executable)
+            # ---- end of dependencies
             tmp = run_dir / "tmp"
             tmp.mkdir()
             env = child_environment({**extra_env, **job.env}, tmp, python)

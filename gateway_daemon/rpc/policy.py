@@ -60,6 +60,19 @@ POLICY: dict[str, Access] = {
     "/gateway.v1.SecretService/DeleteSecret": USER,
     "/gateway.v1.SecretService/RevealSecret": USER,
 
+    # registries and executable objects: what runs and where installs come from, an admin's to define
+    "/gateway.v1.RegistryService/CreateRegistry": ADMIN,
+    "/gateway.v1.RegistryService/GetRegistry": USER,
+    "/gateway.v1.RegistryService/ListRegistries": USER,
+    "/gateway.v1.RegistryService/UpdateRegistry": ADMIN,
+    "/gateway.v1.RegistryService/DeleteRegistry": ADMIN,
+
+    "/gateway.v1.ExecutableObjectService/CreateExecutableObject": ADMIN,
+    "/gateway.v1.ExecutableObjectService/GetExecutableObject": USER,
+    "/gateway.v1.ExecutableObjectService/ListExecutableObjects": USER,
+    "/gateway.v1.ExecutableObjectService/UpdateExecutableObject": ADMIN,
+    "/gateway.v1.ExecutableObjectService/DeleteExecutableObject": ADMIN,
+
     "/gateway.v1.RunService/RunService": USER,
     "/gateway.v1.RunService/CancelRun": USER,
     "/gateway.v1.RunService/GetRun": USER,
