@@ -280,6 +280,8 @@ def arg_format(text: str) -> str:
     ('--{{.Key}} {{.Value}}'), in our spelling; InvalidArgument (field arg_format) otherwise."""
     from .documents import Problems
 
+    if not isinstance(text, str) or not _GO_TEMPLATE_RE.search(text):
+        return text  # ours (checked by the service), or nothing IAG 5 would have written
     problems = Problems(False)
     converted = _arg_format("arg-format", text, problems)
     if converted is None:

@@ -60,18 +60,18 @@ POLICY: dict[str, Access] = {
     "/gateway.v1.SecretService/DeleteSecret": USER,
     "/gateway.v1.SecretService/RevealSecret": USER,
 
-    # registries and executable objects: what runs and where installs come from, an admin's to define
-    "/gateway.v1.RegistryService/CreateRegistry": ADMIN,
+    # registries and executable objects: resources like the others (roles, issue 14, may make them admin-only)
+    "/gateway.v1.RegistryService/CreateRegistry": USER,
     "/gateway.v1.RegistryService/GetRegistry": USER,
     "/gateway.v1.RegistryService/ListRegistries": USER,
-    "/gateway.v1.RegistryService/UpdateRegistry": ADMIN,
-    "/gateway.v1.RegistryService/DeleteRegistry": ADMIN,
+    "/gateway.v1.RegistryService/UpdateRegistry": USER,
+    "/gateway.v1.RegistryService/DeleteRegistry": USER,
 
-    "/gateway.v1.ExecutableObjectService/CreateExecutableObject": ADMIN,
+    "/gateway.v1.ExecutableObjectService/CreateExecutableObject": USER,
     "/gateway.v1.ExecutableObjectService/GetExecutableObject": USER,
     "/gateway.v1.ExecutableObjectService/ListExecutableObjects": USER,
-    "/gateway.v1.ExecutableObjectService/UpdateExecutableObject": ADMIN,
-    "/gateway.v1.ExecutableObjectService/DeleteExecutableObject": ADMIN,
+    "/gateway.v1.ExecutableObjectService/UpdateExecutableObject": USER,
+    "/gateway.v1.ExecutableObjectService/DeleteExecutableObject": USER,
 
     "/gateway.v1.RunService/RunService": USER,
     "/gateway.v1.RunService/CancelRun": USER,
