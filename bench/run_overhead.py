@@ -6,7 +6,8 @@ Interleaves N runs of a trivial python-script service through the engine (local
 mode, SQLite store) with N runs of `python3 main.py` in the same tree, and prints
 the medians, their ratio and the absolute overhead: for a repository pinned to a
 commit (no fetch), for one that follows a branch (a fetch per run), and with a
-requirements.txt (warm venv).  Then runs per second at 4 concurrent.
+requirements.txt (warm venv); and a one-task local playbook through the gateway vs
+`ansible-playbook` directly.  Then runs per second at 4 concurrent.
 Target: at most 10 ms added per run, warm.
 """
 
@@ -29,7 +30,7 @@ from gitutil import new_repo  # noqa: E402
 from gateway_daemon.bootstrap import open_engine  # noqa: E402
 from gateway_daemon.config import load_config  # noqa: E402
 from gateway_daemon.core import Repository, Service  # noqa: E402
-from gateway_daemon.execution.venvs import base_python  # noqa: E402
+from gateway_daemon.execution.ansible import ansible_binary  # noqa: E402
 
 
 
@@ -46,6 +47,10 @@ def make_repo(root: Path, wheel_dir: Path) -> tuple[Path, str]:
                                         '[project]\nname="benchdep"\nversion="1"\n')
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
                     str(wheel_dir), str(pkg)], check=True, capture_output=True)
+    (repo / "play").mkdir()
+    (repo / "play" / "site.yml").write_text(
+        "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.debug:\n        msg: hello\n")
     wheel = next(wheel_dir.glob("*.whl"))
     (repo / "withreq" / "requirements.txt").write_text(f"{wheel}\n")
     return repo, new_repo(repo, {})
@@ -62,9 +67,11 @@ async def through_gateway(engine, service: str) -> float:
     return elapsed
 
 
-def directly(python: str, script: Path) -> float:
+def directly(program: str, script: Path) -> float:
     started = time.perf_counter()
-    subprocess.run([python, str(script)], cwd=script.parent, check=True, capture_output=True)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(script.parent), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_LOCALHOST_WARNING": "false", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false"}
+    subprocess.run([program, str(script)], cwd=script.parent, check=True, capture_output=True, env=env)
     return time.perf_counter() - started
 
 
@@ -91,15 +98,18 @@ async def main() -> None:
                                           ("withreq", "pinned", "withreq")):
             await engine.create(Service(name=name, type="python-script", repository=repository, working_dir=workdir,
                                         filename="main.py"))
-        for service in ("plain", "plain-branch", "withreq"):  # warm: clone, snapshot, venv
+        await engine.create(Service(name="playbook", type="ansible-playbook", repository="pinned", working_dir="play"))
+        for service in ("plain", "plain-branch", "withreq", "playbook"):  # warm: clone, snapshot, venvs
             await through_gateway(engine, service)
-        venv_python = next((root / "data").glob("venvs/*/bin/python"), None)
+        venvs = sorted((root / "data").glob("venvs/*/bin/python"))
+        empty_python = next(str(p) for p in venvs if p.parent.parent.name.endswith("-empty"))
+        venv_python = next(str(p) for p in venvs if not p.parent.parent.name.endswith("-empty"))
         print(f"{n} runs each, interleaved; python {sys.version.split()[0]}; medians\n")
         # Direct runs use the interpreter the gateway itself starts for the service.
-        cases = (("trivial script, pinned commit", "plain", base_python(), repo / "plain" / "main.py"),
-                 ("trivial script, branch (fetch)", "plain-branch", base_python(), repo / "plain" / "main.py"),
-                 ("requirements.txt, warm venv", "withreq", str(venv_python),
-                  repo / "withreq" / "main.py"))
+        cases = (("trivial script, pinned commit", "plain", empty_python, repo / "plain" / "main.py"),
+                 ("trivial script, branch (fetch)", "plain-branch", empty_python, repo / "plain" / "main.py"),
+                 ("requirements.txt, warm venv", "withreq", venv_python, repo / "withreq" / "main.py"),
+                 ("one-task local playbook", "playbook", ansible_binary(), repo / "play" / "site.yml"))
         for label, service, python, script in cases:
             gateway_times, direct_times = [], []
             for _ in range(n):

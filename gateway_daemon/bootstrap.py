@@ -51,6 +51,7 @@ def _limits(config: Config) -> Limits:
         default_timeout=execution.default_timeout,
         output_limit=execution.output_limit,
         kill_grace_period=execution.kill_grace_period,
+        registry_overridable=bool(config.get("registry", "default_overridable")),
     )
 
 

@@ -309,7 +309,7 @@ IAG5_SECTIONS: dict[str, dict[str, Key]] = {
         "requirements_file": Key(_relative_file, "requirements.txt", "requirements file of python-script services"),
     },
     "registry": {
-        "default_overridable": Key(_bool, "true", "accepted from IAG 5; registries are not here yet"),
+        "default_overridable": Key(_bool, "true", "a service may name the registry it installs from (false: always the default)"),
     },
     "connect": {
         "enabled": Key(_bool, "false", "accepted from IAG 5; this gateway does not connect to Itential Platform"),

@@ -210,8 +210,8 @@ class SessionGateway(Gateway):
         return await self._call(lambda g: g.import_db(document, dry_run, strict))
 
     def run_service(self, name: str, inputs: dict[str, Any] | None = None, secrets: list["SecretRef"] | None = None,
-                    timeout: int | None = None) -> AsyncIterator["RunEvent"]:
-        return self._stream(lambda g: g.run_service(name, inputs, secrets, timeout))
+                    timeout: int | None = None, options: dict[str, Any] | None = None) -> AsyncIterator["RunEvent"]:
+        return self._stream(lambda g: g.run_service(name, inputs, secrets, timeout, options=options))
 
     async def cancel_run(self, run_id: str) -> "Run":
         return await self._call(lambda g: g.cancel_run(run_id))

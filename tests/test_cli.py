@@ -19,7 +19,8 @@ FIELDS = {
     "decorator": {"kind", "name", "schema", "description", "created_at", "updated_at"},
     "service": {"kind", "name", "type", "repository", "working_dir", "filename", "decorator", "env", "secrets",
                 "runtime_args", "requirements_file", "tags", "runner_tags", "arg_format", "timeout", "description",
-                "created_at", "updated_at"},
+                "created_at", "updated_at", "playbooks", "inventories", "extra_vars", "extra_vars_files", "config_file",
+                "pypi_registry", "galaxy_registry", "executable"},
     "secret": {"kind", "name", "description", "created_at", "updated_at"},
 }
 PLURAL = {"repository": "repositories", "decorator": "decorators", "service": "services", "secret": "secrets"}

@@ -22,7 +22,7 @@ from gateway_daemon.core.auth import Auth
 from gateway_daemon.core.errors import InvalidArgument, NotFound
 from gateway_daemon.core.services import Service
 from gateway_daemon.rpc import convert, errors
-from gateway_daemon.rpc.gen import (audit_pb2, auth_pb2, auth_pb2_grpc, common_pb2, decorators_pb2,
+from gateway_daemon.rpc.gen import (audit_pb2, auth_pb2, auth_pb2_grpc, common_pb2, decorators_pb2, executables_pb2, registries_pb2,
                                     repositories_pb2, repositories_pb2_grpc, runner_pb2, runs_pb2, runs_pb2_grpc,
                                     secrets_pb2, services_pb2, services_pb2_grpc, users_pb2, users_pb2_grpc)
 from gateway_daemon.rpc.interceptor import AccessInterceptor, UserGate
@@ -35,7 +35,7 @@ from gateway_server import ADMIN_PASSWORD
 from gitutil import new_repo
 
 PROTO_MODULES = (audit_pb2, auth_pb2, common_pb2, decorators_pb2, repositories_pb2, runner_pb2, runs_pb2, secrets_pb2,
-                 services_pb2, users_pb2)
+                 services_pb2, users_pb2, registries_pb2, executables_pb2)
 FOREIGN = (health_pb2.DESCRIPTOR.services_by_name["Health"],
            reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"])
 

@@ -144,6 +144,23 @@ def test_service_form_edit_narrow(snap_compare, tmp_path):
     check(snap_compare, tmp_path, steps, size=NARROW)
 
 
+def test_service_form_ansible(snap_compare, tmp_path):
+    """An Ansible service's form: its playbooks, inventories, extra vars, config file and registries."""
+    async def steps(pilot):
+        await until(pilot, lambda: rows(pilot) == 6)
+        pilot.app.screen.query_one(ResourceTable).move_to("rotate-certs")
+        await keys(pilot, "e")
+        await until(pilot, lambda: pilot.app.screen.query("#playbooks"))
+        pilot.app.screen.query_one("#playbooks", Input).value = "verify.yml"
+        pilot.app.screen.query_one("#inventories", Input).value = "inventory/hosts.ini inventory/cloud.py"
+        pilot.app.screen.query_one("#extra_vars", TextArea).text = 'renew_days=30\n{"notify": ["ops"]}'
+        pilot.app.screen.query_one("#config_file", Input).value = "ansible.cfg"
+        pilot.app.screen.query_one("#description", Input).scroll_visible(animate=False)
+        await pilot.pause(0.1)
+
+    check(snap_compare, tmp_path, steps)
+
+
 # ---------------------------------------------------------------- run
 async def _run_form(pilot: Pilot, service: str = "add-vlan") -> None:
     await until(pilot, lambda: rows(pilot) == 6)
@@ -168,6 +185,18 @@ def test_run_form_without_decorator(snap_compare, tmp_path):
     async def steps(pilot):
         await _run_form(pilot, "dns-audit")
         await keys(pilot, *"zone", "tab", *"example.net")
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_run_form_ansible_options(snap_compare, tmp_path):
+    """An Ansible service's run form: --limit, --tags and --check under its inputs."""
+    async def steps(pilot):
+        await _run_form(pilot, "rotate-certs")
+        await until(pilot, lambda: pilot.app.screen.query("#option-limit"))
+        pilot.app.screen.query_one("#option-limit", Input).value = "edge-routers"
+        pilot.app.screen.query_one("#option-tags", Input).value = "renew"
+        await pilot.click("#option-check")
 
     check(snap_compare, tmp_path, steps)
 

@@ -191,7 +191,7 @@ class SampleGateway:
             yield RunEvent("output", lines=tuple(lines))
 
     async def run_service(self, name: str, inputs: dict[str, Any] | None = None, secrets: Any = None,
-                          timeout: int | None = None) -> AsyncIterator[RunEvent]:
+                          timeout: int | None = None, options: Any = None) -> AsyncIterator[RunEvent]:
         """A run that ends at once with the recorded output (the engine checks the inputs first)."""
         from gateway_daemon.core.runs import prepare_inputs
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 from ..store import Entry, KeyExists, RevisionMismatch, Store, StoreUnavailable
 from .decorators import Decorator
+from .executables import ExecutableObject
+from .registries import BUILT_IN as BUILT_IN_REGISTRIES, Registry, built_in as built_in_registry
 from .errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from .features import check_enabled
 from .repositories import Repository
@@ -27,7 +29,8 @@ if TYPE_CHECKING:
     from .audit import AuditEvent, AuditTrail
     from .transfer import ImportReport
 
-KINDS: dict[str, type[Resource]] = {cls.KIND: cls for cls in (Repository, Decorator, Service, Secret)}
+KINDS: dict[str, type[Resource]] = {cls.KIND: cls for cls in (Repository, Decorator, Service, Secret, Registry,
+                                                                ExecutableObject)}
 # Fields a caller may not set through update(): identity, bookkeeping, the sealed value.
 _FIXED_FIELDS = {"name", "created_at", "updated_at", "sealed"}
 _UPDATE_RETRIES = 8
@@ -130,7 +133,7 @@ class Engine:
 
     async def _users_of(self, kind: str, name: str) -> list[str]:
         users = []
-        for user_kind in ("repository", "service"):
+        for user_kind in ("repository", "service", "registry"):
             for resource in await self._load_all(user_kind):
                 if (kind, name) in resource.references():  # type: ignore[attr-defined]
                     users.append(f"{user_kind} {resource.name}")
@@ -147,10 +150,19 @@ class Engine:
         if isinstance(resource, Service):
             check_enabled(resource.type, self.disabled_types)
 
+    async def _check_default(self, resource: Resource) -> None:
+        """One default registry per type: another one that is already the default says so."""
+        if isinstance(resource, Registry) and resource.default:
+            for other in await self._load_all("registry"):
+                if other.name != resource.name and other.type == resource.type and other.default:  # type: ignore[attr-defined]
+                    raise FailedPrecondition(f"registry {other.name} is already the default {resource.type} registry; "
+                                             f"edit it with --no-default first")
+
     async def _insert(self, resource: Resource) -> Resource:
         self.check_enabled(resource)
         await asyncio.to_thread(resource.validate)  # a decorator's schema can take a second to check
         await self._check_references(resource)
+        await self._check_default(resource)
         try:
             with store_errors():
                 await self.store.create(self._key(type(resource), resource.name), resource.encode())
@@ -168,6 +180,7 @@ class Engine:
             self.check_enabled(updated)
             await asyncio.to_thread(updated.validate)
             await self._check_references(updated)
+            await self._check_default(updated)
             try:
                 with store_errors():
                     await self.store.update(self._key(type(updated), name), updated.encode(), revision)
@@ -186,11 +199,25 @@ class Engine:
         return await self._insert(resource)
 
     async def get(self, kind: str, name: str) -> Resource:
-        resource, _ = await self._load_visible(kind, name)
+        try:
+            resource, _ = await self._load_visible(kind, name)
+        except NotFound:
+            if kind == "registry" and name in BUILT_IN_REGISTRIES:
+                return built_in_registry(name)
+            raise
         return self._public(resource)
 
     async def list(self, kind: str) -> list[Resource]:
-        return [self._public(r) for r in await self._load_all(kind) if self._visible(r)]
+        resources = [self._public(r) for r in await self._load_all(kind) if self._visible(r)]
+        if kind == "registry":  # the built-in ones, unless a stored one took the name
+            stored = {r.name for r in resources}
+            resources += [built_in_registry(name) for name in BUILT_IN_REGISTRIES if name not in stored]
+        return resources
+
+    async def _refuse_built_in(self, kind: str, name: str, doing: str) -> None:
+        if kind == "registry" and name in BUILT_IN_REGISTRIES and not await self._exists(kind, name):
+            raise FailedPrecondition(f"registry {name} is built in and cannot be {doing}; create a registry named "
+                                     f"{name} to replace it, or another one with --default")
 
     # ---- roles (issue 14): a caller scoped to service tags sees only those services and their runs (core.policy)
     @staticmethod
@@ -222,6 +249,7 @@ class Engine:
         cls = resource_class(kind)
         allowed = set(cls.field_names()) - _FIXED_FIELDS
         unknown = sorted(set(changes) - allowed)
+        await self._refuse_built_in(kind, name, "changed")
         if unknown:
             raise InvalidArgument(f"{kind} has no editable field {', '.join(unknown)}; editable: {', '.join(sorted(allowed))}")
         if "secrets" in changes:
@@ -238,6 +266,7 @@ class Engine:
 
     async def delete(self, kind: str, name: str) -> None:
         cls = resource_class(kind)
+        await self._refuse_built_in(kind, name, "deleted")
         await self._load_visible(kind, name)
         users = await self._users_of(kind, name)
         if users:
@@ -294,12 +323,13 @@ class Engine:
     # ------------------------------------------------------------ runs
     async def run_service(self, name: str, inputs: dict[str, Any] | None = None,
                           secrets: list[SecretRef] | None = None, timeout: int | None = None,
-                          started_by: str | None = None) -> AsyncIterator[RunEvent]:
+                          started_by: str | None = None,
+                          options: dict[str, Any] | None = None) -> AsyncIterator[RunEvent]:
         """Start a run and follow it: a status event first (queued, with the run id), output as it comes,
         and a final status event. Leaving the iteration early does not stop the run."""
         await self._load_visible("service", name)
         with store_errors():
-            run, queue = await self.scheduler.start(name, inputs or {}, secrets or [], timeout, started_by)
+            run, queue = await self.scheduler.start(name, inputs or {}, secrets or [], timeout, started_by, options)
         if self.audit is not None:
             await self.audit.record("run", f"service/{name}", "started", f"run {run.id}", inputs=run.inputs)
         yield RunEvent("status", run=run)

@@ -373,3 +373,18 @@ def read_resources(document: dict[str, Any], problems: Problems) -> list[tuple[s
                     resource.created_at = resource.updated_at = ""
                 result.append((where, resource))
     return result
+
+
+def arg_format(text: str) -> str:
+    """An arg-format as `create` takes it: ours ('--{key}={value}') or IAG 5's Go template
+    ('--{{.Key}} {{.Value}}'), in our spelling; InvalidArgument (field arg_format) otherwise."""
+    from .documents import Problems
+
+    if not isinstance(text, str) or not _GO_TEMPLATE_RE.search(text):
+        return text  # ours (checked by the service), or nothing IAG 5 would have written
+    problems = Problems(False)
+    converted = _arg_format("arg-format", text, problems)
+    if converted is None:
+        message = "; ".join(problems.errors)
+        raise InvalidArgument(message, {"arg_format": message})
+    return converted

@@ -13,6 +13,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .executables import ExecutableObject
+from .registries import RegistryAccess
 from .repositories import Repository
 from .services import Service
 
@@ -29,10 +31,18 @@ class Job:
     booleans: frozenset[str] = frozenset()  # inputs the decorator declares boolean (a bare --flag)
     env: dict[str, str] = field(default_factory=dict, repr=False)  # secret values by environment variable
     repository_key: str = field(default="", repr=False)  # the ssh private key of the repository, if it has one
+    options: dict[str, str] = field(default_factory=dict)  # run options (core.run_options): --limit, --tags, ...
+    registries: list[RegistryAccess] = field(default_factory=list, repr=False)  # where installs come from, opened
+    executable: ExecutableObject | None = None  # the executable object the service names
 
     def secret_values(self) -> list[str]:
         """Every secret value this job holds: what the output must never show."""
-        return [*self.env.values(), *([self.repository_key] if self.repository_key else [])]
+        return [*self.env.values(), *([self.repository_key] if self.repository_key else []),
+                *(value for access in self.registries for value in access.secret_values())]
+
+    def registry(self, kind: str) -> RegistryAccess | None:
+        """The registry of this type the job installs from (None: tell the tool nothing)."""
+        return next((access for access in self.registries if access.type == kind), None)
 
 
 @dataclass(frozen=True)

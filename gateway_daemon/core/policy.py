@@ -53,6 +53,7 @@ class Action(enum.Enum):
     IMPORT = "import"    # write a whole document at once, secrets included
     USERS = "users"      # create, edit, delete users; every user's API keys
     AUDIT = "audit"      # read the audit trail
+    SYSTEM = "system"    # define executable objects: the interpreters and binaries services may run
 
 
 # The one table: role -> what it may do.
@@ -74,6 +75,7 @@ _PHRASES = {
     Action.IMPORT: "importing a database",
     Action.USERS: "user management",
     Action.AUDIT: "the audit trail",
+    Action.SYSTEM: "defining executable objects",
 }
 
 

@@ -32,6 +32,8 @@ from .outputs import STORE_RETRY_SECONDS, OutputSink, output_prefix
 from .runs import (FAILED, INTERRUPTED, QUEUED, RUNNING, Masker, OutputLine, Run, RunEvent, check_run_id,
                    check_run_timeout, new_run_id, prepare_inputs, secret_fields)
 from .services import SecretRef, Service
+from .registries import access_for as registry_access
+from .run_options import check_run_options
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -46,6 +48,7 @@ class Limits:
     default_timeout: int = 3600
     output_limit: int = 1024 * 1024
     kill_grace_period: float = 5.0
+    registry_overridable: bool = True  # [registry] default_overridable: a service may name its registry
 
 
 def run_key(run_id: str) -> str:
@@ -198,7 +201,7 @@ class Scheduler:
 
     # ------------------------------------------------------------ starting
     async def prepare(self, run_id: str, name: str, inputs: dict[str, Any], run_secrets: list[SecretRef],
-                      timeout: int | None) -> tuple[Job, dict[str, Any] | None]:
+                      timeout: int | None, options: dict[str, Any] | None = None) -> tuple[Job, dict[str, Any] | None]:
         """Load the service and what it needs, check the inputs, open the secrets: the job, and the
         decorator's schema (None without one)."""
         service, _ = await self.engine._load("service", name)
@@ -211,6 +214,7 @@ class Scheduler:
         # Off the loop: checking inputs against a schema is bounded (core.decorators) but may take seconds.
         values = await asyncio.to_thread(prepare_inputs, schema, inputs)
         check_run_timeout(timeout)
+        run_options = check_run_options(service, options)
         refs = {ref.target: ref for ref in service.secrets}
         refs.update({ref.target: ref for ref in run_secrets})
         env = {}
@@ -222,16 +226,21 @@ class Scheduler:
             key = await self.engine.reveal_secret(repository.private_key_name)  # type: ignore[attr-defined]
         booleans = frozenset(k for k, p in (schema or {}).get("properties", {}).items()
                              if isinstance(p, dict) and p.get("type") == "boolean")
+        registries = await registry_access(self.engine, service, self.limits.registry_overridable)
+        executable = None
+        if service.executable:
+            executable, _ = await self.engine._load("executable-object", service.executable)
         job = Job(run_id=run_id, service=service, repository=repository, inputs=values,  # type: ignore[arg-type]
                   timeout=timeout or service.timeout or self.limits.default_timeout, booleans=booleans, env=env,
-                  repository_key=key)
+                  repository_key=key, options=run_options, registries=registries,
+                  executable=executable)  # type: ignore[arg-type]
         return job, schema
 
     async def start(self, name: str, inputs: dict[str, Any], run_secrets: list[SecretRef], timeout: int | None,
-                    started_by: str | None = None) -> tuple[Run, asyncio.Queue]:
+                    started_by: str | None = None, options: dict[str, Any] | None = None) -> tuple[Run, asyncio.Queue]:
         """Check everything, record the run as queued, and start it. Returns the run and its event queue."""
         await self._recover_first()
-        job, schema = await self.prepare(new_run_id(), name, inputs, run_secrets, timeout)
+        job, schema = await self.prepare(new_run_id(), name, inputs, run_secrets, timeout, options)
         masker = Masker(job.secret_values())
         service = job.service
         run = Run(

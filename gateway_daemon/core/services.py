@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import string
 from typing import Any
 
@@ -131,6 +132,17 @@ class Service(Resource):
     runner_tags: list[str] = dataclasses.field(default_factory=list)  # distributed: runners must have all
     arg_format: str = DEFAULT_ARG_FORMAT
     timeout: int | None = None  # seconds; None: [execution] default
+    # ansible-playbook: more playbooks run in turn after `filename` (all relative to the working dir),
+    # inventories (-i), extra vars (k=v or a JSON object each), extra vars files (@file), an ansible.cfg
+    playbooks: list[str] = dataclasses.field(default_factory=list)
+    inventories: list[str] = dataclasses.field(default_factory=list)
+    extra_vars: list[str] = dataclasses.field(default_factory=list)
+    extra_vars_files: list[str] = dataclasses.field(default_factory=list)
+    config_file: str = ""
+    # where dependencies come from: registry names (empty: the default registry of that type)
+    pypi_registry: str = ""
+    galaxy_registry: str = ""
+    executable: str = ""  # an executable object: the interpreter or binary that runs this service
     description: str = ""
     created_at: str = dataclasses.field(default_factory=now)
     updated_at: str = dataclasses.field(default_factory=now)
@@ -177,7 +189,19 @@ class Service(Resource):
         check_arg_format(self.arg_format)
         if self.timeout is not None and not valid_timeout(self.timeout):
             raise field_error("timeout", f"service timeout {self.timeout!r} is not valid: 1 to 604800 seconds")
+        check_ansible_fields(self)
+        for field, value in (("pypi_registry", self.pypi_registry), ("galaxy_registry", self.galaxy_registry),
+                             ("executable", self.executable)):
+            if value:
+                check_name("service", value, field.replace("_", "-"))
         check_text("service", "description", self.description)
+
+    @property
+    def playbook_files(self) -> list[str]:
+        """An ansible-playbook service's playbooks in the order they run: its filename (else site.yml, when it
+        names no other playbook), then the others."""
+        first = [self.filename] if self.filename else ([] if self.playbooks else [self.script])
+        return first + [p for p in self.playbooks if p not in first]
 
     @property
     def script(self) -> str:
@@ -189,4 +213,59 @@ class Service(Resource):
         if self.decorator:
             refs.append(("decorator", self.decorator))
         refs.extend(("secret", ref.name) for ref in self.secrets)
+        refs.extend(("registry", name) for name in (self.pypi_registry, self.galaxy_registry)
+                    if name and name not in BUILT_IN_REGISTRIES)
+        if self.executable:
+            refs.append(("executable-object", self.executable))
         return refs
+
+
+ANSIBLE_ONLY = ("playbooks", "inventories", "extra_vars", "extra_vars_files", "config_file", "galaxy_registry")
+BUILT_IN_REGISTRIES = ("default-pypi", "default-galaxy")
+MAX_EXTRA_VARS = 64 * 1024
+
+
+def check_extra_vars(text: Any, field: str = "extra_vars") -> None:
+    """One --extra-vars value: KEY=VALUE pairs (separated by spaces, as ansible-playbook reads them) or a JSON
+    object."""
+    if not isinstance(text, str) or "\x00" in text or len(text) > MAX_EXTRA_VARS:
+        raise field_error(field, f"extra vars must be text without NUL bytes, at most {MAX_EXTRA_VARS} characters")
+    stripped = text.strip()
+    if stripped.startswith(("{", "[")):
+        try:
+            value = json.loads(stripped)
+        except ValueError as exc:
+            raise field_error(field, f"extra vars {text!r} is not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise field_error(field, f"extra vars {text!r} must be a JSON object, not a list")
+        return
+    if stripped.startswith("@"):
+        raise field_error(field, f"extra vars {text!r}: name a file with --extra-vars-file, not @")
+    words = stripped.split()
+    if not words or any("=" not in w or w.startswith("=") for w in words):
+        raise field_error(field, f"extra vars {text!r} is not KEY=VALUE (or a JSON object)")
+
+
+def check_ansible_fields(service: "Service") -> None:
+    for field in ("playbooks", "inventories", "extra_vars", "extra_vars_files"):
+        value = getattr(service, field)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise field_error(field, f"service {field.replace('_', '-')} must be a list of text")
+    if not isinstance(service.config_file, str):
+        raise field_error("config_file", "service config-file must be text")
+    if service.type != "ansible-playbook":
+        given = [f.replace("_", "-") for f in ANSIBLE_ONLY if getattr(service, f)]
+        if given:
+            message = f"service {service.name}: {', '.join(given)} only apply to an ansible-playbook service"
+            raise InvalidArgument(message, {f: message for f in ANSIBLE_ONLY if getattr(service, f)})
+        return
+    for path in service.playbooks:
+        check_relative_path("service", "playbooks", path)
+    for path in service.inventories:
+        check_relative_path("service", "inventories", path)
+    for path in service.extra_vars_files:
+        check_relative_path("service", "extra-vars-files", path)
+    if service.config_file:
+        check_relative_path("service", "config-file", service.config_file)
+    for text in service.extra_vars:
+        check_extra_vars(text)

@@ -6,12 +6,14 @@ import json
 import os
 import shutil
 import stat
-import sys
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import FailedPrecondition
-from ..core.services import Service, format_arg
+from ..core.executables import ExecutableObject
+from ..core.services import DEFAULT_ARG_FORMAT, Service, format_arg
+from . import ansible
+from .ansible import ansible_binary
 
 TOFU_ACTIONS = ("plan", "apply", "destroy")
 
@@ -64,19 +66,6 @@ def tofu_binary() -> str:
     return found
 
 
-def ansible_binary() -> str:
-    # The gateway's own environment first: `pip install 'automation-gateway[ansible]'` puts it there,
-    # and a venv's bin directory is often not on PATH.
-    beside = Path(sys.executable).parent / "ansible-playbook"
-    found = str(beside) if beside.is_file() else shutil.which("ansible-playbook")
-    if not found:
-        raise FailedPrecondition(
-            "Ansible is not installed: no 'ansible-playbook' on PATH; "
-            "install it with: pip install 'automation-gateway[ansible]'"
-        )
-    return found
-
-
 def make_executable(path: Path, tree: Path) -> None:
     """Give the owner the x bit of the file `path` names, following links only as far as they stay in `tree`:
     a link leading outside the tree is refused, and a file outside it never changes."""
@@ -91,9 +80,12 @@ def make_executable(path: Path, tree: Path) -> None:
 
 
 def build(service: Service, workdir: Path, inputs: dict[str, Any], booleans: set[str], python: str,
-          tree: Path | None = None) -> list[list[str]]:
+          options: dict[str, str] | None = None, playbook_program: str | None = None,
+          executable: ExecutableObject | None = None, tree: Path | None = None) -> list[list[str]]:
     """The steps to run, each an argv. Only the last step's exit code decides the status.
-    `tree`: the checked-out tree `workdir` is in (default: workdir itself); nothing outside it is changed."""
+    `options`: the run options (core.run_options); `playbook_program`: the ansible-playbook to use (default:
+    the gateway's); `executable`: the executable object the service names; `tree`: the checked-out tree
+    `workdir` is in (default: workdir itself): nothing outside it is changed."""
     kind = service.type
     if kind == "python-script":
         script = workdir / service.script
@@ -101,10 +93,7 @@ def build(service: Service, workdir: Path, inputs: dict[str, Any], booleans: set
             raise FailedPrecondition(f"service {service.name}: {service.script} not found in {service.working_dir}")
         return [[python, "-u", str(script), *service.runtime_args, *python_args(inputs, booleans)]]
     if kind == "ansible-playbook":
-        playbook = workdir / service.script
-        if not playbook.is_file():
-            raise FailedPrecondition(f"service {service.name}: playbook {service.script} not found in {service.working_dir}")
-        return [[ansible_binary(), *service.runtime_args, "--extra-vars", json.dumps(inputs), str(playbook)]]
+        return [ansible.command(service, workdir, inputs, options or {}, playbook_program or ansible_binary())]
     if kind == "opentofu-plan":
         tofu = tofu_binary()
         action, rest = tofu_action(service)
@@ -113,6 +102,8 @@ def build(service: Service, workdir: Path, inputs: dict[str, Any], booleans: set
         if action in ("apply", "destroy"):
             final.append("-auto-approve")
         return [[tofu, "init", "-input=false", "-no-color"], [*final, *rest, *variables]]
+    if executable is not None:
+        return [executable_command(service, workdir, inputs, executable)]
     # executable: a file in the repository, else a command on PATH
     target = workdir / service.script
     if target.is_file():
@@ -125,6 +116,28 @@ def build(service: Service, workdir: Path, inputs: dict[str, Any], booleans: set
             f"service {service.name}: {service.script} is neither a file in the repository nor a command on PATH"
         )
     return [[program, *service.runtime_args, *formatted_args(service.arg_format, inputs)]]
+
+
+def executable_command(service: Service, workdir: Path, inputs: dict[str, Any],
+                       executable: ExecutableObject) -> list[str]:
+    """An executable object's command, then the service's file (when it names one), its runtime arguments and
+    its inputs in the arg-format: the service's own when it sets one, else the object's."""
+    argv = executable.argv()
+    program = argv[0]
+    if "/" not in program:
+        found = shutil.which(program)
+        if not found:
+            raise FailedPrecondition(f"executable-object {executable.name}: {program} is not a command on PATH")
+        argv[0] = found
+    elif not Path(program).is_file():
+        raise FailedPrecondition(f"executable-object {executable.name}: {program} not found")
+    if service.filename:
+        target = workdir / service.filename
+        if not target.is_file():
+            raise FailedPrecondition(f"service {service.name}: {service.filename} not found in {service.working_dir}")
+        argv.append(str(target))
+    fmt = service.arg_format if service.arg_format != DEFAULT_ARG_FORMAT else executable.arg_format
+    return [*argv, *service.runtime_args, *formatted_args(fmt, inputs)]
 
 
 def child_environment(extra: dict[str, str], tmp: Path, python: str, home: Path | None = None) -> dict[str, str]:

@@ -23,7 +23,7 @@ from ..core.admission import Admission
 from ..core.errors import FailedPrecondition
 from ..core.jobs import Job, JobEvents, JobResult
 from ..core.runs import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT
-from . import leftovers
+from . import ansible, leftovers, python_scripts
 from .commands import build, child_environment
 from .process import SUPERVISOR, Outcome, Process
 from .sandbox import Sandbox, gateway_environment
@@ -82,24 +82,23 @@ class LocalExecutor:
                 raise FailedPrecondition(f"service {service.name}: working dir {service.working_dir} "
                                          f"not found in repository {job.repository.name}")
             python = sys.executable  # other types: the gateway's own bin directory leads PATH
-            if service.type == "python-script":
-                requirements = workdir / (service.requirements_file or self.requirements_file)
-                python = str(await self.venvs.python_for(requirements if requirements.is_file() else None,
-                                                         events.progress))
-                held.append(python)
             extra_env = dict(service.env)
-            readable = [*gateway_environment(), SUPERVISOR]
-            if service.type == "python-script" and Path(python).parent.parent.is_relative_to(self.venvs.root):
-                readable.append(Path(python).parent.parent)  # its venv
-            if service.type == "ansible-playbook":
-                collections = (workdir / service.requirements_file if service.requirements_file
-                               else (workdir / service.script).parent / "requirements.yml")
-                if collections.is_file():
-                    path = await self.venvs.collections_for(collections, events.progress)
-                    held.append(str(path))
-                    extra_env["ANSIBLE_COLLECTIONS_PATH"] = str(path)
-                    readable.append(path)
-            steps = build(service, workdir, job.inputs, set(job.booleans), python, tree=tree)
+            playbook_program = None
+            # ---- dependencies by service type (execution/python_scripts.py, execution/ansible.py)
+            if service.type == "python-script":
+                python = str(await python_scripts.python_for(job, workdir, self.requirements_file, self.venvs,
+                                                             events.progress))
+                held.append(python)
+            elif service.type == "ansible-playbook":
+                setup = await ansible.prepare(job, workdir, self.venvs, events.progress)
+                held.extend(setup.held)
+                python, playbook_program = setup.python, setup.playbook
+                extra_env = {**setup.env, **extra_env}  # the service's own env wins
+            steps = build(service, workdir, job.inputs, set(job.booleans), python, job.options, playbook_program,
+                          job.executable, tree=tree)
+            # ---- end of dependencies
+            # The sandbox shows the cached venvs and collections the run holds, read-only.
+            readable = [*gateway_environment(), SUPERVISOR, *(self._cached_folder(Path(path)) for path in held)]
             tmp, home = run_dir / "tmp", run_dir / "home"
             tmp.mkdir()
             home.mkdir()
@@ -120,6 +119,10 @@ class LocalExecutor:
         if outcome.exit_code == 0:
             return JobResult(SUCCEEDED, "", 0)
         return JobResult(FAILED, f"exited with code {outcome.exit_code}", outcome.exit_code)
+
+    def _cached_folder(self, path: Path) -> Path:
+        """The venv a held interpreter lives in (its bin/python), or the held folder itself."""
+        return path.parent.parent if path.parent.name == "bin" else path
 
     async def _processes(self, steps: list[tuple[list[str], list[str]]], cwd: str, env: dict[str, str],
                          run_dir: Path, timeout: int, events: JobEvents, cancel: asyncio.Event) -> Outcome:

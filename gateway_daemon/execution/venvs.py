@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -47,6 +48,40 @@ def _python_tag() -> str:
     return f"py{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """What a venv holds: a requirements file, more requirement specifiers (a pyproject's dependencies, the
+    ansible-core an Ansible service runs with), and where they come from (`index`: the registry's URL,
+    never its credentials).  An empty recipe is an empty venv: an interpreter that sees neither the
+    gateway's packages nor the system's."""
+
+    requirements: Path | None = None
+    packages: tuple[str, ...] = ()
+    index: str = ""
+    pip_env: dict[str, str] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    @property
+    def empty(self) -> bool:
+        return self.requirements is None and not self.packages
+
+    def key(self) -> str:
+        if self.empty:
+            return f"{_python_tag()}-empty"
+        digest = hashlib.sha256()
+        if self.requirements is not None:
+            digest.update(self.requirements.read_bytes())
+        if self.packages or self.index:  # a requirements file alone keeps the key it always had
+            digest.update(b"\0packages\0" + "\n".join(self.packages).encode())
+            digest.update(b"\0index\0" + self.index.encode())
+        return f"{_python_tag()}-{digest.hexdigest()[:20]}"
+
+    def describe(self) -> str:
+        named = [self.requirements.name] if self.requirements is not None else []
+        if self.packages:
+            named.append(", ".join(self.packages))
+        return " + ".join(named) or "no packages (an isolated interpreter)"
+
+
 class Venvs:
     def __init__(self, data_dir: Path, retention: float = RETENTION, sweep_interval: float = SWEEP_INTERVAL):
         """`retention`: seconds an environment may stay unused before `prune` removes it; `sweep_interval`:
@@ -63,31 +98,58 @@ class Venvs:
         return f"{_python_tag()}-{digest[:20]}"
 
     async def python_for(self, requirements: Path | None, progress: Progress) -> Path:
-        """The python that runs a script: a cached venv for `requirements`, else the base interpreter."""
-        if requirements is None:
-            return Path(base_python())
-        target = self.root / self.key(requirements)
+        """The python that runs a script: a cached venv for `requirements`, else an empty one."""
+        return await self.venv_for(Recipe(requirements), progress)
+
+    async def venv_for(self, recipe: Recipe, progress: Progress) -> Path:
+        """The python of a cached venv built from `recipe` (the first use builds it, streaming progress)."""
+        target = self.root / recipe.key()
         python = target / "bin" / "python"
         self._hold(target)
         try:
             if not (target / MARKER).is_file():
-                await self._build(target, requirements, progress, self._build_venv)
+                async def build(target: Path, _: Path, progress: Progress) -> None:
+                    await self._build_venv(target, recipe, progress)
+                await self._build(target, recipe.requirements or Path(recipe.describe()), progress, build)
         except BaseException:
             self._let_go(target)
             raise
         return python
 
-    async def collections_for(self, requirements: Path, progress: Progress) -> Path:
-        """A directory holding the collections `requirements.yml` names, for ANSIBLE_COLLECTIONS_PATH."""
-        target = self.collections_root / self.key(requirements)
+    async def collections_for(self, requirements: Path, progress: Progress, galaxy: str | None = None,
+                              index: str = "", env: dict[str, str] | None = None) -> Path:
+        """A directory holding what `requirements.yml` names: its collections in collections/ (for
+        ANSIBLE_COLLECTIONS_PATH) and its roles in roles/ (ANSIBLE_ROLES_PATH).  `galaxy`: the ansible-galaxy
+        to install with (default: the gateway's); `index`: the Galaxy server's URL (part of the key); `env`:
+        what the install's environment adds (the server's credentials)."""
+        key = self.key(requirements) + "-" + hashlib.sha256(b"roles+collections\0" + index.encode()).hexdigest()[:8]
+        target = self.collections_root / key
         self._hold(target)
         try:
             if not (target / MARKER).is_file():
-                await self._build(target, requirements, progress, self._install_collections)
+                async def install(target: Path, requirements: Path, progress: Progress) -> None:
+                    await self._install_collections(target, requirements, progress, galaxy, env or {})
+                await self._build(target, requirements, progress, install)
         except BaseException:
             self._let_go(target)
             raise
         return target
+
+    def size(self) -> tuple[int, int]:
+        """(environments, bytes) the cache holds now: venvs and collection folders."""
+        count = total = 0
+        for root in (self.root, self.collections_root):
+            try:
+                folders = [p for p in root.iterdir() if p.is_dir()]
+            except OSError:
+                continue
+            count += len(folders)
+            for folder in folders:
+                for path in folder.rglob("*"):
+                    with contextlib.suppress(OSError):
+                        if path.is_file() and not path.is_symlink():
+                            total += path.stat().st_size
+        return count, total
 
     # ------------------------------------------------------------ use and pruning
     def _hold(self, target: Path) -> None:
@@ -166,24 +228,34 @@ class Venvs:
             (target / MARKER).write_text(f"{requirements.name}\n")
             progress(f"ready in {time.monotonic() - started:.1f} s, cached as {target.name}")
 
-    async def _build_venv(self, target: Path, requirements: Path, progress: Progress) -> None:
-        progress(f"building a virtual environment for {requirements.name} (first run with this file)")
+    async def _build_venv(self, target: Path, recipe: Recipe, progress: Progress) -> None:
+        if recipe.empty:
+            progress("building an isolated interpreter (an empty virtual environment, made once)")
+            await _stream([base_python(), "-m", "venv", "--without-pip", str(target)], progress, "venv")
+            return
+        progress(f"building a virtual environment for {recipe.describe()} (first run with it)")
         await _stream([base_python(), "-m", "venv", str(target)], progress, "venv")
         python = str(target / "bin" / "python")
-        await _stream([python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-                       "--progress-bar", "off", "-r", str(requirements)], progress, "pip",
-                      cwd=requirements.parent)
+        pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
+        if recipe.requirements is not None:
+            await _stream([*pip, "-r", str(recipe.requirements)], progress, "pip", cwd=recipe.requirements.parent,
+                          extra_env=recipe.pip_env)
+        if recipe.packages:
+            await _stream([*pip, *recipe.packages], progress, "pip", extra_env=recipe.pip_env)
 
-    async def _install_collections(self, target: Path, requirements: Path, progress: Progress) -> None:
-        galaxy = Path(sys.executable).parent / "ansible-galaxy"
-        program = str(galaxy) if galaxy.is_file() else shutil.which("ansible-galaxy")
+    async def _install_collections(self, target: Path, requirements: Path, progress: Progress,
+                                   galaxy: str | None = None, env: dict[str, str] | None = None) -> None:
+        beside = Path(sys.executable).parent / "ansible-galaxy"
+        program = galaxy or (str(beside) if beside.is_file() else shutil.which("ansible-galaxy"))
         if not program:
             raise FailedPrecondition("Ansible is not installed: no 'ansible-galaxy'; "
                                      "install it with: pip install 'automation-gateway[ansible]'")
-        progress(f"installing the Ansible collections of {requirements.name} (first run with this file)")
+        progress(f"installing the Ansible collections and roles of {requirements.name} (first run with this file)")
         target.mkdir(parents=True)
-        await _stream([program, "collection", "install", "-r", str(requirements), "-p", str(target)],
-                      progress, "ansible-galaxy", cwd=requirements.parent)
+        # Without -p (which would install roles only) both go to the first path configured for each.
+        paths = {"ANSIBLE_COLLECTIONS_PATH": str(target / "collections"), "ANSIBLE_ROLES_PATH": str(target / "roles")}
+        await _stream([program, "install", "-r", str(requirements)], progress, "ansible-galaxy",
+                      cwd=requirements.parent, extra_env={**(env or {}), **paths})
 
 
 def _touch(target: Path) -> None:
@@ -195,10 +267,13 @@ def _days(seconds: float) -> str:
     return f"{seconds / 86400:g} days" if seconds >= 86400 else f"{seconds / 3600:g} hours"
 
 
-async def _stream(argv: list[str], progress: Progress, label: str, cwd: Path | None = None) -> None:
-    """Run a build step, passing each line of its output on as progress; fail with its last lines."""
+async def _stream(argv: list[str], progress: Progress, label: str, cwd: Path | None = None,
+                  extra_env: dict[str, str] | None = None) -> None:
+    """Run a build step, passing each line of its output on as progress; fail with its last lines.
+    `extra_env`: what only this step's environment holds (a registry's credentials)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PIP_REQUIRE_VIRTUALENV")}
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra_env or {})
     process = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True)

@@ -28,6 +28,7 @@ from ..core.transfer import ImportReport
 from . import convert
 from .errors import error_from_rpc
 from .gen import (audit_pb2, audit_pb2_grpc, auth_pb2, auth_pb2_grpc, common_pb2, common_pb2_grpc, decorators_pb2, decorators_pb2_grpc,
+                  executables_pb2, executables_pb2_grpc, registries_pb2, registries_pb2_grpc,
                   repositories_pb2, repositories_pb2_grpc, runner_pb2_grpc, runs_pb2, runs_pb2_grpc, secrets_pb2,
                   secrets_pb2_grpc, services_pb2, services_pb2_grpc, users_pb2, users_pb2_grpc)
 
@@ -37,6 +38,8 @@ UPDATE_REQUESTS = {
     "repository": repositories_pb2.UpdateRepositoryRequest,
     "decorator": decorators_pb2.UpdateDecoratorRequest,
     "service": services_pb2.UpdateServiceRequest,
+    "registry": registries_pb2.UpdateRegistryRequest,
+    "executable-object": executables_pb2.UpdateExecutableObjectRequest,
 }
 
 
@@ -97,7 +100,10 @@ class Stubs:
         self.users = users_pb2_grpc.UserServiceStub(channel)
         self.runners = runner_pb2_grpc.RunnerServiceStub(channel)
         self.audit = audit_pb2_grpc.AuditServiceStub(channel)
+        self.registries = registries_pb2_grpc.RegistryServiceStub(channel)
+        self.executables = executables_pb2_grpc.ExecutableObjectServiceStub(channel)
         r, d, s, x = self.repositories, self.decorators, self.services, self.secrets
+        g, e = self.registries, self.executables
         self.kinds = {
             "repository": KindStubs(r.GetRepository, r.ListRepositories, r.DeleteRepository, r.CreateRepository,
                                     r.UpdateRepository),
@@ -105,6 +111,10 @@ class Stubs:
                                    d.UpdateDecorator),
             "service": KindStubs(s.GetService, s.ListServices, s.DeleteService, s.CreateService, s.UpdateService),
             "secret": KindStubs(x.GetSecret, x.ListSecrets, x.DeleteSecret),
+            "registry": KindStubs(g.GetRegistry, g.ListRegistries, g.DeleteRegistry, g.CreateRegistry,
+                                  g.UpdateRegistry),
+            "executable-object": KindStubs(e.GetExecutableObject, e.ListExecutableObjects, e.DeleteExecutableObject,
+                                           e.CreateExecutableObject, e.UpdateExecutableObject),
         }
 
 
@@ -214,7 +224,7 @@ class RemoteGateway:
             return await self.update_secret(name, description=changes.get("description"))
         kind = _kind(kind)
         message, paths = convert.changes_message(kind, name, changes)
-        request = UPDATE_REQUESTS[kind](**{kind: message}, update_mask=field_mask_pb2.FieldMask(paths=paths))
+        request = UPDATE_REQUESTS[kind](**{kind.replace("-", "_"): message}, update_mask=field_mask_pb2.FieldMask(paths=paths))
         return convert.resource_from_message(kind, await self._call(lambda s: s.kinds[kind].update, request))
 
     async def delete(self, kind: str, name: str) -> None:
@@ -256,8 +266,9 @@ class RemoteGateway:
     # ------------------------------------------------------------ runs
     async def run_service(self, name: str, inputs: dict[str, Any] | None = None,
                           secrets: list[SecretRef] | None = None, timeout: int | None = None,
-                          started_by: str | None = None) -> AsyncIterator[RunEvent]:
-        request = convert.run_request(name, inputs, secrets, timeout)
+                          started_by: str | None = None,
+                          options: dict[str, Any] | None = None) -> AsyncIterator[RunEvent]:
+        request = convert.run_request(name, inputs, secrets, timeout, options)
         async for message in self._stream(lambda s: s.runs.RunService, request):
             yield convert.event_from_message(message)
 

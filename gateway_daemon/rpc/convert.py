@@ -11,21 +11,25 @@ from ..core.api import ApiKeyInfo, Identity, Login, UserInfo
 from ..core.audit import AuditEvent
 from ..core.decorators import MAX_SCHEMA_BYTES, Decorator
 from ..core.engine import EngineInfo
+from ..core.executables import ExecutableObject
 from ..core.jobs import Job
+from ..core.registries import Registry, RegistryAccess
 from ..core.repositories import Repository
 from ..core.resources import plain
 from ..core.runners import RunnerInfo
 from ..core.runs import OutputLine, Run, RunEvent
 from ..core.secrets import Secret
 from ..core.services import SecretRef, Service
-from .gen import (audit_pb2, auth_pb2, common_pb2, decorators_pb2, repositories_pb2, runner_pb2, runs_pb2, secrets_pb2,
-                  services_pb2, users_pb2)
+from .gen import (audit_pb2, auth_pb2, common_pb2, decorators_pb2, executables_pb2, registries_pb2,
+                  repositories_pb2, runner_pb2, runs_pb2, secrets_pb2, services_pb2, users_pb2)
 
 MESSAGES = {
     "repository": repositories_pb2.Repository,
     "decorator": decorators_pb2.Decorator,
     "service": services_pb2.Service,
     "secret": secrets_pb2.Secret,
+    "registry": registries_pb2.Registry,
+    "executable-object": executables_pb2.ExecutableObject,
 }
 
 
@@ -104,7 +108,8 @@ def _to_dict(message) -> dict[str, Any]:
 # ------------------------------------------------------------ resources
 # Resources are converted attribute by attribute into the generated classes' own (C) constructors and
 # back: a list of 10,000 services crosses the wire several times faster than through dicts.
-_RESOURCE_CLASSES = {"repository": Repository, "decorator": Decorator, "service": Service, "secret": Secret}
+_RESOURCE_CLASSES = {"repository": Repository, "decorator": Decorator, "service": Service, "secret": Secret,
+                     "registry": Registry, "executable-object": ExecutableObject}
 _PLANS: dict[str, tuple[list[str], list[str], list[str], list[str], list[str]]] = {}
 
 
@@ -245,10 +250,11 @@ def runner_from_message(message: runner_pb2.Runner) -> RunnerInfo:
 
 
 def run_request(name: str, inputs: dict[str, Any] | None, secrets: list[SecretRef] | None,
-                timeout: int | None) -> runs_pb2.RunServiceRequest:
+                timeout: int | None, options: dict[str, Any] | None = None) -> runs_pb2.RunServiceRequest:
     request = runs_pb2.RunServiceRequest(
         name=name, inputs_json=json.dumps(inputs or {}),
-        secrets=[services_pb2.SecretRef(name=s.name, type=s.type, target=s.target) for s in secrets or []])
+        secrets=[services_pb2.SecretRef(name=s.name, type=s.type, target=s.target) for s in secrets or []],
+        options={k: "true" if v is True else "false" if v is False else str(v) for k, v in (options or {}).items()})
     if timeout is not None:
         request.timeout = timeout
     return request
@@ -323,9 +329,12 @@ def audit_from_message(message: audit_pb2.AuditEvent) -> AuditEvent:
 def job_message(job: Job) -> runner_pb2.ExecuteRequest:
     message = runner_pb2.ExecuteRequest(run_id=job.run_id, inputs_json=json.dumps(job.inputs), timeout=job.timeout,
                                         booleans=sorted(job.booleans), env=job.env,
-                                        repository_key=job.repository_key)
+                                        repository_key=job.repository_key, options=job.options,
+                                        registries=[runner_pb2.RegistryAccess(**a.to_dict()) for a in job.registries])
     message.service.CopyFrom(resource_message(job.service))
     message.repository.CopyFrom(resource_message(job.repository))
+    if job.executable is not None:
+        message.executable.CopyFrom(resource_message(job.executable))
     return message
 
 
@@ -338,7 +347,10 @@ def job_from_message(message: runner_pb2.ExecuteRequest) -> Job:
     return Job(run_id=message.run_id, service=resource_from_message("service", message.service),
                repository=resource_from_message("repository", message.repository), inputs=inputs,
                timeout=message.timeout or 3600, booleans=frozenset(message.booleans), env=dict(message.env),
-               repository_key=message.repository_key)
+               repository_key=message.repository_key, options=dict(message.options),
+               registries=[RegistryAccess.from_dict(_to_dict(a)) for a in message.registries],
+               executable=resource_from_message("executable-object", message.executable)  # type: ignore[arg-type]
+               if message.HasField("executable") else None)
 
 
 def exec_event_message(event: ExecEvent, runner: str) -> runner_pb2.ExecuteEvent:

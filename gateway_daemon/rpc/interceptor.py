@@ -36,7 +36,7 @@ from ..core.audit import Actor, AuditTrail, acting, mask_values, peer_address
 from ..core.auth import Auth, Session
 from ..core.errors import GatewayError, InvalidArgument, PermissionDenied, Unauthenticated
 from . import errors
-from .policy import AUDITED, AUDITED_ON_FAILURE, CLUSTER, PUBLIC, Access, Rule, access_for
+from .policy import AUDITED, AUDITED_ON_FAILURE, PUBLIC, Rule, access_for
 
 log = logging.getLogger("gateway.rpc")
 

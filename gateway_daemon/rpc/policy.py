@@ -26,6 +26,7 @@ class Access(enum.Enum):
 PUBLIC, CLUSTER = Access.PUBLIC, Access.CLUSTER
 SELF, READ, WRITE, RUN = Action.SELF, Action.READ, Action.WRITE, Action.RUN
 REVEAL, EXPORT, IMPORT, USERS, AUDIT = Action.REVEAL, Action.EXPORT, Action.IMPORT, Action.USERS, Action.AUDIT
+SYSTEM = Action.SYSTEM
 Rule = Access | Action
 
 POLICY: dict[str, Rule] = {
@@ -69,6 +70,19 @@ POLICY: dict[str, Rule] = {
     "/gateway.v1.SecretService/DeleteSecret": WRITE,
     "/gateway.v1.SecretService/RevealSecret": REVEAL,
 
+    # registries: resources like repositories; executable objects: what interpreters services may run (admins)
+    "/gateway.v1.RegistryService/CreateRegistry": WRITE,
+    "/gateway.v1.RegistryService/GetRegistry": READ,
+    "/gateway.v1.RegistryService/ListRegistries": READ,
+    "/gateway.v1.RegistryService/UpdateRegistry": WRITE,
+    "/gateway.v1.RegistryService/DeleteRegistry": WRITE,
+
+    "/gateway.v1.ExecutableObjectService/CreateExecutableObject": SYSTEM,
+    "/gateway.v1.ExecutableObjectService/GetExecutableObject": READ,
+    "/gateway.v1.ExecutableObjectService/ListExecutableObjects": READ,
+    "/gateway.v1.ExecutableObjectService/UpdateExecutableObject": SYSTEM,
+    "/gateway.v1.ExecutableObjectService/DeleteExecutableObject": SYSTEM,
+
     "/gateway.v1.RunService/RunService": RUN,
     "/gateway.v1.RunService/CancelRun": RUN,
     "/gateway.v1.RunService/GetRun": READ,
@@ -111,7 +125,7 @@ AUDITED: dict[str, tuple[str, str]] = {
     "/gateway.v1.RunService/CancelRun": ("cancel", "run"),
     **{f"/gateway.v1.{service}Service/{verb}{kind.title()}": (word, kind)
        for service, kind in (("Repository", "repository"), ("Decorator", "decorator"), ("Service", "service"),
-                             ("Secret", "secret"))
+                             ("Secret", "secret"), ("Registry", "registry"))
        for verb, word in (("Create", "create"), ("Update", "edit"), ("Delete", "delete"))},
 }
 # Calls recorded only when they fail (their success is recorded elsewhere).

@@ -33,6 +33,7 @@ from ..core.throttle import LoginThrottle, ThrottleLimits
 from ..core.services import SecretRef
 from ..store import StoreError
 from . import convert
+from .gen import (executables_pb2, executables_pb2_grpc, registries_pb2, registries_pb2_grpc)
 from .gen import (audit_pb2, audit_pb2_grpc, auth_pb2, auth_pb2_grpc, common_pb2, common_pb2_grpc, decorators_pb2, decorators_pb2_grpc,
                   repositories_pb2, repositories_pb2_grpc, runner_pb2, runner_pb2_grpc, runs_pb2, runs_pb2_grpc, secrets_pb2, secrets_pb2_grpc,
                   services_pb2, services_pb2_grpc, users_pb2, users_pb2_grpc)
@@ -128,6 +129,44 @@ class ServiceServicer(_Servicer, services_pb2_grpc.ServiceServiceServicer):
         return common_pb2.Empty()
 
 
+class RegistryServicer(_Servicer, registries_pb2_grpc.RegistryServiceServicer):
+    async def CreateRegistry(self, request, context):
+        return convert.resource_message(await self.engine.create(convert.resource_from_message("registry", request)))
+
+    async def GetRegistry(self, request, context):
+        return convert.resource_message(await self.engine.get("registry", request.name))
+
+    async def ListRegistries(self, request, context):
+        return registries_pb2.RegistryList(items=[convert.resource_message(r) for r in await self.engine.list("registry")])
+
+    async def UpdateRegistry(self, request, context):
+        return await self._update("registry", request.registry, request.update_mask)
+
+    async def DeleteRegistry(self, request, context):
+        await self.engine.delete("registry", request.name)
+        return common_pb2.Empty()
+
+
+class ExecutableObjectServicer(_Servicer, executables_pb2_grpc.ExecutableObjectServiceServicer):
+    async def CreateExecutableObject(self, request, context):
+        return convert.resource_message(
+            await self.engine.create(convert.resource_from_message("executable-object", request)))
+
+    async def GetExecutableObject(self, request, context):
+        return convert.resource_message(await self.engine.get("executable-object", request.name))
+
+    async def ListExecutableObjects(self, request, context):
+        return executables_pb2.ExecutableObjectList(
+            items=[convert.resource_message(r) for r in await self.engine.list("executable-object")])
+
+    async def UpdateExecutableObject(self, request, context):
+        return await self._update("executable-object", request.executable_object, request.update_mask)
+
+    async def DeleteExecutableObject(self, request, context):
+        await self.engine.delete("executable-object", request.name)
+        return common_pb2.Empty()
+
+
 class SecretServicer(_Servicer, secrets_pb2_grpc.SecretServiceServicer):
     async def CreateSecret(self, request, context):
         secret = await self.engine.create_secret(request.name, request.value, request.description)
@@ -162,7 +201,8 @@ class RunServicer(_Servicer, runs_pb2_grpc.RunServiceServicer):
         secrets = [SecretRef(name=s.name, type=s.type or "env", target=s.target) for s in request.secrets]
         timeout = request.timeout if request.HasField("timeout") else None
         async for event in self.engine.run_service(request.name, inputs, secrets, timeout,
-                                                   started_by=current_session().user.name):
+                                                   started_by=current_session().user.name,
+                                                   options=dict(request.options)):
             yield convert.event_message(event)
 
     async def CancelRun(self, request, context):
@@ -286,6 +326,9 @@ SERVICES: list[tuple[Any, Callable, str]] = [
     (DecoratorServicer, decorators_pb2_grpc.add_DecoratorServiceServicer_to_server, "DecoratorService"),
     (ServiceServicer, services_pb2_grpc.add_ServiceServiceServicer_to_server, "ServiceService"),
     (SecretServicer, secrets_pb2_grpc.add_SecretServiceServicer_to_server, "SecretService"),
+    (RegistryServicer, registries_pb2_grpc.add_RegistryServiceServicer_to_server, "RegistryService"),
+    (ExecutableObjectServicer, executables_pb2_grpc.add_ExecutableObjectServiceServicer_to_server,
+     "ExecutableObjectService"),
     (RunServicer, runs_pb2_grpc.add_RunServiceServicer_to_server, "RunService"),
     (InfoServicer, common_pb2_grpc.add_InfoServiceServicer_to_server, "InfoService"),
     (RunnerServicer, runner_pb2_grpc.add_RunnerServiceServicer_to_server, "RunnerService"),

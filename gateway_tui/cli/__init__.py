@@ -60,6 +60,8 @@ def _main(argv: list[str]) -> int:
         from gateway_daemon.execution.sandbox import describe as sandbox_note
 
         print(show(config, args.output, sandbox_note(config)), end="")
+        if args.output == "table":
+            print(_cache_line(config))
         return 0
     if args.verb == "version":
         from .completion import version_line
@@ -71,6 +73,18 @@ def _main(argv: list[str]) -> int:
     import asyncio  # not for --help, usage errors or config
 
     return asyncio.run(_dispatch(config, args))
+
+
+def _cache_line(config) -> str:
+    """What the cached environments of this machine take (local data dir): venvs and Galaxy folders."""
+    from gateway_daemon.execution.venvs import Venvs
+
+    venvs = Venvs(config.data_dir)
+    count, size = venvs.size()
+    retention = config.get("application", "venv_retention_period")
+    days = f"{retention / 86400:g} days" if retention >= 86400 else f"{retention / 3600:g} hours"
+    return (f"cached environments: {count} in {venvs.root.parent} (venvs/, collections/), "
+            f"{size / 1048576:.1f} MiB; each is removed after {days} unused")
 
 
 def _start_logging(config, verb: str | None) -> None:

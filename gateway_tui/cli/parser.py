@@ -28,8 +28,11 @@ KIND_WORDS = {
     "runner": "runner", "runners": "runner",
     "audit": "audit",
     "apikey": "apikey", "apikeys": "apikey", "api-key": "apikey", "api-keys": "apikey",
+    "registry": "registry", "registries": "registry",
+    "executable-object": "executable-object", "executable-objects": "executable-object",
 }
 ROLE_CHOICES = ("admin", "editor", "operator", "viewer")  # core.policy.ROLES
+REGISTRY_TYPES = ("pypi", "ansible-galaxy")
 
 
 class UsageError(Exception):
@@ -79,7 +82,8 @@ def _repository_flags(parser: argparse.ArgumentParser, create: bool) -> None:
 def _service_flags(parser: argparse.ArgumentParser, create: bool) -> None:
     parser.add_argument("--repository", required=create, metavar="REPO")
     parser.add_argument("--working-dir", metavar="DIR", help="directory inside the repository (default: its root)")
-    parser.add_argument("--filename", metavar="FILE", help="script, playbook or executable to run")
+    parser.add_argument("--filename", metavar="FILE", action="append",
+                        help="script, playbook or executable to run (once: more playbooks go with --playbook)")
     parser.add_argument("--decorator", metavar="NAME", help="JSON Schema the inputs must satisfy")
     parser.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment variable; repeatable")
     parser.add_argument("--secret", action="append", metavar="name=SECRET,type=env,target=ENV_VAR",
@@ -93,6 +97,40 @@ def _service_flags(parser: argparse.ArgumentParser, create: bool) -> None:
                         help="with runners: run only on a runner that has this tag; repeatable")
     parser.add_argument("--arg-format", metavar="FORMAT", help="how an executable gets inputs (default '--{key}={value}')")
     parser.add_argument("--timeout", type=int, metavar="SECONDS", help="run time limit")
+    ansible = parser.add_argument_group("ansible-playbook")
+    ansible.add_argument("--playbook", action="append", metavar="FILE",
+                         help="a playbook, run in turn after --filename; repeatable")
+    ansible.add_argument("--inventory", action="append", metavar="PATH",
+                         help="inventory file, folder or executable script (relative to the working dir); repeatable")
+    ansible.add_argument("--extra-vars", action="append", metavar="K=V|JSON", help="extra variables; repeatable")
+    ansible.add_argument("--extra-vars-file", action="append", metavar="FILE",
+                         help="a YAML or JSON file of extra variables (relative to the working dir); repeatable")
+    ansible.add_argument("--config-file", metavar="FILE", help="the ansible.cfg to use (relative to the working dir)")
+    ansible.add_argument("--galaxy-registry", metavar="NAME",
+                         help="the ansible-galaxy registry requirements.yml installs from (default: the default one)")
+    parser.add_argument("--pypi-registry", metavar="NAME",
+                        help="the pypi registry requirements install from (default: the default one)")
+    parser.add_argument("--executable", metavar="NAME", help="executable: the executable object that runs it")
+    parser.add_argument("--description")
+
+
+def _registry_flags(parser: argparse.ArgumentParser, create: bool) -> None:
+    parser.add_argument("--url", required=create, help="the index (https://host/simple) or Galaxy server URL")
+    parser.add_argument("--username", metavar="NAME")
+    parser.add_argument("--password-name", metavar="SECRET", help="the secret holding the password")
+    parser.add_argument("--token-name", metavar="SECRET", help="the secret holding a token")
+    parser.add_argument("--insecure", action=argparse.BooleanOptionalAction, default=None,
+                        help="do not verify the server's certificate")
+    parser.add_argument("--default", action=argparse.BooleanOptionalAction, default=None,
+                        help="the default registry of its type")
+    parser.add_argument("--description")
+
+
+def _executable_flags(parser: argparse.ArgumentParser, create: bool) -> None:
+    parser.add_argument("--exec-command", required=create, metavar="COMMAND",
+                        help="the interpreter or binary, with its arguments (split as a shell would)")
+    parser.add_argument("--arg-format", metavar="FORMAT",
+                        help="how inputs become arguments: '--{key}={value}' or IAG 5's '--{{.Key}} {{.Value}}'")
     parser.add_argument("--description")
 
 
@@ -126,7 +164,7 @@ def _secret_flags(parser: argparse.ArgumentParser, create: bool) -> None:
 
 
 _FLAGS = {"repository": _repository_flags, "service": _service_flags, "decorator": _decorator_flags,
-          "secret": _secret_flags}
+          "secret": _secret_flags, "registry": _registry_flags, "executable-object": _executable_flags}
 
 
 def build_parser() -> Parser:
@@ -153,6 +191,16 @@ def build_parser() -> Parser:
     service.add_argument("type", choices=SERVICE_TYPES, metavar="TYPE", help=" | ".join(SERVICE_TYPES))
     service.add_argument("name")
     _service_flags(service, create=True)
+    registry = _sub(create_kinds, "registry", "create a registry (where installs come from)", output=True,
+                    iagctl="iagctl create registry pypi|ansible-galaxy NAME --url URL ...")
+    registry.add_argument("type", choices=REGISTRY_TYPES, metavar="TYPE", help=" | ".join(REGISTRY_TYPES))
+    registry.add_argument("name")
+    _registry_flags(registry, create=True)
+    executable = _sub(create_kinds, "executable-object", "create an executable object (an interpreter or binary "
+                      "services use)", output=True,
+                      iagctl="iagctl create executable-object NAME --exec-command COMMAND [--arg-format F]")
+    executable.add_argument("name")
+    _executable_flags(executable, create=True)
 
     get = _sub(verbs, "get", "list resources or runs", output=True,
                iagctl="iagctl get services|repositories|decorators|secrets|users [--type T] [--tag T]")
@@ -186,6 +234,10 @@ def build_parser() -> Parser:
     run_service.add_argument("--set-secret", action="append", metavar="name=SECRET,type=env,target=ENV_VAR",
                              help="a secret for this run, over the service's; repeatable")
     run_service.add_argument("--timeout", type=int, metavar="SECONDS", help="time limit for this run")
+    playbook = run_service.add_argument_group("ansible-playbook")
+    playbook.add_argument("--limit", metavar="PATTERN", help="only these hosts (ansible-playbook --limit)")
+    playbook.add_argument("--tags", metavar="TAGS", help="only tasks with these tags (comma separated)")
+    playbook.add_argument("--check", action="store_true", help="check mode: change nothing, say what would change")
 
     logs = _sub(verbs, "logs", "print a run's output", iagctl="none (this gateway keeps run history)")
     logs.add_argument("run_id", metavar="RUN_ID")
@@ -226,7 +278,7 @@ def build_parser() -> Parser:
     edit = _sub(verbs, "edit", "change a resource (flags as for create; list flags replace the list)",
                 iagctl="iagctl edit repository|decorator|service|secret|user NAME ...")
     edit_kinds = edit.add_subparsers(dest="kind", metavar="KIND", required=True, parser_class=Parser)
-    for kind in ("repository", "decorator", "service", "secret"):
+    for kind in ("repository", "decorator", "service", "secret", "registry", "executable-object"):
         sub = _sub(edit_kinds, kind, f"change a {kind}", output=True, iagctl=f"iagctl edit {kind} NAME ...")
         sub.add_argument("name")
         _FLAGS[kind](sub, create=False)
@@ -318,14 +370,14 @@ def kind_word(word: str) -> str:
         return KIND_WORDS[word.lower()]
     except KeyError:
         raise UsageError(
-            f"unknown kind {word!r}; use repositories, decorators, services, secrets, runs, users, runners, audit "
-            "or apikeys"
+            f"unknown kind {word!r}; use repositories, decorators, services, secrets, registries, executable-objects, "
+            "runs, users, runners, audit or apikeys"
         ) from None
 
 
 # Options whose values usually start with '-' (`--runtime-arg -i`, `--arg-format '--{key}={value}'`):
 # argparse would take such a value for an option, so the pair is joined as `--option=value` first.
-DASH_VALUED = ("--runtime-arg", "--arg-format")
+DASH_VALUED = ("--runtime-arg", "--arg-format", "--exec-command")
 
 
 def join_dash_values(argv: list[str]) -> list[str]:
@@ -347,6 +399,11 @@ def join_dash_values(argv: list[str]) -> list[str]:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     args = build_parser().parse_args(join_dash_values(argv))
+    if isinstance(getattr(args, "filename", None), list):
+        if len(args.filename) > 1:
+            raise UsageError(f"--filename given {len(args.filename)} times ({', '.join(args.filename)}): a service "
+                             "runs one file; an ansible-playbook service takes more playbooks with --playbook")
+        args.filename = args.filename[0]
     if args.verb == "run":
         _service_words(args)
     elif args.verb == "login":

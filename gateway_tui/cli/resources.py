@@ -9,6 +9,8 @@ import sys
 from typing import Any
 
 from gateway_daemon.core import Decorator, Gateway, InvalidArgument, Repository, SecretRef, Service
+from gateway_daemon.core.executables import ExecutableObject
+from gateway_daemon.core.registries import Registry
 from gateway_daemon.core.decorators import MAX_DEPTH
 from gateway_daemon.core.resources import Resource
 from gateway_daemon.core.secrets import MASKING, MAX_VALUE_BYTES, MIN_MASKED
@@ -90,11 +92,23 @@ _CLEARABLE = {
     "repository": {"reference": "", "private-key-name": "", "description": "", "tag": []},
     "service": {"decorator": "", "env": {}, "secret": [], "runtime-arg": [], "requirements-file": "", "tag": [],
                 "runner-tag": [], "arg-format": "--{key}={value}", "timeout": None, "description": "", "filename": "",
-                "working-dir": "."},
+                "working-dir": ".", "playbook": [], "inventory": [], "extra-vars": [], "extra-vars-file": [],
+                "config-file": "", "pypi-registry": "", "galaxy-registry": "", "executable": ""},
+    "registry": {"username": "", "password-name": "", "token-name": "", "description": ""},
 }
 _FIELD_OF_FLAG = {"private-key-name": "private_key_name", "tag": "tags", "runner-tag": "runner_tags", "secret": "secrets",
                   "runtime-arg": "runtime_args", "requirements-file": "requirements_file", "arg-format": "arg_format",
-                  "working-dir": "working_dir"}
+                  "working-dir": "working_dir", "playbook": "playbooks", "inventory": "inventories",
+                  "extra-vars": "extra_vars", "extra-vars-file": "extra_vars_files", "config-file": "config_file",
+                  "pypi-registry": "pypi_registry", "galaxy-registry": "galaxy_registry",
+                  "password-name": "password_name", "token-name": "token_name"}
+
+
+def _arg_format(text: str) -> str:
+    """An arg-format in our spelling ('--{key}={value}') or IAG 5's ('--{{.Key}} {{.Value}}')."""
+    from gateway_daemon.core.iag5 import arg_format
+
+    return arg_format(text)
 
 
 def _changes(kind: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -130,8 +144,22 @@ def _changes(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         take("requirements_file")
         take("tag", "tags")
         take("runner_tag", "runner_tags")
-        take("arg_format")
+        take("arg_format", convert=_arg_format)
         take("timeout")
+        take("playbook", "playbooks")
+        take("inventory", "inventories")
+        take("extra_vars")
+        take("extra_vars_file", "extra_vars_files")
+        take("config_file")
+        take("pypi_registry")
+        take("galaxy_registry")
+        take("executable")
+    elif kind == "registry":
+        for flag in ("url", "username", "password_name", "token_name", "insecure", "default"):
+            take(flag)
+    elif kind == "executable-object":
+        take("exec_command")
+        take("arg_format", convert=_arg_format)
     return changes
 
 
@@ -159,6 +187,16 @@ def table(kind: str, resources: list[Resource]) -> Table:
         t = Table(["name", "type", "repository", "decorator", "tags", "description"])
         for r in resources:
             t.add(r.name, r.type, r.repository, r.decorator, r.tags, r.description)
+    elif kind == "registry":
+        t = Table(["name", "type", "url", "default", "credentials", "description"])
+        for r in resources:
+            credentials = (f"{r.username}:<{r.password_name}>" if r.password_name else
+                           f"token <{r.token_name}>" if r.token_name else r.username or "-")
+            t.add(r.name, r.type, r.url, "yes" if r.default else "", credentials, r.description)
+    elif kind == "executable-object":
+        t = Table(["name", "exec command", "arg format", "description"])
+        for r in resources:
+            t.add(r.name, r.exec_command, r.arg_format, r.description)
     else:
         t = Table(["name", "description", "updated"])
         for r in resources:
@@ -175,9 +213,10 @@ async def create(gateway: Gateway, args: argparse.Namespace) -> int:
         _note_short(args.name, value)
     else:
         fields = _changes(kind, args)
-        if kind == "service":
+        if kind in ("service", "registry"):
             fields["type"] = args.type
-        cls = {"repository": Repository, "decorator": Decorator, "service": Service}[kind]
+        cls = {"repository": Repository, "decorator": Decorator, "service": Service, "registry": Registry,
+               "executable-object": ExecutableObject}[kind]
         resource = await gateway.create(cls(name=args.name, **fields))
     if args.output == "table":
         print(f"{kind} {resource.name} created")

@@ -196,7 +196,9 @@ async def run_service(gateway: Gateway, args: argparse.Namespace) -> int:
     raw = getattr(args, "raw", False)
     verbose = getattr(args, "verbose", False) and not raw
     printer = _Printer(quiet=as_json, raw=raw)
-    events = gateway.run_service(args.name, inputs, secrets, args.timeout)
+    options = {name: value for name, value in (("limit", args.limit), ("tags", args.tags),
+                                               ("check", True if args.check else None)) if value}
+    events = gateway.run_service(args.name, inputs, secrets, args.timeout, options=options or None)
     first = await events.__anext__()  # the run exists from here on: Ctrl-C cancels it
     run_id = first.run.id
     printer.status(first.run)

@@ -11,9 +11,9 @@ from typing import Any
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.widgets import Input, Label, Static
+from textual.widgets import Checkbox, Input, Label, Static
 
 from gateway_daemon.core import GatewayError, InvalidArgument
 
@@ -100,6 +100,17 @@ class RunScreen(SectionScreen):
             else KeyValueRows(self.initial_inputs, id="inputs")
         area = self.query_one("#run-form-area")
         await area.mount(self.form)
+        if service.type == "ansible-playbook":  # the run options of a playbook (core.run_options)
+            rows = [Horizontal(Label("Limit "), Input(placeholder="hosts pattern (--limit)", id="option-limit",
+                                                      compact=True)),
+                    Horizontal(Label("Tags  "), Input(placeholder="tag,tag (--tags)", id="option-tags", compact=True))]
+            options = Vertical(Label("Ansible run options", classes="section-title"), *rows,
+                               Checkbox("Check mode: change nothing (--check)", id="option-check", compact=True),
+                               id="run-options")
+            for box in (options, *rows):
+                box.styles.height = "auto"
+            options.styles.margin = (1, 0, 0, 0)
+            await area.mount(options)
         await area.mount(Static(Content.from_markup(
             "[b]ctrl+s[/b] start the run   [b]esc[/b] back   [$text-error]*[/] required"), id="form-hint"))
         self._show_phase("form")
@@ -137,12 +148,21 @@ class RunScreen(SectionScreen):
         if problems:
             self.notify("The run did not start: check the inputs", severity="warning", timeout=3)
             return
-        self.start_run(inputs)
+        self.start_run(inputs, self._options())
+
+    def _options(self) -> dict[str, Any] | None:
+        """The run options the form shows (an Ansible service's --limit, --tags, --check)."""
+        if not self.query("#run-options"):
+            return None
+        options: dict[str, Any] = {"limit": self.query_one("#option-limit", Input).value.strip(),
+                                   "tags": self.query_one("#option-tags", Input).value.strip(),
+                                   "check": self.query_one("#option-check", Checkbox).value}
+        return {k: v for k, v in options.items() if v} or None
 
     @work(exclusive=True, group="run")
-    async def start_run(self, inputs: dict[str, Any]) -> None:
+    async def start_run(self, inputs: dict[str, Any], options: dict[str, Any] | None = None) -> None:
         assert self.service_name is not None
-        events = self.gateway.run_service(self.service_name, inputs).__aiter__()
+        events = self.gateway.run_service(self.service_name, inputs, options=options).__aiter__()
         try:
             first = await events.__anext__()
         except StopAsyncIteration:

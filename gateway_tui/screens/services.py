@@ -22,6 +22,7 @@ from .resource_list import ResourceListScreen, list_bindings
 
 DEFAULT_FILENAMES = {"python-script": "main.py", "ansible-playbook": "site.yml", "opentofu-plan": "(none)",
                      "executable": "(required)"}
+ANSIBLE_FIELDS = ("playbooks", "inventories", "extra_vars", "extra_vars_files", "config_file", "galaxy_registry")
 RECENT_RUNS = 500  # how far back the home screen looks for each service's last run
 
 
@@ -119,6 +120,33 @@ class ServiceFormScreen(FormScreen):
         yield FormField("timeout", "Timeout", Input("" if s.timeout is None else str(s.timeout), id="timeout",
                                                     type="integer", compact=True, placeholder="default"),
                         "seconds; empty: the gateway's default")
+        ansible = s.type == "ansible-playbook"
+        yield FormField("playbooks", "More playbooks", Input(" ".join(s.playbooks), id="playbooks", compact=True,
+                                                             disabled=not ansible),
+                        "ansible: run in turn after the filename; separated by spaces")
+        yield FormField("inventories", "Inventories", Input(" ".join(s.inventories), id="inventories", compact=True,
+                                                           disabled=not ansible),
+                        "ansible: files, folders or scripts in the working dir; separated by spaces")
+        yield FormField("extra_vars", "Extra vars", TextArea("\n".join(s.extra_vars), id="extra_vars", compact=True,
+                                                             soft_wrap=False, disabled=not ansible),
+                        "ansible: one KEY=VALUE ... or JSON object a line")
+        yield FormField("extra_vars_files", "Extra vars files", Input(" ".join(s.extra_vars_files),
+                                                                      id="extra_vars_files", compact=True,
+                                                                      disabled=not ansible),
+                        "ansible: YAML or JSON files in the working dir; separated by spaces")
+        yield FormField("config_file", "Config file", Input(s.config_file, id="config_file", compact=True,
+                                                            placeholder="ansible.cfg", disabled=not ansible),
+                        "ansible: the ansible.cfg to use")
+        yield FormField("galaxy_registry", "Galaxy registry", Input(s.galaxy_registry, id="galaxy_registry",
+                                                                    compact=True, placeholder="default",
+                                                                    disabled=not ansible),
+                        "ansible: where requirements.yml installs from")
+        yield FormField("pypi_registry", "PyPI registry", Input(s.pypi_registry, id="pypi_registry", compact=True,
+                                                                placeholder="default"),
+                        "where requirements.txt / pyproject.toml install from")
+        yield FormField("executable", "Executable object", Input(s.executable, id="executable", compact=True,
+                                                                 placeholder="none", disabled=s.type != "executable"),
+                        "executable: the interpreter or binary that runs it")
         yield FormField("description", "Description", Input(s.description, id="description", compact=True))
 
     async def on_mount(self) -> None:
@@ -148,6 +176,9 @@ class ServiceFormScreen(FormScreen):
     def _type_changed(self, event: Select.Changed) -> None:
         if isinstance(event.value, str):
             self.query_one("#filename", Input).placeholder = DEFAULT_FILENAMES.get(event.value, "")
+            for widget_id in ANSIBLE_FIELDS:
+                self.query_one(f"#{widget_id}").disabled = event.value != "ansible-playbook"
+            self.query_one("#executable", Input).disabled = event.value != "executable"
 
     def collect(self) -> dict[str, Any]:
         def text(widget_id: str) -> str:
@@ -183,7 +214,18 @@ class ServiceFormScreen(FormScreen):
             name=text("name"), type=choice("type"), repository=choice("repository"),
             working_dir=text("working_dir") or ".", filename=text("filename"), decorator=choice("decorator"),
             env=env, secrets=secrets, tags=split_words(text("tags")), timeout=timeout,
-            description=self.query_one("#description", Input).value,
+            description=self.query_one("#description", Input).value, pypi_registry=text("pypi_registry"),
+        )
+        ansible = values["type"] == "ansible-playbook"
+        values.update(
+            playbooks=split_words(text("playbooks")) if ansible else [],
+            inventories=split_words(text("inventories")) if ansible else [],
+            extra_vars=[line.strip() for line in self.query_one("#extra_vars", TextArea).text.splitlines()
+                        if line.strip()] if ansible else [],
+            extra_vars_files=split_words(text("extra_vars_files")) if ansible else [],
+            config_file=text("config_file") if ansible else "",
+            galaxy_registry=text("galaxy_registry") if ansible else "",
+            executable=text("executable") if values["type"] == "executable" else "",
         )
         if not values["name"]:
             self.fail("name", "a name is required")
@@ -224,7 +266,14 @@ class ServiceDetailsScreen(DetailsScreen):
             ("filename", s.filename or f"{s.script or '—'} (default)"), ("decorator", s.decorator),
             ("environment", " ".join(f"{k}={v}" for k, v in s.env.items())),
             ("secrets", [f"{r.name} → ${r.target}" for r in s.secrets]), ("tags", s.tags),
-            ("timeout", f"{s.timeout} s" if s.timeout else "default"), ("description", s.description),
+            ("timeout", f"{s.timeout} s" if s.timeout else "default"),
+            *([("playbooks", s.playbook_files), ("inventories", s.inventories), ("extra vars", s.extra_vars),
+               ("extra vars files", s.extra_vars_files), ("config file", s.config_file),
+               ("galaxy registry", s.galaxy_registry or "default")] if s.type == "ansible-playbook" else []),
+            *([("pypi registry", s.pypi_registry or "default")] if s.type in ("python-script", "ansible-playbook")
+              else []),
+            *([("executable object", s.executable)] if s.executable else []),
+            ("description", s.description),
             ("created", when(s.created_at, self.app.tz)), ("updated", when(s.updated_at, self.app.tz)),  # type: ignore[attr-defined]
         ]
 

@@ -2,6 +2,7 @@ from . import common_pb2 as _common_pb2
 from . import repositories_pb2 as _repositories_pb2
 from . import runs_pb2 as _runs_pb2
 from . import services_pb2 as _services_pb2
+from . import executables_pb2 as _executables_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -45,8 +46,15 @@ class RunnerList(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[Runner, _Mapping]]] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("run_id", "inputs_json", "timeout", "service", "repository", "booleans", "env", "repository_key")
+    __slots__ = ("run_id", "inputs_json", "timeout", "service", "repository", "booleans", "env", "repository_key", "options", "registries", "executable")
     class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class OptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +69,9 @@ class ExecuteRequest(_message.Message):
     BOOLEANS_FIELD_NUMBER: _ClassVar[int]
     ENV_FIELD_NUMBER: _ClassVar[int]
     REPOSITORY_KEY_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    REGISTRIES_FIELD_NUMBER: _ClassVar[int]
+    EXECUTABLE_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     inputs_json: str
     timeout: int
@@ -69,7 +80,30 @@ class ExecuteRequest(_message.Message):
     booleans: _containers.RepeatedScalarFieldContainer[str]
     env: _containers.ScalarMap[str, str]
     repository_key: str
-    def __init__(self, run_id: _Optional[str] = ..., inputs_json: _Optional[str] = ..., timeout: _Optional[int] = ..., service: _Optional[_Union[_services_pb2.Service, _Mapping]] = ..., repository: _Optional[_Union[_repositories_pb2.Repository, _Mapping]] = ..., booleans: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., repository_key: _Optional[str] = ...) -> None: ...
+    options: _containers.ScalarMap[str, str]
+    registries: _containers.RepeatedCompositeFieldContainer[RegistryAccess]
+    executable: _executables_pb2.ExecutableObject
+    def __init__(self, run_id: _Optional[str] = ..., inputs_json: _Optional[str] = ..., timeout: _Optional[int] = ..., service: _Optional[_Union[_services_pb2.Service, _Mapping]] = ..., repository: _Optional[_Union[_repositories_pb2.Repository, _Mapping]] = ..., booleans: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., repository_key: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ..., registries: _Optional[_Iterable[_Union[RegistryAccess, _Mapping]]] = ..., executable: _Optional[_Union[_executables_pb2.ExecutableObject, _Mapping]] = ...) -> None: ...
+
+class RegistryAccess(_message.Message):
+    __slots__ = ("type", "name", "url", "username", "password", "token", "insecure", "built_in")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    INSECURE_FIELD_NUMBER: _ClassVar[int]
+    BUILT_IN_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    name: str
+    url: str
+    username: str
+    password: str
+    token: str
+    insecure: bool
+    built_in: bool
+    def __init__(self, type: _Optional[str] = ..., name: _Optional[str] = ..., url: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., token: _Optional[str] = ..., insecure: _Optional[bool] = ..., built_in: _Optional[bool] = ...) -> None: ...
 
 class ExecuteEvent(_message.Message):
     __slots__ = ("kind", "runner", "commit", "lines", "status", "reason", "exit_code")

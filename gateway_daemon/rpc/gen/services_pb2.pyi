@@ -19,7 +19,7 @@ class SecretRef(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
 
 class Service(_message.Message):
-    __slots__ = ("name", "type", "repository", "working_dir", "filename", "decorator", "env", "secrets", "runtime_args", "requirements_file", "tags", "arg_format", "timeout", "description", "created_at", "updated_at", "runner_tags")
+    __slots__ = ("name", "type", "repository", "working_dir", "filename", "decorator", "env", "secrets", "runtime_args", "requirements_file", "tags", "arg_format", "timeout", "description", "created_at", "updated_at", "runner_tags", "playbooks", "inventories", "extra_vars", "extra_vars_files", "config_file", "pypi_registry", "galaxy_registry", "executable")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,14 @@ class Service(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     RUNNER_TAGS_FIELD_NUMBER: _ClassVar[int]
+    PLAYBOOKS_FIELD_NUMBER: _ClassVar[int]
+    INVENTORIES_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_VARS_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_VARS_FILES_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FILE_FIELD_NUMBER: _ClassVar[int]
+    PYPI_REGISTRY_FIELD_NUMBER: _ClassVar[int]
+    GALAXY_REGISTRY_FIELD_NUMBER: _ClassVar[int]
+    EXECUTABLE_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     repository: str
@@ -61,7 +69,15 @@ class Service(_message.Message):
     created_at: str
     updated_at: str
     runner_tags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., repository: _Optional[str] = ..., working_dir: _Optional[str] = ..., filename: _Optional[str] = ..., decorator: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., secrets: _Optional[_Iterable[_Union[SecretRef, _Mapping]]] = ..., runtime_args: _Optional[_Iterable[str]] = ..., requirements_file: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., arg_format: _Optional[str] = ..., timeout: _Optional[int] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., runner_tags: _Optional[_Iterable[str]] = ...) -> None: ...
+    playbooks: _containers.RepeatedScalarFieldContainer[str]
+    inventories: _containers.RepeatedScalarFieldContainer[str]
+    extra_vars: _containers.RepeatedScalarFieldContainer[str]
+    extra_vars_files: _containers.RepeatedScalarFieldContainer[str]
+    config_file: str
+    pypi_registry: str
+    galaxy_registry: str
+    executable: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., repository: _Optional[str] = ..., working_dir: _Optional[str] = ..., filename: _Optional[str] = ..., decorator: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., secrets: _Optional[_Iterable[_Union[SecretRef, _Mapping]]] = ..., runtime_args: _Optional[_Iterable[str]] = ..., requirements_file: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., arg_format: _Optional[str] = ..., timeout: _Optional[int] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., runner_tags: _Optional[_Iterable[str]] = ..., playbooks: _Optional[_Iterable[str]] = ..., inventories: _Optional[_Iterable[str]] = ..., extra_vars: _Optional[_Iterable[str]] = ..., extra_vars_files: _Optional[_Iterable[str]] = ..., config_file: _Optional[str] = ..., pypi_registry: _Optional[str] = ..., galaxy_registry: _Optional[str] = ..., executable: _Optional[str] = ...) -> None: ...
 
 class ServiceList(_message.Message):
     __slots__ = ("items",)

@@ -1,0 +1,164 @@
+"""Registries: where a service's dependencies come from (a PyPI index, an Ansible Galaxy server).
+
+`default-pypi` and `default-galaxy` are built in: they stand for what pip and ansible-galaxy use when told
+nothing (their own configuration), and are the defaults until a stored registry of that type says it is.
+A registry's password and token live in secrets; the core opens them when it prepares a job and they reach
+only the install's environment or a private file removed after it (execution/registries.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .errors import FailedPrecondition, NotFound
+from .resources import Resource, check_name, check_text, field_error, now
+
+if TYPE_CHECKING:
+    from .services import Service
+
+REGISTRY_TYPES = ("pypi", "ansible-galaxy")
+BUILT_IN = {"default-pypi": ("pypi", "https://pypi.org/simple"),
+            "default-galaxy": ("ansible-galaxy", "https://galaxy.ansible.com")}
+BUILT_IN_OF_TYPE = {kind: name for name, (kind, _) in BUILT_IN.items()}
+
+
+@dataclasses.dataclass
+class Registry(Resource):
+    KIND = "registry"
+    PLURAL = "registries"
+
+    type: str = "pypi"
+    url: str = ""
+    username: str = ""
+    password_name: str = ""  # a secret holding the password
+    token_name: str = ""  # a secret holding a token (Galaxy's API token; PyPI: sent as user __token__)
+    insecure: bool = False  # do not verify the server's certificate (and allow plain http)
+    default: bool = False  # the default registry of its type
+    description: str = ""
+    created_at: str = dataclasses.field(default_factory=now)
+    updated_at: str = dataclasses.field(default_factory=now)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.type not in REGISTRY_TYPES:
+            raise field_error("type", f"registry type {self.type!r} is not valid; use {' or '.join(REGISTRY_TYPES)}")
+        if self.name in BUILT_IN and BUILT_IN[self.name][0] != self.type:
+            raise field_error("type", f"registry {self.name} is a {BUILT_IN[self.name][0]} registry")
+        check_url(self.url)
+        if self.username and (not isinstance(self.username, str) or len(self.username) > 256
+                              or any(ch in self.username for ch in ":@/\x00\n\r")):
+            raise field_error("username", "registry username must be text without ':', '@', '/' or control characters")
+        for field in ("password_name", "token_name"):
+            if getattr(self, field):
+                check_name("registry", getattr(self, field), field.replace("_", "-"))
+        if self.password_name and not self.username:
+            raise field_error("username", f"registry {self.name}: --password-name needs --username")
+        if self.password_name and self.token_name:
+            raise field_error("token_name", f"registry {self.name}: give --password-name or --token-name, not both")
+        for field in ("insecure", "default"):
+            if not isinstance(getattr(self, field), bool):
+                raise field_error(field, f"registry {field} must be true or false")
+        check_text("registry", "description", self.description)
+
+    def references(self) -> list[tuple[str, str]]:
+        return [("secret", name) for name in (self.password_name, self.token_name) if name]
+
+    @property
+    def built_in(self) -> bool:
+        return self.name in BUILT_IN and not self.created_at
+
+
+def check_url(url: Any) -> None:
+    if not isinstance(url, str) or not url:
+        raise field_error("url", "a registry needs --url (https://...)")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname or any(ch in url for ch in " \x00\n\r"):
+        raise field_error("url", f"registry url {url!r} is not an http(s) URL")
+    if parts.username or parts.password:
+        raise field_error("url", f"registry url {url!r} holds credentials: give --username with --password-name "
+                                 "or --token-name (secrets) instead")
+
+
+def built_in(name: str) -> Registry:
+    kind, url = BUILT_IN[name]
+    return Registry(name=name, type=kind, url=url, description=f"built in: {'pip' if kind == 'pypi' else 'ansible-galaxy'}"
+                    "'s own configuration", created_at="", updated_at="")
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistryAccess:
+    """A registry as an install uses it, its secrets open. `built_in`: tell the tool nothing."""
+
+    type: str
+    name: str
+    url: str = ""
+    username: str = ""
+    password: str = dataclasses.field(default="", repr=False)
+    token: str = dataclasses.field(default="", repr=False)
+    insecure: bool = False
+    built_in: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RegistryAccess":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def secret_values(self) -> list[str]:
+        return [v for v in (self.password, self.token) if v]
+
+
+def wanted_types(service: "Service") -> list[str]:
+    """The registry types a service's installs may use."""
+    if service.type == "ansible-playbook":
+        return ["pypi", "ansible-galaxy"]
+    if service.type == "python-script":
+        return ["pypi"]
+    return []
+
+
+async def access_for(engine: Any, service: "Service", overridable: bool = True) -> list[RegistryAccess]:
+    """The registries `service` installs from, their secrets opened: the one it names for a type, else the
+    default of that type.  With `overridable` false ([registry] default_overridable), naming another one is
+    refused."""
+    accesses = []
+    for kind in wanted_types(service):
+        named = service.pypi_registry if kind == "pypi" else service.galaxy_registry
+        default = await default_of(engine, kind)
+        if named and named != default.name and not overridable:
+            raise FailedPrecondition(
+                f"service {service.name} names registry {named}, but [registry] default_overridable = false: "
+                f"its installs must use the default {kind} registry {default.name}")
+        registry = default
+        if named and named != default.name:
+            registry = await get_registry(engine, named)
+            if registry.type != kind:
+                raise FailedPrecondition(f"service {service.name}: registry {named} is a {registry.type} "
+                                         f"registry, not {kind}")
+        if registry.built_in:
+            accesses.append(RegistryAccess(kind, registry.name, registry.url, built_in=True))
+            continue
+        password = await engine.reveal_secret(registry.password_name) if registry.password_name else ""
+        token = await engine.reveal_secret(registry.token_name) if registry.token_name else ""
+        accesses.append(RegistryAccess(kind, registry.name, registry.url, registry.username, password, token,
+                                       registry.insecure))
+    return accesses
+
+
+async def get_registry(engine: Any, name: str) -> Registry:
+    try:
+        registry, _ = await engine._load("registry", name)
+        return registry
+    except NotFound:
+        if name in BUILT_IN:
+            return built_in(name)
+        raise
+
+
+async def default_of(engine: Any, kind: str) -> Registry:
+    stored = [r for r in await engine._load_all("registry") if r.type == kind and r.default]
+    return stored[0] if stored else built_in(BUILT_IN_OF_TYPE[kind])

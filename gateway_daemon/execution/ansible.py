@@ -1,0 +1,176 @@
+"""Ansible playbook services: their dependencies and their command line.
+
+`requirements.txt` (or a requirements file not ending in .yml) is pip's: Python packages, and the
+ansible-core the playbooks run with when it names one.  With it, the service gets a cached venv holding
+those packages and an ansible-core (the gateway's own version when the file names none), and its playbooks
+run with that venv's ansible-playbook and Python.  Without it they run with the gateway's ansible-playbook.
+`requirements.yml` is Galaxy's: collections and roles, installed per file into a cached folder.  Both may
+be present.
+
+The command line: inventories, runtime arguments, the service's extra vars and extra vars files, then the
+run's inputs as JSON extra vars (last: what the decorator checked wins), the run options (--limit, --tags,
+--check) and the playbooks in turn, all in one ansible-playbook.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+from ..core.errors import FailedPrecondition
+from ..core.jobs import Job
+from ..core.services import Service
+from . import registries
+from .venvs import Recipe, Venvs
+
+GALAXY_SUFFIXES = (".yml", ".yaml")
+# A requirement line that names the Ansible engine: then the file's version is the one installed.
+_ANSIBLE_RE = re.compile(r"^\s*(ansible-core|ansible_core|ansible-base|ansible)\s*($|[<>=!~;\[ ])", re.IGNORECASE)
+
+
+@dataclass
+class AnsibleSetup:
+    """What a run of an Ansible service uses: its ansible-playbook, its Python, what its environment adds,
+    and the cached folders it holds (released when the run ends)."""
+
+    playbook: str
+    python: str
+    env: dict[str, str] = field(default_factory=dict)
+    held: list[str] = field(default_factory=list)
+
+
+def names_ansible(requirements: Path) -> bool:
+    for line in requirements.read_text(errors="replace").splitlines():
+        if _ANSIBLE_RE.match(line.split("#", 1)[0]):
+            return True
+    return False
+
+
+def gateway_ansible_core() -> str:
+    """The ansible-core requirement that matches the gateway's own (unpinned when it has none)."""
+    try:
+        return f"ansible-core=={metadata.version('ansible-core')}"
+    except metadata.PackageNotFoundError:
+        return "ansible-core"
+
+
+def ansible_binary() -> str:
+    # The gateway's own environment first: `pip install 'automation-gateway[ansible]'` puts it there,
+    # and a venv's bin directory is often not on PATH.
+    beside = Path(sys.executable).parent / "ansible-playbook"
+    found = str(beside) if beside.is_file() else shutil.which("ansible-playbook")
+    if not found:
+        raise FailedPrecondition(
+            "Ansible is not installed: no 'ansible-playbook' on PATH; "
+            "install it with: pip install 'automation-gateway[ansible]'"
+        )
+    return found
+
+
+def requirement_files(service: Service, workdir: Path) -> tuple[Path | None, Path | None]:
+    """(pip requirements, Galaxy requirements) of the service, each when present."""
+    pip = galaxy = None
+    named = service.requirements_file
+    if named:
+        path = workdir / named
+        if not path.is_file():
+            raise FailedPrecondition(f"service {service.name}: requirements file {named} not found in "
+                                     f"{service.working_dir}")
+        if path.suffix in GALAXY_SUFFIXES:
+            galaxy = path
+        else:
+            pip = path
+    if pip is None and (workdir / "requirements.txt").is_file():
+        pip = workdir / "requirements.txt"
+    if galaxy is None:
+        first = service.playbook_files[0] if service.playbook_files else ""
+        for candidate in (workdir / "requirements.yml", workdir / "collections" / "requirements.yml",
+                          (workdir / first).parent / "requirements.yml"):
+            if candidate.is_file():
+                galaxy = candidate
+                break
+    return pip, galaxy
+
+
+async def prepare(job: Job, workdir: Path, venvs: Venvs, progress: Callable[[str], None]) -> AnsibleSetup:
+    """Install what the service needs (cached) and say what runs it."""
+    service = job.service
+    pip, galaxy = requirement_files(service, workdir)
+    pypi, galaxy_server = job.registry("pypi"), job.registry("ansible-galaxy")
+    setup = AnsibleSetup(ansible_binary(), sys.executable)
+    try:
+        if pip is not None:
+            packages = () if names_ansible(pip) else (gateway_ansible_core(),)
+            recipe = Recipe(pip, packages, registries.identity(pypi), registries.pip_environment(pypi))
+            python = await venvs.venv_for(recipe, registries.cleaned(progress, pypi))
+            setup.held.append(str(python))
+            setup.python = str(python)
+            setup.playbook = str(python.parent / "ansible-playbook")
+            if not Path(setup.playbook).is_file():
+                raise FailedPrecondition(f"service {service.name}: {pip.name} installed no ansible-playbook "
+                                         "(it names an Ansible without ansible-core?)")
+        if galaxy is not None:
+            program = str(Path(setup.playbook).parent / "ansible-galaxy")
+            folder = await venvs.collections_for(galaxy, registries.cleaned(progress, galaxy_server),
+                                                 program if Path(program).is_file() else None,
+                                                 registries.identity(galaxy_server),
+                                                 registries.galaxy_environment(galaxy_server))
+            setup.held.append(str(folder))
+            setup.env["ANSIBLE_COLLECTIONS_PATH"] = str(folder / "collections")
+            setup.env["ANSIBLE_ROLES_PATH"] = str(folder / "roles")
+    except BaseException:
+        venvs.release(*setup.held)
+        raise
+    if service.config_file:
+        config = workdir / service.config_file
+        if not config.is_file():
+            raise FailedPrecondition(f"service {service.name}: config file {service.config_file} not found in "
+                                     f"{service.working_dir}")
+        setup.env["ANSIBLE_CONFIG"] = str(config)
+    return setup
+
+
+def _inventory(service: Service, workdir: Path, path: str) -> str:
+    target = workdir / path
+    if not target.exists():
+        raise FailedPrecondition(f"service {service.name}: inventory {path} not found in {service.working_dir}")
+    if target.is_file():
+        with target.open("rb") as handle:
+            if handle.read(2) == b"#!":  # a script: ansible runs it when it may
+                target.chmod(target.stat().st_mode | 0o100)
+    return str(target)
+
+
+def command(service: Service, workdir: Path, inputs: dict[str, Any], options: dict[str, str],
+            playbook_program: str) -> list[str]:
+    """The ansible-playbook command line of one run."""
+    argv = [playbook_program]
+    for path in service.inventories:
+        argv += ["-i", _inventory(service, workdir, path)]
+    argv += service.runtime_args
+    for text in service.extra_vars:
+        argv += ["--extra-vars", text]
+    for path in service.extra_vars_files:
+        if not (workdir / path).is_file():
+            raise FailedPrecondition(f"service {service.name}: extra vars file {path} not found in "
+                                     f"{service.working_dir}")
+        argv += ["--extra-vars", f"@{workdir / path}"]
+    argv += ["--extra-vars", json.dumps(inputs)]
+    if options.get("limit"):
+        argv += ["--limit", options["limit"]]
+    if options.get("tags"):
+        argv += ["--tags", options["tags"]]
+    if options.get("check") == "true":
+        argv.append("--check")
+    for name in service.playbook_files:
+        playbook = workdir / name
+        if not playbook.is_file():
+            raise FailedPrecondition(f"service {service.name}: playbook {name} not found in {service.working_dir}")
+        argv.append(str(playbook))
+    return argv
