@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .runs import OutputLine, Run, RunEvent
     from .services import SecretRef
     from .secrets import Secret
+    from .tofu_state import StateSummary
     from .transfer import ImportReport
 
 
@@ -80,7 +81,15 @@ class Gateway(Protocol):
 
     # runs
     def run_service(self, name: str, inputs: dict[str, Any] | None = None, secrets: list["SecretRef"] | None = None,
-                    timeout: int | None = None) -> AsyncIterator["RunEvent"]: ...
+                    timeout: int | None = None, *, action: str = "", state: str | None = None,
+                    state_out: bool = False) -> AsyncIterator["RunEvent"]:
+        """opentofu-plan: `action` plan|apply|destroy (empty: the service's), `state` to start from instead of
+        the stored one, `state_out`: the final status event carries the state the run ended with."""
+        ...
+
+    async def service_state(self, name: str) -> "StateSummary | None":
+        """The summary of an opentofu-plan service's stored state (resources, serial, last change); None: none."""
+        ...
     async def cancel_run(self, run_id: str) -> "Run": ...
     async def get_run(self, run_id: str) -> "Run": ...
     async def list_runs(self, service: str | None = None, status: str | None = None,

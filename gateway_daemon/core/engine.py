@@ -20,6 +20,7 @@ from .jobs import Executor
 from .scheduler import Limits, Scheduler
 from .secrets import Secret, SecretBox, check_value
 from .services import SecretRef, Service
+from .tofu_state import ServiceStates, StateSummary
 
 if TYPE_CHECKING:
     from .api import Identity, Login, UserInfo
@@ -68,6 +69,7 @@ class Engine:
         self._info = info
         self.disabled_types = disabled_types
         self.scheduler = Scheduler(self, limits, executor, recover_first, disabled_types)
+        self.states = ServiceStates(store, secret_box, self.scheduler.owner)  # opentofu-plan services' states
         self._decoded: dict[str, tuple[int, Resource]] = {}  # store key -> (revision, resource)
 
     async def info(self) -> EngineInfo:
@@ -210,6 +212,8 @@ class Engine:
             raise FailedPrecondition(f"{kind} {name!r} is in use by {', '.join(users)}; change or delete those first")
         with store_errors():
             await self.store.delete(self._key(cls, name))
+            if kind == "service":
+                await self.states.delete(name)  # its state goes with it (db export keeps a copy)
 
     # ------------------------------------------------------------ secrets
     async def create_secret(self, name: str, value: str, description: str = "") -> Secret:
@@ -251,17 +255,27 @@ class Engine:
     # ------------------------------------------------------------ runs
     async def run_service(self, name: str, inputs: dict[str, Any] | None = None,
                           secrets: list[SecretRef] | None = None, timeout: int | None = None,
-                          started_by: str | None = None) -> AsyncIterator[RunEvent]:
+                          started_by: str | None = None, action: str = "", state: str | None = None,
+                          state_out: bool = False) -> AsyncIterator[RunEvent]:
         """Start a run and follow it: a status event first (queued, with the run id), output as it comes,
-        and a final status event. Leaving the iteration early does not stop the run."""
+        and a final status event. Leaving the iteration early does not stop the run.  opentofu-plan:
+        `action` (plan, apply, destroy; empty: the service's), `state` to start from instead of the stored
+        one, `state_out`: the final event carries the state the run ended with."""
         with store_errors():
-            run, queue = await self.scheduler.start(name, inputs or {}, secrets or [], timeout, started_by)
+            run, queue = await self.scheduler.start(name, inputs or {}, secrets or [], timeout, started_by,
+                                                    action=action, state=state, state_out=state_out)
         yield RunEvent("status", run=run)
         while True:
             event = await queue.get()
             if event is None:
                 return
             yield event
+
+    async def service_state(self, name: str) -> StateSummary | None:
+        """The summary of an opentofu-plan service's stored state (None: it has none)."""
+        await self._load("service", name)
+        with store_errors():
+            return await self.states.summary(name)
 
     async def cancel_run(self, run_id: str) -> Run:
         with store_errors():

@@ -29,10 +29,16 @@ class Job:
     booleans: frozenset[str] = frozenset()  # inputs the decorator declares boolean (a bare --flag)
     env: dict[str, str] = field(default_factory=dict, repr=False)  # secret values by environment variable
     repository_key: str = field(default="", repr=False)  # the ssh private key of the repository, if it has one
+    # https repositories with credentials: the password or token git answers with (the user is the repository's)
+    repository_password: str = field(default="", repr=False)
+    # opentofu-plan: the action of this run (plan, apply, destroy), and the state it starts from (the service's
+    # stored state, or one the caller gave; None: none)
+    action: str = ""
+    state: str | None = field(default=None, repr=False)
 
     def secret_values(self) -> list[str]:
         """Every secret value this job holds: what the output must never show."""
-        return [*self.env.values(), *([self.repository_key] if self.repository_key else [])]
+        return [*self.env.values(), *(v for v in (self.repository_key, self.repository_password) if v)]
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,7 @@ class JobResult:
     status: str
     reason: str = ""
     exit_code: int | None = None
+    state: str | None = field(default=None, repr=False)  # opentofu-plan: the state the run's tree ended with
 
 
 class JobEvents(Protocol):

@@ -25,13 +25,14 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
 from ..store import RevisionMismatch, Store, StoreError
 from . import owners
-from .errors import FailedPrecondition, GatewayError, NotFound
+from .errors import FailedPrecondition, GatewayError, InvalidArgument, NotFound
 from .features import check_enabled
 from .jobs import Executor, Job, JobResult
 from .outputs import STORE_RETRY_SECONDS, OutputSink, output_prefix
-from .runs import (FAILED, INTERRUPTED, QUEUED, RUNNING, Masker, OutputLine, Run, RunEvent, check_run_id,
+from .runs import (CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, Masker, OutputLine, Run, RunEvent, check_run_id,
                    check_run_timeout, new_run_id, prepare_inputs, secret_fields)
 from .services import SecretRef, Service
+from .tofu_state import action_of, check_state_text
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -68,6 +69,8 @@ class ActiveRun:
         self.unsaved = False  # the record changed since the store last took it
         self.writing = asyncio.Lock()
         self.saver: asyncio.Task | None = None
+        self.state_out = False  # opentofu-plan: the final event carries the state the run ended with
+        self.final_state: str | None = None
 
     def publish(self, event: RunEvent) -> None:
         for queue in list(self.subscribers):
@@ -155,9 +158,10 @@ class Scheduler:
 
     # ------------------------------------------------------------ starting
     async def prepare(self, run_id: str, name: str, inputs: dict[str, Any], run_secrets: list[SecretRef],
-                      timeout: int | None) -> tuple[Job, dict[str, Any] | None]:
+                      timeout: int | None, action: str = "", state: str | None = None) -> tuple[Job, dict[str, Any] | None]:
         """Load the service and what it needs, check the inputs, open the secrets: the job, and the
-        decorator's schema (None without one)."""
+        decorator's schema (None without one).  `action`, `state`: an opentofu-plan run's action and the state
+        it starts from instead of the stored one (core.tofu_state)."""
         service, _ = await self.engine._load("service", name)
         assert isinstance(service, Service)
         check_enabled(service.type, self.disabled_types)
@@ -177,18 +181,28 @@ class Scheduler:
         key = ""
         if repository.private_key_name:  # type: ignore[attr-defined]
             key = await self.engine.reveal_secret(repository.private_key_name)  # type: ignore[attr-defined]
+        password = ""
+        if repository.credential_name:  # type: ignore[attr-defined]
+            password = await self.engine.reveal_secret(repository.credential_name)  # type: ignore[attr-defined]
+        action = action_of(service, action)
+        if state is not None and service.type != "opentofu-plan":
+            raise InvalidArgument(f"service {service.name} is a {service.type}: a state is for opentofu-plan "
+                                  "services", {"state": "only for opentofu-plan services"})
+        check_state_text(state, "the state given")
         booleans = frozenset(k for k, p in (schema or {}).get("properties", {}).items()
                              if isinstance(p, dict) and p.get("type") == "boolean")
         job = Job(run_id=run_id, service=service, repository=repository, inputs=values,  # type: ignore[arg-type]
                   timeout=timeout or service.timeout or self.limits.default_timeout, booleans=booleans, env=env,
-                  repository_key=key)
+                  repository_key=key, repository_password=password, action=action, state=state)
         return job, schema
 
     async def start(self, name: str, inputs: dict[str, Any], run_secrets: list[SecretRef], timeout: int | None,
-                    started_by: str | None = None) -> tuple[Run, asyncio.Queue]:
-        """Check everything, record the run as queued, and start it. Returns the run and its event queue."""
+                    started_by: str | None = None, action: str = "", state: str | None = None,
+                    state_out: bool = False) -> tuple[Run, asyncio.Queue]:
+        """Check everything, record the run as queued, and start it. Returns the run and its event queue.
+        `state_out`: the final event carries the state the run ended with (opentofu-plan)."""
         await self._recover_first()
-        job, schema = await self.prepare(new_run_id(), name, inputs, run_secrets, timeout)
+        job, schema = await self.prepare(new_run_id(), name, inputs, run_secrets, timeout, action, state)
         masker = Masker(job.secret_values())
         service = job.service
         run = Run(
@@ -197,6 +211,7 @@ class Scheduler:
             started_by=started_by or _who(), status=QUEUED, owner=self.owner,
         )
         active = ActiveRun(run, 0)
+        active.state_out = state_out
         queue: asyncio.Queue = asyncio.Queue(SUBSCRIBER_QUEUE)
         active.subscribers.append(queue)
         self._active[run.id] = active
@@ -237,7 +252,17 @@ class Scheduler:
         stopping = False
         final: dict[str, Any] = {}
         try:
-            result: JobResult = await self.executor.execute(job, _Reporter(self, active, sink, masker), active.cancel)
+            reporter = _Reporter(self, active, sink, masker)
+            async with self.engine.states.held(job, reporter.waiting, active.cancel) as holding:
+                if not holding:
+                    result = JobResult(CANCELLED, f"cancelled while waiting for the state of service {job.service.name}")
+                else:
+                    result = await self.executor.execute(job, reporter, active.cancel)
+                    active.final_state = result.state
+                    problem = await self.engine.states.keep(job, result)
+                    if problem:
+                        await sink.line("gateway", problem)
+                        result = JobResult(FAILED, problem, result.exit_code)
             final = dict(status=result.status, reason=result.reason, exit_code=result.exit_code)
         except GatewayError as exc:
             await sink.line("gateway", str(exc))
@@ -253,7 +278,8 @@ class Scheduler:
                 setattr(active.run, key, value)
             try:
                 stored = await sink.finish() and await self._save(active)
-                active.publish(RunEvent("status", run=replace(active.run)))
+                active.publish(RunEvent("status", run=replace(active.run),
+                                        state=active.final_state if active.state_out else None))
                 for queue in active.subscribers:
                     with contextlib.suppress(asyncio.QueueFull):
                         queue.put_nowait(None)

@@ -12,7 +12,9 @@ from typing import Any
 from ..core.errors import FailedPrecondition
 from ..core.services import Service, format_arg
 
-TOFU_ACTIONS = ("plan", "apply", "destroy")
+from ..core.services import TOFU_ACTIONS  # noqa: F401  (known here before core said it)
+from . import tofu
+from .tofu import tofu_action, tofu_binary  # noqa: F401  (opentofu-plan lives in execution/tofu.py)
 
 
 def _text(value: Any) -> str:
@@ -45,24 +47,6 @@ def formatted_args(fmt: str, inputs: dict[str, Any]) -> list[str]:
     return args
 
 
-def tofu_action(service: Service) -> tuple[str, list[str]]:
-    """An opentofu-plan service says its action as its first runtime argument (default: plan)."""
-    rest = list(service.runtime_args)
-    if rest and rest[0] in TOFU_ACTIONS:
-        return rest[0], rest[1:]
-    return "plan", rest
-
-
-def tofu_binary() -> str:
-    found = shutil.which("tofu")
-    if not found:
-        raise FailedPrecondition(
-            "OpenTofu is not installed: no 'tofu' on PATH; install it from https://opentofu.org/docs/intro/install/ "
-            "(for example the standalone binary into /usr/local/bin)"
-        )
-    return found
-
-
 def ansible_binary() -> str:
     # The gateway's own environment first: `pip install 'automation-gateway[ansible]'` puts it there,
     # and a venv's bin directory is often not on PATH.
@@ -76,8 +60,10 @@ def ansible_binary() -> str:
     return found
 
 
-def build(service: Service, workdir: Path, inputs: dict[str, Any], booleans: set[str], python: str) -> list[list[str]]:
-    """The steps to run, each an argv. Only the last step's exit code decides the status."""
+def build(service: Service, workdir: Path, inputs: dict[str, Any], booleans: set[str], python: str,
+          action: str = "") -> list[list[str]]:
+    """The steps to run, each an argv. Only the last step's exit code decides the status.  `action`: an
+    opentofu-plan run's (empty: the service's)."""
     kind = service.type
     if kind == "python-script":
         script = workdir / service.script
@@ -90,13 +76,7 @@ def build(service: Service, workdir: Path, inputs: dict[str, Any], booleans: set
             raise FailedPrecondition(f"service {service.name}: playbook {service.script} not found in {service.working_dir}")
         return [[ansible_binary(), *service.runtime_args, "--extra-vars", json.dumps(inputs), str(playbook)]]
     if kind == "opentofu-plan":
-        tofu = tofu_binary()
-        action, rest = tofu_action(service)
-        variables = [arg for key, value in inputs.items() for arg in ("-var", f"{key}={_text(value)}")]
-        final = [tofu, action, "-input=false", "-no-color"]
-        if action in ("apply", "destroy"):
-            final.append("-auto-approve")
-        return [[tofu, "init", "-input=false", "-no-color"], [*final, *rest, *variables]]
+        return tofu.steps(service, inputs, action, _text)
     # executable: a file in the repository, else a command on PATH
     target = workdir / service.script
     if target.is_file():
@@ -114,7 +94,8 @@ def build(service: Service, workdir: Path, inputs: dict[str, Any], booleans: set
 def child_environment(extra: dict[str, str], tmp: Path, python: str) -> dict[str, str]:
     """A clean environment: the gateway's own variables never reach a script."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "SSL_CERT_FILE", "SSL_CERT_DIR",
-            "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+            "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+            "TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR")  # OpenTofu's CLI configuration (provider mirrors)
     env = {k: os.environ[k] for k in keep if k in os.environ}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     bindir = str(Path(python).parent)

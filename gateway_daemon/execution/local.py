@@ -19,7 +19,7 @@ from ..core.admission import Admission
 from ..core.errors import FailedPrecondition
 from ..core.jobs import Job, JobEvents, JobResult
 from ..core.runs import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT
-from . import leftovers
+from . import leftovers, tofu
 from .commands import build, child_environment
 from .process import Outcome, Process
 from .venvs import Venvs
@@ -56,11 +56,12 @@ class LocalExecutor:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         run_dir = Path(tempfile.mkdtemp(prefix=f"{job.run_id}-", dir=self.runs_dir))
         held: list[str] = []  # the cached environments this run uses
+        state: str | None = None  # opentofu-plan: the state the tree ends with
         try:
             leftovers.claim(run_dir)
             tree = run_dir / "tree"
             events.checked_out(await self.workspace.prepare(job.repository, tree, events.progress,
-                                                            job.repository_key))
+                                                            job.repository_key, job.repository_password))
             workdir = tree / (service.working_dir or ".")
             if not workdir.is_dir():
                 raise FailedPrecondition(f"service {service.name}: working dir {service.working_dir} "
@@ -79,21 +80,25 @@ class LocalExecutor:
                     path = await self.venvs.collections_for(collections, events.progress)
                     held.append(str(path))
                     extra_env["ANSIBLE_COLLECTIONS_PATH"] = str(path)
-            steps = build(service, workdir, job.inputs, set(job.booleans), python)
+            steps = build(service, workdir, job.inputs, set(job.booleans), python, job.action)
+            if service.type == "opentofu-plan":
+                tofu.place_state(workdir, job.state)
             tmp = run_dir / "tmp"
             tmp.mkdir()
             env = child_environment({**extra_env, **job.env}, tmp, python)
             outcome = await self._processes(steps, str(workdir), env, run_dir, job.timeout, events, cancel)
+            if service.type == "opentofu-plan":
+                state = tofu.read_state(workdir)
         finally:
             self.venvs.release(*held)
             shutil.rmtree(run_dir, ignore_errors=True)
         if outcome.stopped == "timeout":
-            return JobResult(TIMED_OUT, f"stopped after the {job.timeout} s time limit", outcome.exit_code)
+            return JobResult(TIMED_OUT, f"stopped after the {job.timeout} s time limit", outcome.exit_code, state)
         if outcome.stopped == "cancel" or cancel.is_set():
-            return JobResult(CANCELLED, "cancelled", outcome.exit_code)
+            return JobResult(CANCELLED, "cancelled", outcome.exit_code, state)
         if outcome.exit_code == 0:
-            return JobResult(SUCCEEDED, "", 0)
-        return JobResult(FAILED, f"exited with code {outcome.exit_code}", outcome.exit_code)
+            return JobResult(SUCCEEDED, "", 0, state)
+        return JobResult(FAILED, f"exited with code {outcome.exit_code}", outcome.exit_code, state)
 
     async def _processes(self, steps: list[list[str]], cwd: str, env: dict[str, str], run_dir: Path,
                          timeout: int, events: JobEvents, cancel: asyncio.Event) -> Outcome:

@@ -52,6 +52,7 @@ POLICY: dict[str, Access] = {
     "/gateway.v1.ServiceService/ListServices": USER,
     "/gateway.v1.ServiceService/UpdateService": USER,
     "/gateway.v1.ServiceService/DeleteService": USER,
+    "/gateway.v1.ServiceService/GetServiceState": USER,
 
     "/gateway.v1.SecretService/CreateSecret": USER,
     "/gateway.v1.SecretService/GetSecret": USER,

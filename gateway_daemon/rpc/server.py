@@ -124,6 +124,9 @@ class ServiceServicer(_Servicer, services_pb2_grpc.ServiceServiceServicer):
         await self.engine.delete("service", request.name)
         return common_pb2.Empty()
 
+    async def GetServiceState(self, request, context):
+        return convert.state_message(await self.engine.service_state(request.name), request.name)
+
 
 class SecretServicer(_Servicer, secrets_pb2_grpc.SecretServiceServicer):
     async def CreateSecret(self, request, context):
@@ -159,7 +162,9 @@ class RunServicer(_Servicer, runs_pb2_grpc.RunServiceServicer):
         secrets = [SecretRef(name=s.name, type=s.type or "env", target=s.target) for s in request.secrets]
         timeout = request.timeout if request.HasField("timeout") else None
         async for event in self.engine.run_service(request.name, inputs, secrets, timeout,
-                                                   started_by=current_session().user.name):
+                                                   started_by=current_session().user.name, action=request.action,
+                                                   state=request.state if request.HasField("state") else None,
+                                                   state_out=request.state_out):
             yield convert.event_message(event)
 
     async def CancelRun(self, request, context):

@@ -81,14 +81,17 @@ def _secret_value(args: argparse.Namespace, required: bool) -> str | None:
 
 
 _CLEARABLE = {
-    "repository": {"reference": "", "private-key-name": "", "description": "", "tag": []},
+    "repository": {"reference": "", "private-key-name": "", "description": "", "tag": [], "username": "",
+                   "password-name": "", "token-name": ""},
     "service": {"decorator": "", "env": {}, "secret": [], "runtime-arg": [], "requirements-file": "", "tag": [],
                 "runner-tag": [], "arg-format": "--{key}={value}", "timeout": None, "description": "", "filename": "",
-                "working-dir": "."},
+                "working-dir": ".", "action": "", "var": {}, "var-file": [], "backend-config": []},
 }
 _FIELD_OF_FLAG = {"private-key-name": "private_key_name", "tag": "tags", "runner-tag": "runner_tags", "secret": "secrets",
                   "runtime-arg": "runtime_args", "requirements-file": "requirements_file", "arg-format": "arg_format",
-                  "working-dir": "working_dir"}
+                  "working-dir": "working_dir", "password-name": "password_name", "token-name": "token_name",
+                  "action": "tofu_action", "var": "tofu_vars", "var-file": "tofu_var_files",
+                  "backend-config": "tofu_backend_config"}
 
 
 def _changes(kind: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -110,6 +113,9 @@ def _changes(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         take("url")
         take("reference")
         take("private_key_name")
+        take("username")
+        take("password_name")
+        take("token_name")
         take("tag", "tags")
     elif kind == "decorator":
         take("schema", convert=_load_schema)
@@ -126,6 +132,10 @@ def _changes(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         take("runner_tag", "runner_tags")
         take("arg_format")
         take("timeout")
+        take("action", "tofu_action")
+        take("var", "tofu_vars", convert=lambda v: _pairs(v, "--var"))
+        take("var_file", "tofu_var_files")
+        take("backend_config", "tofu_backend_config")
     return changes
 
 
@@ -137,6 +147,19 @@ def view(resource: Resource) -> dict[str, Any]:
     if isinstance(resource, Service):
         data["secrets"] = [str(ref) for ref in resource.secrets]
     return {"kind": resource.KIND, **data}
+
+
+def state_view(summary: Any, brief: bool) -> Any:
+    """What `describe service` shows of an opentofu-plan service's state (never a value from it)."""
+    if summary is None:
+        return "none yet (an apply stores it)" if brief else None
+    data = summary.to_dict()
+    if brief:
+        count = len(summary.resources)
+        return (f"{count} resource{'' if count == 1 else 's'}" + (f" ({', '.join(summary.resources[:20])}"
+                f"{', ...' if count > 20 else ''})" if count else "") + f", serial {summary.serial}, "
+                f"last changed {summary.updated_at}" + (f" by run {summary.run}" if summary.run else ""))
+    return data
 
 
 def table(kind: str, resources: list[Resource]) -> Table:
@@ -197,6 +220,8 @@ async def describe(gateway: Gateway, args: argparse.Namespace) -> int:
         raise UsageError("--reveal is for secrets only")
     resource = await gateway.get(kind, args.name)
     data = view(resource)
+    if isinstance(resource, Service) and resource.type == "opentofu-plan":
+        data["state"] = state_view(await gateway.service_state(args.name), args.output == "table")
     if args.reveal:
         data["value"] = await gateway.reveal_secret(args.name)
     emit(data, args.output)

@@ -45,7 +45,7 @@ class RunnerList(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[Runner, _Mapping]]] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("run_id", "inputs_json", "timeout", "service", "repository", "booleans", "env", "repository_key")
+    __slots__ = ("run_id", "inputs_json", "timeout", "service", "repository", "booleans", "env", "repository_key", "repository_password", "action", "state")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,9 @@ class ExecuteRequest(_message.Message):
     BOOLEANS_FIELD_NUMBER: _ClassVar[int]
     ENV_FIELD_NUMBER: _ClassVar[int]
     REPOSITORY_KEY_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     inputs_json: str
     timeout: int
@@ -69,10 +72,13 @@ class ExecuteRequest(_message.Message):
     booleans: _containers.RepeatedScalarFieldContainer[str]
     env: _containers.ScalarMap[str, str]
     repository_key: str
-    def __init__(self, run_id: _Optional[str] = ..., inputs_json: _Optional[str] = ..., timeout: _Optional[int] = ..., service: _Optional[_Union[_services_pb2.Service, _Mapping]] = ..., repository: _Optional[_Union[_repositories_pb2.Repository, _Mapping]] = ..., booleans: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., repository_key: _Optional[str] = ...) -> None: ...
+    repository_password: str
+    action: str
+    state: str
+    def __init__(self, run_id: _Optional[str] = ..., inputs_json: _Optional[str] = ..., timeout: _Optional[int] = ..., service: _Optional[_Union[_services_pb2.Service, _Mapping]] = ..., repository: _Optional[_Union[_repositories_pb2.Repository, _Mapping]] = ..., booleans: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., repository_key: _Optional[str] = ..., repository_password: _Optional[str] = ..., action: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
 
 class ExecuteEvent(_message.Message):
-    __slots__ = ("kind", "runner", "commit", "lines", "status", "reason", "exit_code")
+    __slots__ = ("kind", "runner", "commit", "lines", "status", "reason", "exit_code", "state")
     KIND_FIELD_NUMBER: _ClassVar[int]
     RUNNER_FIELD_NUMBER: _ClassVar[int]
     COMMIT_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +86,7 @@ class ExecuteEvent(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     kind: str
     runner: str
     commit: str
@@ -87,7 +94,8 @@ class ExecuteEvent(_message.Message):
     status: str
     reason: str
     exit_code: int
-    def __init__(self, kind: _Optional[str] = ..., runner: _Optional[str] = ..., commit: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[_runs_pb2.OutputLine, _Mapping]]] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., exit_code: _Optional[int] = ...) -> None: ...
+    state: str
+    def __init__(self, kind: _Optional[str] = ..., runner: _Optional[str] = ..., commit: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[_runs_pb2.OutputLine, _Mapping]]] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., exit_code: _Optional[int] = ..., state: _Optional[str] = ...) -> None: ...
 
 class CancelExecutionRequest(_message.Message):
     __slots__ = ("run_id",)

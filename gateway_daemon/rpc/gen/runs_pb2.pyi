@@ -52,26 +52,34 @@ class OutputLine(_message.Message):
     def __init__(self, stream: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class RunEvent(_message.Message):
-    __slots__ = ("kind", "run", "lines")
+    __slots__ = ("kind", "run", "lines", "state")
     KIND_FIELD_NUMBER: _ClassVar[int]
     RUN_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     kind: str
     run: Run
     lines: _containers.RepeatedCompositeFieldContainer[OutputLine]
-    def __init__(self, kind: _Optional[str] = ..., run: _Optional[_Union[Run, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[OutputLine, _Mapping]]] = ...) -> None: ...
+    state: str
+    def __init__(self, kind: _Optional[str] = ..., run: _Optional[_Union[Run, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[OutputLine, _Mapping]]] = ..., state: _Optional[str] = ...) -> None: ...
 
 class RunServiceRequest(_message.Message):
-    __slots__ = ("name", "inputs_json", "secrets", "timeout")
+    __slots__ = ("name", "inputs_json", "secrets", "timeout", "action", "state", "state_out")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUTS_JSON_FIELD_NUMBER: _ClassVar[int]
     SECRETS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STATE_OUT_FIELD_NUMBER: _ClassVar[int]
     name: str
     inputs_json: str
     secrets: _containers.RepeatedCompositeFieldContainer[_services_pb2.SecretRef]
     timeout: int
-    def __init__(self, name: _Optional[str] = ..., inputs_json: _Optional[str] = ..., secrets: _Optional[_Iterable[_Union[_services_pb2.SecretRef, _Mapping]]] = ..., timeout: _Optional[int] = ...) -> None: ...
+    action: str
+    state: str
+    state_out: bool
+    def __init__(self, name: _Optional[str] = ..., inputs_json: _Optional[str] = ..., secrets: _Optional[_Iterable[_Union[_services_pb2.SecretRef, _Mapping]]] = ..., timeout: _Optional[int] = ..., action: _Optional[str] = ..., state: _Optional[str] = ..., state_out: _Optional[bool] = ...) -> None: ...
 
 class RunIdRequest(_message.Message):
     __slots__ = ("id",)
