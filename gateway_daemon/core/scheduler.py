@@ -253,13 +253,14 @@ class Scheduler:
         final: dict[str, Any] = {}
         try:
             reporter = _Reporter(self, active, sink, masker)
+            given_state = job.state is not None  # the caller's own: what the run ends with is stored in any case
             async with self.engine.states.held(job, reporter.waiting, active.cancel) as holding:
                 if not holding:
                     result = JobResult(CANCELLED, f"cancelled while waiting for the state of service {job.service.name}")
                 else:
                     result = await self.executor.execute(job, reporter, active.cancel)
                     active.final_state = result.state
-                    problem = await self.engine.states.keep(job, result)
+                    problem = await self.engine.states.keep(job, result, given_state)
                     if problem:
                         await sink.line("gateway", problem)
                         result = JobResult(FAILED, problem, result.exit_code)

@@ -199,10 +199,11 @@ class ServiceStates:
             if revision is not None:
                 await self._unlock(name, revision)
 
-    async def keep(self, job: "Job", result: "JobResult") -> str:
-        """After the job: store the state it ended with when it may change it and did; '' or why not."""
+    async def keep(self, job: "Job", result: "JobResult", given: bool = False) -> str:
+        """After the job: store the state it ended with when it may change it and did (or the caller `given`
+        the state it started from); '' or why it could not be stored."""
         if (job.service.type != "opentofu-plan" or job.action not in CHANGING_ACTIONS or result.state is None
-                or result.state == job.state):
+                or (result.state == job.state and not given)):
             return ""
         for attempt in range(STORE_TRIES):
             try:
