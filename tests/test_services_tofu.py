@@ -235,3 +235,37 @@ async def test_two_runs_that_change_one_state_never_overlap(tmp_path, tofu_bin, 
         await blocker
     finally:
         await engine.close()
+
+
+def test_the_action_and_the_state_go_to_a_runner_and_back(tmp_path, tofu_bin, origin, monkeypatch):
+    """Distributed: the server opens the state and sends it with the job; the runner's final event brings the new
+    one back, and the server stores it (describe through a client says so)."""
+    from cluster import new_site, start_all
+    from gateway_server import ADMIN_PASSWORD, Client
+
+    monkeypatch.setenv("PATH", f"{tofu_bin}{os.pathsep}{os.environ['PATH']}")  # the runner finds `tofu`
+    site = new_site(tmp_path / "site", "tofu")
+    server, runner = site.node("server", "server"), site.node("runner", "runner")
+    try:
+        server.start()
+        start_all([runner])
+        client = Client(tmp_path / "client", server.port, site.certs["ca"])
+        client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
+                  stdin=f"{server.admin_password}\n{ADMIN_PASSWORD}\n")
+        client.ok("create", "repository", "plans", "--url", str(origin), "--reference", "main")
+        client.ok("create", "service", "opentofu-plan", "box", "--repository", "plans", "--working-dir", "box",
+                  "--var", "greeting=remote")
+        applied = client.ok("run", "service", "opentofu-plan", "apply", "box", "--verbose")
+        assert "Resources: 1 added" in applied.stdout and runner.id in applied.stderr
+        described = json.loads(client.ok("describe", "service", "box", "-o", "json").stdout)["state"]
+        assert described["resources"] == ["terraform_data.box"]
+        out = tmp_path / "out.tfstate"
+        again = client.ok("run", "service", "opentofu-plan", "apply", "box", "--state-out", str(out))
+        assert "No changes." in again.stdout and "remote-s" in out.read_text()
+        assert "Resources: 1 destroyed" in client.ok("run", "service", "opentofu-plan", "destroy", "box").stdout
+        assert json.loads(client.ok("describe", "service", "box", "-o", "json").stdout)["state"]["resources"] == []
+    finally:
+        for node in (server, runner):
+            if node.process is not None:
+                node.kill()
+        site.etcd.kill()
