@@ -381,6 +381,8 @@ def _service_words(args: argparse.Namespace) -> None:
     words = [word for word in (args.first, args.second, args.third) if word is not None]
     args.service_type, args.action = None, ""
     if len(words) == 3:
+        if words[0] in SERVICE_TYPES and words[0] != "opentofu-plan":
+            raise UsageError(f"unrecognized arguments: {words[2]} (see: gateway run service --help)")
         if words[0] != "opentofu-plan" or words[1] not in TOFU_ACTIONS:
             raise UsageError(f"run service {' '.join(words)}: three words are opentofu-plan ACTION NAME, with "
                              f"ACTION one of {', '.join(TOFU_ACTIONS)}")
