@@ -6,8 +6,11 @@ Interleaves N runs of a trivial python-script service through the engine (local
 mode, SQLite store) with N runs of `python3 main.py` in the same tree, and prints
 the medians, their ratio and the absolute overhead: for a repository pinned to a
 commit (no fetch), for one that follows a branch (a fetch per run), and with a
-requirements.txt (warm venv); and a one-task local playbook through the gateway vs
-`ansible-playbook` directly.  Then runs per second at 4 concurrent.
+requirements.txt (warm venv); a one-task local playbook through the gateway vs
+`ansible-playbook` directly; and an OpenTofu `plan` (init and plan of a
+`terraform_data` resource, in a fresh tree each time, through the gateway vs
+`tofu init && tofu plan` directly; `tofu` from PATH, else terraform under that
+name; skipped when neither is there).  Then runs per second at 4 concurrent.
 Target: at most 10 ms added per run, warm.
 """
 
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -53,7 +58,37 @@ def make_repo(root: Path, wheel_dir: Path) -> tuple[Path, str]:
         "    - ansible.builtin.debug:\n        msg: hello\n")
     wheel = next(wheel_dir.glob("*.whl"))
     (repo / "withreq" / "requirements.txt").write_text(f"{wheel}\n")
+    (repo / "plan").mkdir()
+    (repo / "plan" / "main.tf").write_text('resource "terraform_data" "box" {\n  input = "hello"\n}\n')
     return repo, new_repo(repo, {})
+
+
+def tofu_on_path(root: Path) -> str | None:
+    """`tofu` from PATH, else terraform (the same CLI) under that name in a folder put first on PATH."""
+    found = shutil.which("tofu")
+    if found:
+        return found
+    terraform = shutil.which("terraform")
+    if not terraform:
+        return None
+    folder = root / "tofu-bin"
+    folder.mkdir()
+    (folder / "tofu").symlink_to(terraform)
+    os.environ["PATH"] = f"{folder}{os.pathsep}{os.environ['PATH']}"
+    return str(folder / "tofu")
+
+
+def tofu_directly(tofu: str, plan: Path, scratch: Path) -> float:
+    """What the gateway does for a plan, by hand: a fresh copy of the tree, init, plan."""
+    tree = Path(tempfile.mkdtemp(dir=scratch))
+    shutil.copytree(plan, tree / "plan")
+    started = time.perf_counter()
+    for args in (["init", "-input=false", "-no-color"], ["plan", "-input=false", "-no-color"]):
+        subprocess.run([tofu, *args], cwd=tree / "plan", check=True, capture_output=True,
+                       env=dict(os.environ, TF_IN_AUTOMATION="1"))
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(tree)
+    return elapsed
 
 
 async def through_gateway(engine, service: str) -> float:
@@ -116,6 +151,21 @@ async def main() -> None:
                 gateway_times.append(await through_gateway(engine, service))
                 direct_times.append(directly(python, script))
             report(label, gateway_times, direct_times)
+
+        tofu = tofu_on_path(root)
+        if tofu is None:
+            print("opentofu plan: skipped (neither tofu nor terraform on PATH)")
+        else:
+            await engine.create(Service(name="tofu-plan", type="opentofu-plan", repository="pinned",
+                                        working_dir="plan"))
+            await through_gateway(engine, "tofu-plan")  # warm: snapshot
+            scratch = root / "scratch"
+            scratch.mkdir()
+            gateway_times, direct_times = [], []
+            for _ in range(min(n, 10)):
+                gateway_times.append(await through_gateway(engine, "tofu-plan"))
+                direct_times.append(tofu_directly(tofu, repo / "plan", scratch))
+            report(f"opentofu plan ({Path(os.path.realpath(tofu)).name})", gateway_times, direct_times)
 
         for concurrency in (1, 4):
             total = max(n, 8)

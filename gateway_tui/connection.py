@@ -210,8 +210,13 @@ class SessionGateway(Gateway):
         return await self._call(lambda g: g.import_db(document, dry_run, strict))
 
     def run_service(self, name: str, inputs: dict[str, Any] | None = None, secrets: list["SecretRef"] | None = None,
-                    timeout: int | None = None, options: dict[str, Any] | None = None) -> AsyncIterator["RunEvent"]:
-        return self._stream(lambda g: g.run_service(name, inputs, secrets, timeout, options=options))
+                    timeout: int | None = None, options: dict[str, Any] | None = None, *, action: str = "",
+                    state: str | None = None, state_out: bool = False) -> AsyncIterator["RunEvent"]:
+        return self._stream(lambda g: g.run_service(name, inputs, secrets, timeout, options=options, action=action,
+                                                    state=state, state_out=state_out))
+
+    async def service_state(self, name: str) -> Any:
+        return await self._call(lambda g: g.service_state(name))
 
     async def cancel_run(self, run_id: str) -> "Run":
         return await self._call(lambda g: g.cancel_run(run_id))

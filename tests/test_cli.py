@@ -15,12 +15,13 @@ from cli_helpers import DAEMON, Sandbox, check_all, run_all, write
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 FIELDS = {
     "repository": {"kind", "name", "url", "reference", "private_key_name", "description", "tags", "created_at",
-                   "updated_at"},
+                   "updated_at", "username", "password_name", "token_name"},
     "decorator": {"kind", "name", "schema", "description", "created_at", "updated_at"},
     "service": {"kind", "name", "type", "repository", "working_dir", "filename", "decorator", "env", "secrets",
                 "runtime_args", "requirements_file", "tags", "runner_tags", "arg_format", "timeout", "description",
                 "created_at", "updated_at", "playbooks", "inventories", "extra_vars", "extra_vars_files", "config_file",
-                "pypi_registry", "galaxy_registry", "executable"},
+                "pypi_registry", "galaxy_registry", "executable", "tofu_action", "tofu_vars", "tofu_var_files",
+                "tofu_backend_config"},
     "secret": {"kind", "name", "description", "created_at", "updated_at"},
 }
 PLURAL = {"repository": "repositories", "decorator": "decorators", "service": "services", "secret": "secrets"}

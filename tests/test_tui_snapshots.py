@@ -181,6 +181,27 @@ def test_run_form_validation_error(snap_compare, tmp_path):
     check(snap_compare, tmp_path, steps)
 
 
+def test_run_form_opentofu(snap_compare, tmp_path):
+    """An opentofu-plan service: its action (the service's default first) and the state files too."""
+    async def steps(pilot):
+        await _run_form(pilot, "lab-up")
+        pilot.app.screen.query_one("#run-form-area").scroll_end(animate=False)
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_service_form_opentofu(snap_compare, tmp_path):
+    """The fields of an opentofu-plan service: action, variables, var files, backend config."""
+    async def steps(pilot):
+        await until(pilot, lambda: rows(pilot) == 6)
+        pilot.app.screen.query_one(ResourceTable).move_to("lab-up")
+        await keys(pilot, "e")
+        await until(pilot, lambda: pilot.app.screen.query("#tofu_vars"))
+        pilot.app.screen.query_one("#field-tofu_action").scroll_visible(animate=False, top=True)
+
+    check(snap_compare, tmp_path, steps)
+
+
 def test_run_form_without_decorator(snap_compare, tmp_path):
     async def steps(pilot):
         await _run_form(pilot, "dns-audit")
@@ -292,6 +313,20 @@ def test_repository_form_validation_error(snap_compare, tmp_path):
         await keys(pilot, "3")
         await until(pilot, lambda: rows(pilot) == 3)
         await keys(pilot, "n", *"tools", "tab", *"ext::sh -c touch% /tmp/pwned", "ctrl+s")
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_repository_form_https_credentials(snap_compare, tmp_path):
+    """A private https repository: a username and the secret with its password (or a token)."""
+    async def steps(pilot):
+        await keys(pilot, "3")
+        await until(pilot, lambda: rows(pilot) == 3)
+        pilot.app.screen.query_one(ResourceTable).move_to("playbooks")
+        await keys(pilot, "e")
+        await until(pilot, lambda: pilot.app.screen.query("#username"))
+        pilot.app.screen.query_one("#username").value = "ops-bot"
+        await pilot.pause(0.3)
 
     check(snap_compare, tmp_path, steps)
 

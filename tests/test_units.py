@@ -17,7 +17,7 @@ from gateway_daemon.core.runners import RunnerInfo
 from gateway_daemon.core.runs import OutputLine, Run, RunEvent, coerce_input, parse_set, prepare_inputs
 from gateway_daemon.core.secrets import Secret
 from gateway_daemon.core.services import SecretRef, Service
-from gateway_daemon.execution import commands
+from gateway_daemon.execution import commands, tofu
 from gateway_daemon.rpc import convert
 
 PYTHON = "/opt/python/bin/python3"  # build() only names the interpreter, never starts it
@@ -73,10 +73,10 @@ def test_formatted_args_split_a_format_with_spaces() -> None:
 
 
 def test_tofu_action_is_the_first_runtime_argument_or_plan() -> None:
-    assert commands.tofu_action(service(type="opentofu-plan")) == ("plan", [])
-    assert commands.tofu_action(service(type="opentofu-plan", runtime_args=["apply", "-parallelism=2"])) \
+    assert tofu.tofu_action(service(type="opentofu-plan")) == ("plan", [])
+    assert tofu.tofu_action(service(type="opentofu-plan", runtime_args=["apply", "-parallelism=2"])) \
         == ("apply", ["-parallelism=2"])
-    assert commands.tofu_action(service(type="opentofu-plan", runtime_args=["-refresh=false"])) \
+    assert tofu.tofu_action(service(type="opentofu-plan", runtime_args=["-refresh=false"])) \
         == ("plan", ["-refresh=false"])
 
 

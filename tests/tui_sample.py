@@ -83,7 +83,7 @@ SERVICES = [
     Service(name="rotate-certs", type="ansible-playbook", repository="playbooks", filename="certs.yml",
             description="Renew TLS certificates on the load balancers"),
     Service(name="lab-up", type="opentofu-plan", repository="infra-plans", working_dir="lab",
-            decorator="lab-size", description="Bring the test lab up"),
+            decorator="lab-size", tofu_action="apply", tofu_vars={"region": "ams1"}, tofu_var_files=["lab.tfvars"], description="Bring the test lab up"),
     Service(name="ping-sweep", type="executable", repository="netops-automations", filename="tools/sweep.sh",
             description="Ping every management address"),
     Service(name="dns-audit", type="python-script", repository="netops-automations", filename="dns/audit.py",
@@ -191,7 +191,7 @@ class SampleGateway:
             yield RunEvent("output", lines=tuple(lines))
 
     async def run_service(self, name: str, inputs: dict[str, Any] | None = None, secrets: Any = None,
-                          timeout: int | None = None, options: Any = None) -> AsyncIterator[RunEvent]:
+                          timeout: int | None = None, options: Any = None, **tofu: Any) -> AsyncIterator[RunEvent]:
         """A run that ends at once with the recorded output (the engine checks the inputs first)."""
         from gateway_daemon.core.runs import prepare_inputs
 

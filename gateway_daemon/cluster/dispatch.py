@@ -176,7 +176,7 @@ class Dispatcher:
                     elif event.kind == "final":
                         if event.commit:
                             events.checked_out(event.commit)
-                        return JobResult(event.status, event.reason, event.exit_code)
+                        return JobResult(event.status, event.reason, event.exit_code, event.state)
             return JobResult(FAILED, f"runner lost: {runner.id} ended the run without a result")
         except RunnerRefused as exc:
             log.info("runner %s did not take run %s: %s", runner.id, job.run_id, exc)

@@ -36,6 +36,7 @@ class ExecEvent:
     reason: str = ""
     exit_code: int | None = None
     commit: str = ""
+    state: str | None = dataclasses.field(default=None, repr=False)  # with final: an opentofu-plan run's state
 
 
 class _QueuedEvents:
@@ -157,7 +158,7 @@ class Intake:
             if cancel.is_set() and result.status == INTERRUPTED:
                 result = JobResult(CANCELLED, "cancelled", result.exit_code)
             queue.put_nowait(ExecEvent("final", status=result.status, reason=result.reason,
-                                       exit_code=result.exit_code, commit=events.commit))
+                                       exit_code=result.exit_code, commit=events.commit, state=result.state))
 
     def cancel(self, run_id: str) -> bool:
         cancel = self._cancels.get(run_id)

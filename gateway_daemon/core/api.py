@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .runs import OutputLine, Run, RunEvent
     from .services import SecretRef
     from .secrets import Secret
+    from .tofu_state import StateSummary
     from .transfer import ImportReport
 
 
@@ -99,8 +100,15 @@ class Gateway(Protocol):
 
     # runs
     def run_service(self, name: str, inputs: dict[str, Any] | None = None, secrets: list["SecretRef"] | None = None,
-                    timeout: int | None = None, options: dict[str, Any] | None = None) -> AsyncIterator["RunEvent"]:
-        """Start a run and follow it; `options`: the run options of its type (core.run_options)."""
+                    timeout: int | None = None, options: dict[str, Any] | None = None, *, action: str = "",
+                    state: str | None = None, state_out: bool = False) -> AsyncIterator["RunEvent"]:
+        """Start a run and follow it; `options`: the run options of its type (core.run_options).
+        opentofu-plan: `action` plan|apply|destroy (empty: the service's), `state` to start from instead of
+        the stored one, `state_out`: the final status event carries the state the run ended with."""
+        ...
+
+    async def service_state(self, name: str) -> "StateSummary | None":
+        """The summary of an opentofu-plan service's stored state (resources, serial, last change); None: none."""
         ...
     async def cancel_run(self, run_id: str) -> "Run": ...
     async def get_run(self, run_id: str) -> "Run": ...

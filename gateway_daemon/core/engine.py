@@ -23,6 +23,7 @@ from .policy import check_service_scope, current_grant, service_visible
 from .scheduler import Limits, Scheduler
 from .secrets import CHECK_KEY, Secret, SecretBox, check_value
 from .services import SecretRef, Service
+from .tofu_state import ServiceStates, StateSummary
 
 if TYPE_CHECKING:
     from .api import ApiKeyInfo, Identity, Login, UserInfo
@@ -73,6 +74,7 @@ class Engine:
         self._info = info
         self.disabled_types = disabled_types
         self.scheduler = Scheduler(self, limits, executor, recover_first, disabled_types)
+        self.states = ServiceStates(store, secret_box, self.scheduler.owner)  # opentofu-plan services' states
         self._decoded: dict[str, tuple[int, Resource]] = {}  # store key -> (revision, resource)
         self.audit: "AuditTrail | None" = None  # the server's audit trail (core.audit); local mode keeps none
 
@@ -273,6 +275,8 @@ class Engine:
             raise FailedPrecondition(f"{kind} {name!r} is in use by {', '.join(users)}; change or delete those first")
         with store_errors():
             await self.store.delete(self._key(cls, name))
+            if kind == "service":
+                await self.states.delete(name)  # its state goes with it (db export keeps a copy)
 
     # ------------------------------------------------------------ secrets
     async def create_secret(self, name: str, value: str, description: str = "") -> Secret:
@@ -324,12 +328,16 @@ class Engine:
     async def run_service(self, name: str, inputs: dict[str, Any] | None = None,
                           secrets: list[SecretRef] | None = None, timeout: int | None = None,
                           started_by: str | None = None,
-                          options: dict[str, Any] | None = None) -> AsyncIterator[RunEvent]:
+                          options: dict[str, Any] | None = None, *, action: str = "", state: str | None = None,
+                          state_out: bool = False) -> AsyncIterator[RunEvent]:
         """Start a run and follow it: a status event first (queued, with the run id), output as it comes,
-        and a final status event. Leaving the iteration early does not stop the run."""
+        and a final status event. Leaving the iteration early does not stop the run.  opentofu-plan:
+        `action` (plan, apply, destroy; empty: the service's), `state` to start from instead of the stored
+        one, `state_out`: the final event carries the state the run ended with."""
         await self._load_visible("service", name)
         with store_errors():
-            run, queue = await self.scheduler.start(name, inputs or {}, secrets or [], timeout, started_by, options)
+            run, queue = await self.scheduler.start(name, inputs or {}, secrets or [], timeout, started_by, options,
+                                                    action=action, state=state, state_out=state_out)
         if self.audit is not None:
             await self.audit.record("run", f"service/{name}", "started", f"run {run.id}", inputs=run.inputs)
         yield RunEvent("status", run=run)
@@ -338,6 +346,12 @@ class Engine:
             if event is None:
                 return
             yield event
+
+    async def service_state(self, name: str) -> StateSummary | None:
+        """The summary of an opentofu-plan service's stored state (None: it has none)."""
+        await self._load("service", name)
+        with store_errors():
+            return await self.states.summary(name)
 
     async def cancel_run(self, run_id: str) -> Run:
         with store_errors():

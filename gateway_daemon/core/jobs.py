@@ -34,10 +34,16 @@ class Job:
     options: dict[str, str] = field(default_factory=dict)  # run options (core.run_options): --limit, --tags, ...
     registries: list[RegistryAccess] = field(default_factory=list, repr=False)  # where installs come from, opened
     executable: ExecutableObject | None = None  # the executable object the service names
+    # https repositories with credentials: the password or token git answers with (the user is the repository's)
+    repository_password: str = field(default="", repr=False)
+    # opentofu-plan: the action of this run (plan, apply, destroy), and the state it starts from (the service's
+    # stored state, or one the caller gave; None: none)
+    action: str = ""
+    state: str | None = field(default=None, repr=False)
 
     def secret_values(self) -> list[str]:
         """Every secret value this job holds: what the output must never show."""
-        return [*self.env.values(), *([self.repository_key] if self.repository_key else []),
+        return [*self.env.values(), *(v for v in (self.repository_key, self.repository_password) if v),
                 *(value for access in self.registries for value in access.secret_values())]
 
     def registry(self, kind: str) -> RegistryAccess | None:
@@ -52,6 +58,7 @@ class JobResult:
     status: str
     reason: str = ""
     exit_code: int | None = None
+    state: str | None = field(default=None, repr=False)  # opentofu-plan: the state the run's tree ended with
 
 
 class JobEvents(Protocol):

@@ -11,6 +11,9 @@ from .resources import Resource, check_name, check_tags, check_text, field_error
 _COMMAND_TRANSPORT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
 _SCP_LIKE_RE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:[^/].*|^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:/.*")
 _REF_FORBIDDEN_RE = re.compile(r"[\x00-\x20~^:?*\[\\\x7f]|\.\.|@\{|//")
+_USERNAME_RE = re.compile(r"[^\x00-\x20\x7f:/@]{1,128}")
+_URL_PASSWORD_RE = re.compile(r"^[A-Za-z]+://[^/@]*:[^/@]*@")  # https://user:password@host
+TOKEN_USERNAME = "x-access-token"  # the user name sent with a token when no --username is given
 
 
 def url_kind(url: str) -> str:
@@ -63,6 +66,10 @@ class Repository(Resource):
     url: str = ""
     reference: str = ""  # branch, tag or commit; empty: the remote's HEAD
     private_key_name: str = ""  # a secret holding an ssh private key
+    # https: the user git logs in as, and the secret holding their password or an access token (one of the two)
+    username: str = ""
+    password_name: str = ""
+    token_name: str = ""
     description: str = ""
     tags: list[str] = dataclasses.field(default_factory=list)
     created_at: str = dataclasses.field(default_factory=now)
@@ -81,6 +88,40 @@ class Repository(Resource):
                 )
         check_text("repository", "description", self.description)
         check_tags("repository", self.tags)
+        self._validate_credentials(kind)
+
+    def _validate_credentials(self, kind: str) -> None:
+        for flag, field in (("password-name", "password_name"), ("token-name", "token_name")):
+            value = getattr(self, field)
+            if value:
+                check_name("repository", value, flag, key=field)
+                if kind != "https":
+                    raise field_error(field, f"repository {self.name}: --{flag} is used only with https URLs, "
+                                             f"and {self.url!r} is {kind}")
+        if self.password_name and self.token_name:
+            raise field_error("token_name", f"repository {self.name}: give --password-name or --token-name, not both")
+        if self.username:
+            if kind != "https":
+                raise field_error("username", f"repository {self.name}: --username is used only with https URLs, "
+                                              f"and {self.url!r} is {kind}")
+            if not _USERNAME_RE.fullmatch(self.username):
+                raise field_error("username", f"repository {self.name}: username {self.username!r} is not valid "
+                                              "(1-128 characters, no spaces, ':', '/' or control characters)")
+        if self.password_name and not self.username:
+            raise field_error("username", f"repository {self.name}: --password-name needs --username")
+        if kind == "https" and _URL_PASSWORD_RE.match(self.url):
+            raise field_error("url", f"repository {self.name}: the URL carries a password; give it as a secret "
+                                     "with --username and --password-name (or --token-name) instead")
+
+    @property
+    def git_username(self) -> str:
+        """Who git logs in as over https: the username, else (a token alone) the name token hosts accept."""
+        return self.username or (TOKEN_USERNAME if self.token_name else "")
+
+    @property
+    def credential_name(self) -> str:
+        """The secret git answers the password prompt with, if any."""
+        return self.password_name or self.token_name
 
     def references(self) -> list[tuple[str, str]]:
-        return [("secret", self.private_key_name)] if self.private_key_name else []
+        return [("secret", name) for name in (self.private_key_name, self.password_name, self.token_name) if name]

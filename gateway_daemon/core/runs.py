@@ -97,6 +97,7 @@ class RunEvent:
     kind: str
     run: Run | None = None
     lines: tuple[OutputLine, ...] = ()
+    state: str | None = dataclasses.field(default=None, repr=False)  # final, when asked: the opentofu state after
 
 
 # ---------------------------------------------------------------- inputs

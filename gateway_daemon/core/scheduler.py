@@ -25,15 +25,16 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
 from ..store import RevisionMismatch, Store, StoreError
 from . import owners
-from .errors import FailedPrecondition, GatewayError, NotFound
+from .errors import FailedPrecondition, GatewayError, InvalidArgument, NotFound
 from .features import check_enabled
 from .jobs import Executor, Job, JobResult
 from .outputs import STORE_RETRY_SECONDS, OutputSink, output_prefix
-from .runs import (FAILED, INTERRUPTED, QUEUED, RUNNING, Masker, OutputLine, Run, RunEvent, check_run_id,
+from .runs import (CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, Masker, OutputLine, Run, RunEvent, check_run_id,
                    check_run_timeout, new_run_id, prepare_inputs, secret_fields)
 from .services import SecretRef, Service
 from .registries import access_for as registry_access
 from .run_options import check_run_options
+from .tofu_state import action_of, check_state_text
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -77,6 +78,8 @@ class ActiveRun:
 
         self._lines: list[OutputLine] = []  # output lines not yet told to the followers
         self._lines_due = False
+        self.state_out = False  # opentofu-plan: the final event carries the state the run ended with
+        self.final_state: str | None = None
 
     def publish(self, event: RunEvent) -> None:
         self.publish_lines()  # what came before goes first
@@ -201,9 +204,11 @@ class Scheduler:
 
     # ------------------------------------------------------------ starting
     async def prepare(self, run_id: str, name: str, inputs: dict[str, Any], run_secrets: list[SecretRef],
-                      timeout: int | None, options: dict[str, Any] | None = None) -> tuple[Job, dict[str, Any] | None]:
+                      timeout: int | None, options: dict[str, Any] | None = None, action: str = "",
+                      state: str | None = None) -> tuple[Job, dict[str, Any] | None]:
         """Load the service and what it needs, check the inputs, open the secrets: the job, and the
-        decorator's schema (None without one)."""
+        decorator's schema (None without one).  `action`, `state`: an opentofu-plan run's action and the state
+        it starts from instead of the stored one (core.tofu_state)."""
         service, _ = await self.engine._load("service", name)
         assert isinstance(service, Service)
         check_enabled(service.type, self.disabled_types)
@@ -224,6 +229,14 @@ class Scheduler:
         key = ""
         if repository.private_key_name:  # type: ignore[attr-defined]
             key = await self.engine.reveal_secret(repository.private_key_name)  # type: ignore[attr-defined]
+        password = ""
+        if repository.credential_name:  # type: ignore[attr-defined]
+            password = await self.engine.reveal_secret(repository.credential_name)  # type: ignore[attr-defined]
+        action = action_of(service, action)
+        if state is not None and service.type != "opentofu-plan":
+            raise InvalidArgument(f"service {service.name} is a {service.type}: a state is for opentofu-plan "
+                                  "services", {"state": "only for opentofu-plan services"})
+        check_state_text(state, "the state given")
         booleans = frozenset(k for k, p in (schema or {}).get("properties", {}).items()
                              if isinstance(p, dict) and p.get("type") == "boolean")
         registries = await registry_access(self.engine, service, self.limits.registry_overridable)
@@ -233,14 +246,17 @@ class Scheduler:
         job = Job(run_id=run_id, service=service, repository=repository, inputs=values,  # type: ignore[arg-type]
                   timeout=timeout or service.timeout or self.limits.default_timeout, booleans=booleans, env=env,
                   repository_key=key, options=run_options, registries=registries,
-                  executable=executable)  # type: ignore[arg-type]
+                  executable=executable, repository_password=password, action=action,
+                  state=state)  # type: ignore[arg-type]
         return job, schema
 
     async def start(self, name: str, inputs: dict[str, Any], run_secrets: list[SecretRef], timeout: int | None,
-                    started_by: str | None = None, options: dict[str, Any] | None = None) -> tuple[Run, asyncio.Queue]:
-        """Check everything, record the run as queued, and start it. Returns the run and its event queue."""
+                    started_by: str | None = None, options: dict[str, Any] | None = None, action: str = "",
+                    state: str | None = None, state_out: bool = False) -> tuple[Run, asyncio.Queue]:
+        """Check everything, record the run as queued, and start it. Returns the run and its event queue.
+        `state_out`: the final event carries the state the run ended with (opentofu-plan)."""
         await self._recover_first()
-        job, schema = await self.prepare(new_run_id(), name, inputs, run_secrets, timeout, options)
+        job, schema = await self.prepare(new_run_id(), name, inputs, run_secrets, timeout, options, action, state)
         masker = Masker(job.secret_values())
         service = job.service
         run = Run(
@@ -249,6 +265,7 @@ class Scheduler:
             started_by=started_by or _who(), status=QUEUED, owner=self.owner,
         )
         active = ActiveRun(run, 0)
+        active.state_out = state_out
         queue: asyncio.Queue = asyncio.Queue(SUBSCRIBER_QUEUE)
         active.subscribers.append(queue)
         self._active[run.id] = active
@@ -289,7 +306,18 @@ class Scheduler:
         stopping = False
         final: dict[str, Any] = {}
         try:
-            result: JobResult = await self.executor.execute(job, _Reporter(self, active, sink, masker), active.cancel)
+            reporter = _Reporter(self, active, sink, masker)
+            given_state = job.state is not None  # the caller's own: what the run ends with is stored in any case
+            async with self.engine.states.held(job, reporter.waiting, active.cancel) as holding:
+                if not holding:
+                    result = JobResult(CANCELLED, f"cancelled while waiting for the state of service {job.service.name}")
+                else:
+                    result = await self.executor.execute(job, reporter, active.cancel)
+                    active.final_state = result.state
+                    problem = await self.engine.states.keep(job, result, given_state)
+                    if problem:
+                        await sink.line("gateway", problem)
+                        result = JobResult(FAILED, problem, result.exit_code)
             final = dict(status=result.status, reason=result.reason, exit_code=result.exit_code)
         except GatewayError as exc:
             await sink.lines("gateway", [str(exc)])
@@ -314,7 +342,8 @@ class Scheduler:
                 if not stored and not stopping:  # a result is reported only once the store holds it
                     stored = await self._wait_stored(active, sink)
                 if stored:
-                    active.publish(RunEvent("status", run=replace(active.run)))
+                    active.publish(RunEvent("status", run=replace(active.run),
+                                            state=active.final_state if active.state_out else None))
                 active.publish_lines()
                 for queue in active.subscribers:
                     with contextlib.suppress(asyncio.QueueFull):

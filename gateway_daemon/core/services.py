@@ -12,6 +12,7 @@ from .resources import (ENV_NAME_RE, Resource, check_name, check_relative_path, 
                         now)
 
 SERVICE_TYPES = ("python-script", "ansible-playbook", "opentofu-plan", "executable")
+TOFU_ACTIONS = ("plan", "apply", "destroy")  # what an opentofu-plan service does; apply and destroy change its state
 SECRET_TARGET_TYPES = ("env",)
 DEFAULT_ARG_FORMAT = "--{key}={value}"
 # The file a service type runs, when the service names none.
@@ -114,6 +115,15 @@ def format_arg(fmt: str, key: str, value: str) -> str:
     return "".join(literal + (values[field] if field else "") for literal, field in _arg_format_parts(fmt))
 
 
+def _relative_path(flag: str, field: str, path: Any) -> None:
+    if not isinstance(path, str) or not path:
+        raise field_error(field, f"service {flag} must be a file name")
+    try:
+        check_relative_path("service", flag, path)
+    except InvalidArgument as exc:
+        raise field_error(field, str(exc)) from None
+
+
 @dataclasses.dataclass
 class Service(Resource):
     KIND = "service"
@@ -143,6 +153,12 @@ class Service(Resource):
     pypi_registry: str = ""
     galaxy_registry: str = ""
     executable: str = ""  # an executable object: the interpreter or binary that runs this service
+    # opentofu-plan: the action a run takes when it names none (empty: plan), -var KEY=VALUE, -var-file FILE
+    # (relative to the working dir) and init's -backend-config (KEY=VALUE or a file)
+    tofu_action: str = ""
+    tofu_vars: dict[str, str] = dataclasses.field(default_factory=dict)
+    tofu_var_files: list[str] = dataclasses.field(default_factory=list)
+    tofu_backend_config: list[str] = dataclasses.field(default_factory=list)
     description: str = ""
     created_at: str = dataclasses.field(default_factory=now)
     updated_at: str = dataclasses.field(default_factory=now)
@@ -195,6 +211,37 @@ class Service(Resource):
             if value:
                 check_name("service", value, field.replace("_", "-"))
         check_text("service", "description", self.description)
+        self._validate_tofu()
+
+    def _validate_tofu(self) -> None:
+        """The opentofu-plan fields: only on such a service, and each well formed."""
+        given = [(flag, field) for flag, field in (("action", "tofu_action"), ("var", "tofu_vars"),
+                                                   ("var-file", "tofu_var_files"),
+                                                   ("backend-config", "tofu_backend_config")) if getattr(self, field)]
+        if given and self.type != "opentofu-plan":
+            flag, field = given[0]
+            raise field_error(field, f"service {self.name}: --{flag} is for opentofu-plan services, and this is "
+                                     f"a {self.type}")
+        if self.tofu_action and self.tofu_action not in TOFU_ACTIONS:
+            raise field_error("tofu_action", f"service {self.name}: action {self.tofu_action!r} is not one of "
+                                             f"{', '.join(TOFU_ACTIONS)}")
+        if not isinstance(self.tofu_vars, dict):
+            raise field_error("tofu_vars", "service --var must be KEY=VALUE pairs")
+        for key, value in self.tofu_vars.items():
+            if not isinstance(key, str) or not key or "=" in key or any(c.isspace() or c == "\x00" for c in key):
+                raise field_error("tofu_vars", f"service --var {key!r}: not a variable name")
+            if not isinstance(value, str) or "\x00" in value:
+                raise field_error("tofu_vars", f"service --var {key}: the value must be text without NUL bytes")
+        if not isinstance(self.tofu_var_files, list):
+            raise field_error("tofu_var_files", "service --var-file must be a list of files")
+        for path in self.tofu_var_files:
+            _relative_path("var-file", "tofu_var_files", path)
+        if not isinstance(self.tofu_backend_config, list) or not all(
+                isinstance(item, str) and item and "\x00" not in item for item in self.tofu_backend_config):
+            raise field_error("tofu_backend_config", "service --backend-config must be KEY=VALUE or files")
+        for item in self.tofu_backend_config:
+            if "=" not in item:
+                _relative_path("backend-config", "tofu_backend_config", item)
 
     @property
     def playbook_files(self) -> list[str]:

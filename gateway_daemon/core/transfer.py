@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from typing import TYPE_CHECKING, Any
 
 from ..store import KeyExists, RevisionMismatch
@@ -30,6 +31,7 @@ from .repositories import Repository
 from .resources import Resource, now
 from .secrets import Secret
 from .services import Service
+from . import tofu_state
 
 if TYPE_CHECKING:
     from ..store import Entry
@@ -86,12 +88,15 @@ async def export_document(engine: "Engine") -> dict[str, Any]:
     for cls in (Repository, Decorator, Service, Secret):
         resources = sorted(await engine._load_all(cls.KIND), key=lambda r: r.name)
         document[cls.PLURAL] = [r.to_dict() for r in resources]
+    states = await tofu_state.export_states(engine.states)  # opentofu-plan services' states, sealed
+    if states:
+        document[tofu_state.EXPORT_KEY] = states
     return document
 
 
 # ---------------------------------------------------------------- reading our format
 def _own_resources(document: dict[str, Any], problems: Problems) -> list[tuple[str, Resource]]:
-    unknown_top = set(document) - {"format", *(cls.PLURAL for cls in ORDER)}
+    unknown_top = set(document) - {"format", tofu_state.EXPORT_KEY, *(cls.PLURAL for cls in ORDER)}
     problems.unknown("document", unknown_top)
     result = []
     for cls in ORDER:
@@ -229,6 +234,11 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
         for kind, name in resource.references():  # type: ignore[attr-defined]
             if name not in incoming[kind] and name not in stored[kind]:
                 problems.errors.append(f"{where}: {kind} {name!r} does not exist and is not in the document")
+    states = tofu_state.read_states(engine.states, document, problems.errors) if own else {}
+    for name in states:
+        if name not in incoming["service"] and name not in stored["service"]:
+            problems.errors.append(f"{tofu_state.EXPORT_KEY}: the state of service {name!r}: the service does not "
+                                   "exist and is not in the document")
     problems.raise_if_any()
 
     # Plan: create, update or leave each one.
@@ -258,6 +268,18 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
             report.changes.append((action, cls.KIND, name))
             if action != "unchanged":
                 plan.append((action, new, old_pair[1] if old_pair else None))
+    state_plan: list[tuple[str, bytes, "Entry | None"]] = []
+    for name in sorted(states):
+        key = tofu_state.STATES_PREFIX + name
+        with store_errors():
+            entry = await engine.store.get(key)
+        old_record = _record(entry)
+        action = ("create" if entry is None else
+                  "unchanged" if old_record is not None and tofu_state.same_state(engine.states, old_record,
+                                                                                   states[name]) else "update")
+        report.changes.append((action, "state", name))
+        if action != "unchanged":
+            state_plan.append((key, json.dumps(states[name], separators=(",", ":")).encode(), entry))
     if dry_run:
         return report
 
@@ -276,12 +298,26 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
                 raise Conflict(f"{resource.KIND} {resource.name!r} was changed by someone else during the "
                                "import; nothing was imported, try again") from None
             written.append((key, entry))
+        for key, value, entry in state_plan:
+            with store_errors():
+                await engine.store.put(key, value)
+            written.append((key, entry))
     except BaseException as exc:
         failed = await _roll_back(engine, written)
         if failed and isinstance(exc, GatewayError):
             raise type(exc)(f"{exc}; putting back the earlier state also failed for {', '.join(failed)}") from None
         raise
     return report
+
+
+def _record(entry: "Entry | None") -> dict[str, Any] | None:
+    if entry is None:
+        return None
+    try:
+        record = json.loads(entry.value)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 async def _roll_back(engine: "Engine", written: list[tuple[str, "Entry | None"]]) -> list[str]:

@@ -12,10 +12,8 @@ from typing import Any
 from ..core.errors import FailedPrecondition
 from ..core.executables import ExecutableObject
 from ..core.services import DEFAULT_ARG_FORMAT, Service, format_arg
-from . import ansible
+from . import ansible, tofu
 from .ansible import ansible_binary
-
-TOFU_ACTIONS = ("plan", "apply", "destroy")
 
 
 def _text(value: Any) -> str:
@@ -48,24 +46,6 @@ def formatted_args(fmt: str, inputs: dict[str, Any]) -> list[str]:
     return args
 
 
-def tofu_action(service: Service) -> tuple[str, list[str]]:
-    """An opentofu-plan service says its action as its first runtime argument (default: plan)."""
-    rest = list(service.runtime_args)
-    if rest and rest[0] in TOFU_ACTIONS:
-        return rest[0], rest[1:]
-    return "plan", rest
-
-
-def tofu_binary() -> str:
-    found = shutil.which("tofu")
-    if not found:
-        raise FailedPrecondition(
-            "OpenTofu is not installed: no 'tofu' on PATH; install it from https://opentofu.org/docs/intro/install/ "
-            "(for example the standalone binary into /usr/local/bin)"
-        )
-    return found
-
-
 def make_executable(path: Path, tree: Path) -> None:
     """Give the owner the x bit of the file `path` names, following links only as far as they stay in `tree`:
     a link leading outside the tree is refused, and a file outside it never changes."""
@@ -81,11 +61,12 @@ def make_executable(path: Path, tree: Path) -> None:
 
 def build(service: Service, workdir: Path, inputs: dict[str, Any], booleans: set[str], python: str,
           options: dict[str, str] | None = None, playbook_program: str | None = None,
-          executable: ExecutableObject | None = None, tree: Path | None = None) -> list[list[str]]:
+          executable: ExecutableObject | None = None, tree: Path | None = None, action: str = "") -> list[list[str]]:
     """The steps to run, each an argv. Only the last step's exit code decides the status.
     `options`: the run options (core.run_options); `playbook_program`: the ansible-playbook to use (default:
     the gateway's); `executable`: the executable object the service names; `tree`: the checked-out tree
-    `workdir` is in (default: workdir itself): nothing outside it is changed."""
+    `workdir` is in (default: workdir itself): nothing outside it is changed; `action`: an opentofu-plan
+    run's (empty: the service's)."""
     kind = service.type
     if kind == "python-script":
         script = workdir / service.script
@@ -95,13 +76,7 @@ def build(service: Service, workdir: Path, inputs: dict[str, Any], booleans: set
     if kind == "ansible-playbook":
         return [ansible.command(service, workdir, inputs, options or {}, playbook_program or ansible_binary())]
     if kind == "opentofu-plan":
-        tofu = tofu_binary()
-        action, rest = tofu_action(service)
-        variables = [arg for key, value in inputs.items() for arg in ("-var", f"{key}={_text(value)}")]
-        final = [tofu, action, "-input=false", "-no-color"]
-        if action in ("apply", "destroy"):
-            final.append("-auto-approve")
-        return [[tofu, "init", "-input=false", "-no-color"], [*final, *rest, *variables]]
+        return tofu.steps(service, inputs, action, _text)
     if executable is not None:
         return [executable_command(service, workdir, inputs, executable)]
     # executable: a file in the repository, else a command on PATH
@@ -144,7 +119,8 @@ def child_environment(extra: dict[str, str], tmp: Path, python: str, home: Path 
     """A clean environment: the gateway's own variables never reach a script.  `tmp`: its TMPDIR; `home`:
     its HOME (default: the gateway's)."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "SSL_CERT_FILE", "SSL_CERT_DIR",
-            "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+            "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+            "TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR")  # OpenTofu's CLI configuration (provider mirrors)
     env = {k: os.environ[k] for k in keep if k in os.environ}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     bindir = str(Path(python).parent)

@@ -23,7 +23,7 @@ from ..core.admission import Admission
 from ..core.errors import FailedPrecondition
 from ..core.jobs import Job, JobEvents, JobResult
 from ..core.runs import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT
-from . import ansible, leftovers, python_scripts
+from . import ansible, leftovers, python_scripts, tofu
 from .commands import build, child_environment
 from .process import SUPERVISOR, Outcome, Process
 from .sandbox import Sandbox, gateway_environment
@@ -72,11 +72,12 @@ class LocalExecutor:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         run_dir = Path(tempfile.mkdtemp(prefix=f"{job.run_id}-", dir=self.runs_dir))
         held: list[str] = []  # the cached environments this run uses
+        state: str | None = None  # opentofu-plan: the state the tree ends with
         try:
             leftovers.claim(run_dir)
             tree = run_dir / "tree"
             events.checked_out(await self.workspace.prepare(job.repository, tree, events.progress,
-                                                            job.repository_key))
+                                                            job.repository_key, job.repository_password))
             workdir = tree / (service.working_dir or ".")
             if not workdir.is_dir():
                 raise FailedPrecondition(f"service {service.name}: working dir {service.working_dir} "
@@ -95,7 +96,9 @@ class LocalExecutor:
                 python, playbook_program = setup.python, setup.playbook
                 extra_env = {**setup.env, **extra_env}  # the service's own env wins
             steps = build(service, workdir, job.inputs, set(job.booleans), python, job.options, playbook_program,
-                          job.executable, tree=tree)
+                          job.executable, tree=tree, action=job.action)
+            if service.type == "opentofu-plan":
+                tofu.place_state(workdir, job.state)
             # ---- end of dependencies
             # The sandbox shows the cached venvs and collections the run holds, read-only.
             readable = [*gateway_environment(), SUPERVISOR, *(self._cached_folder(Path(path)) for path in held)]
@@ -109,16 +112,18 @@ class LocalExecutor:
             commands = [(argv, self.sandbox.command(tree=tree, tmp=tmp, home=home, cwd=str(workdir),
                                                     readable=[*readable, argv[0]])) for argv in steps]
             outcome = await self._processes(commands, str(workdir), env, run_dir, job.timeout, events, cancel)
+            if service.type == "opentofu-plan":
+                state = tofu.read_state(workdir)
         finally:
             self.venvs.release(*held)
             shutil.rmtree(run_dir, ignore_errors=True)
         if outcome.stopped == "timeout":
-            return JobResult(TIMED_OUT, f"stopped after the {job.timeout} s time limit", outcome.exit_code)
+            return JobResult(TIMED_OUT, f"stopped after the {job.timeout} s time limit", outcome.exit_code, state)
         if outcome.stopped == "cancel" or cancel.is_set():
-            return JobResult(CANCELLED, "cancelled", outcome.exit_code)
+            return JobResult(CANCELLED, "cancelled", outcome.exit_code, state)
         if outcome.exit_code == 0:
-            return JobResult(SUCCEEDED, "", 0)
-        return JobResult(FAILED, f"exited with code {outcome.exit_code}", outcome.exit_code)
+            return JobResult(SUCCEEDED, "", 0, state)
+        return JobResult(FAILED, f"exited with code {outcome.exit_code}", outcome.exit_code, state)
 
     def _cached_folder(self, path: Path) -> Path:
         """The venv a held interpreter lives in (its bin/python), or the held folder itself."""

@@ -3,8 +3,17 @@
 Layout under ``data_dir``::
 
     repos/<name>-<hash of url>.git   bare clone, fetched with the git CLI
-    snapshots/<commit>/              the files of one commit, extracted once
+    snapshots/<commit>/              the files of one commit, extracted once (with its submodules)
     known_hosts                      the SSH host keys the gateway trusts
+    git-askpass                      answers git's password prompt from its own environment
+
+A repository over https with credentials gets its password (or token) through
+``git-askpass``: git runs it with the prompt, and it answers from variables set
+in that git process's environment alone, for the repository's own host only.
+The secret is never in a URL, an argument, a file or git's configuration
+(credential helpers are switched off for such fetches).  A commit with
+submodules is checked out and ``git submodule update --init --recursive`` run
+under the same credentials and protocol restrictions.
 
 A run gets its own copy of the snapshot of its commit, so concurrent runs of
 one service never see each other's files, and no run pays for a git checkout
@@ -29,6 +38,7 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit
 
 from ..core.errors import FailedPrecondition
 from . import archive
@@ -41,6 +51,23 @@ ALLOWED_PROTOCOLS = "file:https:http:ssh"
 FETCH_TIMEOUT = 300.0
 _COMMIT_RE = re.compile(r"^[0-9a-fA-F]{40}([0-9a-fA-F]{24})?$")
 FETCH_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", "+HEAD:refs/gateway/HEAD")
+# git runs it with its prompt ("Username for 'https://host': ", "Password for 'https://user@host': "); it answers
+# from its environment, only for the repository's own scheme://host[:port], with shell builtins only (no argv).
+ASKPASS_SCRIPT = """#!/bin/sh
+url=${1#*\\'}
+url=${url%\\'*}
+scheme=${url%%://*}
+host=${url#*://}
+host=${host##*@}
+host=${host%%/*}
+[ "$scheme://$host" = "$GATEWAY_GIT_ORIGIN" ] || exit 1
+case "$1" in
+Username*) printf '%s\\n' "$GATEWAY_GIT_USERNAME" ;;
+Password*) printf '%s\\n' "$GATEWAY_GIT_PASSWORD" ;;
+*) exit 1 ;;
+esac
+"""
+NO_CREDENTIAL_HELPER = ("-c", "credential.helper=")  # git neither asks nor tells a stored helper anything
 
 
 class GitFailed(Exception):
@@ -90,11 +117,12 @@ class Workspace:
         return self.clones / f"{repository.name}-{digest}.git"
 
     # ------------------------------------------------------------ public
-    async def prepare(self, repository, tree: Path, progress: Progress, key: str = "") -> str:
+    async def prepare(self, repository, tree: Path, progress: Progress, key: str = "", password: str = "") -> str:
         """Put the files of the repository's reference into `tree` (new); return the commit.
-        `key`: the repository's ssh private key (its secret, opened by the core)."""
-        commit = await self.resolve(repository, progress, key)
-        snapshot = await self._snapshot(repository, commit)
+        `key`: the repository's ssh private key; `password`: its https password or token (secrets opened by
+        the core)."""
+        commit = await self.resolve(repository, progress, key, password)
+        snapshot = await self._snapshot(repository, commit, progress, key, password)
         await asyncio.to_thread(shutil.copytree, snapshot, tree, symlinks=True)  # links copied as links
         leading_out = await asyncio.to_thread(link_leading_out, tree)
         if leading_out:
@@ -104,7 +132,7 @@ class Workspace:
                 "links must stay inside the checked-out tree")
         return commit
 
-    async def resolve(self, repository, progress: Progress, key: str = "") -> str:
+    async def resolve(self, repository, progress: Progress, key: str = "", password: str = "") -> str:
         """Fetch as needed and return the full commit id the repository's reference names now."""
         reference = repository.reference
         if _COMMIT_RE.match(reference or "") and (self.snapshots / reference.lower()).is_dir():
@@ -119,7 +147,7 @@ class Workspace:
                 commit = await self._rev_parse(clone, reference)
                 if commit:
                     return commit  # a pinned commit we already have: no network at all
-            await self._fetch(clone, repository, key)
+            await self._fetch(clone, repository, key, password)
             commit = await self._reference_commit(clone, reference)
             if not commit:
                 what = f"reference {reference!r}" if reference else "a default branch (HEAD)"
@@ -142,9 +170,10 @@ class Workspace:
         return env
 
     async def _git(self, clone: Path, *args: str, env: dict[str, str] | None = None,
-                   timeout: float = FETCH_TIMEOUT) -> str:
+                   timeout: float = FETCH_TIMEOUT, where: str = "--git-dir") -> str:
+        """git on a clone (`where` --git-dir), or in a work tree (`where` -C)."""
         process = await asyncio.create_subprocess_exec(
-            "git", "--git-dir", str(clone), *args,
+            "git", where, str(clone), *args,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env=env or self._env(), start_new_session=True,
         )
@@ -170,10 +199,11 @@ class Workspace:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    async def _fetch(self, clone: Path, repository, key: str) -> None:
+    async def _fetch(self, clone: Path, repository, key: str, password: str = "") -> None:
         env, key_file = self._ssh_env(repository, key)
+        options = self._credentials(repository, password, env)
         try:
-            await self._git(clone, "fetch", "--quiet", "--prune", "--no-tags", "--", repository.url,
+            await self._git(clone, *options, "fetch", "--quiet", "--prune", "--no-tags", "--", repository.url,
                             *FETCH_REFSPECS, env=env)
         except GitFailed as failed:
             raise self._fetch_error(repository, failed) from None
@@ -218,6 +248,29 @@ class Workspace:
             options += ["-o", "IdentitiesOnly=yes", "-i", str(key_file)]
         return self._env({"GIT_SSH_COMMAND": shlex.join(options)}), key_file
 
+    def _credentials(self, repository, password: str, env: dict[str, str]) -> tuple[str, ...]:
+        """For https with credentials: the askpass and its variables into `env` (the git process's own), and
+        the options that keep credential helpers out."""
+        username = getattr(repository, "git_username", "")
+        if not (password or username) or ssh_host(repository.url) is not None:
+            return ()
+        parts = urlsplit(repository.url)
+        host = parts.netloc.rpartition("@")[2]
+        env.update(GIT_ASKPASS=str(self._askpass()), GATEWAY_GIT_ORIGIN=f"{parts.scheme.lower()}://{host}",
+                   GATEWAY_GIT_USERNAME=username, GATEWAY_GIT_PASSWORD=password)
+        return NO_CREDENTIAL_HELPER
+
+    def _askpass(self) -> Path:
+        path = self.data_dir / "git-askpass"
+        if not path.is_file() or path.read_text() != ASKPASS_SCRIPT:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=".askpass-", dir=self.data_dir)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(ASKPASS_SCRIPT)
+            os.chmod(name, 0o700)
+            os.replace(name, path)
+        return path
+
     async def _rev_parse(self, clone: Path, name: str) -> str:
         try:
             return await self._git(clone, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{name}^{{commit}}")
@@ -234,7 +287,8 @@ class Workspace:
         return ""
 
     # ------------------------------------------------------------ snapshots
-    async def _snapshot(self, repository, commit: str) -> Path:
+    async def _snapshot(self, repository, commit: str, progress: Progress, key: str = "",
+                        password: str = "") -> Path:
         target = self.snapshots / commit
         if target.is_dir():
             return target
@@ -252,10 +306,47 @@ class Workspace:
                     await asyncio.to_thread(archive.extract, tar, files)
                 except archive.UnsafeArchive as exc:
                     raise FailedPrecondition(f"repository {repository.name}: commit {commit[:12]}: {exc}") from None
+                if (files / ".gitmodules").is_file():
+                    progress(f"fetching the submodules of repository {repository.name}")
+                    files = await self._with_submodules(repository, commit, work, key, password)
                 os.replace(files, target)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         return target
+
+
+    async def _with_submodules(self, repository, commit: str, work: Path, key: str, password: str) -> Path:
+        """The commit checked out with its submodules (recursively), without git's own files."""
+        clone = self.clone_dir(repository)
+        checkout = work / "checkout"
+        await self._git(work, "clone", "--quiet", "--no-checkout", "--shared", "--", str(clone), str(checkout),
+                        where="-C")
+        await self._git(checkout, "config", "remote.origin.url", repository.url, where="-C")  # relative URLs
+        await self._git(checkout, "checkout", "--quiet", "--detach", commit, where="-C")
+        env, key_file = self._ssh_env(repository, key)
+        options = self._credentials(repository, password, env)
+        try:
+            await self._git(checkout, *options, "submodule", "update", "--init", "--recursive", "--quiet",
+                            env=env, where="-C")
+        except GitFailed as failed:
+            raise FailedPrecondition(f"repository {repository.name}: cannot fetch the submodules of commit "
+                                     f"{commit[:12]}: {failed.last_line()}") from None
+        finally:
+            if key_file is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    key_file.unlink()
+        await asyncio.to_thread(_drop_git_files, checkout)
+        return checkout
+
+
+def _drop_git_files(tree: Path) -> None:
+    """A snapshot holds the files alone: every .git (the clone's folder, a submodule's gitfile) goes."""
+    for folder, dirs, files in os.walk(tree):
+        if ".git" in dirs:
+            dirs.remove(".git")
+            shutil.rmtree(Path(folder) / ".git")
+        if ".git" in files:
+            (Path(folder) / ".git").unlink()
 
 
 def link_leading_out(tree: Path) -> tuple[str, str] | None:

@@ -24,6 +24,7 @@ from ..core.runners import RunnerInfo
 from ..core.runs import OutputLine, Run, RunEvent
 from ..core.secrets import Secret
 from ..core.services import SecretRef
+from ..core.tofu_state import StateSummary
 from ..core.transfer import ImportReport
 from . import convert
 from .errors import error_from_rpc
@@ -267,10 +268,15 @@ class RemoteGateway:
     async def run_service(self, name: str, inputs: dict[str, Any] | None = None,
                           secrets: list[SecretRef] | None = None, timeout: int | None = None,
                           started_by: str | None = None,
-                          options: dict[str, Any] | None = None) -> AsyncIterator[RunEvent]:
-        request = convert.run_request(name, inputs, secrets, timeout, options)
+                          options: dict[str, Any] | None = None, *, action: str = "", state: str | None = None,
+                          state_out: bool = False) -> AsyncIterator[RunEvent]:
+        request = convert.run_request(name, inputs, secrets, timeout, options, action, state, state_out)
         async for message in self._stream(lambda s: s.runs.RunService, request):
             yield convert.event_from_message(message)
+
+    async def service_state(self, name: str) -> StateSummary | None:
+        reply = await self._call(lambda s: s.services.GetServiceState, common_pb2.NameRequest(name=name))
+        return convert.state_from_message(reply)
 
     async def cancel_run(self, run_id: str) -> Run:
         return convert.run_from_message(await self._call(lambda s: s.runs.CancelRun, runs_pb2.RunIdRequest(id=run_id)))

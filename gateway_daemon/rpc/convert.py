@@ -20,6 +20,7 @@ from ..core.runners import RunnerInfo
 from ..core.runs import OutputLine, Run, RunEvent
 from ..core.secrets import Secret
 from ..core.services import SecretRef, Service
+from ..core.tofu_state import StateSummary
 from .gen import (audit_pb2, auth_pb2, common_pb2, decorators_pb2, executables_pb2, registries_pb2,
                   repositories_pb2, runner_pb2, runs_pb2, secrets_pb2, services_pb2, users_pb2)
 
@@ -229,12 +230,15 @@ def event_message(event: RunEvent) -> runs_pb2.RunEvent:
                                 lines=[runs_pb2.OutputLine(stream=l.stream, text=l.text) for l in event.lines])
     if event.run is not None:
         message.run.CopyFrom(run_message(event.run))
+    if event.state is not None:
+        message.state = event.state
     return message
 
 
 def event_from_message(message: runs_pb2.RunEvent) -> RunEvent:
     run = run_from_message(message.run) if message.HasField("run") else None
-    return RunEvent(message.kind, run=run, lines=tuple(OutputLine(l.stream, l.text) for l in message.lines))
+    return RunEvent(message.kind, run=run, lines=tuple(OutputLine(l.stream, l.text) for l in message.lines),
+                    state=message.state if message.HasField("state") else None)
 
 
 def line_message(line: OutputLine) -> runs_pb2.OutputLine:
@@ -250,14 +254,32 @@ def runner_from_message(message: runner_pb2.Runner) -> RunnerInfo:
 
 
 def run_request(name: str, inputs: dict[str, Any] | None, secrets: list[SecretRef] | None,
-                timeout: int | None, options: dict[str, Any] | None = None) -> runs_pb2.RunServiceRequest:
+                timeout: int | None, options: dict[str, Any] | None = None, action: str = "",
+                state: str | None = None, state_out: bool = False) -> runs_pb2.RunServiceRequest:
     request = runs_pb2.RunServiceRequest(
         name=name, inputs_json=json.dumps(inputs or {}),
         secrets=[services_pb2.SecretRef(name=s.name, type=s.type, target=s.target) for s in secrets or []],
-        options={k: "true" if v is True else "false" if v is False else str(v) for k, v in (options or {}).items()})
+        options={k: "true" if v is True else "false" if v is False else str(v) for k, v in (options or {}).items()},
+        action=action, state_out=state_out)
     if timeout is not None:
         request.timeout = timeout
+    if state is not None:
+        request.state = state
     return request
+
+
+def state_message(summary: StateSummary | None, name: str) -> services_pb2.ServiceState:
+    if summary is None:
+        return services_pb2.ServiceState(service=name, present=False)
+    return _to_message(dict(summary.to_dict(), present=True), services_pb2.ServiceState)
+
+
+def state_from_message(message: services_pb2.ServiceState) -> StateSummary | None:
+    if not message.present:
+        return None
+    data = _to_dict(message)
+    data.pop("present", None)
+    return StateSummary.from_dict(data)
 
 
 def lines_from_message(message: runs_pb2.RunOutput) -> list[OutputLine]:
@@ -330,7 +352,10 @@ def job_message(job: Job) -> runner_pb2.ExecuteRequest:
     message = runner_pb2.ExecuteRequest(run_id=job.run_id, inputs_json=json.dumps(job.inputs), timeout=job.timeout,
                                         booleans=sorted(job.booleans), env=job.env,
                                         repository_key=job.repository_key, options=job.options,
-                                        registries=[runner_pb2.RegistryAccess(**a.to_dict()) for a in job.registries])
+                                        registries=[runner_pb2.RegistryAccess(**a.to_dict()) for a in job.registries],
+                                        repository_password=job.repository_password, action=job.action)
+    if job.state is not None:
+        message.state = job.state
     message.service.CopyFrom(resource_message(job.service))
     message.repository.CopyFrom(resource_message(job.repository))
     if job.executable is not None:
@@ -350,7 +375,9 @@ def job_from_message(message: runner_pb2.ExecuteRequest) -> Job:
                repository_key=message.repository_key, options=dict(message.options),
                registries=[RegistryAccess.from_dict(_to_dict(a)) for a in message.registries],
                executable=resource_from_message("executable-object", message.executable)  # type: ignore[arg-type]
-               if message.HasField("executable") else None)
+               if message.HasField("executable") else None,
+               repository_password=message.repository_password,
+               action=message.action, state=message.state if message.HasField("state") else None)
 
 
 def exec_event_message(event: ExecEvent, runner: str) -> runner_pb2.ExecuteEvent:
@@ -358,10 +385,13 @@ def exec_event_message(event: ExecEvent, runner: str) -> runner_pb2.ExecuteEvent
                                       reason=event.reason, lines=[line_message(l) for l in event.lines])
     if event.exit_code is not None:
         message.exit_code = event.exit_code
+    if event.state is not None:
+        message.state = event.state
     return message
 
 
 def exec_event_from_message(message: runner_pb2.ExecuteEvent) -> ExecEvent:
     return ExecEvent(message.kind, lines=tuple(OutputLine(l.stream, l.text) for l in message.lines),
                      status=message.status, reason=message.reason,
-                     exit_code=message.exit_code if message.HasField("exit_code") else None, commit=message.commit)
+                     exit_code=message.exit_code if message.HasField("exit_code") else None, commit=message.commit,
+                     state=message.state if message.HasField("state") else None)

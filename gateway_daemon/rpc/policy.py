@@ -56,6 +56,7 @@ POLICY: dict[str, Rule] = {
     "/gateway.v1.DecoratorService/ListDecorators": READ,
     "/gateway.v1.DecoratorService/UpdateDecorator": WRITE,
     "/gateway.v1.DecoratorService/DeleteDecorator": WRITE,
+    "/gateway.v1.ServiceService/GetServiceState": READ,
 
     "/gateway.v1.ServiceService/CreateService": WRITE,
     "/gateway.v1.ServiceService/GetService": READ,

@@ -128,6 +128,9 @@ class ServiceServicer(_Servicer, services_pb2_grpc.ServiceServiceServicer):
         await self.engine.delete("service", request.name)
         return common_pb2.Empty()
 
+    async def GetServiceState(self, request, context):
+        return convert.state_message(await self.engine.service_state(request.name), request.name)
+
 
 class RegistryServicer(_Servicer, registries_pb2_grpc.RegistryServiceServicer):
     async def CreateRegistry(self, request, context):
@@ -202,7 +205,9 @@ class RunServicer(_Servicer, runs_pb2_grpc.RunServiceServicer):
         timeout = request.timeout if request.HasField("timeout") else None
         async for event in self.engine.run_service(request.name, inputs, secrets, timeout,
                                                    started_by=current_session().user.name,
-                                                   options=dict(request.options)):
+                                                   options=dict(request.options), action=request.action,
+                                                   state=request.state if request.HasField("state") else None,
+                                                   state_out=request.state_out):
             yield convert.event_message(event)
 
     async def CancelRun(self, request, context):

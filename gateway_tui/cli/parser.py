@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import NoReturn
 
-from gateway_daemon.core.services import SERVICE_TYPES
+from gateway_daemon.core.services import SERVICE_TYPES, TOFU_ACTIONS
 
 from gateway_daemon.console import FORMATS
 
@@ -75,6 +75,10 @@ def _repository_flags(parser: argparse.ArgumentParser, create: bool) -> None:
     parser.add_argument("--url", required=create, help="https://..., ssh://... or user@host:path, or a local path")
     parser.add_argument("--reference", help="branch, tag or commit (default: the remote's HEAD)")
     parser.add_argument("--private-key-name", metavar="SECRET", help="secret holding the ssh private key")
+    parser.add_argument("--username", metavar="USER", help="https: the user git logs in as")
+    parser.add_argument("--password-name", metavar="SECRET", help="https: the secret holding the user's password")
+    parser.add_argument("--token-name", metavar="SECRET",
+                        help="https: the secret holding an access token (the user defaults to x-access-token)")
     parser.add_argument("--description")
     parser.add_argument("--tag", action="append", metavar="TAG", help="repeatable")
 
@@ -111,6 +115,14 @@ def _service_flags(parser: argparse.ArgumentParser, create: bool) -> None:
     parser.add_argument("--pypi-registry", metavar="NAME",
                         help="the pypi registry requirements install from (default: the default one)")
     parser.add_argument("--executable", metavar="NAME", help="executable: the executable object that runs it")
+    # opentofu-plan
+    parser.add_argument("--action", choices=TOFU_ACTIONS, metavar="ACTION",
+                        help="opentofu-plan: what a run does when it names nothing (plan | apply | destroy; default plan)")
+    parser.add_argument("--var", action="append", metavar="KEY=VALUE", help="opentofu-plan: -var; repeatable")
+    parser.add_argument("--var-file", action="append", metavar="FILE",
+                        help="opentofu-plan: -var-file, relative to the working dir; repeatable")
+    parser.add_argument("--backend-config", action="append", metavar="KEY=VALUE|FILE",
+                        help="opentofu-plan: init's -backend-config; repeatable")
     parser.add_argument("--description")
 
 
@@ -223,10 +235,13 @@ def build_parser() -> Parser:
                iagctl="iagctl run service python-script|ansible-playbook|opentofu-plan|executable NAME")
     run_kinds = run.add_subparsers(dest="kind", metavar="service", required=True, parser_class=Parser)
     run_service = _sub(run_kinds, "service", "run a service", output=True,
-                       iagctl="iagctl run service python-script NAME --set KEY=VALUE (the type word is optional here)")
-    run_service.add_argument("first", metavar="[TYPE] NAME",
-                             help=f"the service, after its type if you like ({' | '.join(SERVICE_TYPES)})")
+                       iagctl="iagctl run service python-script NAME --set KEY=VALUE (the type word is optional here); "
+                              "run service opentofu-plan plan|apply|destroy NAME")
+    run_service.add_argument("first", metavar="[TYPE] [ACTION] NAME",
+                             help=f"the service, after its type if you like ({' | '.join(SERVICE_TYPES)}); an "
+                                  f"opentofu-plan's action ({' | '.join(TOFU_ACTIONS)}) before its name")
     run_service.add_argument("second", nargs="?", help=argparse.SUPPRESS)
+    run_service.add_argument("third", nargs="?", help=argparse.SUPPRESS)
     run_service.add_argument("--set", action="append", metavar="KEY=VALUE",
                              help="an input; repeatable. A bare KEY sets a boolean input the decorator declares to true")
     run_service.add_argument("--use", action="store_true",
@@ -238,6 +253,10 @@ def build_parser() -> Parser:
     playbook.add_argument("--limit", metavar="PATTERN", help="only these hosts (ansible-playbook --limit)")
     playbook.add_argument("--tags", metavar="TAGS", help="only tasks with these tags (comma separated)")
     playbook.add_argument("--check", action="store_true", help="check mode: change nothing, say what would change")
+    run_service.add_argument("--state", metavar="FILE", help="opentofu-plan: start from the state in this file "
+                             "instead of the stored one (an apply or destroy stores what it ends with)")
+    run_service.add_argument("--state-out", metavar="FILE", help="opentofu-plan: write the state the run ends "
+                             "with to this file")
 
     logs = _sub(verbs, "logs", "print a run's output", iagctl="none (this gateway keeps run history)")
     logs.add_argument("run_id", metavar="RUN_ID")
@@ -437,12 +456,25 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def _service_words(args: argparse.Namespace) -> None:
-    """`run service [TYPE] NAME`: the type word is optional, as iagctl writes it or not."""
-    words = [word for word in (args.first, args.second) if word is not None]
-    if len(words) == 2 and words[0] not in SERVICE_TYPES:
-        raise UsageError(f"{words[0]!r} is not a service type; use {', '.join(SERVICE_TYPES)} "
-                         "(see: gateway run service --help)")
-    args.service_type = words[0] if len(words) == 2 else None
+    """`run service [TYPE] [ACTION] NAME`: the type word is optional, as iagctl writes it or not; an
+    opentofu-plan run may name its action (plan, apply, destroy) before the service."""
+    words = [word for word in (args.first, args.second, args.third) if word is not None]
+    args.service_type, args.action = None, ""
+    if len(words) == 3:
+        if words[0] in SERVICE_TYPES and words[0] != "opentofu-plan":
+            raise UsageError(f"unrecognized arguments: {words[2]} (see: gateway run service --help)")
+        if words[0] != "opentofu-plan" or words[1] not in TOFU_ACTIONS:
+            raise UsageError(f"run service {' '.join(words)}: three words are opentofu-plan ACTION NAME, with "
+                             f"ACTION one of {', '.join(TOFU_ACTIONS)}")
+        args.service_type, args.action = words[0], words[1]
+    elif len(words) == 2:
+        if words[0] in SERVICE_TYPES:
+            args.service_type = words[0]
+        elif words[0] in TOFU_ACTIONS:
+            args.action = words[0]
+        else:
+            raise UsageError(f"{words[0]!r} is not a service type; use {', '.join(SERVICE_TYPES)} "
+                             f"(or an opentofu-plan action: {', '.join(TOFU_ACTIONS)}; see: gateway run service --help)")
     args.name = words[-1]
 
 

@@ -89,11 +89,13 @@ def _note_short(name: str, value: str | None) -> None:
 
 
 _CLEARABLE = {
-    "repository": {"reference": "", "private-key-name": "", "description": "", "tag": []},
+    "repository": {"reference": "", "private-key-name": "", "description": "", "tag": [], "username": "",
+                   "password-name": "", "token-name": ""},
     "service": {"decorator": "", "env": {}, "secret": [], "runtime-arg": [], "requirements-file": "", "tag": [],
                 "runner-tag": [], "arg-format": "--{key}={value}", "timeout": None, "description": "", "filename": "",
                 "working-dir": ".", "playbook": [], "inventory": [], "extra-vars": [], "extra-vars-file": [],
-                "config-file": "", "pypi-registry": "", "galaxy-registry": "", "executable": ""},
+                "config-file": "", "pypi-registry": "", "galaxy-registry": "", "executable": "", "action": "",
+                "var": {}, "var-file": [], "backend-config": []},
     "registry": {"username": "", "password-name": "", "token-name": "", "description": ""},
 }
 _FIELD_OF_FLAG = {"private-key-name": "private_key_name", "tag": "tags", "runner-tag": "runner_tags", "secret": "secrets",
@@ -101,7 +103,9 @@ _FIELD_OF_FLAG = {"private-key-name": "private_key_name", "tag": "tags", "runner
                   "working-dir": "working_dir", "playbook": "playbooks", "inventory": "inventories",
                   "extra-vars": "extra_vars", "extra-vars-file": "extra_vars_files", "config-file": "config_file",
                   "pypi-registry": "pypi_registry", "galaxy-registry": "galaxy_registry",
-                  "password-name": "password_name", "token-name": "token_name"}
+                  "password-name": "password_name", "token-name": "token_name",
+                  "action": "tofu_action", "var": "tofu_vars", "var-file": "tofu_var_files",
+                  "backend-config": "tofu_backend_config"}
 
 
 def _arg_format(text: str) -> str:
@@ -130,6 +134,9 @@ def _changes(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         take("url")
         take("reference")
         take("private_key_name")
+        take("username")
+        take("password_name")
+        take("token_name")
         take("tag", "tags")
     elif kind == "decorator":
         take("schema", convert=_load_schema)
@@ -154,6 +161,10 @@ def _changes(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         take("pypi_registry")
         take("galaxy_registry")
         take("executable")
+        take("action", "tofu_action")
+        take("var", "tofu_vars", convert=lambda v: _pairs(v, "--var"))
+        take("var_file", "tofu_var_files")
+        take("backend_config", "tofu_backend_config")
     elif kind == "registry":
         for flag in ("url", "username", "password_name", "token_name", "insecure", "default"):
             take(flag)
@@ -171,6 +182,19 @@ def view(resource: Resource) -> dict[str, Any]:
     if isinstance(resource, Service):
         data["secrets"] = [str(ref) for ref in resource.secrets]
     return {"kind": resource.KIND, **data}
+
+
+def state_view(summary: Any, brief: bool) -> Any:
+    """What `describe service` shows of an opentofu-plan service's state (never a value from it)."""
+    if summary is None:
+        return "none yet (an apply stores it)" if brief else None
+    data = summary.to_dict()
+    if brief:
+        count = len(summary.resources)
+        return (f"{count} resource{'' if count == 1 else 's'}" + (f" ({', '.join(summary.resources[:20])}"
+                f"{', ...' if count > 20 else ''})" if count else "") + f", serial {summary.serial}, "
+                f"last changed {summary.updated_at}" + (f" by run {summary.run}" if summary.run else ""))
+    return data
 
 
 def table(kind: str, resources: list[Resource]) -> Table:
@@ -258,6 +282,8 @@ async def describe(gateway: Gateway, args: argparse.Namespace) -> int:
     if isinstance(resource, Service) and args.output == "table":  # for people; -o json stays the resource
         data = {k: v for pair in data.items()
                 for k, v in ([pair, ("inputs", inputs_text(resource))] if pair[0] == "decorator" else [pair])}
+    if isinstance(resource, Service) and resource.type == "opentofu-plan":
+        data["state"] = state_view(await gateway.service_state(args.name), args.output == "table")
     if args.reveal:
         data["value"] = await gateway.reveal_secret(args.name)
     emit(data, args.output)

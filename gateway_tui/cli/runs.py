@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -15,6 +16,7 @@ from gateway_daemon.console import Table, emit
 from gateway_daemon.core import Gateway, GatewayError, InvalidArgument, SecretRef, Service, Unavailable
 from gateway_daemon.core.owners import describe as describe_owner
 from gateway_daemon.core.runs import OutputLine, Run, RunEvent, parse_set
+from gateway_daemon.inputfiles import InputFileError, read_text
 
 from .parser import UsageError
 
@@ -51,6 +53,7 @@ class _Printer:
     def __init__(self, quiet: bool, raw: bool = False):
         self.quiet = quiet
         self.raw = raw
+        self.final_state: str | None = None  # opentofu-plan, with --state-out
 
     def lines(self, lines: tuple[OutputLine, ...] | list[OutputLine]) -> None:
         if self.quiet:
@@ -98,7 +101,39 @@ async def _consume(events: AsyncIterator[RunEvent], printer: _Printer) -> Run | 
         elif event.run is not None:
             final = event.run
             printer.status(event.run)
+            if event.state is not None:
+                printer.final_state = event.state
     return final
+
+
+STATE_FILE_LIMIT = 16 * 1024 * 1024
+
+
+def _read_state(path: str) -> str:
+    """--state FILE: the state a run starts from, read on this machine."""
+    try:
+        return read_text(path, STATE_FILE_LIMIT, "state file")
+    except InputFileError as exc:
+        raise InvalidArgument(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read state file {path}: {exc.strerror or exc}") from None
+
+
+def _write_state(path: str, state: str | None, raw: bool) -> None:
+    """--state-out FILE: the state the run ended with, on this machine, readable by its owner only."""
+    if state is None:
+        sys.stderr.write(f"[gateway] the run left no state (its backend keeps it elsewhere, or it failed before "
+                         f"tofu ran): {path} not written\n")
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(state)
+    except OSError as exc:
+        sys.stderr.write(f"[gateway] cannot write the state to {path}: {exc.strerror or exc}\n")
+        return
+    if not raw:
+        sys.stderr.write(f"[gateway] state written to {path}\n")
 
 
 def _properties(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -198,7 +233,10 @@ async def run_service(gateway: Gateway, args: argparse.Namespace) -> int:
     printer = _Printer(quiet=as_json, raw=raw)
     options = {name: value for name, value in (("limit", args.limit), ("tags", args.tags),
                                                ("check", True if args.check else None)) if value}
-    events = gateway.run_service(args.name, inputs, secrets, args.timeout, options=options or None)
+    state = _read_state(args.state) if getattr(args, "state", None) else None
+    state_out = getattr(args, "state_out", None)
+    events = gateway.run_service(args.name, inputs, secrets, args.timeout, options=options or None,
+                                 action=getattr(args, "action", ""), state=state, state_out=bool(state_out))
     first = await events.__anext__()  # the run exists from here on: Ctrl-C cancels it
     run_id = first.run.id
     printer.status(first.run)
@@ -218,6 +256,8 @@ async def run_service(gateway: Gateway, args: argparse.Namespace) -> int:
         final = await _consume(events, printer) or first.run
     finally:
         loop.remove_signal_handler(signal.SIGINT)
+    if state_out:
+        _write_state(state_out, printer.final_state, raw)
     if not final.finished:
         final = await gateway.get_run(run_id)
     if not final.finished:  # it ended, but the store never took its final record

@@ -62,6 +62,12 @@ class RepositoryFormScreen(FormScreen):
         yield FormField("private_key_name", "SSH key", Select([], id="private_key_name", compact=True,
                                                               prompt="none"),
                         "a secret holding an ssh private key (ssh URLs only)")
+        yield FormField("username", "Username", Input(r.username, id="username", compact=True),
+                        "https: the user git logs in as")
+        yield FormField("password_name", "Password", Select([], id="password_name", compact=True, prompt="none"),
+                        "https: a secret holding the user's password")
+        yield FormField("token_name", "Token", Select([], id="token_name", compact=True, prompt="none"),
+                        "https: a secret holding an access token (instead of a password)")
         yield FormField("tags", "Tags", Input(" ".join(r.tags), id="tags", compact=True), "separated by spaces")
         yield FormField("description", "Description", Input(r.description, id="description", compact=True))
 
@@ -72,19 +78,24 @@ class RepositoryFormScreen(FormScreen):
         except GatewayError as exc:
             self.report(exc, "Cannot list secrets")
             return
-        select = self.query_one("#private_key_name", Select)
-        select.set_options([(s, s) for s in secrets])
-        if self.resource is not None and self.resource.private_key_name in secrets:
-            select.value = self.resource.private_key_name
+        for field in ("private_key_name", "password_name", "token_name"):
+            select = self.query_one(f"#{field}", Select)
+            select.set_options([(s, s) for s in secrets])
+            if self.resource is not None and getattr(self.resource, field) in secrets:
+                select.value = getattr(self.resource, field)
 
     def collect(self) -> dict[str, Any]:
         def text(widget_id: str) -> str:
             return self.query_one(f"#{widget_id}", Input).value.strip()
 
-        key = self.query_one("#private_key_name", Select).value
+        def choice(widget_id: str) -> str:
+            value = self.query_one(f"#{widget_id}", Select).value
+            return value if isinstance(value, str) else ""
+
         values = dict(name=text("name"), url=text("url"), reference=text("reference"),
-                      private_key_name=key if isinstance(key, str) else "", tags=split_words(text("tags")),
-                      description=self.query_one("#description", Input).value)
+                      private_key_name=choice("private_key_name"), username=text("username"),
+                      password_name=choice("password_name"), token_name=choice("token_name"),
+                      tags=split_words(text("tags")), description=self.query_one("#description", Input).value)
         if not values["name"]:
             self.fail("name", "a name is required")
         if not values["url"]:
@@ -111,6 +122,7 @@ class RepositoryDetailsScreen(DetailsScreen):
     def pairs(self, r: Any) -> Iterable[tuple[str, Any]]:
         app: Any = self.app
         return [("url", r.url), ("reference", r.reference or "the remote's HEAD"), ("ssh key", r.private_key_name),
+                ("username", r.username), ("password", r.password_name), ("token", r.token_name),
                 ("tags", r.tags), ("description", r.description), ("created", when(r.created_at, app.tz)),
                 ("updated", when(r.updated_at, app.tz))]
 

@@ -6,16 +6,22 @@ in the output phase, following the run until it ends.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalGroup, VerticalScroll
 from textual.content import Content
-from textual.widgets import Checkbox, Input, Label, Static
+from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from gateway_daemon.core import GatewayError, InvalidArgument
+from gateway_daemon.core.services import TOFU_ACTIONS
+from gateway_daemon.core.tofu_state import action_of
+from gateway_daemon.inputfiles import InputFileError, read_text
+
+from ..widgets.form import FormField
 
 from ..formatting import STATUS_STYLES, duration, run_duration, status_label, when
 from ..widgets.output_view import OutputView
@@ -56,6 +62,8 @@ class RunScreen(SectionScreen):
         self.phase = "output" if run_id else "loading"
         self.schema: dict[str, Any] | None = None
         self.form: SchemaForm | KeyValueRows | None = None
+        self.tofu = False  # an opentofu-plan service: the action and state files are asked for too
+        self.state_out = ""  # where the state the run ends with is written, on this machine
 
     def compose_body(self) -> ComposeResult:
         yield Label("", id="run-title")
@@ -111,6 +119,18 @@ class RunScreen(SectionScreen):
                 box.styles.height = "auto"
             options.styles.margin = (1, 0, 0, 0)
             await area.mount(options)
+        if service.type == "opentofu-plan":
+            self.tofu = True
+            await area.mount(VerticalGroup(
+                FormField("action", "Action", Select([(a, a) for a in TOFU_ACTIONS], value=action_of(service),
+                                                     allow_blank=False, id="tofu-action", compact=True),
+                          "plan changes nothing; apply and destroy store the state they end with"),
+                FormField("state", "State file", Input(id="state-file", compact=True,
+                                                       placeholder="the stored state"),
+                          "start from the state in this file on this machine instead"),
+                FormField("state_out", "State out", Input(id="state-out", compact=True, placeholder="none"),
+                          "write the state the run ends with to this file on this machine"),
+                id="tofu-run"))
         await area.mount(Static(Content.from_markup(
             "[b]ctrl+s[/b] start the run   [b]esc[/b] back   [$text-error]*[/] required"), id="form-hint"))
         self._show_phase("form")
@@ -148,7 +168,20 @@ class RunScreen(SectionScreen):
         if problems:
             self.notify("The run did not start: check the inputs", severity="warning", timeout=3)
             return
-        self.start_run(inputs, self._options())
+        extra: dict[str, Any] = {}  # an opentofu-plan run's action and state
+        if self.tofu:
+            action = self.query_one("#tofu-action", Select).value
+            extra["action"] = action if isinstance(action, str) else ""
+            state_file = self.query_one("#state-file", Input).value.strip()
+            if state_file:
+                try:
+                    extra["state"] = read_text(state_file, 16 * 1024 * 1024, "state file")
+                except (InputFileError, OSError) as exc:
+                    self._form_errors({"": f"state file {state_file}: {getattr(exc, 'strerror', None) or exc}"})
+                    return
+            self.state_out = self.query_one("#state-out", Input).value.strip()
+            extra["state_out"] = bool(self.state_out)
+        self.start_run(inputs, self._options(), extra)
 
     def _options(self) -> dict[str, Any] | None:
         """The run options the form shows (an Ansible service's --limit, --tags, --check)."""
@@ -160,9 +193,10 @@ class RunScreen(SectionScreen):
         return {k: v for k, v in options.items() if v} or None
 
     @work(exclusive=True, group="run")
-    async def start_run(self, inputs: dict[str, Any], options: dict[str, Any] | None = None) -> None:
+    async def start_run(self, inputs: dict[str, Any], options: dict[str, Any] | None = None,
+                        extra: dict[str, Any] | None = None) -> None:
         assert self.service_name is not None
-        events = self.gateway.run_service(self.service_name, inputs, options=options).__aiter__()
+        events = self.gateway.run_service(self.service_name, inputs, options=options, **(extra or {})).__aiter__()
         try:
             first = await events.__anext__()
         except StopAsyncIteration:
@@ -204,11 +238,24 @@ class RunScreen(SectionScreen):
                     ("Run ", "bold"), (event.run.id, "bold"), " of ", (event.run.service, "bold $text-accent")))
             self._update_status()
             self.refresh_bindings()
+            if event.state is not None and self.state_out:
+                self._write_state(event.state)
             if event.run.finished and not was_finished and self.phase == "output" and self.is_current:
                 severity = "information" if event.run.status == "succeeded" else "warning"
                 self.notify(f"{event.run.service}: {event.run.status}", severity=severity, timeout=3)
         elif event.kind == "output":
             self.query_one(OutputView).add(event.lines)
+
+    def _write_state(self, state: str) -> None:
+        path, self.state_out = self.state_out, ""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(state)
+        except OSError as exc:
+            self.notify(f"Cannot write the state to {path}: {exc.strerror or exc}", severity="error", timeout=6)
+            return
+        self.notify(f"State written to {path}", timeout=3)
 
     # ------------------------------------------------------------ status
     def _tick(self) -> None:

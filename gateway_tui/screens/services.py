@@ -8,9 +8,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
-from textual.widgets import Input, Label, Select, TextArea
+from textual.widgets import Input, Label, Select, Static, TextArea
 
 from gateway_daemon.core import SERVICE_TYPES, GatewayError, InvalidArgument, SecretRef, Service
+from gateway_daemon.core.services import TOFU_ACTIONS
 
 from ..formatting import STATUS_STYLES, status_label, when
 from ..widgets.form import FormField
@@ -24,6 +25,7 @@ DEFAULT_FILENAMES = {"python-script": "main.py", "ansible-playbook": "site.yml",
                      "executable": "(required)"}
 ANSIBLE_FIELDS = ("playbooks", "inventories", "extra_vars", "extra_vars_files", "config_file", "galaxy_registry")
 RECENT_RUNS = 500  # how far back the home screen looks for each service's last run
+TOFU_FIELDS = ("tofu_action", "tofu_vars", "tofu_var_files", "tofu_backend_config")  # shown for opentofu-plan only
 
 
 def latest_runs(runs: Iterable[Any]) -> dict[str, Any]:
@@ -31,6 +33,16 @@ def latest_runs(runs: Iterable[Any]) -> dict[str, Any]:
     for run in runs:  # newest first
         latest.setdefault(run.service, run)
     return latest
+
+
+def state_line(summary: Any) -> str:
+    """An opentofu-plan service's state in one line: never a value from it."""
+    if summary is None:
+        return "none yet: an apply stores it"
+    count = len(summary.resources)
+    names = f" ({', '.join(summary.resources[:5])}{', …' if count > 5 else ''})" if count else ""
+    return (f"{count} resource{'' if count == 1 else 's'}{names} · serial {summary.serial} · changed "
+            f"{summary.updated_at[:19].replace('T', ' ')}" + (f" by run {summary.run}" if summary.run else ""))
 
 
 class ServicesScreen(ResourceListScreen):
@@ -147,10 +159,27 @@ class ServiceFormScreen(FormScreen):
         yield FormField("executable", "Executable object", Input(s.executable, id="executable", compact=True,
                                                                  placeholder="none", disabled=s.type != "executable"),
                         "executable: the interpreter or binary that runs it")
+        action = Select([(a, a) for a in TOFU_ACTIONS], id="tofu_action", compact=True, prompt="plan (default)",
+                        **({"value": s.tofu_action} if s.tofu_action else {}))
+        yield FormField("tofu_action", "Action", action,
+                        "what a run does when it names nothing")
+        yield FormField("tofu_vars", "Variables", TextArea("\n".join(f"{k}={v}" for k, v in s.tofu_vars.items()),
+                                                           id="tofu_vars", compact=True, soft_wrap=False),
+                        "one KEY=VALUE a line: -var")
+        yield FormField("tofu_var_files", "Var files", Input(" ".join(s.tofu_var_files), id="tofu_var_files",
+                                                             compact=True), "-var-file, relative to the working dir")
+        yield FormField("tofu_backend_config", "Backend config",
+                        TextArea("\n".join(s.tofu_backend_config), id="tofu_backend_config", compact=True,
+                                 soft_wrap=False), "one KEY=VALUE or file a line: init's -backend-config")
         yield FormField("description", "Description", Input(s.description, id="description", compact=True))
+
+    def _show_tofu(self, kind: str) -> None:
+        for name in TOFU_FIELDS:
+            self.query_one(f"#field-{name}", FormField).display = kind == "opentofu-plan"
 
     async def on_mount(self) -> None:
         super().on_mount()
+        self._show_tofu(self.resource.type if self.resource is not None else "python-script")
         try:
             repositories = sorted(r.name for r in await self.gateway.list("repository"))
             decorators = sorted(d.name for d in await self.gateway.list("decorator"))
@@ -179,6 +208,7 @@ class ServiceFormScreen(FormScreen):
             for widget_id in ANSIBLE_FIELDS:
                 self.query_one(f"#{widget_id}").disabled = event.value != "ansible-playbook"
             self.query_one("#executable", Input).disabled = event.value != "executable"
+            self._show_tofu(event.value)
 
     def collect(self) -> dict[str, Any]:
         def text(widget_id: str) -> str:
@@ -210,10 +240,23 @@ class ServiceFormScreen(FormScreen):
                 timeout = int(text("timeout"))
             except ValueError:
                 self.fail("timeout", "a whole number of seconds")
+        tofu: dict[str, Any] = dict(tofu_action="", tofu_vars={}, tofu_var_files=[], tofu_backend_config=[])
+        if choice("type") == "opentofu-plan":
+            for number, line in enumerate(self.query_one("#tofu_vars", TextArea).text.splitlines(), 1):
+                if line.strip():
+                    key, sep, value = line.partition("=")
+                    if not sep or not key.strip():
+                        self.fail("tofu_vars", f"line {number}: {line.strip()!r} is not KEY=VALUE")
+                    else:
+                        tofu["tofu_vars"][key.strip()] = value
+            tofu.update(tofu_action=choice("tofu_action"), tofu_var_files=split_words(text("tofu_var_files")),
+                        tofu_backend_config=[line.strip() for line in
+                                             self.query_one("#tofu_backend_config", TextArea).text.splitlines()
+                                             if line.strip()])
         values = dict(
             name=text("name"), type=choice("type"), repository=choice("repository"),
             working_dir=text("working_dir") or ".", filename=text("filename"), decorator=choice("decorator"),
-            env=env, secrets=secrets, tags=split_words(text("tags")), timeout=timeout,
+            env=env, secrets=secrets, tags=split_words(text("tags")), timeout=timeout, **tofu,
             description=self.query_one("#description", Input).value, pypi_registry=text("pypi_registry"),
         )
         ansible = values["type"] == "ansible-playbook"
@@ -257,6 +300,7 @@ class ServiceDetailsScreen(DetailsScreen):
     ]
 
     def compose_extra(self) -> ComposeResult:
+        yield Static("", id="tofu-state")
         yield Label("Recent runs", classes="section-title")
         yield RunTable(["id", "status", "when", "duration", "exit", "reason"], id="recent-runs")
 
@@ -273,11 +317,24 @@ class ServiceDetailsScreen(DetailsScreen):
             *([("pypi registry", s.pypi_registry or "default")] if s.type in ("python-script", "ansible-playbook")
               else []),
             *([("executable object", s.executable)] if s.executable else []),
+            *([("action", s.tofu_action or "plan (default)"),
+               ("variables", " ".join(f"{k}={v}" for k, v in s.tofu_vars.items())),
+               ("var files", s.tofu_var_files), ("backend config", s.tofu_backend_config)]
+              if s.type == "opentofu-plan" else []),
             ("description", s.description),
             ("created", when(s.created_at, self.app.tz)), ("updated", when(s.updated_at, self.app.tz)),  # type: ignore[attr-defined]
         ]
 
     async def load_extra(self) -> None:
+        state = self.query_one("#tofu-state", Static)
+        state.display = getattr(self.resource, "type", "") == "opentofu-plan"
+        if state.display:
+            try:
+                summary = await self.gateway.service_state(self.name_)
+            except GatewayError as exc:
+                self.report(exc, "Cannot read the state")
+                summary = None
+            state.update(Content.assemble(("State  ", "bold"), state_line(summary)))
         try:
             runs = await self.gateway.list_runs(service=self.name_, limit=50)
         except GatewayError as exc:

@@ -26,7 +26,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from . import common_pb2 as gateway_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dgateway/v1/repositories.proto\x12\ngateway.v1\x1a google/protobuf/field_mask.proto\x1a\x17gateway/v1/common.proto\"\x9f\x01\n\nRepository\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x11\n\treference\x18\x03 \x01(\t\x12\x18\n\x10private_key_name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0c\n\x04tags\x18\x06 \x03(\t\x12\x12\n\ncreated_at\x18\x07 \x01(\t\x12\x12\n\nupdated_at\x18\x08 \x01(\t\"7\n\x0eRepositoryList\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.gateway.v1.Repository\"v\n\x17UpdateRepositoryRequest\x12*\n\nrepository\x18\x01 \x01(\x0b\x32\x16.gateway.v1.Repository\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask2\xed\x02\n\x11RepositoryService\x12\x42\n\x10\x43reateRepository\x12\x16.gateway.v1.Repository\x1a\x16.gateway.v1.Repository\x12@\n\rGetRepository\x12\x17.gateway.v1.NameRequest\x1a\x16.gateway.v1.Repository\x12\x41\n\x10ListRepositories\x12\x11.gateway.v1.Empty\x1a\x1a.gateway.v1.RepositoryList\x12O\n\x10UpdateRepository\x12#.gateway.v1.UpdateRepositoryRequest\x1a\x16.gateway.v1.Repository\x12>\n\x10\x44\x65leteRepository\x12\x17.gateway.v1.NameRequest\x1a\x11.gateway.v1.Emptyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dgateway/v1/repositories.proto\x12\ngateway.v1\x1a google/protobuf/field_mask.proto\x1a\x17gateway/v1/common.proto\"\xdc\x01\n\nRepository\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x11\n\treference\x18\x03 \x01(\t\x12\x18\n\x10private_key_name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0c\n\x04tags\x18\x06 \x03(\t\x12\x12\n\ncreated_at\x18\x07 \x01(\t\x12\x12\n\nupdated_at\x18\x08 \x01(\t\x12\x10\n\x08username\x18\t \x01(\t\x12\x15\n\rpassword_name\x18\n \x01(\t\x12\x12\n\ntoken_name\x18\x0b \x01(\t\"7\n\x0eRepositoryList\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.gateway.v1.Repository\"v\n\x17UpdateRepositoryRequest\x12*\n\nrepository\x18\x01 \x01(\x0b\x32\x16.gateway.v1.Repository\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask2\xed\x02\n\x11RepositoryService\x12\x42\n\x10\x43reateRepository\x12\x16.gateway.v1.Repository\x1a\x16.gateway.v1.Repository\x12@\n\rGetRepository\x12\x17.gateway.v1.NameRequest\x1a\x16.gateway.v1.Repository\x12\x41\n\x10ListRepositories\x12\x11.gateway.v1.Empty\x1a\x1a.gateway.v1.RepositoryList\x12O\n\x10UpdateRepository\x12#.gateway.v1.UpdateRepositoryRequest\x1a\x16.gateway.v1.Repository\x12>\n\x10\x44\x65leteRepository\x12\x17.gateway.v1.NameRequest\x1a\x11.gateway.v1.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,11 +34,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gateway.v1.repositories_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REPOSITORY']._serialized_start=105
-  _globals['_REPOSITORY']._serialized_end=264
-  _globals['_REPOSITORYLIST']._serialized_start=266
-  _globals['_REPOSITORYLIST']._serialized_end=321
-  _globals['_UPDATEREPOSITORYREQUEST']._serialized_start=323
-  _globals['_UPDATEREPOSITORYREQUEST']._serialized_end=441
-  _globals['_REPOSITORYSERVICE']._serialized_start=444
-  _globals['_REPOSITORYSERVICE']._serialized_end=809
+  _globals['_REPOSITORY']._serialized_end=325
+  _globals['_REPOSITORYLIST']._serialized_start=327
+  _globals['_REPOSITORYLIST']._serialized_end=382
+  _globals['_UPDATEREPOSITORYREQUEST']._serialized_start=384
+  _globals['_UPDATEREPOSITORYREQUEST']._serialized_end=502
+  _globals['_REPOSITORYSERVICE']._serialized_start=505
+  _globals['_REPOSITORYSERVICE']._serialized_end=870
 # @@protoc_insertion_point(module_scope)

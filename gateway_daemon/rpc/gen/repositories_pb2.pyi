@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Repository(_message.Message):
-    __slots__ = ("name", "url", "reference", "private_key_name", "description", "tags", "created_at", "updated_at")
+    __slots__ = ("name", "url", "reference", "private_key_name", "description", "tags", "created_at", "updated_at", "username", "password_name", "token_name")
     NAME_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,9 @@ class Repository(_message.Message):
     TAGS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_NAME_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_NAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     url: str
     reference: str
@@ -26,7 +29,10 @@ class Repository(_message.Message):
     tags: _containers.RepeatedScalarFieldContainer[str]
     created_at: str
     updated_at: str
-    def __init__(self, name: _Optional[str] = ..., url: _Optional[str] = ..., reference: _Optional[str] = ..., private_key_name: _Optional[str] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ...) -> None: ...
+    username: str
+    password_name: str
+    token_name: str
+    def __init__(self, name: _Optional[str] = ..., url: _Optional[str] = ..., reference: _Optional[str] = ..., private_key_name: _Optional[str] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., username: _Optional[str] = ..., password_name: _Optional[str] = ..., token_name: _Optional[str] = ...) -> None: ...
 
 class RepositoryList(_message.Message):
     __slots__ = ("items",)

@@ -46,7 +46,7 @@ class RunnerList(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[Runner, _Mapping]]] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("run_id", "inputs_json", "timeout", "service", "repository", "booleans", "env", "repository_key", "options", "registries", "executable")
+    __slots__ = ("run_id", "inputs_json", "timeout", "service", "repository", "booleans", "env", "repository_key", "options", "registries", "executable", "repository_password", "action", "state")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,9 @@ class ExecuteRequest(_message.Message):
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     REGISTRIES_FIELD_NUMBER: _ClassVar[int]
     EXECUTABLE_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     inputs_json: str
     timeout: int
@@ -83,7 +86,10 @@ class ExecuteRequest(_message.Message):
     options: _containers.ScalarMap[str, str]
     registries: _containers.RepeatedCompositeFieldContainer[RegistryAccess]
     executable: _executables_pb2.ExecutableObject
-    def __init__(self, run_id: _Optional[str] = ..., inputs_json: _Optional[str] = ..., timeout: _Optional[int] = ..., service: _Optional[_Union[_services_pb2.Service, _Mapping]] = ..., repository: _Optional[_Union[_repositories_pb2.Repository, _Mapping]] = ..., booleans: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., repository_key: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ..., registries: _Optional[_Iterable[_Union[RegistryAccess, _Mapping]]] = ..., executable: _Optional[_Union[_executables_pb2.ExecutableObject, _Mapping]] = ...) -> None: ...
+    repository_password: str
+    action: str
+    state: str
+    def __init__(self, run_id: _Optional[str] = ..., inputs_json: _Optional[str] = ..., timeout: _Optional[int] = ..., service: _Optional[_Union[_services_pb2.Service, _Mapping]] = ..., repository: _Optional[_Union[_repositories_pb2.Repository, _Mapping]] = ..., booleans: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., repository_key: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ..., registries: _Optional[_Iterable[_Union[RegistryAccess, _Mapping]]] = ..., executable: _Optional[_Union[_executables_pb2.ExecutableObject, _Mapping]] = ..., repository_password: _Optional[str] = ..., action: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
 
 class RegistryAccess(_message.Message):
     __slots__ = ("type", "name", "url", "username", "password", "token", "insecure", "built_in")
@@ -106,7 +112,7 @@ class RegistryAccess(_message.Message):
     def __init__(self, type: _Optional[str] = ..., name: _Optional[str] = ..., url: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., token: _Optional[str] = ..., insecure: _Optional[bool] = ..., built_in: _Optional[bool] = ...) -> None: ...
 
 class ExecuteEvent(_message.Message):
-    __slots__ = ("kind", "runner", "commit", "lines", "status", "reason", "exit_code")
+    __slots__ = ("kind", "runner", "commit", "lines", "status", "reason", "exit_code", "state")
     KIND_FIELD_NUMBER: _ClassVar[int]
     RUNNER_FIELD_NUMBER: _ClassVar[int]
     COMMIT_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +120,7 @@ class ExecuteEvent(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     kind: str
     runner: str
     commit: str
@@ -121,7 +128,8 @@ class ExecuteEvent(_message.Message):
     status: str
     reason: str
     exit_code: int
-    def __init__(self, kind: _Optional[str] = ..., runner: _Optional[str] = ..., commit: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[_runs_pb2.OutputLine, _Mapping]]] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., exit_code: _Optional[int] = ...) -> None: ...
+    state: str
+    def __init__(self, kind: _Optional[str] = ..., runner: _Optional[str] = ..., commit: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[_runs_pb2.OutputLine, _Mapping]]] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., exit_code: _Optional[int] = ..., state: _Optional[str] = ...) -> None: ...
 
 class CancelExecutionRequest(_message.Message):
     __slots__ = ("run_id",)

@@ -52,17 +52,19 @@ class OutputLine(_message.Message):
     def __init__(self, stream: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class RunEvent(_message.Message):
-    __slots__ = ("kind", "run", "lines")
+    __slots__ = ("kind", "run", "lines", "state")
     KIND_FIELD_NUMBER: _ClassVar[int]
     RUN_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     kind: str
     run: Run
     lines: _containers.RepeatedCompositeFieldContainer[OutputLine]
-    def __init__(self, kind: _Optional[str] = ..., run: _Optional[_Union[Run, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[OutputLine, _Mapping]]] = ...) -> None: ...
+    state: str
+    def __init__(self, kind: _Optional[str] = ..., run: _Optional[_Union[Run, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[OutputLine, _Mapping]]] = ..., state: _Optional[str] = ...) -> None: ...
 
 class RunServiceRequest(_message.Message):
-    __slots__ = ("name", "inputs_json", "secrets", "timeout", "options")
+    __slots__ = ("name", "inputs_json", "secrets", "timeout", "options", "action", "state", "state_out")
     class OptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -75,12 +77,18 @@ class RunServiceRequest(_message.Message):
     SECRETS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STATE_OUT_FIELD_NUMBER: _ClassVar[int]
     name: str
     inputs_json: str
     secrets: _containers.RepeatedCompositeFieldContainer[_services_pb2.SecretRef]
     timeout: int
     options: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., inputs_json: _Optional[str] = ..., secrets: _Optional[_Iterable[_Union[_services_pb2.SecretRef, _Mapping]]] = ..., timeout: _Optional[int] = ..., options: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    action: str
+    state: str
+    state_out: bool
+    def __init__(self, name: _Optional[str] = ..., inputs_json: _Optional[str] = ..., secrets: _Optional[_Iterable[_Union[_services_pb2.SecretRef, _Mapping]]] = ..., timeout: _Optional[int] = ..., options: _Optional[_Mapping[str, str]] = ..., action: _Optional[str] = ..., state: _Optional[str] = ..., state_out: _Optional[bool] = ...) -> None: ...
 
 class RunIdRequest(_message.Message):
     __slots__ = ("id",)

@@ -19,8 +19,15 @@ class SecretRef(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
 
 class Service(_message.Message):
-    __slots__ = ("name", "type", "repository", "working_dir", "filename", "decorator", "env", "secrets", "runtime_args", "requirements_file", "tags", "arg_format", "timeout", "description", "created_at", "updated_at", "runner_tags", "playbooks", "inventories", "extra_vars", "extra_vars_files", "config_file", "pypi_registry", "galaxy_registry", "executable")
+    __slots__ = ("name", "type", "repository", "working_dir", "filename", "decorator", "env", "secrets", "runtime_args", "requirements_file", "tags", "arg_format", "timeout", "description", "created_at", "updated_at", "runner_tags", "playbooks", "inventories", "extra_vars", "extra_vars_files", "config_file", "pypi_registry", "galaxy_registry", "executable", "tofu_action", "tofu_vars", "tofu_var_files", "tofu_backend_config")
     class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class TofuVarsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +59,10 @@ class Service(_message.Message):
     PYPI_REGISTRY_FIELD_NUMBER: _ClassVar[int]
     GALAXY_REGISTRY_FIELD_NUMBER: _ClassVar[int]
     EXECUTABLE_FIELD_NUMBER: _ClassVar[int]
+    TOFU_ACTION_FIELD_NUMBER: _ClassVar[int]
+    TOFU_VARS_FIELD_NUMBER: _ClassVar[int]
+    TOFU_VAR_FILES_FIELD_NUMBER: _ClassVar[int]
+    TOFU_BACKEND_CONFIG_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     repository: str
@@ -77,7 +88,31 @@ class Service(_message.Message):
     pypi_registry: str
     galaxy_registry: str
     executable: str
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., repository: _Optional[str] = ..., working_dir: _Optional[str] = ..., filename: _Optional[str] = ..., decorator: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., secrets: _Optional[_Iterable[_Union[SecretRef, _Mapping]]] = ..., runtime_args: _Optional[_Iterable[str]] = ..., requirements_file: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., arg_format: _Optional[str] = ..., timeout: _Optional[int] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., runner_tags: _Optional[_Iterable[str]] = ..., playbooks: _Optional[_Iterable[str]] = ..., inventories: _Optional[_Iterable[str]] = ..., extra_vars: _Optional[_Iterable[str]] = ..., extra_vars_files: _Optional[_Iterable[str]] = ..., config_file: _Optional[str] = ..., pypi_registry: _Optional[str] = ..., galaxy_registry: _Optional[str] = ..., executable: _Optional[str] = ...) -> None: ...
+    tofu_action: str
+    tofu_vars: _containers.ScalarMap[str, str]
+    tofu_var_files: _containers.RepeatedScalarFieldContainer[str]
+    tofu_backend_config: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., repository: _Optional[str] = ..., working_dir: _Optional[str] = ..., filename: _Optional[str] = ..., decorator: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., secrets: _Optional[_Iterable[_Union[SecretRef, _Mapping]]] = ..., runtime_args: _Optional[_Iterable[str]] = ..., requirements_file: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., arg_format: _Optional[str] = ..., timeout: _Optional[int] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., runner_tags: _Optional[_Iterable[str]] = ..., playbooks: _Optional[_Iterable[str]] = ..., inventories: _Optional[_Iterable[str]] = ..., extra_vars: _Optional[_Iterable[str]] = ..., extra_vars_files: _Optional[_Iterable[str]] = ..., config_file: _Optional[str] = ..., pypi_registry: _Optional[str] = ..., galaxy_registry: _Optional[str] = ..., executable: _Optional[str] = ..., tofu_action: _Optional[str] = ..., tofu_vars: _Optional[_Mapping[str, str]] = ..., tofu_var_files: _Optional[_Iterable[str]] = ..., tofu_backend_config: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ServiceState(_message.Message):
+    __slots__ = ("service", "resources", "serial", "lineage", "terraform_version", "updated_at", "run", "present")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    SERIAL_FIELD_NUMBER: _ClassVar[int]
+    LINEAGE_FIELD_NUMBER: _ClassVar[int]
+    TERRAFORM_VERSION_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    PRESENT_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    resources: _containers.RepeatedScalarFieldContainer[str]
+    serial: int
+    lineage: str
+    terraform_version: str
+    updated_at: str
+    run: str
+    present: bool
+    def __init__(self, service: _Optional[str] = ..., resources: _Optional[_Iterable[str]] = ..., serial: _Optional[int] = ..., lineage: _Optional[str] = ..., terraform_version: _Optional[str] = ..., updated_at: _Optional[str] = ..., run: _Optional[str] = ..., present: _Optional[bool] = ...) -> None: ...
 
 class ServiceList(_message.Message):
     __slots__ = ("items",)

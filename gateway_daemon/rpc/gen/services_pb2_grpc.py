@@ -60,6 +60,11 @@ class ServiceServiceStub:
                 request_serializer=gateway_dot_v1_dot_common__pb2.NameRequest.SerializeToString,
                 response_deserializer=gateway_dot_v1_dot_common__pb2.Empty.FromString,
                 _registered_method=True)
+        self.GetServiceState = channel.unary_unary(
+                '/gateway.v1.ServiceService/GetServiceState',
+                request_serializer=gateway_dot_v1_dot_common__pb2.NameRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_services__pb2.ServiceState.FromString,
+                _registered_method=True)
 
 
 class ServiceServiceServicer:
@@ -95,6 +100,12 @@ class ServiceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetServiceState(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ServiceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -122,6 +133,11 @@ def add_ServiceServiceServicer_to_server(servicer, server):
                     servicer.DeleteService,
                     request_deserializer=gateway_dot_v1_dot_common__pb2.NameRequest.FromString,
                     response_serializer=gateway_dot_v1_dot_common__pb2.Empty.SerializeToString,
+            ),
+            'GetServiceState': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetServiceState,
+                    request_deserializer=gateway_dot_v1_dot_common__pb2.NameRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_services__pb2.ServiceState.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -259,6 +275,33 @@ class ServiceService:
             '/gateway.v1.ServiceService/DeleteService',
             gateway_dot_v1_dot_common__pb2.NameRequest.SerializeToString,
             gateway_dot_v1_dot_common__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetServiceState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.ServiceService/GetServiceState',
+            gateway_dot_v1_dot_common__pb2.NameRequest.SerializeToString,
+            gateway_dot_v1_dot_services__pb2.ServiceState.FromString,
             options,
             channel_credentials,
             insecure,
