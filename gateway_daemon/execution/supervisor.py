@@ -35,6 +35,7 @@ orphan of the gateway's children its own.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import signal
@@ -50,6 +51,8 @@ STDOUT, STDERR = 1, 2  # the stream byte of a frame
 FRAME = struct.Struct(">BI")  # before the data of each frame: stream, length
 READ_SIZE = 64 * 1024  # a pipe holds 64 KiB: one read takes what is there
 HELD_LIMIT = 1024 * 1024  # frames the gateway has not taken yet: beyond, the command waits (its pipes fill)
+OUT_PIPE_SIZE = 256 * 1024  # the pipe to the gateway: room for a few frames, so the gateway seldom waits for a hop
+F_SETPIPE_SZ = 1031
 
 
 def become_subreaper() -> None:
@@ -101,6 +104,10 @@ class Relay:
         self.held = bytearray()  # frames `out` did not take yet
         self.gone = False  # the gateway's end is closed: output is read and dropped
         os.set_blocking(out, False)
+        try:
+            fcntl.fcntl(out, F_SETPIPE_SZ, OUT_PIPE_SIZE)
+        except OSError:  # not a pipe, or the user's pipe quota is used up: the default size
+            pass
         for fd in sources:
             os.set_blocking(fd, False)
 
