@@ -8,8 +8,13 @@ period.  Should the supervisor itself not be done a few seconds after that, the
 gateway KILLs the group (and, in the sandbox, bwrap with it: the whole pid
 namespace goes).
 
-Output arrives as (stream, [text, ...]) batches of lines in bounded memory: a line longer than
-MAX_LINE is cut and marked, bytes that are not UTF-8 are replaced, control
+The command's stdout and stderr come from the supervisor as frames on one pipe,
+in the order the supervisor read them (see supervisor.py): the order the command
+wrote them in, however late the gateway reads.  What the supervisor, bwrap or the
+interpreter say themselves comes on the supervisor's stderr, shown as stderr.
+
+Output arrives as (stream, [text, ...]) batches of lines in bounded memory, in that order: a line
+longer than MAX_LINE is cut and marked, bytes that are not UTF-8 are replaced, control
 characters (terminal escapes included) are removed.
 """
 
@@ -20,12 +25,17 @@ import contextlib
 import os
 import re
 import signal
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable
 
 MAX_LINE = 16 * 1024
 READ_SIZE = 64 * 1024
+FRAMES_READ_SIZE = 256 * 1024  # a read of the frames pipe: several frames at once when the gateway was busy
+FRAME = struct.Struct(">BI")  # supervisor.py's: stream byte, data length
+STREAMS = {1: "stdout", 2: "stderr"}
+MAX_FRAME = 1024 * 1024  # the supervisor's are at most 64 KiB: a bigger length is not a frame
 SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
 SUPERVISOR_SLACK = 5.0  # beyond the grace period, before the gateway KILLs a supervisor that is not done
 _ANSI_RE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(\x07|\x1b\\)|[@-Z\\-_])")
@@ -47,6 +57,91 @@ def clean(raw: bytes) -> str:
 
 def _cut(line: str) -> str:
     return line[:MAX_LINE] + _CUT if len(line) > MAX_LINE else line
+
+
+class Lines:
+    """One stream's bytes to its lines: whole lines out as they complete, a line longer than MAX_LINE cut."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+        self.cut = False  # the start of the pending line went out already, cut
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """The lines `chunk` completes (or cuts), in order."""
+        texts: list[str] = []
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            self.pending += chunk
+        else:
+            block, self.pending = self.pending + chunk[:end], chunk[end + 1:]
+            texts = clean(block).split("\n")
+            if self.cut:  # the rest of a line already cut
+                del texts[0]
+                self.cut = False
+            if texts and len(block) > MAX_LINE and max(map(len, texts)) > MAX_LINE:
+                texts = [_cut(text) for text in texts]
+        if len(self.pending) > MAX_LINE:
+            texts.append(clean(self.pending[:MAX_LINE]) + _CUT)
+            self.pending = b""
+            self.cut = True
+        return texts
+
+    def end(self) -> list[str]:
+        """The last line, when it had no newline."""
+        texts = [clean(self.pending)] if self.pending and not self.cut else []
+        self.pending = b""
+        return texts
+
+
+class Frames:
+    """The supervisor's frames to (stream, texts) batches in frame order; consecutive frames of one stream
+    make one batch.  Bytes that do not parse as frames (nothing the supervisor writes) count as stderr."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.lines = {stream: Lines() for stream in STREAMS}
+        self.broken = False
+
+    def feed(self, chunk: bytes) -> list[tuple[str, list[str]]]:
+        if self.broken:
+            return self._batches([(2, chunk)])
+        buffer = self.buffer + chunk if self.buffer else chunk
+        pieces: list[tuple[int, bytes]] = []
+        at, size = 0, len(buffer)
+        while size - at >= FRAME.size:
+            stream, length = FRAME.unpack_from(buffer, at)
+            if stream not in STREAMS or length > MAX_FRAME:
+                self.broken = True
+                pieces.append((2, buffer[at:]))
+                at = size
+                break
+            if size - at - FRAME.size < length:
+                break
+            data = buffer[at + FRAME.size:at + FRAME.size + length]
+            at += FRAME.size + length
+            if pieces and pieces[-1][0] == stream:
+                pieces[-1] = (stream, pieces[-1][1] + data)
+            else:
+                pieces.append((stream, data))
+        self.buffer = buffer[at:]
+        return self._batches(pieces)
+
+    def _batches(self, pieces: list[tuple[int, bytes]]) -> list[tuple[str, list[str]]]:
+        batches: list[tuple[str, list[str]]] = []
+        for stream, data in pieces:
+            texts = self.lines[stream].feed(data)
+            if not texts:
+                continue
+            if batches and batches[-1][0] == STREAMS[stream]:
+                batches[-1][1].extend(texts)
+            else:
+                batches.append((STREAMS[stream], texts))
+        return batches
+
+    def end(self) -> list[tuple[str, list[str]]]:
+        """What is left: each stream's last line without a newline (a frame cut short is dropped)."""
+        self.buffer = b""
+        return [(STREAMS[stream], texts) for stream, lines in self.lines.items() if (texts := lines.end())]
 
 
 @dataclass
@@ -98,38 +193,27 @@ class Process:
         return self._proc.pid if self._proc else None
 
     async def _pump(self, reader: asyncio.StreamReader, stream: str, sink: LineSink) -> None:
-        pending = b""
-        cut = False  # the start of the pending line went out already, cut
-        while True:
-            chunk = await reader.read(READ_SIZE)
-            if not chunk:
-                break
-            end = chunk.rfind(b"\n")
-            if end < 0:
-                pending += chunk
-            else:
-                block, pending = pending + chunk[:end], chunk[end + 1:]
-                lines = clean(block).split("\n")
-                if cut:  # the rest of a line already cut
-                    del lines[0]
-                    cut = False
-                if lines:
-                    if len(block) > MAX_LINE and max(map(len, lines)) > MAX_LINE:
-                        lines = [_cut(line) for line in lines]
-                    await _emit(sink, stream, lines)
-            if len(pending) > MAX_LINE:
-                await _emit(sink, stream, [clean(pending[:MAX_LINE]) + _CUT])
-                pending = b""
-                cut = True
-        if pending and not cut:
-            await _emit(sink, stream, [clean(pending)])
+        """The supervisor's own stderr (its messages, bwrap's, the interpreter's): stderr lines."""
+        lines = Lines()
+        while chunk := await reader.read(READ_SIZE):
+            if texts := lines.feed(chunk):
+                await _emit(sink, stream, texts)
+        if texts := lines.end():
+            await _emit(sink, stream, texts)
+
+    async def _relay(self, reader: asyncio.StreamReader, sink: LineSink) -> None:
+        """The command's output, framed by the supervisor: stdout and stderr lines in the order written."""
+        frames = Frames()
+        while chunk := await reader.read(FRAMES_READ_SIZE):
+            for stream, texts in frames.feed(chunk):
+                await _emit(sink, stream, texts)
+        for stream, texts in frames.end():
+            await _emit(sink, stream, texts)
 
     async def run(self, sink: LineSink, timeout: float | None, grace: float) -> Outcome:
         """Read every line into `sink` until the process ends, or stop it at `timeout`."""
         assert self._proc is not None and self._proc.stdout and self._proc.stderr
-        pumps = asyncio.gather(
-            self._pump(self._proc.stdout, "stdout", sink), self._pump(self._proc.stderr, "stderr", sink)
-        )
+        pumps = asyncio.gather(self._relay(self._proc.stdout, sink), self._pump(self._proc.stderr, "stderr", sink))
         try:
             await asyncio.wait_for(asyncio.shield(pumps), timeout)
         except asyncio.TimeoutError:

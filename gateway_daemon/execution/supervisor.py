@@ -13,6 +13,16 @@ seconds:
   the run, and the kernel closes it when the gateway dies), or it gets TERM, INT
   or HUP: everything, COMMAND first among them.
 
+COMMAND's standard output and error are pipes of the supervisor's own, read as soon
+as they have data and relayed, in the order read, to the supervisor's standard
+output as frames: a stream byte (1 stdout, 2 stderr), the length of the data
+(4 bytes, big-endian), the data.  So the gateway gets the command's output in the
+order the command wrote it whenever it reads it (one pipe keeps the order; two
+pipes read by a busy reader do not).  What the supervisor says itself (and bwrap,
+and the interpreter) goes to its standard error, never between the frames.  The
+output of what is left behind is relayed until it ends; what is still in the
+pipes once no descendant is left is relayed, then the frames end.
+
 Then it exits as COMMAND did.  In the bwrap sandbox it runs inside the run's pid
 namespace (bwrap's init is its parent), and bwrap ends the namespace besides.
 Without a sandbox it is what keeps orphans from escaping: a script that kills
@@ -25,9 +35,11 @@ orphan of the gateway's children its own.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import signal
+import struct
 import sys
 import time
 
@@ -35,6 +47,12 @@ PR_SET_CHILD_SUBREAPER = 36
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # What the interpreter changes (SIGPIPE, SIGXFSZ ignored) and the handlers below: the command gets the defaults.
 DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, *STOP_SIGNALS)
+STDOUT, STDERR = 1, 2  # the stream byte of a frame
+FRAME = struct.Struct(">BI")  # before the data of each frame: stream, length
+READ_SIZE = 64 * 1024  # a pipe holds 64 KiB: one read takes what is there
+HELD_LIMIT = 1024 * 1024  # frames the gateway has not taken yet: beyond, the command waits (its pipes fill)
+OUT_PIPE_SIZE = 256 * 1024  # the pipe to the gateway: room for a few frames, so the gateway seldom waits for a hop
+F_SETPIPE_SZ = 1031
 
 
 def become_subreaper() -> None:
@@ -77,6 +95,78 @@ def signal_all(pids: list[int], sig: int) -> None:
             pass
 
 
+class Relay:
+    """The command's output pipes, read as they have data, to frames on `out` in the order read."""
+
+    def __init__(self, sources: dict[int, int], out: int):
+        self.sources = sources  # read end -> stream byte; a source leaves at its end of file
+        self.out = out
+        self.held = bytearray()  # frames `out` did not take yet
+        self.gone = False  # the gateway's end is closed: output is read and dropped
+        os.set_blocking(out, False)
+        try:
+            fcntl.fcntl(out, F_SETPIPE_SZ, OUT_PIPE_SIZE)
+        except OSError:  # not a pipe, or the user's pipe quota is used up: the default size
+            pass
+        for fd in sources:
+            os.set_blocking(fd, False)
+
+    def readers(self) -> list[int]:
+        return list(self.sources) if len(self.held) < HELD_LIMIT else []
+
+    def writers(self) -> list[int]:
+        return [self.out] if self.held else []
+
+    def read(self, fd: int) -> bool:
+        """One read of `fd` framed; False when it had nothing (yet)."""
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""
+        if not data:
+            del self.sources[fd]
+            os.close(fd)
+            return False
+        if not self.gone:
+            self.held += FRAME.pack(self.sources[fd], len(data))
+            self.held += data
+        return True
+
+    def write(self) -> None:
+        """As much of the held frames as `out` takes now."""
+        if not self.held:
+            return
+        try:
+            written = os.write(self.out, self.held)
+        except BlockingIOError:
+            return
+        except OSError:  # the gateway is gone (its control pipe closed too: everything ends)
+            self.gone = True
+            self.held.clear()
+            return
+        del self.held[:written]
+
+    def finish(self) -> None:
+        """Once no descendant is left: what is in the pipes still, then every frame out, then the end."""
+        for fd in list(self.sources):
+            while fd in self.sources and self.read(fd):
+                self.write_down_to(HELD_LIMIT)
+            if fd in self.sources:  # no end of file: the pipe is held outside (passed away); not waited for
+                del self.sources[fd]
+                os.close(fd)
+        self.write_down_to(0)
+        os.close(self.out)
+
+    def write_down_to(self, limit: int) -> None:
+        """Write, waiting for the gateway to read, until at most `limit` bytes are held."""
+        self.write()
+        while len(self.held) > limit:
+            select.select([], [self.out], [])
+            self.write()
+
+
 class Supervisor:
     def __init__(self, command: list[str], control_fd: int, grace: float):
         self.command = command
@@ -84,6 +174,9 @@ class Supervisor:
         self.grace = grace
         self.child = 0
         self.status: int | None = None  # the wait status of the command once it ended
+        self.wake = -1  # the read end of the signal wakeup pipe
+        self.relay: Relay | None = None
+        self.ending = False  # ending everything: the control pipe is no longer watched
 
     def reap(self) -> None:
         """Collect every child that ended (the command, and the orphans adopted)."""
@@ -97,47 +190,81 @@ class Supervisor:
             if pid == self.child:
                 self.status = status
 
+    def step(self, timeout: float | None) -> bool:
+        """Wait up to `timeout` for a signal, the control pipe or output, and relay what output there is.
+        True when a stop is asked."""
+        relay = self.relay
+        assert relay is not None
+        watched = [self.wake, *relay.readers()]
+        if not self.ending:
+            watched.append(self.control_fd)
+        ready, _, _ = select.select(watched, relay.writers(), [], timeout)
+        stop = False
+        for fd in ready:
+            if fd == self.wake:
+                data = os.read(self.wake, 512)
+                stop = stop or any(byte in data for byte in STOP_SIGNALS)
+                if signal.SIGCHLD in data:
+                    self.reap()
+            elif fd == self.control_fd:
+                stop = True
+            elif fd in relay.sources:
+                relay.read(fd)
+        relay.write()
+        return stop and not self.ending
+
+    def idle(self, seconds: float) -> None:
+        """`seconds` of relaying output."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self.step(left)
+
     def end_all(self) -> None:
         """TERM every descendant, KILL what is left after the grace period, until none is left."""
+        self.ending = True
         pids, running = descendants(os.getpid())
         signal_all(pids, signal.SIGTERM)
         deadline = time.monotonic() + self.grace
         while running and time.monotonic() < deadline:
-            time.sleep(0.02)
+            self.idle(0.02)
             self.reap()
             pids, running = descendants(os.getpid())
         while running:  # a process forking meanwhile is found in the next round
             signal_all(pids, signal.SIGKILL)
-            time.sleep(0.01)
+            self.idle(0.01)
             self.reap()
             pids, running = descendants(os.getpid())
         self.reap()
 
     def run(self) -> int:
-        wake_read, wake_write = os.pipe()
+        self.wake, wake_write = os.pipe()
         os.set_blocking(wake_write, False)
         signal.set_wakeup_fd(wake_write)
         for sig in (signal.SIGCHLD, *STOP_SIGNALS):
             signal.signal(sig, lambda *_: None)  # each wakes the select below through the pipe
         os.set_inheritable(self.control_fd, False)
         become_subreaper()
+        out_read, out_write = os.pipe()  # all four close-on-exec: the command gets its write ends as 1 and 2 only
+        err_read, err_write = os.pipe()
         try:
-            self.child = os.posix_spawnp(self.command[0], self.command, os.environ, setsigdef=DEFAULT_SIGNALS)
+            self.child = os.posix_spawnp(self.command[0], self.command, os.environ, setsigdef=DEFAULT_SIGNALS,
+                                         file_actions=[(os.POSIX_SPAWN_DUP2, out_write, 1),
+                                                       (os.POSIX_SPAWN_DUP2, err_write, 2)])
         except OSError as exc:
             print(f"gateway: cannot start {self.command[0]}: {exc.strerror or exc}", file=sys.stderr, flush=True)
             return 127
+        finally:
+            os.close(out_write)
+            os.close(err_write)
+        self.relay = Relay({out_read: STDOUT, err_read: STDERR}, sys.stdout.fileno())
         stop = False
         while self.status is None and not stop:
-            ready, _, _ = select.select([wake_read, self.control_fd], [], [])
-            if wake_read in ready:
-                data = os.read(wake_read, 512)
-                stop = any(byte in data for byte in STOP_SIGNALS)
-            stop = stop or self.control_fd in ready
-            self.reap()
+            stop = self.step(None)
         self.end_all()
         while self.status is None:  # the command ended in end_all; its status is collected by now
             self.reap()
-            time.sleep(0.01)
+            self.idle(0.01)
+        self.relay.finish()
         if os.WIFSIGNALED(self.status):
             return -os.WTERMSIG(self.status)
         return os.waitstatus_to_exitcode(self.status)
