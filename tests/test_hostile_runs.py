@@ -31,7 +31,7 @@ from gateway_daemon.execution.sandbox import Sandbox
 from cli_helpers import BIN, gateway_env, gw, ok
 from cluster import new_site, start_all, wait_for
 from gateway_server import ADMIN_PASSWORD, Client, Daemon
-from gitutil import git, new_repo
+from gitutil import commit_files, git, new_repo
 
 PEEK = '''\
 import json, os, socket, sys
@@ -210,9 +210,12 @@ def _peek_repo(root: Path, tinydep: Path | None = None) -> Path:
     files = {"peek.py": PEEK, "fork.py": FORK}
     if tinydep is not None:
         files["venv/peek.py"] = PEEK
-        files["venv/requirements.txt"] = f"{tinydep}\n"
+        files["venv/requirements.txt"] = f"./{tinydep.name}\n"  # in the tree: the sandboxed build sees that only
     repo = root / "peek-origin"
     new_repo(repo, files)
+    if tinydep is not None:
+        shutil.copy(tinydep, repo / "venv" / tinydep.name)
+        commit_files(repo, {}, "the wheel")
     return repo
 
 
