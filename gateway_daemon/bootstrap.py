@@ -79,8 +79,8 @@ def local_executor(config: Config, queue: bool = True) -> "Executor":
 
     limits = _limits(config)
     application = config["application"]
-    venvs = Venvs(config.data_dir, application.venv_retention_period, application.venv_sweep_interval)
     sandbox = Sandbox(config.get("execution", "sandbox"), hidden_from_runs(config))
+    venvs = Venvs(config.data_dir, application.venv_retention_period, application.venv_sweep_interval, sandbox)
     if config.mode in ("server", "runner"):
         log = logging.getLogger(f"gateway.{config.mode}")
         if sandbox.active:

@@ -31,7 +31,7 @@ from gateway_daemon.execution.sandbox import Sandbox
 from cli_helpers import BIN, gateway_env, gw, ok
 from cluster import new_site, start_all, wait_for
 from gateway_server import ADMIN_PASSWORD, Client, Daemon
-from gitutil import git, new_repo
+from gitutil import commit_files, git, new_repo
 
 PEEK = '''\
 import json, os, socket, sys
@@ -210,9 +210,12 @@ def _peek_repo(root: Path, tinydep: Path | None = None) -> Path:
     files = {"peek.py": PEEK, "fork.py": FORK}
     if tinydep is not None:
         files["venv/peek.py"] = PEEK
-        files["venv/requirements.txt"] = f"{tinydep}\n"
+        files["venv/requirements.txt"] = f"./{tinydep.name}\n"  # in the tree: the sandboxed build sees that only
     repo = root / "peek-origin"
     new_repo(repo, files)
+    if tinydep is not None:
+        shutil.copy(tinydep, repo / "venv" / tinydep.name)
+        commit_files(repo, {}, "the wheel")
     return repo
 
 
@@ -442,6 +445,170 @@ def test_on_a_runner_a_run_cannot_open_the_key_the_data_dir_or_the_servers_files
             if node.process is not None:
                 node.kill()
         site.etcd.kill()
+
+
+# ---------------------------------------------------------------- builds of a run's dependencies
+# A build backend of the package's own (no download needed): importing it is running the repository's code.
+PROBE_BACKEND = """\
+import base64, hashlib, io, json, os, sys, zipfile
+lines = []
+for path in json.loads({paths!r}):
+    try:
+        with open(path, "rb") as handle:
+            lines.append("BUILD READ " + path + " " + handle.read(64).hex())
+    except OSError as exc:
+        lines.append("BUILD DENIED " + path + " " + type(exc).__name__)
+for line in lines:
+    print(line, file=sys.stderr, flush=True)
+try:
+    with open("probe-report.txt", "w") as handle:  # a local path package builds in place: in the run's tree
+        handle.write("\\n".join(lines) + "\\n")
+except OSError:
+    pass
+if {fail!r}:
+    raise SystemExit("the probe build stops here on purpose")
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    name = "probe-1.0-py3-none-any.whl"
+    files = {{"probe.py": b"DONE = True\\n",
+              "probe-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\\nName: probe\\nVersion: 1.0\\n",
+              "probe-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\\nGenerator: probe\\nRoot-Is-Purelib: true\\n"
+                                           b"Tag: py3-none-any\\n"}}
+    record = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{{path}},sha256={{digest}},{{len(data)}}")
+    record.append("probe-1.0.dist-info/RECORD,,")
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as wheel:
+        for path, data in files.items():
+            wheel.writestr(path, data)
+        wheel.writestr("probe-1.0.dist-info/RECORD", "\\n".join(record) + "\\n")
+    return name
+"""
+
+PROBE_PYPROJECT = ('[build-system]\nrequires = []\nbuild-backend = "probe_backend"\nbackend-path = ["."]\n'
+                   '[project]\nname = "probe"\nversion = "1.0"\n')
+
+SHOW_REPORT = """\
+import os
+import probe
+print("probe installed:", probe.DONE)
+report = os.path.join("probe", "probe-report.txt")
+print(open(report).read() if os.path.exists(report) else "NO REPORT")
+"""
+
+
+def _probe_sdist(folder: Path, paths: list[str]) -> Path:
+    """probe-1.0.tar.gz: an sdist whose build code looks for `paths`, says what it found, and fails."""
+    data = {"probe-1.0/pyproject.toml": PROBE_PYPROJECT.encode(),
+            "probe-1.0/probe_backend.py": PROBE_BACKEND.format(paths=json.dumps(paths), fail=True).encode(),
+            "probe-1.0/PKG-INFO": b"Metadata-Version: 2.1\nName: probe\nVersion: 1.0\n"}
+    sdist = folder / "probe-1.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as archive_file:
+        for name, content in data.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive_file.addfile(info, io.BytesIO(content))
+    return sdist
+
+
+def _build_probe_repo(root: Path, paths: list[str], tinydep: Path) -> Path:
+    repo = root / "build-probe-origin"
+    new_repo(repo, {
+        "sdist/requirements.txt": "./probe-1.0.tar.gz\n",
+        "sdist/main.py": 'print("main ran")\n',
+        "local/requirements.txt": f"./probe\n./{tinydep.name}\n",
+        "local/main.py": SHOW_REPORT,
+        "local/probe/pyproject.toml": PROBE_PYPROJECT,
+        "local/probe/probe_backend.py": PROBE_BACKEND.format(paths=json.dumps(paths), fail=False),
+    })
+    _probe_sdist(repo / "sdist", paths)
+    shutil.copy(tinydep, repo / "local" / tinydep.name)
+    commit_files(repo, {}, "the sdist and the wheel")
+    return repo
+
+
+def _first_bytes(path: Path) -> str:
+    return path.read_bytes()[:64].hex()
+
+
+@pytest.mark.skipif(not _bwrap_usable(), reason="bubblewrap is not installed or cannot make namespaces here")
+def test_a_packages_build_code_cannot_open_the_key_or_the_database(local, tmp_path, tinydep):
+    data = _data_dir(local)
+    key, database = data / "secrets.key", data / "gateway.db"
+    assert key.is_file() and database.is_file()
+    repo = _build_probe_repo(tmp_path, [str(key), str(database)], tinydep)
+    ok(gw(local, "create", "repository", "probe", "--url", str(repo)))
+    ok(gw(local, "create", "service", "python-script", "sdist", "--repository", "probe", "--working-dir", "sdist",
+          "--filename", "main.py"))
+    ok(gw(local, "create", "service", "python-script", "local", "--repository", "probe", "--working-dir", "local",
+          "--filename", "main.py"))
+    contents = (_first_bytes(key), _first_bytes(database))
+
+    # An sdist named by requirements.txt: its build code runs, finds nothing, and the run fails with one line.
+    failed = gw(local, "run", "service", "sdist")
+    everything = failed.stdout + failed.stderr
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr and "main ran" not in failed.stdout
+    assert f"BUILD DENIED {key} " in everything and f"BUILD DENIED {database} " in everything, everything
+    assert "BUILD READ" not in everything and not any(text in everything for text in contents)
+    assert "pip failed:" in failed.stderr.strip().splitlines()[-1], failed.stderr
+    run = json.loads(ok(gw(local, "get", "runs", "-o", "json")).stdout)[0]
+    assert run["status"] == "failed" and "pip failed" in run["reason"] and "\n" not in run["reason"]
+    assert not list((data / "venvs").glob("*.scratch")), "a build's private /tmp and HOME outlived it"
+
+    # A local path package builds in place in the run's tree: the build works, the run succeeds, and what
+    # its build code could read (its report, left in the tree) is nothing.
+    done = ok(gw(local, "run", "service", "local"))
+    assert "probe installed: True" in done.stdout, done.stdout
+    assert f"BUILD DENIED {key} " in done.stdout and f"BUILD DENIED {database} " in done.stdout, done.stdout
+    assert "BUILD READ" not in done.stdout + done.stderr
+    assert not any(text in done.stdout + done.stderr for text in contents)
+
+    # The same sdist without the sandbox reads the key: what the probe reports is real.
+    bare = gw(dict(local, GATEWAY_EXECUTION_SANDBOX="none"), "run", "service", "sdist")
+    assert f"BUILD READ {key} {contents[0]}" in bare.stdout + bare.stderr, bare.stderr
+
+
+@pytest.mark.skipif(not _bwrap_usable(), reason="bubblewrap is not installed or cannot make namespaces here")
+def test_a_sandboxed_build_installs_wheels_from_find_links_and_a_local_collection(local, tmp_path, tinydep):
+    galaxy = Path(sys.executable).parent / "ansible-galaxy"
+    if not galaxy.is_file():
+        pytest.skip("Ansible is not installed in the gateway's environment")
+    source = tmp_path / "collection"
+    subprocess.run([str(galaxy), "collection", "init", "gwtest.boxed", "--init-path", str(source)], check=True,
+                   capture_output=True)
+    tasks = source / "gwtest" / "boxed" / "roles" / "hello" / "tasks"
+    tasks.mkdir(parents=True)
+    (tasks / "main.yml").write_text('- ansible.builtin.debug:\n    msg: "hello from the boxed collection"\n')
+    repo = tmp_path / "boxed-origin"
+    new_repo(repo, {
+        "py/requirements.txt": "--find-links ./wheels\ntinydep==1.0\n",
+        "py/main.py": "import tinydep\nprint('tinydep says', tinydep.VALUE)\n",
+        "play/site.yml": "- hosts: localhost\n  connection: local\n  gather_facts: false\n"
+                         "  roles:\n    - gwtest.boxed.hello\n",
+        "play/requirements.yml": "collections:\n  - name: ./gwtest-boxed-1.0.0.tar.gz\n    type: file\n",
+    })
+    (repo / "py" / "wheels").mkdir()
+    shutil.copy(tinydep, repo / "py" / "wheels" / tinydep.name)
+    subprocess.run([str(galaxy), "collection", "build", "--output-path", str(repo / "play"),
+                    str(source / "gwtest" / "boxed")], check=True, capture_output=True)
+    commit_files(repo, {}, "a wheel and a collection")
+    ok(gw(local, "create", "repository", "boxed", "--url", str(repo)))
+    ok(gw(local, "create", "service", "python-script", "py", "--repository", "boxed", "--working-dir", "py",
+          "--filename", "main.py"))
+    ok(gw(local, "create", "service", "ansible-playbook", "play", "--repository", "boxed", "--working-dir", "play",
+          "--playbook", "site.yml"))
+    wheels = ok(gw(local, "run", "service", "py"))
+    assert "tinydep says 42" in wheels.stdout and "pip:" in wheels.stderr
+    played = ok(gw(local, "run", "service", "play"))
+    assert "hello from the boxed collection" in played.stdout, played.stdout + played.stderr
+    assert "ansible-galaxy:" in played.stderr
+    data = _data_dir(local)
+    assert [p for p in (data / "collections").iterdir() if p.is_dir()]
+    assert not list((data / "collections").glob("*.scratch"))
 
 
 # ---------------------------------------------------------------- nothing outlives its run

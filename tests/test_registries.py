@@ -4,11 +4,14 @@ python-script interpreter: isolated without requirements, pyproject.toml depende
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -93,9 +96,23 @@ print("prefix " + sys.prefix)
 
 
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory, pypi) -> Path:
-    repo = tmp_path_factory.mktemp("origin")
+def wheel_server(tmp_path_factory):
+    """gwtinyproj's wheel over HTTP on 127.0.0.1 (a sandboxed build sees the run's tree, not the test's folders)."""
     tiny = _wheel(tmp_path_factory.mktemp("tiny") / "w", "gwtinyproj", "from-pyproject")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tiny.parent))
+    handler.log_message = lambda *args: None  # type: ignore[assignment]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{tiny.name}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory, pypi, wheel_server) -> Path:
+    repo = tmp_path_factory.mktemp("origin")
     new_repo(repo, {
         "private/main.py": SCRIPT,
         "private/requirements.txt": "gwprivdep==1.0\n",
@@ -105,7 +122,7 @@ def origin(tmp_path_factory, pypi) -> Path:
             [project]
             name = "project"
             version = "0"
-            dependencies = ["gwtinyproj @ {tiny.as_uri()}"]
+            dependencies = ["gwtinyproj @ {wheel_server}"]
             '''),
     })
     return repo

@@ -98,7 +98,9 @@ def origin(tmp_path_factory, tinydep) -> Path:
     git(repo, "init", "-q", "-b", "main")
     (repo / "hello").mkdir()
     (repo / "hello" / "main.py").write_text(HELLO)
-    (repo / "hello" / "requirements.txt").write_text(f"{tinydep}\n")
+    # In the repository: the build (sandboxed) sees the run's tree, not the test's folders.
+    shutil.copy(tinydep, repo / "hello" / tinydep.name)
+    (repo / "hello" / "requirements.txt").write_text(f"./{tinydep.name}\n")
     (repo / "play").mkdir()
     (repo / "play" / "site.yml").write_text(PLAYBOOK)
     (repo / "plan").mkdir()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import gateway_env, gw, ok, one_error_line
-from gitutil import new_repo
+from gitutil import commit_files, new_repo
 
 ANSIBLE_BIN = Path(sys.executable).parent
 
@@ -130,9 +131,11 @@ def origin(tmp_path_factory, tinydep, collection_server) -> Path:
         "play/vars.yml": "from_file: yes-from-file\ncolour: from-file\n",
         "play/ansible.cfg": "[defaults]\nforks = 7\n",
         "deps/site.yml": DEPS_PLAYBOOK,
-        "deps/requirements.txt": f"{tinydep}\n",
+        "deps/requirements.txt": f"./{tinydep.name}\n",  # in the tree: the sandboxed build sees only that
         "deps/requirements.yml": f"collections:\n  - name: {collection_server}\n    type: url\n",
     })
+    shutil.copy(tinydep, repo / "deps" / tinydep.name)
+    commit_files(repo, {}, "the wheel")
     return repo
 
 

@@ -98,8 +98,9 @@ def requirement_files(service: Service, workdir: Path) -> tuple[Path | None, Pat
     return pip, galaxy
 
 
-async def prepare(job: Job, workdir: Path, venvs: Venvs, progress: Callable[[str], None]) -> AnsibleSetup:
-    """Install what the service needs (cached) and say what runs it."""
+async def prepare(job: Job, workdir: Path, venvs: Venvs, progress: Callable[[str], None],
+                  tree: Path | None = None) -> AnsibleSetup:
+    """Install what the service needs (cached; the installs see the run's `tree`) and say what runs it."""
     service = job.service
     pip, galaxy = requirement_files(service, workdir)
     pypi, galaxy_server = job.registry("pypi"), job.registry("ansible-galaxy")
@@ -108,7 +109,7 @@ async def prepare(job: Job, workdir: Path, venvs: Venvs, progress: Callable[[str
         if pip is not None:
             packages = () if names_ansible(pip) else (gateway_ansible_core(),)
             recipe = Recipe(pip, packages, registries.identity(pypi), registries.pip_environment(pypi))
-            python = await venvs.venv_for(recipe, registries.cleaned(progress, pypi))
+            python = await venvs.venv_for(recipe, registries.cleaned(progress, pypi), tree)
             setup.held.append(str(python))
             setup.python = str(python)
             setup.playbook = str(python.parent / "ansible-playbook")
@@ -120,7 +121,7 @@ async def prepare(job: Job, workdir: Path, venvs: Venvs, progress: Callable[[str
             folder = await venvs.collections_for(galaxy, registries.cleaned(progress, galaxy_server),
                                                  program if Path(program).is_file() else None,
                                                  registries.identity(galaxy_server),
-                                                 registries.galaxy_environment(galaxy_server))
+                                                 registries.galaxy_environment(galaxy_server), tree)
             setup.held.append(str(folder))
             setup.env["ANSIBLE_COLLECTIONS_PATH"] = str(folder / "collections")
             setup.env["ANSIBLE_ROLES_PATH"] = str(folder / "roles")

@@ -85,13 +85,14 @@ class LocalExecutor:
             python = sys.executable  # other types: the gateway's own bin directory leads PATH
             extra_env = dict(service.env)
             playbook_program = None
-            # ---- dependencies by service type (execution/python_scripts.py, execution/ansible.py)
+            # ---- dependencies by service type (execution/python_scripts.py, execution/ansible.py); the builds
+            # run in the venvs' sandbox (the same as the runs'), seeing this run's tree
             if service.type == "python-script":
                 python = str(await python_scripts.python_for(job, workdir, self.requirements_file, self.venvs,
-                                                             events.progress))
+                                                             events.progress, tree))
                 held.append(python)
             elif service.type == "ansible-playbook":
-                setup = await ansible.prepare(job, workdir, self.venvs, events.progress)
+                setup = await ansible.prepare(job, workdir, self.venvs, events.progress, tree)
                 held.extend(setup.held)
                 python, playbook_program = setup.python, setup.playbook
                 extra_env = {**setup.env, **extra_env}  # the service's own env wins

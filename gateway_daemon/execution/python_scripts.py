@@ -44,7 +44,7 @@ def recipe(job: Job, workdir: Path, default_requirements: str) -> Recipe:
 
 
 async def python_for(job: Job, workdir: Path, default_requirements: str, venvs: Venvs,
-                     progress: Callable[[str], None]) -> Path:
-    """The python of the script's venv (built on first use, cached)."""
+                     progress: Callable[[str], None], tree: Path | None = None) -> Path:
+    """The python of the script's venv (built on first use, cached; the build sees the run's `tree`)."""
     return await venvs.venv_for(recipe(job, workdir, default_requirements),
-                                registries.cleaned(progress, job.registry("pypi")))
+                                registries.cleaned(progress, job.registry("pypi")), tree)

@@ -15,6 +15,10 @@ caches), HOME, the gateway's processes, and the key files the configuration name
 where they lie inside a folder that is shown.  It holds no capabilities, even as root, and cannot
 gain any (no setuid).
 
+The builds of a run's dependencies (pip and ansible-galaxy, which run code of the repository) execute in
+the same sandbox (venvs.py): the run's tree, the gateway's Python, the environment being built read-write, a
+private /tmp and HOME, the network; the hidden paths nowhere.
+
 `[execution] sandbox`: ``auto`` uses bwrap where it works (probed once: some containers allow no
 namespaces) and says when it does not; ``bwrap`` requires it (runs are refused without it);
 ``none`` runs without one.
@@ -123,17 +127,20 @@ class Sandbox:
                 args += ["--ro-bind", real, real]
         return [*args, "--proc", "/proc", "--dev", "/dev"]
 
-    def command(self, *, tree: Path, tmp: Path, home: Path, cwd: str, readable: Iterable[str | Path]) -> list[str]:
+    def command(self, *, tree: Path, tmp: Path, home: Path, cwd: str, readable: Iterable[str | Path],
+                writable: Iterable[str | Path] = ()) -> list[str]:
         """The bwrap command line (ending with "--") a command of a run starts with: `tree` read-write,
-        `tmp` as /tmp and /var/tmp, `home` read-write, `readable` (files or folders) read-only, the
-        hidden paths nowhere.  [] when runs are not sandboxed."""
+        `tmp` as /tmp and /var/tmp, `home` read-write, `readable` (files or folders) read-only, `writable`
+        (existing folders: where a build installs) read-write, the hidden paths nowhere.  [] when runs are
+        not sandboxed."""
         if not self.active:
             return []
         args = [self.bwrap, *self._system(), "--bind", str(tmp), "/tmp", "--bind", str(tmp), "/var/tmp"]
         shown = [folder for folder in SYSTEM_DIRS if os.path.isdir(folder)]
         hidden = [path for path in self.hidden if os.path.lexists(path)]
         later = []
-        own = [form for folder in (tree, tmp, home) for form in _forms(folder)]
+        writable = [str(folder) for folder in writable]
+        own = [form for folder in (tree, tmp, home, *writable) for form in _forms(folder)]
         # Folders before what is in them: what a shown folder holds needs no mount of its own.
         for path in sorted(dict.fromkeys(form for item in readable for form in _forms(item)), key=len):
             if not os.path.exists(path) or any(_inside(path, folder) for folder in [*shown, *own, *later]):
@@ -148,6 +155,8 @@ class Sandbox:
                 args += ["--tmpfs", secret] if os.path.isdir(secret) else ["--ro-bind", "/dev/null", secret]
         for path in later:
             args += ["--ro-bind", path, path]
+        for folder in writable:
+            args += ["--bind", folder, folder]
         args += ["--bind", str(home), str(home), "--bind", str(tree), str(tree), "--chdir", cwd, "--"]
         return args
 

@@ -11,6 +11,13 @@ when that run ends); one unused for longer than ``[application]
 venv_retention_period`` is removed by `prune`, which the local executor runs
 when it starts and then every ``venv_sweep_interval``.  An environment a run
 of this process holds is never removed.
+
+A build runs code of the repository (pip runs a package's build code: the setup.py of an sdist, a local
+path), so where runs are sandboxed its steps are too (sandbox.py): each sees the run's tree (read-write:
+pip builds a local package in place), the gateway's Python read-only, the environment it installs into
+read-write, a private /tmp and HOME (``<env>.scratch``, gone with the build) and the network; never the
+data dir or the key files.  A registry's credentials reach pip and ansible-galaxy only through the
+step's environment, never its argv.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.errors import FailedPrecondition
+from .sandbox import Sandbox, gateway_environment
 from .workspace import file_lock
 
 Progress = Callable[[str], None]
@@ -82,10 +90,39 @@ class Recipe:
         return " + ".join(named) or "no packages (an isolated interpreter)"
 
 
+class Confinement:
+    """Where the steps of one build run: in the sandbox when runs have one, else as the gateway's user."""
+
+    def __init__(self, sandbox: Sandbox, tree: Path, target: Path, scratch: Path, readable: tuple[str, ...] = ()):
+        """`tree`: the run's tree; `target`: what the build installs into; `scratch`: holds the private /tmp
+        and HOME; `readable`: more than the gateway's Python the steps need (another environment's program)."""
+        self.sandbox, self.tree, self.target, self.scratch = sandbox, tree, target, scratch
+        self.readable = readable
+
+    def command(self, cwd: Path | None) -> list[str]:
+        """The bwrap command line a step starts with ([] without a sandbox)."""
+        if not self.sandbox.active:
+            return []
+        (self.scratch / "tmp").mkdir(parents=True, exist_ok=True)
+        (self.scratch / "home").mkdir(parents=True, exist_ok=True)
+        return self.sandbox.command(tree=self.tree, tmp=self.scratch / "tmp", home=self.scratch / "home",
+                                    cwd=str(cwd or self.tree), readable=[*gateway_environment(), *self.readable],
+                                    writable=[self.target])
+
+    def environment(self) -> dict[str, str]:
+        """What a sandboxed step's environment holds instead of the gateway's: the private HOME and /tmp."""
+        if not self.sandbox.active:
+            return {}
+        return {"HOME": str(self.scratch / "home"), "TMPDIR": "/tmp"}
+
+
 class Venvs:
-    def __init__(self, data_dir: Path, retention: float = RETENTION, sweep_interval: float = SWEEP_INTERVAL):
+    def __init__(self, data_dir: Path, retention: float = RETENTION, sweep_interval: float = SWEEP_INTERVAL,
+                 sandbox: Sandbox | None = None):
         """`retention`: seconds an environment may stay unused before `prune` removes it; `sweep_interval`:
-        seconds between two prunes while `sweeping()` runs."""
+        seconds between two prunes while `sweeping()` runs; `sandbox`: where builds run (the runs' own;
+        default: none)."""
+        self.sandbox = sandbox or Sandbox("none")
         self.root = Path(data_dir) / "venvs"
         self.collections_root = Path(data_dir) / "collections"
         self.retention = retention
@@ -101,15 +138,17 @@ class Venvs:
         """The python that runs a script: a cached venv for `requirements`, else an empty one."""
         return await self.venv_for(Recipe(requirements), progress)
 
-    async def venv_for(self, recipe: Recipe, progress: Progress) -> Path:
-        """The python of a cached venv built from `recipe` (the first use builds it, streaming progress)."""
+    async def venv_for(self, recipe: Recipe, progress: Progress, tree: Path | None = None) -> Path:
+        """The python of a cached venv built from `recipe` (the first use builds it, streaming progress).
+        `tree`: the run's tree, which the build sees (default: the requirements file's folder)."""
         target = self.root / recipe.key()
         python = target / "bin" / "python"
         self._hold(target)
         try:
             if not (target / MARKER).is_file():
                 async def build(target: Path, _: Path, progress: Progress) -> None:
-                    await self._build_venv(target, recipe, progress)
+                    seen = tree or (recipe.requirements.parent if recipe.requirements is not None else target)
+                    await self._build_venv(target, recipe, progress, self._confinement(target, seen))
                 await self._build(target, recipe.requirements or Path(recipe.describe()), progress, build)
         except BaseException:
             self._let_go(target)
@@ -117,18 +156,20 @@ class Venvs:
         return python
 
     async def collections_for(self, requirements: Path, progress: Progress, galaxy: str | None = None,
-                              index: str = "", env: dict[str, str] | None = None) -> Path:
+                              index: str = "", env: dict[str, str] | None = None, tree: Path | None = None) -> Path:
         """A directory holding what `requirements.yml` names: its collections in collections/ (for
         ANSIBLE_COLLECTIONS_PATH) and its roles in roles/ (ANSIBLE_ROLES_PATH).  `galaxy`: the ansible-galaxy
         to install with (default: the gateway's); `index`: the Galaxy server's URL (part of the key); `env`:
-        what the install's environment adds (the server's credentials)."""
+        what the install's environment adds (the server's credentials); `tree`: the run's tree, which the
+        install sees (default: the requirements file's folder)."""
         key = self.key(requirements) + "-" + hashlib.sha256(b"roles+collections\0" + index.encode()).hexdigest()[:8]
         target = self.collections_root / key
         self._hold(target)
         try:
             if not (target / MARKER).is_file():
                 async def install(target: Path, requirements: Path, progress: Progress) -> None:
-                    await self._install_collections(target, requirements, progress, galaxy, env or {})
+                    await self._install_collections(target, requirements, progress, galaxy, env or {},
+                                                    tree or requirements.parent)
                 await self._build(target, requirements, progress, install)
         except BaseException:
             self._let_go(target)
@@ -219,43 +260,61 @@ class Venvs:
                 return  # another run built it while this one waited
             if target.exists():
                 await asyncio.to_thread(shutil.rmtree, target, True)
+            scratch = _scratch(target)
+            await asyncio.to_thread(shutil.rmtree, scratch, True)  # left by a gateway killed mid-build
+            target.mkdir()  # there before the build: the sandbox shows it read-write
             started = time.monotonic()
             try:
                 await how(target, requirements, progress)
             except BaseException:
                 await asyncio.to_thread(shutil.rmtree, target, True)
                 raise
+            finally:
+                await asyncio.to_thread(shutil.rmtree, scratch, True)
             (target / MARKER).write_text(f"{requirements.name}\n")
             progress(f"ready in {time.monotonic() - started:.1f} s, cached as {target.name}")
 
-    async def _build_venv(self, target: Path, recipe: Recipe, progress: Progress) -> None:
+    def _confinement(self, target: Path, tree: Path, readable: tuple[str, ...] = ()) -> Confinement:
+        return Confinement(self.sandbox, tree, target, _scratch(target), readable)
+
+    async def _build_venv(self, target: Path, recipe: Recipe, progress: Progress,
+                          confinement: Confinement | None = None) -> None:
+        box = confinement or self._confinement(target, target)
         if recipe.empty:
             progress("building an isolated interpreter (an empty virtual environment, made once)")
-            await _stream([base_python(), "-m", "venv", "--without-pip", str(target)], progress, "venv")
+            await _stream([base_python(), "-m", "venv", "--without-pip", str(target)], progress, "venv", box=box)
             return
         progress(f"building a virtual environment for {recipe.describe()} (first run with it)")
-        await _stream([base_python(), "-m", "venv", str(target)], progress, "venv")
+        await _stream([base_python(), "-m", "venv", str(target)], progress, "venv", box=box)
         python = str(target / "bin" / "python")
         pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
         if recipe.requirements is not None:
             await _stream([*pip, "-r", str(recipe.requirements)], progress, "pip", cwd=recipe.requirements.parent,
-                          extra_env=recipe.pip_env)
+                          extra_env=recipe.pip_env, box=box)
         if recipe.packages:
-            await _stream([*pip, *recipe.packages], progress, "pip", extra_env=recipe.pip_env)
+            await _stream([*pip, *recipe.packages], progress, "pip", extra_env=recipe.pip_env, box=box)
 
     async def _install_collections(self, target: Path, requirements: Path, progress: Progress,
-                                   galaxy: str | None = None, env: dict[str, str] | None = None) -> None:
+                                   galaxy: str | None = None, env: dict[str, str] | None = None,
+                                   tree: Path | None = None) -> None:
         beside = Path(sys.executable).parent / "ansible-galaxy"
         program = galaxy or (str(beside) if beside.is_file() else shutil.which("ansible-galaxy"))
         if not program:
             raise FailedPrecondition("Ansible is not installed: no 'ansible-galaxy'; "
                                      "install it with: pip install 'automation-gateway[ansible]'")
         progress(f"installing the Ansible collections and roles of {requirements.name} (first run with this file)")
-        target.mkdir(parents=True)
+        target.mkdir(parents=True, exist_ok=True)
         # Without -p (which would install roles only) both go to the first path configured for each.
         paths = {"ANSIBLE_COLLECTIONS_PATH": str(target / "collections"), "ANSIBLE_ROLES_PATH": str(target / "roles")}
+        # The program's own environment (a service's venv, under the data dir) is shown to the install.
+        box = self._confinement(target, tree or requirements.parent, (str(Path(program).parent.parent),))
         await _stream([program, "install", "-r", str(requirements)], progress, "ansible-galaxy",
-                      cwd=requirements.parent, extra_env={**(env or {}), **paths})
+                      cwd=requirements.parent, extra_env={**(env or {}), **paths}, box=box)
+
+
+def _scratch(target: Path) -> Path:
+    """The private /tmp and HOME of a sandboxed build of `target` (removed when the build ends)."""
+    return target.with_name(target.name + ".scratch")
 
 
 def _touch(target: Path) -> None:
@@ -268,14 +327,18 @@ def _days(seconds: float) -> str:
 
 
 async def _stream(argv: list[str], progress: Progress, label: str, cwd: Path | None = None,
-                  extra_env: dict[str, str] | None = None) -> None:
+                  extra_env: dict[str, str] | None = None, box: Confinement | None = None) -> None:
     """Run a build step, passing each line of its output on as progress; fail with its last lines.
-    `extra_env`: what only this step's environment holds (a registry's credentials)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PIP_REQUIRE_VIRTUALENV")}
+    `extra_env`: what only this step's environment holds (a registry's credentials); `box`: where it runs."""
+    sandbox = box.command(cwd) if box is not None else []
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PIP_REQUIRE_VIRTUALENV")
+           and not (sandbox and k.startswith("XDG_"))}  # sandboxed: the gateway's folders are not there
     env["PYTHONUNBUFFERED"] = "1"
+    if box is not None:
+        env.update(box.environment())
     env.update(extra_env or {})
     process = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        *sandbox, *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True)
     tail: list[str] = []
     try:
