@@ -69,7 +69,7 @@ class ExecutableFormScreen(FormScreen):
                         "through one)", required=True)
         yield FormField("arg_format", "Arg format", Input(x.arg_format, id="arg_format", compact=True,
                                                           placeholder=DEFAULT_ARG_FORMAT),
-                        "how each input becomes arguments: {key} and {value} (IAG 5: --{{.Key}} {{.Value}}); "
+                        "each input as arguments: {key}, {value} or IAG 5's {{.Key}}, {{.Value}}; "
                         f"empty: {DEFAULT_ARG_FORMAT}")
         yield FormField("description", "Description", Input(x.description, id="description", compact=True))
 

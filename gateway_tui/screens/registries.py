@@ -37,13 +37,13 @@ def defaults(registries: Iterable[Any]) -> set[str]:
     return chosen
 
 
-def credentials(r: Any) -> str:
-    """Who the registry logs in as, and which secret holds what: never a value."""
-    if r.token_name:
-        return f"token: {r.token_name}"
-    if r.password_name:
-        return f"{r.username} · {r.password_name}"
-    return r.username
+def access(r: Any) -> str:
+    """Who the registry logs in as and which secret holds what (never a value); whether TLS is checked."""
+    parts = [f"token {r.token_name}" if r.token_name else f"{r.username} · {r.password_name}" if r.password_name
+             else r.username]
+    if r.insecure:
+        parts.append("insecure")
+    return " · ".join(p for p in parts if p)
 
 
 class RegistriesScreen(ResourceListScreen):
@@ -54,7 +54,7 @@ class RegistriesScreen(ResourceListScreen):
         Column("type", "Type", min_width=4, max_width=14),
         Column("url", "URL", min_width=12, max_width=48),
         Column("default", "Default", min_width=0, max_width=7),
-        Column("credentials", "Credentials", min_width=0, max_width=32),
+        Column("access", "Access", min_width=0, max_width=32),
         Column("description", "Description", min_width=0, max_width=60, grow=True),
     ]
     EMPTY = ("No registries.\n\nA registry is a PyPI index or an Ansible Galaxy server services install their "
@@ -65,10 +65,10 @@ class RegistriesScreen(ResourceListScreen):
         chosen = defaults(resources)
         for r in resources:
             built_in = is_built_in(r)
-            insecure = " (insecure)" if r.insecure else ""
-            yield TableRow(r.name, (r.name, r.type, r.url + insecure, "yes" if r.name in chosen else "",
-                                    credentials(r), r.description.splitlines()[0] if r.description else ""),
-                           ("muted" if built_in else None, None, "muted" if built_in else None, None, None, "muted"))
+            yield TableRow(r.name, (r.name, r.type, r.url, "yes" if r.name in chosen else "", access(r),
+                                    r.description.splitlines()[0] if r.description else ""),
+                           ("muted" if built_in else None, None, "muted" if built_in else None, None,
+                            "warning" if r.insecure else None, "muted"))
 
     def _refused(self, resource: Any, doing: str) -> bool:
         if is_built_in(resource):
