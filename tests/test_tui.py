@@ -393,6 +393,12 @@ async def test_registries_listed_with_built_ins_created_checked_and_deleted(engi
         await pilot.press("e")
         await until(pilot, lambda: any("built in" in n.message for n in app._notifications))
         assert isinstance(app.screen, RegistriesScreen)
+        await pilot.press("enter")  # its details say so
+        await until(pilot, lambda: app.screen.query("#fields")
+                    and "pypi.org" in str(app.screen.query_one("#fields").render()))
+        assert "built in" in str(app.screen.query_one("#fields").render())
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, RegistriesScreen))
 
         # The form: a URL holding credentials is marked on its field; nothing is stored.
         await pilot.press("n")
