@@ -14,13 +14,15 @@ from textual.screen import ModalScreen
 from .commands import GatewayCommands
 from .screens.audit import AuditScreen
 from .screens.decorators import DecoratorsScreen
+from .screens.executables import ExecutablesScreen
+from .screens.registries import RegistriesScreen
 from .screens.repositories import RepositoriesScreen
 from .screens.runners import RunnersScreen
 from .screens.runs import RunsScreen
 from .screens.secrets import SecretsScreen
 from .screens.services import ServicesScreen
 from .screens.users import UserListScreen, UsersScreen
-from .widgets.navigation import SECTIONS
+from .widgets.navigation import PALETTE_SECTIONS, SECTIONS
 
 if TYPE_CHECKING:
     from gateway_daemon.config import Config
@@ -52,6 +54,8 @@ class GatewayApp(App):
         "users": UsersScreen,
         "runners": RunnersScreen,
         "audit": AuditScreen,
+        "registries": RegistriesScreen,
+        "executables": ExecutablesScreen,
     }
     # The footer fits 80 columns: the section keys show in the tab bar, the theme in the palette (ctrl+p).
     BINDINGS = [
@@ -59,6 +63,9 @@ class GatewayApp(App):
           for mode, key, label in SECTIONS),
         # roles and audit (issue 14): the Audit section, for admins against a server; off the footer
         Binding("8", "section('audit')", "Audit", show=False, tooltip="Go to the audit trail (admins)"),
+        # registries and executable objects (issue 13): off the strip and the footer, in the palette
+        *(Binding(key, f"section('{mode}')", label, show=False, tooltip=f"Go to {label}")
+          for mode, key, label in PALETTE_SECTIONS),
         Binding("ctrl+t", "toggle_theme", "Theme", show=False,
                 tooltip="Switch between the dark and the light theme"),
         Binding("q", "quit", "Quit", tooltip="Quit the gateway"),

@@ -10,7 +10,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from gateway_daemon.core import GatewayError
 
-from .widgets.navigation import SECTIONS
+from .widgets.navigation import PALETTE_SECTIONS, SECTIONS
 
 
 def _key_label(key: str) -> str:
@@ -32,7 +32,7 @@ class GatewayCommands(Provider):
         screen = self.screen
         commands: list[tuple[str, str, Callable[[], Any]]] = []
         seen: set[str] = set()
-        for mode, key, label in SECTIONS:
+        for mode, key, label in SECTIONS + PALETTE_SECTIONS:
             name = f"Go to {label}"
             seen.add(f"section('{mode}')")
             commands.append((name, f"key {key}", partial(app.action_section, mode)))  # type: ignore[attr-defined]

@@ -25,7 +25,7 @@ from gateway_tui.widgets.output_view import OutputView
 from gateway_tui.widgets.resource_table import ResourceTable
 
 from gitutil import new_repo
-from pilot import table_keys, type_into, until
+from pilot import cell, table_keys, type_into, until
 
 SIZE = (120, 36)
 SCRIPT = '''\
@@ -373,3 +373,128 @@ async def test_filter_as_you_type_and_sort(engine, origin):
         await pilot.press("s")  # the next column: type
         await until(pilot, lambda: table_keys(app)[0] == "certs")
         assert table_keys(app)[-3:] == ["add-vlan", "backup", "vlan-audit"]
+
+
+async def test_registries_listed_with_built_ins_created_checked_and_deleted(engine):
+    from gateway_tui.screens.registries import RegistriesScreen, RegistryFormScreen
+
+    await engine.create_secret("pypi-token", "pypi-s3cret", "")
+    app = make_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, ServicesScreen))
+        await pilot.press("9")
+        await until(pilot, lambda: isinstance(app.screen, RegistriesScreen)
+                    and table_keys(app) == ["default-galaxy", "default-pypi"])
+        assert cell(app, "default-pypi", "default") == "yes"
+        assert "9 Registries" in str(app.screen.query_one("#nav").query("NavItem.-active").first().render())
+
+        # A built-in one is refused before any form opens.
+        app.screen.query_one(ResourceTable).move_to("default-pypi")
+        await pilot.press("e")
+        await until(pilot, lambda: any("built in" in n.message for n in app._notifications))
+        assert isinstance(app.screen, RegistriesScreen)
+        await pilot.press("enter")  # its details say so
+        await until(pilot, lambda: app.screen.query("#fields")
+                    and "pypi.org" in str(app.screen.query_one("#fields").render()))
+        assert "built in" in str(app.screen.query_one("#fields").render())
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, RegistriesScreen))
+
+        # The form: a URL holding credentials is marked on its field; nothing is stored.
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, RegistryFormScreen))
+        await type_into(pilot, "#name", "internal")
+        await type_into(pilot, "#url", "https://bob:pw@pypi.example.com/simple")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: field_error(app, "url"), what="the url error")
+        assert "holds credentials" in field_error(app, "url")
+        assert len(await engine.list("registry")) == 2
+
+        # Corrected, with a token from a secret and as the default: saved, listed, the default now.
+        await type_into(pilot, "#url", "https://pypi.example.com/simple")
+        app.screen.query_one("#token_name", Select).value = "pypi-token"
+        app.screen.query_one("#default", Checkbox).value = True
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, RegistriesScreen) and "internal" in table_keys(app))
+        stored = await engine.get("registry", "internal")
+        assert (stored.type, stored.url, stored.token_name, stored.default) == (
+            "pypi", "https://pypi.example.com/simple", "pypi-token", True)
+        assert cell(app, "internal", "default") == "yes" and cell(app, "default-pypi", "default") == ""
+
+        # Filter, then delete after the confirmation.
+        await pilot.press("slash", *"intern")
+        await until(pilot, lambda: table_keys(app) == ["internal"])
+        await pilot.press("escape")
+        app.screen.query_one(ResourceTable).move_to("internal")
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: table_keys(app) == ["default-galaxy", "default-pypi"])
+        assert sorted(r.name for r in await engine.list("registry")) == ["default-galaxy", "default-pypi"]
+
+
+async def test_executable_objects_created_in_iag5_spelling_checked_and_deleted(engine):
+    from gateway_tui.screens.executables import ExecutableFormScreen, ExecutablesScreen
+
+    app = make_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, ServicesScreen))
+        await pilot.press("0")
+        await until(pilot, lambda: isinstance(app.screen, ExecutablesScreen))
+        await until(pilot, lambda: app.screen.query_one("#empty").display)
+        assert "No executable objects yet" in str(app.screen.query_one("#empty").render())
+
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, ExecutableFormScreen))
+        await type_into(pilot, "#name", "py311")
+        await type_into(pilot, "#exec_command", "/usr/bin/python3 -u 'unclosed")
+        await type_into(pilot, "#arg_format", "--{{.Key}} {{.Value}}")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: field_error(app, "exec_command"), what="the command error")
+        assert "cannot be split" in field_error(app, "exec_command")
+        await type_into(pilot, "#exec_command", "/usr/bin/python3 -u")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, ExecutablesScreen) and table_keys(app) == ["py311"])
+        stored = await engine.get("executable-object", "py311")
+        assert (stored.exec_command, stored.arg_format) == ("/usr/bin/python3 -u", "--{key} {value}")
+
+        # Its details, then deleted from there after the confirmation.
+        await pilot.press("enter")
+        await until(pilot, lambda: "python3" in str(app.screen.query_one("#fields").render()))
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, ExecutablesScreen) and table_keys(app) == [])
+        assert await engine.list("executable-object") == []
+
+
+async def test_registries_and_executables_are_in_the_palette_and_greyed_by_role(engine):
+    from gateway_tui.commands import GatewayCommands
+    from gateway_tui.screens.executables import ExecutablesScreen
+    from gateway_tui.screens.registries import RegistriesScreen
+
+    app = make_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, ServicesScreen))
+        provider = GatewayCommands(app.screen)
+        await provider.startup()
+        hits = {hit.text: hit for hit in [h async for h in provider.discover()]}
+        assert "Go to Registries" in hits and "Go to Executables" in hits, sorted(hits)
+        hits["Go to Executables"].command()
+        await until(pilot, lambda: isinstance(app.screen, ExecutablesScreen))
+
+        # An editor may change registries but not define what services run; a viewer neither.
+        def enabled(action: str) -> bool:
+            return any(b.binding.action == action and b.enabled for b in app.screen.active_bindings.values())
+
+        app.role = "editor"
+        app.refresh_bindings()
+        await pilot.pause(0.1)
+        assert not enabled("new") and not enabled("delete") and enabled("filter")
+        await pilot.press("9")
+        await until(pilot, lambda: isinstance(app.screen, RegistriesScreen))
+        assert enabled("new") and enabled("delete")
+        app.role = "viewer"
+        app.refresh_bindings()
+        await pilot.pause(0.1)
+        assert not enabled("new") and not enabled("edit")

@@ -399,6 +399,56 @@ def test_secret_form(snap_compare, tmp_path):
     check(snap_compare, tmp_path, steps)
 
 
+# ---------------------------------------------------------------- registries, executable objects (keys 9, 0)
+def test_registries(snap_compare, tmp_path):
+    """The stored registries with the built-in default-pypi and default-galaxy; the defaults marked."""
+    async def steps(pilot):
+        await keys(pilot, "9")
+        await until(pilot, lambda: rows(pilot) == 5)
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_registry_form(snap_compare, tmp_path):
+    async def steps(pilot):
+        await keys(pilot, "9")
+        await until(pilot, lambda: rows(pilot) == 5)
+        pilot.app.screen.query_one(ResourceTable).move_to("pypi-private")
+        await keys(pilot, "e")
+        await until(pilot, lambda: pilot.app.screen.query("#token_name"))
+        await until(pilot, lambda: pilot.app.screen.query_one("#token_name").value == "api-token")
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_registry_form_invalid_url(snap_compare, tmp_path):
+    async def steps(pilot):
+        await keys(pilot, "9")
+        await until(pilot, lambda: rows(pilot) == 5)
+        await keys(pilot, "n", *"galaxy-ci", "tab", "tab", *"https://ci:hunter2@galaxy.example.com", "ctrl+s")
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_executables(snap_compare, tmp_path):
+    async def steps(pilot):
+        await keys(pilot, "0")
+        await until(pilot, lambda: rows(pilot) == 3)
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_executable_form(snap_compare, tmp_path):
+    async def steps(pilot):
+        await keys(pilot, "0")
+        await until(pilot, lambda: rows(pilot) == 3)
+        await keys(pilot, "n", *"node20", "tab", *"/usr/bin/node --enable-source-maps", "tab")
+        pilot.app.screen.query_one("#arg_format").value = "--{{.Key}}={{.Value}}"
+        await keys(pilot, "end")
+
+    check(snap_compare, tmp_path, steps)
+
+
 def test_users_disabled(snap_compare, tmp_path):
     async def steps(pilot):
         await keys(pilot, "6")

@@ -16,6 +16,8 @@ from typing import Any, AsyncIterator
 from gateway_daemon.bootstrap import open_engine
 from gateway_daemon.config import load_config
 from gateway_daemon.core import Decorator, NotFound, Repository, SecretRef, Service
+from gateway_daemon.core.executables import ExecutableObject
+from gateway_daemon.core.registries import Registry
 from gateway_daemon.core.runners import RunnerInfo
 from gateway_daemon.core.runs import OutputLine, Run, RunEvent
 
@@ -89,6 +91,22 @@ SERVICES = [
     Service(name="dns-audit", type="python-script", repository="netops-automations", filename="dns/audit.py",
             description="Compare DNS records with the IPAM"),
 ]
+# Listed with the built-in default-pypi and default-galaxy (5 registries).
+REGISTRIES = [
+    Registry(name="pypi-mirror", type="pypi", url="https://pypi.example.com/simple", default=True,
+             description="Company PyPI mirror"),
+    Registry(name="pypi-private", type="pypi", url="https://pkgs.example.com/private/simple", token_name="api-token",
+             description="Internal Python packages"),
+    Registry(name="galaxy-lab", type="ansible-galaxy", url="http://galaxy.lab.example.net", insecure=True,
+             description="Galaxy server of the test lab (plain http)"),
+]
+EXECUTABLES = [
+    ExecutableObject(name="python311", exec_command="/usr/bin/python3.11 -u", description="Python 3.11, unbuffered"),
+    ExecutableObject(name="bash-strict", exec_command="/bin/bash -euo pipefail", arg_format="--{key} {value}",
+                     description="Bash that stops at the first error"),
+    ExecutableObject(name="pwsh", exec_command="/usr/bin/pwsh -NoProfile -NonInteractive -File",
+                     arg_format="-{key} {value}", description="PowerShell 7 for the Windows jump hosts"),
+]
 
 ADD_VLAN_OUTPUT = [
     OutputLine("gateway", "fetching https://git.example.com/netops/automations.git (main)"),
@@ -152,6 +170,8 @@ class SampleGateway:
 
     @staticmethod
     def _fixed(resource: Any) -> Any:
+        if not resource.created_at:  # built in (default-pypi, default-galaxy): it has no times
+            return resource
         return dataclasses.replace(resource, created_at=STAMP, updated_at=STAMP)
 
     async def _ready(self) -> None:
@@ -222,7 +242,7 @@ def sample_engine(data_dir: Path) -> Any:
 async def fill(gateway: Any) -> None:
     for name, value, description in SECRETS:
         await gateway.create_secret(name, value, description)
-    for resource in [*REPOSITORIES, *DECORATORS, *SERVICES]:
+    for resource in [*REPOSITORIES, *DECORATORS, *SERVICES, *REGISTRIES, *EXECUTABLES]:
         await gateway.create(resource)
 
 

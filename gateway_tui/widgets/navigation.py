@@ -17,7 +17,9 @@ SECTIONS = (
     ("runners", "7", "Runners"),
 )
 # Shown in the strip only while it is the current section (reached with its key; for admins on a server).
-EXTRA_SECTIONS = (("audit", "8", "Audit"),)
+# Registries and executable objects: reached with their key or from the palette (PALETTE_SECTIONS).
+PALETTE_SECTIONS = (("registries", "9", "Registries"), ("executables", "0", "Executables"))
+EXTRA_SECTIONS = (("audit", "8", "Audit"), *PALETTE_SECTIONS)
 # Labels for a strip too narrow for the whole words (80 columns).
 SHORT_LABELS = {"repositories": "Repos"}
 
