@@ -401,7 +401,7 @@ def test_on_a_server_a_run_cannot_open_the_key_or_the_database(daemon, certs, tm
     result = client.ok("run", "service", "peek", "--set", f"paths={json.dumps([*targets, str(data)])}")
     verdicts = _verdicts(result.stdout)
     assert [verdicts.get(t) for t in targets] == ["DENIED"] * len(targets), result.stdout
-    assert f"LISTED {data} ['runs']" in result.stdout  # only the way to its own run folder
+    assert f"LISTED {data} ['runs', 'venvs']" in result.stdout  # only the way to its own run folder and venv
     assert "runs are sandboxed with bwrap" in daemon.log.read_text()
 
 
@@ -434,7 +434,7 @@ def test_on_a_runner_a_run_cannot_open_the_key_the_data_dir_or_the_servers_files
         targets = [str(site.key_file), str(runner_data / "snapshots"), str(runner_data / "repos"), str(runner.config),
                    str(server_data), str(site.certs["key"])]
         result = client.ok("run", "service", "peek", "--set", f"paths={json.dumps([*targets, str(runner_data)])}")
-        assert f"LISTED {runner_data} ['runs']" in result.stdout  # only the way to its own run folder
+        assert f"LISTED {runner_data} ['runs', 'venvs']" in result.stdout  # only the way to its own run and venv
         run = json.loads(client.ok("get", "runs", "-o", "json").stdout)[0]
         assert run["runner"] == runner.id
         verdicts = _verdicts(result.stdout)

@@ -4,9 +4,7 @@ gateway's event loop is (in local mode the TUI draws on it); and the frames the 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from pathlib import Path
 
 import pytest
 

@@ -143,10 +143,12 @@ class Sandbox:
         own = [form for folder in (tree, tmp, home, *writable) for form in _forms(folder)]
         # Folders before what is in them: what a shown folder holds needs no mount of its own.
         for path in sorted(dict.fromkeys(form for item in readable for form in _forms(item)), key=len):
-            if not os.path.exists(path) or any(_inside(path, folder) for folder in [*shown, *own, *later]):
+            if not os.path.exists(path) or any(_inside(path, folder) for folder in [*own, *later]):
                 continue
             if any(_inside(path, secret) for secret in hidden):
                 later.append(path)  # a venv under the data dir: shown on top of the folder hiding it
+                continue
+            if any(_inside(path, folder) for folder in shown):
                 continue
             args += ["--ro-bind", path, path]
             shown.append(path)
