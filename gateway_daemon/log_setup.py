@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.handlers
 import sys
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -74,8 +73,9 @@ def _file_handler(config: Config, daemon: bool, zone: tzinfo | None) -> logging.
     path = log_file_path(config, daemon)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS,
-                                                       encoding="utf-8")
+        from logging.handlers import RotatingFileHandler  # only where a log file is written
+
+        handler = RotatingFileHandler(path, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8")
     except OSError as exc:
         where = "[log] server_dir" if daemon and config.get("log", "server_dir") else "[application] data_dir"
         raise ConfigError(f"[log] file_enabled: cannot write {path} ({exc.strerror or exc}); "

@@ -19,7 +19,6 @@ import re
 import shutil
 import sys
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
@@ -54,6 +53,8 @@ def names_ansible(requirements: Path) -> bool:
 
 def gateway_ansible_core() -> str:
     """The ansible-core requirement that matches the gateway's own (unpinned when it has none)."""
+    from importlib import metadata  # only when a venv is built: it is slow to import
+
     try:
         return f"ansible-core=={metadata.version('ansible-core')}"
     except metadata.PackageNotFoundError:
