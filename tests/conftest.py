@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,3 +92,18 @@ def home(monkeypatch):
 
     yield use
     keyring.core.set_keyring(previous)
+
+
+# ---------------------------------------------------------------- a package to install
+@pytest.fixture(scope="session")
+def tinydep(tmp_path_factory) -> Path:
+    """A tiny wheel built here (tinydep 1.0, VALUE = "42"), so a venv's requirements need no network."""
+    root = tmp_path_factory.mktemp("tinydep")
+    (root / "tinydep").mkdir()
+    (root / "tinydep" / "__init__.py").write_text('VALUE = "42"\n')
+    (root / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools>=61"]\n'
+                                         'build-backend = "setuptools.build_meta"\n'
+                                         '[project]\nname = "tinydep"\nversion = "1.0"\n')
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(root / "dist"), str(root)], check=True, capture_output=True)
+    return next((root / "dist").glob("*.whl"))

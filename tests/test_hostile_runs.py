@@ -219,20 +219,6 @@ def _peek_repo(root: Path, tinydep: Path | None = None) -> Path:
     return repo
 
 
-@pytest.fixture(scope="module")
-def tinydep(tmp_path_factory) -> Path:
-    """A tiny wheel built here, so a venv needs no network."""
-    root = tmp_path_factory.mktemp("tinydep")
-    (root / "tinydep").mkdir()
-    (root / "tinydep" / "__init__.py").write_text('VALUE = "42"\n')
-    (root / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools>=61"]\n'
-                                         'build-backend = "setuptools.build_meta"\n'
-                                         '[project]\nname = "tinydep"\nversion = "1.0"\n')
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(root / "dist"), str(root)], check=True, capture_output=True)
-    return next((root / "dist").glob("*.whl"))
-
-
 class Listener:
     """A TCP listener on 127.0.0.1: a run that reaches it shows the network is there."""
 

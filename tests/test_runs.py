@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -70,26 +69,6 @@ SCHEMA = {
     "required": ["name"],
     "additionalProperties": False,
 }
-
-
-@pytest.fixture(scope="module")
-def tinydep(tmp_path_factory) -> Path:
-    """A tiny installable package on disk, so requirements.txt needs no network."""
-    root = tmp_path_factory.mktemp("tinydep")
-    (root / "tinydep").mkdir()
-    (root / "tinydep" / "__init__.py").write_text('VALUE = "42"\n')
-    (root / "pyproject.toml").write_text(textwrap.dedent('''\
-        [build-system]
-        requires = ["setuptools>=61"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "tinydep"
-        version = "1.0"
-        '''))
-    # Build a wheel once, so the venv install needs no build dependencies.
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(root / "dist"), str(root)], check=True, capture_output=True)
-    return next((root / "dist").glob("*.whl"))
 
 
 @pytest.fixture(scope="module")

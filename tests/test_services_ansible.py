@@ -9,7 +9,6 @@ import json
 import shutil
 import subprocess
 import sys
-import textwrap
 import threading
 from pathlib import Path
 
@@ -74,24 +73,6 @@ DEPS_PLAYBOOK = '''\
     - ansible.builtin.debug:
         msg: "{{ probe.stdout }}"
 '''
-
-
-@pytest.fixture(scope="module")
-def tinydep(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tinydep")
-    (root / "tinydep").mkdir()
-    (root / "tinydep" / "__init__.py").write_text('VALUE = "42"\n')
-    (root / "pyproject.toml").write_text(textwrap.dedent('''\
-        [build-system]
-        requires = ["setuptools>=61"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "tinydep"
-        version = "1.0"
-        '''))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(root / "dist"), str(root)], check=True, capture_output=True)
-    return next((root / "dist").glob("*.whl"))
 
 
 @pytest.fixture(scope="module")
