@@ -15,6 +15,7 @@ from .store import Store, open_store
 
 if TYPE_CHECKING:
     from .core.api import Gateway
+    from .core.audit import AuditTrail
     from .core.jobs import Executor
     from .rpc.client import Endpoint
 
@@ -130,8 +131,22 @@ def open_engine(config: Config, announce=None, recover_first: bool = False) -> E
         executor = dispatcher(config, store)
     else:
         executor = local_executor(config, queue=config.mode != "runner")
+    audit = audit_trail(config, store) if config.mode == "server" else None
     return Engine(store, secret_box(config, announce), info, _limits(config), executor, recover_first,
-                  disabled_service_types(config))
+                  disabled_service_types(config), audit)
+
+
+def audit_trail(config: Config, store: Store) -> "AuditTrail":
+    """A server's audit trail: in the store, bounded by [audit] retention; with [log] file_enabled also
+    audit.log beside gateway.log ([log] server_dir)."""
+    from .core.audit import AuditTrail
+    from .log_setup import log_file_path
+
+    age, count = config.get("audit", "retention")
+    file = None
+    if config.get("log", "file_enabled") and config.get("log", "level") != "DISABLED":
+        file = Path(log_file_path(config, daemon=True)).parent / "audit.log"
+    return AuditTrail(store, age, count, file)
 
 
 async def open_gateway(config: Config, profile: str | None = None, announce=None, api_key: str | None = None):

@@ -65,10 +65,12 @@ class Engine:
     """Implements core.api.Gateway against a Store."""
 
     def __init__(self, store: Store, secret_box: SecretBox, info: EngineInfo, limits: Limits, executor: Executor,
-                 recover_first: bool = False, disabled_types: frozenset[str] = frozenset()):
+                 recover_first: bool = False, disabled_types: frozenset[str] = frozenset(),
+                 audit: "AuditTrail | None" = None):
         """`executor` runs the prepared jobs (core.jobs.Executor); `recover_first`: end the runs that a
         dead process of this machine left unfinished before the first reading of runs (local mode);
-        `disabled_types`: service types that cannot be created or run ([features], see core.features)."""
+        `disabled_types`: service types that cannot be created or run ([features], see core.features);
+        `audit`: the server's audit trail (core.audit); local mode keeps none."""
         self.store = store
         self.secret_box = secret_box
         self._info = info
@@ -76,7 +78,7 @@ class Engine:
         self.scheduler = Scheduler(self, limits, executor, recover_first, disabled_types)
         self.states = ServiceStates(store, secret_box, self.scheduler.owner)  # opentofu-plan services' states
         self._decoded: dict[str, tuple[int, Resource]] = {}  # store key -> (revision, resource)
-        self.audit: "AuditTrail | None" = None  # the server's audit trail (core.audit); local mode keeps none
+        self.audit = audit
 
     async def info(self) -> EngineInfo:
         return self._info

@@ -332,7 +332,7 @@ class Scheduler:
             for key, value in dict(final, ended_at=time.time()).items():
                 setattr(active.run, key, value)
             active.ended = True
-            audit = getattr(self.engine, "audit", None)  # roles and audit (issue 14): the run's end, by its starter
+            audit = self.engine.audit  # the run's end, in the audit trail (a server's)
             if audit is not None:
                 with contextlib.suppress(Exception):
                     await audit.record("run.end", f"service/{active.run.service}", str(active.run.status),

@@ -25,7 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from ..cluster.keycheck import check_secrets_key
 from ..cluster.owners import Keepers
 from ..config import Config
-from ..core.audit import AuditTrail, peer_address
+from ..core.audit import peer_address
 from ..core.auth import Auth
 from ..core.errors import FailedPrecondition, InvalidArgument, Unavailable
 from ..core.policy import parse_scope
@@ -362,7 +362,6 @@ async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[
     """Serve until SIGTERM; `open_engine()` (bootstrap) gives the engine, opened inside the loop."""
     engine = open_engine()
     auth = Auth(engine.store, config.get("server", "api_key_expiration"), throttle_of(config, engine.store))
-    engine.audit = audit_trail_of(config, engine.store)
     try:
         temporary = await auth.ensure_admin()
         await check_secrets_key(engine)
@@ -435,17 +434,6 @@ def throttle_of(config: Config, store) -> LoginThrottle:
                                                float(server.login_lock_max_seconds)))
 
 
-def audit_trail_of(config: Config, store) -> AuditTrail:
-    """The trail in the store; with [log] file_enabled also audit.log beside gateway.log ([log] server_dir)."""
-    from pathlib import Path
-
-    from ..log_setup import log_file_path
-
-    age, count = config.get("audit", "retention")
-    file = None
-    if config.get("log", "file_enabled") and config.get("log", "level") != "DISABLED":
-        file = Path(log_file_path(config, daemon=True)).parent / "audit.log"
-    return AuditTrail(store, age, count, file)
 # ---- end roles, audit, logins
 
 
