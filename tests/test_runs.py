@@ -253,7 +253,7 @@ def test_a_run_whose_gateway_was_killed_ends_interrupted_and_a_live_gateways_run
     started = [subprocess.Popen([str(BIN / "gateway"), "run", "service", "spin"], env=setup,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     victim, survivor = started
-    children = [_marked(p.stdout.readline().split()[2])[0] for p in started]  # both runs are running
+    children = [_marked_soon(p.stdout.readline().split()[2]) for p in started]  # both runs are running
     runs_dir = Path(setup["GATEWAY_APPLICATION_DATA_DIR"]) / "runs"
     try:
         victim.kill()
@@ -431,6 +431,15 @@ async def test_decorator_booleans_and_defaults(engine, tmp_path):
     assert lines == ["arg:--dry=false", "arg:--site=dc1"]
 
 
+def _marked_soon(marker: str) -> int:
+    """The pid of the live process with `marker` as an argument, waiting a little for /proc to show it."""
+    deadline = time.monotonic() + 10
+    while not (found := _marked(marker)):
+        assert time.monotonic() < deadline, f"no live process has the argument {marker}"
+        time.sleep(0.05)
+    return found[0]
+
+
 def _marked(marker: str) -> list[int]:
     """The pids (outside any sandbox) of the live processes with `marker` as an argument."""
     found = []
@@ -452,7 +461,7 @@ def _alive(pid: int) -> bool:
     try:  # a zombie is dead for our purposes
         with open(f"/proc/{pid}/stat") as handle:
             return handle.read().split()[2] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # it went between the two looks
         return False
 
 
