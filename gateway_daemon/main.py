@@ -106,8 +106,12 @@ async def _reset_password(config, args) -> int:
     try:
         # On the server host, with the key: the user's record is signed as a server signs it, and a store no
         # server has sealed yet is sealed first, as a starting server would.
+        logging.getLogger("gateway").addHandler(logging.NullHandler())  # what matters is printed below
         macs = RecordMacs(secret_box(config), store.namespace)
-        await seal_unsigned(store, macs)
+        signed = await seal_unsigned(store, macs)
+        if signed:
+            print(f"this store was made before its records carried MACs: signed {len(signed)} of them once "
+                  f"({', '.join(signed)})")
         chosen = await Auth(store, macs=macs).reset_password(args.name, password)
     except StoreError as exc:
         from .core.errors import Unavailable
