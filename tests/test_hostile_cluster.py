@@ -349,8 +349,9 @@ def test_a_store_from_before_macs_is_sealed_once_and_its_users_and_keys_still_wo
             {"user": "otto", "expires_at": time.time() + 3600, "created_at": "", "last_used_at": "",
              "last_used": time.time()}).encode())
 
-    async def attack(store):
+    async def attack(store):  # a forged user, and the marker that says the store is sealed deleted
         await store.put("users/late", forged_user("late", "late-password-1"))
+        await store.delete("cluster/records-sealed")
 
     def in_old(action):
         async def go():
@@ -372,11 +373,12 @@ def test_a_store_from_before_macs_is_sealed_once_and_its_users_and_keys_still_wo
         assert any(e["action"] == "integrity.sealed" for e in refusals(olga))
         env = clean_environ(None, HOME=str(tmp_path), GATEWAY_CONFIG=str(olga.config), GATEWAY_CLIENT_API_KEY=old_key)
         assert run_command(str(BIN / "gateway"), ["get", "services"], env).returncode == 0  # otto's old key
-        # sealed: an unsigned user written now is refused, and a restart does not sign it
+        # sealed: an unsigned user written now is refused, and a restart does not sign it, even with the marker gone
         in_old(attack)
         server.stop()
         server.start()
         assert server.log.read_text().count("signed 3 of them once") == 1
+        assert "the store's sealed marker is gone, though it holds signed records" in server.log.read_text()
         late = Client(tmp_path / "late", server.port, site.certs["ca"])
         refused = late("login", "--username", "late", "--password-stdin", stdin="late-password-1\n")
         assert one_error_line(refused, 1) == "gateway: wrong username or password"

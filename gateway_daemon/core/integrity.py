@@ -15,7 +15,9 @@ A store made before MACs existed holds unsigned users and API keys.  The first
 server to start on it signs those once (`seal_unsigned`) and leaves a signed
 ``cluster/records-sealed`` marker; from then on an unsigned record is refused
 like a forged one.  A marker that is there but does not verify is never
-replaced: nothing is signed on its word.
+replaced: nothing is signed on its word.  A marker that is gone while the store
+holds signed users or keys was deleted outside the gateway: it is made again,
+and nothing is signed.
 """
 
 from __future__ import annotations
@@ -139,15 +141,27 @@ async def seal_unsigned(store: Store, macs: RecordMacs) -> list[str]:
             await macs.refused(SEALED_KEY, f"{exc}; records without a MAC stay refused")
         return []
     macs.sign(SEALED_KEY, {})  # FailedPrecondition now, before anything is written, when there is no key
+    entries = [entry for prefix in SIGNED_PREFIXES for entry in await store.list(prefix)]
+    for entry in entries:
+        try:
+            macs.open(entry.key, entry.value)
+        except Untrusted:
+            continue
+        # A record signed by a gateway: this store was sealed, and its marker deleted since.
+        await macs.refused(SEALED_KEY, "the store's sealed marker is gone, though it holds signed records: "
+                                       "it was deleted outside the gateway; made again, nothing signed")
+        try:
+            await store.create(SEALED_KEY, macs.sign(SEALED_KEY, {"sealed_at": time.time(), "signed": 0}))
+        except KeyExists:
+            pass
+        return []
     signed: list[str] = []
-    for prefix in SIGNED_PREFIXES:
-        for entry in await store.list(prefix):
-            try:
-                data = json.loads(entry.value)
-            except (ValueError, UnicodeDecodeError):
-                continue
-            if not isinstance(data, dict) or MAC_FIELD in data:
-                continue  # signed already, or a forgery that claims a MAC: left as it is
+    for entry in entries:
+        try:
+            data = json.loads(entry.value)
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(data, dict) and MAC_FIELD not in data:  # a forgery that claims a MAC is left as it is
             try:
                 await store.update(entry.key, macs.sign(entry.key, data), entry.revision)
             except RevisionMismatch:
