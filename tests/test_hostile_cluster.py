@@ -257,15 +257,25 @@ def test_a_forged_runner_entry_never_receives_a_job(cluster):
         assert run["status"] == "failed" and not run["runner"]
         assert run["reason"].startswith("no runner took the run within its 4 s time limit"), run["reason"]
         assert decoy.received() == b"" and decoy.connections == []
-        # said once each in the server's log, not at every heartbeat
-        put_raw(site, "runners/0-fast", unsigned.encode())
+        # said once each in the server's log, not at every heartbeat: 100 heartbeats, and 100 more forged entries
+        async def heartbeats(store):
+            for beat in range(100):
+                await store.put("runners/0-fast", RunnerInfo(**dict(unsigned.to_dict(), last_seen=time.time(),
+                                                                    load=beat % 3)).encode())
+            for index in range(100):
+                await store.put(f"runners/flood-{index}", entry_for(decoy, f"flood-{index}", ["real"], False).encode())
+        in_etcd(site, heartbeats)
+        assert "hello f token ******" in admin.ok("run", "service", "on-real", "--set", "name=f").stdout
+        assert last_run(admin, "on-real")["runner"] == runner.id
         time.sleep(0.5)
         log = server.log.read_text()
         assert log.count("refused the record ") and log.count("runners/0-fast: it carries no MAC") == 1
         assert log.count("runners/0-faster: its MAC does not match") == 1
+        assert all(log.count(f"runners/flood-{index}: it carries no MAC") == 1 for index in range(100))
+        assert decoy.connections == []
     finally:
         decoy.close()
-        delete_raw(site, "runners/0-fast", "runners/0-faster")
+        delete_raw(site, "runners/0-fast", "runners/0-faster", *(f"runners/flood-{i}" for i in range(100)))
 
 
 def test_with_a_ca_the_server_speaks_only_tls_to_runners_whatever_they_announce(cluster):
