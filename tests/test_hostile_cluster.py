@@ -12,7 +12,6 @@ import select
 import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
 

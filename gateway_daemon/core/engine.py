@@ -400,7 +400,8 @@ class Engine:
             try:
                 self.record_macs.open(entry.key, entry.value)
             except Untrusted as exc:  # listed, so that it is seen; a server never sends it a run
-                info.problem = info.problem or f"not trusted: its announcement {exc}; no run is sent to it"
+                untrusted = f"not trusted ({exc}): no run is sent to it"
+                info.problem = f"{info.problem}; {untrusted}" if info.problem else untrusted
             runners.append(info)
         return sorted(runners, key=lambda r: r.id)
 
