@@ -16,6 +16,7 @@ from .store import Store, open_store
 if TYPE_CHECKING:
     from .core.api import Gateway
     from .core.audit import AuditTrail
+    from .core.integrity import RecordMacs
     from .core.jobs import Executor
     from .rpc.client import Endpoint
 
@@ -103,15 +104,23 @@ def disabled_service_types(config: Config) -> frozenset[str]:
     return frozenset(kind for kind, key in SETTINGS.items() if not config.get("features", key))
 
 
-def dispatcher(config: Config, store: Store) -> "Executor":
+def dispatcher(config: Config, store: Store, macs: "RecordMacs") -> "Executor":
     """Sends each job to a runner of the cluster (a server with [server] distributed_execution)."""
     from .cluster.dispatch import Dispatcher
     from .cluster.registry import Registry, runner_token
+    from .core.errors import FailedPrecondition
     from .rpc.runner_client import RunnerClient
 
+    async def token() -> str:
+        found = runner_token(macs)
+        if found is None:
+            raise FailedPrecondition("this server cannot read its secrets key: no runner token to call runners with")
+        return found
+
     ttl = config.get("runner", "lease_ttl")
-    link = RunnerClient(lambda: runner_token(store), ttl, str(config.get("application", "ca_certificate_file") or ""))
-    return Dispatcher(Registry(store), link, ttl)
+    link = RunnerClient(token, ttl, str(config.get("application", "ca_certificate_file") or ""),
+                        bool(config.get("server", "allow_plaintext_runners")))
+    return Dispatcher(Registry(store, macs), link, ttl)
 
 
 def open_engine(config: Config, announce=None, recover_first: bool = False) -> Engine:
@@ -127,12 +136,15 @@ def open_engine(config: Config, announce=None, recover_first: bool = False) -> E
         store=config.get("store", "backend"),
         cluster_id=config.cluster_id,
     )
+    box = secret_box(config, announce)
+    audit = audit_trail(config, store) if config.mode == "server" else None
     if config.mode == "server" and config.get("server", "distributed_execution"):
-        executor = dispatcher(config, store)
+        from .core.integrity import RecordMacs
+
+        executor = dispatcher(config, store, RecordMacs(box, store.namespace, audit))
     else:
         executor = local_executor(config, queue=config.mode != "runner")
-    audit = audit_trail(config, store) if config.mode == "server" else None
-    return Engine(store, secret_box(config, announce), info, _limits(config), executor, recover_first,
+    return Engine(store, box, info, _limits(config), executor, recover_first,
                   disabled_service_types(config), audit)
 
 

@@ -346,6 +346,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "api_key_expiration": Key(_minutes, "1440", "API key lifetime in minutes"),
         **_server_tls,
         "distributed_execution": Key(_bool, "false", "send runs to runners"),
+        "allow_plaintext_runners": Key(_bool, "false", "send jobs (secret values, the cluster's token) to runners "
+                                       "without TLS; warned about at start"),
         **LOGIN_KEYS,
     },
     "client": {
@@ -721,3 +723,16 @@ def show(config: Config, fmt: str = "table", notes: dict[str, str] | None = None
         table.add(f"[{row['section']}]", row["key"], row["value"] or '""', row["source"])
     comments = "".join(f"# {name}: {line}\n" for name, line in notes.items())
     return f"# config file: {config.file or '(none: defaults)'}\n" + table.render() + comments
+
+
+def unprotected_store(config: Config) -> str:
+    """The warning a server or runner gives at start when its etcd is reached without a client certificate
+    (anyone who reaches etcd can read and write the store then); "" otherwise."""
+    store = config["store"]
+    if config.get("store", "backend") != "etcd" or (store.etcd_use_tls and store.etcd_client_cert_auth):
+        return ""
+    return (f"etcd ({', '.join(store.etcd_hosts)}) is used without client-certificate authentication: anyone who "
+            "can reach it can read and change this cluster's store (users, API keys and runner entries carry a "
+            "MAC and a forged one is refused, but other records are not protected); run etcd with "
+            "--client-cert-auth --trusted-ca-file CA and set [store] etcd_use_tls = true, etcd_client_cert_auth = "
+            "true, etcd_ca_certificate_file, etcd_certificate_file and etcd_private_key_file")

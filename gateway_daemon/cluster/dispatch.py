@@ -7,6 +7,10 @@ loaded first, and fails when its time limit passes first.  Once a runner has
 the request, the run is never sent anywhere else: if that runner goes away
 (its connection breaks, or its registry entry stays gone for a lease TTL) the
 run ends failed with the reason "runner lost".
+
+Only runners whose registry entry carries a valid MAC are chosen (see
+registry.py); a run is never sent to a runner the link refuses to reach
+safely (in clear, see rpc/runner_client.py): it fails saying why.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ class RunnerGone(Exception):
 
 class RunnerLink(Protocol):
     """How a server talks to runners (rpc.runner_client.RunnerClient over gRPC)."""
+
+    def refusal(self, runner: RunnerInfo) -> str:
+        """Why nothing may be sent to this runner (it would go in clear), or ""."""
+        ...
 
     async def reachable(self, runner: RunnerInfo) -> bool:
         """True when a connection to the runner is up within a short time."""
@@ -108,6 +116,9 @@ class Dispatcher:
                     return JobResult(CANCELLED, "cancelled while queued")
                 runner, why = self._choose(run_id, wanted)
                 if runner is None:
+                    refusing = self._refusing(wanted)
+                    if refusing:
+                        return JobResult(FAILED, refusing)
                     if time.monotonic() >= deadline:
                         return JobResult(FAILED, f"no runner took the run within its {job.timeout} s time "
                                                  f"limit ({why.removeprefix('waiting: ')})")
@@ -124,9 +135,23 @@ class Dispatcher:
             self._waiting.pop(run_id, None)
             self._handed.discard(run_id)
 
+    def _refusing(self, wanted: list[str]) -> str:
+        """With no trusted runner for these tags, why a run fails now rather than waits: an untrusted entry
+        with the tags says it refuses work (a runner without the cluster's key).  Nothing is sent to it."""
+        if any(r.has_tags(wanted) for r in self.registry.runners.values()):
+            return ""
+        for runner in sorted(self.registry.untrusted.values(), key=lambda r: r.id):
+            if runner.has_tags(wanted) and runner.problem and not runner.draining:
+                return f"runner {runner.id} refuses work: {' '.join(runner.problem.split())[:400]}"
+        return ""
+
     async def _hand_over(self, runner: RunnerInfo, job: Job, events: JobEvents,
                          cancel: asyncio.Event) -> JobResult | None:
         """Run it on `runner`: the result, or None when the runner did not take it."""
+        refusal = self.link.refusal(runner)
+        if refusal:
+            log.warning("run %s not sent: %s", job.run_id, refusal)
+            return JobResult(FAILED, refusal)
         if not await self.link.reachable(runner):
             log.warning("runner %s at %s cannot be reached; passing it over", runner.id, runner.target)
             self._passed_over[runner.id] = time.monotonic() + UNREACHABLE_SECONDS

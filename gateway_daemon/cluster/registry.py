@@ -5,6 +5,12 @@ seen) under a lease and keeps the lease alive; when the runner dies nobody
 renews it and etcd deletes the entry within the lease's TTL.  A server's
 Registry keeps a live view of the entries from a watch, re-made whenever the
 store comes back after an outage.
+
+An entry carries a MAC under the cluster's secrets key (core/integrity.py),
+bound to its key: a server never chooses an entry without a valid one (written
+into etcd by someone else, or by a runner without the cluster's key) and says
+so once in its log.  The token servers present to runners is derived from the
+same key, never stored.
 """
 
 from __future__ import annotations
@@ -14,29 +20,25 @@ import contextlib
 import dataclasses
 import hmac
 import logging
-import secrets
 import time
 from typing import Awaitable, Callable
 
+from ..core.errors import FailedPrecondition
+from ..core.integrity import RecordMacs, Untrusted
 from ..core.runners import RUNNERS_PREFIX, RunnerInfo, runner_key
-from ..store import KeyExists, RevisionMismatch, Store, StoreError, WatchEvent
+from ..store import RevisionMismatch, Store, StoreError, WatchEvent
 
 log = logging.getLogger("gateway.cluster")
-TOKEN_KEY = "cluster/runner-token"
 RETRY_SECONDS = 1.0
 
 
-async def runner_token(store: Store) -> str:
-    """The cluster's shared secret servers present to runners; made by whoever needs it first."""
-    entry = await store.get(TOKEN_KEY)
-    if entry is None:
-        try:
-            await store.create(TOKEN_KEY, secrets.token_urlsafe(32).encode())
-        except KeyExists:
-            pass  # another server or runner made it first: use theirs
-        entry = await store.get(TOKEN_KEY)
-    assert entry is not None
-    return entry.value.decode()
+def runner_token(macs: RecordMacs) -> str | None:
+    """The cluster's shared secret servers present to runners, derived from the secrets key file (None
+    without a readable one: such a runner admits no server)."""
+    try:
+        return macs.token("runner-token")
+    except FailedPrecondition:
+        return None
 
 
 async def wait_event(event: asyncio.Event, seconds: float) -> bool:
@@ -148,9 +150,12 @@ class Announcer(LeasedKey):
 
     what = "registry entry"
 
-    def __init__(self, store: Store, info: RunnerInfo, ttl: int):
+    def __init__(self, store: Store, info: RunnerInfo, ttl: int, macs: RecordMacs | None = None):
+        """`macs`: signs the entry (a runner without the cluster's key announces it unsigned: its problem is
+        seen in the list, and no server sends it anything)."""
         super().__init__(store, runner_key(info.id), ttl)
         self.info = info
+        self.macs = macs
 
     def update(self, **changes) -> None:
         """Change the entry (load, draining, ...); written at once, in the background."""
@@ -159,15 +164,19 @@ class Announcer(LeasedKey):
 
     def value(self) -> bytes:
         self.info = dataclasses.replace(self.info, last_seen=time.time())
+        if self.macs is not None and self.macs.available():
+            return self.macs.sign(self.key, self.info.to_dict())
         return self.info.encode()
 
 
 class Registry:
     """A server's live view of the runners of its cluster."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, macs: RecordMacs):
         self.store = store
-        self.runners: dict[str, RunnerInfo] = {}
+        self.macs = macs
+        self.runners: dict[str, RunnerInfo] = {}  # the trusted ones: a run may go to these
+        self.untrusted: dict[str, RunnerInfo] = {}  # entries without a valid MAC: never chosen
         self._changed = asyncio.Event()  # set (and replaced) at every change
         self._task: asyncio.Task | None = None
 
@@ -184,27 +193,41 @@ class Registry:
     async def _keep(self) -> None:
         async def reread() -> None:
             entries = await self.store.list(RUNNERS_PREFIX)
-            self.runners = {}
+            self.runners, self.untrusted = {}, {}
             for entry in entries:
-                self._apply_put(entry.value)
+                await self._apply_put(entry.key, entry.value)
             await self._notify()
 
         async def changed(event: WatchEvent) -> None:
             if event.kind == "put" and event.value is not None:
-                self._apply_put(event.value)
+                await self._apply_put(event.key, event.value)
             else:
                 self.runners.pop(event.key[len(RUNNERS_PREFIX):], None)
+                self.untrusted.pop(event.key[len(RUNNERS_PREFIX):], None)
             await self._notify()
 
         await keep_watching(self.store, RUNNERS_PREFIX, reread, changed, "the runner registry")
 
-    def _apply_put(self, raw: bytes) -> None:
+    async def _apply_put(self, key: str, raw: bytes) -> None:
+        runner_id = key[len(RUNNERS_PREFIX):]
+        self.runners.pop(runner_id, None)
+        self.untrusted.pop(runner_id, None)
         try:
             info = RunnerInfo.decode(raw)
-        except (ValueError, TypeError):
-            log.warning("ignoring a registry entry that is not a runner")
+        except (ValueError, TypeError, AttributeError):
+            await self.macs.refused(key, "it is not a runner's entry")
             return
-        self.runners[info.id] = info
+        try:
+            self.macs.open(key, raw)
+        except Untrusted as exc:  # said once per entry and reason, not at every heartbeat
+            await self.macs.refused(key, f"{exc}; no run is sent to it" + (f" (it announces: {info.problem})"
+                                                                          if info.problem else ""))
+            self.untrusted[runner_id] = info
+            return
+        if info.id != runner_id:
+            await self.macs.refused(key, f"it names another runner ({info.id})")
+            return
+        self.runners[runner_id] = info
 
     async def close(self) -> None:
         if self._task is not None:

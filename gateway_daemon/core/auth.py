@@ -11,6 +11,11 @@ Each user has a role and maybe a scope (core/policy.py).  A user stored
 before roles existed has none and is an admin (IAG 5's users are all
 superusers).  Wrong passwords are throttled per user and per source address
 (core/throttle.py).
+
+Users and API keys carry a MAC bound to their key (core/integrity.py): a
+record written into the store by anything but the gateway, or moved to
+another name, is refused as if it were not there, and said in the log and the
+audit trail.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import time
 from typing import Any
 
 from ..store import KeyExists, RevisionMismatch, Store
+from .integrity import RecordMacs, Untrusted, fingerprint
 from .errors import (AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied,
                      Unauthenticated)
 from .policy import ADMIN as ADMIN_ROLE, DEFAULT_ROLE, LEGACY_ROLE, check_role, check_scope
@@ -122,14 +128,20 @@ class User:
         data["admin"] = self.admin
         return data
 
-    def encode(self) -> bytes:
+    def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["admin"] = self.admin  # read by a gateway from before roles
-        return json.dumps(data, sort_keys=True).encode()
+        return data
+
+    def encode(self) -> bytes:
+        return json.dumps(self.to_dict(), sort_keys=True).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> "User":
-        data = json.loads(raw)
+        return cls.from_dict(json.loads(raw))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "User":
         known = {f.name for f in dataclasses.fields(cls)}
         user = cls(**{k: v for k, v in data.items() if k in known})
         if "role" not in data:  # stored before roles: an admin, as in IAG 5
@@ -145,45 +157,91 @@ class Session:
 
 
 class Auth:
-    def __init__(self, store: Store, key_minutes: float = 1440, throttle: LoginThrottle | None = None):
+    def __init__(self, store: Store, key_minutes: float = 1440, throttle: LoginThrottle | None = None,
+                 macs: RecordMacs | None = None):
+        """`macs`: signs and checks users and API keys (a server always has them; without, records are
+        taken as stored)."""
         self.store = store
         self.key_seconds = key_minutes * 60
         self.throttle = throttle or LoginThrottle(store)
+        self.macs = macs
+
+    # ------------------------------------------------------------ records in the store
+    def _encode(self, key: str, data: dict[str, Any]) -> bytes:
+        if self.macs is None:
+            return json.dumps(data, sort_keys=True).encode()
+        return self.macs.sign(key, data)
+
+    async def _open(self, key: str, raw: bytes) -> dict[str, Any] | None:
+        """The record stored under `key`; None (said in the log and the audit trail) when it is not trusted."""
+        if self.macs is None:
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                return None
+            return data if isinstance(data, dict) else None
+        try:
+            return self.macs.open(key, raw)
+        except Untrusted as exc:
+            await self.macs.refused(key, str(exc), fingerprint(raw))
+            return None
+
+    async def _user(self, key: str, raw: bytes) -> User | None:
+        data = await self._open(key, raw)
+        if data is None:
+            return None
+        try:
+            return User.from_dict(data)
+        except TypeError:
+            return None
 
     # ------------------------------------------------------------ users in the store
-    async def _load(self, name: str) -> tuple[User, int]:
+    async def _load(self, name: str, untrusted_too: bool = False) -> tuple[User, int]:
         entry = await self.store.get(f"users/{name}")
         if entry is None:
             raise NotFound(f"user {name!r} not found")
-        return User.decode(entry.value), entry.revision
+        user = await self._user(entry.key, entry.value)
+        if user is None:
+            if untrusted_too:
+                return User(name), entry.revision
+            raise FailedPrecondition(
+                f"the record of user {name} carries no valid MAC (written outside the gateway, or damaged): it is "
+                f"not trusted; delete it (gateway delete user {name}) and create the user again")
+        return user, entry.revision
 
     async def _save(self, user: User, revision: int) -> None:
+        key = f"users/{user.name}"
         try:
-            await self.store.update(f"users/{user.name}", user.encode(), revision)
+            await self.store.update(key, self._encode(key, user.to_dict()), revision)
         except RevisionMismatch:
             raise Conflict(f"user {user.name} was changed meanwhile; try again") from None
 
     async def list_users(self) -> list[User]:
-        return [User.decode(entry.value) for entry in await self.store.list("users/")]
+        users = []
+        for entry in await self.store.list("users/"):
+            user = await self._user(entry.key, entry.value)
+            if user is not None:
+                users.append(user)
+        return users
 
     async def get_user(self, name: str) -> User:
         return (await self._load(name))[0]
 
     async def ensure_admin(self) -> str | None:
         """On a store with no users, create `admin` with a temporary password and return it (once)."""
-        if await self.store.list("users/"):
+        if await self.list_users():
             return None
         password = new_password()
         user = User(ADMIN, role=ADMIN_ROLE, must_change_password=True, password=await hash_password_async(password))
         try:
-            await self.store.create(f"users/{ADMIN}", user.encode())
+            await self.store.create(f"users/{ADMIN}", self._encode(f"users/{ADMIN}", user.to_dict()))
         except KeyExists:
             return None  # another server made it first
         return password
 
     async def reset_password(self, name: str, password: str | None = None) -> str:
         """Recovery on the server host: a new password (random unless given) that must be changed."""
-        user, revision = await self._load(name)
+        user, revision = await self._load(name)  # a record without a valid MAC is not made trusted here
         chosen = password if password is not None else new_password()
         check_password(chosen)
         user.password = await hash_password_async(chosen)
@@ -205,7 +263,7 @@ class Auth:
         user = User(name, role=chosen, scope=list(scope), password=await hash_password_async(password),
                     must_change_password=temporary)
         try:
-            await self.store.create(f"users/{name}", user.encode())
+            await self.store.create(f"users/{name}", self._encode(f"users/{name}", user.to_dict()))
         except KeyExists:
             raise AlreadyExists(f"user {name!r} already exists") from None
         return user
@@ -244,7 +302,7 @@ class Auth:
         return user
 
     async def delete_user(self, actor: User, name: str) -> None:
-        user, revision = await self._load(name)
+        user, revision = await self._load(name, untrusted_too=True)  # a forged record can be deleted
         if name == actor.name:
             raise FailedPrecondition("you cannot delete yourself")
         if user.admin:
@@ -268,11 +326,12 @@ class Auth:
             await self.throttle.failed("", source)
             raise failure  # no stored password is that long: nothing to hash
         entry = await self.store.get(f"users/{name}") if isinstance(name, str) and name else None
-        if entry is None:
+        user = await self._user(entry.key, entry.value) if entry is not None else None
+        if entry is None or user is None:
             await password_matches_async(password, await _stand_in())  # the same work whether or not the user exists
             await self.throttle.failed("", source)
             raise failure
-        user, revision = User.decode(entry.value), entry.revision
+        revision = entry.revision
         if not await password_matches_async(password, user.password):
             await self.throttle.failed(name, source)
             raise failure
@@ -294,7 +353,8 @@ class Auth:
         expires_at = time.time() + self.key_seconds
         record = {"user": name, "expires_at": expires_at, "created_at": now(), "last_used_at": now(),
                   "last_used": time.time()}
-        await self.store.put(f"apikeys/{key_digest(api_key)}", json.dumps(record).encode())
+        key = f"apikeys/{key_digest(api_key)}"
+        await self.store.put(key, self._encode(key, record))
         return api_key, expires_at, user
 
     async def change_password(self, name: str, password: str, new: str, source: str = "") -> None:
@@ -306,17 +366,19 @@ class Auth:
             raise Unauthenticated("not logged in: run gateway login")
         digest = key_digest(api_key)
         entry = await self.store.get(f"apikeys/{digest}")
-        if entry is None:
+        record = await self._open(entry.key, entry.value) if entry is not None else None
+        if entry is None or record is None or not isinstance(record.get("user"), str) \
+                or not isinstance(record.get("expires_at"), (int, float)):
             raise Unauthenticated("the API key is not valid (revoked or unknown): run gateway login")
-        record = json.loads(entry.value)
         if record["expires_at"] <= time.time():
             await self.store.delete(f"apikeys/{digest}")
             raise Unauthenticated("the API key has expired: run gateway login")
         user_entry = await self.store.get(f"users/{record['user']}")
-        if user_entry is None:
+        user = await self._user(user_entry.key, user_entry.value) if user_entry is not None else None
+        if user is None or user.name != record["user"]:
             raise Unauthenticated("the user of this API key no longer exists")
         await self._used(digest, record, entry.revision)
-        return Session(User.decode(user_entry.value), digest, record["expires_at"])
+        return Session(user, digest, record["expires_at"])
 
     async def _used(self, digest: str, record: dict[str, Any], revision: int) -> None:
         """Note the key's last use, at most once a minute (a write per call would cost every call)."""
@@ -325,7 +387,7 @@ class Auth:
             return
         record = dict(record, last_used=time.time(), last_used_at=now())
         try:
-            await self.store.update(f"apikeys/{digest}", json.dumps(record).encode(), revision)
+            await self.store.update(f"apikeys/{digest}", self._encode(f"apikeys/{digest}", record), revision)
         except RevisionMismatch:
             pass  # another call noted it meanwhile, or the key went: nothing to note
 
@@ -334,9 +396,8 @@ class Auth:
         """The caller's keys; an admin's: everyone's.  Never a key itself: its id, user and times."""
         keys = []
         for entry in await self.store.list("apikeys/"):
-            try:
-                record = json.loads(entry.value)
-            except ValueError:
+            record = await self._open(entry.key, entry.value)
+            if record is None:
                 continue
             if record.get("user") != session.user.name and not session.user.admin:
                 continue
@@ -353,10 +414,9 @@ class Auth:
         matches = []
         for entry in await self.store.list("apikeys/"):
             if entry.key.rsplit("/", 1)[1].startswith(key_id):
-                try:
-                    matches.append((entry, json.loads(entry.value)))
-                except ValueError:
-                    continue
+                record = await self._open(entry.key, entry.value)
+                if record is not None:
+                    matches.append((entry, record))
         visible = [(e, r) for e, r in matches if session.user.admin or r.get("user") == session.user.name]
         if not visible:
             raise NotFound(f"API key {key_id} not found")
@@ -372,7 +432,11 @@ class Auth:
     async def revoke_keys(self, name: str) -> int:
         count = 0
         for entry in await self.store.list("apikeys/"):
-            if json.loads(entry.value).get("user") == name:
+            try:
+                user = json.loads(entry.value).get("user")  # trusted or not: a key of this user goes
+            except (ValueError, AttributeError):
+                continue
+            if user == name:
                 await self.store.delete(entry.key)
                 count += 1
         return count

@@ -14,6 +14,7 @@ from .executables import ExecutableObject
 from .registries import BUILT_IN as BUILT_IN_REGISTRIES, Registry, built_in as built_in_registry
 from .errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from .features import check_enabled
+from .integrity import RecordMacs, Untrusted
 from .repositories import Repository
 from .resources import Resource, check_name, now
 from .runners import RUNNERS_PREFIX, RunnerInfo
@@ -79,6 +80,7 @@ class Engine:
         self.states = ServiceStates(store, secret_box, self.scheduler.owner)  # opentofu-plan services' states
         self._decoded: dict[str, tuple[int, Resource]] = {}  # store key -> (revision, resource)
         self.audit = audit
+        self.record_macs = RecordMacs(secret_box, store.namespace, audit)  # users, API keys, announcements
 
     async def info(self) -> EngineInfo:
         return self._info
@@ -392,9 +394,15 @@ class Engine:
         runners = []
         for entry in entries:
             try:
-                runners.append(RunnerInfo.decode(entry.value))
-            except (ValueError, TypeError):
+                info = RunnerInfo.decode(entry.value)
+            except (ValueError, TypeError, AttributeError):
                 continue
+            try:
+                self.record_macs.open(entry.key, entry.value)
+            except Untrusted as exc:  # listed, so that it is seen; a server never sends it a run
+                untrusted = f"not trusted ({exc}): no run is sent to it"
+                info.problem = f"{info.problem}; {untrusted}" if info.problem else untrusted
+            runners.append(info)
         return sorted(runners, key=lambda r: r.id)
 
     # ------------------------------------------------------------ watching

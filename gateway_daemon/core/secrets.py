@@ -111,6 +111,14 @@ class SecretBox:
         return (self._material is None and self.key_file is not None and self._create_missing is not None
                 and not self.key_file.exists())
 
+    def derived_key(self, purpose: str) -> bytes:
+        """A key for `purpose` (a label) derived from the key file with HMAC-SHA256, never the secrets' own
+        keys (FailedPrecondition when the key file cannot be read; it is never made here)."""
+        import hashlib
+        import hmac
+
+        return hmac.new(self._key_material(), purpose.encode(), hashlib.sha256).digest()
+
     def lost(self) -> FailedPrecondition:
         """The store holds secrets, but the key file they were sealed with is gone: making a new one would
         leave them sealed under two keys."""

@@ -1,7 +1,8 @@
 """`gateway-daemon` in runner mode: the execution API over gRPC, announced in the cluster's registry.
 
-Servers call ExecutionService with the cluster's runner token (kept in the
-shared store) as ``authorization: Bearer``; with ``[runner] use_tls`` the
+Servers call ExecutionService with the cluster's runner token (derived from
+the cluster's secrets key file, never stored) as ``authorization: Bearer``;
+the runner's registry entry carries a MAC under the same key; with ``[runner] use_tls`` the
 channel is TLS and servers check the runner's certificate against
 ``[application] ca_certificate_file``.  SIGTERM: the runner is marked
 draining (servers send it nothing new), runs in flight get a grace period,
@@ -24,7 +25,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from ..cluster.intake import Busy, Intake
 from ..cluster.keycheck import check_secrets_key
 from ..cluster.registry import Announcer, runner_token, same_token
-from ..config import Config
+from ..config import Config, unprotected_store
+from ..core.integrity import RecordMacs
 from ..core.errors import FailedPrecondition, GatewayError, Unauthenticated, Unavailable
 from ..core.runners import RunnerInfo
 from ..store import StoreError
@@ -45,16 +47,17 @@ class RunnerBusy(GatewayError):
 
 
 class ClusterGate:
-    """The runner's gate: only the servers of its cluster, by the runner token kept in the shared store."""
+    """The runner's gate: only the servers of its cluster, by the runner token (None: nobody; a runner
+    without the cluster's key)."""
 
-    def __init__(self, token: str, runner_id: str):
+    def __init__(self, token: str | None, runner_id: str):
         self.token = token
         self.runner_id = runner_id
 
     async def admit(self, access: Access, method: str, key: str | None) -> None:
         if access is PUBLIC:
             return None
-        if access is CLUSTER and same_token(key, self.token):
+        if access is CLUSTER and self.token is not None and same_token(key, self.token):
             return None
         raise Unauthenticated(f"runner {self.runner_id}: the caller is not a server of this cluster")
 
@@ -98,7 +101,8 @@ async def serve_runner(config: Config, open_engine: Callable[[], Any],
     info = RunnerInfo(id=runner_id, address=address, port=runner.port, tags=list(runner.tags),
                       capacity=config.get("execution", "max_concurrent_runs"), use_tls=credentials is not None,
                       version=_version())
-    announcer = Announcer(store, info, runner.lease_ttl)
+    macs = RecordMacs(engine.secret_box, store.namespace)
+    announcer = Announcer(store, info, runner.lease_ttl, macs)
     executor = Intake(engine.scheduler.executor, engine.secret_box, runner_id, info.capacity, announcer)
     try:
         if not executor.problem():
@@ -106,7 +110,7 @@ async def serve_runner(config: Config, open_engine: Callable[[], Any],
                 await check_secrets_key(engine)
             except FailedPrecondition as exc:
                 executor.key_problem = str(exc)
-        token = await runner_token(store)
+        token = runner_token(macs)
     except StoreError as exc:
         await engine.close()
         raise Unavailable(str(exc)) from None
@@ -128,6 +132,9 @@ async def serve_runner(config: Config, open_engine: Callable[[], Any],
     except RuntimeError:
         await engine.close()
         raise Unavailable(f"cannot listen on {listen}: is another process using that port?") from None
+    unprotected = unprotected_store(config)
+    if unprotected:
+        log.warning("%s", unprotected)
     problem = executor.problem()
     if problem:
         log.error("this runner will refuse every run: %s", problem)

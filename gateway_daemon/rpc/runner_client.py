@@ -1,8 +1,12 @@
 """A server's gRPC client to runners: hands a prepared job over and streams its events back.
 
-Implements cluster.dispatch.RunnerLink.  One channel per runner address (TLS
-when the runner announced it, checked against ``[application]
-ca_certificate_file``); each call carries the cluster's runner token.
+Implements cluster.dispatch.RunnerLink.  One channel per runner address; each
+call carries the cluster's runner token.  It never downgrades: with
+``[application] ca_certificate_file`` every channel is TLS and the runner's
+certificate must be signed by that CA, whatever the runner announces about
+itself; without one, a runner that announces TLS is checked against the
+system's CAs.  Nothing is sent in clear (no job, no token) unless ``[server]
+allow_plaintext_runners = true``.
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ _LOST = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode
 
 
 class RunnerClient:
-    def __init__(self, token: Callable[[], Awaitable[str]], ttl: float, ca_file: str = ""):
-        """`token()`: the cluster's runner token (read from the store once, when first needed)."""
+    def __init__(self, token: Callable[[], Awaitable[str]], ttl: float, ca_file: str = "",
+                 allow_plaintext: bool = False):
+        """`token()`: the cluster's runner token (asked once, when first needed)."""
         self._token_source = token
         self._token: str | None = None
         self.ttl = ttl
+        self.allow_plaintext = allow_plaintext
         self._root = None  # the CA that signed the runners' certificates; None: the system's
         if ca_file:
             try:
@@ -43,13 +49,30 @@ class RunnerClient:
                                          f"{exc.strerror or exc}") from None
         self._channels: dict[tuple[str, bool], grpc.aio.Channel] = {}
 
+    def in_clear(self, runner: RunnerInfo) -> bool:
+        """True when this runner would be spoken to without TLS (no CA configured, and it announces none)."""
+        return self._root is None and not runner.use_tls
+
+    def refusal(self, runner: RunnerInfo) -> str:
+        """Why nothing may be sent to this runner, or ""."""
+        if self.in_clear(runner) and not self.allow_plaintext:
+            return (f"runner {runner.id} serves without TLS, and nothing is sent to a runner in clear (the job's "
+                    "secret values and the cluster's token would cross the network readable): give the runner a "
+                    "certificate (gateway cert-gen runner; [runner] use_tls, certificate_file, private_key_file) "
+                    "and this server [application] ca_certificate_file, or set [server] allow_plaintext_runners "
+                    "= true")
+        return ""
+
     def _channel(self, runner: RunnerInfo) -> grpc.aio.Channel:
-        key = (runner.target, runner.use_tls)
+        tls = not self.in_clear(runner)
+        if not tls and not self.allow_plaintext:  # the dispatcher asks refusal() first; this holds regardless
+            raise FailedPrecondition(self.refusal(runner))
+        key = (runner.target, tls)
         channel = self._channels.get(key)
         if channel is None:
             options = [("grpc.keepalive_time_ms", 5000), ("grpc.keepalive_timeout_ms", int(self.ttl * 1000)),
                        ("grpc.keepalive_permit_without_calls", 0), ("grpc.max_receive_message_length", 32 << 20)]
-            if runner.use_tls:
+            if tls:
                 channel = grpc.aio.secure_channel(runner.target, grpc.ssl_channel_credentials(self._root), options)
             else:
                 channel = grpc.aio.insecure_channel(runner.target, options)

@@ -24,9 +24,10 @@ from grpc_reflection.v1alpha import reflection
 
 from ..cluster.keycheck import check_secrets_key
 from ..cluster.owners import Keepers
-from ..config import Config
+from ..config import Config, unprotected_store
 from ..core.audit import peer_address
 from ..core.auth import Auth
+from ..core.integrity import seal_unsigned
 from ..core.errors import FailedPrecondition, InvalidArgument, Unavailable
 from ..core.policy import parse_scope
 from ..core.throttle import LoginThrottle, ThrottleLimits
@@ -361,10 +362,12 @@ def server_credentials(config: Config, section: str = "server") -> grpc.ServerCr
 async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[[str], None] | None = None) -> None:
     """Serve until SIGTERM; `open_engine()` (bootstrap) gives the engine, opened inside the loop."""
     engine = open_engine()
-    auth = Auth(engine.store, config.get("server", "api_key_expiration"), throttle_of(config, engine.store))
+    auth = Auth(engine.store, config.get("server", "api_key_expiration"), throttle_of(config, engine.store),
+                engine.record_macs)
     try:
+        await check_secrets_key(engine)  # makes the key file of a first start: users are signed with it
+        await seal_unsigned(engine.store, engine.record_macs)
         temporary = await auth.ensure_admin()
-        await check_secrets_key(engine)
         keepers = Keepers(engine.scheduler, config.get("runner", "lease_ttl"))
         await keepers.start()
     except StoreError as exc:
@@ -374,6 +377,13 @@ async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[
         await engine.close()
         raise
     reap(engine)
+    unprotected = unprotected_store(config)
+    if unprotected:
+        log.warning("%s", unprotected)
+    if config.get("server", "allow_plaintext_runners"):
+        log.warning("[server] allow_plaintext_runners = true: jobs, with their secret values and the cluster's "
+                    "token, go in clear to runners that serve without TLS; anyone on the network between can read "
+                    "them and run anything on the runners (set it to false and give runners certificates)")
     if temporary:
         # Printed once, here, and stored nowhere in clear.
         log.warning("created user admin with the temporary password %s; it must be changed at the first login "
