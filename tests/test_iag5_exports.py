@@ -114,16 +114,30 @@ def assert_equal(a, b):
     assert a == b, f"{a!r} != {b!r}"
 
 
-def test_several_playbooks_all_run_in_turn(env):
-    result = ok(gw(env, "db", "import", str(FULL_YAML)))
+def part_of_full(tmp_path: Path, *sections: str, services: tuple[str, ...] = ()) -> Path:
+    """The fixture with only `sections` (and only `services` of its services, when given)."""
+    document = yaml.safe_load(FULL_YAML.read_text())
+    part = {key: document[key] for key in sections}
+    if services:
+        part["services"] = [s for s in document["services"] if s["name"] in services]
+    path = tmp_path / "part.yaml"
+    path.write_text(yaml.safe_dump(part, sort_keys=False))
+    return path
+
+
+def test_several_playbooks_all_run_in_turn(env, tmp_path):
+    path = part_of_full(tmp_path, "repositories", "decorators", services=("upgrade-xr",))
+    result = ok(gw(env, "db", "import", str(path)))
     assert not [w for w in warnings_of(result) if "playbook" in w], result.stderr
     service = described(env, "service", "upgrade-xr")
     assert [service["filename"], *service["playbooks"]] == ["precheck.yml", "upgrade.yml", "postcheck.yml"]
     assert service["working_dir"] == "ansible"
 
 
-def test_sections_not_supported_get_one_line_each(env):
-    result = ok(gw(env, "db", "import", str(FULL_YAML)))
+def test_sections_not_supported_get_one_line_each(env, tmp_path):
+    path = part_of_full(tmp_path, "repositories", "executable-objects", "secret-providers", "secrets", "mcp_servers",
+                        "users", services=("interface-report", "speak"))
+    result = ok(gw(env, "db", "import", str(path)))
     warnings = warnings_of(result)
     check_all([
         lambda: assert_in("secret providers are not supported yet: prod-vault, cyberark-prod (secret aliases "
@@ -144,7 +158,8 @@ def test_sections_not_supported_get_one_line_each(env):
 
 def test_an_alias_not_here_is_named_as_an_alias(tmp_path):
     env = with_secrets(make_env(tmp_path / "fresh"), ("xr-gitlab-private", "pypi-password", "snmp-community"))
-    line = one_error_line(gw(env, "db", "import", str(FULL_YAML)), code=1, prefix="gateway: ")
+    path = part_of_full(tmp_path, "repositories", "secret-providers", "secrets", services=("interface-report",))
+    line = one_error_line(gw(env, "db", "import", str(path)), code=1, prefix="gateway: ")
     assert line.startswith("gateway: secrets[device-password]: an alias of a secret in secret provider "
                            "'prod-vault', which is not supported yet; create it here first: "
                            "gateway create secret device-password"), line
@@ -162,17 +177,17 @@ def test_own_export_with_an_executable_service_reimports(tmp_path):
           "--executable", "bash"))
     exported = tmp_path / "ours.yaml"
     ok(gw(one, "db", "export", "-o", str(exported)))
+
+    empty = make_env(tmp_path / "empty")
+    result = gw(empty, "db", "import", str(exported))
+    assert result.code == 0 and "Traceback" not in result.stderr, str(result)
+    assert result.stdout.splitlines()[-1] == "imported: 4 created, 0 updated, 0 unchanged"
+    assert everything(empty) == everything(one)
+    again = ok(gw(one, "db", "import", str(exported)))
+    assert again.stdout.splitlines()[-1] == "imported: 0 created, 0 updated, 4 unchanged"
     document = yaml.safe_load(exported.read_text())
     assert [o["name"] for o in document["executable-objects"]] == ["bash"]
     assert [r["name"] for r in document["registries"]] == ["mirror"]
-
-    again = ok(gw(one, "db", "import", str(exported)))
-    assert again.stdout.splitlines()[-1] == "imported: 0 created, 0 updated, 4 unchanged"
-    empty = make_env(tmp_path / "empty")
-    result = ok(gw(empty, "db", "import", str(exported)))
-    assert "Traceback" not in result.stderr
-    assert result.stdout.splitlines()[-1] == "imported: 4 created, 0 updated, 0 unchanged"
-    assert everything(empty) == everything(one)
 
 
 # ---------------------------------------------------------------- the way back: --format iag5
@@ -215,11 +230,11 @@ def test_iag5_round_trip(env, tmp_path):
 
 
 def test_export_json_and_file(env, tmp_path):
-    ok(gw(env, "db", "import", str(FULL_YAML)))
+    ok(gw(env, "db", "import", str(part_of_full(tmp_path, "repositories", "decorators"))))
     ours = json.loads(ok(gw(env, "db", "export", "-f", "json")).stdout)
-    assert ours["format"] == "automation-gateway/v1" and ours["executable-objects"]
+    assert ours["format"] == "automation-gateway/v1" and len(ours["repositories"]) == 2
     theirs = json.loads(ok(gw(env, "db", "export", "--format", "iag5", "-f", "json")).stdout)
-    assert "format" not in theirs and theirs["executable-objects"]
+    assert "format" not in theirs and theirs["decorators"][0]["name"] == "device-input"
     target = tmp_path / "export.json"
     result = ok(gw(env, "db", "export", "-f", "json", "--file", str(target)))
     assert json.loads(target.read_text()) == ours and result.stdout == ""
