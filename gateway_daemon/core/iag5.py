@@ -421,7 +421,8 @@ def _registry(where: str, item: dict[str, Any], problems: Problems) -> Resource 
 
 def built_in_registry(resource: Resource) -> bool:
     """An IAG 5 registry that says what the built-in one of its name says (IAG 5 exports its defaults)."""
-    if not isinstance(resource, Registry) or resource.name not in BUILT_IN_REGISTRIES:
+    if (not isinstance(resource, Registry) or not isinstance(resource.name, str) or not isinstance(resource.url, str)
+            or resource.name not in BUILT_IN_REGISTRIES):
         return False
     kind, url = BUILT_IN_REGISTRIES[resource.name]
     return (resource.type == kind and resource.url.rstrip("/") == url.rstrip("/") and not resource.username
