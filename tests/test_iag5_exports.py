@@ -229,6 +229,36 @@ def test_iag5_round_trip(env, tmp_path):
     assert everything(other) == everything(env)
 
 
+def test_iag5_round_trip_keeps_every_runtime_option(tmp_path):
+    here = with_secrets(make_env(tmp_path / "here"), ("api-token",))
+    source = FIXTURES / "runtime-options.yaml"
+    ok(gw(here, "db", "import", str(source), "--strict"))
+    ansible = described(here, "service", "Ansible-Example")
+    assert ansible["runtime_args"] == ["-i", "./inventory.ini", "-i", "hosts.yml", "--check", "--diff", "--limit",
+                                       "routers", "--tags", "upgrade,verify", "--skip-tags", "example-tag",
+                                       "--forks", "20", "-vvv", "--extra-vars", '{"retries": 2, "site": "ams1"}',
+                                       "--extra-vars", "@vars/common.yml"]
+    assert described(here, "service", "plan-only")["runtime_args"] == []
+    out = tmp_path / "for-iag5.yaml"
+    result = ok(gw(here, "db", "export", "--format", "iag5", "-o", str(out)))
+    assert [line for line in result.stderr.splitlines() if line.startswith("not in the IAG 5 file") and
+            "secrets api-token" not in line] == [], result.stderr
+    document = yaml.safe_load(out.read_text())
+    services = {s["name"]: s for s in document["services"]}
+    assert services["Ansible-Example"]["runtime"]["extra-vars"] == {"retries": 2, "site": "ams1"}
+    assert services["Ansible-Example"]["runtime"]["forks"] == 20
+    assert services["hello-opentofu"]["action"] == "apply"
+    assert services["hello-opentofu"]["vars"] == {"region": "eu-west-1", "replicas": "2"}
+    assert services["plan-only"]["action"] == "plan"
+    assert services["ping"]["arg-format"] == "-{{.Key}}={{.Value}}"
+
+    there = with_secrets(make_env(tmp_path / "there"), ("api-token",))
+    ok(gw(there, "db", "import", str(out), "--strict"))
+    assert everything(there) == everything(here)
+    assert ok(gw(here, "db", "import", str(out))).stdout.splitlines()[-1] == \
+        "imported: 0 created, 0 updated, 8 unchanged"
+
+
 def test_export_json_and_file(env, tmp_path):
     ok(gw(env, "db", "import", str(part_of_full(tmp_path, "repositories", "decorators"))))
     ours = json.loads(ok(gw(env, "db", "export", "-f", "json")).stdout)

@@ -39,7 +39,7 @@ from .executables import ExecutableObject
 from .registries import BUILT_IN as BUILT_IN_REGISTRIES, Registry
 from .repositories import Repository
 from .resources import Resource
-from .services import SERVICE_TYPES, SecretRef, Service, _arg_format_parts
+from .services import DEFAULT_ARG_FORMAT, SERVICE_TYPES, SecretRef, Service, _arg_format_parts
 
 # IAG 5 field names -> ours.
 _REPOSITORY_KEYS = {"name", "description", "url", "reference", "tags", "private-key-name", "username",
@@ -227,7 +227,7 @@ def _tofu_args(where: str, working_dir: Any, options: dict[str, Any], problems: 
         if not isinstance(action, str) or action.strip().lower() not in _TOFU_ACTIONS:
             problems.errors.append(f"{where}: OpenTofu action {action!r} is not known; use one of "
                                    f"{', '.join(_TOFU_ACTIONS)}")
-        else:
+        elif action.strip().lower() != "plan":  # plan: what a run does when the service names no action
             args.append(action.strip().lower())
     files = options.get("var-files", [])
     for path in _text_list(where, "var-files", files, problems) or []:
@@ -597,7 +597,7 @@ def _iag5_service(service: dict[str, Any], notes: list[str]) -> dict[str, Any]:
         notes.append(f"{where}: runtime arguments {' '.join(service['runtime_args'])} (IAG 5 has no runtime "
                      "arguments)")
     if kind == "executable":
-        item["arg-format"] = _go_template(service.get("arg_format") or "--{key}={value}")
+        item["arg-format"] = _go_template(service.get("arg_format") or DEFAULT_ARG_FORMAT)
     if service.get("env"):
         runtime["env"] = dict(service["env"])
     if service.get("requirements_file"):
@@ -660,7 +660,7 @@ def to_iag5(document: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         item = {"name": obj["name"], "exec-command": obj["exec_command"]}
         if obj.get("description"):
             item["description"] = obj["description"]
-        if obj.get("arg_format") and obj["arg_format"] != "--{key}={value}":
+        if obj.get("arg_format") and obj["arg_format"] != DEFAULT_ARG_FORMAT:
             notes.append(f"executable-objects[{obj['name']}]: arg-format {obj['arg_format']} (in IAG 5 a "
                          "service carries its arg-format)")
         executables.append(item)
