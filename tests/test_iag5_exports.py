@@ -380,3 +380,24 @@ def make_key(path: Path) -> Path:
     path.write_text("cd" * 32 + "\n")
     path.chmod(0o600)
     return path
+
+
+def test_a_second_default_registry_is_refused_by_name(env, tmp_path):
+    ok(gw(env, "create", "registry", "pypi", "mirror", "--url", "https://mirror.example.com/simple", "--default"))
+    document = {"registries": [{"name": "default-pypi", "type": "pypi", "url": "https://pypi.org/simple",
+                                "default": True},
+                               {"name": "internal", "type": "pypi", "url": "https://pypi.internal.example.com/simple",
+                                "default": True}]}
+    path = tmp_path / "two-defaults.yaml"
+    path.write_text(yaml.safe_dump(document))
+    before = ok(gw(env, "db", "export")).stdout
+    line = one_error_line(gw(env, "db", "import", str(path)), code=1)
+    assert line == ("gateway: registries: internal and mirror would both be the default pypi registry (stored or "
+                    "in the document); keep default: true on one")
+    assert ok(gw(env, "db", "export")).stdout == before
+    # Without default there, it comes in beside the stored default; IAG 5's own default-pypi stays built in.
+    document["registries"][1]["default"] = False
+    path.write_text(yaml.safe_dump(document))
+    lines = ok(gw(env, "db", "import", str(path))).stdout.splitlines()
+    assert lines == ["unchanged registry default-pypi", "create registry internal",
+                     "imported: 1 created, 0 updated, 1 unchanged"]
