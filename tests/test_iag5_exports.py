@@ -401,3 +401,21 @@ def test_a_second_default_registry_is_refused_by_name(env, tmp_path):
     lines = ok(gw(env, "db", "import", str(path))).stdout.splitlines()
     assert lines == ["unchanged registry default-pypi", "create registry internal",
                      "imported: 1 created, 0 updated, 1 unchanged"]
+
+
+def test_what_iag5_cannot_express_is_listed_on_stderr(tmp_path):
+    env = make_env(tmp_path / "native")
+    ok(gw(env, "create", "repository", "infra", "--url", "https://example.com/infra.git"))
+    ok(gw(env, "create", "service", "python-script", "deploy", "--repository", "infra", "--filename", "main.py",
+          "--runtime-arg", "--verbose", "--timeout", "120"))
+    ok(gw(env, "create", "service", "opentofu-plan", "lab", "--repository", "infra", "--working-dir", "lab",
+          "--var", "region=ams1", "--backend-config", "key=lab", "--action", "apply"))
+    result = ok(gw(env, "db", "export", "--format", "iag5"))
+    notes = sorted(line for line in result.stderr.splitlines() if line.startswith("not in the IAG 5 file: "))
+    assert notes == ["not in the IAG 5 file: services[deploy]: runtime arguments --verbose (IAG 5 has no runtime "
+                     "arguments)",
+                     "not in the IAG 5 file: services[deploy]: timeout 120",
+                     "not in the IAG 5 file: services[lab]: backend-config key=lab"], result.stderr
+    services = {s["name"]: s for s in yaml.safe_load(result.stdout)["services"]}
+    assert services["lab"]["action"] == "apply" and services["lab"]["vars"] == {"region": "ams1"}
+    assert "timeout" not in services["deploy"] and "runtime" not in services["deploy"]
