@@ -10,9 +10,9 @@ Two formats are read:
 
 An import first builds and validates every resource, and checks that every
 reference resolves (in the document or in the store).  Only then does it
-write, in the order secrets, repositories, decorators, services.  A write that
-fails puts back what the import had already written, as far as the store lets
-it.
+write, in the order secrets, registries, executable objects, repositories,
+decorators, services.  A write that fails puts back what the import had already
+written, as far as the store lets it.
 """
 
 from __future__ import annotations
