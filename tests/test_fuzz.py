@@ -133,10 +133,13 @@ def engine_loop(tmp_path_factory):
     loop.close()
 
 
-SECTIONS = st.sampled_from(["repositories", "decorators", "services", "secrets", "format", "registries", "version"])
+SECTIONS = st.sampled_from(["repositories", "decorators", "services", "secrets", "format", "registries", "version",
+                            "executable-objects", "secret-providers", "mcp_servers", "users"])
 RESOURCE_KEYS = st.sampled_from(["name", "url", "reference", "type", "repository", "filename", "schema", "decorator",
                                  "secrets", "env", "tags", "timeout", "working-dir", "working_dir", "arg-format",
-                                 "private-key-name", "runtime-args", "action", "vars", "description", "value"])
+                                 "private-key-name", "runtime-args", "action", "vars", "description", "value",
+                                 "playbooks", "exec-command", "executable-object", "provider", "default",
+                                 "password-name", "runtime"])
 DOCUMENTS = st.one_of(JSON, st.dictionaries(SECTIONS, st.one_of(
     st.lists(st.dictionaries(RESOURCE_KEYS, st.one_of(SCALARS, JSON), max_size=6), max_size=3), JSON), max_size=4))
 

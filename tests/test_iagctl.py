@@ -176,7 +176,7 @@ def test_an_iagctl_script_runs_against_local_mode(tmp_path, origin):
             absent=("unchanged service",)),
         has("db import --check", "unchanged service greet", "dry run"),
         has("db import --force", "imported: 0 created, 0 updated, 4 unchanged"),
-        has("db import --repository --check", "create decorator imported-form", "dry run"),
+        has("db import --repository --check", "created decorator imported-form", "dry run"),
         has("db import --repository", "imported: 1 created"),
         has("hostkeys add", "added git.example.com ssh-ed25519 SHA256:"),
         has("hostkeys add --replace", "replaced git.example.com ssh-ed25519"),

@@ -33,7 +33,19 @@ class Problems:
             more = len(self.errors) - 1
             if more:
                 first += f" (and {more} more problem{'s' if more > 1 else ''})"
-            raise InvalidArgument(first)
+            # Every problem travels with the error (to a client too), for a check to list them all.
+            raise InvalidArgument(first, {f"{PROBLEM_FIELD}{index}": text
+                                          for index, text in enumerate(self.errors, 1)})
+
+
+PROBLEM_FIELD = "problem."  # InvalidArgument.fields keys of an import's problems: problem.1, problem.2, ...
+
+
+def problems_of(error: InvalidArgument) -> list[str]:
+    """The problems an import found, in order (empty for another error)."""
+    numbered = [(int(key[len(PROBLEM_FIELD):]), text) for key, text in error.fields.items()
+                if key.startswith(PROBLEM_FIELD) and key[len(PROBLEM_FIELD):].isdigit()]
+    return [text for _, text in sorted(numbered)]
 
 
 def plain_values(value: Any) -> Any:

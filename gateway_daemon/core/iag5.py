@@ -8,9 +8,19 @@ write are reported as unknown (refused with --strict).
   ``-var NAME=VALUE`` and ``var-files`` ``-var-file=PATH`` runtime arguments (a run's inputs come after them,
   so an input overrides a var of the same name).  ``state-file`` is refused: a run keeps OpenTofu state where
   the plan's backend puts it.
-* ``registries`` (package indexes) are refused: not supported yet.
+* ``registries`` become registries; IAG 5's own ``default-pypi`` and ``default-galaxy`` match the built-in ones
+  by name (core/transfer.py leaves them built in when they say what the built-in ones say).
+* ``executable-objects`` become executable objects; a service's ``executable-object`` names the one it runs with.
+* an ansible-playbook service's ``playbooks`` all run, in turn: the first is its filename, the others its playbooks.
 * ``secrets``: their values are sealed with the other gateway's key, so each must exist here already (create it
-  with ``gateway create secret``); core/transfer.py checks that (secret_names).
+  with ``gateway create secret``); core/transfer.py checks that (secret_names).  A secret that names a
+  ``provider`` is an alias of a secret in an external secrets manager: secret providers are not supported yet,
+  so such a secret too must be created here.
+* ``secret-providers``, ``mcp_servers``, ``users`` and pyproj-script services are not imported: one warning line
+  each says so (users are created here with a role: IAG 5 users are all superusers).
+
+The other way, ``to_iag5`` writes our export in IAG 5's layout and names (``db export --format iag5``), with
+what IAG 5 cannot express listed.
 
 Reading only builds resources and notes problems; core/transfer.py validates and writes them.
 """
@@ -25,16 +35,27 @@ from typing import Any
 from .decorators import Decorator
 from .documents import Problems, build_resource, entries
 from .errors import InvalidArgument
+from .executables import ExecutableObject
+from .registries import BUILT_IN as BUILT_IN_REGISTRIES, Registry
 from .repositories import Repository
 from .resources import Resource
-from .services import SERVICE_TYPES, SecretRef, Service
+from .services import DEFAULT_ARG_FORMAT, SERVICE_TYPES, SecretRef, Service, _arg_format_parts
 
 # IAG 5 field names -> ours.
-_REPOSITORY_KEYS = {"name", "description", "url", "reference", "tags", "private-key-name"}
+_REPOSITORY_KEYS = {"name", "description", "url", "reference", "tags", "private-key-name", "username",
+                    "password-name"}
 _DECORATOR_KEYS = {"name", "description", "schema"}
 _SERVICE_KEYS = {"name", "type", "description", "repository", "working-directory", "filename", "playbooks",
-                 "decorator", "tags", "runtime", "secrets", "arg-format"}
+                 "decorator", "tags", "runtime", "secrets", "arg-format", "executable-object"}
+_REGISTRY_KEYS = {"name", "type", "url", "default", "description", "username", "password-name", "token-name",
+                  "insecure"}
+_REGISTRY_NOT_YET = ("auth-url", "client-id")  # Galaxy's keycloak login
+_EXECUTABLE_KEYS = {"name", "exec-command", "description", "arg-format", "tags"}
+_SECRET_KEYS = {"name", "description", "provider", "secret", "key"}
+_TOP_KEYS = {"repositories", "decorators", "services", "secrets", "registries", "executable-objects",
+             "secret-providers", "mcp_servers", "users"}
 _RUNTIME_COMMON = {"env", "req-file"}
+_RUNTIME_PYPROJECT = {"pyproj-script", "pyproj-optional-deps"}
 _RUNTIME_ANSIBLE = {"inventory", "config-file", "check", "diff", "limit", "tags", "skip-tags", "verbose-level",
                     "forks", "extra-vars", "extra-vars-file"}
 _RUNTIME_EXECUTABLE = {"arg-format"}
@@ -90,7 +111,8 @@ def _repository(where: str, item: dict[str, Any], problems: Problems) -> Resourc
     problems.unknown(where, set(item) - _REPOSITORY_KEYS)
     fields = {"name": item.get("name"), "url": item.get("url", ""), "reference": item.get("reference", ""),
               "private_key_name": item.get("private-key-name", ""), "description": item.get("description", ""),
-              "tags": item.get("tags", [])}
+              "tags": item.get("tags", []), "username": item.get("username", ""),
+              "password_name": item.get("password-name", "")}
     return build_resource(Repository, where, fields, problems)
 
 
@@ -205,7 +227,7 @@ def _tofu_args(where: str, working_dir: Any, options: dict[str, Any], problems: 
         if not isinstance(action, str) or action.strip().lower() not in _TOFU_ACTIONS:
             problems.errors.append(f"{where}: OpenTofu action {action!r} is not known; use one of "
                                    f"{', '.join(_TOFU_ACTIONS)}")
-        else:
+        elif action.strip().lower() != "plan":  # plan: what a run does when the service names no action
             args.append(action.strip().lower())
     files = options.get("var-files", [])
     for path in _text_list(where, "var-files", files, problems) or []:
@@ -248,6 +270,11 @@ def _service(where: str, item: dict[str, Any], problems: Problems) -> Resource |
         problems.errors.append(f"{where}: a service needs a type ({', '.join(SERVICE_TYPES)})")
         return None
     spelled = raw_type.strip().lower().replace("_", "-")
+    runtime_given = item.get("runtime") if isinstance(item.get("runtime"), dict) else {}
+    if spelled == "pyproj-script" or set(runtime_given) & _RUNTIME_PYPROJECT:
+        problems.warnings.append(f"{where}: not imported: pyproj-script services are not supported yet (a "
+                               "python-script service here runs the file its filename names)")
+        return None
     if spelled in _TERRAFORM_TYPES:
         kind = "opentofu-plan"
         problems.warnings.append(f"{where}: type {raw_type!r} imported as opentofu-plan (run with OpenTofu)")
@@ -270,17 +297,17 @@ def _service(where: str, item: dict[str, Any], problems: Problems) -> Resource |
     if kind == "ansible-playbook" and "playbooks" in item:
         playbooks = _text_list(where, "playbooks", item["playbooks"], problems)
         if playbooks:
-            if len(playbooks) > 1:
-                problems.warnings.append(
-                    f"{where}: {len(playbooks)} playbooks given ({', '.join(playbooks)}); "
-                    f"only the first, {playbooks[0]}, is run"
-                )
+            # All of them run, in turn: the first as the service's filename, the others after it.
             if filename and filename != playbooks[0]:
-                problems.warnings.append(f"{where}: filename {filename!r} ignored; the playbook {playbooks[0]} is run")
+                problems.warnings.append(f"{where}: filename {filename!r} ignored; the playbooks "
+                                         f"{', '.join(playbooks)} run")
             filename = playbooks[0]
+            fields["playbooks"] = [p for p in dict.fromkeys(playbooks[1:]) if p != filename]
     elif "playbooks" in item:
         problems.unknown(where, ["playbooks"], " (only ansible-playbook services have playbooks)")
     fields["filename"] = filename
+    if "executable-object" in item:
+        fields["executable"] = item["executable-object"]
 
     if "secrets" in item:
         refs = _secret_refs(where, item["secrets"], problems)
@@ -340,32 +367,88 @@ def _service(where: str, item: dict[str, Any], problems: Problems) -> Resource |
     return resource
 
 
-def secret_names(document: dict[str, Any], problems: Problems) -> list[tuple[str, str]]:
-    """The secrets the document lists, each with where it is: they must exist here already, since their
-    values are sealed with the other gateway's key (core/transfer.py checks that)."""
+def secret_names(document: dict[str, Any], problems: Problems) -> list[tuple[str, str, str]]:
+    """The secrets the document lists, each with where it is and, for an alias of an external secrets manager's
+    secret, its provider: they must exist here already, since values are sealed with the other gateway's key and
+    secret providers are not supported yet (core/transfer.py checks that)."""
     names = []
     for where, item in entries(document, "secrets", problems):
         name = item.get("name")
         if not isinstance(name, str) or not name:
             problems.errors.append(f"{where}: a secret needs a name")
-        else:
-            names.append((where, name))
+            continue
+        problems.unknown(where, set(item) - _SECRET_KEYS)
+        provider = item.get("provider", "")
+        names.append((where, name, provider if isinstance(provider, str) else str(provider)))
     return names
 
 
+def _named(document: dict[str, Any], key: str, problems: Problems) -> list[str]:
+    return [item["name"] if isinstance(item.get("name"), str) else where
+            for where, item in entries(document, key, problems)]
+
+
+def _not_imported(document: dict[str, Any], problems: Problems) -> None:
+    """One line for each IAG 5 section this gateway has nothing for."""
+    providers = _named(document, "secret-providers", problems)
+    if providers:
+        aliases = [item.get("name") for _, item in entries(document, "secrets", problems)
+                   if item.get("provider") and isinstance(item.get("name"), str)]
+        problems.warnings.append(
+            f"secret providers are not supported yet: {', '.join(providers)}"
+            + (f" (secret aliases {', '.join(aliases)} must be created here as secrets)" if aliases else ""))
+    servers = _named(document, "mcp_servers", problems)
+    if servers:
+        problems.warnings.append(f"MCP servers are not supported: {', '.join(servers)}")
+    users = _named(document, "users", problems)
+    if users:
+        problems.warnings.append(f"users are not imported: {', '.join(users)}; create each here with "
+                                 "gateway create user NAME --role ROLE (IAG 5 users are all superusers)")
+
+
+def _registry(where: str, item: dict[str, Any], problems: Problems) -> Resource | None:
+    problems.unknown(where, set(item) - _REGISTRY_KEYS - set(_REGISTRY_NOT_YET))
+    for key in _REGISTRY_NOT_YET:
+        if item.get(key) not in (None, ""):
+            problems.errors.append(f"{where}: {key} is not supported yet: a Galaxy server that signs in through "
+                                   "an auth-url cannot be reached from here; give it a token-name instead")
+    fields = {"name": item.get("name"), "type": item.get("type"), "url": item.get("url", ""),
+              "username": item.get("username", ""), "password_name": item.get("password-name", ""),
+              "token_name": item.get("token-name", ""), "insecure": item.get("insecure", False),
+              "default": item.get("default", False), "description": item.get("description", "")}
+    return build_resource(Registry, where, fields, problems)
+
+
+def built_in_registry(resource: Resource) -> bool:
+    """An IAG 5 registry that says what the built-in one of its name says (IAG 5 exports its defaults)."""
+    if (not isinstance(resource, Registry) or not isinstance(resource.name, str) or not isinstance(resource.url, str)
+            or resource.name not in BUILT_IN_REGISTRIES):
+        return False
+    kind, url = BUILT_IN_REGISTRIES[resource.name]
+    return (resource.type == kind and resource.url.rstrip("/") == url.rstrip("/") and not resource.username
+            and not resource.password_name and not resource.token_name and not resource.insecure)
+
+
+def _executable(where: str, item: dict[str, Any], problems: Problems) -> Resource | None:
+    problems.unknown(where, set(item) - _EXECUTABLE_KEYS)
+    if item.get("tags"):
+        problems.warnings.append(f"{where}: tags not kept (executable objects here have no tags)")
+    fields: dict[str, Any] = {"name": item.get("name"), "exec_command": item.get("exec-command", ""),
+                              "description": item.get("description", "")}
+    if "arg-format" in item:
+        converted = _arg_format(where, item["arg-format"], problems)
+        if converted is None:
+            return None
+        fields["arg_format"] = converted
+    return build_resource(ExecutableObject, where, fields, problems)
+
+
 def read_resources(document: dict[str, Any], problems: Problems) -> list[tuple[str, Resource]]:
-    unknown_top = set(document) - {"repositories", "decorators", "services", "secrets", "registries"}
-    problems.unknown("document", unknown_top)
-    registries = document.get("registries")
-    if registries:
-        count = len(registries) if isinstance(registries, list) else 1
-        problems.errors.append(
-            f"document: registries ({count}) are not supported yet: runs install packages from the default "
-            "indexes (pip, ansible-galaxy) or what a service's requirements file names; remove the registries "
-            "list to import the rest")
+    problems.unknown("document", set(document) - _TOP_KEYS)
+    _not_imported(document, problems)
     result: list[tuple[str, Resource]] = []
-    for plural, build in (("repositories", _repository), ("decorators", _decorator),
-                          ("services", _service)):
+    for plural, build in (("registries", _registry), ("executable-objects", _executable),
+                          ("repositories", _repository), ("decorators", _decorator), ("services", _service)):
         for where, item in entries(document, plural, problems):
             resource = build(where, item, problems)
             if resource is not None:
@@ -388,3 +471,204 @@ def arg_format(text: str) -> str:
         message = "; ".join(problems.errors)
         raise InvalidArgument(message, {"arg_format": message})
     return converted
+
+
+# ---------------------------------------------------------------- the other way: our export in IAG 5's layout
+def _go_template(fmt: str) -> str:
+    """Our arg-format ('--{key}={value}') as IAG 5's Go template ('--{{.Key}}={{.Value}}')."""
+    return "".join(literal + ("{{." + field.capitalize() + "}}" if field else "")
+                   for literal, field in _arg_format_parts(fmt))
+
+
+def _ansible_runtime(service: dict[str, Any], notes: list[str], where: str) -> dict[str, Any]:
+    """An ansible-playbook service's options as IAG 5's runtime (the inverse of _ansible_args)."""
+    runtime: dict[str, Any] = {}
+    inventory = list(service.get("inventories") or [])
+    extra_vars = list(service.get("extra_vars") or [])
+    extra_files = list(service.get("extra_vars_files") or [])
+    args = list(service.get("runtime_args") or [])
+    left: list[str] = []
+    index = 0
+    while index < len(args):
+        word = args[index]
+        value = args[index + 1] if index + 1 < len(args) else None
+        if word in ("-i", "--inventory") and value is not None:
+            inventory.append(value)
+            index += 2
+            continue
+        if word in ("--check", "--diff"):
+            runtime[word[2:]] = True
+        elif word in ("--limit", "--tags", "--skip-tags") and value is not None:
+            runtime[word[2:]] = value
+            index += 1
+        elif word == "--forks" and value is not None and value.isdigit():
+            runtime["forks"] = int(value)
+            index += 1
+        elif re.fullmatch(r"-v{1,6}", word):
+            runtime["verbose-level"] = len(word) - 1
+        elif word in ("-e", "--extra-vars") and value is not None:
+            (extra_files.append(value[1:]) if value.startswith("@") else extra_vars.append(value))
+            index += 1
+        else:
+            left.append(word)
+        index += 1
+    if inventory:
+        runtime["inventory"] = inventory
+    if len(extra_vars) == 1:
+        try:
+            parsed = json.loads(extra_vars[0])
+        except ValueError:
+            parsed = None
+        runtime["extra-vars"] = parsed if isinstance(parsed, dict) else extra_vars[0]
+    elif extra_vars:
+        notes.append(f"{where}: {len(extra_vars)} extra vars ({'; '.join(extra_vars)}): IAG 5 takes one")
+    if extra_files:
+        runtime["extra-vars-file"] = extra_files
+    if service.get("config_file"):
+        runtime["config-file"] = service["config_file"]
+    if left:
+        notes.append(f"{where}: runtime arguments {' '.join(left)} (IAG 5 has no runtime arguments)")
+    return runtime
+
+
+def _tofu_options(service: dict[str, Any], notes: list[str], where: str) -> dict[str, Any]:
+    """An opentofu-plan service's action, vars and var-files (the inverse of _tofu_args)."""
+    action = service.get("tofu_action") or ""
+    variables = dict(service.get("tofu_vars") or {})
+    files = list(service.get("tofu_var_files") or [])
+    args = list(service.get("runtime_args") or [])
+    if args and args[0] in _TOFU_ACTIONS:
+        action = action or args[0]
+        args = args[1:]
+    left: list[str] = []
+    index = 0
+    while index < len(args):
+        word = args[index]
+        if word.startswith("-var-file="):
+            files.append(word[len("-var-file="):])
+        elif word == "-var" and index + 1 < len(args) and "=" in args[index + 1]:
+            name, value = args[index + 1].split("=", 1)
+            variables[name] = value
+            index += 1
+        else:
+            left.append(word)
+        index += 1
+    if left:
+        notes.append(f"{where}: runtime arguments {' '.join(left)} (IAG 5 has no runtime arguments)")
+    if service.get("tofu_backend_config"):
+        notes.append(f"{where}: backend-config {', '.join(service['tofu_backend_config'])}")
+    options: dict[str, Any] = {"action": action or "plan"}
+    if variables:
+        options["vars"] = variables
+    if files:
+        options["var-files"] = files
+    return options
+
+
+def _iag5_service(service: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    where = f"services[{service['name']}]"
+    kind = service["type"]
+    item: dict[str, Any] = {"name": service["name"], "type": kind}
+    if service.get("description"):
+        item["description"] = service["description"]
+    if kind == "ansible-playbook":
+        playbooks = [service["filename"]] if service.get("filename") else []
+        playbooks += [p for p in service.get("playbooks") or [] if p not in playbooks]
+        item["playbooks"] = playbooks or ["site.yml"]
+    elif service.get("filename"):
+        item["filename"] = service["filename"]
+    item["working-directory"] = service.get("working_dir") or "."
+    item["repository"] = service["repository"]
+    if service.get("decorator"):
+        item["decorator"] = service["decorator"]
+    if service.get("tags"):
+        item["tags"] = list(service["tags"])
+    if service.get("secrets"):
+        item["secrets"] = [{"name": s["name"], "type": s.get("type") or "env", "target": s["target"]}
+                           for s in service["secrets"]]
+    if service.get("executable"):
+        item["executable-object"] = service["executable"]
+    runtime: dict[str, Any] = {}
+    if kind == "ansible-playbook":
+        runtime.update(_ansible_runtime(service, notes, where))
+    elif kind == "opentofu-plan":
+        item.update(_tofu_options(service, notes, where))
+    elif service.get("runtime_args"):
+        notes.append(f"{where}: runtime arguments {' '.join(service['runtime_args'])} (IAG 5 has no runtime "
+                     "arguments)")
+    if kind == "executable":
+        item["arg-format"] = _go_template(service.get("arg_format") or DEFAULT_ARG_FORMAT)
+    if service.get("env"):
+        runtime["env"] = dict(service["env"])
+    if service.get("requirements_file"):
+        runtime["req-file"] = service["requirements_file"]
+    if runtime:
+        item["runtime"] = runtime
+    for field, what in (("timeout", "timeout"), ("runner_tags", "runner tags"), ("pypi_registry", "pypi registry"),
+                        ("galaxy_registry", "galaxy registry")):
+        value = service.get(field)
+        if value:
+            shown = ", ".join(value) if isinstance(value, list) else value
+            notes.append(f"{where}: {what} {shown}")
+    return item
+
+
+def to_iag5(document: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Our export (core/transfer.py export_document) in IAG 5's layout, names and types, for IAG 5's own
+    `iagctl db import`; and one note for each thing IAG 5 cannot express (left out)."""
+    notes: list[str] = []
+    result: dict[str, Any] = {}
+    result["decorators"] = [{k: v for k, v in (("name", d["name"]), ("description", d.get("description")),
+                                                ("schema", d.get("schema"))) if v not in (None, "")}
+                            for d in document.get("decorators") or []]
+    repositories = []
+    for repo in document.get("repositories") or []:
+        item = {"name": repo["name"], "description": repo.get("description") or "", "url": repo["url"]}
+        if repo.get("reference"):
+            item["reference"] = repo["reference"]
+        if repo.get("tags"):
+            item["tags"] = list(repo["tags"])
+        if repo.get("private_key_name"):
+            item["private-key-name"] = repo["private_key_name"]
+        for field in ("username", "password_name"):
+            if repo.get(field):
+                item[field.replace("_", "-")] = repo[field]
+        if repo.get("token_name"):
+            notes.append(f"repositories[{repo['name']}]: token-name {repo['token_name']} (IAG 5 takes a username "
+                         "and password-name)")
+        repositories.append({k: v for k, v in item.items() if v != ""})
+    result["repositories"] = repositories
+    result["services"] = [_iag5_service(s, notes) for s in document.get("services") or []]
+    registries = []
+    stored = {r["name"]: r for r in document.get("registries") or []}
+    defaults = {r["type"] for r in stored.values() if r.get("default")}
+    for name, (kind, url) in BUILT_IN_REGISTRIES.items():  # IAG 5 lists its default registries too
+        if name not in stored:
+            registries.append({"name": name, "type": kind, "url": url, "default": kind not in defaults})
+    for registry in stored.values():
+        item = {"name": registry["name"], "type": registry["type"], "url": registry["url"],
+                "default": bool(registry.get("default"))}
+        for field in ("description", "username", "password_name", "token_name"):
+            if registry.get(field):
+                item[field.replace("_", "-")] = registry[field]
+        if registry.get("insecure"):
+            item["insecure"] = True
+        registries.append(item)
+    result["registries"] = registries
+    executables = []
+    for obj in document.get("executable-objects") or []:
+        item = {"name": obj["name"], "exec-command": obj["exec_command"]}
+        if obj.get("description"):
+            item["description"] = obj["description"]
+        if obj.get("arg_format") and obj["arg_format"] != DEFAULT_ARG_FORMAT:
+            notes.append(f"executable-objects[{obj['name']}]: arg-format {obj['arg_format']} (in IAG 5 a "
+                         "service carries its arg-format)")
+        executables.append(item)
+    result["executable-objects"] = executables
+    secrets = [s["name"] for s in document.get("secrets") or []]
+    if secrets:
+        notes.append(f"secrets {', '.join(secrets)}: their values are sealed with this gateway's key; create "
+                     "each on the IAG 5 gateway (iagctl create secret NAME) before importing there")
+    if document.get("service_states"):  # tofu_state.EXPORT_KEY
+        notes.append("OpenTofu states: IAG 5 keeps a state file of its own")
+    return result, notes

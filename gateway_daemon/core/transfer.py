@@ -10,9 +10,9 @@ Two formats are read:
 
 An import first builds and validates every resource, and checks that every
 reference resolves (in the document or in the store).  Only then does it
-write, in the order secrets, repositories, decorators, services.  A write that
-fails puts back what the import had already written, as far as the store lets
-it.
+write, in the order secrets, registries, executable objects, repositories,
+decorators, services.  A write that fails puts back what the import had already
+written, as far as the store lets it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from . import iag5
 from .decorators import Decorator
 from .documents import Problems, build_resource, entries, plain_values
 from .errors import Conflict, GatewayError, InvalidArgument
+from .executables import ExecutableObject
+from .registries import Registry
 from .repositories import Repository
 from .resources import Resource, now
 from .secrets import Secret
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
 FORMAT = "automation-gateway/v1"
 IAG_FORMAT = "iag5"
 # The order of writes: what is referenced comes before what refers to it.
-ORDER: tuple[type[Resource], ...] = (Secret, Repository, Decorator, Service)
+ORDER: tuple[type[Resource], ...] = (Secret, Registry, ExecutableObject, Repository, Decorator, Service)
 _TIMESTAMPS = ("created_at", "updated_at")
 _SEALED_FIELDS = ("kdf", "iterations", "salt", "nonce", "ciphertext")
 
@@ -85,7 +87,7 @@ class ImportReport:
 async def export_document(engine: "Engine") -> dict[str, Any]:
     """Every resource as stored, secrets sealed. Loading it back with import_document round-trips."""
     document: dict[str, Any] = {"format": FORMAT}
-    for cls in (Repository, Decorator, Service, Secret):
+    for cls in (Repository, Decorator, Service, Secret, Registry, ExecutableObject):
         resources = sorted(await engine._load_all(cls.KIND), key=lambda r: r.name)
         document[cls.PLURAL] = [r.to_dict() for r in resources]
     states = await tofu_state.export_states(engine.states)  # opentofu-plan services' states, sealed
@@ -175,7 +177,7 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
     document = plain_values(document)
     problems = Problems(strict)
     marker = document.get("format")
-    needed_secrets: list[tuple[str, str]] = []
+    needed_secrets: list[tuple[str, str, str]] = []
     if marker is None:
         resources = iag5.read_resources(document, problems)
         needed_secrets = iag5.secret_names(document, problems)
@@ -202,7 +204,11 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
     # Validate each resource on its own, and find duplicates.
     incoming: dict[str, dict[str, Resource]] = {cls.KIND: {} for cls in ORDER}
     valid: list[tuple[str, Resource]] = []
+    built_in: list[str] = []  # IAG 5's default registries, the same as the built-in ones here
     for where, resource in resources:
+        if not own and iag5.built_in_registry(resource) and resource.name not in stored[Registry.KIND]:
+            built_in.append(resource.name)
+            continue
         try:
             engine.check_enabled(resource)
             await asyncio.to_thread(resource.validate)  # off the loop: a decorator's schema can take a second
@@ -221,14 +227,22 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
         incoming[resource.KIND][resource.name] = resource
         valid.append((where, resource))
 
-    # An IAG 5 export's secrets are sealed with that gateway's key: each must be here already.
-    for where, name in needed_secrets:
-        if name not in stored[Secret.KIND]:
+    # An IAG 5 export's secrets are sealed with that gateway's key, or aliases of an external secrets manager's
+    # secrets (secret providers are not supported yet): each must be here already.
+    for where, name, provider in needed_secrets:
+        if provider and name not in stored[Secret.KIND]:
+            problems.errors.append(f"{where}: an alias of a secret in secret provider {provider!r}, which is not "
+                                   f"supported yet; create it here first: gateway create secret {name}")
+        elif provider:
+            problems.warnings.append(f"{where}: the secret already here is used (an alias of secret provider "
+                                     f"{provider!r} in IAG 5)")
+        elif name not in stored[Secret.KIND]:
             problems.errors.append(f"{where}: IAG 5 secret values are sealed with that gateway's key and cannot "
                                    f"be imported; create it here first: gateway create secret {name}")
         else:
             problems.warnings.append(f"{where}: the secret already here is used (IAG 5 values are sealed with "
                                      "that gateway's key)")
+    _check_defaults(incoming, stored, problems)
     # Every reference must resolve, in the document or in the store.
     for where, resource in valid:
         for kind, name in resource.references():  # type: ignore[attr-defined]
@@ -243,6 +257,7 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
 
     # Plan: create, update or leave each one.
     report = ImportReport(warnings=problems.warnings, dry_run=dry_run)
+    report.changes.extend(("unchanged", Registry.KIND, name) for name in sorted(set(built_in)))
     plan: list[tuple[str, Resource, "Entry | None"]] = []
     stamp = now()
     for cls in ORDER:
@@ -308,6 +323,21 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
             raise type(exc)(f"{exc}; putting back the earlier state also failed for {', '.join(failed)}") from None
         raise
     return report
+
+
+def _check_defaults(incoming: dict[str, dict[str, Resource]],
+                    stored: dict[str, dict[str, tuple[Resource, "Entry"]]], problems: Problems) -> None:
+    """One default registry per type, counting the stored ones the document does not replace."""
+    registries = {name: pair[0] for name, pair in stored[Registry.KIND].items()}
+    registries.update(incoming[Registry.KIND])
+    defaults: dict[str, list[str]] = {}
+    for name, registry in sorted(registries.items()):
+        if registry.default:  # type: ignore[attr-defined]
+            defaults.setdefault(registry.type, []).append(name)  # type: ignore[attr-defined]
+    for kind, names in sorted(defaults.items()):
+        if len(names) > 1:
+            problems.errors.append(f"registries: {' and '.join(names)} would both be the default {kind} registry "
+                                   "(stored or in the document); keep default: true on one")
 
 
 def _record(entry: "Entry | None") -> dict[str, Any] | None:

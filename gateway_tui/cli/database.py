@@ -3,22 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
 
 from gateway_daemon.console import dump_yaml
 from gateway_daemon.core import Gateway, InvalidArgument
+from gateway_daemon.core.documents import problems_of
 from gateway_daemon.inputfiles import MIB, InputFileError, load_yaml
 
-from .parser import UsageError
+from .parser import REPOSITORY_FILES, UsageError
 from .resources import _read_text
 
 IMPORT_FILE_LIMIT = 32 * MIB  # what one ImportDb message to a server may carry
 
 
+def _export_text(document: dict, formats: list[str]) -> str:
+    """The export as -f/--format asks: YAML (default) or JSON, ours or IAG 5's layout (what IAG 5 cannot
+    express is listed on stderr, one line each)."""
+    if "iag5" in formats:
+        from gateway_daemon.core.iag5 import to_iag5
+
+        document, notes = to_iag5(document)
+        for note in notes:
+            print(f"not in the IAG 5 file: {note}", file=sys.stderr)
+    if "json" in formats:
+        if "yaml" in formats:
+            raise UsageError("give -f yaml or -f json, not both")
+        return json.dumps(document, indent=2) + "\n"
+    return dump_yaml(document)
+
+
 async def export(gateway: Gateway, args: argparse.Namespace) -> int:
-    text = dump_yaml(await gateway.export_db())
+    text = _export_text(await gateway.export_db(), getattr(args, "format", None) or [])
     if args.output == "-":
         sys.stdout.write(text)
         return 0
@@ -51,9 +69,10 @@ async def _from_repository(gateway: Gateway, args: argparse.Namespace) -> str:
     from gateway_daemon.core import Repository
     from gateway_daemon.execution.workspace import Workspace
 
-    path = Path(args.file)
-    if args.file == "-" or path.is_absolute() or ".." in path.parts:
-        raise UsageError(f"with --repository, FILE is a path inside the repository: {args.file!r} is not")
+    if args.file is not None:
+        path = Path(args.file)
+        if args.file == "-" or path.is_absolute() or ".." in path.parts:
+            raise UsageError(f"with --repository, FILE is a path inside the repository: {args.file!r} is not")
     repository = Repository(name="import", url=args.repository, reference=args.reference or "")
     repository.validate()
     key = await gateway.reveal_secret(args.private_key_name) if args.private_key_name else ""
@@ -64,6 +83,13 @@ async def _from_repository(gateway: Gateway, args: argparse.Namespace) -> str:
         workspace.host_keys.path = Path(data_dir) / "known_hosts"
         tree = Path(scratch) / "tree"
         await workspace.prepare(repository, tree, lambda _line: None, key)
+        if args.file is None:  # as IAG 5: the repository's import.yml
+            found = [name for name in REPOSITORY_FILES if (tree / name).is_file()]
+            if not found:
+                raise InvalidArgument(f"{args.repository} has no {' or '.join(REPOSITORY_FILES)} at its top; "
+                                      "name the file: db import --repository URL FILE")
+            args.file = found[0]
+            path = Path(args.file)
         if not (tree / path).is_file():
             raise InvalidArgument(f"{args.file} is not a file in {args.repository}")
         return _read_text(str(tree / path), "import file", IMPORT_FILE_LIMIT)
@@ -81,12 +107,42 @@ async def import_(gateway: Gateway, args: argparse.Namespace) -> int:
     except InputFileError as exc:
         raise InvalidArgument(str(exc)) from None
     dry_run = args.dry_run or args.check or args.validate
-    report = await gateway.import_db(document, dry_run=dry_run, strict=args.strict)
+    try:
+        report = await gateway.import_db(document, dry_run=dry_run, strict=args.strict)
+    except InvalidArgument as exc:
+        problems = problems_of(exc)
+        if len(problems) > 1 and (args.check or args.validate or getattr(args, "verbose", False)):
+            for problem in problems:  # every one, then the usual line
+                print(f"problem: {problem}", file=sys.stderr)
+            raise InvalidArgument(f"{len(problems)} problems in {source}; nothing was imported") from None
+        raise
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    lines = report.lines(with_warnings=False)
     if args.validate:
-        print(f"valid: {source} holds {len(report.changes)} resources that can be imported; nothing was changed")
+        print(f"valid: {source} holds {len(lines) - 1} resources that can be imported; nothing was changed")
         return 0
-    for line in report.lines(with_warnings=False):
+    if args.check:
+        lines = check_lines(lines)
+    for line in lines:
         print(line)
     return 0
+
+
+CHECK_STATES = {"create": "created", "unchanged": "unchanged", "update": "conflict"}
+
+
+def check_lines(lines: list[str]) -> list[str]:
+    """A dry run's lines as iagctl's --check states them: created, unchanged, or conflict (differs from what is
+    stored; the import replaces it, as iagctl's --force does), then a count of each."""
+    result = []
+    counts = dict.fromkeys(CHECK_STATES.values(), 0)
+    for line in lines[:-1]:
+        action, _, rest = line.partition(" ")
+        state = CHECK_STATES.get(action, action)
+        counts[state] = counts.get(state, 0) + 1
+        result.append(f"{state} {rest}" + (" (differs from what is stored; the import replaces it)"
+                                           if state == "conflict" else ""))
+    result.append("check (dry run): " + ", ".join(f"{count} {state}" for state, count in counts.items())
+                  + "; nothing was changed")
+    return result

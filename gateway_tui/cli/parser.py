@@ -33,6 +33,8 @@ KIND_WORDS = {
 }
 ROLE_CHOICES = ("admin", "editor", "operator", "viewer")  # core.policy.ROLES
 REGISTRY_TYPES = ("pypi", "ansible-galaxy")
+EXPORT_FORMATS = ("yaml", "json", "iag5")  # db export -f: the encoding, and iag5 for IAG 5's layout
+REPOSITORY_FILES = ("import.yml", "import.yaml")  # db import --repository URL without FILE: as IAG 5's examples
 
 
 class UsageError(Exception):
@@ -356,16 +358,24 @@ def build_parser() -> Parser:
     db = _sub(verbs, "db", "export or import every resource (YAML)", iagctl="iagctl db export FILE | db import FILE")
     db_verbs = db.add_subparsers(dest="db_verb", metavar="export|import", required=True, parser_class=Parser)
     export = _sub(db_verbs, "export", "write every resource as YAML (secrets stay encrypted)",
-                  iagctl="iagctl db export FILE")
+                  iagctl="iagctl db export [--file FILE] [-f json|yaml]")
     export.add_argument("file", nargs="?", metavar="FILE", help="file to write (or -o FILE; default: stdout)")
-    export.add_argument("-o", "--output", metavar="FILE", default=None, help="file to write (default: stdout)")
+    export.add_argument("-o", "--output", "--file", metavar="FILE", default=None,
+                        help="file to write (default: stdout)")
+    export.add_argument("-f", "--format", action="append", choices=EXPORT_FORMATS, metavar="FORMAT", default=None,
+                        help="yaml (the default) or json; iag5: IAG 5's layout, for its `iagctl db import` (what "
+                             "it cannot express is listed on stderr); both may be given: --format iag5 -f json")
     imp = _sub(db_verbs, "import", "read a YAML export (ours or the IAG 5 format); all or nothing. Resources that "
                "exist are replaced (iagctl's --force is what an import here does in any case)",
                iagctl="iagctl db import FILE [--validate | --check] [--force] [--repository URL]")
-    imp.add_argument("file", metavar="FILE", help="file to read (- for stdin; with --repository: a path in it)")
+    imp.add_argument("file", nargs="?", metavar="FILE",
+                     help=f"file to read (- for stdin; with --repository: a path in it, default {REPOSITORY_FILES[0]})")
     imp.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
     imp.add_argument("--strict", action="store_true", help="refuse unknown keys instead of reporting them")
-    imp.add_argument("--check", action="store_true", help="as iagctl: the same as --dry-run")
+    imp.add_argument("--check", action="store_true",
+                     help="as iagctl: say for each resource whether it would be created, is unchanged or is a "
+                          "conflict (differs from what is stored: the import replaces it); list every problem; "
+                          "change nothing")
     imp.add_argument("--validate", action="store_true",
                      help="as iagctl: check the file (fields, references), print only the verdict, change nothing")
     imp.add_argument("--force", action="store_true", help="as iagctl: replace resources that exist (always done here)")
@@ -434,6 +444,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
             raise UsageError(f"two files given: {args.file} and -o {args.output}")
         args.output = args.file or args.output or "-"
     elif args.verb == "db" and args.db_verb == "import":
+        if args.file is None and not args.repository:
+            raise UsageError("db import: give the FILE to read (- for stdin)")
         if args.validate and args.check:
             raise UsageError("give --validate or --check, not both")
         for flag in ("reference", "private_key_name"):
