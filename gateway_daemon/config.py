@@ -278,7 +278,8 @@ LOGIN_KEYS = {
                                 "calls without a login (login, password change, health) in flight at once; "
                                 "more are refused RESOURCE_EXHAUSTED"),
     "public_calls_per_address": Key(_int_range(1, 100000, "a number of calls"), "8",
-                                    "calls without a login in flight at once from one address"),
+                                    "calls without a login in flight at once from one address (to each service: "
+                                    "logins, health)"),
 }
 # ---- end roles, audit, logins
 

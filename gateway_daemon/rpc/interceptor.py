@@ -82,22 +82,25 @@ class PublicCalls:
         self.refused = 0
         self._logged = 0.0
 
-    def enter(self, address: str) -> bool:
-        """Count a call in, or False when a limit is reached (then nothing is counted)."""
-        if self.total >= self.limits.at_once or self.by_address.get(address, 0) >= self.limits.per_address:
+    def enter(self, address: str, service: str) -> bool:
+        """Count a call to `service` in, or False when a limit is reached (then nothing is counted).  An
+        address's calls are counted per service: a flood of logins does not refuse its health checks."""
+        key = f"{address} {service}"
+        if self.total >= self.limits.at_once or self.by_address.get(key, 0) >= self.limits.per_address:
             self.refused += 1
             return False
         self.total += 1
-        self.by_address[address] = self.by_address.get(address, 0) + 1
+        self.by_address[key] = self.by_address.get(key, 0) + 1
         return True
 
-    def leave(self, address: str) -> None:
+    def leave(self, address: str, service: str) -> None:
+        key = f"{address} {service}"
         self.total -= 1
-        left = self.by_address.get(address, 1) - 1
+        left = self.by_address.get(key, 1) - 1
         if left:
-            self.by_address[address] = left
+            self.by_address[key] = left
         else:
-            self.by_address.pop(address, None)
+            self.by_address.pop(key, None)
 
     def over_limit(self, method: str, address: str) -> ResourceExhausted:
         now = time.monotonic()
@@ -108,7 +111,7 @@ class PublicCalls:
                         address)
             self.refused = 0
         return ResourceExhausted(f"too many calls without a login in flight (at most {self.limits.at_once}, "
-                                 f"{self.limits.per_address} from one address): try again shortly")
+                                 f"{self.limits.per_address} to one service from one address): try again shortly")
 
     @contextlib.asynccontextmanager
     async def reading(self, address: str):
@@ -354,6 +357,7 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
         it asks: counted in (or refused RESOURCE_EXHAUSTED unread), its request read in its turn, within
         PUBLIC_READ_SECONDS and PUBLIC_MAX_REQUEST bytes, then served as any admitted call."""
         calls, who = self.public, self.who
+        service = method.rsplit("/", 1)[0]
         behavior = _behavior(self._admitted(handler, method, None))
         request_streaming = handler.request_streaming
 
@@ -390,7 +394,7 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
 
         async def enter(context) -> str:
             address = peer_address(context.peer())
-            if not calls.enter(address):
+            if not calls.enter(address, service):
                 await errors.abort(context, calls.over_limit(method, address), method, who)
             return address
 
@@ -409,7 +413,7 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
                         for reply in replies or ():
                             yield reply
                 finally:
-                    calls.leave(address)
+                    calls.leave(address, service)
             make, serve = grpc.stream_stream_rpc_method_handler, serve_stream
         else:
             async def serve_unary(requests, context):
@@ -418,7 +422,7 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
                     source = stream_of(context, address) if request_streaming else await first(context, address)
                     return await behavior(source, context)
                 finally:
-                    calls.leave(address)
+                    calls.leave(address, service)
             make, serve = grpc.stream_unary_rpc_method_handler, serve_unary
         return make(serve, request_deserializer=_bounded(handler.request_deserializer, PUBLIC_MAX_REQUEST),
                     response_serializer=handler.response_serializer)
