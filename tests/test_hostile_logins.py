@@ -358,3 +358,27 @@ def test_a_failed_login_flood_erases_nothing_and_is_counted(tmp_path, certs):
         assert re.search(r"  \d+ times: (wrong username or password|too many failed logins)", table), table
     finally:
         daemon.stop()
+
+
+# ---------------------------------------------------------------- the bounds, on the store alone
+async def test_failed_logins_have_their_own_budget_and_repeats_are_counted():
+    from gateway_daemon.core.audit import Actor, AuditTrail
+    from gateway_daemon.store.memory import MemoryStore
+
+    store = MemoryStore("test")
+    trail = AuditTrail(store, max_age=3600, max_count=100)
+    for index in range(5):
+        await trail.record("create", f"secret/s{index}", actor=Actor("admin", "10.0.0.1"))
+    for index in range(300):  # a new user each time: each its own event, under the failures' budget
+        await trail.record("login", f"user/u{index}", "failed", "wrong username or password",
+                           actor=Actor(f"u{index}", "10.0.0.9"))
+    for _ in range(500):
+        await trail.record("login", "user/admin", "failed", "wrong username or password",
+                           actor=Actor("admin", "10.0.0.9"))
+    await trail.flush()
+    await trail.prune()
+    events = await trail.list(limit=100000)
+    assert [e.target for e in events if e.action == "create"] == [f"secret/s{i}" for i in range(4, -1, -1)]
+    failures = [e for e in events if e.action == "login"]
+    assert len(failures) <= trail.failure_budget == 10
+    assert failures[0].target == "user/admin" and failures[0].count == 500
