@@ -274,6 +274,12 @@ LOGIN_KEYS = {
     "login_lock_seconds": Key(_int_range(1, 86400, "seconds"), "5",
                               "the first refusal's length; each further wrong password doubles it"),
     "login_lock_max_seconds": Key(_int_range(1, 604800, "seconds"), "900", "the longest refusal"),
+    "public_calls_at_once": Key(_int_range(1, 100000, "a number of calls"), "64",
+                                "calls without a login (login, password change, health) in flight at once; "
+                                "more are refused RESOURCE_EXHAUSTED"),
+    "public_calls_per_address": Key(_int_range(1, 100000, "a number of calls"), "8",
+                                    "calls without a login in flight at once from one address (to each service: "
+                                    "logins, health)"),
 }
 # ---- end roles, audit, logins
 

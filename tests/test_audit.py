@@ -90,8 +90,8 @@ def test_the_session_is_in_the_trail_in_order_with_who_where_and_how(session):
         ("admin", "export", "database", "ok"),
         ("admin", "create", "user/vic", "ok"),
         ("vic", "login", "user/vic", "ok"),
-        ("vic", "create", "secret", "refused"),  # refused before its request is read: the kind alone
-        ("vic", "run", "service", "refused"),
+        ("vic", "create", "secret/mine", "refused"),  # a user refused for their role: the request names it
+        ("vic", "run", "service/hello", "refused"),
         ("vic", "logout", "user/vic", "ok"),
         ("admin", "edit", "user/vic", "ok"),
         ("admin", "delete", "service/hello", "ok"),

@@ -12,12 +12,23 @@ time order), bounded by ``[audit] retention``: an age and a count, the oldest
 going first.  With ``[log] file_enabled`` each event is also appended as one
 JSON line to ``audit.log`` beside gateway.log (``[log] server_dir``).
 
+A flood of failed logins must neither erase the trail nor hide in it.  The
+failures of the REPEATED actions (login, password) are aggregated: one event
+per action, user, address and outcome per AGGREGATE_SECONDS, with a `count`
+that grows as they repeat (written at most once a second, a line in
+audit.log each time).  The server records a failed login for a name that
+no user has as ``user/*``, so made-up names from one address are one event
+too.  Those events are kept under their own budget, a tenth
+of the retention count (at least 10), under keys ending in FAILURE_MARK: the
+oldest of them go first, and no other event ever makes room for them.
+
 Who is calling comes from the server's interceptor through `acting()`; the
 engine records runs, the interceptor the rest.  Local mode keeps no trail.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import dataclasses
@@ -41,6 +52,11 @@ DEFAULT_LIMIT = 1000
 MAX_LIMIT = 100000
 PRUNE_EVERY = 100  # records between two prunings
 MAX_TEXT = 512     # a target or detail longer than this is cut
+REPEATED = frozenset({"login", "password"})  # their failures are aggregated (see above)
+AGGREGATE_SECONDS = 60.0
+WRITE_COUNT_EVERY = 1.0  # seconds: how often a growing count is written
+MAX_REPEATS = 10000      # aggregated events being counted at once (the oldest is let go first)
+FAILURE_MARK = "-f"      # the end of a key of an aggregated failure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,12 +69,25 @@ class AuditEvent:
     outcome: str
     detail: str = ""
     inputs: dict[str, Any] | None = None
+    count: int = 1  # how many times it happened (repeated failures aggregated into one event)
 
     def public(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         if data["inputs"] is None:
             del data["inputs"]
+        if data["count"] == 1:
+            del data["count"]
         return data
+
+
+@dataclasses.dataclass
+class _Repeat:
+    """An aggregated failure being counted: where it is stored, until when it grows, whether it is written."""
+
+    key: str
+    event: AuditEvent
+    until: float
+    written: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,8 +172,12 @@ class AuditTrail:
         self.max_age = max_age
         self.max_count = max_count
         self.file = file
-        self.prune_every = max(1, min(PRUNE_EVERY, max_count // 10))  # the count is passed by 10 % at most
+        self.failure_budget = max(10, max_count // 10)
+        # each bound is passed by 10 % of the count, or half the failure budget, at most
+        self.prune_every = max(1, min(PRUNE_EVERY, max_count // 10, self.failure_budget // 2))
         self._since_prune = self.prune_every  # prune at the first record
+        self._repeats: dict[tuple[str, ...], _Repeat] = {}
+        self._writing: "asyncio.Task[None] | None" = None
 
     async def record(self, action: str, target: str = "", outcome: str = "ok", detail: str = "",
                      inputs: dict[str, Any] | None = None, actor: Actor | None = None) -> AuditEvent:
@@ -154,17 +187,58 @@ class AuditTrail:
         event = AuditEvent(time=stamp(now), user=_cut(who.user)[:128], source=who.source, action=action,
                            target=_cut(target), outcome=outcome, detail=_cut(detail), inputs=inputs)
         key = f"audit/{int(now * 1e6):017d}-{secrets.token_hex(3)}"
+        if action in REPEATED and outcome == "failed":
+            ident = (event.action, event.target, event.user, event.source, event.outcome)
+            repeat = self._repeats.get(ident)
+            if repeat is not None and now < repeat.until:
+                repeat.event = dataclasses.replace(repeat.event, detail=event.detail, count=repeat.event.count + 1)
+                repeat.written = False
+                self._write_soon()
+                return repeat.event
+            self._repeats.pop(ident, None)
+            while len(self._repeats) >= MAX_REPEATS:
+                await self._write(self._repeats.pop(next(iter(self._repeats))))
+            key += FAILURE_MARK
+            self._repeats[ident] = _Repeat(key, event, now + AGGREGATE_SECONDS)
+        await self._keep(key, event)
+        self._since_prune += 1
+        if self._since_prune >= self.prune_every:
+            self._since_prune = 0
+            await self.prune()
+        return event
+
+    async def _keep(self, key: str, event: AuditEvent) -> None:
         line = json.dumps(event.public(), sort_keys=True, ensure_ascii=False)
         try:
             await self.store.put(key, line.encode())
         except Exception:  # noqa: BLE001 - the trail must not fail the call it records; the log says why
             log.exception("cannot keep the audit event %s", line)
         self._append(line)
-        self._since_prune += 1
-        if self._since_prune >= self.prune_every:
-            self._since_prune = 0
-            await self.prune()
-        return event
+
+    async def _write(self, repeat: _Repeat) -> None:
+        if not repeat.written:
+            repeat.written = True
+            await self._keep(repeat.key, repeat.event)
+
+    def _write_soon(self) -> None:
+        """Write the grown counts in a moment (one writer at a time)."""
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.get_running_loop().create_task(self._write_counts())
+
+    async def _write_counts(self) -> None:
+        await asyncio.sleep(WRITE_COUNT_EVERY)
+        now = time.time()
+        for ident, repeat in list(self._repeats.items()):
+            await self._write(repeat)
+            if repeat.until <= now:
+                self._repeats.pop(ident, None)
+        if any(not r.written for r in self._repeats.values()):
+            self._writing = asyncio.get_running_loop().create_task(self._write_counts())
+
+    async def flush(self) -> None:
+        """Write every count not written yet (before the server stops)."""
+        for repeat in list(self._repeats.values()):
+            await self._write(repeat)
 
     def _append(self, line: str) -> None:
         if self.file is None:
@@ -187,10 +261,14 @@ class AuditTrail:
             log.exception("cannot read the audit trail to prune it")
             return 0
         cutoff = int((time.time() - self.max_age) * 1e6)
-        doomed = [e.key for e in entries if _key_time(e.key) < cutoff]
-        kept = len(entries) - len(doomed)
-        if kept > self.max_count:
-            doomed += [e.key for e in entries[len(doomed):len(doomed) + kept - self.max_count]]
+        doomed = []
+        for keys, most in (([e.key for e in entries if not e.key.endswith(FAILURE_MARK)], self.max_count),
+                           ([e.key for e in entries if e.key.endswith(FAILURE_MARK)], self.failure_budget)):
+            old = [key for key in keys if _key_time(key) < cutoff]  # keys are in time order: the oldest first
+            doomed += old
+            kept = len(keys) - len(old)
+            if kept > most:
+                doomed += keys[len(old):len(old) + kept - most]
         for key in doomed:
             await self.store.delete(key)
         return len(doomed)
@@ -207,7 +285,7 @@ class AuditTrail:
                 break
             try:
                 data = json.loads(entry.value)
-                event = AuditEvent(**{f.name: data.get(f.name, "" if f.name != "inputs" else None)
+                event = AuditEvent(**{f.name: data.get(f.name, {"inputs": None, "count": 1}.get(f.name, ""))
                                       for f in dataclasses.fields(AuditEvent)})
             except (ValueError, TypeError):
                 continue

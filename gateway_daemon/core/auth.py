@@ -31,9 +31,9 @@ import time
 from typing import Any
 
 from ..store import KeyExists, RevisionMismatch, Store
+from .errors import (AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NoSuchUser, NotFound,
+                     PermissionDenied, Unauthenticated)
 from .integrity import RecordMacs, Untrusted, fingerprint
-from .errors import (AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied,
-                     Unauthenticated)
 from .policy import ADMIN as ADMIN_ROLE, DEFAULT_ROLE, LEGACY_ROLE, check_role, check_scope
 from .resources import check_name, field_error, now
 from .throttle import LoginThrottle
@@ -320,20 +320,20 @@ class Auth:
     async def login(self, name: str, password: str, new: str = "", source: str = "") -> tuple[str, float, User]:
         """A new API key for `name`.  `source` is the caller's address: wrong passwords are throttled per
         user and per address, and while either is locked even the right password is refused."""
-        failure = Unauthenticated("wrong username or password")
-        await self.throttle.check(name if isinstance(name, str) else "", source)
+        entry = await self.store.get(f"users/{name}") if isinstance(name, str) and 0 < len(name) <= 256 else None
+        user = await self._user(entry.key, entry.value) if entry is not None else None  # a forged one: None
+        failure = (Unauthenticated if user is not None else NoSuchUser)("wrong username or password")
+        try:  # counted as a wrong password before any hashing (a success takes it back): see core/throttle.py
+            await self.throttle.attempt(name if user is not None else "", source)
+        except Unauthenticated as refused:
+            raise refused if user is not None else NoSuchUser(str(refused)) from None
         if not isinstance(password, str) or len(password) > MAX_PASSWORD:
-            await self.throttle.failed("", source)
             raise failure  # no stored password is that long: nothing to hash
-        entry = await self.store.get(f"users/{name}") if isinstance(name, str) and name else None
-        user = await self._user(entry.key, entry.value) if entry is not None else None
         if entry is None or user is None:
             await password_matches_async(password, await _stand_in())  # the same work whether or not the user exists
-            await self.throttle.failed("", source)
             raise failure
         revision = entry.revision
         if not await password_matches_async(password, user.password):
-            await self.throttle.failed(name, source)
             raise failure
         await self.throttle.succeeded(name, source)
         if user.must_change_password or new:

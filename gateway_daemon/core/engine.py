@@ -12,7 +12,7 @@ from ..store import Entry, KeyExists, RevisionMismatch, Store, StoreUnavailable
 from .decorators import Decorator
 from .executables import ExecutableObject
 from .registries import BUILT_IN as BUILT_IN_REGISTRIES, Registry, built_in as built_in_registry
-from .errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from .errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, OutOfScope, Unavailable
 from .features import check_enabled
 from .integrity import RecordMacs, Untrusted
 from .repositories import Repository
@@ -234,7 +234,7 @@ class Engine:
         """As _load; a service outside the caller's scope is not found."""
         resource, revision = await self._load(kind, name)
         if not self._visible(resource):
-            raise NotFound(f"{kind} {name!r} not found")
+            raise OutOfScope(f"{kind} {name!r} not found", f"{kind}/{name}")
         return resource, revision
 
     async def _visible_services(self) -> set[str] | None:
@@ -247,7 +247,7 @@ class Engine:
     async def _check_run_visible(self, run: Run) -> Run:
         visible = await self._visible_services()
         if visible is not None and run.service not in visible:
-            raise NotFound(f"run {run.id!r} not found")
+            raise OutOfScope(f"run {run.id!r} not found", f"run/{run.id}")
         return run
     # ---- end roles
 

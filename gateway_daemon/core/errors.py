@@ -13,6 +13,15 @@ class NotFound(GatewayError):
     code = "NOT_FOUND"
 
 
+class OutOfScope(NotFound):
+    """A resource outside the caller's scope (core/policy.py): answered as not found, so that it stays hidden,
+    and recorded in the audit trail as a refusal naming `target` (kind/name)."""
+
+    def __init__(self, message: str, target: str):
+        super().__init__(message)
+        self.target = target
+
+
 class AlreadyExists(GatewayError):
     code = "ALREADY_EXISTS"
 
@@ -42,6 +51,11 @@ class Unauthenticated(GatewayError):
     code = "UNAUTHENTICATED"
 
 
+class NoSuchUser(Unauthenticated):
+    """A login refused for a name that no user has: to the caller the same as any other refused login; the
+    audit trail counts these per address (target user/*), not per made-up name."""
+
+
 class PermissionDenied(GatewayError):
     code = "PERMISSION_DENIED"
 
@@ -50,6 +64,12 @@ class Unavailable(GatewayError):
     """A dependency (the store, a server, a runner) cannot be reached."""
 
     code = "UNAVAILABLE"
+
+
+class ResourceExhausted(GatewayError):
+    """Too much at once, or too big: a bound of the server's, not a fault of the request's meaning."""
+
+    code = "RESOURCE_EXHAUSTED"
 
 
 class Conflict(GatewayError):
@@ -61,5 +81,5 @@ class Conflict(GatewayError):
 ERRORS_BY_CODE = {
     cls.code: cls
     for cls in (NotFound, AlreadyExists, InvalidArgument, FailedPrecondition, Unauthenticated,
-                PermissionDenied, Unavailable, Conflict)
+                PermissionDenied, Unavailable, Conflict, ResourceExhausted)
 }

@@ -378,13 +378,15 @@ def apikey_from_message(message: auth_pb2.ApiKey) -> ApiKeyInfo:
 def audit_message(event: AuditEvent) -> audit_pb2.AuditEvent:
     return audit_pb2.AuditEvent(time=event.time, user=event.user, source=event.source, action=event.action,
                                 target=event.target, outcome=event.outcome, detail=event.detail,
-                                inputs_json=json.dumps(event.inputs) if event.inputs is not None else "")
+                                inputs_json=json.dumps(event.inputs) if event.inputs is not None else "",
+                                count=event.count)
 
 
 def audit_from_message(message: audit_pb2.AuditEvent) -> AuditEvent:
     inputs = json_field(message.inputs_json, "audit inputs", None) if message.inputs_json else None
     return AuditEvent(time=message.time, user=message.user, source=message.source, action=message.action,
-                      target=message.target, outcome=message.outcome, detail=message.detail, inputs=inputs)
+                      target=message.target, outcome=message.outcome, detail=message.detail, inputs=inputs,
+                      count=max(1, message.count))
 
 
 # ------------------------------------------------------------ jobs (server -> runner)

@@ -128,6 +128,8 @@ AUDITED: dict[str, tuple[str, str]] = {
        for service, kind in (("Repository", "repository"), ("Decorator", "decorator"), ("Service", "service"),
                              ("Secret", "secret"), ("Registry", "registry"))
        for verb, word in (("Create", "create"), ("Update", "edit"), ("Delete", "delete"))},
+    **{f"/gateway.v1.ExecutableObjectService/{verb}ExecutableObject": (word, "executable-object")
+       for verb, word in (("Create", "create"), ("Update", "edit"), ("Delete", "delete"))},
 }
 # Calls recorded only when they fail (their success is recorded elsewhere).
 AUDITED_ON_FAILURE = {"/gateway.v1.RunService/RunService"}

@@ -38,7 +38,7 @@ from .gen import (executables_pb2, executables_pb2_grpc, registries_pb2, registr
 from .gen import (audit_pb2, audit_pb2_grpc, auth_pb2, auth_pb2_grpc, common_pb2, common_pb2_grpc, decorators_pb2, decorators_pb2_grpc,
                   repositories_pb2, repositories_pb2_grpc, runner_pb2, runner_pb2_grpc, runs_pb2, runs_pb2_grpc, secrets_pb2, secrets_pb2_grpc,
                   services_pb2, services_pb2_grpc, users_pb2, users_pb2_grpc)
-from .interceptor import AccessInterceptor, UserGate, current_session
+from .interceptor import AccessInterceptor, PublicCalls, PublicLimits, UserGate, current_session
 
 log = logging.getLogger("gateway.server")
 SHUTDOWN_GRACE = 30.0
@@ -392,9 +392,14 @@ async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[
     dispatcher = config.get("server", "distributed_execution")
     credentials = server_credentials(config)
     core = Core(engine, auth, credentials is not None)
-    server = grpc.aio.server(interceptors=[AccessInterceptor(UserGate(auth), audit=engine.audit)],
+    public = PublicCalls(PublicLimits(config.get("server", "public_calls_at_once"),
+                                      config.get("server", "public_calls_per_address")))
+    server = grpc.aio.server(interceptors=[AccessInterceptor(UserGate(auth), audit=engine.audit, public=public)],
                              options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                                       ("grpc.max_send_message_length", MAX_MESSAGE),
+                                      # a stream's window stays small until its request is read: a call
+                                      # refused unread costs tens of KiB, not the MiBs a grown window holds
+                                      ("grpc.http2.bdp_probe", 0),
                                       ("grpc.so_reuseport", 0)])
     names = []
     for servicer, add, name in SERVICES:
@@ -430,6 +435,8 @@ async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[
         await _set_health(health_servicer, name, health_pb2.HealthCheckResponse.NOT_SERVING)
     await engine.scheduler.drain(SHUTDOWN_GRACE)
     await engine.scheduler.shutdown()  # what is still running ends as interrupted
+    if engine.audit is not None:
+        await engine.audit.flush()  # the counts of repeated failed logins not written yet
     await keepers.close()
     await engine.close()
     await server.stop(5)

@@ -17,7 +17,8 @@ async def get(gateway: Gateway, args: argparse.Namespace) -> int:
                                       limit=args.limit if args.limit else 100000)
     table = Table(["time", "user", "source", "action", "target", "outcome", "detail"])
     for event in events:
-        table.add(event.time, event.user, event.source, event.action, event.target, event.outcome, event.detail)
+        detail = f"{event.count} times: {event.detail}" if event.count > 1 else event.detail  # seen if cut
+        table.add(event.time, event.user, event.source, event.action, event.target, event.outcome, detail)
     emit([event.public() for event in events], args.output, table)
     return 0
 

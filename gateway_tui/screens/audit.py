@@ -67,11 +67,17 @@ class AuditScreen(ResourceListScreen):
         for event in events:
             yield TableRow(self.key_of(event),
                            (when(event.time, tz), event.user or "-", event.source or "-", event.action, event.target,
-                            event.outcome, event.detail),
+                            event.outcome, _detail(event)),
                            ("muted", None, "muted", "accent", None, OUTCOME_STYLES.get(event.outcome), "muted"))
 
     def details(self, event: Any) -> "AuditEventScreen":
         return AuditEventScreen(event)
+
+
+def _detail(event: Any) -> str:
+    """The detail, led by how many times when repeated failures are one event."""
+    count = getattr(event, "count", 1)
+    return f"{count} times: {event.detail}" if count > 1 else event.detail
 
 
 class AuditEventScreen(SectionScreen):
@@ -91,6 +97,8 @@ class AuditEventScreen(SectionScreen):
         pairs = [("time", f"{when(event.time, tz)} ({event.time})"), ("user", event.user), ("source", event.source),
                  ("action", event.action), ("target", event.target), ("outcome", event.outcome),
                  ("detail", event.detail)]
+        if getattr(event, "count", 1) > 1:  # repeated failed logins, one event
+            pairs.append(("count", str(event.count)))
         if event.inputs is not None:
             pairs.append(("inputs", json.dumps(event.inputs, sort_keys=True)))
         with VerticalScroll(id="details"):

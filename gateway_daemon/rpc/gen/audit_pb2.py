@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16gateway/v1/audit.proto\x12\ngateway.v1\"\x8e\x01\n\nAuditEvent\x12\x0c\n\x04time\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x0e\n\x06target\x18\x05 \x01(\t\x12\x0f\n\x07outcome\x18\x06 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\x12\x13\n\x0binputs_json\x18\x08 \x01(\t\"N\n\x10ListAuditRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\r\n\x05since\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"2\n\tAuditList\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.gateway.v1.AuditEvent2P\n\x0c\x41uditService\x12@\n\tListAudit\x12\x1c.gateway.v1.ListAuditRequest\x1a\x15.gateway.v1.AuditListb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16gateway/v1/audit.proto\x12\ngateway.v1\"\x9d\x01\n\nAuditEvent\x12\x0c\n\x04time\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x0e\n\x06target\x18\x05 \x01(\t\x12\x0f\n\x07outcome\x18\x06 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\x12\x13\n\x0binputs_json\x18\x08 \x01(\t\x12\r\n\x05\x63ount\x18\t \x01(\x05\"N\n\x10ListAuditRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\r\n\x05since\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"2\n\tAuditList\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.gateway.v1.AuditEvent2P\n\x0c\x41uditService\x12@\n\tListAudit\x12\x1c.gateway.v1.ListAuditRequest\x1a\x15.gateway.v1.AuditListb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,11 +32,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gateway.v1.audit_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AUDITEVENT']._serialized_start=39
-  _globals['_AUDITEVENT']._serialized_end=181
-  _globals['_LISTAUDITREQUEST']._serialized_start=183
-  _globals['_LISTAUDITREQUEST']._serialized_end=261
-  _globals['_AUDITLIST']._serialized_start=263
-  _globals['_AUDITLIST']._serialized_end=313
-  _globals['_AUDITSERVICE']._serialized_start=315
-  _globals['_AUDITSERVICE']._serialized_end=395
+  _globals['_AUDITEVENT']._serialized_end=196
+  _globals['_LISTAUDITREQUEST']._serialized_start=198
+  _globals['_LISTAUDITREQUEST']._serialized_end=276
+  _globals['_AUDITLIST']._serialized_start=278
+  _globals['_AUDITLIST']._serialized_end=328
+  _globals['_AUDITSERVICE']._serialized_start=330
+  _globals['_AUDITSERVICE']._serialized_end=410
 # @@protoc_insertion_point(module_scope)

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AuditEvent(_message.Message):
-    __slots__ = ("time", "user", "source", "action", "target", "outcome", "detail", "inputs_json")
+    __slots__ = ("time", "user", "source", "action", "target", "outcome", "detail", "inputs_json", "count")
     TIME_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class AuditEvent(_message.Message):
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     INPUTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
     time: str
     user: str
     source: str
@@ -24,7 +25,8 @@ class AuditEvent(_message.Message):
     outcome: str
     detail: str
     inputs_json: str
-    def __init__(self, time: _Optional[str] = ..., user: _Optional[str] = ..., source: _Optional[str] = ..., action: _Optional[str] = ..., target: _Optional[str] = ..., outcome: _Optional[str] = ..., detail: _Optional[str] = ..., inputs_json: _Optional[str] = ...) -> None: ...
+    count: int
+    def __init__(self, time: _Optional[str] = ..., user: _Optional[str] = ..., source: _Optional[str] = ..., action: _Optional[str] = ..., target: _Optional[str] = ..., outcome: _Optional[str] = ..., detail: _Optional[str] = ..., inputs_json: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class ListAuditRequest(_message.Message):
     __slots__ = ("user", "action", "since", "limit")
