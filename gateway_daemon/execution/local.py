@@ -96,16 +96,20 @@ class LocalExecutor:
                 held.extend(setup.held)
                 python, playbook_program = setup.python, setup.playbook
                 extra_env = {**setup.env, **extra_env}  # the service's own env wins
+            tmp, home = run_dir / "tmp", run_dir / "home"
+            tmp.mkdir()
+            home.mkdir()
+            inputs_file = None  # a playbook's inputs: a file in the run's private /tmp (never templated)
+            if service.type == "ansible-playbook" and job.inputs:
+                written = ansible.write_inputs(job.inputs, tmp)
+                inputs_file = str(Path("/tmp") / written.name if self.sandbox.active else written)
             steps = build(service, workdir, job.inputs, set(job.booleans), python, job.options, playbook_program,
-                          job.executable, tree=tree, action=job.action)
+                          job.executable, tree=tree, action=job.action, inputs_file=inputs_file)
             if service.type == "opentofu-plan":
                 tofu.place_state(workdir, job.state)
             # ---- end of dependencies
             # The sandbox shows the cached venvs and collections the run holds, read-only.
             readable = [*gateway_environment(), SUPERVISOR, *(self._cached_folder(Path(path)) for path in held)]
-            tmp, home = run_dir / "tmp", run_dir / "home"
-            tmp.mkdir()
-            home.mkdir()
             if self.sandbox.active:
                 env = child_environment({**extra_env, **job.env}, Path("/tmp"), python, home=home)
             else:
