@@ -4,14 +4,18 @@ through the real `gateway` and `gateway-daemon` commands, real ansible-playbook 
 from __future__ import annotations
 
 import json
-import shutil
+import os
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
-from cli_helpers import gateway_env, gw, ok, one_error_line
-from gitutil import new_repo
+from cli_helpers import GATEWAY, Result, gateway_env, gw, ok, one_error_line
+from gitutil import commit_files, new_repo
 
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 
@@ -92,3 +96,66 @@ def test_a_reserved_name_the_decorator_declares_is_an_input(playbook_env):
     """`name` and `port` are names Ansible reserves: the decorator names them, so they are the service's inputs."""
     result = ok(gw(playbook_env, "run", "service", "play", "--set", "name=plain", "--set", "port=8080"))
     assert any("name=plain" in line for line in _said(result.stdout)), result.stdout
+
+
+# ---------------------------------------------------------------- files a repository holds
+def _vm_hwm_mib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return 0  # gone (or a zombie, which holds no memory)
+
+
+def _run_watching_memory(env: dict[str, str], bound_mib: int, *args: str) -> tuple[int, Result]:
+    """Run `gateway ARGS` to its end, reading the peak memory of that process (its VmHWM; git and the other
+    programs it starts are not the gateway) every 20 ms: the peak seen, and the result.  Past `bound_mib` the
+    command is stopped there, and the peak tells it."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([GATEWAY, *args], env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                start_new_session=True)
+        peak = 0
+        try:
+            while proc.poll() is None:
+                peak = max(peak, _vm_hwm_mib(proc.pid))
+                if peak > bound_mib:
+                    break
+                time.sleep(0.02)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        out.seek(0)
+        err.seek(0)
+        result = Result(["gateway", *args], proc.returncode, out.read().decode(), err.read().decode())
+    return peak, result
+
+
+def test_a_huge_requirements_file_is_refused_in_one_line_without_being_read_whole(tmp_path):
+    repo = tmp_path / "origin"
+    new_repo(repo, {"main.py": "print('ran')\n"})
+    with open(repo / "requirements.txt", "wb") as handle:
+        handle.truncate(512 << 20)  # 512 MiB of zeros, sparse on disk (read whole, it was that much memory)
+    commit_files(repo, {}, "a huge requirements file")
+    env = gateway_env(tmp_path / "gw")
+    ok(gw(env, "create", "repository", "big", "--url", str(repo)))
+    ok(gw(env, "create", "service", "python-script", "big", "--repository", "big", "--filename", "main.py"))
+    peak, result = _run_watching_memory(env, 200, "run", "service", "big")
+    assert peak < 200, f"the gateway held {peak} MiB"
+    assert result.code == 1 and "Traceback" not in result.err, str(result)
+    said = [line for line in result.err.splitlines() if "requirements.txt" in line and "larger than 4 MiB" in line]
+    assert len(said) == 2 and said[0].startswith("[gateway] requirements file"), str(result)  # the reason, the end
+    run = json.loads(ok(gw(env, "get", "runs", "-o", "json")).stdout)[0]
+    assert run["status"] == "failed" and "larger than 4 MiB" in run["reason"], run
+
+
+def test_the_reserved_names_are_the_installed_ansibles():
+    """The gateway keeps Ansible's reserved and magic variable names without importing Ansible: they match."""
+    reserved = pytest.importorskip("ansible.vars.reserved")
+    from ansible import constants
+
+    from gateway_daemon.core.playbook_variables import is_reserved
+
+    names = set(reserved.get_reserved_names()) | set(constants.INTERNAL_STATIC_VARS)
+    names |= {alias for aliases in constants.MAGIC_VARIABLE_MAPPING.values() for alias in aliases}
+    assert sorted(name for name in names if not is_reserved(name)) == []

@@ -4,25 +4,27 @@ A playbook's inputs reach Ansible as extra vars, which win over every other vari
 `ansible_connection`, `ansible_python_interpreter`, `hostvars` or `omit` would change how and where the play
 runs rather than what it does.  Such a name is taken only when the service's decorator declares it (the
 service's author chose it); any other is refused in one line.  The names are Ansible's own reserved names
-(`ansible.vars.reserved`), its magic variables, and everything starting with `ansible_`; the names below are
-kept for a gateway without Ansible installed (a server whose runners have it).
+(`ansible.vars.reserved`: play keywords and template globals), its magic variables, and everything starting
+with `ansible_`.  They are written out here rather than imported: importing Ansible is slow and has side effects
+(its temporary folder in the gateway's HOME), and a server need not have Ansible when its runners do; a test
+holds this list to the installed Ansible's.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from .errors import InvalidArgument
 
 RESERVED_PREFIX = "ansible_"
-# Ansible's magic variables and the play keywords whose names a variable must not take, as Ansible 2.19 has them.
-KNOWN_RESERVED = frozenset({
-    "action", "always", "any_errors_fatal", "args", "async", "become", "become_exe", "become_flags",
+# The play keywords and template globals (ansible.vars.reserved) and the magic variables, as Ansible 2.19 has them.
+RESERVED = frozenset({
+    "action", "always", "any_errors_fatal", "args", "async", "async_val", "become", "become_exe", "become_flags",
     "become_method", "become_user", "block", "changed_when", "check_mode", "collections", "connection", "cycler",
     "debugger", "delay", "delegate_facts", "delegate_to", "dict", "diff", "environment", "failed_when",
     "fact_path", "force_handlers", "gather_facts", "gather_timeout", "handlers", "hosts", "ignore_errors",
-    "ignore_unreachable", "joiner", "lipsum", "local_action", "lookup", "loop", "loop_control", "max_fail_percentage",
+    "ignore_unreachable", "joiner", "lipsum", "local_action", "lookup", "loop", "loop_control", "loop_with",
+    "max_fail_percentage",
     "module_defaults", "name", "namespace", "no_log", "notify", "now", "omit", "order", "poll", "port", "post_tasks",
     "pre_tasks", "q", "query", "range", "register", "remote_user", "rescue", "retries", "roles", "run_once",
     "serial", "strategy", "tags", "tasks", "throttle", "timeout", "undef", "until", "vars", "vars_files",
@@ -32,24 +34,8 @@ KNOWN_RESERVED = frozenset({
 })
 
 
-@functools.cache
-def reserved_names() -> frozenset[str]:
-    """The variable names inputs may not take unless declared (Ansible's own list where it is installed)."""
-    names = set(KNOWN_RESERVED)
-    try:  # Ansible's own lists, when this gateway has Ansible (imported here only: it is slow to import)
-        from ansible import constants
-        from ansible.vars.reserved import get_reserved_names
-
-        names |= get_reserved_names()
-        names |= set(constants.INTERNAL_STATIC_VARS)
-        names |= {alias for aliases in constants.MAGIC_VARIABLE_MAPPING.values() for alias in aliases}
-    except Exception:  # noqa: BLE001 - no Ansible (or a broken one) here: the known names hold
-        pass
-    return frozenset(names)
-
-
 def is_reserved(name: str) -> bool:
-    return name.startswith(RESERVED_PREFIX) or name in reserved_names()
+    return name.startswith(RESERVED_PREFIX) or name in RESERVED
 
 
 def check_playbook_inputs(service_name: str, inputs: dict[str, Any], schema: dict[str, Any] | None) -> None:
@@ -58,6 +44,6 @@ def check_playbook_inputs(service_name: str, inputs: dict[str, Any], schema: dic
     declared = set(properties) if isinstance(properties, dict) else set()
     for name in inputs:
         if name not in declared and is_reserved(name):
-            message = (f"input {name}: {name} is a variable name Ansible has reserved; service {service_name} takes it only "
-                       "when its decorator declares it")
+            message = (f"input {name}: {name} is a variable name Ansible has reserved; service {service_name} "
+                       "takes it only when its decorator declares it")
             raise InvalidArgument(message, {f"inputs.{name}": message})

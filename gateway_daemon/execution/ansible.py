@@ -32,7 +32,7 @@ from ..core.errors import FailedPrecondition
 from ..core.jobs import Job
 from ..core.services import Service
 from . import registries
-from .venvs import Recipe, Venvs
+from .venvs import Recipe, Venvs, read_requirements
 
 GALAXY_SUFFIXES = (".yml", ".yaml")
 INPUTS_FILE = "gateway-inputs.yml"
@@ -52,7 +52,7 @@ class AnsibleSetup:
 
 
 def names_ansible(requirements: Path) -> bool:
-    for line in requirements.read_text(errors="replace").splitlines():
+    for line in read_requirements(requirements).splitlines():
         if _ANSIBLE_RE.match(line.split("#", 1)[0]):
             return True
     return False
