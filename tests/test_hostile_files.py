@@ -159,3 +159,64 @@ def test_the_reserved_names_are_the_installed_ansibles():
     names = set(reserved.get_reserved_names()) | set(constants.INTERNAL_STATIC_VARS)
     names |= {alias for aliases in constants.MAGIC_VARIABLE_MAPPING.values() for alias in aliases}
     assert sorted(name for name in names if not is_reserved(name)) == []
+
+
+# ---------------------------------------------------------------- secrets in output
+MASKED = "t0ps3cret-\"quoted\"-back\\slash-wörd"  # a quote, a backslash and a letter JSON escapes
+
+PRINTS = '''\
+import json, os, sys
+secret = os.environ["SA"]
+print("x" * (16 * 1024 - 12) + secret + "y" * 100_000)  # the secret straddles the 16 KiB cut
+print("x" * (16 * 1024 - 12) + secret + "y" * 64, end="")  # the last line, without a newline, straddling it too
+sys.stdout.flush()
+print()
+print(json.dumps(secret))
+print(json.dumps(secret, ensure_ascii=False))
+print(json.dumps({"multi": os.environ["ML"]}))
+print("c1:" + "\\x9b31m" + "\\x85" + "\\x90" + "end")
+'''
+
+
+@pytest.fixture
+def printing_env(tmp_path) -> dict[str, str]:
+    repo = tmp_path / "origin"
+    new_repo(repo, {"prints.py": PRINTS})
+    env = gateway_env(tmp_path / "gw")
+    ok(gw(env, "create", "repository", "prints", "--url", str(repo)))
+    ok(gw(env, "create", "secret", "sa", "--value", MASKED))
+    value = tmp_path / "multi.txt"
+    value.write_text("first-line\nsecond-line")
+    ok(gw(env, "create", "secret", "ml", "--value-file", str(value)))
+    ok(gw(env, "create", "service", "python-script", "prints", "--repository", "prints", "--filename", "prints.py",
+          "--secret", "name=sa,type=env,target=SA", "--secret", "name=ml,type=env,target=ML"))
+    return env
+
+
+def _printed(env: dict[str, str]) -> list[str]:
+    """What the run printed, as `gateway run` showed it and as its record keeps it."""
+    result = ok(gw(env, "run", "service", "prints", "--raw"))
+    stored = json.loads(ok(gw(env, "get", "runs", "-o", "json")).stdout)[0]
+    return [result.stdout, ok(gw(env, "logs", stored["id"])).stdout]
+
+
+def test_a_secret_is_masked_across_the_line_cut(printing_env):
+    for shown in _printed(printing_env):
+        lines = shown.splitlines()
+        cut = [line for line in lines if line.startswith("xxxx")]
+        assert len(cut) == 2 and all(line.endswith("[line cut at 16 KiB]") for line in cut), \
+            [line[-60:] for line in cut]
+        for line in cut:
+            assert "t0ps3" not in line, line[-60:]  # not even the first characters of it
+            assert line[16 * 1024 - 12:].startswith("******"), line[-60:]
+
+
+def test_a_secret_is_masked_in_its_json_form_and_c1_controls_are_removed(printing_env):
+    for shown in _printed(printing_env):
+        lines = shown.splitlines()
+        assert lines.count('"******"') == 2, lines[2:]  # json.dumps(secret), ASCII or not
+        assert '{"multi": "******"}' in lines, lines[2:]
+        for fragment in ("t0ps3cret", "quoted", "first-line", "second-line", "w\\u00f6rd"):
+            assert fragment not in shown, fragment
+        c1 = next(line for line in lines if line.startswith("c1:"))
+        assert c1 == "c1:31mend", repr(c1)  # C1 control characters go with the others
