@@ -220,3 +220,30 @@ def test_a_secret_is_masked_in_its_json_form_and_c1_controls_are_removed(printin
             assert fragment not in shown, fragment
         c1 = next(line for line in lines if line.startswith("c1:"))
         assert c1 == "c1:31mend", repr(c1)  # C1 control characters go with the others
+
+
+# ---------------------------------------------------------------- registries
+def test_an_http_registry_with_credentials_needs_insecure(tmp_path):
+    env = gateway_env(tmp_path)
+    ok(gw(env, "create", "secret", "pypi-password", "--value", "registry-pass"))
+    ok(gw(env, "create", "secret", "galaxy-token", "--value", "galaxy-token-value"))
+    for args in (["pypi", "plain", "--url", "http://127.0.0.1:9/simple", "--username", "alice",
+                  "--password-name", "pypi-password"],
+                 ["ansible-galaxy", "plain-galaxy", "--url", "http://127.0.0.1:9/", "--token-name", "galaxy-token"]):
+        line = one_error_line(gw(env, "create", "registry", *args), code=1)
+        assert "http://" in line and "--insecure" in line, line
+    assert [r["name"] for r in json.loads(ok(gw(env, "get", "registries", "-o", "json")).stdout)
+            if not r["name"].startswith("default-")] == []
+    # Without credentials plain http is taken; with --insecure too (the operator said so); https always.
+    ok(gw(env, "create", "registry", "pypi", "open", "--url", "http://127.0.0.1:9/simple"))
+    ok(gw(env, "create", "registry", "pypi", "said-so", "--url", "http://127.0.0.1:9/simple", "--username", "alice",
+          "--password-name", "pypi-password", "--insecure"))
+    ok(gw(env, "create", "registry", "pypi", "tls", "--url", "https://127.0.0.1:9/simple", "--username", "alice",
+          "--password-name", "pypi-password"))
+    # Credentials added later to an http registry are refused the same way, and so is dropping --insecure.
+    line = one_error_line(gw(env, "edit", "registry", "open", "--username", "bob", "--password-name",
+                             "pypi-password"), code=1)
+    assert "--insecure" in line, line
+    for args in (["said-so", "--no-insecure"], ["tls", "--url", "http://127.0.0.1:9/simple"]):
+        line = one_error_line(gw(env, "edit", "registry", *args), code=1)
+        assert "--insecure" in line, line
