@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import GATEWAY, Result, gateway_env, gw, ok, one_error_line
+from gateway_server import ADMIN_PASSWORD, Client, Daemon
 from gitutil import commit_files, new_repo
 
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
@@ -247,3 +249,44 @@ def test_an_http_registry_with_credentials_needs_insecure(tmp_path):
     for args in (["said-so", "--no-insecure"], ["tls", "--url", "http://127.0.0.1:9/simple"]):
         line = one_error_line(gw(env, "edit", "registry", *args), code=1)
         assert "--insecure" in line, line
+
+
+# ---------------------------------------------------------------- log files
+def test_log_files_are_private_and_the_first_password_goes_to_the_terminal_only(tmp_path, certs):
+    logs = tmp_path / "logs"
+    logs.mkdir(mode=0o755)
+    os.chmod(logs, 0o755)  # made open to others beforehand: the server tightens it
+    daemon = Daemon(tmp_path / "server", certs, extra=f"[log]\nfile_enabled = true\nserver_dir = {logs}\n")
+    daemon.start()
+    try:
+        assert daemon.admin_password, daemon.log.read_text()  # the terminal (its stdout) got it
+        client = Client(tmp_path / "client", daemon.port, certs["ca"])
+        client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
+                  stdin=f"{daemon.admin_password}\n{ADMIN_PASSWORD}\n")  # an audited call: audit.log is written
+        deadline = time.monotonic() + 10
+        while not (logs / "audit.log").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        daemon.stop()
+    assert stat.S_IMODE(logs.stat().st_mode) == 0o700
+    files = sorted(path.name for path in logs.iterdir())
+    assert "gateway.log" in files and "audit.log" in files, files
+    for path in logs.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, (path, oct(path.stat().st_mode))
+        assert daemon.admin_password not in path.read_text(), path
+    assert "temporary password" in daemon.log.read_text()
+
+
+def test_a_rotated_log_file_is_private_too(tmp_path):
+    """gateway.log's rotation opens a new file: 0600 as well, in local mode's data dir."""
+    env = gateway_env(tmp_path, "[application]\nmode = local\n[log]\nfile_enabled = true\nlevel = DEBUG\n")
+    data = Path(env["GATEWAY_APPLICATION_DATA_DIR"])
+    ok(gw(env, "get", "services"))
+    log = data / "gateway.log"
+    assert log.exists(), sorted(p.name for p in data.iterdir())
+    with open(log, "a") as handle:
+        handle.write("x" * (10 * 1024 * 1024))  # past the rotation size: the next line rotates it
+    os.chmod(log, 0o644)
+    ok(gw(env, "get", "services"))
+    for path in data.glob("gateway.log*"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, (path, oct(path.stat().st_mode))
