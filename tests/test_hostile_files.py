@@ -290,3 +290,50 @@ def test_a_rotated_log_file_is_private_too(tmp_path):
     ok(gw(env, "get", "services"))
     for path in data.glob("gateway.log*"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, (path, oct(path.stat().st_mode))
+
+
+# ---------------------------------------------------------------- the secrets key
+@pytest.mark.parametrize("older_store", [False, True], ids=["checked-store", "store-without-a-check-value"])
+def test_local_mode_refuses_a_key_that_is_not_the_stores(tmp_path, older_store):
+    env = gateway_env(tmp_path)
+    data = Path(env["GATEWAY_APPLICATION_DATA_DIR"])
+    ok(gw(env, "create", "secret", "first", "--value", "first-value"))
+    if older_store:  # a store from before the check value: its first secret tells the key
+        import sqlite3
+
+        conn = sqlite3.connect(data / "gateway.db")
+        with conn:
+            deleted = conn.execute("DELETE FROM kv WHERE key LIKE '%secrets-check'").rowcount
+        conn.close()
+        assert deleted == 1
+    key = data / "secrets.key"
+    original = key.read_bytes()
+    key.write_text("another-key-of-32-characters-0123456789\n")  # a different key file in its place
+    before = sqlite_rows(data / "gateway.db")
+    for args in (["create", "secret", "second", "--value", "second-value"],
+                 ["edit", "secret", "first", "--value", "changed-value"],
+                 ["describe", "secret", "first", "--reveal"]):
+        line = one_error_line(gw(env, *args), code=1)
+        assert str(key) in line and "key" in line, line
+    assert sqlite_rows(data / "gateway.db") == before, "a refused command changed the store"
+    # Another key named by the configuration is refused the same way.
+    other = tmp_path / "other.key"
+    other.write_text("yet-another-key-of-32-characters-0123456\n")
+    line = one_error_line(gw(dict(env, GATEWAY_SECRETS_ENCRYPT_KEY_FILE=str(other)), "create", "secret", "third",
+                             "--value", "third-value"), code=1)
+    assert str(other) in line, line
+    # The original key back: everything stored opens with it.
+    key.write_bytes(original)
+    assert ok(gw(env, "describe", "secret", "first", "--reveal")).stdout.count("first-value") == 1
+    ok(gw(env, "create", "secret", "second", "--value", "second-value"))
+    assert "second-value" in ok(gw(env, "describe", "secret", "second", "--reveal")).stdout
+
+
+def sqlite_rows(db: Path) -> list[tuple]:
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT key, value FROM kv WHERE key NOT LIKE 'runs/%' ORDER BY key").fetchall()
+    finally:
+        conn.close()
