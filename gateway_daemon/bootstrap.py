@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from pathlib import Path
@@ -168,6 +169,7 @@ async def open_gateway(config: Config, profile: str | None = None, announce=None
     mode = config.mode
     if mode == "local":
         engine = open_engine(config, announce, recover_first=True)  # runs left by a `gateway` that died end
+        engine.secret_box.verify = functools.partial(_check_local_key, engine)
         await _prune_environments(engine)
         return engine
     if mode == "client":
@@ -176,6 +178,14 @@ async def open_gateway(config: Config, profile: str | None = None, announce=None
         f"this configuration is for gateway-daemon (mode = {mode}); "
         "`gateway` works in local mode, or in client mode against a server"
     )
+
+
+async def _check_local_key(engine: Engine) -> None:
+    """Local mode's key is the store's, as a server's must be (cluster.keycheck): asked before the first seal
+    or open of a command, so that a secret is never sealed with another key."""
+    from .cluster.keycheck import check_secrets_key
+
+    await check_secrets_key(engine, local=True)
 
 
 async def _prune_environments(engine: Engine) -> None:

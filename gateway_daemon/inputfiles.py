@@ -1,7 +1,8 @@
 """Files people name on a command line or in a config: read with a size bound, and YAML without alias bombs.
 
 `read_text` reads at most `limit` bytes and refuses a bigger file (or /dev/zero, or a pipe that never ends)
-with one line naming the file and the limit, instead of reading it whole into memory.
+with one line naming the file and the limit, instead of reading it whole into memory.  `digest_file` hashes a
+file in small reads, with the same bound.
 
 `load_yaml` is yaml.safe_load with two bounds: anchors and aliases may add at most MAX_ALIASED nodes to the
 document once expanded (a 700-byte "billion laughs" file otherwise expands to gigabytes as soon as anything
@@ -10,12 +11,14 @@ walks it), and a document nested too deep for the parser's stack is refused, not
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Any
+from typing import Any, Protocol
 
 KIB = 1024
 MIB = 1024 * KIB
 MAX_ALIASED = 100_000  # nodes that aliases may add to a YAML document, expanded
+DIGEST_READ = 64 * KIB  # one read of a file being hashed
 
 
 class InputFileError(ValueError):
@@ -39,6 +42,25 @@ def read_bytes(path: str, limit: int, what: str) -> bytes:
     if len(data) > limit:
         raise InputFileError(f"{what} {name} is larger than {size_text(limit)}, the most that is read")
     return data
+
+
+class Digest(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+
+def digest_file(path: str | os.PathLike, limit: int, what: str, digest: Digest, name: str = "") -> None:
+    """Feed `path` to `digest` DIGEST_READ bytes at a time; a file longer than `limit` raises InputFileError
+    (named `name`, default its path) before more than `limit` bytes are read.  OSError is the caller's."""
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        seen = 0
+        while size <= limit and (chunk := handle.read(min(DIGEST_READ, limit + 1 - seen))):
+            seen += len(chunk)
+            if seen > limit:
+                break
+            digest.update(chunk)
+        if size > limit or seen > limit:
+            raise InputFileError(f"{what} {name or path} is larger than {size_text(limit)}, the most that is read")
 
 
 def read_text(path: str, limit: int, what: str) -> str:

@@ -8,12 +8,18 @@ text (``2024-02-14T09:18:28.123-06:00 INFO gateway.server: ...``) or, with
 ``console_json`` / ``file_json``, one JSON object per line:
 ``{"time": ..., "level": "info", "logger": "gateway.server", "message": ...}``.
 Times are in ``timestamp_timezone`` (UTC, Local or an IANA name).
+
+Log files are for the gateway's owner alone: gateway.log and its rotated files are 0600 (an existing one
+open to others is tightened when it is opened), in a folder made 0700; an existing folder open to others is
+tightened to 0700 when it holds nothing but the gateway's logs, and otherwise (a shared folder such as
+/var/log) left as it is, with a warning.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -23,6 +29,9 @@ from .config import Config, ConfigError, time_zone
 LOG_FILE_NAME = "gateway.log"
 LOG_FILE_BYTES = 10 * 1024 * 1024
 LOG_FILE_BACKUPS = 5
+LOG_FILE_MODE = 0o600
+LOG_DIR_MODE = 0o700
+AUDIT_FILE_NAME = "audit.log"
 LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
           "ERROR": logging.ERROR, "FATAL": logging.CRITICAL}
 _LEVEL_WORDS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error",
@@ -69,13 +78,56 @@ def log_file_path(config: Config, daemon: bool) -> Path:
     return Path(folder or config.data_dir) / LOG_FILE_NAME
 
 
+def open_private(path: str | os.PathLike, flags: int = os.O_WRONLY | os.O_APPEND | os.O_CREAT) -> int:
+    """A descriptor of the log file `path`, made 0600 (and tightened to 0600 when it was open to others)."""
+    fd = os.open(path, flags | os.O_CLOEXEC, LOG_FILE_MODE)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, LOG_FILE_MODE)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def private_log_folder(folder: Path) -> str:
+    """Make `folder` for log files: 0700 when it is made; an existing one open to others tightened when it
+    holds only the gateway's logs.  A warning for the user when a shared folder is left open, else ""."""
+    if not folder.exists():
+        folder.mkdir(mode=LOG_DIR_MODE, parents=True, exist_ok=True)
+        return ""
+    info = folder.stat()
+    if not info.st_mode & 0o077 or info.st_uid != os.getuid():
+        return ""
+    names = {LOG_FILE_NAME, AUDIT_FILE_NAME}
+    if all(entry.split(".log", 1)[0] + ".log" in names for entry in os.listdir(folder)):
+        folder.chmod(LOG_DIR_MODE)
+        return ""
+    return (f"[log] server_dir {folder} holds other files and is open to other users "
+            f"(mode {info.st_mode & 0o777:04o}): the gateway's log files in it are 0600; "
+            "a folder of their own is better")
+
+
+def _rotating_handler(path: Path) -> logging.Handler:
+    from logging.handlers import RotatingFileHandler  # only where a log file is written
+
+    class PrivateRotatingFileHandler(RotatingFileHandler):
+        """Every file it opens (the first, and the new one at each rotation) is 0600."""
+
+        def _open(self):
+            return os.fdopen(open_private(self.baseFilename), "a", encoding=self.encoding, errors=self.errors)
+
+    return PrivateRotatingFileHandler(path, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS,
+                                      encoding="utf-8")
+
+
 def _file_handler(config: Config, daemon: bool, zone: tzinfo | None) -> logging.Handler:
     path = log_file_path(config, daemon)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        from logging.handlers import RotatingFileHandler  # only where a log file is written
-
-        handler = RotatingFileHandler(path, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8")
+        note = private_log_folder(path.parent)
+        handler = _rotating_handler(path)
+        if note:
+            logging.getLogger("gateway.log").warning("%s", note)
     except OSError as exc:
         where = "[log] server_dir" if daemon and config.get("log", "server_dir") else "[application] data_dir"
         raise ConfigError(f"[log] file_enabled: cannot write {path} ({exc.strerror or exc}); "

@@ -92,8 +92,10 @@ def test_build_python_script(tree: Path) -> None:
 
 def test_build_ansible_playbook(tree: Path) -> None:
     inputs = {"host": "h1", "port": 22}
-    steps = commands.build(service(type="ansible-playbook", runtime_args=["--check"]), tree, inputs, set(), PYTHON)
-    assert steps == [[commands.ansible_binary(), "--check", "--extra-vars", json.dumps(inputs), str(tree / "site.yml")]]
+    steps = commands.build(service(type="ansible-playbook", runtime_args=["--check"]), tree, inputs, set(), PYTHON,
+                           inputs_file="/tmp/inputs.yml")
+    # The inputs go in a file (never on the command line, never templated: test_hostile_files.py runs them).
+    assert steps == [[commands.ansible_binary(), "--check", "--extra-vars", "@/tmp/inputs.yml", str(tree / "site.yml")]]
     with pytest.raises(FailedPrecondition, match="playbook other.yml not found"):
         commands.build(service(type="ansible-playbook", filename="other.yml"), tree, {}, set(), PYTHON)
 

@@ -23,13 +23,20 @@ ADVICE = ("every server and runner of a cluster must use the same key: set [secr
           "cluster's key file")
 
 
-def _mismatch(box: Any, what: str) -> FailedPrecondition:
+LOCAL_ADVICE = ("its secrets are sealed with the key this store was first used with: put that key file back, or "
+                "set [secrets] encrypt_key_file to it")
+
+
+def _mismatch(box: Any, what: str, local: bool = False) -> FailedPrecondition:
+    if local:
+        return FailedPrecondition(f"the secrets key in {box.key_file} is not this store's ({what}); {LOCAL_ADVICE}")
     return FailedPrecondition(f"the secrets key in {box.key_file} is not this cluster's ({what}); {ADVICE}")
 
 
-async def check_secrets_key(engine: Any) -> None:
+async def check_secrets_key(engine: Any, local: bool = False) -> None:
     """Raise FailedPrecondition (saying which key file and what to do) when this process cannot open the
-    cluster's secrets; StoreError when the store cannot be reached."""
+    cluster's secrets; StoreError when the store cannot be reached.  `local`: `gateway` in local mode, whose
+    store is its own (it asks before its first seal or open, and says so in its own words)."""
     box, store = engine.secret_box, engine.store
     entry = await store.get(CHECK_KEY)
     if entry is None:
@@ -38,7 +45,8 @@ async def check_secrets_key(engine: Any) -> None:
                 box.check()
                 await engine.reveal_secret(secret.name)
             except FailedPrecondition as exc:
-                raise _mismatch(box, f"it cannot open the stored secret {secret.name}: {exc}") from None
+                detail = "" if local else f": {exc}"
+                raise _mismatch(box, f"it cannot open the stored secret {secret.name}{detail}", local) from None
         try:
             await store.create(CHECK_KEY, json.dumps(box.seal(CHECK_NAME, secrets.token_urlsafe(16))).encode())
             return
@@ -48,9 +56,13 @@ async def check_secrets_key(engine: Any) -> None:
     try:
         box.check()
     except FailedPrecondition as exc:
+        if local:
+            raise
         raise FailedPrecondition(f"{exc}; this cluster's secrets are sealed with a key it does not have: "
                                  f"{ADVICE}") from None
     try:
         box.open(CHECK_NAME, json.loads(entry.value))
     except (FailedPrecondition, ValueError):
-        raise _mismatch(box, "it cannot open the check value the cluster's first server or runner sealed") from None
+        what = ("it cannot open the check value sealed with the store's first key" if local
+                else "it cannot open the check value the cluster's first server or runner sealed")
+        raise _mismatch(box, what, local) from None

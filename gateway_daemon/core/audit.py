@@ -172,6 +172,7 @@ class AuditTrail:
         self.max_age = max_age
         self.max_count = max_count
         self.file = file
+        self._private = False  # the file was seen 0600
         self.failure_budget = max(10, max_count // 10)
         # each bound is passed by 10 % of the count, or half the failure budget, at most
         self.prune_every = max(1, min(PRUNE_EVERY, max_count // 10, self.failure_budget // 2))
@@ -244,9 +245,13 @@ class AuditTrail:
         if self.file is None:
             return
         try:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self.file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
+                if not self._private:  # an audit.log open to others (made before) is tightened once
+                    if os.fstat(fd).st_mode & 0o077:
+                        os.fchmod(fd, 0o600)
+                    self._private = True
                 os.write(fd, (line + "\n").encode())
             finally:
                 os.close(fd)

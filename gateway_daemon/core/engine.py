@@ -296,6 +296,8 @@ class Engine:
                 held = await self.store.get(CHECK_KEY) is not None or bool(await self.store.list("secrets/"))
             if held and self.secret_box.makes_key():
                 raise self.secret_box.lost()
+        with store_errors():
+            await self.secret_box.ready()  # never sealed with a key that is not the store's
         return self.secret_box.seal(name, value)
 
     async def update_secret(self, name: str, value: str | None = None, description: str | None = None) -> Secret:
@@ -315,6 +317,8 @@ class Engine:
     async def reveal_secret(self, name: str) -> str:
         secret, _ = await self._load("secret", name)
         assert isinstance(secret, Secret)
+        with store_errors():
+            await self.secret_box.ready()
         return self.secret_box.open(name, secret.sealed)
 
     # ------------------------------------------------------------ database export / import

@@ -12,7 +12,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .errors import FailedPrecondition, NotFound
+from .errors import FailedPrecondition, InvalidArgument, NotFound
 from .resources import Resource, check_name, check_text, field_error, now
 
 if TYPE_CHECKING:
@@ -60,6 +60,8 @@ class Registry(Resource):
         for field in ("insecure", "default"):
             if not isinstance(getattr(self, field), bool):
                 raise field_error(field, f"registry {field} must be true or false")
+        check_plain_http(self.name, self.url, bool(self.username or self.password_name or self.token_name),
+                         self.insecure)
         check_text("registry", "description", self.description)
 
     def references(self) -> list[tuple[str, str]]:
@@ -79,6 +81,14 @@ def check_url(url: Any) -> None:
     if parts.username or parts.password:
         raise field_error("url", f"registry url {url!r} holds credentials: give --username with --password-name "
                                  "or --token-name (secrets) instead")
+
+
+def check_plain_http(name: str, url: str, credentials: bool, insecure: bool) -> None:
+    """Credentials go to a plain http:// registry only when the operator said --insecure: anyone on the way
+    reads them there."""
+    if credentials and not insecure and urlsplit(url).scheme == "http":
+        raise field_error("url", f"registry {name}: an http:// URL would send its credentials unencrypted; "
+                                 "use https:// or say --insecure")
 
 
 def built_in(name: str) -> Registry:
@@ -142,6 +152,11 @@ async def access_for(engine: Any, service: "Service", overridable: bool = True) 
         if registry.built_in:
             accesses.append(RegistryAccess(kind, registry.name, registry.url, built_in=True))
             continue
+        try:  # a record stored before this rule held
+            check_plain_http(registry.name, registry.url, bool(registry.username or registry.password_name
+                                                                or registry.token_name), registry.insecure)
+        except InvalidArgument as exc:
+            raise FailedPrecondition(f"service {service.name}: {exc}") from None
         password = await engine.reveal_secret(registry.password_name) if registry.password_name else ""
         token = await engine.reveal_secret(registry.token_name) if registry.token_name else ""
         accesses.append(RegistryAccess(kind, registry.name, registry.url, registry.username, password, token,

@@ -204,7 +204,9 @@ def secret_fields(schema: dict[str, Any] | None) -> set[str]:
 
 def masked_parts(values: list[str]) -> set[str]:
     """What output is masked for: each value, and each line of a multi-line one (an SSH key or a
-    certificate printed as-is arrives line by line); nothing shorter than MIN_MASKED characters."""
+    certificate printed as-is arrives line by line), and each as JSON spells it inside its quotes (a value with
+    a quote, a backslash, a newline or a letter beyond ASCII printed by json.dumps, with or without
+    ensure_ascii); nothing shorter than MIN_MASKED characters."""
     parts = set()
     for value in values:
         if not value:
@@ -212,6 +214,8 @@ def masked_parts(values: list[str]) -> set[str]:
         parts.add(value)
         if "\n" in value or "\r" in value:
             parts.update(line.strip() for line in value.splitlines())
+        parts.add(json.dumps(value)[1:-1])
+        parts.add(json.dumps(value, ensure_ascii=False)[1:-1])
     return {part for part in parts if len(part) >= MIN_MASKED}
 
 
@@ -221,6 +225,9 @@ class Masker:
     def __init__(self, values: list[str]):
         values = sorted(masked_parts(values), key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(v) for v in values)) if values else None
+        # The longest masked text in UTF-8 bytes: output cut into pieces must hold this much beyond a cut for a
+        # value that straddles it to be masked whole.
+        self.longest = max((len(v.encode("utf-8", errors="surrogatepass")) for v in values), default=0)
 
     @property
     def active(self) -> bool:

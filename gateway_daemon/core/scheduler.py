@@ -33,6 +33,7 @@ from .runs import (CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, Masker, Outp
                    check_run_timeout, new_run_id, prepare_inputs, secret_fields)
 from .services import SecretRef, Service
 from .registries import access_for as registry_access
+from .playbook_variables import check_playbook_inputs
 from .run_options import check_run_options
 from .tofu_state import action_of, check_state_text
 
@@ -218,6 +219,8 @@ class Scheduler:
             schema = decorator.schema  # type: ignore[attr-defined]
         # Off the loop: checking inputs against a schema is bounded (core.decorators) but may take seconds.
         values = await asyncio.to_thread(prepare_inputs, schema, inputs)
+        if service.type == "ansible-playbook" and values:  # off the loop too: Ansible's names are slow to import
+            await asyncio.to_thread(check_playbook_inputs, service.name, values, schema)
         check_run_timeout(timeout)
         run_options = check_run_options(service, options)
         refs = {ref.target: ref for ref in service.secrets}

@@ -14,7 +14,7 @@ import os
 import secrets as random
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from .errors import FailedPrecondition
 from .resources import Resource, check_text, field_error, now
@@ -83,6 +83,21 @@ class SecretBox:
         self._reason_missing = reason_missing
         self._create_missing = create_missing
         self._material: bytes | None = None
+        # Whether this key is the store's (cluster.keycheck), asked once before the first seal or open; None: the
+        # process checked it when it started (a server, a runner).
+        self.verify: Callable[[], Awaitable[None]] | None = None
+        self._verified = False
+        self._verifying = False  # the check itself opens a stored secret
+
+    async def ready(self) -> None:
+        """Raise FailedPrecondition when this key is not the one the store's secrets are sealed with."""
+        if self.verify is not None and not self._verified and not self._verifying:
+            self._verifying = True
+            try:
+                await self.verify()
+            finally:
+                self._verifying = False
+            self._verified = True
 
     def _key_material(self, sealing: bool = False) -> bytes:
         if self._material is None:

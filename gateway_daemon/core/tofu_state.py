@@ -167,6 +167,7 @@ class ServiceStates:
                     sealed=self.secret_box.seal(_seal_name(service), state))
 
     async def save(self, service: str, state: str, run: str = "") -> StateSummary:
+        await self.secret_box.ready()  # never sealed with a key that is not the store's
         record = self.record(service, state, run)
         await self.store.put(STATES_PREFIX + service, json.dumps(record, separators=(",", ":")).encode())
         return StateSummary.from_dict(record)

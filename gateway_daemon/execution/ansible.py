@@ -8,13 +8,17 @@ run with that venv's ansible-playbook and Python.  Without it they run with the 
 be present.
 
 The command line: inventories, runtime arguments, the service's extra vars and extra vars files, then the
-run's inputs as JSON extra vars (last: what the decorator checked wins), the run options (--limit, --tags,
+run's inputs as an extra vars file (last: what the decorator checked wins), the run options (--limit, --tags,
 --check) and the playbooks in turn, all in one ansible-playbook.
+
+Inputs are data, never templates: the inputs file tags every text in it, at any depth, `!unsafe`, so Ansible
+prints `{{ lookup('pipe', ...) }}` as it was given instead of running it.  The file is written in the run's
+private temporary folder, readable by its owner only, and goes with the run (no input is on a command line).
 """
 
 from __future__ import annotations
 
-import json
+import os
 import re
 import shutil
 import sys
@@ -22,13 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import yaml
+
 from ..core.errors import FailedPrecondition
 from ..core.jobs import Job
 from ..core.services import Service
 from . import registries
-from .venvs import Recipe, Venvs
+from .venvs import Recipe, Venvs, read_requirements
 
 GALAXY_SUFFIXES = (".yml", ".yaml")
+INPUTS_FILE = "gateway-inputs.yml"
 # A requirement line that names the Ansible engine: then the file's version is the one installed.
 _ANSIBLE_RE = re.compile(r"^\s*(ansible-core|ansible_core|ansible-base|ansible)\s*($|[<>=!~;\[ ])", re.IGNORECASE)
 
@@ -45,7 +52,7 @@ class AnsibleSetup:
 
 
 def names_ansible(requirements: Path) -> bool:
-    for line in requirements.read_text(errors="replace").splitlines():
+    for line in read_requirements(requirements).splitlines():
         if _ANSIBLE_RE.match(line.split("#", 1)[0]):
             return True
     return False
@@ -149,9 +156,44 @@ def _inventory(service: Service, workdir: Path, path: str) -> str:
     return str(target)
 
 
+class _Unsafe(str):
+    """A text Ansible must never template."""
+
+
+class _InputsDumper(yaml.SafeDumper):
+    pass
+
+
+_InputsDumper.add_representer(_Unsafe, lambda dumper, text: dumper.represent_scalar("!unsafe", str(text),
+                                                                                   style='"'))
+
+
+def _unsafe(value: Any) -> Any:
+    """`value` with every text in it (values, and keys below the top) marked unsafe."""
+    if isinstance(value, str):
+        return _Unsafe(value)
+    if isinstance(value, dict):
+        return {_unsafe(key): _unsafe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_unsafe(item) for item in value]
+    return value
+
+
+def write_inputs(inputs: dict[str, Any], folder: Path) -> Path:
+    """The run's inputs as an extra vars file in `folder` (the run's private temporary folder), mode 0600."""
+    text = yaml.dump({str(key): _unsafe(value) for key, value in inputs.items()}, Dumper=_InputsDumper,
+                     allow_unicode=True, sort_keys=False, width=1 << 30)
+    path = folder / INPUTS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
+
+
 def command(service: Service, workdir: Path, inputs: dict[str, Any], options: dict[str, str],
-            playbook_program: str) -> list[str]:
-    """The ansible-playbook command line of one run."""
+            playbook_program: str, inputs_file: str | None = None) -> list[str]:
+    """The ansible-playbook command line of one run; `inputs_file`: the run's inputs as write_inputs wrote
+    them, named as the run sees it (none: the run has no inputs)."""
     argv = [playbook_program]
     for path in service.inventories:
         argv += ["-i", _inventory(service, workdir, path)]
@@ -163,7 +205,10 @@ def command(service: Service, workdir: Path, inputs: dict[str, Any], options: di
             raise FailedPrecondition(f"service {service.name}: extra vars file {path} not found in "
                                      f"{service.working_dir}")
         argv += ["--extra-vars", f"@{workdir / path}"]
-    argv += ["--extra-vars", json.dumps(inputs)]
+    if inputs:
+        if not inputs_file:
+            raise FailedPrecondition(f"service {service.name}: the run's inputs were not written for Ansible")
+        argv += ["--extra-vars", f"@{inputs_file}"]
     if options.get("limit"):
         argv += ["--limit", options["limit"]]
     if options.get("tags"):

@@ -61,12 +61,14 @@ def make_executable(path: Path, tree: Path) -> None:
 
 def build(service: Service, workdir: Path, inputs: dict[str, Any], booleans: set[str], python: str,
           options: dict[str, str] | None = None, playbook_program: str | None = None,
-          executable: ExecutableObject | None = None, tree: Path | None = None, action: str = "") -> list[list[str]]:
+          executable: ExecutableObject | None = None, tree: Path | None = None, action: str = "",
+          inputs_file: str | None = None) -> list[list[str]]:
     """The steps to run, each an argv. Only the last step's exit code decides the status.
     `options`: the run options (core.run_options); `playbook_program`: the ansible-playbook to use (default:
     the gateway's); `executable`: the executable object the service names; `tree`: the checked-out tree
     `workdir` is in (default: workdir itself): nothing outside it is changed; `action`: an opentofu-plan
-    run's (empty: the service's)."""
+    run's (empty: the service's); `inputs_file`: an ansible-playbook run's inputs file (ansible.write_inputs), as
+    the run sees it."""
     kind = service.type
     if kind == "python-script":
         script = workdir / service.script
@@ -74,7 +76,8 @@ def build(service: Service, workdir: Path, inputs: dict[str, Any], booleans: set
             raise FailedPrecondition(f"service {service.name}: {service.script} not found in {service.working_dir}")
         return [[python, "-u", str(script), *service.runtime_args, *python_args(inputs, booleans)]]
     if kind == "ansible-playbook":
-        return [ansible.command(service, workdir, inputs, options or {}, playbook_program or ansible_binary())]
+        return [ansible.command(service, workdir, inputs, options or {}, playbook_program or ansible_binary(),
+                                inputs_file)]
     if kind == "opentofu-plan":
         return tofu.steps(service, inputs, action, _text)
     if executable is not None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from ..core.admission import Admission
 from ..core.errors import FailedPrecondition
 from ..core.jobs import Job, JobEvents, JobResult
-from ..core.runs import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT
+from ..core.runs import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT, Masker
 from . import ansible, leftovers, python_scripts, tofu
 from .commands import build, child_environment
 from .process import SUPERVISOR, Outcome, Process
@@ -96,23 +96,28 @@ class LocalExecutor:
                 held.extend(setup.held)
                 python, playbook_program = setup.python, setup.playbook
                 extra_env = {**setup.env, **extra_env}  # the service's own env wins
+            tmp, home = run_dir / "tmp", run_dir / "home"
+            tmp.mkdir()
+            home.mkdir()
+            inputs_file = None  # a playbook's inputs: a file in the run's private /tmp (never templated)
+            if service.type == "ansible-playbook" and job.inputs:
+                written = ansible.write_inputs(job.inputs, tmp)
+                inputs_file = str(Path("/tmp") / written.name if self.sandbox.active else written)
             steps = build(service, workdir, job.inputs, set(job.booleans), python, job.options, playbook_program,
-                          job.executable, tree=tree, action=job.action)
+                          job.executable, tree=tree, action=job.action, inputs_file=inputs_file)
             if service.type == "opentofu-plan":
                 tofu.place_state(workdir, job.state)
             # ---- end of dependencies
             # The sandbox shows the cached venvs and collections the run holds, read-only.
             readable = [*gateway_environment(), SUPERVISOR, *(self._cached_folder(Path(path)) for path in held)]
-            tmp, home = run_dir / "tmp", run_dir / "home"
-            tmp.mkdir()
-            home.mkdir()
             if self.sandbox.active:
                 env = child_environment({**extra_env, **job.env}, Path("/tmp"), python, home=home)
             else:
                 env = child_environment({**extra_env, **job.env}, tmp, python)
             commands = [(argv, self.sandbox.command(tree=tree, tmp=tmp, home=home, cwd=str(workdir),
                                                     readable=[*readable, argv[0]])) for argv in steps]
-            outcome = await self._processes(commands, str(workdir), env, run_dir, job.timeout, events, cancel)
+            outcome = await self._processes(commands, str(workdir), env, run_dir, job.timeout, events, cancel,
+                                            Masker(job.secret_values()))
             if service.type == "opentofu-plan":
                 state = tofu.read_state(workdir)
         finally:
@@ -131,12 +136,14 @@ class LocalExecutor:
         return path.parent.parent if path.parent.name == "bin" else path
 
     async def _processes(self, steps: list[tuple[list[str], list[str]]], cwd: str, env: dict[str, str],
-                         run_dir: Path, timeout: int, events: JobEvents, cancel: asyncio.Event) -> Outcome:
-        """Each command line (with its sandbox) in turn until one fails or is stopped; the outcome of the last."""
+                         run_dir: Path, timeout: int, events: JobEvents, cancel: asyncio.Event,
+                         mask: Masker | None = None) -> Outcome:
+        """Each command line (with its sandbox) in turn until one fails or is stopped; the outcome of the last.
+        `mask`: the job's secrets, masked in a line before a long one is cut."""
         outcome = Outcome(None)
         deadline = time.monotonic() + timeout
         for argv, sandbox in steps:
-            process = Process(argv, cwd, env, base_python(), self.kill_grace, sandbox)
+            process = Process(argv, cwd, env, base_python(), self.kill_grace, sandbox, mask)
             await process.start()
             leftovers.note_group(run_dir, process.pid)
             stopper = asyncio.ensure_future(self._stop_on(cancel, process))

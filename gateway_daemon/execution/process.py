@@ -15,7 +15,9 @@ interpreter say themselves comes on the supervisor's stderr, shown as stderr.
 
 Output arrives as (stream, [text, ...]) batches of lines in bounded memory, in that order: a line
 longer than MAX_LINE is cut and marked, bytes that are not UTF-8 are replaced, control
-characters (terminal escapes included) are removed.
+characters (terminal escapes and C1 controls included) are removed.  A line is masked before it is
+cut (the core masks every line later, but a secret cut in two would no longer match): the start of
+a long line is held until it holds the longest secret beyond the cut.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable
 
+from ..core.runs import Masker
+
 MAX_LINE = 16 * 1024
 READ_SIZE = 64 * 1024
 FRAMES_READ_SIZE = 256 * 1024  # a read of the frames pipe: several frames at once when the gateway was busy
@@ -39,7 +43,7 @@ MAX_FRAME = 1024 * 1024  # the supervisor's are at most 64 KiB: a bigger length 
 SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
 SUPERVISOR_SLACK = 5.0  # beyond the grace period, before the gateway KILLs a supervisor that is not done
 _ANSI_RE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(\x07|\x1b\\)|[@-Z\\-_])")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _CUT = f" [line cut at {MAX_LINE // 1024} KiB]"
 
 # Called with the lines of one read at a time (a list of texts, in order), so the cost per line stays small.
@@ -60,11 +64,20 @@ def _cut(line: str) -> str:
 
 
 class Lines:
-    """One stream's bytes to its lines: whole lines out as they complete, a line longer than MAX_LINE cut."""
+    """One stream's bytes to its lines: whole lines out as they complete, a line longer than MAX_LINE cut
+    (masked with `mask` first, when it has something to mask)."""
 
-    def __init__(self) -> None:
+    def __init__(self, mask: Masker | None = None) -> None:
         self.pending = b""
         self.cut = False  # the start of the pending line went out already, cut
+        self.mask = mask if mask is not None and mask.active else None
+        # A line without its end yet is cut once it holds this much: the longest secret fits beyond the cut.
+        self.hold = MAX_LINE + (self.mask.longest if self.mask else 0)
+
+    def _cut(self, text: str) -> str:
+        if len(text) <= MAX_LINE:
+            return text
+        return _cut(self.mask(text) if self.mask else text)
 
     def feed(self, chunk: bytes) -> list[str]:
         """The lines `chunk` completes (or cuts), in order."""
@@ -79,16 +92,17 @@ class Lines:
                 del texts[0]
                 self.cut = False
             if texts and len(block) > MAX_LINE and max(map(len, texts)) > MAX_LINE:
-                texts = [_cut(text) for text in texts]
-        if len(self.pending) > MAX_LINE:
-            texts.append(clean(self.pending[:MAX_LINE]) + _CUT)
+                texts = [self._cut(text) for text in texts]
+        if len(self.pending) > self.hold:
+            text = clean(self.pending)
+            texts.append((self.mask(text) if self.mask else text)[:MAX_LINE] + _CUT)
             self.pending = b""
             self.cut = True
         return texts
 
     def end(self) -> list[str]:
         """The last line, when it had no newline."""
-        texts = [clean(self.pending)] if self.pending and not self.cut else []
+        texts = [self._cut(clean(self.pending))] if self.pending and not self.cut else []
         self.pending = b""
         return texts
 
@@ -97,9 +111,9 @@ class Frames:
     """The supervisor's frames to (stream, texts) batches in frame order; consecutive frames of one stream
     make one batch.  Bytes that do not parse as frames (nothing the supervisor writes) count as stderr."""
 
-    def __init__(self) -> None:
+    def __init__(self, mask: Masker | None = None) -> None:
         self.buffer = b""
-        self.lines = {stream: Lines() for stream in STREAMS}
+        self.lines = {stream: Lines(mask) for stream in STREAMS}
         self.broken = False
 
     def feed(self, chunk: bytes) -> list[tuple[str, list[str]]]:
@@ -152,16 +166,18 @@ class Outcome:
 
 class Process:
     """`argv` run by `python` under the supervisor, itself run by `sandbox` (the bwrap command line that ends
-    with "--"; empty: no sandbox).  `grace`: between TERM and KILL for what the command leaves or is stopped."""
+    with "--"; empty: no sandbox).  `grace`: between TERM and KILL for what the command leaves or is stopped;
+    `mask`: the run's secrets, masked in a line before it is cut."""
 
     def __init__(self, argv: list[str], cwd: str, env: dict[str, str], python: str, grace: float,
-                 sandbox: list[str] | None = None):
+                 sandbox: list[str] | None = None, mask: Masker | None = None):
         self.argv = argv
         self.cwd = cwd
         self.env = env
         self.python = python
         self.grace = grace
         self.sandbox = sandbox or []
+        self.mask = mask
         self._proc: asyncio.subprocess.Process | None = None
         self._control: int | None = None  # the gateway's end of the supervisor's control pipe
         self._stop_reason = ""
@@ -194,7 +210,7 @@ class Process:
 
     async def _pump(self, reader: asyncio.StreamReader, stream: str, sink: LineSink) -> None:
         """The supervisor's own stderr (its messages, bwrap's, the interpreter's): stderr lines."""
-        lines = Lines()
+        lines = Lines(self.mask)
         while chunk := await reader.read(READ_SIZE):
             if texts := lines.feed(chunk):
                 await _emit(sink, stream, texts)
@@ -203,7 +219,7 @@ class Process:
 
     async def _relay(self, reader: asyncio.StreamReader, sink: LineSink) -> None:
         """The command's output, framed by the supervisor: stdout and stderr lines in the order written."""
-        frames = Frames()
+        frames = Frames(self.mask)
         while chunk := await reader.read(FRAMES_READ_SIZE):
             for stream, texts in frames.feed(chunk):
                 await _emit(sink, stream, texts)

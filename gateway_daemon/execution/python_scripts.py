@@ -15,12 +15,12 @@ from typing import Callable
 from ..core.errors import FailedPrecondition
 from ..core.jobs import Job
 from . import registries
-from .venvs import Recipe, Venvs
+from .venvs import Recipe, Venvs, read_requirements
 
 
 def project_dependencies(pyproject: Path, service: str) -> tuple[str, ...]:
     try:
-        data = tomllib.loads(pyproject.read_text(errors="replace"))
+        data = tomllib.loads(read_requirements(pyproject, "project file"))
     except tomllib.TOMLDecodeError as exc:
         raise FailedPrecondition(f"service {service}: {pyproject.name} is not valid TOML: {exc}") from None
     project = data.get("project") if isinstance(data, dict) else None

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.errors import FailedPrecondition
+from ..inputfiles import MIB, InputFileError, digest_file
 from .sandbox import Sandbox, gateway_environment
 from .workspace import file_lock
 
@@ -44,6 +45,9 @@ LAST_USED = ".last-used"
 BUILD_TIMEOUT = 1800.0
 RETENTION = 30 * 86400.0  # seconds: [application] venv_retention_period
 SWEEP_INTERVAL = 86400.0  # seconds: [application] venv_sweep_interval
+# The most the gateway reads of a file a repository names for a build: a requirements file (pip's or Galaxy's),
+# a pyproject.toml.  Read in small pieces; a bigger file fails the run in one line.
+MAX_REQUIREMENTS = 4 * MIB
 log = logging.getLogger("gateway.venvs")
 
 
@@ -77,7 +81,7 @@ class Recipe:
             return f"{_python_tag()}-empty"
         digest = hashlib.sha256()
         if self.requirements is not None:
-            digest.update(self.requirements.read_bytes())
+            hash_requirements(self.requirements, digest)
         if self.packages or self.index:  # a requirements file alone keeps the key it always had
             digest.update(b"\0packages\0" + "\n".join(self.packages).encode())
             digest.update(b"\0index\0" + self.index.encode())
@@ -88,6 +92,39 @@ class Recipe:
         if self.packages:
             named.append(", ".join(self.packages))
         return " + ".join(named) or "no packages (an isolated interpreter)"
+
+
+def hash_requirements(path: Path, digest) -> None:
+    """Feed a requirements file of a repository to `digest`, bounded (MAX_REQUIREMENTS); a bigger one, or one
+    that cannot be read, fails the run in one line."""
+    try:
+        digest_file(path, MAX_REQUIREMENTS, "requirements file", digest, path.name)
+    except InputFileError as exc:
+        raise FailedPrecondition(str(exc)) from None
+    except OSError as exc:
+        raise FailedPrecondition(f"requirements file {path.name} cannot be read: {exc.strerror or exc}") from None
+
+
+def read_requirements(path: Path, what: str = "requirements file") -> str:
+    """The text of a file a repository names for a build, bounded like hash_requirements."""
+    digest = _Collected()
+    try:
+        digest_file(path, MAX_REQUIREMENTS, what, digest, path.name)
+    except InputFileError as exc:
+        raise FailedPrecondition(str(exc)) from None
+    except OSError as exc:
+        raise FailedPrecondition(f"{what} {path.name} cannot be read: {exc.strerror or exc}") from None
+    return b"".join(digest.parts).decode("utf-8", errors="replace")
+
+
+class _Collected:
+    """What digest_file reads, kept (it is bounded)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def update(self, data: bytes) -> None:
+        self.parts.append(data)
 
 
 class Confinement:
@@ -131,8 +168,9 @@ class Venvs:
         self._in_use: dict[str, int] = {}  # environment folder -> runs of this process holding it
 
     def key(self, requirements: Path) -> str:
-        digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
-        return f"{_python_tag()}-{digest[:20]}"
+        digest = hashlib.sha256()
+        hash_requirements(requirements, digest)
+        return f"{_python_tag()}-{digest.hexdigest()[:20]}"
 
     async def python_for(self, requirements: Path | None, progress: Progress) -> Path:
         """The python that runs a script: a cached venv for `requirements`, else an empty one."""

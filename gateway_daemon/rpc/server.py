@@ -385,9 +385,12 @@ async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[
                     "token, go in clear to runners that serve without TLS; anyone on the network between can read "
                     "them and run anything on the runners (set it to false and give runners certificates)")
     if temporary:
-        # Printed once, here, and stored nowhere in clear.
-        log.warning("created user admin with the temporary password %s; it must be changed at the first login "
-                    "(gateway login --username admin --change-password)", temporary)
+        # Printed once, here, to the terminal only: stored nowhere in clear, and never in a log (a log file, or
+        # whatever collects the log lines, would keep it).
+        log.warning("created user admin with a temporary password, printed on standard output; it must be "
+                    "changed at the first login (gateway login --username admin --change-password)")
+        print(f"created user admin with the temporary password {temporary}; it must be changed at the first "
+              "login (gateway login --username admin --change-password)", flush=True)
     await engine.scheduler.executor.start()  # a dispatcher's live view of the runners
     dispatcher = config.get("server", "distributed_execution")
     credentials = server_credentials(config)

@@ -134,7 +134,7 @@ def _registry_flags(parser: argparse.ArgumentParser, create: bool) -> None:
     parser.add_argument("--password-name", metavar="SECRET", help="the secret holding the password")
     parser.add_argument("--token-name", metavar="SECRET", help="the secret holding a token")
     parser.add_argument("--insecure", action=argparse.BooleanOptionalAction, default=None,
-                        help="do not verify the server's certificate")
+                        help="do not verify the server's certificate, and allow credentials over plain http://")
     parser.add_argument("--default", action=argparse.BooleanOptionalAction, default=None,
                         help="the default registry of its type")
     parser.add_argument("--description")
