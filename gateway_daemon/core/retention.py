@@ -41,9 +41,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway.runs")
 
-RECLAIM_AT = 0.75  # of the quota: compact and defragment
-LIVE_AT = 0.6      # of the quota, still in use after that: the oldest runs' output goes ...
-TARGET = 0.45      # ... until the data in use is about this part of it
+RECLAIM_AT = 0.7   # of the quota: compact and defragment
+LIVE_AT = 0.55     # of the quota, still in use after that: the oldest runs' output goes ...
+TARGET = 0.4       # ... until the data in use is about this part of it
 FULL_AT = 0.95     # of the quota, after all that: full, and said so
 POLL_SECONDS = 0.5
 CHECK_SECONDS = 30.0   # the database size is asked at least this often

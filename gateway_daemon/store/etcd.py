@@ -128,7 +128,8 @@ def _varints(raw: bytes) -> dict[int, int]:
             elif kind == 1:
                 index += 8
             elif kind == 2:
-                index += varint()
+                length = varint()  # read first: `index += varint()` would add to the index before it moved
+                index += length
             elif kind == 5:
                 index += 4
             else:
