@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..store import Store
+from ..store import Store, StoreError
 from .errors import InvalidArgument
 
 log = logging.getLogger("gateway.audit")
@@ -157,13 +157,21 @@ class AuditTrail:
         line = json.dumps(event.public(), sort_keys=True, ensure_ascii=False)
         try:
             await self.store.put(key, line.encode())
+            self._store_failing = False
+        except StoreError as exc:  # the store away or full: one line (the fix is in it), not one per event
+            if not getattr(self, "_store_failing", False):
+                log.error("cannot keep audit events in the store (they still go to audit.log, when kept): %s", exc)
+            self._store_failing = True
         except Exception:  # noqa: BLE001 - the trail must not fail the call it records; the log says why
             log.exception("cannot keep the audit event %s", line)
         self._append(line)
         self._since_prune += 1
         if self._since_prune >= self.prune_every:
             self._since_prune = 0
-            await self.prune()
+            try:
+                await self.prune()
+            except StoreError:  # pruned the next time
+                self._since_prune = self.prune_every - 1
         return event
 
     def _append(self, line: str) -> None:
@@ -183,6 +191,9 @@ class AuditTrail:
         """Drop events older than the retention age, and the oldest beyond its count."""
         try:
             entries = await self.store.list("audit/")
+        except StoreError as exc:
+            log.warning("cannot read the audit trail to prune it: %s", exc)
+            return 0
         except Exception:  # noqa: BLE001
             log.exception("cannot read the audit trail to prune it")
             return 0

@@ -54,7 +54,7 @@ GATEWAY = Actor("gateway")
 
 
 def _mib(size: float) -> str:
-    return f"{size / (1024 * 1024):.1f} MiB"
+    return f"{size / (1024 * 1024):.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KiB"
 
 
 def before_time(text: str, now: float | None = None) -> float:
@@ -117,7 +117,7 @@ class Retention:
     async def _output_bytes(self, run: Run, revision: int) -> int:
         """What a finished run's output takes; a record from before the gateway counted it is counted now
         (and the count kept in it)."""
-        if run.output_pruned:
+        if run.output_pruned or run.id in self._notes:  # gone already (its note waits for the store)
             return 0
         if run.output_bytes or run.output_lines <= run.output_dropped:
             return run.output_bytes
@@ -192,7 +192,8 @@ class Retention:
     async def _prune_oldest(self, records: list[tuple[Run, int]], need: float, note: str) -> int:
         """Drop the output of the oldest finished runs until `need` bytes are gone: how many runs'."""
         candidates = sorted(((r, rev) for r, rev in records
-                             if r.finished and not r.output_pruned and r.id not in self.scheduler._active),
+                             if r.finished and not r.output_pruned and r.id not in self.scheduler._active
+                             and r.id not in self._notes),
                             key=lambda item: (item[0].created_at, item[0].id))
         pruned, freed = 0, 0
         for run, revision in candidates:

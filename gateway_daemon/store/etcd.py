@@ -100,7 +100,7 @@ _NOT_SENT = ("failed to connect", "connection refused", "connections to all back
 
 
 def _mib(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MiB"
+    return f"{size / (1024 * 1024):.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KiB"
 
 
 def _varints(raw: bytes) -> dict[int, int]:
@@ -581,9 +581,15 @@ class EtcdStore(Store):
                         channel = client.channel
                     except ValueError:
                         raise etcd_exceptions.NoServerAvailableError() from None
-                etcdrpc.MaintenanceStub(channel).Alarm(
-                    etcdrpc.AlarmRequest(action=etcdrpc.AlarmRequest.DEACTIVATE, memberID=0, alarm=etcdrpc.NOSPACE),
-                    timeout, credentials=client.call_credentials, metadata=client.metadata)
+                stub = etcdrpc.MaintenanceStub(channel)
+                raised = stub.Alarm(etcdrpc.AlarmRequest(action=etcdrpc.AlarmRequest.GET, memberID=0,
+                                                         alarm=etcdrpc.NONE),
+                                    timeout, credentials=client.call_credentials, metadata=client.metadata)
+                for alarm in raised.alarms:  # each member's own: etcd lifts nothing for member 0
+                    if alarm.alarm == etcdrpc.NOSPACE:
+                        stub.Alarm(etcdrpc.AlarmRequest(action=etcdrpc.AlarmRequest.DEACTIVATE,
+                                                        memberID=alarm.memberID, alarm=etcdrpc.NOSPACE),
+                                   timeout, credentials=client.call_credentials, metadata=client.metadata)
 
             self._call(disarm, idempotent=True)
             log.warning("etcd at %s takes writes again: its database is %s of its %s quota after compaction and "
