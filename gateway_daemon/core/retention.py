@@ -327,9 +327,11 @@ class Retention:
             quota = getattr(store, "quota", 0)
             if quota:
                 step = max(256 * 1024, min(64 * 1024 * 1024, quota // 32))
+            due = store.bytes_written - written >= step or store.refusals != refusals
+            if self._full_said:  # full of what cannot go here: compacted and defragmented again only now and then
+                due = False
             try:
-                if quota and (store.bytes_written - written >= step or store.refusals != refusals
-                              or now - checked >= CHECK_SECONDS):
+                if quota and (due or now - checked >= CHECK_SECONDS):
                     written, refusals, checked = store.bytes_written, store.refusals, now
                     await self.keep_space()
                 if now - swept >= SWEEP_SECONDS:
