@@ -184,7 +184,7 @@ def _size(low: int, high: int, zero: bool = False) -> Callable[[str], int]:
         + (" (0: no limit)" if zero else "")
 
     def parse(raw: str) -> int:
-        found = re.fullmatch(r"(\d+)\s*([a-z]*)", raw.strip().lower())
+        found = re.fullmatch(r"(\d{1,20})\s*([a-z]*)", raw.strip().lower())
         if not found or found.group(2) not in _SIZE_UNITS:
             raise ValueError(f"expected {allowed}")
         value = int(found.group(1)) * _SIZE_UNITS[found.group(2)]
