@@ -6,6 +6,7 @@ local mode (SQLite)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import gateway_env, gw, ok, one_error_line
+from cli_helpers import GATEWAY, gateway_env, gw, ok, one_error_line
 from gateway_server import ADMIN_PASSWORD, Client, Daemon
 from gitutil import new_repo
 
@@ -23,8 +24,9 @@ QUOTA = 12 * MIB
 LINE = 100  # bytes a line of BIG takes
 
 BIG = '''\
-import sys
+import sys, time
 args = dict(a[2:].split("=", 1) for a in sys.argv[1:])
+time.sleep(float(args.get("sleep", "0")))
 lines = int(float(args.get("kb", "800")) * 1024) // 100
 out = sys.stdout.buffer
 for start in range(0, lines, 1000):
@@ -312,5 +314,21 @@ def test_local_mode_keeps_the_output_budget_and_deletes_and_prunes_runs(tmp_path
     assert "in the future" in line
     one_error_line(gw(env, "prune", "runs"), code=2, prefix="gateway: ")
     assert ok(gw(env, "prune", "runs", "--before", "0s", "--service", "other")).out.startswith("0 finished runs")
-    assert ok(gw(env, "prune", "runs", "--before", "0s")).out.startswith("4 finished runs")
+    # a run in flight is never deleted
+    slow = subprocess.Popen([GATEWAY, "run", "service", "big", "--set", "kb=1", "--set", "sleep=6"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not [r for r in _local_runs(env) if r["status"] == "running"]:
+            assert time.monotonic() < deadline and slow.poll() is None
+            time.sleep(0.2)
+        running = next(r["id"] for r in _local_runs(env) if r["status"] == "running")
+        line = one_error_line(gw(env, "delete", "run", running), code=1, prefix="gateway: ")
+        assert f"run {running} is running: cancel it first" in line, line
+        assert ok(gw(env, "prune", "runs", "--before", "0s")).out.startswith("4 finished runs")
+        assert [r["id"] for r in _local_runs(env)] == [running]
+    finally:
+        out, err = slow.communicate(timeout=120)
+    assert slow.returncode == 0 and out.splitlines()[-1] == "the end", err
+    assert ok(gw(env, "prune", "runs", "--before", "0s")).out.startswith("1 finished run ")
     assert _local_runs(env) == []
