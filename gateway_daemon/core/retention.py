@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from ..store import StoreError, StoreFull
 from .audit import Actor, age_seconds
-from .errors import InvalidArgument
+from .errors import GatewayError, InvalidArgument
 from .runs import Run
 
 if TYPE_CHECKING:
@@ -157,10 +157,12 @@ class Retention:
             for runs in by_service.values():
                 runs.sort(key=lambda r: (r.created_at, r.id), reverse=True)  # newest first
                 doomed += [r for r in runs[limits.retention_count:] if r.finished]
+        active = self.scheduler._active  # ended, but its last writes still under way: looked at next time
+        doomed = [r for r in doomed if r.id not in active]
         gone = {r.id for r in doomed}
         deleted = 0
         for run in {r.id: r for r in doomed}.values():
-            with contextlib.suppress(StoreError):  # the rest next time
+            with contextlib.suppress(StoreError, GatewayError):  # the rest next time
                 await self.scheduler.delete(run)
                 deleted += 1
         if deleted:
@@ -241,7 +243,7 @@ class Retention:
             for run, _ in await self._records():
                 if not run.finished or run.created_at >= cutoff or (service and run.service != service):
                     continue
-                if visible is not None and run.service not in visible:
+                if (visible is not None and run.service not in visible) or run.id in self.scheduler._active:
                     continue
                 await self.scheduler.delete(run)
                 deleted += 1
@@ -307,8 +309,10 @@ class Retention:
         try:
             await self.sweep()
             await self.keep_space()
-        except StoreError as exc:  # the store away or full: looked at again later
+        except (StoreError, GatewayError) as exc:  # the store away or full: looked at again later
             log.debug("run retention not applied %s: %s", when, exc)
+        except Exception:  # a bug: said, and the runs go on
+            log.exception("run retention failed %s", when)
 
     def start(self) -> None:
         """A server's watch: the store's size as it is written to, retention every few minutes."""
@@ -337,7 +341,7 @@ class Retention:
                 if now - swept >= SWEEP_SECONDS:
                     swept = now
                     await self.sweep()
-            except StoreError as exc:
+            except (StoreError, GatewayError) as exc:
                 log.debug("run retention not applied now: %s", exc)
             except Exception:  # a bug: said once a while, and the watch goes on
                 log.exception("run retention failed; it is tried again in %.0f s", CHECK_SECONDS)
