@@ -62,13 +62,14 @@ def before_time(text: str, now: float | None = None) -> float:
     (2h, 7d: that long ago)."""
     now = time.time() if now is None else now
     text = (text or "").strip()
-    age = age_seconds(text)
-    if age is not None:
-        return now - age
     try:
+        age = age_seconds(text) if len(text) <= 64 else None
+        if age is not None:
+            return now - age
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidArgument(f"--before {text!r} is not a time: give an ISO time (2024-05-01T12:00:00Z), a date "
+    except (ValueError, OverflowError):  # not a time, or an age past any calendar
+        shown = text if len(text) <= 64 else text[:63] + "…"
+        raise InvalidArgument(f"--before {shown!r} is not a time: give an ISO time (2024-05-01T12:00:00Z), a date "
                               "(2024-05-01) or an age (30m, 2h, 7d)", {"before": "not a time"}) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
