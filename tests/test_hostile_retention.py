@@ -251,10 +251,12 @@ def test_only_an_admin_deletes_and_prunes_runs_and_each_is_audited(kept):
     one_error_line(admin("delete", "run", run_id), code=1, prefix="gateway: ")  # not found now
     line = one_error_line(admin("prune", "runs", "--before", "yesterday"), code=1, prefix="gateway: ")
     assert "--before 'yesterday' is not a time" in line, line
+    admin.ok("run", "service", "b", "--set", "kb=1")
     left = len(_runs(admin))
     assert left >= 1
     out = admin.ok("prune", "runs", "--before", "0s").stdout.strip()
-    assert out == f"{left} finished runs created before 0s deleted with their output", out
+    runs_word = "run" if left == 1 else "runs"
+    assert out == f"{left} finished {runs_word} created before 0s deleted with their output", out
     assert _runs(admin) == []
     events = json.loads(admin.ok("get", "audit", "-o", "json").stdout)
     seen = {(e["user"], e["action"], e["target"], e["outcome"]) for e in events}
@@ -264,7 +266,7 @@ def test_only_an_admin_deletes_and_prunes_runs_and_each_is_audited(kept):
     for role in ("editor", "operator", "viewer"):
         assert {(f"{role}1", "delete"), (f"{role}1", "prune")} <= refused, events
     prune = next(e for e in events if e["action"] == "prune" and e["user"] == "admin")
-    assert prune["detail"].startswith(f"{left} finished runs created before 0s"), prune
+    assert prune["detail"].startswith(f"{left} finished {runs_word} created before 0s"), prune
     _no_traceback(daemon)
 
 

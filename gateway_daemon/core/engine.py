@@ -395,7 +395,8 @@ class Engine:
             deleted = await self.retention.prune_before(cutoff, service, await self._visible_services())
         if self.audit is not None:
             await self.audit.record("prune", f"service/{service}" if service else "runs", "ok",
-                                    f"{deleted} finished runs created before {before} deleted with their output")
+                                    f"{deleted} finished run{'' if deleted == 1 else 's'} created before {before} "
+                                    "deleted with their output")
         return deleted
 
     async def follow_run(self, run_id: str) -> AsyncIterator[RunEvent]:
