@@ -55,6 +55,9 @@ def _limits(config: Config) -> Limits:
         output_limit=execution.output_limit,
         kill_grace_period=execution.kill_grace_period,
         registry_overridable=bool(config.get("registry", "default_overridable")),
+        retention_count=config.get("runs", "retention_count"),
+        retention_age=config.get("runs", "retention_age"),
+        output_budget=config.get("runs", "output_budget"),
     )
 
 

@@ -174,6 +174,45 @@ def _duration(raw: str) -> float:
     return seconds
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024 ** 2, "mb": 1024 ** 2,
+               "mib": 1024 ** 2, "g": 1024 ** 3, "gb": 1024 ** 3, "gib": 1024 ** 3}
+
+
+def _size(low: int, high: int, zero: bool = False) -> Callable[[str], int]:
+    """Bytes, or with a unit: 512MiB, 2GiB, 64K (units of 1024); with `zero`, 0 turns the limit off."""
+    allowed = f"a size from {low // 1024 ** 2} MiB to {high // 1024 ** 3} GiB, such as 256MiB or 2GiB" \
+        + (" (0: no limit)" if zero else "")
+
+    def parse(raw: str) -> int:
+        found = re.fullmatch(r"(\d{1,20})\s*([a-z]*)", raw.strip().lower())
+        if not found or found.group(2) not in _SIZE_UNITS:
+            raise ValueError(f"expected {allowed}")
+        value = int(found.group(1)) * _SIZE_UNITS[found.group(2)]
+        if not (zero and value == 0) and not low <= value <= high:
+            raise ValueError(f"expected {allowed}")
+        return value
+
+    parse.as_written = True  # type: ignore[attr-defined]  # `config` shows 2GiB, not 2147483648
+    return parse
+
+
+def _age_or_never(raw: str) -> float:
+    """A duration (90d, 720h, 30m, 10s) or 0 for none -> seconds (0.0: no limit)."""
+    text = raw.strip().lower()
+    if text in ("0", "never", "none"):
+        return 0.0
+    parts = _DURATION_PART.findall(text)
+    if not text or "".join(number + unit for number, unit in parts) != text:
+        raise ValueError("expected an age like 90d, 720h or 30m (units d, h, m, s), or 0 for no age limit")
+    seconds = sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
+    if not 1 <= seconds <= 100 * 365 * 86400:
+        raise ValueError("expected an age like 90d, 720h or 30m (units d, h, m, s), or 0 for no age limit")
+    return seconds
+
+
+_age_or_never.as_written = True  # type: ignore[attr-defined]
+
+
 def _time_zone_name(raw: str) -> str:
     """UTC, Local (this machine's zone) or an IANA name such as America/New_York, as written."""
     value = raw.strip()
@@ -381,6 +420,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "etcd_client_cert_auth": Key(_bool, "false", "present a client certificate to etcd"),
         "etcd_certificate_file": Key(_path, "", "client certificate for etcd (PEM)"),
         "etcd_private_key_file": Key(_path, "", "client key for etcd (PEM)"),
+        "etcd_quota_bytes": Key(_size(1024 ** 2, 64 * 1024 ** 3), "2GiB",
+                                "etcd's --quota-backend-bytes (set both alike): a server compacts and defragments "
+                                "etcd, and prunes the oldest run output, to stay under it"),
         "dynamodb_table_name": Key(_text, "itential.gateway5.store", "accepted from IAG 5; DynamoDB is not supported"),
     },
     "secrets": {
@@ -393,6 +435,15 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "kill_grace_period": Key(_int_range(0, 600, "seconds"), "5", "between TERM and KILL on cancel or timeout"),
         "sandbox": Key(_choice(*SANDBOXES), "auto",
                        "runs in bubblewrap: auto (where bwrap works), bwrap (required) or none"),
+    },
+    "runs": {
+        "retention_count": Key(_int_range(0, 10_000_000, "a number of runs (0: no count limit)"), "1000",
+                               "finished runs kept per service, the newest (older ones go with their output)"),
+        "retention_age": Key(_age_or_never, "90d",
+                             "finished runs older than this go with their output (90d, 720h; 0: no age limit)"),
+        "output_budget": Key(_size(1024 ** 2, 1024 ** 4, zero=True), "256MiB",
+                             "stored output of all runs together; past it the oldest runs' output goes first "
+                             "(their records stay, noted 'output pruned'; 0: no budget)"),
     },
     "log": {
         "level": Key(_choice(*LOG_LEVELS, upper=True), "INFO", "TRACE ... DISABLED"),
@@ -698,7 +749,8 @@ def describe(config: Config) -> list[dict[str, str]]:
 def _shown(section: str, key: str, entry: Value) -> str:
     if (section, key) in HIDDEN_KEYS and entry.value:
         return "(set, not shown)"
-    if SCHEMA[section][key].parse in (_duration, _retention):
+    parse = SCHEMA[section][key].parse
+    if parse in (_duration, _retention) or getattr(parse, "as_written", False):
         return entry.raw.strip()  # 30d as written, not 2592000 seconds
     return _display(entry.value)
 

@@ -231,6 +231,12 @@ class SessionGateway(Gateway):
     async def run_output(self, run_id: str) -> list["OutputLine"]:
         return await self._call(lambda g: g.run_output(run_id))
 
+    async def delete_run(self, run_id: str) -> None:
+        await self._call(lambda g: g.delete_run(run_id))
+
+    async def prune_runs(self, before: str, service: str = "") -> int:
+        return await self._call(lambda g: g.prune_runs(before, service))
+
     def follow_run(self, run_id: str) -> AsyncIterator["RunEvent"]:
         return self._stream(lambda g: g.follow_run(run_id))
 

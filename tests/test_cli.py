@@ -51,7 +51,7 @@ USAGE_ERRORS = [  # argv, fragments of the one line
     (("describe", "repository"), ("required: name",)),
     (("edit", "repository", "r", "--clear", "url"), ("--clear url", "tag")),
     (("delete", "service"), ("required: name",)),
-    (("delete", "runs", "x"), ("runs are kept as history",)),
+    (("prune", "runs"), ("required: --before", "(see: gateway prune runs --help)")),
     (("run",), ("required: service",)),
     (("run", "service", "s", "--timeout", "soon"), ("invalid int value: 'soon'",)),
     (("logs",), ("required: RUN_ID",)),

@@ -181,6 +181,18 @@ async def test_list_by_prefix_sorted_without_siblings(store: Store):
     assert await store.list("zzz/") == []
 
 
+async def test_delete_prefix_removes_that_prefix_alone_and_watchers_see_it(store: Store):
+    for key in ("p/a/1", "p/a/2", "p/a2", "p/b/1"):
+        await store.put(key, b"x")
+    watch = store.watch("p/")
+    assert await store.delete_prefix("p/a/") == 2
+    assert [e.key for e in await store.list("p/")] == ["p/a2", "p/b/1"]
+    seen = {(await next_event(watch)).key, (await next_event(watch)).key}
+    assert seen == {"p/a/1", "p/a/2"}
+    assert await store.delete_prefix("p/a/") == 0
+    await watch.aclose()
+
+
 async def test_values_are_arbitrary_bytes(store: Store):
     values = {
         "bin/nul-ff": b"\x00\xff",

@@ -42,7 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..store import Store
+from ..store import Store, StoreError
 from .errors import InvalidArgument
 
 log = logging.getLogger("gateway.audit")
@@ -173,6 +173,7 @@ class AuditTrail:
         self.max_count = max_count
         self.file = file
         self._private = False  # the file was seen 0600
+        self._store_failing = False  # said once until a write succeeds again
         self.failure_budget = max(10, max_count // 10)
         # each bound is passed by 10 % of the count, or half the failure budget, at most
         self.prune_every = max(1, min(PRUNE_EVERY, max_count // 10, self.failure_budget // 2))
@@ -205,13 +206,21 @@ class AuditTrail:
         self._since_prune += 1
         if self._since_prune >= self.prune_every:
             self._since_prune = 0
-            await self.prune()
+            try:
+                await self.prune()
+            except StoreError:  # pruned the next time
+                self._since_prune = self.prune_every - 1
         return event
 
     async def _keep(self, key: str, event: AuditEvent) -> None:
         line = json.dumps(event.public(), sort_keys=True, ensure_ascii=False)
         try:
             await self.store.put(key, line.encode())
+            self._store_failing = False
+        except StoreError as exc:  # the store away or full: one line (the fix is in it), not one per event
+            if not self._store_failing:
+                log.error("cannot keep audit events in the store (they still go to audit.log, when kept): %s", exc)
+            self._store_failing = True
         except Exception:  # noqa: BLE001 - the trail must not fail the call it records; the log says why
             log.exception("cannot keep the audit event %s", line)
         self._append(line)
@@ -262,6 +271,9 @@ class AuditTrail:
         """Drop events older than the retention age, and the oldest beyond its count."""
         try:
             entries = await self.store.list("audit/")
+        except StoreError as exc:
+            log.warning("cannot read the audit trail to prune it: %s", exc)
+            return 0
         except Exception:  # noqa: BLE001
             log.exception("cannot read the audit trail to prune it")
             return 0

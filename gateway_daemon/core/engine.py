@@ -21,6 +21,7 @@ from .runners import RUNNERS_PREFIX, RunnerInfo
 from .runs import OutputLine, Run, RunEvent
 from .jobs import Executor
 from .policy import check_service_scope, current_grant, service_visible
+from .retention import Retention, before_time
 from .scheduler import Limits, Scheduler
 from .secrets import CHECK_KEY, Secret, SecretBox, check_value
 from .services import SecretRef, Service
@@ -81,12 +82,14 @@ class Engine:
         self._decoded: dict[str, tuple[int, Resource]] = {}  # store key -> (revision, resource)
         self.audit = audit
         self.record_macs = RecordMacs(secret_box, store.namespace, audit)  # users, API keys, announcements
+        self.retention = Retention(self, limits)  # [runs] retention, the output budget, the store's quota
 
     async def info(self) -> EngineInfo:
         return self._info
 
     async def close(self) -> None:
         await self.scheduler.shutdown()
+        await self.retention.close()
         await self.scheduler.executor.close()
         await self.store.close()
 
@@ -383,6 +386,24 @@ class Engine:
         with store_errors():
             await self._check_run_visible(await self.scheduler.get(run_id))
             return await self.scheduler.output(run_id)
+
+    async def delete_run(self, run_id: str) -> None:
+        """Remove a finished run, its record and its output (a server: admins only, audited)."""
+        with store_errors():
+            run = await self._check_run_visible(await self.scheduler.get(run_id))
+            await self.scheduler.delete(run)
+
+    async def prune_runs(self, before: str, service: str = "") -> int:
+        """Remove every finished run created before `before` (an ISO time or an age: 7d), of `service` when
+        given: how many went (a server: admins only, audited)."""
+        cutoff = before_time(before)
+        with store_errors():
+            deleted = await self.retention.prune_before(cutoff, service, await self._visible_services())
+        if self.audit is not None:
+            await self.audit.record("prune", f"service/{service}" if service else "runs", "ok",
+                                    f"{deleted} finished run{'' if deleted == 1 else 's'} created before {before} "
+                                    "deleted with their output")
+        return deleted
 
     async def follow_run(self, run_id: str) -> AsyncIterator[RunEvent]:
         if await self._visible_services() is not None:

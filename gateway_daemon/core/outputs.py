@@ -131,6 +131,7 @@ class OutputSink:
             self.seq += 1
             self.stored_bytes += size
             await self._trim()
+            self.active.run.output_bytes = self.stored_bytes
         return True
 
     async def _trim(self) -> None:

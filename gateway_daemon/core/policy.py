@@ -54,6 +54,7 @@ class Action(enum.Enum):
     USERS = "users"      # create, edit, delete users; every user's API keys
     AUDIT = "audit"      # read the audit trail
     SYSTEM = "system"    # define executable objects: the interpreters and binaries services may run
+    PRUNE = "prune"      # delete runs and their output (run history)
 
 
 # The one table: role -> what it may do.
@@ -76,6 +77,7 @@ _PHRASES = {
     Action.USERS: "user management",
     Action.AUDIT: "the audit trail",
     Action.SYSTEM: "defining executable objects",
+    Action.PRUNE: "deleting runs",
 }
 
 

@@ -51,6 +51,8 @@ class Run:
     output_lines: int = 0  # lines produced in all
     output_dropped: int = 0  # lines cut from the stored output (the tail is kept)
     owner: str = ""  # the gateway process that keeps this record (core.owners)
+    output_bytes: int = 0  # what its stored output takes (core.retention's output budget counts it)
+    output_pruned: str = ""  # why its stored output is gone, when it is (core.retention); the record stays
 
     @property
     def duration(self) -> float | None:

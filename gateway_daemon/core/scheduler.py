@@ -51,6 +51,10 @@ class Limits:
     output_limit: int = 1024 * 1024
     kill_grace_period: float = 5.0
     registry_overridable: bool = True  # [registry] default_overridable: a service may name its registry
+    # [runs]: what the store keeps of finished runs (core.retention); 0 turns a limit off
+    retention_count: int = 1000  # runs per service, the newest
+    retention_age: float = 90 * 86400.0  # seconds
+    output_budget: int = 256 * 1024 * 1024  # bytes of stored output, all runs together
 
 
 def run_key(run_id: str) -> str:
@@ -355,6 +359,8 @@ class Scheduler:
                     await self._store_last(active, sink)
                 with contextlib.suppress(Exception):
                     await self.store.delete(cancel_key(active.run.id))
+                if not stopping:
+                    self.engine.retention.run_ended()  # what the store keeps of runs is looked at again
             finally:
                 if active.saver is not None:
                     active.saver.cancel()
@@ -426,11 +432,35 @@ class Scheduler:
         return runs[:limit] if limit else runs
 
     async def output(self, run_id: str) -> list[OutputLine]:
-        await self.get(run_id)
-        lines = []
+        run = await self.get(run_id)
+        lines = [pruned_note(run)] if run.output_pruned else []
         for entry in await self.store.list(output_prefix(run_id)):
             lines.extend(OutputLine(s, t) for s, t in json.loads(entry.value))
         return lines
+
+    # ------------------------------------------------------------ removing runs and their output
+    async def delete(self, run: Run) -> None:
+        """Remove a finished run: its output, then its record.  A run in flight is cancelled first."""
+        if not run.finished or run.id in self._active:
+            raise FailedPrecondition(f"run {run.id} is {run.status}: cancel it first (gateway cancel run {run.id}), "
+                                     "then delete it")
+        await self.store.delete_prefix(output_prefix(run.id))
+        await self.store.delete(run_key(run.id))
+        with contextlib.suppress(StoreError):
+            await self.store.delete(cancel_key(run.id))
+
+    async def mark_pruned(self, run: Run, revision: int, note: str) -> bool:
+        """Write in a finished run's record that its output is gone and why; False when the record changed
+        meanwhile (or is gone).  Raises StoreError when the store cannot take it now."""
+        pruned = replace(run, output_pruned=note)
+        try:
+            await self.store.update(run_key(run.id), pruned.encode(), revision)
+        except RevisionMismatch:
+            return False
+        return True
+
+    async def drop_output(self, run_id: str) -> None:
+        await self.store.delete_prefix(output_prefix(run_id))
 
     async def follow(self, run_id: str) -> AsyncIterator[RunEvent]:
         """Stored output, then live output until the run ends; works for a run in any process."""
@@ -439,6 +469,8 @@ class Scheduler:
         try:
             run = await self.get(run_id)
             yield RunEvent("status", run=run)
+            if run.output_pruned:
+                yield RunEvent("output", lines=(pruned_note(run),))
             seen: set[str] = set()
             entries = await self.store.list(output_prefix(run_id))
             for entry in entries:
@@ -476,6 +508,11 @@ class Scheduler:
             await asyncio.gather(*tasks, return_exceptions=True)
         if self._cancel_watch is not None:
             self._cancel_watch.cancel()
+
+
+def pruned_note(run: Run) -> OutputLine:
+    """What is shown in the place of output that retention removed (the record keeps why)."""
+    return OutputLine("gateway", f"output pruned: {run.output_pruned}")
 
 
 async def _process_gone(owner: str) -> bool:

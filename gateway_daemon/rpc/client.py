@@ -294,6 +294,13 @@ class RemoteGateway:
         reply = await self._call(lambda s: s.runs.GetRunOutput, runs_pb2.RunIdRequest(id=run_id))
         return convert.lines_from_message(reply)
 
+    async def delete_run(self, run_id: str) -> None:
+        await self._call(lambda s: s.runs.DeleteRun, runs_pb2.RunIdRequest(id=run_id))
+
+    async def prune_runs(self, before: str, service: str = "") -> int:
+        reply = await self._call(lambda s: s.runs.PruneRuns, runs_pb2.PruneRunsRequest(before=before, service=service))
+        return reply.deleted
+
     async def follow_run(self, run_id: str) -> AsyncIterator[RunEvent]:
         async for message in self._stream(lambda s: s.runs.FollowRun, runs_pb2.RunIdRequest(id=run_id)):
             yield convert.event_from_message(message)

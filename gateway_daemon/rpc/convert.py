@@ -260,7 +260,7 @@ def run_from_message(message: runs_pb2.Run) -> Run:
     data["inputs"] = json_field(data.pop("inputs_json", ""), "run inputs", {})
     for name in ("started_at", "ended_at", "exit_code"):
         data.setdefault(name, None)
-    for name in ("output_lines", "output_dropped"):
+    for name in ("output_lines", "output_dropped", "output_bytes"):
         data[name] = int(data.get(name, 0))
     return Run.from_dict(data)
 

@@ -26,7 +26,7 @@ class Access(enum.Enum):
 PUBLIC, CLUSTER = Access.PUBLIC, Access.CLUSTER
 SELF, READ, WRITE, RUN = Action.SELF, Action.READ, Action.WRITE, Action.RUN
 REVEAL, EXPORT, IMPORT, USERS, AUDIT = Action.REVEAL, Action.EXPORT, Action.IMPORT, Action.USERS, Action.AUDIT
-SYSTEM = Action.SYSTEM
+SYSTEM, PRUNE = Action.SYSTEM, Action.PRUNE
 Rule = Access | Action
 
 POLICY: dict[str, Rule] = {
@@ -90,6 +90,8 @@ POLICY: dict[str, Rule] = {
     "/gateway.v1.RunService/ListRuns": READ,
     "/gateway.v1.RunService/GetRunOutput": READ,
     "/gateway.v1.RunService/FollowRun": READ,
+    "/gateway.v1.RunService/DeleteRun": PRUNE,
+    "/gateway.v1.RunService/PruneRuns": PRUNE,
 
     "/gateway.v1.InfoService/GetInfo": SELF,
     "/gateway.v1.InfoService/Watch": READ,
@@ -124,6 +126,8 @@ AUDITED: dict[str, tuple[str, str]] = {
     "/gateway.v1.InfoService/ImportDb": ("import", "database"),
     "/gateway.v1.RunService/RunService": ("run", "service"),
     "/gateway.v1.RunService/CancelRun": ("cancel", "run"),
+    "/gateway.v1.RunService/DeleteRun": ("delete", "run"),
+    "/gateway.v1.RunService/PruneRuns": ("prune", "runs"),
     **{f"/gateway.v1.{service}Service/{verb}{kind.title()}": (word, kind)
        for service, kind in (("Repository", "repository"), ("Decorator", "decorator"), ("Service", "service"),
                              ("Secret", "secret"), ("Registry", "registry"))
@@ -132,7 +136,7 @@ AUDITED: dict[str, tuple[str, str]] = {
        for verb, word in (("Create", "create"), ("Update", "edit"), ("Delete", "delete"))},
 }
 # Calls recorded only when they fail (their success is recorded elsewhere).
-AUDITED_ON_FAILURE = {"/gateway.v1.RunService/RunService"}
+AUDITED_ON_FAILURE = {"/gateway.v1.RunService/RunService", "/gateway.v1.RunService/PruneRuns"}
 
 
 def access_for(method: str, table: dict[str, Rule] | None = None) -> Rule | None:

@@ -230,6 +230,16 @@ class RunServicer(_Servicer, runs_pb2_grpc.RunServiceServicer):
         async for event in self.engine.follow_run(request.id):
             yield convert.event_message(event)
 
+    async def DeleteRun(self, request, context):
+        await self.engine.delete_run(request.id)
+        log.info("run %s deleted by %s", request.id, current_session().user.name)
+        return common_pb2.Empty()
+
+    async def PruneRuns(self, request, context):
+        deleted = await self.engine.prune_runs(request.before, request.service)
+        log.info("%d runs created before %s deleted by %s", deleted, request.before, current_session().user.name)
+        return runs_pb2.PruneRunsReply(deleted=deleted)
+
 
 class InfoServicer(_Servicer, common_pb2_grpc.InfoServiceServicer):
     async def GetInfo(self, request, context):
@@ -392,6 +402,7 @@ async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[
         print(f"created user admin with the temporary password {temporary}; it must be changed at the first "
               "login (gateway login --username admin --change-password)", flush=True)
     await engine.scheduler.executor.start()  # a dispatcher's live view of the runners
+    engine.retention.start()  # [runs] retention, the output budget, and the store kept under its quota
     dispatcher = config.get("server", "distributed_execution")
     credentials = server_credentials(config)
     core = Core(engine, auth, credentials is not None)

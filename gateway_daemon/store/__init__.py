@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import (Entry, KeyExists, LeasesUnsupported, RevisionMismatch, Store, StoreError, StoreFull, StoreUnavailable,
-                   WatchEvent, namespace_for)
+from .base import (Entry, KeyExists, LeasesUnsupported, RevisionMismatch, Store, StoreError, StoreFull, StoreSpace,
+                   StoreUnavailable, WatchEvent, namespace_for)
 
 if TYPE_CHECKING:
     from ..config import Config
 
 __all__ = [
-    "Entry", "KeyExists", "LeasesUnsupported", "RevisionMismatch", "Store", "StoreError", "StoreFull", "StoreUnavailable",
-    "WatchEvent",
+    "Entry", "KeyExists", "LeasesUnsupported", "RevisionMismatch", "Store", "StoreError", "StoreFull", "StoreSpace",
+    "StoreUnavailable", "WatchEvent",
     "namespace_for", "open_store",
 ]
 
@@ -36,6 +36,7 @@ def open_store(config: "Config") -> Store:
             ca_file=store.etcd_ca_certificate_file or config.get("application", "ca_certificate_file") or None,
             cert_file=store.etcd_certificate_file if store.etcd_client_cert_auth else None,
             key_file=store.etcd_private_key_file if store.etcd_client_cert_auth else None,
+            quota=store.etcd_quota_bytes,
         )
     from .sqlite import SQLiteStore
 

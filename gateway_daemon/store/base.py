@@ -53,6 +53,16 @@ class WatchEvent:
     revision: int
 
 
+@dataclass(frozen=True)
+class StoreSpace:
+    """How full a backend with a quota is (etcd): the largest member's figures."""
+
+    size: int     # bytes the database takes (etcd's dbSize: what its quota is checked against)
+    in_use: int   # bytes of it that hold data (the rest is free pages a defragmentation gives back)
+    quota: int    # bytes past which the backend refuses writes
+    full: bool    # it refuses writes now (etcd's NOSPACE alarm is raised)
+
+
 def namespace_for(cluster_id: str) -> str:
     return f"/gateway/{cluster_id}/"
 
@@ -62,6 +72,8 @@ class Store(abc.ABC):
 
     def __init__(self, namespace: str):
         self.namespace = namespace
+        self.bytes_written = 0  # what this store has written since it was opened (keys and values)
+        self.refusals = 0       # writes refused for want of space (StoreFull) since it was opened
 
     def _full(self, key: str) -> str:
         return self.namespace + key
@@ -95,6 +107,23 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def watch(self, prefix: str) -> AsyncIterator[WatchEvent]:
         """Events for keys under `prefix` from now on, until the iterator is closed."""
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Remove every key under `prefix`; how many were removed."""
+        removed = 0
+        for entry in await self.list(prefix):
+            removed += await self.delete(entry.key)
+        return removed
+
+    # ------------------------------------------------------------ space (backends with a quota: etcd)
+    async def space(self) -> StoreSpace | None:
+        """How full the backend is; None for a backend without a quota."""
+        return None
+
+    async def reclaim(self) -> None:
+        """Give back the space history and deleted keys take (etcd: compact, defragment, and lift the
+        NOSPACE alarm once under the quota again).  Nothing for a backend without a quota."""
+        return None
 
     # ------------------------------------------------------------ leases (etcd and memory only)
     # A lease is granted for `ttl` seconds; keys written with it vanish (a delete event) when it is

@@ -26,7 +26,13 @@ history are not told), then the watch goes on from there.
 
 etcd keeps every revision until it is compacted and refuses writes once its
 quota is full, so the store compacts the history itself (`compact`), and a
-full etcd is StoreFull: one line saying what to do.
+full etcd is StoreFull: one line saying what to do.  `space` asks every member
+how large its database is (the maintenance Status call) against the quota it
+was told (``[store] etcd_quota_bytes``, etcd's ``--quota-backend-bytes``), and
+`reclaim` compacts to the current revision, defragments each member and lifts
+the NOSPACE alarm once every member is under the quota again (what
+`etcdctl compact`, `etcdctl defrag` and `etcdctl alarm disarm` do); the server
+decides when (core.retention).
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ from .base import (
     Store,
     StoreError,
     StoreFull,
+    StoreSpace,
     StoreUnavailable,
     WatchEvent,
 )
@@ -74,6 +81,9 @@ COMPACT_SECONDS = 60.0
 COMPACT_AT_CLOSE_BYTES = 64 * 1024
 COMPACTION_KEY = "store/compaction"
 _FULL = ("database space exceeded", "nospace")
+DEFAULT_QUOTA = 2 * 1024 * 1024 * 1024  # etcd's own default --quota-backend-bytes
+DISARM_BELOW = 0.9  # the NOSPACE alarm is lifted once every member's database is under this part of the quota
+DEFRAG_SECONDS = 120.0  # a defragmentation of a large database takes a while
 REWATCH_SECONDS = 1.0
 _ENDPOINT_RETRY_SECONDS = 30.0  # how long a failed endpoint is passed over while others answer
 _GRPC_OPTIONS = [
@@ -87,6 +97,46 @@ _GRPC_OPTIONS = [
 _CONNECTION_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 # Phrases gRPC uses when the request could not be sent at all.
 _NOT_SENT = ("failed to connect", "connection refused", "connections to all backends failing", "handshake")
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KiB"
+
+
+def _varints(raw: bytes) -> dict[int, int]:
+    """The varint fields of a protobuf message (field number -> value); the other fields are passed over."""
+    fields: dict[int, int] = {}
+    index, end = 0, len(raw)
+
+    def varint() -> int:
+        nonlocal index
+        value, shift = 0, 0
+        while True:
+            byte = raw[index]
+            index += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+
+    try:
+        while index < end:
+            tag = varint()
+            number, kind = tag >> 3, tag & 7
+            if kind == 0:
+                fields[number] = varint()
+            elif kind == 1:
+                index += 8
+            elif kind == 2:
+                length = varint()  # read first: `index += varint()` would add to the index before it moved
+                index += length
+            elif kind == 5:
+                index += 4
+            else:
+                break
+    except IndexError:
+        pass
+    return fields
 
 
 def split_hosts(hosts: Iterable[str] | str) -> list[tuple[str, int]]:
@@ -165,9 +215,11 @@ class EtcdStore(Store):
         cert_file: str | None = None,
         key_file: str | None = None,
         timeout: float = 5.0,
+        quota: int = DEFAULT_QUOTA,
     ):
         super().__init__(namespace)
         self.timeout = float(timeout)
+        self.quota = int(quota)
         addresses = split_hosts(hosts)
         self.hosts = [f"{host}:{port}" for host, port in addresses]
         credentials = None
@@ -214,6 +266,7 @@ class EtcdStore(Store):
         return StoreUnavailable(f"etcd at {', '.join(self.hosts)} is unreachable: {reason}")
 
     def _out_of_space(self, details: str) -> StoreFull:
+        self.refusals += 1
         return StoreFull(
             f"etcd at {', '.join(self.hosts)} is full and takes no more writes ({details}): free it with "
             "`etcdctl compact REVISION`, `etcdctl defrag` and `etcdctl alarm disarm`, or restart it with a larger "
@@ -438,10 +491,121 @@ class EtcdStore(Store):
                 return entries
             start = response.kvs[-1].key + b"\x00"
 
+    async def delete_prefix(self, prefix: str) -> int:
+        start = self._full(prefix).encode()
+        request = etcdrpc.DeleteRangeRequest(key=start, range_end=prefix_range_end(start))
+        # Deleting twice (a retry after a lost answer) deletes nothing more: idempotent.
+        response = await self._run(self._kv("DeleteRange", request), idempotent=True)
+        self._wrote(len(prefix))
+        return response.deleted
+
+    # ------------------------------------------------------------ space
+    def _members(self) -> list[pyetcd.Endpoint]:
+        with self._client_lock:
+            return list(self._client.endpoints.values())
+
+    def _member_status(self, endpoint: pyetcd.Endpoint, timeout: float) -> tuple[int, int]:
+        """(dbSize, dbSizeInUse) of one member (in use: its size, from an etcd that does not tell).  Worker thread."""
+        call = endpoint.channel.unary_unary(
+            "/etcdserverpb.Maintenance/Status",
+            request_serializer=etcdrpc.StatusRequest.SerializeToString,
+            response_deserializer=bytes,  # dbSizeInUse (field 9, etcd 3.4) is newer than pyetcd's messages
+        )
+        client = self._client
+        fields = _varints(call(etcdrpc.StatusRequest(), timeout, credentials=client.call_credentials,
+                               metadata=client.metadata))
+        size = fields.get(3, 0)
+        return size, fields.get(9, 0) or size
+
+    def _space(self) -> StoreSpace:
+        """Every member answering, the largest; worker thread."""
+        sizes = []
+        reason = "no member answered"
+        for endpoint in self._members():
+            try:
+                sizes.append(self._member_status(endpoint, self.timeout))
+            except grpc.RpcError as exc:
+                reason = self._reason(exc)
+        if not sizes:
+            raise self._unavailable(reason)
+        full = self._call(self._alarmed_call, idempotent=True)
+        size = max(s for s, _ in sizes)
+        return StoreSpace(size=size, in_use=max(u for _, u in sizes), quota=self.quota, full=full)
+
+    def _alarmed_call(self, stub: Callable[[str], object], timeout: float) -> bool:
+        with self._client_lock:
+            try:
+                channel = self._client.channel
+            except ValueError:
+                raise etcd_exceptions.NoServerAvailableError() from None
+        client = self._client
+        response = etcdrpc.MaintenanceStub(channel).Alarm(
+            etcdrpc.AlarmRequest(action=etcdrpc.AlarmRequest.GET, memberID=0, alarm=etcdrpc.NONE), timeout,
+            credentials=client.call_credentials, metadata=client.metadata)
+        return any(alarm.alarm == etcdrpc.NOSPACE for alarm in response.alarms)
+
+    async def space(self) -> StoreSpace:
+        if self._closed:
+            raise self._unavailable("the store is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._space)
+
+    def _reclaim(self) -> None:
+        """Compact to now, defragment every member, lift the NOSPACE alarm when every member is under the
+        quota.  Worker thread."""
+        client = self._client
+
+        def compact(stub: Callable[[str], object], timeout: float) -> None:
+            current = stub("kv").Range(etcdrpc.RangeRequest(key=self.namespace.encode(), count_only=True), timeout,
+                                       credentials=client.call_credentials, metadata=client.metadata)
+            self._note(current.header)
+            try:
+                stub("kv").Compact(etcdrpc.CompactionRequest(revision=current.header.revision, physical=True),
+                                   timeout, credentials=client.call_credentials, metadata=client.metadata)
+            except grpc.RpcError as exc:
+                if "compacted" not in (exc.details() or ""):  # compacted to there already
+                    raise
+
+        self._call(compact, idempotent=True)
+        for endpoint in self._members():
+            try:
+                etcdrpc.MaintenanceStub(endpoint.channel).Defragment(
+                    etcdrpc.DefragmentRequest(), max(DEFRAG_SECONDS, self.timeout),
+                    credentials=client.call_credentials, metadata=client.metadata)
+            except grpc.RpcError as exc:  # a member away now: defragmented next time
+                log.debug("etcd member %s not defragmented now: %s", endpoint.netloc, self._reason(exc))
+        space = self._space()
+        if space.full and space.size < self.quota * DISARM_BELOW:
+            def disarm(stub: Callable[[str], object], timeout: float) -> None:
+                with self._client_lock:
+                    try:
+                        channel = client.channel
+                    except ValueError:
+                        raise etcd_exceptions.NoServerAvailableError() from None
+                stub = etcdrpc.MaintenanceStub(channel)
+                raised = stub.Alarm(etcdrpc.AlarmRequest(action=etcdrpc.AlarmRequest.GET, memberID=0,
+                                                         alarm=etcdrpc.NONE),
+                                    timeout, credentials=client.call_credentials, metadata=client.metadata)
+                for alarm in raised.alarms:  # each member's own: etcd lifts nothing for member 0
+                    if alarm.alarm == etcdrpc.NOSPACE:
+                        stub.Alarm(etcdrpc.AlarmRequest(action=etcdrpc.AlarmRequest.DEACTIVATE,
+                                                        memberID=alarm.memberID, alarm=etcdrpc.NOSPACE),
+                                   timeout, credentials=client.call_credentials, metadata=client.metadata)
+
+            self._call(disarm, idempotent=True)
+            log.warning("etcd at %s takes writes again: its database is %s of its %s quota after compaction and "
+                        "defragmentation", ", ".join(self.hosts), _mib(space.size), _mib(self.quota))
+
+    async def reclaim(self) -> None:
+        if self._closed:
+            raise self._unavailable("the store is closed")
+        self._written, self._compacted_at = 0, time.monotonic()
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._reclaim)
+
     # ------------------------------------------------------------ compaction
     def _wrote(self, size: int) -> None:
         """After a write: compact the history when enough was written, or long enough ago."""
         self._written += size
+        self.bytes_written += size
         if self._written >= COMPACT_BYTES or time.monotonic() - self._compacted_at >= COMPACT_SECONDS:
             if self._compacting is None or self._compacting.done():
                 self._compacting = asyncio.get_running_loop().create_task(self.compact())

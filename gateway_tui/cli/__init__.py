@@ -119,13 +119,11 @@ async def _dispatch(config, args) -> int:
     handlers = {
         "create": resources.create, "get": resources.get, "describe": resources.describe,
         "edit": resources.edit, "delete": resources.delete,
-        "run": runs.run_service, "logs": runs.logs, "cancel": runs.cancel_run,
+        "run": runs.run_service, "logs": runs.logs, "cancel": runs.cancel_run, "prune": runs.prune_runs,
     }
     handler = handlers.get(args.verb)
     if args.verb in ("get", "describe", "delete") and kind_word(args.kind) == "run":
-        handler = {"get": runs.get_runs, "describe": runs.describe_run}.get(args.verb)
-        if handler is None:
-            raise UsageError("runs are kept as history and cannot be deleted one by one")
+        handler = {"get": runs.get_runs, "describe": runs.describe_run, "delete": runs.delete_run}[args.verb]
     if args.verb == "get" and kind_word(args.kind) == "runner":
         handler = runs.get_runners
     elif args.verb in ("describe", "delete", "create", "edit") and kind_word(args.kind) == "runner":

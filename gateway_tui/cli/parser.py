@@ -350,10 +350,20 @@ def build_parser() -> Parser:
                        ("--org", "organization"), ("--ou", "organizational unit")):
         certs.add_argument(flag, metavar="TEXT", help=f"TYPE: the subject's {what}")
 
-    delete = _sub(verbs, "delete", "delete a resource (refused while something uses it)",
+    delete = _sub(verbs, "delete", "delete a resource (refused while something uses it), or a finished run with "
+                  "its output (delete run ID; admins)",
                   iagctl="iagctl delete service|repository|decorator|secret|user NAME")
     delete.add_argument("kind", metavar="KIND")
     delete.add_argument("name")
+
+    prune = _sub(verbs, "prune", "delete every finished run created before a time, with its output (admins)",
+                 iagctl="none (IAG 5 keeps no run history)")
+    prune_kinds = prune.add_subparsers(dest="kind", metavar="runs", required=True, parser_class=Parser)
+    prune_runs = _sub(prune_kinds, "runs", "delete every finished run created before --before, with its output",
+                      iagctl="none (IAG 5 keeps no run history)")
+    prune_runs.add_argument("--before", required=True, metavar="TIME",
+                            help="an ISO time (2024-05-01T12:00:00Z), a date (2024-05-01) or an age (2h, 7d)")
+    prune_runs.add_argument("--service", metavar="NAME", help="only this service's runs")
 
     db = _sub(verbs, "db", "export or import every resource (YAML)", iagctl="iagctl db export FILE | db import FILE")
     db_verbs = db.add_subparsers(dest="db_verb", metavar="export|import", required=True, parser_class=Parser)

@@ -322,7 +322,7 @@ async def logs(gateway: Gateway, args: argparse.Namespace) -> int:
     printer = _Printer(quiet=False)
     if not args.follow:
         run = await gateway.get_run(args.run_id)
-        if run.output_dropped:
+        if run.output_dropped and not run.output_pruned:
             sys.stderr.write(f"[gateway] {run.output_dropped} earlier lines were cut (output limit)\n")
         printer.lines(await gateway.run_output(args.run_id))
         return 0
@@ -338,6 +338,20 @@ async def logs(gateway: Gateway, args: argparse.Namespace) -> int:
                 sys.stderr.write(f"[gateway] {event.run.output_dropped} earlier lines were cut (output limit)\n")
     if final is not None and final.finished:
         sys.stderr.write(_summary(final) + "\n")
+    return 0
+
+
+async def delete_run(gateway: Gateway, args: argparse.Namespace) -> int:
+    await gateway.delete_run(args.name)
+    print(f"run {args.name} deleted with its output")
+    return 0
+
+
+async def prune_runs(gateway: Gateway, args: argparse.Namespace) -> int:
+    deleted = await gateway.prune_runs(args.before, args.service or "")
+    whose = f" of service {args.service}" if args.service else ""
+    print(f"{deleted} finished run{'' if deleted == 1 else 's'}{whose} created before {args.before} deleted with "
+          "their output")
     return 0
 
 

@@ -1,3 +1,4 @@
+from . import common_pb2 as _common_pb2
 from . import services_pb2 as _services_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -8,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Run(_message.Message):
-    __slots__ = ("id", "service", "service_type", "inputs_json", "started_by", "status", "reason", "created_at", "started_at", "ended_at", "exit_code", "commit", "runner", "output_lines", "output_dropped", "owner")
+    __slots__ = ("id", "service", "service_type", "inputs_json", "started_by", "status", "reason", "created_at", "started_at", "ended_at", "exit_code", "commit", "runner", "output_lines", "output_dropped", "owner", "output_bytes", "output_pruned")
     ID_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     SERVICE_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +26,8 @@ class Run(_message.Message):
     OUTPUT_LINES_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_DROPPED_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_PRUNED_FIELD_NUMBER: _ClassVar[int]
     id: str
     service: str
     service_type: str
@@ -41,7 +44,9 @@ class Run(_message.Message):
     output_lines: int
     output_dropped: int
     owner: str
-    def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., service_type: _Optional[str] = ..., inputs_json: _Optional[str] = ..., started_by: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., created_at: _Optional[float] = ..., started_at: _Optional[float] = ..., ended_at: _Optional[float] = ..., exit_code: _Optional[int] = ..., commit: _Optional[str] = ..., runner: _Optional[str] = ..., output_lines: _Optional[int] = ..., output_dropped: _Optional[int] = ..., owner: _Optional[str] = ...) -> None: ...
+    output_bytes: int
+    output_pruned: str
+    def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., service_type: _Optional[str] = ..., inputs_json: _Optional[str] = ..., started_by: _Optional[str] = ..., status: _Optional[str] = ..., reason: _Optional[str] = ..., created_at: _Optional[float] = ..., started_at: _Optional[float] = ..., ended_at: _Optional[float] = ..., exit_code: _Optional[int] = ..., commit: _Optional[str] = ..., runner: _Optional[str] = ..., output_lines: _Optional[int] = ..., output_dropped: _Optional[int] = ..., owner: _Optional[str] = ..., output_bytes: _Optional[int] = ..., output_pruned: _Optional[str] = ...) -> None: ...
 
 class OutputLine(_message.Message):
     __slots__ = ("stream", "text")
@@ -107,6 +112,20 @@ class ListRunsRequest(_message.Message):
     limit: int
     runner: str
     def __init__(self, service: _Optional[str] = ..., status: _Optional[str] = ..., limit: _Optional[int] = ..., runner: _Optional[str] = ...) -> None: ...
+
+class PruneRunsRequest(_message.Message):
+    __slots__ = ("before", "service")
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    before: str
+    service: str
+    def __init__(self, before: _Optional[str] = ..., service: _Optional[str] = ...) -> None: ...
+
+class PruneRunsReply(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    def __init__(self, deleted: _Optional[int] = ...) -> None: ...
 
 class RunList(_message.Message):
     __slots__ = ("items",)

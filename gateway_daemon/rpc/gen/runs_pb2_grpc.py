@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from . import common_pb2 as gateway_dot_v1_dot_common__pb2
 from . import runs_pb2 as gateway_dot_v1_dot_runs__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -64,6 +65,16 @@ class RunServiceStub:
                 request_serializer=gateway_dot_v1_dot_runs__pb2.RunIdRequest.SerializeToString,
                 response_deserializer=gateway_dot_v1_dot_runs__pb2.RunEvent.FromString,
                 _registered_method=True)
+        self.DeleteRun = channel.unary_unary(
+                '/gateway.v1.RunService/DeleteRun',
+                request_serializer=gateway_dot_v1_dot_runs__pb2.RunIdRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_common__pb2.Empty.FromString,
+                _registered_method=True)
+        self.PruneRuns = channel.unary_unary(
+                '/gateway.v1.RunService/PruneRuns',
+                request_serializer=gateway_dot_v1_dot_runs__pb2.PruneRunsRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_runs__pb2.PruneRunsReply.FromString,
+                _registered_method=True)
 
 
 class RunServiceServicer:
@@ -106,6 +117,19 @@ class RunServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteRun(self, request, context):
+        """Admins: remove a finished run with its output, or every finished run created before a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PruneRuns(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RunServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -138,6 +162,16 @@ def add_RunServiceServicer_to_server(servicer, server):
                     servicer.FollowRun,
                     request_deserializer=gateway_dot_v1_dot_runs__pb2.RunIdRequest.FromString,
                     response_serializer=gateway_dot_v1_dot_runs__pb2.RunEvent.SerializeToString,
+            ),
+            'DeleteRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRun,
+                    request_deserializer=gateway_dot_v1_dot_runs__pb2.RunIdRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_common__pb2.Empty.SerializeToString,
+            ),
+            'PruneRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.PruneRuns,
+                    request_deserializer=gateway_dot_v1_dot_runs__pb2.PruneRunsRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_runs__pb2.PruneRunsReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -302,6 +336,60 @@ class RunService:
             '/gateway.v1.RunService/FollowRun',
             gateway_dot_v1_dot_runs__pb2.RunIdRequest.SerializeToString,
             gateway_dot_v1_dot_runs__pb2.RunEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.RunService/DeleteRun',
+            gateway_dot_v1_dot_runs__pb2.RunIdRequest.SerializeToString,
+            gateway_dot_v1_dot_common__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PruneRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.RunService/PruneRuns',
+            gateway_dot_v1_dot_runs__pb2.PruneRunsRequest.SerializeToString,
+            gateway_dot_v1_dot_runs__pb2.PruneRunsReply.FromString,
             options,
             channel_credentials,
             insecure,
