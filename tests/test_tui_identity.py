@@ -53,6 +53,12 @@ def port_of(client: Client) -> int:
     return int(client.config.read_text().split("port = ")[1].split()[0])
 
 
+def keys_shown(app) -> list[str]:
+    """The row keys of the table on screen (none while the screen is still being put together)."""
+    tables = app.screen.query(ResourceTable)
+    return list(tables.first().shown_keys) if tables else []
+
+
 def every_table(app: GatewayApp) -> list[tuple[str, list[str]]]:
     """Every table of every screen the app holds, in any section, shown or not: its screen and its row keys."""
     found = []
@@ -82,11 +88,11 @@ async def open_users_and_audit_as_admin(pilot) -> None:
     app = pilot.app
     await until(pilot, lambda: isinstance(app.screen, ServicesScreen) and app.role == "admin")
     await pilot.press("6")
-    await until(pilot, lambda: isinstance(app.screen, UserListScreen) and "admin" in table_keys(app),
+    await until(pilot, lambda: isinstance(app.screen, UserListScreen) and "admin" in keys_shown(app),
                 what="the users")
     assert {VIEWER, EDITOR} <= set(table_keys(app))
     await pilot.press("8")
-    await until(pilot, lambda: isinstance(app.screen, AuditScreen) and table_keys(app), what="the audit trail")
+    await until(pilot, lambda: isinstance(app.screen, AuditScreen) and keys_shown(app), what="the audit trail")
     assert admin_rows(app)
 
 
@@ -104,8 +110,9 @@ async def check_nothing_of_the_admin_is_left(pilot, viewer: str) -> None:
     await until(pilot, lambda: app.role == "viewer", what="the viewer's role")
     assert admin_rows(app) == [], admin_rows(app)
     # The Users section: greyed in the strip, refused by the server, its actions greyed; no rows.
+    await until(pilot, lambda: [i for i in app.screen.query(NavItem) if i.mode == "users"], what="the strip")
     items = {item.mode: item for item in app.screen.query(NavItem)}
-    assert items["users"].has_class("-unavailable")
+    assert items["users"].has_class("-unavailable") and "you are a viewer" in str(items["users"].tooltip)
     await pilot.press("6")
     await until(pilot, lambda: isinstance(app.screen, UserListScreen) and app.screen.refused, what="the refusal")
     assert table_keys(app) == [] and "user management" in app.screen.refused
@@ -116,7 +123,7 @@ async def check_nothing_of_the_admin_is_left(pilot, viewer: str) -> None:
     assert admin_rows(app) == [], admin_rows(app)
     # What a viewer may read, they read.
     await pilot.press("3")
-    await until(pilot, lambda: isinstance(app.screen, RepositoriesScreen) and table_keys(app) == ["apps"])
+    await until(pilot, lambda: isinstance(app.screen, RepositoriesScreen) and keys_shown(app) == ["apps"])
 
 
 async def test_a_viewer_logging_in_after_a_revoked_admin_key_sees_none_of_the_admins_rows(admin, home):
@@ -182,7 +189,7 @@ async def test_switch_user_from_the_palette_cancelled_keeps_the_session_done_dro
         await pilot.press("escape")  # changed my mind: still the admin, on the audit trail
         await until(pilot, lambda: isinstance(app.screen, AuditScreen))
         assert app.user == "admin" and table_keys(app)
-        assert (await whoami_with(admin, old_key)).user == "admin"
+        assert (await whoami_with(admin, old_key)).username == "admin"
 
         await palette(pilot, "Switch user")
         await settled_login(pilot)
@@ -209,7 +216,7 @@ async def test_change_password_from_the_palette(admin, home, tmp_path):
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: isinstance(app.screen, ServicesScreen) and app.role == "editor")
             await pilot.press("3")
-            await until(pilot, lambda: isinstance(app.screen, RepositoriesScreen) and table_keys(app) == ["apps"])
+            await until(pilot, lambda: isinstance(app.screen, RepositoriesScreen) and keys_shown(app) == ["apps"])
             await palette(pilot, "Change password")
             form = await settled_login(pilot)
             assert form.query_one("#username", Input).value == EDITOR and form.query_one("#username").disabled
@@ -223,11 +230,12 @@ async def test_change_password_from_the_palette(admin, home, tmp_path):
             await type_into(pilot, "#password", EDITOR_PASSWORD)
             await pilot.press("enter")
             await until(pilot, lambda: isinstance(app.screen, RepositoriesScreen), what="back on the section")
-            assert any("password" in n.message.lower() for n in app._notifications)
+            await until(pilot, lambda: any("Password changed" in n.message for n in app._notifications),
+                        what="the notification")
             assert app.user == EDITOR
             kept = Credentials().load(address(editor))
             assert kept is not None and kept.username == EDITOR
-            assert (await whoami_with(editor, kept.api_key)).user == EDITOR
+            assert (await whoami_with(editor, kept.api_key)).username == EDITOR
             # The TUI goes on with its new key.
             await pilot.press("ctrl+r")
             await pilot.pause(0.5)
@@ -240,10 +248,13 @@ async def test_change_password_from_the_palette(admin, home, tmp_path):
                   stdin=f"{new_password}\n{EDITOR_PASSWORD}\n")
 
 
-async def test_a_cli_password_change_sends_the_tui_to_login_and_keys_in_flight_go_nowhere(admin, home):
+async def test_a_cli_password_change_sends_the_tui_to_login_and_keys_in_flight_go_nowhere(admin, home,
+                                                                                          monkeypatch):
     """The password changed from the command line revokes the TUI's key: the Login screen comes back with the
     username filled in and an empty password field; keys typed as it appears land nowhere (not in the
-    password, not on a binding: `q` does not quit)."""
+    password, not on a binding: `q` does not quit). (Its settling time is made longer here, so that the keys
+    are sure to come while it lasts on a loaded machine.)"""
+    monkeypatch.setattr("gateway_tui.screens.login.SETTLE_SECONDS", 3.0)
     home(admin)
     admin.login("admin", ADMIN_PASSWORD)
     app = client_app(admin)
@@ -251,13 +262,15 @@ async def test_a_cli_password_change_sends_the_tui_to_login_and_keys_in_flight_g
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: isinstance(app.screen, ServicesScreen) and app.role == "admin")
             await pilot.press("3")
-            await until(pilot, lambda: isinstance(app.screen, RepositoriesScreen) and table_keys(app) == ["apps"])
+            await until(pilot, lambda: isinstance(app.screen, RepositoriesScreen) and keys_shown(app) == ["apps"])
             admin.ok("login", "--username", "admin", "--password-stdin", "--change-password",
                      stdin=f"{ADMIN_PASSWORD}\n{ADMIN_PASSWORD}-2\n")
             await pilot.press("ctrl+r")
             await until(pilot, lambda: isinstance(app.screen, LoginScreen), what="the Login screen")
             login = app.screen
+            assert login.settling
             await pilot.press(*"2dq", "enter")  # typed as the screen came up
+            assert login.settling
             await pilot.pause(0.1)
             assert app.is_running and app.screen is login
             assert login.query_one("#password", Input).value == ""
@@ -267,7 +280,7 @@ async def test_a_cli_password_change_sends_the_tui_to_login_and_keys_in_flight_g
             assert app.focused.id == "password" and login.query_one("#password", Input).value == ""
             await type_into(pilot, "#password", f"{ADMIN_PASSWORD}-2")
             await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, RepositoriesScreen) and table_keys(app) == ["apps"])
+            await until(pilot, lambda: isinstance(app.screen, RepositoriesScreen) and keys_shown(app) == ["apps"])
     finally:
         admin.ok("login", "--username", "admin", "--password-stdin", "--change-password",
                  stdin=f"{ADMIN_PASSWORD}-2\n{ADMIN_PASSWORD}\n")
