@@ -77,7 +77,7 @@ class LoginScreen(ModalScreen[ServerLogin | None]):
             yield Static(Content(self.reason), id="login-reason")
             yield FormField("username", "Username", Input(self.username, id="username", compact=True,
                                                           disabled=self.change_password))
-            yield FormField("password", "Current password" if self.change_password else "Password",
+            yield FormField("password", "Old password" if self.change_password else "Password",
                             Input(id="password", password=True, compact=True))
             yield Static(Content(CHANGE if self.change_password else MUST_CHANGE), id="login-must-change")
             yield FormField("new", "New password", Input(id="new-password", password=True, compact=True))
