@@ -14,11 +14,11 @@ from gateway_daemon.core import Unauthenticated
 from gateway_tui.app import GatewayApp
 from gateway_tui.commands import GatewayCommands
 from gateway_tui.credentials import Credentials
-from gateway_tui.screens.audit import AuditScreen
+from gateway_tui.screens.audit import AuditEventScreen, AuditScreen
 from gateway_tui.screens.login import LoginScreen
 from gateway_tui.screens.repositories import RepositoriesScreen
 from gateway_tui.screens.services import ServicesScreen
-from gateway_tui.screens.users import UserListScreen
+from gateway_tui.screens.users import UserFormScreen, UserListScreen
 from gateway_tui.widgets.navigation import NavItem
 from gateway_tui.widgets.resource_table import ResourceTable
 
@@ -134,14 +134,26 @@ async def test_a_viewer_logging_in_after_a_revoked_admin_key_sees_none_of_the_ad
     app = client_app(admin)
     async with app.run_test(size=SIZE) as pilot:
         await open_users_and_audit_as_admin(pilot)
+        await pilot.press("enter")  # one event in full, over the trail
+        await until(pilot, lambda: isinstance(app.screen, AuditEventScreen))
+        await pilot.press("6")
+        await until(pilot, lambda: isinstance(app.screen, UserListScreen))
+        app.screen.query_one(ResourceTable).move_to(EDITOR)
+        await pilot.press("e")  # a user's form, open when the key is revoked
+        await until(pilot, lambda: isinstance(app.screen, UserFormScreen))
         admin.ok("logout")
-        await pilot.press("ctrl+r")
+        await pilot.press("ctrl+s")
         login = await settled_login(pilot)
         assert login.query_one("#username", Input).value == "admin"
+        assert [type(s).__name__ for stack in app._screen_stacks.values() for s in stack
+                if isinstance(s, (AuditEventScreen, UserFormScreen, UserListScreen, AuditScreen))] == []
         await type_into(pilot, "#username", VIEWER)
         await type_into(pilot, "#password", VIEWER_PASSWORD)
         await pilot.press("enter")
         await until(pilot, lambda: not isinstance(app.screen, LoginScreen) and app.user == VIEWER)
+        assert isinstance(app.screen, UserListScreen)  # back in the section, made anew: no form, no rows
+        assert not [s for stack in app._screen_stacks.values() for s in stack
+                    if isinstance(s, (AuditEventScreen, UserFormScreen))]
         await check_nothing_of_the_admin_is_left(pilot, VIEWER)
 
 
