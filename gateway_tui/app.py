@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from textual.app import App
 from textual.binding import Binding
+from textual.reactive import reactive
 from textual.screen import ModalScreen
 
 from .commands import GatewayCommands
@@ -37,6 +38,7 @@ AUDIT_UNAVAILABLE = ("The audit trail is kept by a gateway server: connect to on
 RUNNERS_UNAVAILABLE = ("Runners work for a gateway server on etcd: connect to one in client mode to see them. "
                        "Local mode runs everything in this process.")
 DARK, LIGHT = "textual-dark", "textual-light"
+SIGNED_OUT = "signed-out"  # client mode: the mode under the Login screen while nobody is logged in
 
 _NAVIGATION = Binding.Group("Go to", compact=True)
 
@@ -70,6 +72,9 @@ class GatewayApp(App):
                 tooltip="Switch between the dark and the light theme"),
         Binding("q", "quit", "Quit", tooltip="Quit the gateway"),
     ]
+    # The logged-in user's role (core.policy); local mode: everything. What it does not allow is greyed out
+    # (screens' check_action, the navigation strip, which follows it).
+    role: reactive[str] = reactive("admin")
 
     def __init__(self, gateway: "Gateway | None", context: str = "", *, mode: str = "local",
                  tz: tzinfo | None = None, clock: Callable[[], float] = time.time, theme: str = DARK,
@@ -84,8 +89,8 @@ class GatewayApp(App):
         self.theme = theme
         self.connection = connection
         self.user: str | None = None
-        self.role = "admin"  # the logged-in user's role (core.policy); local mode: everything
         self.generation = 0  # a new one with every login: screens restart what they follow
+        self.section = "services"  # the section a login goes (back) to
         self._login_open = False
         if connection is None:
             self.gateway = gateway
@@ -94,6 +99,7 @@ class GatewayApp(App):
                                          if mode == "local" else {})
         else:
             from .connection import SessionGateway
+            from .screens.login import SignedOutScreen
 
             self.gateway_mode = "client"
             self.gateway = SessionGateway(self._unauthenticated)
@@ -101,6 +107,7 @@ class GatewayApp(App):
             # Against a server the Users section is the real list. (remove_mode needs a running loop; this is
             # before one, and the mode has no screens yet.)
             self._modes["users"] = UserListScreen
+            self._modes[SIGNED_OUT] = SignedOutScreen
 
     def on_mount(self) -> None:
         if self.connection is None:
@@ -110,8 +117,7 @@ class GatewayApp(App):
         if login is None:
             self.show_login()
         else:
-            self._logged_in(self.connection, login)
-            self.switch_mode("services")
+            self._enter(self.connection, login)
 
     # ------------------------------------------------------------ client mode: login, profiles
     def server_context(self) -> str:
@@ -124,12 +130,45 @@ class GatewayApp(App):
             parts.append(f"profile {connection.profile}")
         return " · ".join(parts)
 
+    # ---- identity: who is logged in. Any change of it (a login, a logout, another user, another server, a key
+    # revoked under the TUI) goes through _sign_out and _enter, which drop every screen with all it holds.
+    def _drop_screens(self) -> None:
+        """Every section's screens go, with whatever they hold (rows, details, forms, output, a revealed secret),
+        and the notifications with them: each section is made anew, for whoever is logged in, when next shown.
+        Meanwhile the empty sign-out screen is shown."""
+        if self.current_mode in self.MODES:
+            self.section = self.current_mode
+        self.switch_mode(SIGNED_OUT)
+        for mode in list(self._screen_stacks):
+            if mode in self.MODES:
+                base = self._modes[mode]
+                self.remove_mode(mode)
+                self.add_mode(mode, base)
+        self.clear_notifications()
+
+    def _sign_out(self) -> None:
+        """Nobody is logged in any more: nothing of the last user's stays on screen or in memory."""
+        self._drop_screens()
+        self.gateway.swap(None)  # type: ignore[union-attr]
+        self.user = None
+        self.role = "viewer"
+        self.sub_title = self.server_context()
+
+    def _enter(self, connection: "ServerConnection", login: "ServerLogin", section: str | None = None) -> None:
+        """A login, whoever's: the sections are made anew for it (nothing an earlier login's screens held is
+        kept), starting at `section` (by default the one the user was in)."""
+        self._drop_screens()
+        self._logged_in(connection, login)
+        self.switch_mode(section or self.section)
+
     def _logged_in(self, connection: "ServerConnection", login: "ServerLogin") -> None:
         self.connection = connection
         self.user = login.username
         self.gateway.swap(connection.open())  # type: ignore[union-attr]
         self.generation += 1
         self.sub_title = self.server_context()
+        if login.admin is not None:
+            self.role = "admin" if login.admin else "viewer"  # until the server names the role
         self.learn_role()
 
     # ---- roles (issue 14): what the user may do greys out what they may not (screens' check_action)
@@ -147,32 +186,36 @@ class GatewayApp(App):
         self.refresh_bindings()
     # ---- end roles
 
-    def show_login(self, reason: str = "", connection: "ServerConnection | None" = None,
-                   on_done: Callable[["ServerLogin | None"], Any] | None = None) -> None:
-        """The Login screen over whatever is on screen; once logged in, back to it."""
+    def show_login(self, reason: str = "", username: str = "", settle: bool = False) -> None:
+        """Nobody is logged in: the Login screen over an empty one; once logged in, the sections anew.
+        `settle`: it comes up uninvited, so the keys typed at the screen before it are dropped."""
         from .screens.login import LoginScreen
 
-        target = connection or self.connection
-        assert target is not None
-        first = self.user is None and connection is None
-        switching = connection is not None
-        if not switching:
-            self.sub_title = self.server_context()
+        connection = self.connection
+        assert connection is not None
+        self._sign_out()
         self._login_open = True
 
         def done(login: "ServerLogin | None") -> None:
             self._login_open = False
             if login is not None:
-                self._logged_in(target, login)
-            if on_done is not None:
-                on_done(login)
-            elif first and login is not None:
-                self.switch_mode("services")
+                self._enter(connection, login)
 
-        from .connection import CONFIGURED_KEY_USER
+        self.push_screen(LoginScreen(connection, reason, username=username, settle=settle), done)
 
-        username = "" if self.user == CONFIGURED_KEY_USER else self.user or ""
-        self.push_screen(LoginScreen(target, reason, username=username, cancellable=switching), done)
+    def _log_in_over(self, connection: "ServerConnection", cancel: str,
+                     on_login: Callable[["ServerLogin"], Any], username: str = "") -> None:
+        """The Login screen over what is on screen (esc goes back to it); `on_login` once logged in."""
+        from .screens.login import LoginScreen
+
+        self._login_open = True
+
+        def done(login: "ServerLogin | None") -> None:
+            self._login_open = False
+            if login is not None:  # (the Login screen is off the stack by now: the modes may go)
+                on_login(login)
+
+        self.push_screen(LoginScreen(connection, username=username, cancellable=True, cancel=cancel), done)
 
     def _unauthenticated(self, error: "Unauthenticated") -> None:
         """A call came back UNAUTHENTICATED: the key expired or was revoked. Log in again, then carry on."""
@@ -181,7 +224,100 @@ class GatewayApp(App):
         self._login_open = True
         self.connection.forget()
         reason = str(error).replace(": run gateway login", "")
-        self.call_later(self.show_login, f"{reason[:1].upper()}{reason[1:]}: log in again.")
+        self.call_later(self.show_login, f"{reason[:1].upper()}{reason[1:]}: log in again.", self._known_username,
+                        True)
+
+    @property
+    def _known_username(self) -> str:
+        """Who is logged in, when the TUI knows the name ('' for a key from the config, which names no user)."""
+        from .connection import CONFIGURED_KEY_USER
+
+        return "" if self.user == CONFIGURED_KEY_USER else self.user or ""
+
+    @property
+    def logged_in(self) -> bool:
+        """Client mode, with a user logged in (what the palette's Log out, Switch user, Change password need)."""
+        return self.connection is not None and self.user is not None
+
+    def action_logout(self) -> None:
+        """End this session: its key is forgotten here and revoked on the server; the Login screen comes up."""
+        from .connection import CONFIGURED_KEY_USER
+
+        connection = self.connection
+        if connection is None or self.user is None:
+            return
+        target = self.gateway.target  # type: ignore[union-attr]
+        configured = self.user == CONFIGURED_KEY_USER
+        connection.forget()
+        self.show_login()
+        self.section = "services"
+        if configured:
+            self.notify("Logged out. The [client] api_key of the configuration is not revoked: this session "
+                        "no longer uses it.", timeout=6)
+        else:
+            self.notify(f"Logged out of {connection.address}", timeout=4)
+            if target is not None:
+                self.run_worker(self._revoke(target), group="revoke", exit_on_error=False)
+
+    async def _revoke(self, target: "Gateway") -> None:
+        """The key of a session that ended, revoked on the server (a key already refused is no news)."""
+        from gateway_daemon.core import GatewayError, Unauthenticated
+
+        try:
+            await target.logout()
+        except Unauthenticated:
+            pass
+        except GatewayError as exc:
+            self.notify(f"The server did not revoke the API key of the session that ended: {exc}",
+                        severity="warning", timeout=8)
+
+    def action_switch_user(self) -> None:
+        """Log in as another user of this server (esc keeps the current login); the current key is revoked."""
+        from .connection import CONFIGURED_KEY_USER
+
+        connection = self.connection
+        if connection is None or self.user is None:
+            return
+        target = self.gateway.target  # type: ignore[union-attr]
+        configured = self.user == CONFIGURED_KEY_USER
+
+        def switched(login: "ServerLogin") -> None:
+            self._enter(connection, login, "services")
+            self.notify(f"Logged in as {login.username}", timeout=4)
+            if target is not None and not configured:
+                self.run_worker(self._revoke(target), group="revoke", exit_on_error=False)
+
+        self._log_in_over(connection, f"Stay logged in as {self.user}", switched)
+
+    def action_change_password(self) -> None:
+        if self.logged_in:
+            self.run_worker(self._change_password(), group="identity", exclusive=True, exit_on_error=False)
+
+    async def _change_password(self) -> None:
+        """The logged-in user's password: the current one, the new one twice. The server revokes the user's
+        other keys; this session goes on with the new key it is given."""
+        from gateway_daemon.core import GatewayError
+
+        from .connection import CONFIGURED_KEY_USER
+        from .screens.login import LoginScreen
+
+        connection = self.connection
+        assert connection is not None
+        username = self.user or ""
+        if username == CONFIGURED_KEY_USER:  # the key from the config names no user: ask the server
+            try:
+                username = (await self.gateway.whoami()).username
+            except GatewayError as exc:
+                self.report(exc, "Cannot change the password")
+                return
+        self._login_open = True
+        try:
+            login = await self.push_screen_wait(LoginScreen(connection, username=username, change_password=True))
+        finally:
+            self._login_open = False
+        if login is not None and self.connection is connection:
+            self._logged_in(connection, login)  # the same user: the screens stay, and follow on the new key
+            self.notify(f"Password changed for {login.username}; your other API keys are revoked", timeout=6)
 
     def action_switch_profile(self) -> None:
         """Pick a server profile from the palette; connect to it (logging in if its key is missing)."""
@@ -205,33 +341,16 @@ class GatewayApp(App):
         self.search_commands(commands, placeholder="Switch to which server profile?")
 
     def switch_profile(self, connection: "ServerConnection") -> None:
+        """Another server: every section starts afresh, at the section the user was in."""
+        def connected(login: "ServerLogin") -> None:
+            self._enter(connection, login)
+            self.notify(f"Connected to {self.server_context()}", timeout=4)
+
         login = connection.stored()
         if login is not None:
-            self._logged_in(connection, login)
-            self._reset_screens()
-            return
-
-        def done(login: "ServerLogin | None") -> None:
-            if login is not None:
-                self.call_later(self._reset_screens)
-
-        self.show_login(connection=connection, on_done=done)
-
-    def _reset_screens(self) -> None:
-        """Another server: every section starts afresh from its list."""
-        self.notify(f"Connected to {self.server_context()}", timeout=4)
-        for mode in list(self._screen_stacks):
-            if mode not in (self.current_mode, "_default") and mode in self.MODES:
-                base = UserListScreen if mode == "users" else self.MODES[mode]  # noqa: SIM108
-                self.remove_mode(mode)
-                self.add_mode(mode, base)
-        if len(self.screen_stack) > 1:
-            while len(self.screen_stack) > 1:
-                self.pop_screen()  # the section's list resumes, and reloads
+            connected(login)
         else:
-            resume = getattr(self.screen, "on_screen_resume", None)
-            if resume is not None:
-                self.call_later(resume)
+            self._log_in_over(connection, "Stay with the server you were on", connected, self._known_username)
 
     # ------------------------------------------------------------ navigation
     def action_section(self, mode: str) -> None:

@@ -1,5 +1,6 @@
-"""The command palette (ctrl+p): every key binding of the current screen, the sections, each service, and in
-client mode the switch to another server profile."""
+"""The command palette (ctrl+p, or the header's icon): every key binding of the current screen, the sections,
+each service, and in client mode the switch to another server profile, log out, switch user and change
+password."""
 
 from __future__ import annotations
 
@@ -39,6 +40,13 @@ class GatewayCommands(Provider):
         if getattr(app, "connection", None) is not None:
             commands.append(("Switch server profile", "client mode: another [client:NAME] server",
                              app.action_switch_profile))  # type: ignore[attr-defined]
+        if getattr(app, "logged_in", False):  # client mode: who is logged in (local mode has no login)
+            user = app.user  # type: ignore[attr-defined]
+            commands += [
+                ("Log out", f"end {user}'s session: its API key is revoked", app.action_logout),  # type: ignore[attr-defined]
+                ("Switch user", "log in as another user of this server", app.action_switch_user),  # type: ignore[attr-defined]
+                ("Change password", f"set a new password for {user}", app.action_change_password),  # type: ignore[attr-defined]
+            ]
         for key, active in screen.active_bindings.items():
             binding = active.binding
             if not binding.description or binding.action in seen or not active.enabled:

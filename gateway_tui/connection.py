@@ -138,7 +138,8 @@ class SessionGateway(Gateway):
         self.retired: list[Gateway] = []  # earlier logins' gateways: a run may still stream through one
         self._on_unauthenticated = on_unauthenticated
 
-    def swap(self, gateway: Gateway) -> None:
+    def swap(self, gateway: Gateway | None) -> None:
+        """The gateway of a new login (None: nobody is logged in; every call says so)."""
         if self.target is not None:
             self.retired.append(self.target)
         self.target = gateway

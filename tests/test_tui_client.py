@@ -133,6 +133,7 @@ async def test_a_revoked_key_brings_login_back_then_the_same_screen(admin, home)
         await until(pilot, lambda: isinstance(app.screen, LoginScreen), what="the Login screen")
         assert "not valid" in app.screen.reason
         assert app.screen.query_one("#username", Input).value == "admin"
+        await until(pilot, lambda: app.focused is not None, what="the Login screen taking keys")
         assert not [n for n in app._notifications if n.severity == "error"]  # the Login screen says it all
 
         await type_into(pilot, "#password", ADMIN_PASSWORD)
@@ -145,6 +146,7 @@ async def test_a_revoked_key_brings_login_back_then_the_same_screen(admin, home)
                  stdin=f"{ADMIN_PASSWORD}\n{ADMIN_PASSWORD}-2\n")
         await pilot.press("1")
         await until(pilot, lambda: isinstance(app.screen, LoginScreen), what="the Login screen")
+        await until(pilot, lambda: app.focused is not None, what="the Login screen taking keys")
         await type_into(pilot, "#password", f"{ADMIN_PASSWORD}-2")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ServicesScreen) and table_keys(app) == ["hello"])
@@ -239,6 +241,7 @@ async def test_switch_server_profile_from_the_palette(admin, daemon, certs, home
             assert app.screen.connection.address == f"localhost:{daemon.port}"
             await type_into(pilot, "#password", ADMIN_PASSWORD)
             await pilot.press("enter")
+            await until(pilot, lambda: header(app).startswith("localhost"), what="the lab profile's header")
             await until(pilot, lambda: isinstance(app.screen, ServicesScreen) and table_keys(app) == ["hello"])
             assert header(app) == f"localhost:{daemon.port} · TLS on · admin · profile lab"
             assert Credentials().load(f"localhost:{daemon.port}") is not None

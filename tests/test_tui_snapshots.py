@@ -618,6 +618,43 @@ def test_client_services_as_viewer(snap_compare, tmp_path):
     check_client(snap_compare, tmp_path, steps, logged_in=True, role="viewer")
 
 
+def test_client_audit_as_viewer(snap_compare, tmp_path):
+    """Stand-in server, logged in as a viewer: the audit trail refused, no rows, the reason in their place; Users
+    greyed in the strip."""
+    async def steps(pilot):
+        await loaded(pilot)
+        await until(pilot, lambda: pilot.app.role == "viewer")
+        await keys(pilot, "8")
+        await until(pilot, lambda: getattr(pilot.app.screen, "refused", ""))
+
+    check_client(snap_compare, tmp_path, steps, logged_in=True, role="viewer")
+
+
+def test_client_change_password(snap_compare, tmp_path):
+    """Stand-in server. Change password (from the palette): the current password, the new one twice."""
+    async def steps(pilot):
+        await loaded(pilot)
+        pilot.app.action_change_password()
+        await until(pilot, lambda: _on_login(pilot) and pilot.app.focused is not None)
+        await keys(pilot, *"secret")
+
+    check_client(snap_compare, tmp_path, steps, logged_in=True)
+
+
+def test_client_login_again(snap_compare, tmp_path):
+    """Stand-in server. The key was revoked under the TUI: the Login screen says so, the username filled in,
+    the password empty, and nothing of the screens before it left behind."""
+    from gateway_daemon.core import Unauthenticated
+
+    async def steps(pilot):
+        await loaded(pilot)
+        pilot.app.connection.logged_in = False
+        pilot.app._unauthenticated(Unauthenticated("the API key is not valid (revoked or unknown): run gateway login"))
+        await until(pilot, lambda: _on_login(pilot) and pilot.app.focused is not None)
+
+    check_client(snap_compare, tmp_path, steps, logged_in=True)
+
+
 async def _on_runners(pilot: Pilot) -> None:
     await loaded(pilot)
     await keys(pilot, "7")

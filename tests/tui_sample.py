@@ -405,7 +405,9 @@ class SampleServer:
     def stored(self) -> Any:
         from gateway_tui.connection import ServerLogin
 
-        return ServerLogin("admin", NOW + 86400, True) if self.logged_in else None
+        if not self.logged_in:
+            return None
+        return ServerLogin("admin" if self.role == "admin" else f"a-{self.role}", NOW + 86400, None)
 
     async def login(self, username: str, password: str, new_password: str = "") -> Any:
         from gateway_daemon.core import FailedPrecondition, Unauthenticated

@@ -1,7 +1,13 @@
 """Login (client mode): username and password; a temporary password must be replaced before anything else.
+The same screen changes the logged-in user's password (the current one, then the new one twice).
 
-Dismisses with the ServerLogin, or None when cancelled (only offered when
-switching to another server: with no login there is nothing to go back to).
+Dismisses with the ServerLogin, or None when cancelled (only offered when there is
+a login to go back to: switching user or server, changing the password).
+
+A Login screen that comes up uninvited (the key was revoked under the TUI) takes
+no keys for its first SETTLE_SECONDS: keys typed at the screen that was there
+land nowhere, neither in the password field nor on a binding, and the fields are
+emptied before one takes the focus.
 """
 
 from __future__ import annotations
@@ -11,57 +17,102 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalGroup
 from textual.content import Content
-from textual.screen import ModalScreen
+from textual import events
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, Label, Static
 
-from gateway_daemon.core import FailedPrecondition, GatewayError
+from gateway_daemon.core import FailedPrecondition, GatewayError, Unauthenticated
 
 from ..connection import ServerConnection, ServerLogin
 from ..widgets.form import FormField
 
 MUST_CHANGE = "This password is temporary: choose a new one (at least 8 characters) to go on."
+CHANGE = "Choose a new password (at least 8 characters). Every API key of yours is revoked but this session's."
+SETTLE_SECONDS = 0.5  # an uninvited Login screen ignores keys this long: they were typed at the screen before
+
+
+class SignedOutScreen(Screen):
+    """What lies under the Login screen while nobody is logged in: the header, and nothing of anyone's."""
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="◆")
 
 
 class LoginScreen(ModalScreen[ServerLogin | None]):
+    """`cancel` names what esc goes back to (empty: esc quits); `change_password`: the logged-in
+    `username`'s password is changed (and a new key kept); `settle`: the screen came up uninvited."""
+
+    AUTO_FOCUS = ""  # nothing by itself: on_mount focuses, once the screen takes keys
     BINDINGS = [
         Binding("escape", "leave", "Quit", tooltip="Leave the gateway"),
     ]
 
     def __init__(self, connection: ServerConnection, reason: str = "", username: str = "",
-                 cancellable: bool = False):
+                 cancellable: bool = False, *, cancel: str = "Stay with the server you were on",
+                 change_password: bool = False, settle: bool = False):
         super().__init__()
         self.connection = connection
         self.reason = reason
         self.username = username
-        self.cancellable = cancellable
+        self.cancellable = cancellable or change_password
+        self.change_password = change_password
+        self.settling = settle
         self.must_change = False
-        if cancellable:
+        if self.cancellable:
             self._bindings.key_to_bindings["escape"] = [
-                Binding("escape", "leave", "Cancel", tooltip="Stay with the server you were on")]
+                Binding("escape", "leave", "Cancel", tooltip="Keep your password" if change_password else cancel)]
 
     def compose(self) -> ComposeResult:
         yield Header(icon="◆")
         with VerticalGroup(id="login"):
             tls = "TLS" if self.connection.use_tls else "no TLS"
             profile = f"  (profile {self.connection.profile})" if self.connection.profile else ""
-            yield Label(Content.assemble(("Log in to ", "bold"), (self.connection.address, "bold"),
-                                         f"  · {tls}{profile}"), id="login-title")
+            if self.change_password:
+                title = Content.assemble(("Change the password of ", "bold"), (self.username, "bold"),
+                                         f" at {self.connection.address}  · {tls}{profile}")
+            else:
+                title = Content.assemble(("Log in to ", "bold"), (self.connection.address, "bold"),
+                                         f"  · {tls}{profile}")
+            yield Label(title, id="login-title")
             yield Static(Content(self.reason), id="login-reason")
-            yield FormField("username", "Username", Input(self.username, id="username", compact=True))
-            yield FormField("password", "Password", Input(id="password", password=True, compact=True))
-            yield Static(Content(MUST_CHANGE), id="login-must-change")
+            yield FormField("username", "Username", Input(self.username, id="username", compact=True,
+                                                          disabled=self.change_password))
+            yield FormField("password", "Old password" if self.change_password else "Password",
+                            Input(id="password", password=True, compact=True))
+            yield Static(Content(CHANGE if self.change_password else MUST_CHANGE), id="login-must-change")
             yield FormField("new", "New password", Input(id="new-password", password=True, compact=True))
             yield FormField("again", "Again", Input(id="new-again", password=True, compact=True))
             yield Static("", id="login-error")
             leave = "cancel" if self.cancellable else "quit"
-            yield Static(Content.from_markup(f"[b]enter[/b] log in   [b]esc[/b] {leave}"), id="login-hint")
+            enter = "change the password" if self.change_password else "log in"
+            yield Static(Content.from_markup(f"[b]enter[/b] {enter}   [b]esc[/b] {leave}"), id="login-hint")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#login-reason", Static).display = bool(self.reason)
-        self._show_new_password(False)
+        self._show_new_password(self.change_password)
         self.query_one("#login-error", Static).display = False
+        if self.settling:
+            self.set_timer(SETTLE_SECONDS, self._settled)
+        else:
+            self._focus_first()
+
+    def _focus_first(self) -> None:
         self.query_one("#password" if self.username else "#username", Input).focus()
+
+    def _settled(self) -> None:
+        """Keys are taken from now on; whatever reached a field before is not the user's answer to this screen."""
+        self.settling = False
+        for selector in ("#password", "#new-password", "#new-again"):
+            self.query_one(selector, Input).value = ""
+        if not self.username:
+            self.query_one("#username", Input).value = ""
+        self._focus_first()
+
+    def on_key(self, event: events.Key) -> None:
+        if self.settling:  # typed at the screen before this one: neither a field's nor a binding's
+            event.stop()
+            event.prevent_default()
 
     def _show_new_password(self, shown: bool) -> None:
         self.must_change = shown
@@ -125,7 +176,7 @@ class LoginScreen(ModalScreen[ServerLogin | None]):
             return
         except GatewayError as exc:
             self.show_error(str(exc))
-            if "password" in str(exc) and not self.must_change:
+            if isinstance(exc, Unauthenticated) or "password" in str(exc) and not self.must_change:
                 field = self.query_one("#password", Input)
                 field.value = ""
                 field.focus()

@@ -12,7 +12,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Input, Label, Static
 
-from gateway_daemon.core import GatewayError
+from gateway_daemon.core import GatewayError, PermissionDenied
 
 from ..widgets.resource_table import Column, ResourceTable, TableRow
 from .base import SectionScreen
@@ -48,6 +48,7 @@ class ResourceListScreen(SectionScreen):
         self._reload_pending = False
         self._watching: int | None = None  # the app's login generation the watch follows; -1: it stopped
         self._last_sort: tuple[str | None, bool] | None = None
+        self.refused = ""  # the server's refusal to list these for this user ('' when it lists them)
 
     def compose_body(self) -> ComposeResult:
         with HorizontalGroup(id="filter-bar"):
@@ -108,12 +109,26 @@ class ResourceListScreen(SectionScreen):
             return
         try:
             resources = await self.fetch()
+        except PermissionDenied as exc:  # not this user's to see: nothing stays on screen, the reason does
+            self.report_once(exc, f"Cannot list {self.PLURAL}")
+            self._show_refused(str(exc))
+            return
         except GatewayError as exc:
             self.report_once(exc, f"Cannot list {self.PLURAL}")
             return
         self.failing = False
+        if self.refused:
+            self._show_refused("")
         self.resources = {self.key_of(r): r for r in resources}
         self.table.set_rows(self.rows(resources))
+        self._update_counts()
+
+    def _show_refused(self, reason: str) -> None:
+        """The list refused (`reason`): no rows, the refusal where they were; '' puts the usual hint back."""
+        self.refused = reason
+        self.resources = {}
+        self.table.set_rows([])
+        self.query_one("#empty", Static).update(Content(reason) if reason else Content.from_markup(self.EMPTY))
         self._update_counts()
 
     def _update_counts(self) -> None:

@@ -6,6 +6,8 @@ from textual.app import ComposeResult
 from textual.containers import HorizontalGroup
 from textual.widgets import Static
 
+from gateway_daemon.core.policy import Action, allows
+
 # (mode, key, label); the app binds the keys and the palette lists them.
 SECTIONS = (
     ("services", "1", "Services"),
@@ -22,6 +24,8 @@ PALETTE_SECTIONS = (("registries", "9", "Registries"), ("executables", "0", "Exe
 EXTRA_SECTIONS = (("audit", "8", "Audit"), *PALETTE_SECTIONS)
 # Labels for a strip too narrow for the whole words (80 columns).
 SHORT_LABELS = {"repositories": "Repos"}
+# Sections a role may not read at all (core/policy.py): greyed in the strip for it.
+RESTRICTED = {"users": Action.USERS, "audit": Action.AUDIT}
 
 
 class NavItem(Static):
@@ -45,8 +49,15 @@ class NavItem(Static):
         self.mode = mode
         self.nav_key, self.nav_label = key, label
         self.short = False
+        self.disabled_reason = disabled_reason
         if disabled_reason:
             self.tooltip = disabled_reason
+
+    def restrict(self, reason: str) -> None:
+        """Greyed for the user's role (`reason`), or not (''); a section the mode lacks stays greyed."""
+        reason = self.disabled_reason or reason
+        self.set_class(bool(reason), "-unavailable")
+        self.tooltip = reason or None
 
     def shorten(self, short: bool) -> None:
         if short != self.short:
@@ -79,8 +90,27 @@ class NavBar(HorizontalGroup):
 
     def compose(self) -> ComposeResult:
         unavailable = getattr(self.app, "unavailable_sections", {})
+        role = getattr(self.app, "role", "admin")
         for mode, key, label in self.sections:
-            yield NavItem(mode, key, label, mode == self.active, unavailable.get(mode, ""))
+            item = NavItem(mode, key, label, mode == self.active, unavailable.get(mode, ""))
+            item.restrict(self.restriction(mode, role))
+            yield item
+
+    def on_mount(self) -> None:
+        if hasattr(self.app, "role"):
+            self.watch(self.app, "role", self._role_changed, init=False)
+
+    @staticmethod
+    def restriction(mode: str, role: str) -> str:
+        """Why `role` may not see section `mode` at all ('' when it may)."""
+        needed = RESTRICTED.get(mode)
+        if needed is None or allows(role, needed):
+            return ""
+        return f"Only admins may see this: you are a{'n' if role[:1] in 'aeiou' else ''} {role}"
+
+    def _role_changed(self, role: str) -> None:
+        for item in self.query(NavItem):
+            item.restrict(self.restriction(item.mode, role))
 
     @property
     def sections(self) -> tuple[tuple[str, str, str], ...]:
