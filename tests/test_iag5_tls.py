@@ -279,3 +279,24 @@ def test_iagctl_runner_starts_the_daemon_as_a_runner(tmp_path):
     result = run_command(IAGCTL, ["runner"], clean_environ(tmp_path, GATEWAY_CONFIG=str(conf)))
     # a runner needs etcd: the daemon, started in runner mode, says so in its own words
     assert "runner mode needs etcd" in one_error_line(result, 2, "gateway-daemon: ")
+
+
+def test_iagctl_runner_serves_as_a_runner_on_etcd(tmp_path):
+    from cluster import new_site
+
+    site = new_site(tmp_path, "iagctl")
+    runner = site.node("runner", "runner", "iag5")
+    runner.config.write_text(runner.config.read_text().replace("mode = runner", "mode = client"))
+    log = open(runner.log, "w")
+    process = subprocess.Popen([IAGCTL, "--config", str(runner.config), "runner"], stdout=log, stderr=log,
+                               env=clean_environ(tmp_path))
+    try:
+        deadline = time.monotonic() + 60
+        while "serving gRPC on" not in runner.log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, runner.log.read_text()
+            time.sleep(0.1)
+        assert "gateway.runner" in runner.log.read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        site.etcd.kill()
