@@ -300,3 +300,15 @@ def test_iagctl_runner_serves_as_a_runner_on_etcd(tmp_path):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
         site.etcd.kill()
+
+
+def test_client_certificate_files_that_are_wrong_are_one_line(tmp_path):
+    ca = cert_gen(tmp_path / "certs")["ca.crt"]
+    base = f"[application]\nmode = client\nca_certificate_file = {ca}\n[client]\nhost = 127.0.0.1\nport = {free_port()}\nuse_tls = true\n"
+    missing = Operator(tmp_path / "missing", base + f"certificate_file = {tmp_path / 'nope.crt'}\n"
+                                                    f"private_key_file = {tmp_path / 'nope.key'}\n")
+    line = one_error_line(missing("login", "--username", "admin", "--password-stdin", stdin="x\n"), 2)
+    assert line == f"gateway: [client] certificate_file = '{tmp_path / 'nope.crt'}': no such file"
+    keyless = Operator(tmp_path / "keyless", base + f"private_key_file = {tmp_path / 'client.key'}\n")
+    line = one_error_line(keyless("login", "--username", "admin", "--password-stdin", stdin="x\n"), 2)
+    assert "private_key_file" in line and "without certificate_file" in line
