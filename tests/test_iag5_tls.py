@@ -312,3 +312,11 @@ def test_client_certificate_files_that_are_wrong_are_one_line(tmp_path):
     keyless = Operator(tmp_path / "keyless", base + f"private_key_file = {tmp_path / 'client.key'}\n")
     line = one_error_line(keyless("login", "--username", "admin", "--password-stdin", stdin="x\n"), 2)
     assert "private_key_file" in line and "without certificate_file" in line
+
+
+def test_a_server_certificate_from_another_ca_names_the_setting_that_holds_the_ca(mtls, tmp_path):
+    plain = mtls["plain"]
+    other = cert_gen(tmp_path / "other")
+    client = Operator(tmp_path / "c", official_client_conf(plain.port, other))
+    line = one_error_line(client("login", "--username", "admin", "--password-stdin", stdin="x\n"), 1)
+    assert "its certificate is not trusted" in line and "check [application] ca_certificate_file" in line, line
