@@ -320,3 +320,17 @@ def test_a_server_certificate_from_another_ca_names_the_setting_that_holds_the_c
     client = Operator(tmp_path / "c", official_client_conf(plain.port, other))
     line = one_error_line(client("login", "--username", "admin", "--password-stdin", stdin="x\n"), 1)
     assert "its certificate is not trusted" in line and "check [application] ca_certificate_file" in line, line
+
+
+def test_a_client_certificate_from_another_ca_is_refused_in_one_line(mtls, tmp_path):
+    daemon, certs = mtls["daemon"], mtls["certs"]
+    forged = cert_gen(tmp_path / "forged")  # a client certificate any attacker can make
+    conf = official_client_conf(daemon.port, {**forged, "ca.crt": certs["ca.crt"]})
+    client = Operator(tmp_path / "c", conf)
+    line = one_error_line(client("login", "--username", "admin", "--password-stdin", stdin=ADMIN_PASSWORD + "\n"), 1)
+    assert "does not accept this client's certificate" in line and "[client] certificate_file" in line, line
+    # the server's own key pair is no client certificate either: refused the same way
+    own = Operator(tmp_path / "own", official_client_conf(daemon.port, {**certs, "client.crt": certs["server.crt"],
+                                                                       "client.key": certs["server.key"]}))
+    line = one_error_line(own("login", "--username", "admin", "--password-stdin", stdin=ADMIN_PASSWORD + "\n"), 1)
+    assert "does not accept this client's certificate" in line, line

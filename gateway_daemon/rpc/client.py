@@ -260,11 +260,15 @@ class Connection:
         say so when it is because the server wants a client certificate this client does not have."""
         endpoint = self.endpoint
         details = (exc.details() if hasattr(exc, "details") else "") or ""
-        if exc.code() == grpc.StatusCode.UNAVAILABLE and endpoint.use_tls and not endpoint.cert_file \
-                and "Socket closed" in details:
+        if exc.code() == grpc.StatusCode.UNAVAILABLE and endpoint.use_tls and "Socket closed" in details:
             import asyncio
 
             if await asyncio.to_thread(_asks_for_client_certificate, self.where):
+                if endpoint.cert_file:
+                    return Unavailable(f"the gateway server at {self.where} does not accept this client's certificate "
+                                       f"([client] certificate_file = {endpoint.cert_file}): it must be a client "
+                                       "certificate signed by the CA the server trusts (its [application] "
+                                       "ca_certificate_file)")
                 return Unavailable(f"the gateway server at {self.where} requires a client certificate (mutual TLS) "
                                    "and this client has none: set [client] certificate_file and private_key_file to "
                                    "this client's certificate and key (gateway cert-gen makes them) and "
