@@ -78,6 +78,10 @@ def mtls(tmp_path_factory):
     daemon.start()
     plain = server_daemon(root / "plain", certs)
     plain.start()
+    for each in (daemon, plain):  # the admin's first login, with the official client config: every test logs in
+        first = Operator(root / f"first-{each.port}", official_client_conf(each.port, certs))
+        first.ok("login", "--username", "admin", "--password-stdin", "--change-password",
+                 stdin=f"{each.admin_password}\n{ADMIN_PASSWORD}\n")
     yield {"root": root, "certs": certs, "daemon": daemon, "plain": plain}
     for each in (daemon, plain):
         if each.process is not None:
@@ -94,8 +98,7 @@ def test_cert_gen_makes_a_client_certificate_for_mutual_tls(mtls):
 def test_the_official_client_config_logs_in_with_mutual_tls(mtls, tmp_path):
     daemon, certs = mtls["daemon"], mtls["certs"]
     client = Operator(tmp_path / "client", official_client_conf(daemon.port, certs))
-    login = client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
-                      stdin=f"{daemon.admin_password}\n{ADMIN_PASSWORD}\n")
+    login = client.ok("login", "--username", "admin", "--password-stdin", stdin=ADMIN_PASSWORD + "\n")
     assert "warning" not in login.err.lower(), login.err
     assert client.ok("get", "services").out.strip() != ""  # a table header at least
     # [server] default_user_role = operator: a user created without --role gets it, and is told so
@@ -120,8 +123,7 @@ def test_an_old_style_client_file_with_the_ca_in_certificate_file_works_and_warn
     plain, certs = mtls["plain"], mtls["certs"]
     old = Operator(tmp_path / "old", f"[application]\nmode = client\n[client]\nhost = 127.0.0.1, 127.0.0.1:{plain.port}\n"
                                      f"port = {free_port()}\nuse_tls = true\ncertificate_file = {certs['ca.crt']}\n")
-    login = old.ok("login", "--username", "admin", "--password-stdin", "--change-password",
-                   stdin=f"{plain.admin_password}\n{ADMIN_PASSWORD}\n")
+    login = old.ok("login", "--username", "admin", "--password-stdin", stdin=ADMIN_PASSWORD + "\n")
     warnings = [line for line in login.err.splitlines() if "certificate_file" in line]
     assert len(warnings) == 1, login.err
     assert "is a CA certificate" in warnings[0] and "[application] ca_certificate_file" in warnings[0]
@@ -334,3 +336,19 @@ def test_a_client_certificate_from_another_ca_is_refused_in_one_line(mtls, tmp_p
                                                                        "client.key": certs["server.key"]}))
     line = one_error_line(own("login", "--username", "admin", "--password-stdin", stdin=ADMIN_PASSWORD + "\n"), 1)
     assert "does not accept this client's certificate" in line, line
+
+
+def test_a_flood_of_handshakes_without_a_certificate_leaves_the_server_serving(mtls, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gateway_daemon.rpc.client import _asks_for_client_certificate
+
+    daemon, certs = mtls["daemon"], mtls["certs"]
+    target = f"127.0.0.1:{daemon.port}"
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        refused = list(pool.map(lambda _: _asks_for_client_certificate(target), range(40)))
+    assert all(refused)  # every one closed at the handshake
+    client = Operator(tmp_path / "after", official_client_conf(daemon.port, certs))
+    client.ok("login", "--username", "admin", "--password-stdin", stdin=ADMIN_PASSWORD + "\n")
+    assert "admin" in client.ok("get", "users").out
+    assert daemon.process is not None and daemon.process.poll() is None
