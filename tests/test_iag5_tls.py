@@ -100,6 +100,9 @@ def test_the_official_client_config_logs_in_with_mutual_tls(mtls, tmp_path):
     client = Operator(tmp_path / "client", official_client_conf(daemon.port, certs))
     login = client.ok("login", "--username", "admin", "--password-stdin", stdin=ADMIN_PASSWORD + "\n")
     assert "warning" not in login.err.lower(), login.err
+    # the server said once, as it started, that [server] runtime_data_dir is accepted and not used
+    said = [line for line in daemon.log.read_text().splitlines() if "runtime_data_dir" in line]
+    assert len(said) == 1 and "WARN" in said[0].upper() and "not used" in said[0], said
     assert client.ok("get", "services").out.strip() != ""  # a table header at least
     # [server] default_user_role = operator: a user created without --role gets it, and is told so
     made = client.ok("create", "user", "alice", "--password-stdin", stdin="alice-password-1\n")
@@ -194,6 +197,9 @@ def test_every_key_of_the_iag5_templates_loads(tmp_path, mode):
     assert shown.code == 0, str(shown)
     assert "env-secret-2" not in shown.out + shown.err and "proxy-secret-1" not in shown.out + shown.err
     assert "[client:production]" in shown.out
+    warned = [line for line in shown.out.splitlines() if line.startswith("# warning: ")]
+    assert len(warned) == 2 and any("[connect] proxy_url" in w for w in warned), shown.out
+    assert any("runtime_data_dir = /srv/run" in w and "data_dir" in w for w in warned), shown.out
 
 
 def test_typos_of_known_keys_still_get_did_you_mean(tmp_path):

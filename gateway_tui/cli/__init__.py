@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 # gRPC's C core logs connection trouble to stderr; the error the user sees is ours, in one line.
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
@@ -60,6 +61,14 @@ def _daemon_command(argv: list[str]) -> tuple[str, list[str]] | None:
         return None
     mode, rest, recover = words[0], words[1:], False
     while rest:
+        if rest[0] in ("-h", "--help"):
+            print(f"usage: {Path(sys.argv[0]).name} {mode} [--config PATH]"
+                  + (" [--recover-admin-user]" if mode == "server" else "")
+                  + f"\n\nStart gateway-daemon in {mode} mode (as IAG 5's `iagctl {mode}`), whatever mode the "
+                  "configuration names." + ("\n--recover-admin-user: give the admin user a new temporary password on "
+                                            "this host (gateway-daemon user reset-password admin)." if mode == "server"
+                                            else ""))
+            raise SystemExit(0)
         if rest[0] == "--recover-admin-user" and mode == "server":
             recover, rest = True, rest[1:]
         elif rest[0] == "--config" and len(rest) > 1:
