@@ -656,7 +656,7 @@ def load_config(path: str | None = None, environ: dict[str, str] | None = None) 
         values[section][key] = _parse(f"env {name}", section, key, _unquote(raw), f"environment {name}")
 
     _working_dir(values)
-    if file and found != "--config" and os.path.abspath(file) == os.path.abspath(os.path.expanduser(IAG5_HOME_FILE)) \
+    if file and os.path.abspath(file) == os.path.abspath(os.path.expanduser(IAG5_HOME_FILE)) \
             and values["application"]["data_dir"].source == "default":
         # IAG 5's default working dir is the folder of its ~/.gateway.d/gateway.conf
         folder = os.path.dirname(os.path.abspath(file))
