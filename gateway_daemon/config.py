@@ -2,8 +2,9 @@
 
 Precedence for every key: environment variable, then the file, then the default.
 The file is the one named by ``--config``, else ``$GATEWAY_CONFIG``, else the
-first that exists of ``./gateway.conf``, ``~/.gateway/gateway.conf`` and
-``/etc/gateway/gateway.conf``.  No file at all means defaults: local mode.
+first that exists of ``./gateway.conf``, ``~/.gateway.d/gateway.conf`` (where IAG 5
+looks; its folder is then the default data_dir, IAG 5's working dir), ``~/.gateway/gateway.conf``
+and ``/etc/gateway/gateway.conf``.  No file at all means defaults: local mode.
 
 Any bad value or unknown key raises ConfigError whose message is one line that
 names where the value came from, the section, the key, the value and what is
@@ -25,9 +26,12 @@ from .inputfiles import MIB, InputFileError, read_bytes, size_text
 ENV_CONFIG = "GATEWAY_CONFIG"
 CONFIG_FILE_LIMIT = MIB
 ENV_PREFIX = "GATEWAY_"
-SEARCH_PATHS = ("./gateway.conf", "~/.gateway/gateway.conf", "/etc/gateway/gateway.conf")
+# IAG 5 reads ~/.gateway.d/gateway.conf, then /etc/gateway/gateway.conf; ./gateway.conf and ~/.gateway are ours.
+IAG5_HOME_FILE = "~/.gateway.d/gateway.conf"
+SEARCH_PATHS = ("./gateway.conf", IAG5_HOME_FILE, "~/.gateway/gateway.conf", "/etc/gateway/gateway.conf")
 
 MODES = ("local", "server", "client", "runner")
+USER_ROLES = ("admin", "editor", "operator", "viewer")  # core.policy.ROLES
 BACKENDS = ("local", "memory", "etcd")
 SANDBOXES = ("auto", "bwrap", "none")
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "DISABLED")
@@ -349,6 +353,8 @@ IAG5_SECTIONS: dict[str, dict[str, Key]] = {
         "python_enabled": Key(_bool, "true", "python-script services can be created and run"),
         "opentofu_enabled": Key(_bool, "true", "opentofu-plan services can be created and run"),
         "hostkeys_enabled": Key(_bool, "true", "the hostkeys commands work"),
+        "mcp_enabled": Key(_bool, "true", "accepted from IAG 5 (FlowMCP tools); this gateway serves no MCP: "
+                                          "warned about when set to true"),
     },
     "python-script": {
         "requirements_file": Key(_relative_file, "requirements.txt", "requirements file of python-script services"),
@@ -364,10 +370,13 @@ IAG5_SECTIONS: dict[str, dict[str, Key]] = {
         "insecure_tls": Key(_bool, "false", "accepted from IAG 5"),
         "server_ha_enabled": Key(_bool, "false", "accepted from IAG 5"),
         "server_ha_is_primary": Key(_bool, "false", "accepted from IAG 5"),
+        "proxy_url": Key(_text, "", "accepted from IAG 5 (the proxy to Gateway Manager); warned about when set"),
+        "proxy_username": Key(_text, "", "accepted from IAG 5"),
+        "proxy_password": Key(_text, "", "accepted from IAG 5; never shown"),
     },
 }
 # Values `config` never shows.
-HIDDEN_KEYS = {("client", "api_key")}
+HIDDEN_KEYS = {("client", "api_key"), ("connect", "proxy_password")}
 FEATURE_KEYS = {"python-script": "python_enabled", "ansible-playbook": "ansible_enabled",
                 "opentofu-plan": "opentofu_enabled"}
 
@@ -394,6 +403,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "allow_plaintext_runners": Key(_bool, "false", "send jobs (secret values, the cluster's token) to runners "
                                        "without TLS; warned about at start"),
         **LOGIN_KEYS,
+        "client_cert_auth": Key(_bool, "false", "mutual TLS: clients must present a certificate signed by "
+                                                "[application] ca_certificate_file (needs use_tls)"),
+        "grpc_max_recv_msg_size": Key(_int_range(4096, 2**31 - 1, "a message size in bytes"), str(32 * MIB),
+                                      "the largest message the server accepts, in bytes"),
+        "runtime_data_dir": Key(_path, "", "accepted from IAG 5; runtime data stays in data_dir (warned about "
+                                           "when set)"),
+        "default_user_role": Key(_choice(*USER_ROLES), "viewer",
+                                 "the role of a user created without --role (IAG 5 makes every user a superuser)"),
     },
     "client": {
         "host": Key(_client_hosts, "localhost", "server host(s); several are tried in order"),
@@ -411,6 +428,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "tags": Key(_tags, "", "tags this runner offers, separated by spaces or commas"),
         "lease_ttl": Key(_int_range(2, 300, "seconds"), "10",
                          "a dead runner leaves the registry, a dead server's runs end, within this time"),
+        "runtime_data_dir": Key(_path, "", "accepted from IAG 5; runtime data stays in data_dir (warned about "
+                                           "when set)"),
     },
     "store": {
         "backend": Key(_backend, "local", "local (SQLite), memory or etcd"),
@@ -492,6 +511,8 @@ class Config:
     values: dict[str, dict[str, Value]]
     file: str | None
     profiles: dict[str, dict[str, Value]] = field(default_factory=dict)
+    found: str = ""  # how the file was chosen: --config, $GATEWAY_CONFIG or the search
+    warnings: list[str] = field(default_factory=list)  # settings accepted from IAG 5 and not used, one line each
 
     def get(self, section: str, key: str) -> Any:
         return self.values[section][key].value
@@ -535,15 +556,20 @@ class _Section:
 
 
 def find_config_file(explicit: str | None, environ: dict[str, str]) -> str | None:
+    return locate_config_file(explicit, environ)[0]
+
+
+def locate_config_file(explicit: str | None, environ: dict[str, str]) -> tuple[str | None, str]:
+    """The file to read and how it was chosen (--config, $GATEWAY_CONFIG, or the first of SEARCH_PATHS)."""
     if explicit:
-        return explicit
+        return explicit, "--config"
     if environ.get(ENV_CONFIG):
-        return environ[ENV_CONFIG]
+        return environ[ENV_CONFIG], f"${ENV_CONFIG}"
     for candidate in SEARCH_PATHS:
         path = os.path.expanduser(candidate)
         if os.path.isfile(path):
-            return path
-    return None
+            return path, "the first that exists of " + ", ".join(SEARCH_PATHS)
+    return None, ""
 
 
 def _unquote(raw: str) -> str:
@@ -642,7 +668,7 @@ def _working_dir(values: dict[str, dict[str, Value]]) -> None:
 def load_config(path: str | None = None, environ: dict[str, str] | None = None) -> Config:
     """Load, type and check the configuration. Raises ConfigError."""
     env = dict(os.environ if environ is None else environ)
-    file = find_config_file(path, env)
+    file, found = locate_config_file(path, env)
     values: dict[str, dict[str, Value]] = {
         section: {key: Value(spec.parse(spec.default), spec.default, "default") for key, spec in keys.items()}
         for section, keys in SCHEMA.items()
@@ -676,14 +702,59 @@ def load_config(path: str | None = None, environ: dict[str, str] | None = None) 
         if section is None:
             continue  # not a config variable (GATEWAY_PASSWORD and the like)
         key = rest[len(section) + 1:]
+        profile_key = _env_profile(section, key, profiles)
+        if profile_key:  # IAG 5's GATEWAY_CLIENT_<PROFILE>_<SETTING>
+            profile, setting = profile_key
+            profiles.setdefault(profile, {})[setting] = _parse(f"env {name}", section, setting, _unquote(raw),
+                                                               f"environment {name}")
+            continue
         if key not in SCHEMA[section]:
             raise _unknown_key(f"environment {name}", section, key, SCHEMA[section])
         values[section][key] = _parse(f"env {name}", section, key, _unquote(raw), f"environment {name}")
 
     _working_dir(values)
-    config = Config(values=values, file=file, profiles=profiles)
+    if file and os.path.abspath(file) == os.path.abspath(os.path.expanduser(IAG5_HOME_FILE)) \
+            and values["application"]["data_dir"].source == "default":
+        # IAG 5's default working dir is the folder of its ~/.gateway.d/gateway.conf
+        folder = os.path.dirname(os.path.abspath(file))
+        values["application"]["data_dir"] = Value(folder, "~/.gateway.d", "default")
+    config = Config(values=values, file=file, profiles=profiles, found=found, warnings=_iag5_warnings(values))
     _check_files(config)
     return config
+
+
+def _env_profile(section: str, key: str, profiles: dict[str, dict[str, Value]]) -> tuple[str, str] | None:
+    """(profile, setting) of GATEWAY_CLIENT_<PROFILE>_<SETTING> (the longest setting that ends the name), or
+    None for a plain [client] key or a name that ends in no setting (a typo: "did you mean")."""
+    if section != PROFILE_SECTION or key in SCHEMA[section]:
+        return None
+    for setting in sorted(SCHEMA[section], key=len, reverse=True):
+        profile = key[:-len(setting) - 1] if key.endswith("_" + setting) else ""
+        if profile and re.fullmatch(r"[a-z0-9_.-]{1,64}", profile):
+            known = next((name for name in profiles if name.lower() == profile), profile)
+            return known, setting
+    return None
+
+
+def _iag5_warnings(values: dict[str, dict[str, Value]]) -> list[str]:
+    """One line for each IAG 5 setting that is accepted here and does nothing, saying what IAG 5 does with it."""
+    said = []
+    mcp = values["features"]["mcp_enabled"]
+    if mcp.source != "default" and mcp.value:
+        said.append(f"{_where(mcp)}: [features] mcp_enabled = true: IAG 5 serves its services as MCP tools "
+                    "(FlowMCP); this gateway has no MCP server, the setting is accepted and not used")
+    runtime = [f"[{section}] runtime_data_dir = {values[section]['runtime_data_dir'].value}"
+               for section in ("server", "runner") if values[section]["runtime_data_dir"].value]
+    if runtime:
+        said.append(f"{' and '.join(runtime)}: IAG 5 keeps the runtime data of runs there; this gateway keeps "
+                    f"run folders, venvs and clones in [application] data_dir "
+                    f"({values['application']['data_dir'].value}), the setting is accepted and not used")
+    proxy = values["connect"]["proxy_url"]
+    if proxy.value:
+        said.append(f"{_where(proxy)}: [connect] proxy_url: IAG 5 reaches Gateway Manager through this proxy; this "
+                    "gateway does not connect to Gateway Manager, proxy_url, proxy_username and proxy_password are "
+                    "accepted and not used")
+    return said
 
 
 def _where(value: Value) -> str:
@@ -711,6 +782,12 @@ def _check_files(config: Config) -> None:
     if mode == "server" and config.get("server", "use_tls"):
         _require_file(config, "server", "certificate_file", "[server] use_tls")
         _require_file(config, "server", "private_key_file", "[server] use_tls")
+    if mode == "server" and config.get("server", "client_cert_auth"):
+        entry = config.values["server"]["client_cert_auth"]
+        if not config.get("server", "use_tls"):
+            raise ConfigError(f"{_where(entry)}: [server] client_cert_auth = {entry.raw!r}: mutual TLS needs "
+                              "[server] use_tls = true")
+        _require_file(config, "application", "ca_certificate_file", "[server] client_cert_auth")
     if mode == "runner" and config.get("runner", "use_tls"):
         _require_file(config, "runner", "certificate_file", "[runner] use_tls")
         _require_file(config, "runner", "private_key_file", "[runner] use_tls")
@@ -771,7 +848,9 @@ def show(config: Config, fmt: str = "table", notes: dict[str, str] | None = None
     from .console import Table, dump_json, dump_yaml
 
     rows = describe(config)
-    notes = notes or {}
+    notes = {**({"found": config.found} if config.found else {}), **(notes or {})}
+    if config.warnings:
+        notes["warnings"] = config.warnings
     if fmt == "json":
         return dump_json({"file": config.file, **notes, "values": rows}) + "\n"
     if fmt == "yaml":
@@ -779,7 +858,8 @@ def show(config: Config, fmt: str = "table", notes: dict[str, str] | None = None
     table = Table(["section", "key", "value", "source"], width=None)  # paths are shown whole
     for row in rows:
         table.add(f"[{row['section']}]", row["key"], row["value"] or '""', row["source"])
-    comments = "".join(f"# {name}: {line}\n" for name, line in notes.items())
+    comments = "".join(f"# {name.removesuffix('s') if isinstance(lines, list) else name}: {line}\n"
+                       for name, lines in notes.items() for line in (lines if isinstance(lines, list) else [lines]))
     return f"# config file: {config.file or '(none: defaults)'}\n" + table.render() + comments
 
 

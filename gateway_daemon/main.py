@@ -43,6 +43,8 @@ def setup_logging(config) -> None:
     log = logging.getLogger(f"gateway.{config.mode}")
     log.debug("using configuration file %s (mode %s, data_dir %s)", config.file or "(none: defaults)", config.mode,
               config.data_dir)
+    for warning in config.warnings:  # IAG 5 settings accepted here and not used
+        log.warning("%s", warning)
     if config.get("connect", "enabled"):
         log.warning("[connect] enabled = true: this gateway does not connect to Itential Platform or Gateway "
                     "Manager; the [connect] settings are accepted and not used")

@@ -93,9 +93,10 @@ class Client:
     def __init__(self, folder: Path, port: int, ca: Path | None, use_tls: bool = True):
         folder.mkdir(parents=True, exist_ok=True)
         self.config = folder / "gateway.conf"
-        self.config.write_text(f"[application]\nmode = client\n[client]\nhost = 127.0.0.1\nport = {port}\n"
-                               f"use_tls = {'true' if use_tls else 'false'}\n"
-                               + (f"certificate_file = {ca}\n" if ca else ""))
+        # IAG 5's layout: the CA in [application] ca_certificate_file ([client] certificate_file is the client's own)
+        self.config.write_text(f"[application]\nmode = client\n" + (f"ca_certificate_file = {ca}\n" if ca else "")
+                               + f"[client]\nhost = 127.0.0.1\nport = {port}\n"
+                               f"use_tls = {'true' if use_tls else 'false'}\n")
         self.env = clean_environ(None, **keyring_environ(folder), GATEWAY_CONFIG=str(self.config))
 
     def __call__(self, *args: str, stdin: str | None = None, timeout: float = 120) -> Result:

@@ -56,6 +56,9 @@ use_tls = true
 certificate_file = '{certs["cert"]}'
 private_key_file = '{certs["key"]}'
 distributed_execution = true
+client_cert_auth = false
+grpc_max_recv_msg_size = 33554432
+runtime_data_dir = ''
 
 [client]
 host = '127.0.0.1'
@@ -73,12 +76,16 @@ private_key_file = '/etc/gateway/gw-manager-key.pem'
 insecure_tls = false
 server_ha_enabled = false
 server_ha_is_primary = false
+proxy_url = ''
+proxy_username = ''
+proxy_password = ''
 
 [features]
 ansible_enabled = false
 python_enabled = true
 opentofu_enabled = true
 hostkeys_enabled = true
+mcp_enabled = false
 
 [log]
 level = 'INFO'
@@ -103,6 +110,7 @@ certificate_file = '{certs["cert"]}'
 private_key_file = '{certs["key"]}'
 tags = ''
 lease_ttl = {TTL}
+runtime_data_dir = ''
 
 [secrets]
 encrypt_key_file = '{site.key_file}'
@@ -150,6 +158,9 @@ use_tls = false
 certificate_file = "/etc/gateway/gateway.crt"
 private_key_file = "/etc/gateway/gateway.key"
 distributed_execution = false
+client_cert_auth = false
+grpc_max_recv_msg_size = 4194304
+runtime_data_dir = ""
 
 [client]
 host = "localhost"
@@ -167,12 +178,16 @@ private_key_file = ""
 insecure_tls = false
 server_ha_enabled = false
 server_ha_is_primary = false
+proxy_url = ""
+proxy_username = ""
+proxy_password = ""
 
 [features]
 ansible_enabled = true
 python_enabled = true
 opentofu_enabled = true
 hostkeys_enabled = true
+mcp_enabled = false
 
 [log]
 level = "INFO"
@@ -197,6 +212,7 @@ certificate_file = "{certs["cert"]}"
 private_key_file = "{certs["key"]}"
 tags = "iag5"
 lease_ttl = {TTL}
+runtime_data_dir = ""
 
 [secrets]
 encrypt_key_file = "{site.key_file}"
@@ -281,7 +297,8 @@ def iag5(tmp_path_factory):
 # Keys this gateway has and IAG 5 does not (the sandbox, the audit trail, login throttling): an IAG 5 file has none.
 OWN_KEYS = {("execution", "sandbox"), ("audit", "retention"), ("server", "login_failures_per_user"),
             ("server", "login_failures_per_address"), ("server", "login_lock_seconds"),
-            ("server", "login_lock_max_seconds"), ("server", "allow_plaintext_runners")}
+            ("server", "login_lock_max_seconds"), ("server", "allow_plaintext_runners"),
+            ("server", "default_user_role")}
 
 
 def test_the_confs_hold_every_key_of_every_section():

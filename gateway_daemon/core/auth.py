@@ -158,10 +158,11 @@ class Session:
 
 class Auth:
     def __init__(self, store: Store, key_minutes: float = 1440, throttle: LoginThrottle | None = None,
-                 macs: RecordMacs | None = None):
+                 macs: RecordMacs | None = None, default_role: str = DEFAULT_ROLE):
         """`macs`: signs and checks users and API keys (a server always has them; without, records are
-        taken as stored)."""
+        taken as stored).  `default_role`: a new user's role when none is given ([server] default_user_role)."""
         self.store = store
+        self.default_role = check_role(default_role)
         self.key_seconds = key_minutes * 60
         self.throttle = throttle or LoginThrottle(store)
         self.macs = macs
@@ -253,11 +254,11 @@ class Auth:
     async def create_user(self, name: str, password: str, admin: bool = False, temporary: bool = False,
                           role: str = "", scope: tuple[str, ...] = ()) -> User:
         """A new user; with `temporary`, the password must be changed at the first login.  `admin` is role
-        admin; with neither, the role is DEFAULT_ROLE."""
+        admin; with neither, the role is the default role."""
         check_name("user", name)
         if admin and role and role != ADMIN_ROLE:
             raise InvalidArgument(f"admin and role {role} contradict each other: give one of them")
-        chosen = check_role(role or (ADMIN_ROLE if admin else DEFAULT_ROLE))
+        chosen = check_role(role or (ADMIN_ROLE if admin else self.default_role))
         check_scope(chosen, tuple(scope))
         check_password(password)
         user = User(name, role=chosen, scope=list(scope), password=await hash_password_async(password),

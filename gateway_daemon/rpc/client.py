@@ -9,16 +9,18 @@ next one.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable
 
 import grpc
 from google.protobuf import field_mask_pb2
 
+from ..config import ConfigError
 from ..core.api import ApiKeyInfo, Identity, Login, UserInfo
 from ..core.audit import AuditEvent
 from ..core.engine import EngineInfo
-from ..core.errors import GatewayError, InvalidArgument
+from ..core.errors import GatewayError, InvalidArgument, Unavailable
 from ..core.resources import Resource
 from ..core.runners import RunnerInfo
 from ..core.runs import OutputLine, Run, RunEvent
@@ -48,7 +50,11 @@ UPDATE_REQUESTS = {
 class Endpoint:
     targets: tuple[str, ...]  # host:port, tried in order
     use_tls: bool
-    ca_file: str = ""
+    ca_file: str = ""  # the CA the server's certificate is checked against; "" is the system's
+    cert_file: str = ""  # this client's own certificate and key (mutual TLS), as IAG 5's [client] names them
+    key_file: str = ""
+    extra_ca_file: str = ""  # [application] ca_certificate_file beside an old-style ca_file
+    ca_setting: str = "[application] ca_certificate_file"  # where ca_file comes from, for messages
 
     @property
     def address(self) -> str:
@@ -57,21 +63,93 @@ class Endpoint:
 
     @classmethod
     def from_config(cls, config, profile: str | None = None) -> "Endpoint":
+        """IAG 5's layout: the CA in [application] ca_certificate_file, the client's own certificate and key in
+        [client] certificate_file and private_key_file.  A file in the layout before it, with the CA in
+        [client] certificate_file (a CA certificate, or no private_key_file), is read as it was meant, with one
+        warning naming the better setting."""
         client = config.client(profile)
         hosts = client.host if isinstance(client.host, (list, tuple)) else [client.host]
         targets = tuple(h if h.count(":") == 1 else f"{h}:{client.port}" for h in hosts)
-        ca = client.certificate_file or config.get("application", "ca_certificate_file") or ""
-        return cls(targets, client.use_tls, str(ca) if ca else "")
+        ca = str(config.get("application", "ca_certificate_file") or "")
+        cert, key = str(client.certificate_file or ""), str(client.private_key_file or "")
+        if key and not cert:
+            raise ConfigError(f"[client] private_key_file = {key!r} is set without certificate_file: give both "
+                              "(this client's certificate and its key) for mutual TLS, or neither")
+        if cert and (not key or _is_ca_certificate(cert)):
+            why = "is a CA certificate" if _is_ca_certificate(cert) else "is set without private_key_file"
+            _warn_once(f"[client] certificate_file = {cert} {why}: it is read as the CA to trust, as before; in "
+                       "IAG 5's layout the CA goes in [application] ca_certificate_file and [client] "
+                       "certificate_file and private_key_file are this client's own certificate and key")
+            return cls(targets, client.use_tls, cert, extra_ca_file=ca, ca_setting="[client] certificate_file")
+        return cls(targets, client.use_tls, ca, cert, key)
 
     def channel(self, target: str) -> grpc.aio.Channel:
         options = [("grpc.max_receive_message_length", 32 * 1024 * 1024), ("grpc.enable_retries", 0)]
         if not self.use_tls:
             return grpc.aio.insecure_channel(target, options=options)
-        root = None
-        if self.ca_file:
-            with open(self.ca_file, "rb") as handle:
-                root = handle.read()
-        return grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=root), options=options)
+        root = b"".join(_read_pem(path, setting) for path, setting in (
+            (self.ca_file, self.ca_setting), (self.extra_ca_file, "[application] ca_certificate_file")) if path)
+        chain = _read_pem(self.cert_file, "[client] certificate_file") if self.cert_file else None
+        key = _read_pem(self.key_file, "[client] private_key_file") if self.key_file else None
+        credentials = grpc.ssl_channel_credentials(root_certificates=root or None, private_key=key,
+                                                   certificate_chain=chain)
+        return grpc.aio.secure_channel(target, credentials, options=options)
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(text: str) -> None:
+    """A warning about the configuration, said once however many connections this program makes."""
+    if text not in _WARNED:
+        _WARNED.add(text)
+        print(f"gateway: warning: {text}", file=sys.stderr)
+
+
+def _read_pem(path: str, setting: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(1024 * 1024)
+    except FileNotFoundError:
+        raise ConfigError(f"{setting} = {path!r}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{setting} = {path!r}: cannot read it: {exc.strerror or exc}") from None
+
+
+def _asks_for_client_certificate(target: str) -> bool:
+    """Whether the TLS server at host:port, reached without a client certificate, ends the connection as soon
+    as the handshake is done, before a byte is asked of it: what a server that requires client certificates
+    does (a TLS server that does not waits for the HTTP/2 preface).  Nothing is sent; its certificate is not
+    what is checked here."""
+    import socket
+    import ssl
+
+    host, _, port = target.rpartition(":")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname=host.strip("[]")) as tls:
+                tls.settimeout(2)
+                return tls.recv(1) == b""  # closed at once
+    except ssl.SSLError as exc:
+        text = f"{exc.reason} {exc}".upper()
+        return "CERTIFICATE_REQUIRED" in text or "PEER_DID_NOT_RETURN_A_CERTIFICATE" in text
+    except (OSError, ValueError):  # a timeout: the server waits for us, it wants nothing more
+        return False
+
+
+def _is_ca_certificate(path: str) -> bool:
+    """Whether the first certificate of a PEM file says it is a CA (basic constraints CA:TRUE)."""
+    from cryptography import x509
+
+    try:
+        certificate = x509.load_pem_x509_certificate(_read_pem(path, "[client] certificate_file"))
+        return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except (ValueError, x509.ExtensionNotFound):
+        return False
 
 
 @dataclass(frozen=True)
@@ -161,7 +239,7 @@ class Connection:
             except grpc.RpcError as exc:
                 if exc.code() == grpc.StatusCode.UNAVAILABLE and await self._next_host():
                     continue
-                raise error_from_rpc(exc, self.where) from None
+                raise await self._error(exc) from None
 
     async def stream(self, pick: Pick, request: Any) -> AsyncIterator[Any]:
         """A server stream; the next host is tried only when nothing came yet."""
@@ -175,7 +253,27 @@ class Connection:
             except grpc.RpcError as exc:
                 if not started and exc.code() == grpc.StatusCode.UNAVAILABLE and await self._next_host():
                     continue
-                raise error_from_rpc(exc, self.where) from None
+                raise await self._error(exc) from None
+
+    async def _error(self, exc: grpc.RpcError) -> GatewayError:
+        """The domain error of a failed call; a TLS connection the server closed is looked at once more, to
+        say so when it is because the server wants a client certificate this client does not have."""
+        endpoint = self.endpoint
+        details = (exc.details() if hasattr(exc, "details") else "") or ""
+        if exc.code() == grpc.StatusCode.UNAVAILABLE and endpoint.use_tls and "Socket closed" in details:
+            import asyncio
+
+            if await asyncio.to_thread(_asks_for_client_certificate, self.where):
+                if endpoint.cert_file:
+                    return Unavailable(f"the gateway server at {self.where} does not accept this client's certificate "
+                                       f"([client] certificate_file = {endpoint.cert_file}): it must be a client "
+                                       "certificate signed by the CA the server trusts (its [application] "
+                                       "ca_certificate_file)")
+                return Unavailable(f"the gateway server at {self.where} requires a client certificate (mutual TLS) "
+                                   "and this client has none: set [client] certificate_file and private_key_file to "
+                                   "this client's certificate and key (gateway cert-gen makes them) and "
+                                   "[application] ca_certificate_file to the CA")
+        return error_from_rpc(exc, self.where)
 
     async def close(self) -> None:
         if self._stubs is not None:

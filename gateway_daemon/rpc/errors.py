@@ -85,7 +85,7 @@ def error_from_rpc(error: grpc.RpcError, where: str) -> GatewayError:
         if "CERTIFICATE_VERIFY_FAILED" in reason:
             why = reason.split("CERTIFICATE_VERIFY_FAILED:")[-1].strip().removesuffix(": OK").strip()
             return Unavailable(f"cannot talk TLS with the gateway server at {where}: its certificate is not trusted "
-                               f"({why}); check [client] certificate_file (the CA that signed it)")
+                               f"({why}); check [application] ca_certificate_file (the CA that signed it)")
         if "ssl" in reason.lower() or "handshake" in reason.lower():
             return Unavailable(f"cannot talk TLS with the gateway server at {where}: {reason}")
         if "Socket closed" in reason or "Connection reset" in reason:

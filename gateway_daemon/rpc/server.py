@@ -362,18 +362,24 @@ def _version() -> str:
 
 
 def server_credentials(config: Config, section: str = "server") -> grpc.ServerCredentials | None:
+    """TLS of the server (or runner) section; a server with [server] client_cert_auth also requires every client
+    to present a certificate signed by [application] ca_certificate_file (mutual TLS, as IAG 5)."""
     values = config[section]
     if not values.use_tls:
         return None
     with open(values.private_key_file, "rb") as key, open(values.certificate_file, "rb") as cert:
-        return grpc.ssl_server_credentials([(key.read(), cert.read())])
+        pair = [(key.read(), cert.read())]
+    if section == "server" and values.client_cert_auth:
+        with open(config.get("application", "ca_certificate_file"), "rb") as ca:
+            return grpc.ssl_server_credentials(pair, root_certificates=ca.read(), require_client_auth=True)
+    return grpc.ssl_server_credentials(pair)
 
 
 async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[[str], None] | None = None) -> None:
     """Serve until SIGTERM; `open_engine()` (bootstrap) gives the engine, opened inside the loop."""
     engine = open_engine()
     auth = Auth(engine.store, config.get("server", "api_key_expiration"), throttle_of(config, engine.store),
-                engine.record_macs)
+                engine.record_macs, config.get("server", "default_user_role"))
     try:
         await check_secrets_key(engine)  # makes the key file of a first start: users are signed with it
         await seal_unsigned(engine.store, engine.record_macs)
@@ -409,7 +415,8 @@ async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[
     public = PublicCalls(PublicLimits(config.get("server", "public_calls_at_once"),
                                       config.get("server", "public_calls_per_address")))
     server = grpc.aio.server(interceptors=[AccessInterceptor(UserGate(auth), audit=engine.audit, public=public)],
-                             options=[("grpc.max_receive_message_length", MAX_MESSAGE),
+                             options=[("grpc.max_receive_message_length",
+                                       config.get("server", "grpc_max_recv_msg_size")),
                                       ("grpc.max_send_message_length", MAX_MESSAGE),
                                       # a stream's window stays small until its request is read: a call
                                       # refused unread costs tens of KiB, not the MiBs a grown window holds
@@ -435,7 +442,9 @@ async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[
     await server.start()
     for name in ["", *names]:
         await _set_health(health_servicer, name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving gRPC on %s (TLS %s), store %s, cluster %s, runs %s", address, "on" if credentials else "off",
+    tls = ("on, clients need a certificate" if config.get("server", "client_cert_auth") else "on") if credentials \
+        else "off"
+    log.info("serving gRPC on %s (TLS %s), store %s, cluster %s, runs %s", address, tls,
              config.get("store", "backend"), config.cluster_id, "sent to runners" if dispatcher else "run here")
     if ready:
         ready(address)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 # gRPC's C core logs connection trouble to stderr; the error the user sees is ours, in one line.
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
@@ -21,6 +22,9 @@ from .parser import UsageError, kind_word, parse
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
+        daemon = _daemon_command(argv)
+        if daemon is not None:
+            return _exec_daemon(*daemon)
         return _main(argv)
     except UsageError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
@@ -40,6 +44,51 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"gateway: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
+
+
+DAEMON_MODES = ("server", "runner")
+
+
+def _daemon_command(argv: list[str]) -> tuple[str, list[str]] | None:
+    """`iagctl server`, `iagctl runner` and `iagctl server --recover-admin-user` (IAG 5's lines, also as
+    `gateway server` ...): (the mode, gateway-daemon's arguments); None for every other command."""
+    words = list(argv)
+    config: list[str] = []
+    while words and (words[0] == "--config" or words[0].startswith("--config=")):
+        config += words[:2] if words[0] == "--config" else ["--config", words[0].split("=", 1)[1]]
+        words = words[2:] if words[0] == "--config" else words[1:]
+    if not words or words[0] not in DAEMON_MODES:
+        return None
+    mode, rest, recover = words[0], words[1:], False
+    while rest:
+        if rest[0] in ("-h", "--help"):
+            print(f"usage: {Path(sys.argv[0]).name} {mode} [--config PATH]"
+                  + (" [--recover-admin-user]" if mode == "server" else "")
+                  + f"\n\nStart gateway-daemon in {mode} mode (as IAG 5's `iagctl {mode}`), whatever mode the "
+                  "configuration names." + ("\n--recover-admin-user: give the admin user a new temporary password on "
+                                            "this host (gateway-daemon user reset-password admin)." if mode == "server"
+                                            else ""))
+            raise SystemExit(0)
+        if rest[0] == "--recover-admin-user" and mode == "server":
+            recover, rest = True, rest[1:]
+        elif rest[0] == "--config" and len(rest) > 1:
+            config, rest = ["--config", rest[1]], rest[2:]
+        elif rest[0].startswith("--config="):
+            config, rest = ["--config", rest[0].split("=", 1)[1]], rest[1:]
+        else:
+            flags = "--config PATH" + (" and --recover-admin-user" if mode == "server" else "")
+            raise UsageError(f"{mode} takes {flags}, not {rest[0]!r}")
+    return mode, [*config, *(["user", "reset-password", "admin"] if recover else [])]
+
+
+def _exec_daemon(mode: str, args: list[str]) -> int:
+    """Become gateway-daemon in `mode` (the same process: systemd units keep their main PID); with
+    `user reset-password admin` the admin user is recovered on this host, as gateway-daemon does it."""
+    env = {**os.environ, "GATEWAY_APPLICATION_MODE": mode}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "gateway_daemon.main", *args], env)
+    return 1  # not reached
 
 
 def _main(argv: list[str]) -> int:

@@ -44,9 +44,11 @@ def cert_gen(args: argparse.Namespace) -> int:
     print(f"  CA           {ca[0]}  (its key {ca[1]}: keep it offline)")
     print(f"  server       {server[0]}  {server[1]}")
     print(f"  client       {client[0]}  {client[1]}")
-    print("server gateway.conf:  [server] use_tls = true, certificate_file = "
-          f"{server[0].resolve()}, private_key_file = {server[1].resolve()}")
-    print(f"client gateway.conf:  [client] use_tls = true, certificate_file = {ca[0].resolve()}")
+    print(f"server gateway.conf:  [application] ca_certificate_file = {ca[0].resolve()}; [server] use_tls = true, "
+          f"certificate_file = {server[0].resolve()}, private_key_file = {server[1].resolve()} "
+          "(client_cert_auth = true: clients must show their certificate)")
+    print(f"client gateway.conf:  [application] ca_certificate_file = {ca[0].resolve()}; [client] use_tls = true, "
+          f"certificate_file = {client[0].resolve()}, private_key_file = {client[1].resolve()}")
     return 0
 
 

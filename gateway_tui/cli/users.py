@@ -57,7 +57,7 @@ async def run(gateway: Gateway, args: argparse.Namespace) -> int:
                   f"changed at the first login: gateway login {user.name} --change-password")
     elif verb == "create":
         user = await gateway.create_user(args.name, _password(args, True), role=_role(args), scope=_scope(args))
-        emit(_view(user), args.output) if args.output != "table" else print(f"user {user.name} created")
+        emit(_view(user), args.output) if args.output != "table" else print(f"created user {user.name} (role {user.role})")
     elif verb == "get":
         users = await gateway.list_users()
         table = Table(["name", "role", "scope", "created", "last login", "locked until"])
