@@ -298,7 +298,9 @@ def iag5(tmp_path_factory):
 OWN_KEYS = {("execution", "sandbox"), ("audit", "retention"), ("server", "login_failures_per_user"),
             ("server", "login_failures_per_address"), ("server", "login_lock_seconds"),
             ("server", "login_lock_max_seconds"), ("server", "allow_plaintext_runners"),
-            ("server", "default_user_role")}
+            ("server", "default_user_role"), ("server", "public_calls_at_once"),
+            ("server", "public_calls_per_address"), ("runs", "retention_count"), ("runs", "retention_age"),
+            ("runs", "output_budget"), ("store", "etcd_quota_bytes")}
 
 
 def test_the_confs_hold_every_key_of_every_section():
