@@ -232,7 +232,6 @@ def test_bare_set_needs_a_boolean_and_bad_usage_is_exit_2(tmp_path, origin):
     empty.mkdir()
     calls = {
         # bad usage: 2
-        ("run", "service", "plain", "--set", "novalue"): (2, "--set 'novalue' is not KEY=VALUE", "no decorator"),
         ("run", "service", "greet", "--set", "name"): (2, "--set 'name'", "does not declare 'name' a boolean"),
         ("run", "service", "greet", "--set", "=x"): (2, "--set '=x' is not KEY=VALUE"),
         ("run", "service", "widget", "greet"): (2, "'widget' is not a service type"),
@@ -263,6 +262,9 @@ def test_bare_set_needs_a_boolean_and_bad_usage_is_exit_2(tmp_path, origin):
     results = run_all([lambda argv=argv: gw(env, *argv) for argv in calls])
     check_all([lambda r=r, expected=expected: r.fails(expected[0], *expected[1:])
                for r, expected in zip(results, calls.values())])
+    # A bare --set with no decorator is KEY=true, as IAG 5 passes it (--novalue=true).
+    passed = gw(env, "run", "service", "plain", "--set", "name=p", "--set", "novalue", "--raw")
+    assert passed.code == 1 and "unrecognized arguments: --novalue=true" in passed.err, str(passed)
     # A bare --set of a boolean the decorator declares is true; --use lists the inputs as data too.
     loud = ok(gw(env, "run", "service", "greet", "--set", "name=x", "--set", "loud", "--raw"))
     assert loud.out == "HELLO x\n" and loud.err == "a note on stderr\n"
@@ -480,9 +482,10 @@ def test_the_reference_lines_of_decorators_secrets_and_services(tmp_path, tools)
     # IAG 5's default arg-format: --key value; a bare --set with no decorator is true.
     assert _argv_printed(gw(env, "run", "service", "executable", "echo", "--set", "device=10.0.0.1",
                             "--set", "verbose", "--raw")) == ["--device", "10.0.0.1", "--verbose", "true"]
-    ok(gw(env, "create", "service", "python-script", "pyecho", "--repository", "tools", "--filename", "echo.py",
+    ok(gw(env, "create", "service", "python-script", "withreq", "--repository", "tools", "--filename", "echo.py",
           "--req-file", "reqs/none.txt"))
-    assert ok(gw(env, "describe", "service", "pyecho", "-o", "json")).json()["requirements_file"] == "reqs/none.txt"
+    assert ok(gw(env, "describe", "service", "withreq", "-o", "json")).json()["requirements_file"] == "reqs/none.txt"
+    ok(gw(env, "create", "service", "python-script", "pyecho", "--repository", "tools", "--filename", "echo.py"))
     assert _argv_printed(gw(env, "run", "service", "python-script", "pyecho", "--set", "verbose", "--set", "n=1",
                             "--raw")) == ["--verbose=true", "--n=1"]
     ok(gw(env, "create", "service", "opentofu-plan", "box", "--repository", "tools", "--working-dir", "box",
@@ -552,10 +555,7 @@ def test_describe_secret_opens_the_value_in_the_editor(tmp_path):
 
 def test_create_user_on_a_terminal_asks_twice_and_login_raw_prints_the_key(tmp_path, served):
     daemon, ca = served
-    admin = Client(tmp_path / "admin", daemon.port, ca)
-    password = "iag-admin-password-2"
-    ok(admin("login", "admin", "--password-stdin", "--change-password",
-             stdin=f"{daemon.admin_password}\n{password}\n"))
+    admin, password = _admin(tmp_path, daemon, ca)
     # --raw: only the key, for scripts
     raw = ok(admin("login", "admin", "--password-stdin", "--raw", stdin=password + "\n"))
     key = raw.out.strip()
@@ -567,6 +567,17 @@ def test_create_user_on_a_terminal_asks_twice_and_login_raw_prints_the_key(tmp_p
     differs = _on_a_terminal(admin.env, ["create", "user", "lena"], ["lena-password-1", "lena-password-2"])
     assert "the two passwords differ" in differs, differs
     assert "lena" not in [u["name"] for u in ok(admin("get", "users", "-o", "json")).json()]
+
+
+def _admin(tmp_path: Path, daemon: Daemon, ca: Path) -> tuple[Client, str]:
+    """The admin of the module's daemon, logged in: its first password changed here, or by a test before."""
+    admin = Client(tmp_path / "admin", daemon.port, ca)
+    password = "iag-admin-password-1"
+    first = admin("login", "admin", "--password-stdin", "--change-password",
+                  stdin=f"{daemon.admin_password}\n{password}\n")
+    if first.code != 0:
+        ok(admin("login", "admin", "--password-stdin", stdin=password + "\n"))
+    return admin, password
 
 
 def _on_a_terminal(env: dict[str, str], argv: list[str], answers: list[str]) -> str:
@@ -606,12 +617,7 @@ def _on_a_terminal(env: dict[str, str], argv: list[str], answers: list[str]) -> 
 def test_inspect_cluster_health_and_activity(tmp_path, served, origin):
     daemon, ca = served
     repo, _ = origin
-    admin = Client(tmp_path / "admin", daemon.port, ca)
-    password = "iag-admin-password-3"
-    first = admin("login", "admin", "--password-stdin", "--change-password",
-                  stdin=f"{daemon.admin_password}\n{password}\n")
-    if first.code != 0:  # another test of this module changed it first
-        ok(admin("login", "admin", "--password-stdin", stdin="iag-admin-password-2\n"))
+    admin, _ = _admin(tmp_path, daemon, ca)
     health = ok(admin("inspect", "cluster", "health"))
     assert "Store:" in health.out and "healthy" in health.out and "Runners:" in health.out, str(health)
     assert "COMPONENT" in health.out and "store" in health.out
