@@ -289,7 +289,7 @@ HELP_PATHS = [
     ("run",), ("run", "service"), ("logs",), ("cancel", "run"), ("hostkeys",), ("hostkeys", "add"),
     ("hostkeys", "scan"), ("hostkeys", "get"), ("hostkeys", "delete"), ("hostkeys", "clear"), ("login",),
     ("logout",), ("whoami",), ("cert-gen",), ("db",), ("db", "export"), ("db", "import"), ("config",),
-    ("version",), ("completion",),
+    ("version",), ("completion",), ("inspect",),
 ]
 
 
