@@ -634,3 +634,59 @@ def test_inspect_cluster_health_and_activity(tmp_path, served, origin):
     assert any(entry["service"] == "sleeper" and entry["type"] == "python-script" for entry in recent), recent
     both = ok(admin("inspect", "cluster"))
     assert "Store:" in both.out and "sleeper" in both.out
+
+
+def test_inspect_cluster_sees_a_runner_its_load_and_the_run_in_flight_then_its_loss(tmp_path):
+    """A real server (distributed execution) and a real runner on etcd: health names the runner with its load,
+    activity the run it is running; with the runner gone health says so and exits 1."""
+    from cluster import SCRIPT, new_site, start_all, wait_for
+    from gateway_server import ADMIN_PASSWORD
+
+    site = new_site(tmp_path / "site", "inspect")
+    server, runner = site.node("server", "server"), site.node("runner", "runner", "site-a")
+    nodes = [server, runner]
+    slow = None
+    try:
+        server.start()
+        start_all([runner])
+        origin = tmp_path / "origin"
+        new_repo(origin, {"main.py": SCRIPT})
+        client = Client(tmp_path / "client", server.port, site.certs["ca"])
+        client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
+                  stdin=f"{server.admin_password}\n{ADMIN_PASSWORD}\n")
+        client.ok("create", "repository", "apps", "--url", str(origin))
+        client.ok("create", "service", "python-script", "hello", "--repository", "apps", "--filename", "main.py")
+        wait_for("the runner", lambda: runner.id in client.ok("get", "runners").stdout)
+        slow = subprocess.Popen([str(BIN / "gateway"), "run", "service", "hello", "--set", "name=s",
+                                 "--set", "sleep=30"], env=client.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        wait_for("the run in flight", lambda: '"running"' in client.ok("get", "runs", "-o", "json").stdout)
+
+        def health() -> dict:
+            return json.loads(client("inspect", "cluster", "health", "-o", "json").stdout)
+
+        seen = wait_for("its load", lambda: (h := health()) and any(
+            c["address"] == runner.id and c["load"] == "1/2" for c in h["components"]) and h)
+        assert seen["healthy"] is True and seen["runners"] == {"registered": 1, "reachable": 1, "embedded": False}
+        assert seen["store"] == {"backend": "etcd", "status": "healthy"} and seen["cluster"] == site.name
+        table = client.ok("inspect", "cluster", "health").stdout
+        assert f"runner      remote  {runner.id}" in table and "Runners: 1 registered, 1 reachable" in table
+        activity = json.loads(client.ok("inspect", "cluster", "activity", "-o", "json").stdout)
+        assert [(a["service"], a["node"], a["status"], a["completed"]) for a in activity] == \
+            [("hello", runner.id, "running", None)]
+        runner.kill()
+        slow.communicate(timeout=60)
+        gone = wait_for("the runner gone", lambda: (h := health()) and h["runners"]["registered"] == 0 and h)
+        assert gone["healthy"] is False
+        unhealthy = client("inspect", "cluster", "health")
+        assert unhealthy.code == 1 and "Health: unhealthy" in unhealthy.out and "no runner is announced" in \
+            unhealthy.out, str(unhealthy)
+    finally:
+        if slow is not None and slow.poll() is None:
+            slow.kill()
+            slow.communicate()
+        for node in nodes:
+            if node.process is not None:
+                node.kill()
+        site.etcd.kill()
+        site.etcd.remove_data()

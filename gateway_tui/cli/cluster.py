@@ -44,15 +44,18 @@ async def _health(gateway: Gateway) -> dict[str, Any]:
                            "load": f"{runner.load}/{runner.capacity}", "problem": runner.problem,
                            "last_seen_seconds_ago": round(max(0.0, now - runner.last_seen), 1),
                            "tags": runner.tags})
-    if not runners:  # the gateway runs its jobs itself
+    if not runners and not info.distributed:  # the gateway runs its jobs itself
         components.append({"component": "runner", "type": "embedded", "address": components[1]["address"],
                            "status": "reachable", "load": "-", "problem": ""})
         reachable = 1
+    elif not runners:
+        components.append({"component": "runner", "type": "remote", "address": "-", "status": "unreachable",
+                           "load": "-", "problem": "no runner is announced; runs wait for one"})
     healthy = store_status == "healthy" and reachable > 0
     return {"cluster": info.cluster_id or "-", "healthy": healthy,
             "store": {"backend": info.store, "status": store_status},
             "runners": {"registered": len(runners), "reachable": reachable if runners else 0,
-                        "embedded": not runners},
+                        "embedded": not runners and not info.distributed},
             "components": components}
 
 

@@ -347,7 +347,10 @@ def show_in_editor(name: str, value: str) -> int:
 
     from gateway_daemon.core import FailedPrecondition
 
-    command = shlex.split(os.environ.get("EDITOR") or os.environ.get("VISUAL") or "vi")
+    chosen = os.environ.get("EDITOR") or os.environ.get("VISUAL")
+    if not chosen and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise FailedPrecondition(f"cannot open secret {name}: no terminal for vi; set EDITOR, or use --reveal")
+    command = shlex.split(chosen or "vi")
     if not command or not shutil.which(command[0]):
         raise FailedPrecondition(f"cannot open secret {name}: the editor {command[0] if command else '(empty)'!r} "
                                  "is not a command here; set EDITOR")
