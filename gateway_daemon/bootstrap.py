@@ -139,6 +139,7 @@ def open_engine(config: Config, announce=None, recover_first: bool = False) -> E
         data_dir=str(config.data_dir),
         store=config.get("store", "backend"),
         cluster_id=config.cluster_id,
+        distributed=config.mode == "server" and bool(config.get("server", "distributed_execution")),
     )
     box = secret_box(config, announce)
     audit = audit_trail(config, store) if config.mode == "server" else None

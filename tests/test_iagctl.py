@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -230,7 +232,6 @@ def test_bare_set_needs_a_boolean_and_bad_usage_is_exit_2(tmp_path, origin):
     empty.mkdir()
     calls = {
         # bad usage: 2
-        ("run", "service", "plain", "--set", "novalue"): (2, "--set 'novalue' is not KEY=VALUE", "no decorator"),
         ("run", "service", "greet", "--set", "name"): (2, "--set 'name'", "does not declare 'name' a boolean"),
         ("run", "service", "greet", "--set", "=x"): (2, "--set '=x' is not KEY=VALUE"),
         ("run", "service", "widget", "greet"): (2, "'widget' is not a service type"),
@@ -261,6 +262,9 @@ def test_bare_set_needs_a_boolean_and_bad_usage_is_exit_2(tmp_path, origin):
     results = run_all([lambda argv=argv: gw(env, *argv) for argv in calls])
     check_all([lambda r=r, expected=expected: r.fails(expected[0], *expected[1:])
                for r, expected in zip(results, calls.values())])
+    # A bare --set with no decorator is KEY=true, as IAG 5 passes it (--novalue=true).
+    passed = gw(env, "run", "service", "plain", "--set", "name=p", "--set", "novalue", "--raw")
+    assert passed.code == 1 and "unrecognized arguments: --novalue=true" in passed.err, str(passed)
     # A bare --set of a boolean the decorator declares is true; --use lists the inputs as data too.
     loud = ok(gw(env, "run", "service", "greet", "--set", "name=x", "--set", "loud", "--raw"))
     assert loud.out == "HELLO x\n" and loud.err == "a note on stderr\n"
@@ -285,7 +289,7 @@ HELP_PATHS = [
     ("run",), ("run", "service"), ("logs",), ("cancel", "run"), ("hostkeys",), ("hostkeys", "add"),
     ("hostkeys", "scan"), ("hostkeys", "get"), ("hostkeys", "delete"), ("hostkeys", "clear"), ("login",),
     ("logout",), ("whoami",), ("cert-gen",), ("db",), ("db", "export"), ("db", "import"), ("config",),
-    ("version",), ("completion",), ("prune",), ("prune", "runs"),
+    ("version",), ("completion",), ("prune",), ("prune", "runs"), ("inspect",),
 ]
 
 
@@ -408,3 +412,281 @@ def test_a_client_refuses_a_server_whose_certificate_another_ca_signed(tmp_path,
     result: Result = stranger("login", "admin", "--password-stdin", stdin="whatever-password\n")
     assert result.code == 1 and "Traceback" not in result.err, str(result)
     assert len(result.err.splitlines()) == 1 and result.err.startswith("gateway: ")
+
+
+# ---------------------------------------------------------------- IAG 5's reference lines, as it documents them
+ARGS_ECHO = '''\
+import json, sys
+print(json.dumps(sys.argv[1:]))
+'''
+BOX_PLAN = '''\
+resource "terraform_data" "box" {
+  input = "boxed"
+}
+'''
+
+
+@pytest.fixture(scope="module")
+def tools(tmp_path_factory) -> Path:
+    repo = tmp_path_factory.mktemp("tools")
+    new_repo(repo, {"echo.py": ARGS_ECHO, "box/main.tf": BOX_PLAN})
+    return repo
+
+
+def _argv_printed(result: Result) -> list[str]:
+    return json.loads(ok(result).out.strip().splitlines()[-1])
+
+
+def test_the_reference_lines_of_decorators_secrets_and_services(tmp_path, tools):
+    """`--schema` inline or `@file`, `--value @file`, `--encryption-file`, `--executable-object`, `--req-file`,
+    `--vars`, the `--key value` default of executables and a bare `--set` with no decorator: as IAG 5 reads them."""
+    env = gateway_env(tmp_path / "gw", home=tmp_path / "home")
+    other = {"type": "object", "properties": {"loud": {"type": "boolean"}}}
+    (tmp_path / "form.json").write_text(json.dumps(SCHEMA))
+    (tmp_path / "other.yaml").write_text("type: object\nproperties:\n  loud: {type: boolean}\n")
+    (tmp_path / "secret.txt").write_text("from-a-file-value\n")
+    key = tmp_path / "iag5.key"
+    key.write_text(subprocess.run(["openssl", "rand", "-base64", "256"], capture_output=True, text=True,
+                                  check=True).stdout)
+    key.chmod(0o400)
+
+    def schema_of(name: str) -> dict:
+        return ok(gw(env, "describe", "decorator", name, "-o", "json")).json()["schema"]
+
+    ok(gw(env, "create", "decorator", "inline", "--schema", json.dumps(SCHEMA)))
+    assert schema_of("inline") == SCHEMA
+    ok(gw(env, "create", "decorator", "fromfile", "--schema", f"@{tmp_path / 'form.json'}"))
+    assert schema_of("fromfile") == SCHEMA
+    ok(gw(env, "edit", "decorator", "fromfile", "--schema", f"@{tmp_path / 'other.yaml'}"))
+    assert schema_of("fromfile") == other
+    gw(env, "create", "decorator", "broken", "--schema", '{"type": ').fails(1, "--schema", "neither JSON nor YAML")
+    gw(env, "create", "decorator", "gone", "--schema", f"@{tmp_path / 'missing.json'}").fails(2, "missing.json")
+
+    ok(gw(env, "create", "secret", "fromfile", "--value", f"@{tmp_path / 'secret.txt'}"))
+    revealed = ok(gw(env, "describe", "secret", "fromfile", "--reveal", "-o", "json")).json()["value"]
+    assert revealed == "from-a-file-value"
+    # --encryption-file: the key file this command seals and opens with (IAG 5's own key file works).
+    ok(gw(env, "create", "secret", "sealed", "--value", "sealed-value-1", "--encryption-file", str(key)))
+    opened = ok(gw(env, "describe", "secret", "sealed", "--reveal", "--encryption-file", str(key), "-o", "json"))
+    assert opened.json()["value"] == "sealed-value-1"
+    without = gw(env, "describe", "secret", "sealed", "--reveal")
+    assert without.code == 1 and "sealed-value-1" not in without.out + without.err, str(without)
+    gw(env, "create", "secret", "x", "--value", "v", "--encryption-file", str(tmp_path / "nokey")).fails(
+        2, "--encryption-file", "nokey")
+
+    ok(gw(env, "create", "repository", "tools", "--url", str(tools)))
+    ok(gw(env, "create", "executable-object", "py", "--exec-command", sys.executable))
+    ok(gw(env, "create", "service", "executable", "echo", "--repository", "tools", "--filename", "echo.py",
+          "--executable-object", "py"))
+    assert ok(gw(env, "describe", "service", "echo", "-o", "json")).json()["executable"] == "py"
+    # IAG 5's default arg-format: --key value; a bare --set with no decorator is true.
+    assert _argv_printed(gw(env, "run", "service", "executable", "echo", "--set", "device=10.0.0.1",
+                            "--set", "verbose", "--raw")) == ["--device", "10.0.0.1", "--verbose", "true"]
+    ok(gw(env, "create", "service", "python-script", "withreq", "--repository", "tools", "--filename", "echo.py",
+          "--req-file", "reqs/none.txt"))
+    assert ok(gw(env, "describe", "service", "withreq", "-o", "json")).json()["requirements_file"] == "reqs/none.txt"
+    ok(gw(env, "create", "service", "python-script", "pyecho", "--repository", "tools", "--filename", "echo.py"))
+    assert _argv_printed(gw(env, "run", "service", "python-script", "pyecho", "--set", "verbose", "--set", "n=1",
+                            "--raw")) == ["--verbose=true", "--n=1"]
+    ok(gw(env, "create", "service", "opentofu-plan", "box", "--repository", "tools", "--working-dir", "box",
+          "--vars", "region=us-east"))
+    assert ok(gw(env, "describe", "service", "box", "-o", "json")).json()["tofu_vars"] == {"region": "us-east"}
+
+
+def test_run_state_inline_or_at_file_as_iag5(tmp_path, tools):
+    """`--state @f.json`: the run starts from that file and the state it ends with is written back there (unless
+    --state-out); `--state '{...}'`: inline JSON."""
+    found = shutil.which("tofu") or shutil.which("terraform")
+    if not found:
+        pytest.skip("neither OpenTofu nor terraform is on PATH")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "tofu").symlink_to(found)
+    env = gateway_env(tmp_path / "gw", home=tmp_path / "home")
+    env["PATH"] = f"{bindir}:{env['PATH']}"
+    ok(gw(env, "create", "repository", "tools", "--url", str(tools)))
+    ok(gw(env, "create", "service", "opentofu-plan", "box", "--repository", "tools", "--working-dir", "box"))
+    first = tmp_path / "first.tfstate"
+    ok(gw(env, "run", "service", "opentofu-plan", "apply", "box", "--state-out", str(first)))
+    state = first.read_text()
+    ok(gw(env, "run", "service", "opentofu-plan", "destroy", "box"))
+    # @file: read from it, and the result written back to it
+    at_file = tmp_path / "at.tfstate"
+    at_file.write_text(state)
+    again = ok(gw(env, "run", "service", "opentofu-plan", "apply", "box", "--state", f"@{at_file}"))
+    assert "No changes." in again.out, str(again)
+    assert json.loads(at_file.read_text())["serial"] >= json.loads(state)["serial"]
+    ok(gw(env, "run", "service", "opentofu-plan", "destroy", "box"))
+    # inline JSON
+    inline = ok(gw(env, "run", "service", "opentofu-plan", "apply", "box", "--state", state))
+    assert "No changes." in inline.out, str(inline)
+    gw(env, "run", "service", "opentofu-plan", "apply", "box", "--state", f"@{tmp_path / 'none.json'}").fails(
+        2, "none.json")
+
+
+def test_old_spellings_answer_with_the_current_form(tmp_path):
+    env = gateway_env(tmp_path)
+    calls = {
+        ("run", "pythonscript", "greet"): "use: gateway run service python-script greet",
+        ("run", "ansible-playbook", "play", "--set", "a=1"): "use: gateway run service ansible-playbook play",
+        ("users", "create", "kevin"): "use: gateway create user kevin",
+        ("create", "pythonscript", "greet"): "use: gateway create service python-script greet",
+        ("describe", "opentofu-plan", "simple-tofu"): "use: gateway describe service simple-tofu",
+    }
+    results = run_all([lambda argv=argv: gw(env, *argv) for argv in calls])
+    check_all([lambda r=r, text=text: r.fails(2, text) for r, text in zip(results, calls.values())])
+
+
+def test_describe_secret_opens_the_value_in_the_editor(tmp_path):
+    env = gateway_env(tmp_path / "gw", home=tmp_path / "home")
+    ok(gw(env, "create", "secret", "token", "--value", "editor-shown-value"))
+    seen = tmp_path / "seen.txt"
+    editor = tmp_path / "editor.sh"
+    editor.write_text(f"#!/bin/sh\ncat \"$1\" > {seen}\nls -l \"$1\" >> {seen}.mode\necho \"$1\" > {seen}.path\n")
+    editor.chmod(0o755)
+    opened = ok(gw({**env, "EDITOR": str(editor)}, "describe", "secret", "token", "--editor"))
+    assert "editor-shown-value" not in opened.out + opened.err
+    assert seen.read_text() == "editor-shown-value"
+    assert (tmp_path / "seen.txt.mode").read_text().startswith("-rw-------")
+    assert not Path((tmp_path / "seen.txt.path").read_text().strip()).exists(), "the file is removed afterwards"
+    gw({**env, "EDITOR": str(tmp_path / "no-editor")}, "describe", "secret", "token", "--editor").fails(1, "editor")
+    gw(env, "describe", "service", "token", "--editor").fails(2, "--editor is for secrets")
+
+
+def test_create_user_on_a_terminal_asks_twice_and_login_raw_prints_the_key(tmp_path, served):
+    daemon, ca = served
+    admin, password = _admin(tmp_path, daemon, ca)
+    # --raw: only the key, for scripts
+    raw = ok(admin("login", "admin", "--password-stdin", "--raw", stdin=password + "\n"))
+    key = raw.out.strip()
+    assert raw.out == key + "\n" and len(key) >= 20 and " " not in key, str(raw)
+    typed = _on_a_terminal(admin.env, ["create", "user", "kevin"], ["kevin-password-1", "kevin-password-1"])
+    assert "user kevin created" in typed, typed
+    kevin = Client(tmp_path / "kevin", daemon.port, ca)
+    assert "logged in" in ok(kevin("login", "kevin", "--password-stdin", stdin="kevin-password-1\n")).out
+    differs = _on_a_terminal(admin.env, ["create", "user", "lena"], ["lena-password-1", "lena-password-2"])
+    assert "the two passwords differ" in differs, differs
+    assert "lena" not in [u["name"] for u in ok(admin("get", "users", "-o", "json")).json()]
+
+
+def _admin(tmp_path: Path, daemon: Daemon, ca: Path) -> tuple[Client, str]:
+    """The admin of the module's daemon, logged in: its first password changed here, or by a test before."""
+    admin = Client(tmp_path / "admin", daemon.port, ca)
+    password = "iag-admin-password-1"
+    first = admin("login", "admin", "--password-stdin", "--change-password",
+                  stdin=f"{daemon.admin_password}\n{password}\n")
+    if first.code != 0:
+        ok(admin("login", "admin", "--password-stdin", stdin=password + "\n"))
+    return admin, password
+
+
+def _on_a_terminal(env: dict[str, str], argv: list[str], answers: list[str]) -> str:
+    """Run `gateway ARGV` on a pseudo-terminal, typing each answer at a password prompt; all it wrote."""
+    import os
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the real command on the terminal
+        os.execve(str(BIN / "gateway"), ["gateway", *argv], env)
+    out = b""
+    pending = list(answers)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if pending and out.lower().rstrip().endswith(b":"):
+                time.sleep(0.1)
+                os.write(fd, (pending.pop(0) + "\n").encode())
+    finally:
+        os.close(fd)
+        os.waitpid(pid, 0)
+    return out.decode(errors="replace")
+
+
+def test_inspect_cluster_health_and_activity(tmp_path, served, origin):
+    daemon, ca = served
+    repo, _ = origin
+    admin, _ = _admin(tmp_path, daemon, ca)
+    health = ok(admin("inspect", "cluster", "health"))
+    assert "Store:" in health.out and "healthy" in health.out and "Runners:" in health.out, str(health)
+    assert "COMPONENT" in health.out and "store" in health.out
+    as_json = ok(admin("inspect", "cluster", "health", "-o", "json")).json()
+    assert as_json["healthy"] is True and as_json["store"]["status"] == "healthy"
+    # a run in flight shows in the activity
+    ok(admin("create", "repository", "slowrepo", "--url", str(repo)))
+    ok(admin("create", "service", "python-script", "sleeper", "--repository", "slowrepo", "--filename", "greet.py",
+             "--runtime-arg", "--name=x"))
+    activity = ok(admin("inspect", "cluster", "activity"))
+    assert "NAME" in activity.out and "TYPE" in activity.out and "STARTED" in activity.out, str(activity)
+    ok(admin("run", "service", "sleeper"))
+    recent = ok(admin("inspect", "cluster", "activity", "-o", "json")).json()
+    assert any(entry["service"] == "sleeper" and entry["type"] == "python-script" for entry in recent), recent
+    both = ok(admin("inspect", "cluster"))
+    assert "Store:" in both.out and "sleeper" in both.out
+
+
+def test_inspect_cluster_sees_a_runner_its_load_and_the_run_in_flight_then_its_loss(tmp_path):
+    """A real server (distributed execution) and a real runner on etcd: health names the runner with its load,
+    activity the run it is running; with the runner gone health says so and exits 1."""
+    from cluster import SCRIPT, new_site, start_all, wait_for
+    from gateway_server import ADMIN_PASSWORD
+
+    site = new_site(tmp_path / "site", "inspect")
+    server, runner = site.node("server", "server"), site.node("runner", "runner", "site-a")
+    nodes = [server, runner]
+    slow = None
+    try:
+        server.start()
+        start_all([runner])
+        origin = tmp_path / "origin"
+        new_repo(origin, {"main.py": SCRIPT})
+        client = Client(tmp_path / "client", server.port, site.certs["ca"])
+        client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
+                  stdin=f"{server.admin_password}\n{ADMIN_PASSWORD}\n")
+        client.ok("create", "repository", "apps", "--url", str(origin))
+        client.ok("create", "service", "python-script", "hello", "--repository", "apps", "--filename", "main.py")
+        wait_for("the runner", lambda: runner.id in client.ok("get", "runners").stdout)
+        slow = subprocess.Popen([str(BIN / "gateway"), "run", "service", "hello", "--set", "name=s",
+                                 "--set", "sleep=30"], env=client.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        wait_for("the run in flight", lambda: '"running"' in client.ok("get", "runs", "-o", "json").stdout)
+
+        def health() -> dict:
+            return json.loads(client("inspect", "cluster", "health", "-o", "json").stdout)
+
+        seen = wait_for("its load", lambda: (h := health()) and any(
+            c["address"] == runner.id and c["load"] == "1/2" for c in h["components"]) and h)
+        assert seen["healthy"] is True and seen["runners"] == {"registered": 1, "reachable": 1, "embedded": False}
+        assert seen["store"] == {"backend": "etcd", "status": "healthy"} and seen["cluster"] == site.name
+        table = client.ok("inspect", "cluster", "health").stdout
+        assert f"runner      remote  {runner.id}" in table and "Runners: 1 registered, 1 reachable" in table
+        activity = json.loads(client.ok("inspect", "cluster", "activity", "-o", "json").stdout)
+        assert [(a["service"], a["node"], a["status"], a["completed"]) for a in activity] == \
+            [("hello", runner.id, "running", None)]
+        runner.kill()
+        slow.communicate(timeout=60)
+        gone = wait_for("the runner gone", lambda: (h := health()) and h["runners"]["registered"] == 0 and h)
+        assert gone["healthy"] is False
+        unhealthy = client("inspect", "cluster", "health")
+        assert unhealthy.code == 1 and "Health: unhealthy" in unhealthy.out and "no runner is announced" in \
+            unhealthy.out, str(unhealthy)
+    finally:
+        if slow is not None and slow.poll() is None:
+            slow.kill()
+            slow.communicate()
+        for node in nodes:
+            if node.process is not None:
+                node.kill()
+        site.etcd.kill()
+        site.etcd.remove_data()

@@ -123,7 +123,7 @@ def test_build_executable_from_the_tree_or_path(tree: Path, fake_tofu: str) -> N
     assert steps == [[str(tree / "tools" / "ping.sh"), "-q", "--count", "2"]]
     assert os.stat(tree / "tools" / "ping.sh").st_mode & stat.S_IXUSR  # made runnable by its owner
     on_path = service(type="executable", filename="tofu")  # any command on PATH
-    assert commands.build(on_path, tree, {"a": "b"}, set(), PYTHON) == [[fake_tofu, "--a=b"]]
+    assert commands.build(on_path, tree, {"a": "b"}, set(), PYTHON) == [[fake_tofu, "--a", "b"]]  # IAG 5's default
     with pytest.raises(FailedPrecondition, match="missing.sh is neither a file in the repository nor a command"):
         commands.build(service(type="executable", filename="bin/missing.sh"), tree, {}, set(), PYTHON)
 

@@ -61,6 +61,7 @@ class EngineInfo:
     data_dir: str
     store: str
     cluster_id: str
+    distributed: bool = False  # runs go to runners, none run here
 
 
 class Engine:

@@ -14,7 +14,9 @@ from .resources import (ENV_NAME_RE, Resource, check_name, check_relative_path, 
 SERVICE_TYPES = ("python-script", "ansible-playbook", "opentofu-plan", "executable")
 TOFU_ACTIONS = ("plan", "apply", "destroy")  # what an opentofu-plan service does; apply and destroy change its state
 SECRET_TARGET_TYPES = ("env",)
-DEFAULT_ARG_FORMAT = "--{key}={value}"
+DEFAULT_ARG_FORMAT = "--{key} {value}"  # IAG 5's default, '--{{.Key}} {{.Value}}'
+# The default before IAG 5's was taken: a service stored with it set nothing of its own either.
+EARLIER_DEFAULT_ARG_FORMAT = "--{key}={value}"
 # The file a service type runs, when the service names none.
 DEFAULT_FILENAMES = {"python-script": "main.py", "ansible-playbook": "site.yml", "opentofu-plan": "", "executable": ""}
 

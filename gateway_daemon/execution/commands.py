@@ -11,7 +11,7 @@ from typing import Any
 
 from ..core.errors import FailedPrecondition
 from ..core.executables import ExecutableObject
-from ..core.services import DEFAULT_ARG_FORMAT, Service, format_arg
+from ..core.services import DEFAULT_ARG_FORMAT, EARLIER_DEFAULT_ARG_FORMAT, Service, format_arg
 from . import ansible, tofu
 from .ansible import ansible_binary
 
@@ -114,7 +114,8 @@ def executable_command(service: Service, workdir: Path, inputs: dict[str, Any],
         if not target.is_file():
             raise FailedPrecondition(f"service {service.name}: {service.filename} not found in {service.working_dir}")
         argv.append(str(target))
-    fmt = service.arg_format if service.arg_format != DEFAULT_ARG_FORMAT else executable.arg_format
+    own = service.arg_format not in (DEFAULT_ARG_FORMAT, EARLIER_DEFAULT_ARG_FORMAT)
+    fmt = service.arg_format if own else executable.arg_format
     return [*argv, *service.runtime_args, *formatted_args(fmt, inputs)]
 
 

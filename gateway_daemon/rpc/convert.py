@@ -330,7 +330,7 @@ def lines_from_message(message: runs_pb2.RunOutput) -> list[OutputLine]:
 def info_from_message(message: common_pb2.Info, where: str) -> EngineInfo:
     """What a client shows of the server it talks to: its address and mode, its store and cluster."""
     return EngineInfo(mode="client", data_dir=f"{where} ({message.mode})", store=message.store,
-                      cluster_id=message.cluster_id)
+                      cluster_id=message.cluster_id, distributed=message.distributed)
 
 
 def user_message(user, locked_until: str = "") -> users_pb2.User:

@@ -245,7 +245,8 @@ class InfoServicer(_Servicer, common_pb2_grpc.InfoServiceServicer):
     async def GetInfo(self, request, context):
         info = await self.engine.info()
         return common_pb2.Info(mode=info.mode, data_dir=info.data_dir, store=info.store, cluster_id=info.cluster_id,
-                               version=_version(), user=current_session().user.name, tls=self.core.tls)
+                               version=_version(), user=current_session().user.name, tls=self.core.tls,
+                               distributed=info.distributed)
 
     async def Watch(self, request, context):
         async for action, name in self.engine.watch(request.kind):

@@ -98,7 +98,13 @@ def _main(argv: list[str]) -> int:
 
         sys.stdout.write(completion_script(args.shell))
         return 0
+    encryption_file = getattr(args, "encryption_file", None)
+    if encryption_file:
+        _use_encryption_file(encryption_file)
     config = load_config(getattr(args, "config", None))
+    if encryption_file and config.mode == "client":
+        print("gateway: note: --encryption-file is not used in client mode: the server seals and opens secrets "
+              "with its own key ([secrets] encrypt_key_file there)", file=sys.stderr)
     if args.verb != "config":
         _start_logging(config, args.verb)
     if args.verb is None:
@@ -122,6 +128,13 @@ def _main(argv: list[str]) -> int:
     import asyncio  # not for --help, usage errors or config
 
     return asyncio.run(_dispatch(config, args))
+
+
+def _use_encryption_file(path: str) -> None:
+    """IAG 5's --encryption-file: the key file of this command, as [secrets] encrypt_key_file would name it."""
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise UsageError(f"--encryption-file {path}: not a file this user can read")
+    os.environ["GATEWAY_SECRETS_ENCRYPT_KEY_FILE"] = os.path.abspath(path)
 
 
 def _cache_line(config) -> str:
@@ -170,6 +183,10 @@ async def _dispatch(config, args) -> int:
         "edit": resources.edit, "delete": resources.delete,
         "run": runs.run_service, "logs": runs.logs, "cancel": runs.cancel_run, "prune": runs.prune_runs,
     }
+    if args.verb == "inspect":
+        from .cluster import inspect
+
+        handlers["inspect"] = inspect
     handler = handlers.get(args.verb)
     if args.verb in ("get", "describe", "delete") and kind_word(args.kind) == "run":
         handler = {"get": runs.get_runs, "describe": runs.describe_run, "delete": runs.delete_run}[args.verb]

@@ -96,12 +96,13 @@ def _service_flags(parser: argparse.ArgumentParser, create: bool) -> None:
                         help="secret put into the environment; repeatable")
     parser.add_argument("--runtime-arg", action="append", metavar="ARG",
                         help="extra argument for the runtime (for example an inventory); repeatable")
-    parser.add_argument("--requirements-file", metavar="FILE",
-                        help="requirements file (default: requirements.txt / requirements.yml when present)")
+    parser.add_argument("--requirements-file", "--req-file", dest="requirements_file", metavar="FILE",
+                        help="requirements file (default: requirements.txt / requirements.yml when present); "
+                             "--req-file is IAG 5's spelling")
     parser.add_argument("--tag", action="append", metavar="TAG", help="repeatable")
     parser.add_argument("--runner-tag", action="append", metavar="TAG",
                         help="with runners: run only on a runner that has this tag; repeatable")
-    parser.add_argument("--arg-format", metavar="FORMAT", help="how an executable gets inputs (default '--{key}={value}')")
+    parser.add_argument("--arg-format", metavar="FORMAT", help="how an executable gets inputs (default '--{key} {value}', as IAG 5's '--{{.Key}} {{.Value}}')")
     parser.add_argument("--timeout", type=int, metavar="SECONDS", help="run time limit")
     ansible = parser.add_argument_group("ansible-playbook")
     ansible.add_argument("--playbook", action="append", metavar="FILE",
@@ -116,11 +117,13 @@ def _service_flags(parser: argparse.ArgumentParser, create: bool) -> None:
                          help="the ansible-galaxy registry requirements.yml installs from (default: the default one)")
     parser.add_argument("--pypi-registry", metavar="NAME",
                         help="the pypi registry requirements install from (default: the default one)")
-    parser.add_argument("--executable", metavar="NAME", help="executable: the executable object that runs it")
+    parser.add_argument("--executable", "--executable-object", dest="executable", metavar="NAME",
+                        help="executable: the executable object that runs it (--executable-object: IAG 5's spelling)")
     # opentofu-plan
     parser.add_argument("--action", choices=TOFU_ACTIONS, metavar="ACTION",
                         help="opentofu-plan: what a run does when it names nothing (plan | apply | destroy; default plan)")
-    parser.add_argument("--var", action="append", metavar="KEY=VALUE", help="opentofu-plan: -var; repeatable")
+    parser.add_argument("--var", "--vars", dest="var", action="append", metavar="KEY=VALUE",
+                        help="opentofu-plan: -var; repeatable (--vars: the same)")
     parser.add_argument("--var-file", action="append", metavar="FILE",
                         help="opentofu-plan: -var-file, relative to the working dir; repeatable")
     parser.add_argument("--backend-config", action="append", metavar="KEY=VALUE|FILE",
@@ -144,7 +147,7 @@ def _executable_flags(parser: argparse.ArgumentParser, create: bool) -> None:
     parser.add_argument("--exec-command", required=create, metavar="COMMAND",
                         help="the interpreter or binary, with its arguments (split as a shell would)")
     parser.add_argument("--arg-format", metavar="FORMAT",
-                        help="how inputs become arguments: '--{key}={value}' or IAG 5's '--{{.Key}} {{.Value}}'")
+                        help="how inputs become arguments: '--{key} {value}' (the default) or IAG 5's '--{{.Key}} {{.Value}}'")
     parser.add_argument("--description")
 
 
@@ -166,15 +169,25 @@ def _user_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _decorator_flags(parser: argparse.ArgumentParser, create: bool) -> None:
-    parser.add_argument("--schema", required=create, metavar="FILE", help="JSON or YAML file with the schema; - for stdin")
+    parser.add_argument("--schema", required=create, metavar="FILE|@FILE|JSON",
+                        help="the schema: a JSON or YAML file (@FILE as IAG 5 writes it; - for stdin), or the JSON "
+                             "itself in quotes")
     parser.add_argument("--description")
 
 
 def _secret_flags(parser: argparse.ArgumentParser, create: bool) -> None:
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--value", help="the value (visible in shell history and ps; prefer --value-file or stdin)")
+    source.add_argument("--value", help="the value (visible in shell history and ps; prefer --value-file or stdin); "
+                        "@FILE reads it from FILE, as IAG 5 does")
     source.add_argument("--value-file", metavar="FILE", help="read the value from FILE (- for stdin)")
     parser.add_argument("--description")
+    _encryption_flag(parser)
+
+
+def _encryption_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--encryption-file", metavar="FILE",
+                        help="local mode: the key file to seal and open secrets with for this command (as "
+                             "[secrets] encrypt_key_file; IAG 5's flag). A server seals with its own key")
 
 
 _FLAGS = {"repository": _repository_flags, "service": _service_flags, "decorator": _decorator_flags,
@@ -255,8 +268,10 @@ def build_parser() -> Parser:
     playbook.add_argument("--limit", metavar="PATTERN", help="only these hosts (ansible-playbook --limit)")
     playbook.add_argument("--tags", metavar="TAGS", help="only tasks with these tags (comma separated)")
     playbook.add_argument("--check", action="store_true", help="check mode: change nothing, say what would change")
-    run_service.add_argument("--state", metavar="FILE", help="opentofu-plan: start from the state in this file "
-                             "instead of the stored one (an apply or destroy stores what it ends with)")
+    run_service.add_argument("--state", metavar="FILE|@FILE|JSON", help="opentofu-plan: start from this state "
+                             "instead of the stored one (an apply or destroy stores what it ends with): a file, "
+                             "@FILE as IAG 5 (the state the run ends with is written back to it, unless "
+                             "--state-out), or the JSON itself")
     run_service.add_argument("--state-out", metavar="FILE", help="opentofu-plan: write the state the run ends "
                              "with to this file")
 
@@ -295,6 +310,10 @@ def build_parser() -> Parser:
     describe.add_argument("kind", metavar="KIND")
     describe.add_argument("name")
     describe.add_argument("--reveal", action="store_true", help="secrets only: show the value")
+    describe.add_argument("--editor", action="store_true",
+                          help="secrets only: open the value in $EDITOR (vi when unset), as IAG 5's describe secret "
+                               "does; the temporary file is removed afterwards")
+    _encryption_flag(describe)
 
     edit = _sub(verbs, "edit", "change a resource (flags as for create; list flags replace the list)",
                 iagctl="iagctl edit repository|decorator|service|secret|user NAME ...")
@@ -394,6 +413,13 @@ def build_parser() -> Parser:
     imp.add_argument("--reference", metavar="REF", help="with --repository: branch, tag or commit (default: HEAD)")
     imp.add_argument("--private-key-name", metavar="SECRET", help="with --repository over ssh: the secret with the key")
 
+    inspect = _sub(verbs, "inspect", "the health and activity of the cluster (IAG 5.4)", output=True,
+                   iagctl="iagctl inspect cluster [health|activity]")
+    inspect.add_argument("what", choices=("cluster",), metavar="cluster")
+    inspect.add_argument("part", nargs="?", choices=("health", "activity"), metavar="health|activity",
+                         help="health: the store, the servers and the runners, their state and load; activity: "
+                              "runs in flight and those ended in the last 15 minutes (default: both)")
+
     _sub(verbs, "config", "print the effective configuration and where each value comes from", output=True,
          iagctl="iagctl version --show-config")
     version = _sub(verbs, "version", "print the version of this gateway", iagctl="iagctl version [--show-config]")
@@ -436,7 +462,36 @@ def join_dash_values(argv: list[str]) -> list[str]:
     return joined
 
 
+# Spellings of earlier IAG 5 documents: each answers with the current form (exit 2).
+OLD_SERVICE_WORDS = {"pythonscript": "python-script", "python-script": "python-script",
+                     "ansible-playbook": "ansible-playbook", "ansibleplaybook": "ansible-playbook",
+                     "opentofu-plan": "opentofu-plan", "opentofuplan": "opentofu-plan", "executable": "executable"}
+
+
+def old_spelling(argv: list[str]) -> str | None:
+    """The current form of an old iagctl line (`run pythonscript NAME`, `users create NAME`), else None."""
+    words = [word for word in argv if not word.startswith("-")]
+    if len(words) < 2:
+        return None
+    verb, second = words[0], words[1]
+    rest = words[2:]
+    name = f" {rest[0]}" if rest else " NAME"
+    if verb in ("run", "create", "describe", "edit", "delete") and second in OLD_SERVICE_WORDS:
+        kind = OLD_SERVICE_WORDS[second]
+        if verb == "run" and kind == "opentofu-plan" and rest and rest[0] in TOFU_ACTIONS:
+            return f"gateway run service opentofu-plan {rest[0]}{f' {rest[1]}' if len(rest) > 1 else ' NAME'}"
+        if verb in ("run", "create"):
+            return f"gateway {verb} service {kind}{name}"
+        return f"gateway {verb} service{name}"
+    if verb in ("users", "user") and second in ("create", "get", "describe", "edit", "delete"):
+        return f"gateway {second} user{name}" if second != "get" else "gateway get users"
+    return None
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
+    current = old_spelling(argv)
+    if current:
+        raise UsageError(f"an earlier IAG 5 spelling; use: {current}")
     args = build_parser().parse_args(join_dash_values(argv))
     if isinstance(getattr(args, "filename", None), list):
         if len(args.filename) > 1:
@@ -466,6 +521,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
             raise UsageError("hostkeys add HOST TYPE KEY: the KEY is missing")
         if args.replace and not args.key:
             raise UsageError("--replace goes with a key given here: hostkeys add HOST TYPE KEY --replace")
+    elif args.verb == "describe" and (args.editor or args.reveal or args.encryption_file) \
+            and kind_word(args.kind) != "secret":
+        flag = "--editor" if args.editor else "--reveal" if args.reveal else "--encryption-file"
+        raise UsageError(f"{flag} is for secrets only")
     elif args.verb == "get" and args.type and kind_word(args.kind) != "service":
         raise UsageError("--type is for services")
     if args.verb == "get" and args.tag and kind_word(args.kind) in ("run", "user", "runner", "audit", "apikey"):

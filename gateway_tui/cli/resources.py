@@ -13,6 +13,7 @@ from gateway_daemon.core.executables import ExecutableObject
 from gateway_daemon.core.registries import Registry
 from gateway_daemon.core.decorators import MAX_DEPTH
 from gateway_daemon.core.resources import Resource
+from gateway_daemon.core.services import DEFAULT_ARG_FORMAT
 from gateway_daemon.core.secrets import MASKING, MAX_VALUE_BYTES, MIN_MASKED
 from gateway_daemon.inputfiles import MIB, InputFileError, load_yaml, read_text
 
@@ -36,22 +37,31 @@ def _read_text(path: str, what: str, limit: int) -> str:
         raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
-def _load_schema(path: str) -> Any:
+def _load_schema(given: str) -> Any:
+    """--schema: a file (FILE, or @FILE as IAG 5 writes it; - for stdin), or the schema itself as JSON."""
+    if given.lstrip().startswith(("{", "[")):  # the JSON itself, in quotes on the line (IAG 5's inline form)
+        if len(given.encode()) > SCHEMA_FILE_LIMIT:
+            raise InvalidArgument(f"the --schema value is larger than {SCHEMA_FILE_LIMIT // MIB} MiB")
+        return _parse_schema(given, "the --schema value")
+    path = given[1:] if given.startswith("@") and len(given) > 1 else given
     text = _read_text(path, "schema file", SCHEMA_FILE_LIMIT)
-    source = "standard input" if path == "-" else path
+    return _parse_schema(text, "schema file " + ("standard input" if path == "-" else path))
+
+
+def _parse_schema(text: str, where: str) -> Any:
     try:
         return json.loads(text)
     except RecursionError:
-        raise InvalidArgument(f"schema file {source} nests objects or arrays more than {MAX_DEPTH} levels deep; "
+        raise InvalidArgument(f"{where} nests objects or arrays more than {MAX_DEPTH} levels deep; "
                               f"at most {MAX_DEPTH} levels are allowed") from None
     except json.JSONDecodeError as json_error:
         try:
-            return load_yaml(text, f"schema file {source}")
+            return load_yaml(text, where)
         except InputFileError as yaml_error:
             if "alias" in str(yaml_error) or "too deep" in str(yaml_error):
                 raise InvalidArgument(str(yaml_error)) from None
             raise InvalidArgument(
-                f"schema file {source} is neither JSON nor YAML: line {json_error.lineno}, column {json_error.colno}: "
+                f"{where} is neither JSON nor YAML: line {json_error.lineno}, column {json_error.colno}: "
                 f"{json_error.msg}"
             ) from None
 
@@ -68,6 +78,9 @@ def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
 
 
 def _secret_value(args: argparse.Namespace, required: bool) -> str | None:
+    if args.value is not None and args.value.startswith("@") and len(args.value) > 1:
+        value = _read_text(args.value[1:], "value file", VALUE_FILE_LIMIT)  # IAG 5's --value @FILE
+        return value[:-1] if value.endswith("\n") else value
     if args.value is not None:
         return args.value
     if args.value_file is not None:
@@ -92,7 +105,7 @@ _CLEARABLE = {
     "repository": {"reference": "", "private-key-name": "", "description": "", "tag": [], "username": "",
                    "password-name": "", "token-name": ""},
     "service": {"decorator": "", "env": {}, "secret": [], "runtime-arg": [], "requirements-file": "", "tag": [],
-                "runner-tag": [], "arg-format": "--{key}={value}", "timeout": None, "description": "", "filename": "",
+                "runner-tag": [], "arg-format": DEFAULT_ARG_FORMAT, "timeout": None, "description": "", "filename": "",
                 "working-dir": ".", "playbook": [], "inventory": [], "extra-vars": [], "extra-vars-file": [],
                 "config-file": "", "pypi-registry": "", "galaxy-registry": "", "executable": "", "action": "",
                 "var": {}, "var-file": [], "backend-config": []},
@@ -277,7 +290,11 @@ async def describe(gateway: Gateway, args: argparse.Namespace) -> int:
     kind = kind_word(args.kind)
     if args.reveal and kind != "secret":
         raise UsageError("--reveal is for secrets only")
+    if args.editor and kind != "secret":
+        raise UsageError("--editor is for secrets only")
     resource = await gateway.get(kind, args.name)
+    if args.editor:
+        return show_in_editor(args.name, await gateway.reveal_secret(args.name))
     data = view(resource)
     if isinstance(resource, Service) and args.output == "table":  # for people; -o json stays the resource
         data = {k: v for pair in data.items()
@@ -317,3 +334,34 @@ async def delete(gateway: Gateway, args: argparse.Namespace) -> int:
     await gateway.delete(kind, args.name)
     print(f"{kind} {args.name} deleted")
     return 0
+
+
+def show_in_editor(name: str, value: str) -> int:
+    """IAG 5's describe secret: the value in $EDITOR (vi when unset), from a file only the owner can read, in a
+    folder of its own, removed when the editor ends; the value is never printed."""
+    import os
+    import shlex
+    import shutil
+    import subprocess
+    import tempfile
+
+    from gateway_daemon.core import FailedPrecondition
+
+    chosen = os.environ.get("EDITOR") or os.environ.get("VISUAL")
+    if not chosen and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise FailedPrecondition(f"cannot open secret {name}: no terminal for vi; set EDITOR, or use --reveal")
+    command = shlex.split(chosen or "vi")
+    if not command or not shutil.which(command[0]):
+        raise FailedPrecondition(f"cannot open secret {name}: the editor {command[0] if command else '(empty)'!r} "
+                                 "is not a command here; set EDITOR")
+    folder = tempfile.mkdtemp(prefix="gateway-secret-")  # mode 0700
+    path = os.path.join(folder, name)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(value)
+        code = subprocess.run([*command, path]).returncode
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"secret {name} was shown in {command[0]}; the temporary file is removed", file=sys.stderr)
+    return 0 if code == 0 else 1

@@ -109,14 +109,27 @@ async def _consume(events: AsyncIterator[RunEvent], printer: _Printer) -> Run | 
 STATE_FILE_LIMIT = 16 * 1024 * 1024
 
 
-def _read_state(path: str) -> str:
-    """--state FILE: the state a run starts from, read on this machine."""
+def _read_state(given: str) -> str:
+    """--state: the state a run starts from, read on this machine: FILE, @FILE (IAG 5) or the JSON itself."""
+    if given.lstrip().startswith("{"):  # inline, as IAG 5 takes it
+        if len(given.encode()) > STATE_FILE_LIMIT:
+            raise InvalidArgument(f"the --state value is larger than {STATE_FILE_LIMIT // 1048576} MiB")
+        try:
+            json.loads(given)
+        except ValueError as exc:
+            raise InvalidArgument(f"the --state value is not JSON: {exc}") from None
+        return given
+    path = _state_path(given)
     try:
         return read_text(path, STATE_FILE_LIMIT, "state file")
     except InputFileError as exc:
         raise InvalidArgument(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot read state file {path}: {exc.strerror or exc}") from None
+
+
+def _state_path(given: str) -> str:
+    return given[1:] if given.startswith("@") and len(given) > 1 else given
 
 
 def _write_state(path: str, state: str | None, raw: bool) -> None:
@@ -172,9 +185,8 @@ def _inputs(items: list[str], schema: dict[str, Any] | None, service: str) -> di
             pairs.append(item)
         elif item.strip() in booleans:
             pairs.append(f"{item.strip()}=true")
-        elif schema is None:
-            raise UsageError(f"--set {item!r} is not KEY=VALUE (a bare KEY is for a boolean input, and service "
-                             f"{service} has no decorator)")
+        elif schema is None:  # as IAG 5: with no decorator a bare KEY is KEY=true
+            pairs.append(f"{item.strip()}=true")
         else:
             raise UsageError(f"--set {item!r} is not KEY=VALUE (a bare KEY is for a boolean input, and the "
                              f"decorator of {service} does not declare {item!r} a boolean)")
@@ -235,6 +247,8 @@ async def run_service(gateway: Gateway, args: argparse.Namespace) -> int:
                                                ("check", True if args.check else None)) if value}
     state = _read_state(args.state) if getattr(args, "state", None) else None
     state_out = getattr(args, "state_out", None)
+    if state and not state_out and args.state.startswith("@"):
+        state_out = _state_path(args.state)  # IAG 5: the state the run ends with goes back to that file
     events = gateway.run_service(args.name, inputs, secrets, args.timeout, options=options or None,
                                  action=getattr(args, "action", ""), state=state, state_out=bool(state_out))
     first = await events.__anext__()  # the run exists from here on: Ctrl-C cancels it

@@ -93,6 +93,9 @@ async def login(config: Config, args: argparse.Namespace) -> int:
         await gateway.close()
     credentials = Credentials(_warn)
     credentials.save(where.address, Credential(reply.api_key, reply.username, reply.expires_at))
+    if getattr(args, "raw", False):  # IAG 5's login --raw: the key alone, for scripts
+        print(reply.api_key)
+        return 0
     until = datetime.fromtimestamp(reply.expires_at).strftime("%Y-%m-%d %H:%M")
     changed = "password changed; " if new else ""
     print(f"{changed}logged in to {where.address} as {reply.username}{' (admin)' if reply.admin else ''}; "

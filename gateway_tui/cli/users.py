@@ -14,6 +14,15 @@ from .parser import UsageError
 
 def _password(args: argparse.Namespace, required: bool) -> str | None:
     if not args.password_stdin:
+        if required and sys.stdin.isatty():  # as IAG 5 (and passwd): asked twice, never echoed
+            import getpass
+
+            first = getpass.getpass("Enter the password: ")
+            if not first:
+                raise UsageError("the password is empty")
+            if first != getpass.getpass("Enter it again: "):
+                raise UsageError("the two passwords differ; nothing was created")
+            return first
         if required:
             raise UsageError("give the password with --password-stdin (or make a temporary one: --temp-password)")
         return None

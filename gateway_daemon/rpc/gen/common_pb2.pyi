@@ -17,7 +17,7 @@ class NameRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Info(_message.Message):
-    __slots__ = ("mode", "data_dir", "store", "cluster_id", "version", "user", "tls")
+    __slots__ = ("mode", "data_dir", "store", "cluster_id", "version", "user", "tls", "distributed")
     MODE_FIELD_NUMBER: _ClassVar[int]
     DATA_DIR_FIELD_NUMBER: _ClassVar[int]
     STORE_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,7 @@ class Info(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
     TLS_FIELD_NUMBER: _ClassVar[int]
+    DISTRIBUTED_FIELD_NUMBER: _ClassVar[int]
     mode: str
     data_dir: str
     store: str
@@ -32,7 +33,8 @@ class Info(_message.Message):
     version: str
     user: str
     tls: bool
-    def __init__(self, mode: _Optional[str] = ..., data_dir: _Optional[str] = ..., store: _Optional[str] = ..., cluster_id: _Optional[str] = ..., version: _Optional[str] = ..., user: _Optional[str] = ..., tls: _Optional[bool] = ...) -> None: ...
+    distributed: bool
+    def __init__(self, mode: _Optional[str] = ..., data_dir: _Optional[str] = ..., store: _Optional[str] = ..., cluster_id: _Optional[str] = ..., version: _Optional[str] = ..., user: _Optional[str] = ..., tls: _Optional[bool] = ..., distributed: _Optional[bool] = ...) -> None: ...
 
 class Change(_message.Message):
     __slots__ = ("action", "name")
