@@ -166,14 +166,17 @@ def audit_trail(config: Config, store: Store) -> "AuditTrail":
     return AuditTrail(store, age, count, file)
 
 
-async def open_gateway(config: Config, profile: str | None = None, announce=None, api_key: str | None = None):
-    """The Gateway the operator's `gateway` command talks to in this mode."""
+async def open_gateway(config: Config, profile: str | None = None, announce=None, api_key: str | None = None,
+                       key_given: bool = False):
+    """The Gateway the operator's `gateway` command talks to in this mode.  `key_given`: the command names its
+    own key file (IAG 5's --encryption-file), which is used as given rather than checked against the store's."""
     from .core.errors import FailedPrecondition
 
     mode = config.mode
     if mode == "local":
         engine = open_engine(config, announce, recover_first=True)  # runs left by a `gateway` that died end
-        engine.secret_box.verify = functools.partial(_check_local_key, engine)
+        if not key_given:
+            engine.secret_box.verify = functools.partial(_check_local_key, engine)
         await _prune_environments(engine)
         return engine
     if mode == "client":

@@ -561,7 +561,7 @@ def test_create_user_on_a_terminal_asks_twice_and_login_raw_prints_the_key(tmp_p
     key = raw.out.strip()
     assert raw.out == key + "\n" and len(key) >= 20 and " " not in key, str(raw)
     typed = _on_a_terminal(admin.env, ["create", "user", "kevin"], ["kevin-password-1", "kevin-password-1"])
-    assert "user kevin created" in typed, typed
+    assert "created user kevin (role viewer)" in typed, typed
     kevin = Client(tmp_path / "kevin", daemon.port, ca)
     assert "logged in" in ok(kevin("login", "kevin", "--password-stdin", stdin="kevin-password-1\n")).out
     differs = _on_a_terminal(admin.env, ["create", "user", "lena"], ["lena-password-1", "lena-password-2"])

@@ -207,7 +207,8 @@ async def _dispatch(config, args) -> int:
         from .session import stored_key
 
         api_key = stored_key(config, args)
-    gateway = await open_gateway(config, profile=getattr(args, "profile", None), api_key=api_key)
+    gateway = await open_gateway(config, profile=getattr(args, "profile", None), api_key=api_key,
+                                 key_given=bool(getattr(args, "encryption_file", None)))
     try:
         if args.verb == "db":
             from . import database  # yaml, only for export and import
