@@ -51,6 +51,9 @@ class Run:
     output_lines: int = 0  # lines produced in all
     output_dropped: int = 0  # lines cut from the stored output (the tail is kept)
     owner: str = ""  # the gateway process that keeps this record (core.owners)
+    # The id of the service it ran for (Service.id): a run belongs to that service, not to its name, which a later
+    # service may take.  Empty: recorded before services had ids (such a run is shown to unscoped users only).
+    service_id: str = ""
 
     @property
     def duration(self) -> float | None:

@@ -173,6 +173,8 @@ def _secret_flags(parser: argparse.ArgumentParser, create: bool) -> None:
     source.add_argument("--value", help="the value (visible in shell history and ps; prefer --value-file or stdin)")
     source.add_argument("--value-file", metavar="FILE", help="read the value from FILE (- for stdin)")
     parser.add_argument("--description")
+    parser.add_argument("--tag", action="append", metavar="TAG",
+                        help="repeatable; a user scoped to tags sees the secret when one of them matches")
 
 
 _FLAGS = {"repository": _repository_flags, "service": _service_flags, "decorator": _decorator_flags,
@@ -220,8 +222,8 @@ def build_parser() -> Parser:
                      help="repositories | decorators | services | secrets | runs | users | runners | audit | apikeys")
     get.add_argument("--type", metavar="TYPE", choices=SERVICE_TYPES, help="services: only of this type")
     get.add_argument("--tag", action="append", metavar="TAG",
-                     help="services, repositories: only those with this tag; repeatable (all must match). "
-                          "Decorators and secrets carry no tags here: with --tag none is listed")
+                     help="services, repositories, secrets: only those with this tag; repeatable (all must "
+                          "match). Decorators carry no tags: with --tag none is listed")
     get.add_argument("--service", metavar="NAME", help="runs: only of this service")
     get.add_argument("--status", metavar="STATUS", help="runs: only with this status")
     get.add_argument("--runner", metavar="ID", help="runs: only those this runner executed")
@@ -301,7 +303,7 @@ def build_parser() -> Parser:
         sub = _sub(edit_kinds, kind, f"change a {kind}", output=True, iagctl=f"iagctl edit {kind} NAME ...")
         sub.add_argument("name")
         _FLAGS[kind](sub, create=False)
-        if kind in ("repository", "service"):
+        if kind in ("repository", "service", "secret"):
             sub.add_argument("--clear", action="append", metavar="FIELD", default=[],
                              help="empty a field (for example tag, env, secret, decorator); repeatable")
 
