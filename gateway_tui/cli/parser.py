@@ -151,7 +151,8 @@ def _role_flags(parser: argparse.ArgumentParser) -> None:
                         help="admin (everything), editor (create, edit, delete; run), operator (run; read), "
                              "viewer (read)")
     parser.add_argument("--scope", action="append", metavar="tag=TAG",
-                        help="only services with this tag (editor, operator, viewer); repeatable: any of them")
+                        help="only services, repositories and secrets with this tag (editor, operator, viewer); "
+                             "repeatable: any of them")
 
 
 def _user_flags(parser: argparse.ArgumentParser) -> None:
