@@ -351,6 +351,13 @@ def test_moving_a_repository_to_another_host_drops_its_credentials(admin, other_
     assert stored["token_name"] == "git-token"
     admin.ok("delete", "service", "creds-svc")
     admin.ok("delete", "repository", "creds")
+    # a registry's credentials go to its host the same way (pip's index, ansible-galaxy's server)
+    admin.ok("create", "registry", "pypi", "corp", "--url", "https://pypi.corp.example/simple", "--username", "ci",
+             "--password-name", "git-pw")
+    moved = admin.ok("edit", "registry", "corp", "--url", "https://pypi.elsewhere.example/simple")
+    assert moved.stderr.startswith("note: registry corp moved to another host") and "git-pw" in moved.stderr
+    assert json.loads(admin.ok("describe", "registry", "corp", "-o", "json").stdout)["password_name"] == ""
+    admin.ok("delete", "registry", "corp")
     for name in ("git-pw", "git-token"):
         admin.ok("delete", "secret", name)
 

@@ -244,7 +244,7 @@ class Engine:
         return not isinstance(resource, SCOPED_KINDS) or service_visible(resource.tags)  # type: ignore[attr-defined]
 
     async def _load_visible(self, kind: str, name: str) -> tuple[Resource, int]:
-        """As _load; a service outside the caller's scope is not found."""
+        """As _load; a service, repository or secret outside the caller's scope is not found."""
         resource, revision = await self._load(kind, name)
         if not self._visible(resource):
             raise NotFound(f"{kind} {name!r} not found")
@@ -314,15 +314,15 @@ class Engine:
                 check_service_scope(name, resource.tags, kind)  # type: ignore[attr-defined]
             if isinstance(resource, Service) and not resource.id:
                 resource.id = new_service_id()
-            if isinstance(resource, Repository) and "url" in changes:
+            if isinstance(resource, (Repository, Registry)) and "url" in changes:
                 dropped[:] = drop_moved_credentials(resource, old_url, set(changes))
 
         await self._load_visible(kind, name)
         check_users_in_scope(kind, name, await self._outside_users(kind, name))
         updated = await self._modify(kind, name, apply)
         if dropped:
-            log.info("repository %s moved to %s: its credentials (%s) are no longer used until they are set again",
-                     name, getattr(updated, "url", ""), ", ".join(dropped))
+            log.info("%s %s moved to %s: its credentials (%s) are no longer used until they are set again",
+                     kind, name, getattr(updated, "url", ""), ", ".join(dropped))
         return updated
 
     async def delete(self, kind: str, name: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import InvalidArgument
@@ -78,17 +79,17 @@ def credential_origin(url: str) -> tuple[str, str, int]:
         return ("invalid", url, 0)
 
 
-def drop_moved_credentials(repository: "Repository", old_url: str, kept: set[str]) -> list[str]:
-    """A repository moved to another scheme, host or port keeps no credential that was not given again with the
-    move (`kept`: the fields the change sets): its secrets are never sent to the new host until someone sets them
-    again.  Returns the secret names dropped."""
-    if credential_origin(old_url) == credential_origin(repository.url):
+def drop_moved_credentials(resource: Any, old_url: str, kept: set[str]) -> list[str]:
+    """A repository (or a registry) moved to another scheme, host or port keeps no credential that was not given
+    again with the move (`kept`: the fields the change sets): its secrets are never sent to the new host until
+    someone sets them again.  Returns the secret names dropped."""
+    if credential_origin(old_url) == credential_origin(resource.url):
         return []
     dropped = []
     for field in CREDENTIAL_FIELDS:
-        if field not in kept and getattr(repository, field):
-            dropped.append(getattr(repository, field))
-            setattr(repository, field, "")
+        if field not in kept and getattr(resource, field, ""):
+            dropped.append(getattr(resource, field))
+            setattr(resource, field, "")
     return dropped
 
 

@@ -313,7 +313,8 @@ async def edit(gateway: Gateway, args: argparse.Namespace) -> int:
         changes = _changes(kind, args)
         if not changes:
             raise UsageError(f"nothing to change: give one of the flags of 'gateway edit {kind} --help'")
-        before = await gateway.get(kind, args.name) if kind == "repository" and "url" in changes else None
+        before = (await gateway.get(kind, args.name) if kind in ("repository", "registry") and "url" in changes
+                  else None)
         resource = await gateway.update(kind, args.name, changes)
         if before is not None:
             _note_dropped_credentials(before, resource, changes)
@@ -325,14 +326,15 @@ async def edit(gateway: Gateway, args: argparse.Namespace) -> int:
 
 
 def _note_dropped_credentials(before: Resource, after: Resource, changes: dict[str, Any]) -> None:
-    """A repository moved to another host keeps no credentials (core.repositories): say which it no longer uses."""
+    """A repository or registry moved to another host keeps no credentials (core.repositories): say which it no
+    longer uses."""
     dropped = [(flag, getattr(before, field)) for flag, field in (("--private-key-name", "private_key_name"),
                                                                   ("--password-name", "password_name"),
                                                                   ("--token-name", "token_name"))
-               if getattr(before, field) and not getattr(after, field) and field not in changes]
+               if getattr(before, field, "") and not getattr(after, field, "") and field not in changes]
     if dropped:
         names = ", ".join(f"{name} ({flag})" for flag, name in dropped)
-        print(f"note: repository {after.name} moved to another host ({after.url}): its credentials {names} are no "
+        print(f"note: {after.KIND} {after.name} moved to another host ({after.url}): its credentials {names} are no "
               f"longer used and nothing is sent to the new host; set them again with "
               f"{' / '.join(flag for flag, _ in dropped)} if they belong there", file=sys.stderr)
 
