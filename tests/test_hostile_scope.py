@@ -213,9 +213,10 @@ def test_runs_recorded_before_services_had_ids_are_for_unscoped_users_only(admin
 
 def _strip_service_id(daemon, run_id: str) -> None:
     """Rewrite a run record in the server's store (SQLite: data_dir/gateway.db) as it was before service ids."""
+    import contextlib
     import sqlite3
 
-    with sqlite3.connect(daemon.folder / "data" / "gateway.db", timeout=30) as db:
+    with contextlib.closing(sqlite3.connect(daemon.folder / "data" / "gateway.db", timeout=30)) as db, db:
         rows = db.execute("select key, value from kv where key like ?", (f"%runs/{run_id}",)).fetchall()
         assert len(rows) == 1, rows
         key, value = rows[0]
@@ -379,3 +380,47 @@ def test_state_out_needs_the_right_to_reveal_secrets(admin, opal, edna, world, t
     assert json.loads(admin.ok("get", "runs", "-o", "json").stdout) == before  # nothing ran
     admin.ok("delete", "service", "box")
     admin.ok("delete", "repository", "plans")
+
+
+async def test_a_service_stored_before_ids_gets_one_at_its_first_run_and_keeps_it(tmp_path):
+    """In the engine itself (the server's): a service record without an id (stored before services had them) gets
+    one when it next runs; its new runs are its own to a scoped user, and the runs recorded before stay hidden from
+    her while an unscoped reader still has them."""
+    from gateway_daemon.bootstrap import open_engine
+    from gateway_daemon.config import load_config
+    from gateway_daemon.core import Repository, Service
+    from gateway_daemon.core.errors import NotFound
+    from gateway_daemon.core.policy import Grant, acting_as
+
+    new_repo(tmp_path / "origin", {"main.py": SCRIPT})
+    engine = open_engine(load_config(None, environ={"GATEWAY_APPLICATION_DATA_DIR": str(tmp_path / "data")}),
+                         announce=lambda _text: None)
+    try:
+        await engine.create(Repository(name="apps", url=str(tmp_path / "origin"), tags=["site-a"]))
+        await engine.create(Service(name="old", repository="apps", filename="main.py", tags=["site-a"]))
+
+        async def run() -> str:
+            events = [e async for e in engine.run_service("old", {"name": "x"})]
+            return events[-1].run.id
+
+        first = await run()
+        for key, field in (("services/old", "id"), (f"runs/{first}", "service_id")):  # as stored before ids
+            record = json.loads((await engine.store.get(key)).value)
+            assert record.pop(field)
+            await engine.store.put(key, json.dumps(record).encode())
+        assert (await engine.get("service", "old")).id == ""
+        opal = Grant("opal", "operator", ("site-a",))
+        with acting_as(opal):
+            second = await run()
+        given = (await engine.get("service", "old")).id
+        assert given and (await engine.get_run(second)).service_id == given
+        with acting_as(opal):
+            assert [r.id for r in await engine.list_runs("old")] == [second]
+            with pytest.raises(NotFound):
+                await engine.get_run(first)
+        assert {r.id for r in await engine.list_runs("old")} == {first, second}
+        with acting_as(opal):
+            await run()
+        assert (await engine.get("service", "old")).id == given  # kept
+    finally:
+        await engine.close()
