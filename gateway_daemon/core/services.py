@@ -221,6 +221,8 @@ class Service(Resource):
             if value:
                 check_name("service", value, field.replace("_", "-"))
         check_text("service", "description", self.description)
+        if not isinstance(self.id, str) or len(self.id) > 64 or not all(c in string.hexdigits for c in self.id):
+            raise field_error("id", f"service {self.name}: id {self.id!r} is not one the gateway gives (hex digits)")
         self._validate_tofu()
 
     def _validate_tofu(self) -> None:
