@@ -164,6 +164,13 @@ def test_site_b_secret_cannot_be_attached_by_site_a(admin, edna, opal, world):
         assert B_VALUE not in result.stdout + result.stderr
     assert "grab" in _names(admin, "services")
     assert json.loads(admin.ok("describe", "service", "grab", "-o", "json").stdout)["secrets"] == []
+    # nor through a registry whose credentials are site-b's (pip hands them to whatever it installs)
+    admin.ok("create", "registry", "pypi", "b-pypi", "--url", "https://pypi.site-b.example/simple", "--username", "ci",
+             "--password-name", "b-secret")
+    line = one_error_line(edna("edit", "service", "grab", "--pypi-registry", "b-pypi"), 1)
+    assert line == ("gateway: edna may not give service grab registry b-pypi: its credentials are a secret outside "
+                    "the scope (tag=site-a)")
+    admin.ok("delete", "registry", "b-pypi")
     # her own scope's secret attaches fine
     edna.ok("edit", "service", "grab", "--secret", "name=a-secret,type=env,target=TOKEN")
     assert "token ******" in opal.ok("run", "service", "grab", "--set", "name=a").stdout

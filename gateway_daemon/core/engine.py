@@ -20,7 +20,8 @@ from .resources import Resource, check_name, now
 from .runners import RUNNERS_PREFIX, RunnerInfo
 from .runs import OutputLine, Run, RunEvent
 from .jobs import Executor
-from .policy import check_reveal, check_service_scope, check_users_in_scope, scoped_caller, service_visible
+from .policy import (check_reveal, check_service_scope, check_users_in_scope, refuse_attaching, scoped_caller,
+                     service_visible)
 from .scheduler import Limits, Scheduler
 from .secrets import CHECK_KEY, Secret, SecretBox, check_value
 from .services import SecretRef, Service, new_service_id
@@ -144,8 +145,21 @@ class Engine:
                     await self._load_visible(kind, name)
                 except NotFound:
                     raise NotFound(f"{resource.KIND} {resource.name}: {kind} {name!r} does not exist") from None
+            elif scoped and (kind, name) not in kept and kind == "registry" and await self._exists(kind, name):
+                await self._check_registry_credentials(resource, name)
             elif not await self._exists(kind, name):
                 raise NotFound(f"{resource.KIND} {resource.name}: {kind} {name!r} does not exist")
+
+    async def _check_registry_credentials(self, resource: Resource, name: str) -> None:
+        """A registry's credentials reach every run that installs from it (pip, ansible-galaxy): a scoped caller
+        attaches one only when its credential secrets are within their scope."""
+        registry, _ = await self._load("registry", name)
+        for kind, secret in registry.references():  # type: ignore[attr-defined]
+            try:
+                await self._load_visible(kind, secret)
+            except NotFound:
+                refuse_attaching(resource.KIND, resource.name, f"registry {name}",
+                                 "its credentials are a secret outside the scope")
 
     async def _users_of(self, kind: str, name: str) -> list[str]:
         users = []

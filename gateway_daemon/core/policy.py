@@ -20,8 +20,9 @@ scope's tags, and sees only the runs of such services: to them anything else
 does not exist (NOT_FOUND), an untagged repository or secret included.  What
 they create or edit must keep one of the scope's tags, and what they attach
 (a service's repository and secrets, a repository's or a registry's
-credential secrets, a secret given to a run) must be theirs to see
-(PERMISSION_DENIED, NOT_FOUND).  A repository, secret, registry or decorator
+credential secrets, a secret given to a run) must be theirs to see (else
+NOT_FOUND), and a registry a service of theirs installs from must hold
+credentials they see (else PERMISSION_DENIED).  A repository, secret, registry or decorator
 that a service outside their scope uses is changed or deleted only by a user
 whose scope covers every service that uses it, or by an unscoped user
 (`check_users_in_scope`).  Decorators and registries carry no tags: every
@@ -213,6 +214,14 @@ def check_users_in_scope(kind: str, name: str, outside: int, doing: str = "chang
         raise PermissionDenied(f"{grant.user} may not {doing} {kind} {name}: it is used by {services} outside "
                                f"{scope_text(grant.scope)}; only a user whose scope covers every service that uses "
                                "it, or an unscoped user, may")
+
+
+def refuse_attaching(kind: str, name: str, what: str, why: str) -> None:
+    """A scoped caller may not attach `what` to `kind` `name`: raised, saying why."""
+    grant = scoped_caller()
+    if grant is not None:
+        raise PermissionDenied(f"{grant.user} may not give {kind} {name} {what}: {why} "
+                               f"({scope_text(grant.scope)})")
 
 
 def check_reveal(what: str) -> None:
