@@ -3,12 +3,13 @@ site-b's secrets and runs every way she could think of.
 
 - repoint a repository that a site-b service uses to her own code (refused: only someone whose scope covers every
   service that uses it may change it);
-- attach site-b's secret to her own service, to a repository of hers, or to a run (refused: not found to her);
+- attach site-b's secret to her own service, to a repository of hers, or to a run (refused: not found to her), or
+  through a registry that holds it (refused);
 - recreate the name of a deleted site-b service and read its old runs (runs belong to the service they ran for,
   by its id, not to a name);
 - watch site-b names appear through Watch (filtered by scope);
-- a repository's credentials are bound to its URL's scheme, host and port: moving it to another host drops them,
-  and the new host never gets the password;
+- a repository's (and a registry's) credentials are bound to its URL's scheme, host and port: moving it to another
+  host drops them, and the new host never gets the password;
 - --state-out (the whole OpenTofu state, secrets and all) needs the right to reveal secrets.
 """
 
