@@ -195,11 +195,13 @@ class SessionGateway(Gateway):
     def watch(self, kind: str) -> AsyncIterator[tuple[str, str]]:
         return self._stream(lambda g: g.watch(kind))
 
-    async def create_secret(self, name: str, value: str, description: str = "") -> "Secret":
-        return await self._call(lambda g: g.create_secret(name, value, description))
+    async def create_secret(self, name: str, value: str, description: str = "",
+                            tags: list[str] | tuple[str, ...] = ()) -> "Secret":
+        return await self._call(lambda g: g.create_secret(name, value, description, tags))
 
-    async def update_secret(self, name: str, value: str | None = None, description: str | None = None) -> "Secret":
-        return await self._call(lambda g: g.update_secret(name, value, description))
+    async def update_secret(self, name: str, value: str | None = None, description: str | None = None,
+                            tags: list[str] | tuple[str, ...] | None = None) -> "Secret":
+        return await self._call(lambda g: g.update_secret(name, value, description, tags))
 
     async def reveal_secret(self, name: str) -> str:
         return await self._call(lambda g: g.reveal_secret(name))

@@ -21,8 +21,8 @@ FIELDS = {
                 "runtime_args", "requirements_file", "tags", "runner_tags", "arg_format", "timeout", "description",
                 "created_at", "updated_at", "playbooks", "inventories", "extra_vars", "extra_vars_files", "config_file",
                 "pypi_registry", "galaxy_registry", "executable", "tofu_action", "tofu_vars", "tofu_var_files",
-                "tofu_backend_config"},
-    "secret": {"kind", "name", "description", "created_at", "updated_at"},
+                "tofu_backend_config", "id"},  # issue 17: a service's id (its runs record it)
+    "secret": {"kind", "name", "description", "tags", "created_at", "updated_at"},  # issue 17: secrets take tags
 }
 PLURAL = {"repository": "repositories", "decorator": "decorators", "service": "services", "secret": "secrets"}
 

@@ -236,11 +236,16 @@ def test_an_editor_scoped_to_a_tag_keeps_its_services_in_it(admin, world, daemon
     untagged = edna("create", "service", "python-script", "loose", "--repository", "apps")
     assert one_error_line(untagged, 1) == ("gateway: edna may only have services tagged tag=site-a: give service "
                                            "loose one of those tags")
+    # issue 17: an untagged repository is outside every scope, so she may not attach it; tagged for her site, she may
+    untagged_repository = edna("create", "service", "python-script", "mine", "--repository", "apps", "--tag", "site-a")
+    assert one_error_line(untagged_repository, 1) == "gateway: service mine: repository 'apps' does not exist"
+    admin.ok("edit", "repository", "apps", "--tag", "site-a", "--tag", "site-b")
     edna.ok("create", "service", "python-script", "mine", "--repository", "apps", "--tag", "site-a")
     moved = edna("edit", "service", "mine", "--tag", "site-b")
     assert "may only have services tagged tag=site-a" in one_error_line(moved, 1)
     assert one_error_line(edna("delete", "service", "other"), 1) == "gateway: service 'other' not found"
     edna.ok("delete", "service", "mine")
+    admin.ok("edit", "repository", "apps", "--clear", "tag")
     admin.ok("delete", "user", "edna")
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import getpass
+import logging
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 from ..store import Entry, KeyExists, RevisionMismatch, Store, StoreUnavailable
@@ -15,16 +16,17 @@ from .registries import BUILT_IN as BUILT_IN_REGISTRIES, Registry, built_in as b
 from .errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, OutOfScope, Unavailable
 from .features import check_enabled
 from .integrity import RecordMacs, Untrusted
-from .repositories import Repository
+from .repositories import Repository, drop_moved_credentials
 from .resources import Resource, check_name, now
 from .runners import RUNNERS_PREFIX, RunnerInfo
 from .runs import OutputLine, Run, RunEvent
 from .jobs import Executor
-from .policy import check_service_scope, current_grant, service_visible
+from .policy import (check_reveal, check_service_scope, check_users_in_scope, current_grant, refuse_attaching,
+                     scoped_caller, service_visible)
 from .retention import Retention, before_time
 from .scheduler import Limits, Scheduler
 from .secrets import CHECK_KEY, Secret, SecretBox, check_value
-from .services import SecretRef, Service
+from .services import SecretRef, Service, new_service_id
 from .tofu_state import ServiceStates, StateSummary
 
 if TYPE_CHECKING:
@@ -32,10 +34,13 @@ if TYPE_CHECKING:
     from .audit import AuditEvent, AuditTrail
     from .transfer import ImportReport
 
+log = logging.getLogger("gateway.engine")
 KINDS: dict[str, type[Resource]] = {cls.KIND: cls for cls in (Repository, Decorator, Service, Secret, Registry,
                                                                 ExecutableObject)}
 # Fields a caller may not set through update(): identity, bookkeeping, the sealed value.
-_FIXED_FIELDS = {"name", "created_at", "updated_at", "sealed"}
+_FIXED_FIELDS = {"name", "id", "created_at", "updated_at", "sealed"}
+# The kinds that carry tags a scope limits (core.policy); the others every user sees.
+SCOPED_KINDS = (Service, Repository, Secret)
 _UPDATE_RETRIES = 8
 NO_USERS = "user management needs a server: in local mode there are no users (set mode = client and log in)"
 
@@ -136,10 +141,31 @@ class Engine:
         with store_errors():
             return await self.store.get(self._key(cls, name)) is not None
 
-    async def _check_references(self, resource: Resource) -> None:
+    async def _check_references(self, resource: Resource, kept: frozenset[tuple[str, str]] = frozenset()) -> None:
+        """What `resource` names exists; for a scoped caller, what it newly names (not in `kept`, the references it
+        had) is within their scope too: attaching another scope's secret or repository is as if it did not exist."""
+        scoped = scoped_caller() is not None
         for kind, name in resource.references():  # type: ignore[attr-defined]
-            if not await self._exists(kind, name):
+            if scoped and (kind, name) not in kept and kind in ("repository", "secret"):
+                try:
+                    await self._load_visible(kind, name)
+                except NotFound:
+                    raise NotFound(f"{resource.KIND} {resource.name}: {kind} {name!r} does not exist") from None
+            elif scoped and (kind, name) not in kept and kind == "registry" and await self._exists(kind, name):
+                await self._check_registry_credentials(resource, name)
+            elif not await self._exists(kind, name):
                 raise NotFound(f"{resource.KIND} {resource.name}: {kind} {name!r} does not exist")
+
+    async def _check_registry_credentials(self, resource: Resource, name: str) -> None:
+        """A registry's credentials reach every run that installs from it (pip, ansible-galaxy): a scoped caller
+        attaches one only when its credential secrets are within their scope."""
+        registry, _ = await self._load("registry", name)
+        for kind, secret in registry.references():  # type: ignore[attr-defined]
+            try:
+                await self._load_visible(kind, secret)
+            except NotFound:
+                refuse_attaching(resource.KIND, resource.name, f"registry {name}",
+                                 "its credentials are a secret outside the scope")
 
     async def _users_of(self, kind: str, name: str) -> list[str]:
         users = []
@@ -189,7 +215,7 @@ class Engine:
             updated.updated_at = now()
             self.check_enabled(updated)
             await asyncio.to_thread(updated.validate)
-            await self._check_references(updated)
+            await self._check_references(updated, frozenset(current.references()))  # type: ignore[attr-defined]
             await self._check_default(updated)
             try:
                 with store_errors():
@@ -203,9 +229,11 @@ class Engine:
     async def create(self, resource: Resource) -> Resource:
         if isinstance(resource, Secret):
             raise InvalidArgument("secrets are created with create_secret (they need a value)")
-        if isinstance(resource, Service):
-            check_service_scope(resource.name, resource.tags)
+        if isinstance(resource, SCOPED_KINDS):
+            check_service_scope(resource.name, resource.tags, resource.KIND)  # type: ignore[attr-defined]
         resource = dataclasses.replace(resource, created_at=now(), updated_at=now())
+        if isinstance(resource, Service):
+            resource.id = new_service_id()  # never the caller's: a new service is another one
         return await self._insert(resource)
 
     async def get(self, kind: str, name: str) -> Resource:
@@ -229,30 +257,61 @@ class Engine:
             raise FailedPrecondition(f"registry {name} is built in and cannot be {doing}; create a registry named "
                                      f"{name} to replace it, or another one with --default")
 
-    # ---- roles (issue 14): a caller scoped to service tags sees only those services and their runs (core.policy)
+    # ---- roles (issue 14): a caller scoped to tags sees only the services, repositories and secrets with one of
+    # them, and the runs of those services (core.policy)
     @staticmethod
     def _visible(resource: Resource) -> bool:
-        return not isinstance(resource, Service) or service_visible(resource.tags)
+        return not isinstance(resource, SCOPED_KINDS) or service_visible(resource.tags)  # type: ignore[attr-defined]
 
     async def _load_visible(self, kind: str, name: str) -> tuple[Resource, int]:
-        """As _load; a service outside the caller's scope is not found."""
+        """As _load; a service, repository or secret outside the caller's scope is not found."""
         resource, revision = await self._load(kind, name)
         if not self._visible(resource):
             raise OutOfScope(f"{kind} {name!r} not found", f"{kind}/{name}")
         return resource, revision
 
     async def _visible_services(self) -> set[str] | None:
-        """The names of the services the caller may see; None: every one (no scope)."""
-        grant = current_grant()
-        if grant is None or not grant.scope or grant.role == "admin":
+        """The ids of the services the caller may see; None: every one (no scope).  A run belongs to the service
+        it ran for, by its id: a service made again under a deleted one's name does not have the old runs, and a
+        run recorded without an id (before services had them) is for unscoped users only."""
+        if scoped_caller() is None:
             return None
-        return {r.name for r in await self._load_all("service") if self._visible(r)}
+        return {r.id for r in await self._load_all("service") if self._visible(r) and r.id}  # type: ignore[attr-defined]
 
     async def _check_run_visible(self, run: Run) -> Run:
         visible = await self._visible_services()
-        if visible is not None and run.service not in visible:
+        if visible is not None and run.service_id not in visible:
             raise OutOfScope(f"run {run.id!r} not found", f"run/{run.id}")
         return run
+
+    async def _outside_users(self, kind: str, name: str) -> int:
+        """How many services outside the caller's scope use this resource, directly or through a repository or a
+        registry that names it (0 for an unscoped caller)."""
+        if scoped_caller() is None or kind == "service":
+            return 0
+        services = await self._load_all("service")
+        names = {(kind, name)}
+        if kind == "secret":  # through the repositories and registries that hold it as their credential
+            for through in ("repository", "registry"):
+                names |= {(through, r.name) for r in await self._load_all(through)
+                          if (kind, name) in r.references()}  # type: ignore[attr-defined]
+        return sum(1 for s in services if not self._visible(s) and names & set(s.references()))
+
+    async def service_with_id(self, name: str) -> Service:
+        """The service, with the id it keeps from now on (given here to one stored before services had ids)."""
+        for _ in range(_UPDATE_RETRIES):
+            service, revision = await self._load("service", name)
+            assert isinstance(service, Service)
+            if service.id:
+                return service
+            service = dataclasses.replace(service, id=new_service_id())
+            try:
+                with store_errors():
+                    await self.store.update(self._key(Service, name), service.encode(), revision)
+            except RevisionMismatch:
+                continue
+            return service
+        raise Conflict(f"service {name!r} kept changing while it was being read; try again")
     # ---- end roles
 
     async def update(self, kind: str, name: str, changes: dict[str, Any]) -> Resource:
@@ -265,19 +324,32 @@ class Engine:
         if "secrets" in changes:
             changes = dict(changes, secrets=[r if isinstance(r, SecretRef) else SecretRef(**r) for r in changes["secrets"]])
 
+        dropped: list[str] = []
+
         def apply(resource: Resource) -> None:
+            old_url = getattr(resource, "url", "")
             for field, value in changes.items():
                 setattr(resource, field, value)
-            if isinstance(resource, Service):
-                check_service_scope(name, resource.tags)
+            if isinstance(resource, SCOPED_KINDS):
+                check_service_scope(name, resource.tags, kind)  # type: ignore[attr-defined]
+            if isinstance(resource, Service) and not resource.id:
+                resource.id = new_service_id()
+            if isinstance(resource, (Repository, Registry)) and "url" in changes:
+                dropped[:] = drop_moved_credentials(resource, old_url, set(changes))
 
         await self._load_visible(kind, name)
-        return await self._modify(kind, name, apply)
+        check_users_in_scope(kind, name, await self._outside_users(kind, name))
+        updated = await self._modify(kind, name, apply)
+        if dropped:
+            log.info("%s %s moved to %s: its credentials (%s) are no longer used until they are set again",
+                     kind, name, getattr(updated, "url", ""), ", ".join(dropped))
+        return updated
 
     async def delete(self, kind: str, name: str) -> None:
         cls = resource_class(kind)
         await self._refuse_built_in(kind, name, "deleted")
         await self._load_visible(kind, name)
+        check_users_in_scope(kind, name, await self._outside_users(kind, name), "delete")
         users = await self._users_of(kind, name)
         if users:
             raise FailedPrecondition(f"{kind} {name!r} is in use by {', '.join(users)}; change or delete those first")
@@ -287,10 +359,14 @@ class Engine:
                 await self.states.delete(name)  # its state goes with it (db export keeps a copy)
 
     # ------------------------------------------------------------ secrets
-    async def create_secret(self, name: str, value: str, description: str = "") -> Secret:
+    async def create_secret(self, name: str, value: str, description: str = "",
+                            tags: list[str] | tuple[str, ...] = ()) -> Secret:
         check_name("secret", name)
+        secret = Secret(name=name, description=description, tags=list(tags))
+        secret.validate()
+        check_service_scope(name, secret.tags, "secret")
         check_value(name, value)
-        secret = Secret(name=name, description=description, sealed=await self._seal(name, value))
+        secret.sealed = await self._seal(name, value)
         return await self._insert(secret)  # type: ignore[return-value]
 
     async def _seal(self, name: str, value: str) -> dict[str, Any]:
@@ -304,7 +380,10 @@ class Engine:
             await self.secret_box.ready()  # never sealed with a key that is not the store's
         return self.secret_box.seal(name, value)
 
-    async def update_secret(self, name: str, value: str | None = None, description: str | None = None) -> Secret:
+    async def update_secret(self, name: str, value: str | None = None, description: str | None = None,
+                            tags: list[str] | tuple[str, ...] | None = None) -> Secret:
+        await self._load_visible("secret", name)
+        check_users_in_scope("secret", name, await self._outside_users("secret", name))
         if value is not None:
             check_value(name, value)
             sealed = await self._seal(name, value)
@@ -315,6 +394,9 @@ class Engine:
                 secret.sealed = sealed
             if description is not None:
                 secret.description = description
+            if tags is not None:
+                secret.tags = list(tags)
+            check_service_scope(name, secret.tags, "secret")
 
         return await self._modify("secret", name, apply)  # type: ignore[return-value]
 
@@ -345,7 +427,10 @@ class Engine:
         """Start a run and follow it: a status event first (queued, with the run id), output as it comes,
         and a final status event. Leaving the iteration early does not stop the run.  opentofu-plan:
         `action` (plan, apply, destroy; empty: the service's), `state` to start from instead of the stored
-        one, `state_out`: the final event carries the state the run ended with."""
+        one, `state_out`: the final event carries the state the run ended with (the whole state, secret values
+        and all: it needs the right to reveal them)."""
+        if state_out:
+            check_reveal("--state-out (the OpenTofu state, its secrets too)")
         await self._load_visible("service", name)
         with store_errors():
             run, queue = await self.scheduler.start(name, inputs or {}, secrets or [], timeout, started_by, options,
@@ -361,7 +446,7 @@ class Engine:
 
     async def service_state(self, name: str) -> StateSummary | None:
         """The summary of an opentofu-plan service's stored state (None: it has none)."""
-        await self._load("service", name)
+        await self._load_visible("service", name)
         with store_errors():
             return await self.states.summary(name)
 
@@ -380,7 +465,7 @@ class Engine:
             visible = await self._visible_services()
             if visible is None:
                 return await self.scheduler.list(service, status, limit, runner)
-            runs = [r for r in await self.scheduler.list(service, status, 0, runner) if r.service in visible]
+            runs = [r for r in await self.scheduler.list(service, status, 0, runner) if r.service_id in visible]
             return runs[:limit] if limit else runs
 
     async def run_output(self, run_id: str) -> list[OutputLine]:
@@ -433,11 +518,35 @@ class Engine:
 
     # ------------------------------------------------------------ watching
     async def watch(self, kind: str) -> AsyncIterator[tuple[str, str]]:
-        """(event, name) for every change of `kind` from now on."""
+        """(event, name) for every change of `kind` from now on.  A scoped caller hears only of what is in their
+        scope: a put of what they may see, and a delete of what they saw (a resource whose tags leave their scope
+        is a delete to them)."""
         cls = resource_class(kind)
         prefix = f"{cls.PLURAL}/"
-        async for event in self.store.watch(prefix):
-            yield event.kind, event.key[len(prefix):]
+        if scoped_caller() is None or cls not in SCOPED_KINDS:
+            async for event in self.store.watch(prefix):
+                yield event.kind, event.key[len(prefix):]
+            return
+        watch = self.store.watch(prefix)
+        try:
+            seen = {r.name for r in await self._load_all(kind) if self._visible(r)}
+            async for event in watch:
+                name = event.key[len(prefix):]
+                if event.kind == "put":
+                    try:
+                        visible = self._visible(cls.decode(event.value or b""))
+                    except (ValueError, TypeError):
+                        visible = False
+                    if visible:
+                        seen.add(name)
+                        yield "put", name
+                        continue
+                if name in seen:
+                    seen.discard(name)
+                    yield "delete", name
+        finally:
+            with contextlib.suppress(Exception):
+                await watch.aclose()  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------ who is calling; users and logins live on a server
     async def whoami(self) -> "Identity":

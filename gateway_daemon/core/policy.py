@@ -1,8 +1,8 @@
-"""Who may do what: roles, the actions they allow, and the tag scope of services.
+"""Who may do what: roles, the actions they allow, and the tag scope of services, repositories and secrets.
 
 One table decides every call.  The gRPC interceptor (rpc/interceptor.py) maps
 each method to an `Action` (rpc/policy.py) and asks `check()` here; the
-engine asks `service_visible()` / `check_service_scope()` where what a caller
+engine asks `service_visible()` / `check_service_scope()` / `check_users_in_scope()` where what a caller
 sees or changes depends on a service's tags; the TUI asks `allows()` to grey
 or hide what the user may not do (the server refuses anyway).
 
@@ -13,12 +13,20 @@ Built-in roles:
 * operator - run services (and cancel runs); read everything but secret values;
 * viewer   - read; no runs.
 
-A role other than admin may be limited to services with a tag (``scope
-tag=site-a``; several scopes: any of them).  A scoped user sees, runs, edits
-and deletes only services that carry one of the scope's tags, and sees only
-their runs: to them any other service does not exist (NOT_FOUND), and a
-service they create or edit must keep one of the scope's tags
-(PERMISSION_DENIED).  Repositories, decorators and secrets have no scope.
+A role other than admin may be limited to tags (``scope tag=site-a``; several
+scopes: any of them).  Services, repositories and secrets carry tags, and a
+scoped user sees, runs, edits and deletes only those that carry one of the
+scope's tags, and sees only the runs of such services: to them anything else
+does not exist (NOT_FOUND), an untagged repository or secret included.  What
+they create or edit must keep one of the scope's tags, and what they attach
+(a service's repository and secrets, a repository's or a registry's
+credential secrets, a secret given to a run) must be theirs to see (else
+NOT_FOUND), and a registry a service of theirs installs from must hold
+credentials they see (else PERMISSION_DENIED).  A repository, secret, registry or decorator
+that a service outside their scope uses is changed or deleted only by a user
+whose scope covers every service that uses it, or by an unscoped user
+(`check_users_in_scope`).  Decorators and registries carry no tags: every
+user sees them.
 
 Users stored before roles existed have no role: they are admins, as every
 user of IAG 5 is a superuser.
@@ -110,7 +118,7 @@ class Grant:
         return allows(self.role, action)
 
     def sees(self, tags: Iterable[str]) -> bool:
-        """Whether a service with these tags is within the scope."""
+        """Whether a service, repository or secret with these tags is within the scope."""
         return self.role == ADMIN or not self.scope or bool(set(self.scope) & set(tags))
 
 
@@ -176,14 +184,57 @@ def acting_as(grant: Grant | None) -> Iterator[None]:
 
 
 def service_visible(tags: Iterable[str]) -> bool:
-    """Whether the caller may see (and, role allowing, run or change) a service with these tags."""
+    """Whether the caller may see (and, role allowing, run or change) a service, repository or secret with
+    these tags."""
     grant = _grant.get()
     return grant is None or grant.sees(tags)
 
 
-def check_service_scope(name: str, tags: Iterable[str]) -> None:
-    """A service a scoped caller creates or edits must keep one of the scope's tags."""
+def scoped_caller() -> Grant | None:
+    """The caller's grant when a scope limits what they see; None when nothing does."""
+    grant = _grant.get()
+    return grant if grant is not None and grant.scope and grant.role != ADMIN else None
+
+
+_PLURALS = {"service": "services", "repository": "repositories", "secret": "secrets"}
+
+
+def check_service_scope(name: str, tags: Iterable[str], kind: str = "service") -> None:
+    """A service, repository or secret a scoped caller creates or edits must keep one of the scope's tags."""
     grant = _grant.get()
     if grant is not None and not grant.sees(tags):
-        raise PermissionDenied(f"{grant.user} may only have services tagged {scope_text(grant.scope)}: "
-                               f"give service {name} one of those tags")
+        raise PermissionDenied(f"{grant.user} may only have {_PLURALS.get(kind, kind)} tagged "
+                               f"{scope_text(grant.scope)}: give {kind} {name} one of those tags")
+
+
+def check_users_in_scope(kind: str, name: str, outside: int, doing: str = "change") -> None:
+    """A resource that `outside` services beyond the caller's scope use (directly, or through a repository or a
+    registry) is changed or deleted only by someone whose scope covers them all: those services are not named."""
+    grant = scoped_caller()
+    if grant is not None and outside:
+        services = "a service" if outside == 1 else f"{outside} services"
+        raise PermissionDenied(f"{grant.user} may not {doing} {kind} {name}: it is used by {services} outside "
+                               f"{scope_text(grant.scope)}; only a user whose scope covers every service that uses "
+                               "it, or an unscoped user, may")
+
+
+def refuse_attaching(kind: str, name: str, what: str, why: str) -> None:
+    """A scoped caller may not attach `what` to `kind` `name`: raised, saying why."""
+    grant = scoped_caller()
+    if grant is not None:
+        raise PermissionDenied(f"{grant.user} may not give {kind} {name} {what}: {why} "
+                               f"({scope_text(grant.scope)})")
+
+
+def check_reveal(what: str) -> None:
+    """`what` (a part of a call its own line in the table does not cover: an OpenTofu state, say) shows secret
+    values: the caller's role must allow revealing them."""
+    action = Action.REVEAL
+    grant = _grant.get()
+    if grant is not None and not grant.allows(action):
+        allowed = roles_allowing(action)
+        names = [_article(r) for r in allowed]
+        needs = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+        who = (f"{grant.user} is not an admin" if grant.role != ADMIN and allowed == [ADMIN]
+               else f"{grant.user} is {_article(grant.role)}")
+        raise PermissionDenied(f"{who}: {what} needs the right to reveal secret values ({needs})")

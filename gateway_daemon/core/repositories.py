@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
+from urllib.parse import urlsplit
 
+from .errors import InvalidArgument
 from .resources import Resource, check_name, check_tags, check_text, field_error, now
 
 # Git transports that run a command given in the URL. Never allowed.
@@ -47,6 +50,47 @@ def url_kind(url: str) -> str:
         f"repository url {url!r} is not an https, ssh or local URL: use https://…, ssh://… (or user@host:path), "
         "file:///path/to/repo or an absolute local path /path/to/repo"
     )
+
+
+CREDENTIAL_FIELDS = ("private_key_name", "password_name", "token_name")  # secrets a repository's host is sent
+_DEFAULT_PORTS = {"https": 443, "http": 80, "ssh": 22}
+
+
+def credential_origin(url: str) -> tuple[str, str, int]:
+    """Where a repository's credentials go: (scheme, host, port), as git's credential helpers match them.  A
+    local path has no host; a URL that cannot be read is an origin of its own (it matches none)."""
+    try:
+        kind = url_kind(url)
+    except InvalidArgument:
+        return ("invalid", url, 0)
+    if kind == "local":
+        return ("local", "", 0)
+    lower = url.lower()
+    if "://" not in url:  # user@host:path
+        host = url.split("@", 1)[1].split(":", 1)[0]
+        return ("ssh", host.strip("[]").lower(), 22)
+    if lower.startswith("git+ssh://"):
+        url = url[4:]
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        return (scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0))
+    except ValueError:  # a port that is not a number
+        return ("invalid", url, 0)
+
+
+def drop_moved_credentials(resource: Any, old_url: str, kept: set[str]) -> list[str]:
+    """A repository (or a registry) moved to another scheme, host or port keeps no credential that was not given
+    again with the move (`kept`: the fields the change sets): its secrets are never sent to the new host until
+    someone sets them again.  Returns the secret names dropped."""
+    if credential_origin(old_url) == credential_origin(resource.url):
+        return []
+    dropped = []
+    for field in CREDENTIAL_FIELDS:
+        if field not in kept and getattr(resource, field, ""):
+            dropped.append(getattr(resource, field))
+            setattr(resource, field, "")
+    return dropped
 
 
 def check_reference(reference: str) -> None:

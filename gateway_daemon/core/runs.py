@@ -53,6 +53,9 @@ class Run:
     owner: str = ""  # the gateway process that keeps this record (core.owners)
     output_bytes: int = 0  # what its stored output takes (core.retention's output budget counts it)
     output_pruned: str = ""  # why its stored output is gone, when it is (core.retention); the record stays
+    # The id of the service it ran for (Service.id): a run belongs to that service, not to its name, which a later
+    # service may take.  Empty: recorded before services had ids (such a run is shown to unscoped users only).
+    service_id: str = ""
 
     @property
     def duration(self) -> float | None:

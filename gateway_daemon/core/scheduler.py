@@ -31,7 +31,7 @@ from .jobs import Executor, Job, JobResult
 from .outputs import STORE_RETRY_SECONDS, OutputSink, output_prefix
 from .runs import (CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, Masker, OutputLine, Run, RunEvent, check_run_id,
                    check_run_timeout, new_run_id, prepare_inputs, secret_fields)
-from .services import SecretRef, Service
+from .services import SecretRef
 from .registries import access_for as registry_access
 from .playbook_variables import check_playbook_inputs
 from .run_options import check_run_options
@@ -214,8 +214,7 @@ class Scheduler:
         """Load the service and what it needs, check the inputs, open the secrets: the job, and the
         decorator's schema (None without one).  `action`, `state`: an opentofu-plan run's action and the state
         it starts from instead of the stored one (core.tofu_state)."""
-        service, _ = await self.engine._load("service", name)
-        assert isinstance(service, Service)
+        service = await self.engine.service_with_id(name)
         check_enabled(service.type, self.disabled_types)
         schema = None
         if service.decorator:
@@ -228,6 +227,8 @@ class Scheduler:
         check_run_timeout(timeout)
         run_options = check_run_options(service, options)
         refs = {ref.target: ref for ref in service.secrets}
+        for ref in run_secrets:  # a secret given to a run is one its caller may see (core.policy)
+            await self.engine._load_visible("secret", ref.name)
         refs.update({ref.target: ref for ref in run_secrets})
         env = {}
         for ref in refs.values():
@@ -267,7 +268,7 @@ class Scheduler:
         masker = Masker(job.secret_values())
         service = job.service
         run = Run(
-            id=job.run_id, service=service.name, service_type=service.type,
+            id=job.run_id, service=service.name, service_id=service.id, service_type=service.type,
             inputs=masker.inputs(job.inputs, secret_fields(schema)),
             started_by=started_by or _who(), status=QUEUED, owner=self.owner,
         )

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from .errors import FailedPrecondition
-from .resources import Resource, check_text, field_error, now
+from .resources import Resource, check_tags, check_text, field_error, now
 
 KDF = "pbkdf2-sha256"
 ITERATIONS = 310_000
@@ -36,6 +36,7 @@ class Secret(Resource):
     PLURAL = "secrets"
 
     description: str = ""
+    tags: list[str] = dataclasses.field(default_factory=list)  # a user scoped to tags sees it when one matches
     created_at: str = dataclasses.field(default_factory=now)
     updated_at: str = dataclasses.field(default_factory=now)
     # The sealed value: {"kdf", "iterations", "salt", "nonce", "ciphertext"}, base64 fields.
@@ -44,6 +45,7 @@ class Secret(Resource):
     def validate(self) -> None:
         super().validate()
         check_text("secret", "description", self.description)
+        check_tags("secret", self.tags)
 
     def public(self) -> dict[str, Any]:
         """What may be shown: everything but the sealed value."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import string
+import uuid
 from typing import Any
 
 from .errors import InvalidArgument
@@ -65,6 +66,11 @@ class SecretRef:
 
 
 MAX_TIMEOUT = 7 * 86400  # seconds
+
+
+def new_service_id() -> str:
+    """A service's id: random, never reused."""
+    return uuid.uuid4().hex
 
 
 def valid_timeout(timeout: Any) -> bool:
@@ -164,6 +170,10 @@ class Service(Resource):
     description: str = ""
     created_at: str = dataclasses.field(default_factory=now)
     updated_at: str = dataclasses.field(default_factory=now)
+    # Given when the service is made (new_service_id), never changed: its runs record it, so a service made again
+    # under a deleted one's name is another service.  Empty: stored before services had ids (given at its next
+    # edit or run).
+    id: str = ""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Service":
@@ -213,6 +223,8 @@ class Service(Resource):
             if value:
                 check_name("service", value, field.replace("_", "-"))
         check_text("service", "description", self.description)
+        if not isinstance(self.id, str) or len(self.id) > 64 or not all(c in string.hexdigits for c in self.id):
+            raise field_error("id", f"service {self.name}: id {self.id!r} is not one the gateway gives (hex digits)")
         self._validate_tofu()
 
     def _validate_tofu(self) -> None:

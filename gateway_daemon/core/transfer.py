@@ -32,7 +32,7 @@ from .registries import Registry
 from .repositories import Repository
 from .resources import Resource, now
 from .secrets import Secret
-from .services import Service
+from .services import Service, new_service_id
 from . import tofu_state
 
 if TYPE_CHECKING:
@@ -268,10 +268,15 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
                 action = "create"
                 new.created_at = new.created_at or stamp
                 new.updated_at = new.updated_at or stamp
+                if isinstance(new, Service) and not new.id:  # from an IAG 5 export, or one before services had ids
+                    new.id = new_service_id()
             else:
                 old, entry = old_pair
+                if isinstance(new, Service) and isinstance(old, Service):  # the same service, changed: its runs stay
+                    new.id = old.id or new.id or new_service_id()
                 if isinstance(new, Secret) and isinstance(old, Secret):
-                    same = _same_secret(engine, old, new) and old.description == new.description
+                    same = (_same_secret(engine, old, new) and old.description == new.description
+                            and old.tags == new.tags)
                 else:
                     same = _comparable(old) == _comparable(new)
                 action = "unchanged" if same else "update"

@@ -320,7 +320,7 @@ class RemoteGateway:
     async def update(self, kind: str, name: str, changes: dict[str, Any]) -> Resource:
         """Sends the name, the changed fields and a mask naming them; the server changes only those."""
         if kind == "secret":
-            return await self.update_secret(name, description=changes.get("description"))
+            return await self.update_secret(name, description=changes.get("description"), tags=changes.get("tags"))
         kind = _kind(kind)
         message, paths = convert.changes_message(kind, name, changes)
         request = UPDATE_REQUESTS[kind](**{kind.replace("-", "_"): message}, update_mask=field_mask_pb2.FieldMask(paths=paths))
@@ -335,13 +335,15 @@ class RemoteGateway:
             yield change.action, change.name
 
     # ------------------------------------------------------------ secrets
-    async def create_secret(self, name: str, value: str, description: str = "") -> Secret:
+    async def create_secret(self, name: str, value: str, description: str = "",
+                            tags: list[str] | tuple[str, ...] = ()) -> Secret:
         reply = await self._call(lambda s: s.secrets.CreateSecret, secrets_pb2.CreateSecretRequest(
-            name=name, value=value, description=description))
+            name=name, value=value, description=description, tags=list(tags)))
         return convert.resource_from_message("secret", reply)
 
-    async def update_secret(self, name: str, value: str | None = None, description: str | None = None) -> Secret:
-        request = secrets_pb2.UpdateSecretRequest(name=name)
+    async def update_secret(self, name: str, value: str | None = None, description: str | None = None,
+                            tags: list[str] | tuple[str, ...] | None = None) -> Secret:
+        request = secrets_pb2.UpdateSecretRequest(name=name, tags=list(tags or ()), set_tags=tags is not None)
         if value is not None:
             request.value = value
         if description is not None:

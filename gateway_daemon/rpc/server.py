@@ -173,7 +173,7 @@ class ExecutableObjectServicer(_Servicer, executables_pb2_grpc.ExecutableObjectS
 
 class SecretServicer(_Servicer, secrets_pb2_grpc.SecretServiceServicer):
     async def CreateSecret(self, request, context):
-        secret = await self.engine.create_secret(request.name, request.value, request.description)
+        secret = await self.engine.create_secret(request.name, request.value, request.description, list(request.tags))
         return convert.resource_message(secret)
 
     async def GetSecret(self, request, context):
@@ -185,7 +185,8 @@ class SecretServicer(_Servicer, secrets_pb2_grpc.SecretServiceServicer):
     async def UpdateSecret(self, request, context):
         value = request.value if request.HasField("value") else None
         description = request.description if request.HasField("description") else None
-        return convert.resource_message(await self.engine.update_secret(request.name, value, description))
+        tags = list(request.tags) if request.set_tags else None
+        return convert.resource_message(await self.engine.update_secret(request.name, value, description, tags))
 
     async def DeleteSecret(self, request, context):
         await self.engine.delete("secret", request.name)

@@ -156,7 +156,8 @@ def _role_flags(parser: argparse.ArgumentParser) -> None:
                         help="admin (everything), editor (create, edit, delete; run), operator (run; read), "
                              "viewer (read)")
     parser.add_argument("--scope", action="append", metavar="tag=TAG",
-                        help="only services with this tag (editor, operator, viewer); repeatable: any of them")
+                        help="only services, repositories and secrets with this tag (editor, operator, viewer); "
+                             "repeatable: any of them")
 
 
 def _user_flags(parser: argparse.ArgumentParser) -> None:
@@ -181,6 +182,8 @@ def _secret_flags(parser: argparse.ArgumentParser, create: bool) -> None:
                         "@FILE reads it from FILE, as IAG 5 does")
     source.add_argument("--value-file", metavar="FILE", help="read the value from FILE (- for stdin)")
     parser.add_argument("--description")
+    parser.add_argument("--tag", action="append", metavar="TAG",
+                        help="repeatable; a user scoped to tags sees the secret when one of them matches")
     _encryption_flag(parser)
 
 
@@ -235,8 +238,8 @@ def build_parser() -> Parser:
                      help="repositories | decorators | services | secrets | runs | users | runners | audit | apikeys")
     get.add_argument("--type", metavar="TYPE", choices=SERVICE_TYPES, help="services: only of this type")
     get.add_argument("--tag", action="append", metavar="TAG",
-                     help="services, repositories: only those with this tag; repeatable (all must match). "
-                          "Decorators and secrets carry no tags here: with --tag none is listed")
+                     help="services, repositories, secrets: only those with this tag; repeatable (all must "
+                          "match). Decorators carry no tags: with --tag none is listed")
     get.add_argument("--service", metavar="NAME", help="runs: only of this service")
     get.add_argument("--status", metavar="STATUS", help="runs: only with this status")
     get.add_argument("--runner", metavar="ID", help="runs: only those this runner executed")
@@ -322,7 +325,7 @@ def build_parser() -> Parser:
         sub = _sub(edit_kinds, kind, f"change a {kind}", output=True, iagctl=f"iagctl edit {kind} NAME ...")
         sub.add_argument("name")
         _FLAGS[kind](sub, create=False)
-        if kind in ("repository", "service"):
+        if kind in ("repository", "service", "secret"):
             sub.add_argument("--clear", action="append", metavar="FIELD", default=[],
                              help="empty a field (for example tag, env, secret, decorator); repeatable")
 

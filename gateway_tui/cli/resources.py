@@ -110,6 +110,7 @@ _CLEARABLE = {
                 "config-file": "", "pypi-registry": "", "galaxy-registry": "", "executable": "", "action": "",
                 "var": {}, "var-file": [], "backend-config": []},
     "registry": {"username": "", "password-name": "", "token-name": "", "description": ""},
+    "secret": {"tag": [], "description": ""},
 }
 _FIELD_OF_FLAG = {"private-key-name": "private_key_name", "tag": "tags", "runner-tag": "runner_tags", "secret": "secrets",
                   "runtime-arg": "runtime_args", "requirements-file": "requirements_file", "arg-format": "arg_format",
@@ -181,6 +182,8 @@ def _changes(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     elif kind == "registry":
         for flag in ("url", "username", "password_name", "token_name", "insecure", "default"):
             take(flag)
+    elif kind == "secret":
+        take("tag", "tags")
     elif kind == "executable-object":
         take("exec_command")
         take("arg_format", convert=_arg_format)
@@ -234,6 +237,10 @@ def table(kind: str, resources: list[Resource]) -> Table:
         t = Table(["name", "exec command", "arg format", "description"])
         for r in resources:
             t.add(r.name, r.exec_command, r.arg_format, r.description)
+    elif kind == "secret":
+        t = Table(["name", "tags", "description", "updated"])
+        for r in resources:
+            t.add(r.name, r.tags, r.description, r.updated_at)
     else:
         t = Table(["name", "description", "updated"])
         for r in resources:
@@ -246,7 +253,7 @@ async def create(gateway: Gateway, args: argparse.Namespace) -> int:
     kind = args.kind
     if kind == "secret":
         value = _secret_value(args, required=True)
-        resource = await gateway.create_secret(args.name, value, args.description or "")
+        resource = await gateway.create_secret(args.name, value, args.description or "", args.tag or [])
         _note_short(args.name, value)
     else:
         fields = _changes(kind, args)
@@ -267,7 +274,7 @@ async def get(gateway: Gateway, args: argparse.Namespace) -> int:
     resources = await gateway.list(kind)
     if args.type:
         resources = [r for r in resources if r.type == args.type]
-    if args.tag:  # all given tags; decorators and secrets carry none
+    if args.tag:  # all given tags; decorators carry none
         wanted = set(args.tag)
         resources = [r for r in resources if wanted <= set(getattr(r, "tags", None) or [])]
     emit([view(r) for r in resources], args.output, table(kind, resources))
@@ -313,20 +320,40 @@ async def edit(gateway: Gateway, args: argparse.Namespace) -> int:
     kind = args.kind
     if kind == "secret":
         value = _secret_value(args, required=False)
-        if value is None and args.description is None:
-            raise UsageError("nothing to change: give --value, --value-file or --description")
-        resource = await gateway.update_secret(args.name, value=value, description=args.description)
+        changes = _changes(kind, args)  # --description, --tag, --clear
+        if value is None and not changes:
+            raise UsageError("nothing to change: give --value, --value-file, --description or --tag")
+        resource = await gateway.update_secret(args.name, value=value, description=changes.get("description"),
+                                               tags=changes.get("tags"))
         _note_short(args.name, value)
     else:
         changes = _changes(kind, args)
         if not changes:
             raise UsageError(f"nothing to change: give one of the flags of 'gateway edit {kind} --help'")
+        before = (await gateway.get(kind, args.name) if kind in ("repository", "registry") and "url" in changes
+                  else None)
         resource = await gateway.update(kind, args.name, changes)
+        if before is not None:
+            _note_dropped_credentials(before, resource, changes)
     if args.output == "table":
         print(f"{kind} {resource.name} updated")
     else:
         emit(view(resource), args.output)
     return 0
+
+
+def _note_dropped_credentials(before: Resource, after: Resource, changes: dict[str, Any]) -> None:
+    """A repository or registry moved to another host keeps no credentials (core.repositories): say which it no
+    longer uses."""
+    dropped = [(flag, getattr(before, field)) for flag, field in (("--private-key-name", "private_key_name"),
+                                                                  ("--password-name", "password_name"),
+                                                                  ("--token-name", "token_name"))
+               if getattr(before, field, "") and not getattr(after, field, "") and field not in changes]
+    if dropped:
+        names = ", ".join(f"{name} ({flag})" for flag, name in dropped)
+        print(f"note: {after.KIND} {after.name} moved to another host ({after.url}): its credentials {names} are no "
+              f"longer used and nothing is sent to the new host; set them again with "
+              f"{' / '.join(flag for flag, _ in dropped)} if they belong there", file=sys.stderr)
 
 
 async def delete(gateway: Gateway, args: argparse.Namespace) -> int:

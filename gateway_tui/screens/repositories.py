@@ -109,8 +109,18 @@ class RepositoryFormScreen(FormScreen):
 
     async def save(self, values: dict[str, Any]) -> str:
         if self.editing:
-            await self.gateway.update("repository", self.resource.name,
-                                      {k: v for k, v in values.items() if k != "name"})
+            # Only what changed: a credential left as it was is not given again, so a repository moved to
+            # another host drops it (core.repositories) and says so here.
+            before = self.resource
+            changes = {k: v for k, v in values.items() if k != "name" and v != getattr(before, k)}
+            if changes:
+                after = await self.gateway.update("repository", before.name, changes)
+                dropped = [getattr(before, f) for f in ("private_key_name", "password_name", "token_name")
+                           if getattr(before, f) and not getattr(after, f) and f not in changes]
+                if dropped:
+                    self.notify(f"Repository {before.name} moved to another host: its credentials "
+                                f"({', '.join(dropped)}) are no longer used; choose them again if they belong there",
+                                severity="warning", timeout=10)
             return self.resource.name
         return (await self.gateway.create(Repository(**values))).name
 

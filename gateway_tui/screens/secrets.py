@@ -17,7 +17,7 @@ from ..formatting import when
 from ..widgets.form import FormField
 from ..widgets.resource_table import Column, ResourceTable, TableRow
 from .details import DetailsScreen
-from .form import FormScreen
+from .form import FormScreen, split_words
 from .resource_list import ResourceListScreen, list_bindings
 
 REVEAL_SECONDS = 10
@@ -138,27 +138,32 @@ class SecretFormScreen(FormScreen):
                         "kept encrypted; empty keeps the current value" if self.editing
                         else "kept encrypted; shown only when revealed", required=not self.editing)
         yield FormField("description", "Description", Input(s.description, id="description", compact=True))
+        yield FormField("tags", "Tags", Input(" ".join(s.tags), id="tags", compact=True),
+                        "separated by spaces; a user scoped to tags sees the secret when one matches")
 
     def collect(self) -> dict[str, Any]:
         name = self.query_one("#name", Input).value.strip()
         value = self.query_one("#value", Input).value
         description = self.query_one("#description", Input).value
+        tags = split_words(self.query_one("#tags", Input).value)
         if not name:
             self.fail("name", "a name is required")
         if not value and not self.editing:
             self.fail("value", "a value is required")
         if not self.errors:
             try:
-                Secret(name=name, description=description).validate()
+                Secret(name=name, description=description, tags=tags).validate()
             except InvalidArgument as exc:
                 self.fail_with(exc)
-        return dict(name=name, value=value, description=description)
+        return dict(name=name, value=value, description=description, tags=tags)
 
     async def save(self, values: dict[str, Any]) -> str:
         if self.editing:
-            await self.gateway.update_secret(self.resource.name, values["value"] or None, values["description"])
+            await self.gateway.update_secret(self.resource.name, values["value"] or None, values["description"],
+                                             values["tags"])
             return self.resource.name
-        return (await self.gateway.create_secret(values["name"], values["value"], values["description"])).name
+        return (await self.gateway.create_secret(values["name"], values["value"], values["description"],
+                                                 values["tags"])).name
 
 
 class SecretDetailsScreen(DetailsScreen):
@@ -168,7 +173,7 @@ class SecretDetailsScreen(DetailsScreen):
     def pairs(self, s: Any) -> Iterable[tuple[str, Any]]:
         app: Any = self.app
         return [("value", f"{HIDDEN}  (reveal it from the list with v)"), ("description", s.description),
-                ("created", when(s.created_at, app.tz)), ("updated", when(s.updated_at, app.tz))]
+                ("tags", s.tags), ("created", when(s.created_at, app.tz)), ("updated", when(s.updated_at, app.tz))]
 
     def form(self) -> SecretFormScreen:
         return SecretFormScreen(self.resource)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import common_pb2 as gateway_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gateway/v1/secrets.proto\x12\ngateway.v1\x1a\x17gateway/v1/common.proto\"S\n\x06Secret\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\t\x12\x12\n\nupdated_at\x18\x04 \x01(\t\"/\n\nSecretList\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.gateway.v1.Secret\"G\n\x13\x43reateSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"k\n\x13UpdateSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\x05value\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x01\x88\x01\x01\x42\x08\n\x06_valueB\x0e\n\x0c_description\"\"\n\x11RevealSecretReply\x12\r\n\x05value\x18\x01 \x01(\t2\x91\x03\n\rSecretService\x12\x43\n\x0c\x43reateSecret\x12\x1f.gateway.v1.CreateSecretRequest\x1a\x12.gateway.v1.Secret\x12\x38\n\tGetSecret\x12\x17.gateway.v1.NameRequest\x1a\x12.gateway.v1.Secret\x12\x38\n\x0bListSecrets\x12\x11.gateway.v1.Empty\x1a\x16.gateway.v1.SecretList\x12\x43\n\x0cUpdateSecret\x12\x1f.gateway.v1.UpdateSecretRequest\x1a\x12.gateway.v1.Secret\x12:\n\x0c\x44\x65leteSecret\x12\x17.gateway.v1.NameRequest\x1a\x11.gateway.v1.Empty\x12\x46\n\x0cRevealSecret\x12\x17.gateway.v1.NameRequest\x1a\x1d.gateway.v1.RevealSecretReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gateway/v1/secrets.proto\x12\ngateway.v1\x1a\x17gateway/v1/common.proto\"a\n\x06Secret\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\t\x12\x12\n\nupdated_at\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\"/\n\nSecretList\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.gateway.v1.Secret\"U\n\x13\x43reateSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\"\x8b\x01\n\x13UpdateSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\x05value\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x10\n\x08set_tags\x18\x05 \x01(\x08\x42\x08\n\x06_valueB\x0e\n\x0c_description\"\"\n\x11RevealSecretReply\x12\r\n\x05value\x18\x01 \x01(\t2\x91\x03\n\rSecretService\x12\x43\n\x0c\x43reateSecret\x12\x1f.gateway.v1.CreateSecretRequest\x1a\x12.gateway.v1.Secret\x12\x38\n\tGetSecret\x12\x17.gateway.v1.NameRequest\x1a\x12.gateway.v1.Secret\x12\x38\n\x0bListSecrets\x12\x11.gateway.v1.Empty\x1a\x16.gateway.v1.SecretList\x12\x43\n\x0cUpdateSecret\x12\x1f.gateway.v1.UpdateSecretRequest\x1a\x12.gateway.v1.Secret\x12:\n\x0c\x44\x65leteSecret\x12\x17.gateway.v1.NameRequest\x1a\x11.gateway.v1.Empty\x12\x46\n\x0cRevealSecret\x12\x17.gateway.v1.NameRequest\x1a\x1d.gateway.v1.RevealSecretReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,15 +33,15 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gateway.v1.secrets_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SECRET']._serialized_start=65
-  _globals['_SECRET']._serialized_end=148
-  _globals['_SECRETLIST']._serialized_start=150
-  _globals['_SECRETLIST']._serialized_end=197
-  _globals['_CREATESECRETREQUEST']._serialized_start=199
-  _globals['_CREATESECRETREQUEST']._serialized_end=270
-  _globals['_UPDATESECRETREQUEST']._serialized_start=272
-  _globals['_UPDATESECRETREQUEST']._serialized_end=379
-  _globals['_REVEALSECRETREPLY']._serialized_start=381
-  _globals['_REVEALSECRETREPLY']._serialized_end=415
-  _globals['_SECRETSERVICE']._serialized_start=418
-  _globals['_SECRETSERVICE']._serialized_end=819
+  _globals['_SECRET']._serialized_end=162
+  _globals['_SECRETLIST']._serialized_start=164
+  _globals['_SECRETLIST']._serialized_end=211
+  _globals['_CREATESECRETREQUEST']._serialized_start=213
+  _globals['_CREATESECRETREQUEST']._serialized_end=298
+  _globals['_UPDATESECRETREQUEST']._serialized_start=301
+  _globals['_UPDATESECRETREQUEST']._serialized_end=440
+  _globals['_REVEALSECRETREPLY']._serialized_start=442
+  _globals['_REVEALSECRETREPLY']._serialized_end=476
+  _globals['_SECRETSERVICE']._serialized_start=479
+  _globals['_SECRETSERVICE']._serialized_end=880
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from . import common_pb2 as gateway_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19gateway/v1/services.proto\x12\ngateway.v1\x1a google/protobuf/field_mask.proto\x1a\x17gateway/v1/common.proto\"7\n\tSecretRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\"\x99\x06\n\x07Service\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x12\n\nrepository\x18\x03 \x01(\t\x12\x13\n\x0bworking_dir\x18\x04 \x01(\t\x12\x10\n\x08\x66ilename\x18\x05 \x01(\t\x12\x11\n\tdecorator\x18\x06 \x01(\t\x12)\n\x03\x65nv\x18\x07 \x03(\x0b\x32\x1c.gateway.v1.Service.EnvEntry\x12&\n\x07secrets\x18\x08 \x03(\x0b\x32\x15.gateway.v1.SecretRef\x12\x14\n\x0cruntime_args\x18\t \x03(\t\x12\x19\n\x11requirements_file\x18\n \x01(\t\x12\x0c\n\x04tags\x18\x0b \x03(\t\x12\x12\n\narg_format\x18\x0c \x01(\t\x12\x14\n\x07timeout\x18\r \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x0b\x64\x65scription\x18\x0e \x01(\t\x12\x12\n\ncreated_at\x18\x0f \x01(\t\x12\x12\n\nupdated_at\x18\x10 \x01(\t\x12\x13\n\x0brunner_tags\x18\x11 \x03(\t\x12\x11\n\tplaybooks\x18\x12 \x03(\t\x12\x13\n\x0binventories\x18\x13 \x03(\t\x12\x12\n\nextra_vars\x18\x14 \x03(\t\x12\x18\n\x10\x65xtra_vars_files\x18\x15 \x03(\t\x12\x13\n\x0b\x63onfig_file\x18\x16 \x01(\t\x12\x15\n\rpypi_registry\x18\x17 \x01(\t\x12\x17\n\x0fgalaxy_registry\x18\x18 \x01(\t\x12\x12\n\nexecutable\x18\x19 \x01(\t\x12\x13\n\x0btofu_action\x18( \x01(\t\x12\x34\n\ttofu_vars\x18) \x03(\x0b\x32!.gateway.v1.Service.TofuVarsEntry\x12\x16\n\x0etofu_var_files\x18* \x03(\t\x12\x1b\n\x13tofu_backend_config\x18+ \x03(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a/\n\rTofuVarsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\n\n\x08_timeout\"\xa0\x01\n\x0cServiceState\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x11\n\tresources\x18\x02 \x03(\t\x12\x0e\n\x06serial\x18\x03 \x01(\x03\x12\x0f\n\x07lineage\x18\x04 \x01(\t\x12\x19\n\x11terraform_version\x18\x05 \x01(\t\x12\x12\n\nupdated_at\x18\x06 \x01(\t\x12\x0b\n\x03run\x18\x07 \x01(\t\x12\x0f\n\x07present\x18\x08 \x01(\x08\"1\n\x0bServiceList\x12\"\n\x05items\x18\x01 \x03(\x0b\x32\x13.gateway.v1.Service\"m\n\x14UpdateServiceRequest\x12$\n\x07service\x18\x01 \x01(\x0b\x32\x13.gateway.v1.Service\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask2\x8e\x03\n\x0eServiceService\x12\x39\n\rCreateService\x12\x13.gateway.v1.Service\x1a\x13.gateway.v1.Service\x12:\n\nGetService\x12\x17.gateway.v1.NameRequest\x1a\x13.gateway.v1.Service\x12:\n\x0cListServices\x12\x11.gateway.v1.Empty\x1a\x17.gateway.v1.ServiceList\x12\x46\n\rUpdateService\x12 .gateway.v1.UpdateServiceRequest\x1a\x13.gateway.v1.Service\x12;\n\rDeleteService\x12\x17.gateway.v1.NameRequest\x1a\x11.gateway.v1.Empty\x12\x44\n\x0fGetServiceState\x12\x17.gateway.v1.NameRequest\x1a\x18.gateway.v1.ServiceStateb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19gateway/v1/services.proto\x12\ngateway.v1\x1a google/protobuf/field_mask.proto\x1a\x17gateway/v1/common.proto\"7\n\tSecretRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\"\xa5\x06\n\x07Service\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x12\n\nrepository\x18\x03 \x01(\t\x12\x13\n\x0bworking_dir\x18\x04 \x01(\t\x12\x10\n\x08\x66ilename\x18\x05 \x01(\t\x12\x11\n\tdecorator\x18\x06 \x01(\t\x12)\n\x03\x65nv\x18\x07 \x03(\x0b\x32\x1c.gateway.v1.Service.EnvEntry\x12&\n\x07secrets\x18\x08 \x03(\x0b\x32\x15.gateway.v1.SecretRef\x12\x14\n\x0cruntime_args\x18\t \x03(\t\x12\x19\n\x11requirements_file\x18\n \x01(\t\x12\x0c\n\x04tags\x18\x0b \x03(\t\x12\x12\n\narg_format\x18\x0c \x01(\t\x12\x14\n\x07timeout\x18\r \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x0b\x64\x65scription\x18\x0e \x01(\t\x12\x12\n\ncreated_at\x18\x0f \x01(\t\x12\x12\n\nupdated_at\x18\x10 \x01(\t\x12\x13\n\x0brunner_tags\x18\x11 \x03(\t\x12\x11\n\tplaybooks\x18\x12 \x03(\t\x12\x13\n\x0binventories\x18\x13 \x03(\t\x12\x12\n\nextra_vars\x18\x14 \x03(\t\x12\x18\n\x10\x65xtra_vars_files\x18\x15 \x03(\t\x12\x13\n\x0b\x63onfig_file\x18\x16 \x01(\t\x12\x15\n\rpypi_registry\x18\x17 \x01(\t\x12\x17\n\x0fgalaxy_registry\x18\x18 \x01(\t\x12\x12\n\nexecutable\x18\x19 \x01(\t\x12\x13\n\x0btofu_action\x18( \x01(\t\x12\x34\n\ttofu_vars\x18) \x03(\x0b\x32!.gateway.v1.Service.TofuVarsEntry\x12\x16\n\x0etofu_var_files\x18* \x03(\t\x12\x1b\n\x13tofu_backend_config\x18+ \x03(\t\x12\n\n\x02id\x18\x32 \x01(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a/\n\rTofuVarsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\n\n\x08_timeout\"\xa0\x01\n\x0cServiceState\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x11\n\tresources\x18\x02 \x03(\t\x12\x0e\n\x06serial\x18\x03 \x01(\x03\x12\x0f\n\x07lineage\x18\x04 \x01(\t\x12\x19\n\x11terraform_version\x18\x05 \x01(\t\x12\x12\n\nupdated_at\x18\x06 \x01(\t\x12\x0b\n\x03run\x18\x07 \x01(\t\x12\x0f\n\x07present\x18\x08 \x01(\x08\"1\n\x0bServiceList\x12\"\n\x05items\x18\x01 \x03(\x0b\x32\x13.gateway.v1.Service\"m\n\x14UpdateServiceRequest\x12$\n\x07service\x18\x01 \x01(\x0b\x32\x13.gateway.v1.Service\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask2\x8e\x03\n\x0eServiceService\x12\x39\n\rCreateService\x12\x13.gateway.v1.Service\x1a\x13.gateway.v1.Service\x12:\n\nGetService\x12\x17.gateway.v1.NameRequest\x1a\x13.gateway.v1.Service\x12:\n\x0cListServices\x12\x11.gateway.v1.Empty\x1a\x17.gateway.v1.ServiceList\x12\x46\n\rUpdateService\x12 .gateway.v1.UpdateServiceRequest\x1a\x13.gateway.v1.Service\x12;\n\rDeleteService\x12\x17.gateway.v1.NameRequest\x1a\x11.gateway.v1.Empty\x12\x44\n\x0fGetServiceState\x12\x17.gateway.v1.NameRequest\x1a\x18.gateway.v1.ServiceStateb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,17 +40,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SECRETREF']._serialized_start=100
   _globals['_SECRETREF']._serialized_end=155
   _globals['_SERVICE']._serialized_start=158
-  _globals['_SERVICE']._serialized_end=951
-  _globals['_SERVICE_ENVENTRY']._serialized_start=848
-  _globals['_SERVICE_ENVENTRY']._serialized_end=890
-  _globals['_SERVICE_TOFUVARSENTRY']._serialized_start=892
-  _globals['_SERVICE_TOFUVARSENTRY']._serialized_end=939
-  _globals['_SERVICESTATE']._serialized_start=954
-  _globals['_SERVICESTATE']._serialized_end=1114
-  _globals['_SERVICELIST']._serialized_start=1116
-  _globals['_SERVICELIST']._serialized_end=1165
-  _globals['_UPDATESERVICEREQUEST']._serialized_start=1167
-  _globals['_UPDATESERVICEREQUEST']._serialized_end=1276
-  _globals['_SERVICESERVICE']._serialized_start=1279
-  _globals['_SERVICESERVICE']._serialized_end=1677
+  _globals['_SERVICE']._serialized_end=963
+  _globals['_SERVICE_ENVENTRY']._serialized_start=860
+  _globals['_SERVICE_ENVENTRY']._serialized_end=902
+  _globals['_SERVICE_TOFUVARSENTRY']._serialized_start=904
+  _globals['_SERVICE_TOFUVARSENTRY']._serialized_end=951
+  _globals['_SERVICESTATE']._serialized_start=966
+  _globals['_SERVICESTATE']._serialized_end=1126
+  _globals['_SERVICELIST']._serialized_start=1128
+  _globals['_SERVICELIST']._serialized_end=1177
+  _globals['_UPDATESERVICEREQUEST']._serialized_start=1179
+  _globals['_UPDATESERVICEREQUEST']._serialized_end=1288
+  _globals['_SERVICESERVICE']._serialized_start=1291
+  _globals['_SERVICESERVICE']._serialized_end=1689
 # @@protoc_insertion_point(module_scope)

@@ -19,7 +19,7 @@ class SecretRef(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
 
 class Service(_message.Message):
-    __slots__ = ("name", "type", "repository", "working_dir", "filename", "decorator", "env", "secrets", "runtime_args", "requirements_file", "tags", "arg_format", "timeout", "description", "created_at", "updated_at", "runner_tags", "playbooks", "inventories", "extra_vars", "extra_vars_files", "config_file", "pypi_registry", "galaxy_registry", "executable", "tofu_action", "tofu_vars", "tofu_var_files", "tofu_backend_config")
+    __slots__ = ("name", "type", "repository", "working_dir", "filename", "decorator", "env", "secrets", "runtime_args", "requirements_file", "tags", "arg_format", "timeout", "description", "created_at", "updated_at", "runner_tags", "playbooks", "inventories", "extra_vars", "extra_vars_files", "config_file", "pypi_registry", "galaxy_registry", "executable", "tofu_action", "tofu_vars", "tofu_var_files", "tofu_backend_config", "id")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,7 @@ class Service(_message.Message):
     TOFU_VARS_FIELD_NUMBER: _ClassVar[int]
     TOFU_VAR_FILES_FIELD_NUMBER: _ClassVar[int]
     TOFU_BACKEND_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     repository: str
@@ -92,7 +93,8 @@ class Service(_message.Message):
     tofu_vars: _containers.ScalarMap[str, str]
     tofu_var_files: _containers.RepeatedScalarFieldContainer[str]
     tofu_backend_config: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., repository: _Optional[str] = ..., working_dir: _Optional[str] = ..., filename: _Optional[str] = ..., decorator: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., secrets: _Optional[_Iterable[_Union[SecretRef, _Mapping]]] = ..., runtime_args: _Optional[_Iterable[str]] = ..., requirements_file: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., arg_format: _Optional[str] = ..., timeout: _Optional[int] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., runner_tags: _Optional[_Iterable[str]] = ..., playbooks: _Optional[_Iterable[str]] = ..., inventories: _Optional[_Iterable[str]] = ..., extra_vars: _Optional[_Iterable[str]] = ..., extra_vars_files: _Optional[_Iterable[str]] = ..., config_file: _Optional[str] = ..., pypi_registry: _Optional[str] = ..., galaxy_registry: _Optional[str] = ..., executable: _Optional[str] = ..., tofu_action: _Optional[str] = ..., tofu_vars: _Optional[_Mapping[str, str]] = ..., tofu_var_files: _Optional[_Iterable[str]] = ..., tofu_backend_config: _Optional[_Iterable[str]] = ...) -> None: ...
+    id: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., repository: _Optional[str] = ..., working_dir: _Optional[str] = ..., filename: _Optional[str] = ..., decorator: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., secrets: _Optional[_Iterable[_Union[SecretRef, _Mapping]]] = ..., runtime_args: _Optional[_Iterable[str]] = ..., requirements_file: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., arg_format: _Optional[str] = ..., timeout: _Optional[int] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., runner_tags: _Optional[_Iterable[str]] = ..., playbooks: _Optional[_Iterable[str]] = ..., inventories: _Optional[_Iterable[str]] = ..., extra_vars: _Optional[_Iterable[str]] = ..., extra_vars_files: _Optional[_Iterable[str]] = ..., config_file: _Optional[str] = ..., pypi_registry: _Optional[str] = ..., galaxy_registry: _Optional[str] = ..., executable: _Optional[str] = ..., tofu_action: _Optional[str] = ..., tofu_vars: _Optional[_Mapping[str, str]] = ..., tofu_var_files: _Optional[_Iterable[str]] = ..., tofu_backend_config: _Optional[_Iterable[str]] = ..., id: _Optional[str] = ...) -> None: ...
 
 class ServiceState(_message.Message):
     __slots__ = ("service", "resources", "serial", "lineage", "terraform_version", "updated_at", "run", "present")
