@@ -238,13 +238,13 @@ class Retention:
 
     # ------------------------------------------------------------ by hand
     async def prune_before(self, cutoff: float, service: str = "", visible: set[str] | None = None) -> int:
-        """Delete every finished run created before `cutoff` (of `service`, among `visible`): how many."""
+        """Delete every finished run created before `cutoff` (of `service`, among the runs of the services whose ids are `visible`): how many."""
         async with self._lock:
             deleted = 0
             for run, _ in await self._records():
                 if not run.finished or run.created_at >= cutoff or (service and run.service != service):
                     continue
-                if (visible is not None and run.service not in visible) or run.id in self.scheduler._active:
+                if (visible is not None and run.service_id not in visible) or run.id in self.scheduler._active:
                     continue
                 await self.scheduler.delete(run)
                 deleted += 1
