@@ -240,8 +240,10 @@ def outside_address():
         pytest.skip("needs iproute2 (ip)")
     name, address = f"gwt{secrets.token_hex(3)}", "10.213.0.1"
     made = subprocess.run(["ip", "link", "add", name, "type", "dummy"], capture_output=True, text=True)
+    if made.returncode != 0:  # a kernel without the dummy driver: a tap device does as well
+        made = subprocess.run(["ip", "tuntap", "add", "dev", name, "mode", "tap"], capture_output=True, text=True)
     if made.returncode != 0:
-        pytest.skip(f"cannot make a dummy interface: {made.stderr.strip()}")
+        pytest.skip(f"cannot make an interface: {made.stderr.strip()}")
     try:
         subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", name], check=True)
         subprocess.run(["ip", "link", "set", name, "up"], check=True)
@@ -284,7 +286,7 @@ def test_network_host_is_said_as_the_weaker_choice_and_reaches_loopback(tmp_path
     finally:
         local.close()
     assert _lines(result.stdout, "REACHED").keys() == {local.target}, result.stdout
-    warnings = [line for line in result.stderr.splitlines() if "network" in line]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("[gateway] network:")]
     assert len(warnings) == 1 and "loopback" in warnings[0], result.stderr
     shown = ok(gw(env, "config")).stdout
     assert re.search(r"^# network: host .*loopback", shown, re.M), shown
@@ -335,14 +337,15 @@ def test_a_run_past_its_memory_limit_fails_saying_so_and_one_within_it_succeeds(
     assert "allocated 64 MiB" in within.stdout
     _no_run_folder_left(Path(env["GATEWAY_APPLICATION_DATA_DIR"]))
     shown = ok(gw(env, "config")).stdout
-    assert re.search(r"^# memory limit: 256 MiB a run \(", shown, re.M), shown
+    assert re.search(r"^# memory: 256 MiB a run \(", shown, re.M), shown
 
 
-@pytest.mark.parametrize("raw, said", [("0", "none"), ("none", "none"), ("2G", "2 GiB"), ("512m", "512 MiB")])
+@pytest.mark.parametrize("raw, said", [("0", "no limit"), ("none", "no limit"), ("2G", "2 GiB a run"), ("512m", "512 MiB a run"),
+                                       ("1536M", "1.5 GiB a run")])
 def test_memory_limit_sizes(tmp_path, raw, said):
     env = gateway_env(tmp_path / "gw", f"[execution]\nmemory_limit = {raw}\n")
     shown = ok(gw(env, "config")).stdout
-    assert re.search(rf"^# memory limit: {re.escape(said)}", shown, re.M), shown
+    assert re.search(rf"^# memory: {re.escape(said)}", shown, re.M), shown
 
 
 @pytest.mark.parametrize("raw", ["lots", "-1G", "2X", "1.5.5G"])

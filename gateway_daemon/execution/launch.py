@@ -110,7 +110,8 @@ class Launch:
                 raise FailedPrecondition(f"cannot bound the run's memory: {exc.strerror or exc}") from None
         if self.slirp:
             await self._connect(pid)
-        os.write(self._fds["block_write"], b"1")
+        with contextlib.suppress(BrokenPipeError):  # bwrap ended meanwhile: what it said comes as output
+            os.write(self._fds["block_write"], b"1")
         self._shut("block_write")
 
     async def _connect(self, pid: int) -> None:
