@@ -117,10 +117,13 @@ class Launch:
     async def _connect(self, pid: int) -> None:
         ready_read, ready_write = os.pipe()
         exit_read, self._fds["exit_write"] = os.pipe()
+        # Not root: the network namespace belongs to bwrap's user namespace, which slirp4netns joins first.
+        userns = [] if os.geteuid() == 0 else [f"--userns-path=/proc/{pid}/ns/user"]
         try:
             self._slirp = await asyncio.create_subprocess_exec(
                 self.slirp, "--configure", "--mtu=65520", "--disable-host-loopback", "--enable-sandbox",
-                "--enable-seccomp", "--ready-fd", str(ready_write), "--exit-fd", str(exit_read), str(pid), TAP,
+                "--enable-seccomp", *userns, "--ready-fd", str(ready_write), "--exit-fd", str(exit_read), str(pid),
+                TAP,
                 pass_fds=(ready_write, exit_read), stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, start_new_session=True)
         except OSError as exc:

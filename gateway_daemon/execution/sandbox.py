@@ -262,7 +262,8 @@ class Sandbox:
             real = os.path.realpath(resolv)
             if not any(_inside(real, folder) for folder in SYSTEM_DIRS):
                 args += ["--ro-bind", real, real]
-        return [*args, "--proc", "/proc", "--dev", "/dev"]
+        # /dev/shm: a private one every user may write (Python's multiprocessing, Ansible's workers need it)
+        return [*args, "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]
 
     def command(self, *, tree: Path, tmp: Path, home: Path, cwd: str, readable: Iterable[str | Path],
                 writable: Iterable[str | Path] = ()) -> list[str]:
