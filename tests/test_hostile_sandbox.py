@@ -272,7 +272,7 @@ def test_an_isolated_run_reaches_the_network_but_not_the_loopback_services_of_it
     assert _lines(result.stdout, "UNREACHABLE").keys() == {local.target}, result.stdout
     assert _lines(result.stdout, "REACHED").keys() == {outside.target}, result.stdout
     assert local.received == [] and outside.received == [b"hello from the run"]
-    assert pids_with_argument("--disable-host-loopback") == []  # slirp4netns ended with the run
+    wait_for("slirp4netns to end with the run", lambda: pids_with_argument("--disable-host-loopback") == [], 10)
     shown = ok(gw(env, "config")).stdout
     assert re.search(r"^# network: isolated \(slirp4netns", shown, re.M), shown
 

@@ -23,6 +23,7 @@ from .memory import Cgroup, MemoryLimit
 START_TIMEOUT = 15.0  # for bwrap to say its pid, and for slirp4netns to bring the network up
 SLIRP_EXIT_TIMEOUT = 5.0
 TAP = "tap0"
+_ENDING: set[asyncio.Task] = set()  # slirp4netns processes told to end, waited for aside
 
 
 async def _read(fd: int, enough, timeout: float) -> bytes:
@@ -160,11 +161,15 @@ class Launch:
         return lines[-1] if lines else ""
 
     async def close(self) -> None:
-        """After the process: the network goes, the cgroup says whether its bound ended it and goes."""
+        """After the process: the network goes (slirp4netns is told to end at once and waited for aside: the
+        run need not wait for it), the cgroup says whether its bound ended it and goes."""
         for name in list(self._fds):
             if name != "exit_write":
                 self._shut(name)
-        await self._stop_slirp()
+        if self._slirp is not None:
+            task = asyncio.get_running_loop().create_task(self._stop_slirp())
+            _ENDING.add(task)
+            task.add_done_callback(_ENDING.discard)
         if self.cgroup is not None:
             self.exceeded = self.cgroup.exceeded()
             await asyncio.to_thread(self.cgroup.remove)
