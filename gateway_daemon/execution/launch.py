@@ -115,7 +115,21 @@ class Launch:
             os.write(self._fds["block_write"], b"1")
         self._shut("block_write")
 
+    async def _loopback_up(self, pid: int) -> None:
+        """Wait until bwrap has set up the namespace's loopback (its local route is there): slirp4netns
+        configuring its device meanwhile makes bwrap's netlink exchange fail now and then."""
+        deadline = asyncio.get_running_loop().time() + START_TIMEOUT
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                with open(f"/proc/{pid}/net/fib_trie", "rb") as handle:
+                    if b"127.0.0.1" in handle.read():
+                        return
+            except OSError:  # bwrap ended: what it said comes as the run's output
+                return
+            await asyncio.sleep(0.001)
+
     async def _connect(self, pid: int) -> None:
+        await self._loopback_up(pid)
         ready_read, ready_write = os.pipe()
         exit_read, self._fds["exit_write"] = os.pipe()
         # Not root: the network namespace belongs to bwrap's user namespace, which slirp4netns joins first.
