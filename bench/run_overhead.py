@@ -100,11 +100,13 @@ def tofu_directly(tofu: str, plan: Path, scratch: Path) -> float:
 async def through_gateway(engine, service: str) -> float:
     started = time.perf_counter()
     final = None
+    said: list[str] = []
     async for event in engine.run_service(service):
         if event.kind == "status":
             final = event.run
+        said = (said + [str(getattr(line, "text", line)) for line in event.lines])[-5:]
     elapsed = time.perf_counter() - started
-    assert final is not None and final.status == "succeeded", final
+    assert final is not None and final.status == "succeeded", (final, said)
     return elapsed
 
 

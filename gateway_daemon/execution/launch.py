@@ -65,8 +65,11 @@ def _close(fd: int | None) -> None:
 class Launch:
     """`slirp`: the slirp4netns program (None: the host's network); `memory`: the bound (None: none)."""
 
-    def __init__(self, slirp: str | None, memory: MemoryLimit | None):
+    def __init__(self, slirp: str | None, memory: MemoryLimit | None, command_waits: bool = False):
+        """`command_waits`: the command waits for the network itself (the supervisor, --network): it may start
+        while slirp4netns brings the network up, which saves the run that time."""
         self.slirp = slirp
+        self.command_waits = command_waits
         self.memory = memory
         self.cgroup: Cgroup | None = None
         self.exceeded = False  # the memory bound ended a process
@@ -111,9 +114,15 @@ class Launch:
                 raise FailedPrecondition(f"cannot bound the run's memory: {exc.strerror or exc}") from None
         if self.slirp:
             await self._connect(pid)
-        with contextlib.suppress(BrokenPipeError):  # bwrap ended meanwhile: what it said comes as output
-            os.write(self._fds["block_write"], b"1")
-        self._shut("block_write")
+        else:
+            self._unblock()
+
+    def _unblock(self) -> None:
+        """Let the sandbox's command start."""
+        if "block_write" in self._fds:
+            with contextlib.suppress(BrokenPipeError):  # bwrap ended meanwhile: what it said comes as output
+                os.write(self._fds["block_write"], b"1")
+            self._shut("block_write")
 
     async def _loopback_up(self, pid: int) -> None:
         """Wait until bwrap has set up the namespace's loopback (its local route is there): slirp4netns
@@ -147,6 +156,8 @@ class Launch:
         finally:
             _close(ready_write)
             _close(exit_read)
+        if self.command_waits:
+            self._unblock()
         try:
             ready = await _read(ready_read, lambda got: b"1" in got, START_TIMEOUT)
         except TimeoutError:
@@ -157,6 +168,7 @@ class Launch:
             said = await self._stop_slirp()
             raise FailedPrecondition(f"isolated network: slirp4netns failed ({said or 'no network'}); "
                                      f"or set [execution] network = host")
+        self._unblock()
 
     async def _stop_slirp(self) -> str:
         """End slirp4netns (its exit pipe closes) and wait for it; the last line it said."""

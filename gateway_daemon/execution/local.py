@@ -145,7 +145,7 @@ class LocalExecutor:
         outcome = Outcome(None)
         deadline = time.monotonic() + timeout
         for argv, sandbox in steps:
-            launch = self.sandbox.launch() if sandbox else None
+            launch = self.sandbox.launch(command_waits=True) if sandbox else None
             # The memory bound: the launch's cgroup, else the supervisor's own count.
             memory = self.sandbox.memory.limit if launch is None or launch.memory is None else 0
             process = Process(argv, cwd, env, base_python(), self.kill_grace, sandbox, self.sandbox.user(), launch,

@@ -189,7 +189,8 @@ class Process:
     async def start(self) -> None:
         control, self._control = os.pipe()  # both ends close-on-exec; the supervisor gets its own end only
         options = [*(["--user", f"{self.user[0]}:{self.user[1]}"] if self.user else []),
-                   *(["--memory", str(self.memory)] if self.memory else [])]
+                   *(["--memory", str(self.memory)] if self.memory else []),
+                   *(["--network"] if self.launch is not None and self.launch.slirp and self.sandbox else [])]
         supervised = [self.python, "-I", "-S", "-B", SUPERVISOR, *options, str(control), f"{self.grace:g}", "--",
                       *self.argv]
         sandbox, fds = self.sandbox, (control,)

@@ -209,15 +209,15 @@ class Sandbox:
         """Whether sandboxed runs get the isolated network."""
         return self.active and bool(self.slirp)
 
-    def launch(self, memory: bool = True) -> Launch | None:
+    def launch(self, memory: bool = True, command_waits: bool = False) -> Launch | None:
         """What joins one sandboxed process before its command starts (None: nothing does): the isolated
-        network, and with `memory` the run's memory cgroup."""
+        network, and with `memory` the run's memory cgroup; `command_waits`: see Launch."""
         if not self.active:
             return None
         bound = self.memory if memory and self.memory.cgroup_parent() is not None else None
         if not self.isolated() and bound is None:
             return None
-        return Launch(self.slirp or None, bound)
+        return Launch(self.slirp or None, bound, command_waits)
 
     def network_status(self) -> str:
         """One line for `gateway config` and the daemon's log: which network runs get."""

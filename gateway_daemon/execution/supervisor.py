@@ -1,6 +1,6 @@
 """The process between the gateway and each command of a run: every descendant of the command ends with it.
 
-    python -I -S supervisor.py [--user UID:GID] [--memory BYTES] CONTROL_FD GRACE -- COMMAND [ARG...]
+    python -I -S supervisor.py [--user UID:GID] [--memory BYTES] [--network] CONTROL_FD GRACE -- COMMAND [ARG...]
     python -I -S supervisor.py --user UID:GID --exec -- COMMAND [ARG...]
 
 With --user (a sandbox the gateway started as root) it first becomes UID:GID
@@ -10,7 +10,8 @@ refuses to go on otherwise.  With --exec it then only execs COMMAND (the builds
 of a run's dependencies).  With --memory (where no cgroup bounds the run) it
 adds up the resident memory of every descendant every POLL seconds and, past
 BYTES, KILLs them all and says so to the gateway with a frame of its own
-(stream 3).
+(stream 3).  With --network it waits, before COMMAND starts, for the isolated
+network the gateway brings up meanwhile (its default route through tap0).
 
 It makes itself a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so whatever
 the command leaves behind (a background process, one in a session of its own,
@@ -102,6 +103,20 @@ def drop_privileges(uid: int, gid: int) -> None:
     held = [key for key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb") if int(status[key], 16)]
     if held or status["NoNewPrivs"].strip() != "1" or os.getresuid() != (uid,) * 3 or os.getresgid() != (gid,) * 3:
         raise SystemExit(f"gateway: cannot drop privileges ({', '.join(held) or 'uid, gid or no_new_privs'})")
+
+
+def wait_for_network(timeout: float = 15.0) -> None:
+    """Until the namespace has its default route through the gateway's device (or `timeout`: the gateway ends
+    the run when the network does not come up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/net/route") as handle:
+                if any(line.split()[:2] == ["tap0", "00000000"] for line in handle.read().splitlines()[1:]):
+                    return
+        except OSError:
+            return
+        time.sleep(0.001)
 
 
 def resident(pids: list[int]) -> int:
@@ -343,14 +358,16 @@ def exit_like(code: int) -> None:
 
 def main(argv: list[str]) -> None:
     options = {}
-    while argv and argv[0] in ("--user", "--memory", "--exec"):
-        if argv[0] == "--exec":
-            options["exec"], argv = "1", argv[1:]
+    while argv and argv[0] in ("--user", "--memory", "--exec", "--network"):
+        if argv[0] in ("--exec", "--network"):
+            options[argv[0][2:]], argv = "1", argv[1:]
         else:
             options[argv[0][2:]], argv = argv[1], argv[2:]
     if "user" in options:
         uid, gid = options["user"].split(":")
         drop_privileges(int(uid), int(gid))
+    if "network" in options:
+        wait_for_network()
     if "exec" in options and len(argv) > 1 and argv[0] == "--":
         try:
             os.execvp(argv[1], argv[1:])
