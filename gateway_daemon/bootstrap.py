@@ -89,11 +89,11 @@ def local_executor(config: Config, queue: bool = True) -> "Executor":
             if sandbox.refusal():
                 log.error("%s", sandbox.refusal())
             (log.info if sandbox.isolated() else log.warning)("network: %s", sandbox.network_status())
-            log.info("memory: %s", sandbox.memory.status())
         elif sandbox.mode == "bwrap":
             log.error("%s", sandbox.refusal())
         elif sandbox.mode == "auto":
             log.warning("sandbox: %s", sandbox.status())
+        log.info("memory: %s", sandbox.memory.status(sandbox.active))
     return LocalExecutor(config.data_dir, Workspace(config.data_dir), venvs,
                          limits.kill_grace_period, Admission(limits.max_concurrent_runs) if queue else None,
                          config.get("python-script", "requirements_file"), sandbox,

@@ -322,8 +322,10 @@ def test_on_a_runner_an_isolated_run_cannot_reach_etcd_or_the_servers_port(tmp_p
 
 
 # ---------------------------------------------------------------- memory
-def test_a_run_past_its_memory_limit_fails_saying_so_and_one_within_it_succeeds(tmp_path):
-    env = gateway_env(tmp_path / "gw", "[execution]\nmemory_limit = 256M\n")
+@pytest.mark.parametrize("sandbox, how", [("auto", "cgroup v"), ("none", "supervisor")])
+def test_a_run_past_its_memory_limit_fails_saying_so_and_one_within_it_succeeds(tmp_path, sandbox, how):
+    """In the sandbox the kernel keeps the bound (a memory cgroup); without one the supervisor counts."""
+    env = gateway_env(tmp_path / "gw", f"[execution]\nmemory_limit = 256M\nsandbox = {sandbox}\n")
     ok(gw(env, "create", "repository", "power", "--url", str(_repo(tmp_path))))
     ok(gw(env, "create", "service", "python-script", "hog", "--repository", "power", "--filename", "hog.py"))
     started = time.monotonic()
@@ -337,7 +339,7 @@ def test_a_run_past_its_memory_limit_fails_saying_so_and_one_within_it_succeeds(
     assert "allocated 64 MiB" in within.stdout
     _no_run_folder_left(Path(env["GATEWAY_APPLICATION_DATA_DIR"]))
     shown = ok(gw(env, "config")).stdout
-    assert re.search(r"^# memory: 256 MiB a run \(", shown, re.M), shown
+    assert re.search(rf"^# memory: 256 MiB a run \(.*{how}", shown, re.M), shown
 
 
 @pytest.mark.parametrize("raw, said", [("0", "no limit"), ("none", "no limit"), ("2G", "2 GiB a run"), ("512m", "512 MiB a run"),

@@ -151,11 +151,12 @@ class MemoryLimit:
         """The bound the supervisor keeps (bytes), when no cgroup does; 0 otherwise."""
         return self.limit if self.limit and self.cgroup_parent() is None else 0
 
-    def status(self) -> str:
-        """One line for `gateway config` and the daemon's log."""
+    def status(self, cgroups: bool = True) -> str:
+        """One line for `gateway config` and the daemon's log; `cgroups`: whether runs get cgroups (sandboxed
+        runs do)."""
         if not self.limit:
             return "no limit (memory_limit = none): a run may use all the memory of this machine"
-        where = self.cgroup_parent()
+        where = self.cgroup_parent() if cgroups else None
         how = (f"cgroup {where[1]} memory controller" if where is not None
                else "the run's supervisor adds up its processes' resident memory")
         return f"{size_text(self.limit)} a run ({how})"
