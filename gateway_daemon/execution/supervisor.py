@@ -8,8 +8,9 @@ for good: no supplementary groups, an empty capability bounding set, no
 capability in any set, no_new_privs; it checks /proc/self/status says so and
 refuses to go on otherwise.  With --exec it then only execs COMMAND (the builds
 of a run's dependencies).  With --memory (where no cgroup bounds the run) it
-adds up the resident memory of every descendant every POLL seconds and, past
-BYTES, KILLs them all and says so to the gateway with a frame of its own
+adds up the resident memory of every descendant every POLL seconds (in a thread
+of its own, so the relay of output never waits for it) and, past BYTES, KILLs
+them all and says so to the gateway with a frame of its own
 (stream 3).  With --network it waits, before COMMAND starts, for the isolated
 network the gateway brings up meanwhile (its default route through tap0).
 
@@ -52,6 +53,7 @@ import select
 import signal
 import struct
 import sys
+import threading
 import time
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -61,6 +63,7 @@ DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, *STOP_SIGNALS
 STDOUT, STDERR, NOTICE = 1, 2, 3  # the stream byte of a frame; NOTICE: the supervisor's word to the gateway
 MEMORY_EXCEEDED = b"memory"
 POLL = 0.02
+OVER = 255  # the byte watch_memory puts on the wakeup pipe (signal numbers are below 65)
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAPBSET_DROP = 24
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
@@ -117,6 +120,45 @@ def wait_for_network(timeout: float = 15.0) -> None:
         except OSError:
             return
         time.sleep(0.001)
+
+
+def watch_memory(bound: int, wake: int) -> None:
+    """Every POLL seconds, the resident memory of every descendant; past `bound`, OVER on the wakeup pipe."""
+    root = os.getpid()
+    while resident(children_tree(root)) <= bound:
+        time.sleep(POLL)
+    while True:
+        try:
+            os.write(wake, bytes([OVER]))
+            return
+        except BlockingIOError:  # the pipe is full of signal numbers: once the loop took them
+            time.sleep(POLL)
+        except OSError:
+            return
+
+
+def children_tree(root: int) -> list[int]:
+    """Every process below `root`, from the kernel's lists of children (the run's processes only, however many
+    the machine runs); the whole of /proc where the kernel keeps no such list."""
+    if not os.path.exists(f"/proc/{root}/task/{root}/children"):
+        return descendants(root)[0]
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/children", "rb") as handle:
+                    kids = [int(kid) for kid in handle.read().split()]
+            except (OSError, ValueError):
+                continue
+            found += kids
+            todo += kids
+    return found
 
 
 def resident(pids: list[int]) -> int:
@@ -243,6 +285,7 @@ class Supervisor:
         self.child = 0
         self.status: int | None = None  # the wait status of the command once it ended
         self.wake = -1  # the read end of the signal wakeup pipe
+        self.over = False  # past the memory bound
         self.relay: Relay | None = None
         self.ending = False  # ending everything: the control pipe is no longer watched
 
@@ -271,6 +314,7 @@ class Supervisor:
         for fd in ready:
             if fd == self.wake:
                 data = os.read(self.wake, 512)
+                self.over = self.over or OVER in data
                 stop = stop or any(byte in data for byte in STOP_SIGNALS)
                 if signal.SIGCHLD in data:
                     self.reap()
@@ -325,11 +369,12 @@ class Supervisor:
             os.close(out_write)
             os.close(err_write)
         self.relay = Relay({out_read: STDOUT, err_read: STDERR}, sys.stdout.fileno())
-        stop = over = False
-        while self.status is None and not stop and not over:
-            stop = self.step(POLL if self.memory else None)
-            over = bool(self.memory) and resident(descendants(os.getpid())[0]) > self.memory
-        if over:  # no grace: TERM would give it the time to take more
+        if self.memory:
+            threading.Thread(target=watch_memory, args=(self.memory, wake_write), daemon=True).start()
+        stop = False
+        while self.status is None and not stop and not self.over:
+            stop = self.step(None)
+        if self.over:  # no grace: TERM would give it the time to take more
             self.grace = 0
             self.relay.held += FRAME.pack(NOTICE, len(MEMORY_EXCEEDED)) + MEMORY_EXCEEDED
         self.end_all()
