@@ -192,6 +192,7 @@ class Launch:
         for name in list(self._fds):
             if name != "exit_write":
                 self._shut(name)
+        self._shut("exit_write")  # slirp4netns ends now
         if self._slirp is not None:
             task = asyncio.get_running_loop().create_task(self._stop_slirp())
             _ENDING.add(task)
