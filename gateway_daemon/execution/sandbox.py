@@ -94,6 +94,25 @@ def _loopback_resolver() -> bool:
     return False
 
 
+def _passwd_with_home(uid: int, gid: int, home: Path) -> str:
+    """The machine's /etc/passwd with the run's user's home (and a shell) made the run's own HOME; the user is
+    added when the machine does not know the uid."""
+    try:
+        lines = Path("/etc/passwd").read_text().splitlines()
+    except OSError:
+        lines = []
+    out, found = [], False
+    for line in lines:
+        fields = line.split(":")
+        if len(fields) == 7 and fields[2] == str(uid) and not found:
+            fields[5], fields[6], found = str(home), "/bin/sh", True
+            line = ":".join(fields)
+        out.append(line)
+    if not found:
+        out.append(f"gateway-run:x:{uid}:{gid}:gateway run:{home}:/bin/sh")
+    return "\n".join(out) + "\n"
+
+
 def _resolve_user(spec: str) -> tuple[int, int] | str:
     """run_as_user -> (uid, gid), or why it names nobody known here."""
     if ":" in spec:
@@ -277,6 +296,10 @@ class Sandbox:
         if self.user() is not None:  # what the supervisor needs to become the user, and then drops
             args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
         args += ["--bind", str(tmp), "/tmp", "--bind", str(tmp), "/var/tmp"]
+        if self.user() is not None:  # the run's user's home is its HOME (ssh and Ansible look it up there)
+            passwd = tmp.parent / "passwd"
+            passwd.write_text(_passwd_with_home(*self.user(), home))
+            args += ["--ro-bind", str(passwd), "/etc/passwd"]
         if self.isolated() and _loopback_resolver():
             resolv = tmp.parent / "resolv.conf"
             resolv.write_text(f"nameserver {SLIRP_DNS}\n")
