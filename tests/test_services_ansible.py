@@ -1,6 +1,6 @@
 """Ansible playbook services end to end: real git repositories, real ansible-playbook and ansible-galaxy runs,
-real pip installs into the service's venv, collections served over real HTTP on an address of this machine (not its loopback, which isolated runs and
-builds do not reach)."""
+real pip installs into the service's venv, collections served over real HTTP on an address of this machine (not
+its loopback, which isolated runs and builds do not reach)."""
 
 from __future__ import annotations
 

@@ -348,7 +348,8 @@ def describe(config) -> dict[str, str]:
     if config.mode == "client":
         return {}
     sandbox = from_config(config)
-    return {"sandbox": sandbox.status(), "network": sandbox.network_status(), "memory": sandbox.memory.status(sandbox.active)}
+    return {"sandbox": sandbox.status(), "network": sandbox.network_status(),
+            "memory": sandbox.memory.status(sandbox.active)}
 
 
 def from_config(config, hidden: Iterable[str | Path] = ()) -> Sandbox:
