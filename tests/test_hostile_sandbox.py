@@ -340,3 +340,27 @@ def test_a_bad_memory_limit_is_one_line_naming_the_key(tmp_path, raw):
     result = gw(gateway_env(tmp_path / "gw", f"[execution]\nmemory_limit = {raw}\n"), "config")
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and "[execution] memory_limit" in lines[0], result.stderr
+
+
+def test_the_memory_cgroup_of_a_run_a_kill_cut_short_goes_at_the_next_start_and_a_new_one_stays(tmp_path):
+    from gateway_daemon.execution.memory import FOLDER_PREFIX, MemoryLimit
+
+    where = MemoryLimit(256 << 20).cgroup_parent()
+    if where is None:
+        pytest.skip("no memory cgroup can be made here")
+    left = where[0] / f"{FOLDER_PREFIX}left{secrets.token_hex(3)}"
+    fresh = where[0] / f"{FOLDER_PREFIX}new{secrets.token_hex(3)}"
+    left.mkdir()
+    fresh.mkdir()
+    try:
+        os.utime(left, (time.time() - 3600, time.time() - 3600))  # a gateway killed an hour ago left it
+        env = gateway_env(tmp_path / "gw", "[execution]\nmemory_limit = 256M\n")
+        ok(gw(env, "create", "repository", "power", "--url", str(_repo(tmp_path))))
+        ok(gw(env, "create", "service", "python-script", "hog", "--repository", "power", "--filename", "hog.py"))
+        ok(gw(env, "run", "service", "hog", "--set", "mib=16"))
+        assert not left.exists()
+        assert fresh.exists()  # maybe another gateway's, about to take a run's process
+    finally:
+        for folder in (left, fresh):
+            if folder.exists():
+                folder.rmdir()

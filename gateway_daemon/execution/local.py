@@ -47,6 +47,7 @@ class LocalExecutor:
         self.admission = admission
         self.requirements_file = requirements_file
         self._sweeper: asyncio.Task | None = None
+        self._swept = False
         self.sandbox = sandbox or Sandbox("none")
         self.warn_each_run = warn_each_run
 
@@ -66,6 +67,9 @@ class LocalExecutor:
         service = job.service
         if self.sandbox.mode != "none":
             await asyncio.to_thread(self.sandbox.problem)  # probed once, off the loop
+        if not self._swept:  # the memory cgroups of runs a kill cut short, once
+            self._swept = True
+            await asyncio.to_thread(self.sandbox.memory.sweep)
         if self.sandbox.refusal():
             raise FailedPrecondition(self.sandbox.refusal())
         if self.warn_each_run and self.sandbox.warning():

@@ -18,6 +18,7 @@ from pathlib import Path
 
 FOLDER_PREFIX = "automation-gateway-"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+START_GRACE = 120.0  # seconds: a cgroup older than this with no process in it is a leftover
 
 
 def size_text(size: int) -> str:
@@ -161,3 +162,13 @@ class MemoryLimit:
                else "the run's supervisor adds up its processes' resident memory")
         return f"{size_text(self.limit)} a run ({how})"
 
+    def sweep(self) -> None:
+        """Remove the cgroups of runs that are over (left by a gateway that was killed mid-run): empty, and
+        made longer ago than any run takes to start (a gateway fills its own within START_GRACE)."""
+        where = self.cgroup_parent()
+        if where is None:
+            return
+        for folder in where[0].glob(f"{FOLDER_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                if time.time() - folder.stat().st_mtime > START_GRACE:
+                    folder.rmdir()  # refused while processes are in it
