@@ -79,22 +79,26 @@ def local_executor(config: Config, queue: bool = True) -> "Executor":
     waiting (a runner refuses work when full instead).  A daemon says in its log which sandbox runs get."""
     from .core.admission import Admission
     from .execution.local import LocalExecutor
-    from .execution.sandbox import Sandbox
+    from .execution.sandbox import from_config
     from .execution.venvs import Venvs
     from .execution.workspace import Workspace
 
     limits = _limits(config)
     application = config["application"]
-    sandbox = Sandbox(config.get("execution", "sandbox"), hidden_from_runs(config))
+    sandbox = from_config(config, hidden_from_runs(config))
     venvs = Venvs(config.data_dir, application.venv_retention_period, application.venv_sweep_interval, sandbox)
     if config.mode in ("server", "runner"):
         log = logging.getLogger(f"gateway.{config.mode}")
         if sandbox.active:
             log.info("runs are sandboxed with %s", sandbox.status())
+            if sandbox.refusal():
+                log.error("%s", sandbox.refusal())
+            (log.info if sandbox.isolated() else log.warning)("network: %s", sandbox.network_status())
         elif sandbox.mode == "bwrap":
             log.error("%s", sandbox.refusal())
         elif sandbox.mode == "auto":
             log.warning("sandbox: %s", sandbox.status())
+        log.info("memory: %s", sandbox.memory.status(sandbox.active))
     return LocalExecutor(config.data_dir, Workspace(config.data_dir), venvs,
                          limits.kill_grace_period, Admission(limits.max_concurrent_runs) if queue else None,
                          config.get("python-script", "requirements_file"), sandbox,

@@ -34,6 +34,7 @@ MODES = ("local", "server", "client", "runner")
 USER_ROLES = ("admin", "editor", "operator", "viewer")  # core.policy.ROLES
 BACKENDS = ("local", "memory", "etcd")
 SANDBOXES = ("auto", "bwrap", "none")
+NETWORKS = ("isolated", "host")
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "DISABLED")
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
@@ -70,6 +71,36 @@ def _choice(*allowed: str, upper: bool = False) -> Callable[[str], str]:
         return value
 
     return parse
+
+
+_SIZE_RE = re.compile(r"^(\d+)\s*([kmgt]?)(i?b)?$")
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _memory_size(raw: str) -> int:
+    """A size such as 512M, 2G, 2GiB or 1073741824 (bytes; K, M, G, T are powers of 1024) -> bytes; 0 or none:
+    no limit (0)."""
+    text = raw.strip().lower()
+    if text in ("0", "none", "unlimited"):
+        return 0
+    found = _SIZE_RE.match(text)
+    if not found:
+        raise ValueError("expected a size such as 512M or 2G (K, M, G, T), or 0/none for no limit")
+    value = int(found.group(1)) * _SIZE_UNITS[found.group(2)]
+    if value < 16 << 20:
+        raise ValueError("expected at least 16M (or 0/none for no limit)")
+    return value
+
+
+_USER_RE = re.compile(r"^([a-z_][a-z0-9_.-]*\$?|\d+(:\d+)?)$", re.IGNORECASE)
+
+
+def _run_as_user(raw: str) -> str:
+    """A user name, a uid, or uid:gid (checked here for its form; looked up where runs execute)."""
+    text = raw.strip()
+    if not _USER_RE.match(text) or len(text) > 64:
+        raise ValueError("expected a user name, a uid or uid:gid (such as nobody or 65534:65534)")
+    return text
 
 
 def _int_range(low: int, high: int, what: str) -> Callable[[str], int]:
@@ -454,6 +485,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "kill_grace_period": Key(_int_range(0, 600, "seconds"), "5", "between TERM and KILL on cancel or timeout"),
         "sandbox": Key(_choice(*SANDBOXES), "auto",
                        "runs in bubblewrap: auto (where bwrap works), bwrap (required) or none"),
+        "run_as_user": Key(_run_as_user, "nobody",
+                           "the user (name, uid or uid:gid) runs execute as when the gateway is root"),
+        "network": Key(_choice(*NETWORKS), "isolated",
+                       "isolated (runs reach the network but not this machine's loopback; needs slirp4netns) "
+                       "or host"),
+        "memory_limit": Key(_memory_size, "2G", "memory a run may use (512M, 2G ...; 0 or none: no limit)"),
     },
     "runs": {
         "retention_count": Key(_int_range(0, 10_000_000, "a number of runs (0: no count limit)"), "1000",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -107,3 +109,30 @@ def tinydep(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
                     str(root / "dist"), str(root)], check=True, capture_output=True)
     return next((root / "dist").glob("*.whl"))
+
+
+# ---------------------------------------------------------------- an address of this machine that is not loopback
+OUTSIDE_ADDRESS = "10.213.0.1"
+
+
+@pytest.fixture(scope="session")
+def outside_address():
+    """A non-loopback address of this machine the tests make themselves (on a dummy, else a tap interface of
+    their own, removed afterwards): what an isolated run reaches, unlike 127.0.0.1.  None where no interface
+    can be made (not root, no iproute2)."""
+    if not shutil.which("ip"):
+        yield None
+        return
+    name = f"gwt{secrets.token_hex(3)}"
+    made = subprocess.run(["ip", "link", "add", name, "type", "dummy"], capture_output=True, text=True)
+    if made.returncode != 0:  # a kernel without the dummy driver: a tap device does as well
+        made = subprocess.run(["ip", "tuntap", "add", "dev", name, "mode", "tap"], capture_output=True, text=True)
+    if made.returncode != 0:
+        yield None
+        return
+    try:
+        subprocess.run(["ip", "addr", "add", f"{OUTSIDE_ADDRESS}/32", "dev", name], check=True, capture_output=True)
+        subprocess.run(["ip", "link", "set", name, "up"], check=True, capture_output=True)
+        yield OUTSIDE_ADDRESS
+    finally:
+        subprocess.run(["ip", "link", "del", name], capture_output=True)

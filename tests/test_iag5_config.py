@@ -295,7 +295,8 @@ def iag5(tmp_path_factory):
 
 
 # Keys this gateway has and IAG 5 does not (the sandbox, the audit trail, login throttling): an IAG 5 file has none.
-OWN_KEYS = {("execution", "sandbox"), ("audit", "retention"), ("server", "login_failures_per_user"),
+OWN_KEYS = {("execution", "sandbox"), ("execution", "run_as_user"), ("execution", "network"),
+            ("execution", "memory_limit"), ("audit", "retention"), ("server", "login_failures_per_user"),
             ("server", "login_failures_per_address"), ("server", "login_lock_seconds"),
             ("server", "login_lock_max_seconds"), ("server", "allow_plaintext_runners"),
             ("server", "default_user_role"), ("server", "public_calls_at_once"),

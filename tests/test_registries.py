@@ -1,5 +1,6 @@
-"""Registries end to end: a real pypiserver with basic auth on 127.0.0.1 serving a wheel the test builds, real
-pip installs through the gateway, the registry's password only ever in the install's environment.  And the
+"""Registries end to end: a real pypiserver with basic auth on an address of this machine that is not its
+loopback (runs reach the network, not the machine's own loopback) serving a wheel the test builds, real pip
+installs through the gateway, the registry's password only ever in the install's environment.  And the
 python-script interpreter: isolated without requirements, pyproject.toml dependencies installed."""
 
 from __future__ import annotations
@@ -39,15 +40,22 @@ def _wheel(root: Path, name: str, value: str) -> Path:
     return next((root / "dist").glob("*.whl"))
 
 
-def _free_port() -> int:
+def _free_port(host: str) -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
-def pypi(tmp_path_factory):
-    """pypiserver on 127.0.0.1 with basic auth (an htpasswd file) for every download and listing."""
+def host(outside_address) -> str:
+    """Where the registries listen: an address of this machine that is not loopback (a sandboxed build reaches
+    the network, not the machine's own loopback), else 127.0.0.1 (and runs get the host's network)."""
+    return outside_address or "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def pypi(tmp_path_factory, host):
+    """pypiserver with basic auth (an htpasswd file) for every download and listing."""
     from passlib.apache import HtpasswdFile
 
     root = tmp_path_factory.mktemp("pypi")
@@ -58,21 +66,21 @@ def pypi(tmp_path_factory):
     htpasswd = HtpasswdFile(str(root / "htpasswd"), new=True)
     htpasswd.set_password("alice", PASSWORD)
     htpasswd.save()
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "pypiserver", "run", "-i", "127.0.0.1", "-p", str(port),
+    port = _free_port(host)
+    server = subprocess.Popen([sys.executable, "-m", "pypiserver", "run", "-i", host, "-p", str(port),
                                "-P", str(root / "htpasswd"), "-a", "download,list,update", str(packages)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                socket.create_connection((host, port), timeout=1).close()
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("pypiserver did not start")
                 time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}/simple/"
+        yield f"http://{host}:{port}/simple/"
     finally:
         server.terminate()
         server.wait(10)
@@ -96,15 +104,15 @@ print("prefix " + sys.prefix)
 
 
 @pytest.fixture(scope="module")
-def wheel_server(tmp_path_factory):
-    """gwtinyproj's wheel over HTTP on 127.0.0.1 (a sandboxed build sees the run's tree, not the test's folders)."""
+def wheel_server(tmp_path_factory, host):
+    """gwtinyproj's wheel over HTTP (a sandboxed build sees the run's tree, not the test's folders)."""
     tiny = _wheel(tmp_path_factory.mktemp("tiny") / "w", "gwtinyproj", "from-pyproject")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tiny.parent))
     handler.log_message = lambda *args: None  # type: ignore[assignment]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = http.server.ThreadingHTTPServer((host, 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/{tiny.name}"
+        yield f"http://{host}:{server.server_address[1]}/{tiny.name}"
     finally:
         server.shutdown()
         server.server_close()
@@ -129,8 +137,8 @@ def origin(tmp_path_factory, pypi, wheel_server) -> Path:
 
 
 @pytest.fixture
-def env(tmp_path, origin) -> dict[str, str]:
-    env = gateway_env(tmp_path)
+def env(tmp_path, origin, host) -> dict[str, str]:
+    env = gateway_env(tmp_path, **({"GATEWAY_EXECUTION_NETWORK": "host"} if host == "127.0.0.1" else {}))
     ok(gw(env, "create", "repository", "code", "--url", str(origin)))
     ok(gw(env, "create", "secret", "pypi-password", "--value", PASSWORD))
     return env

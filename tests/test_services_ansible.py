@@ -1,5 +1,6 @@
 """Ansible playbook services end to end: real git repositories, real ansible-playbook and ansible-galaxy runs,
-real pip installs into the service's venv, collections served over real HTTP on 127.0.0.1."""
+real pip installs into the service's venv, collections served over real HTTP on an address of this machine (not
+its loopback, which isolated runs and builds do not reach)."""
 
 from __future__ import annotations
 
@@ -76,8 +77,15 @@ DEPS_PLAYBOOK = '''\
 
 
 @pytest.fixture(scope="module")
-def collection_server(tmp_path_factory):
-    """A collection tarball built with `ansible-galaxy collection build`, served over HTTP on 127.0.0.1."""
+def collection_host(outside_address) -> str:
+    """Where the collection is served: an address of this machine that is not loopback, else 127.0.0.1 (and
+    runs get the host's network)."""
+    return outside_address or "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def collection_server(tmp_path_factory, collection_host):
+    """A collection tarball built with `ansible-galaxy collection build`, served over HTTP."""
     root = tmp_path_factory.mktemp("galaxy")
     subprocess.run([str(ANSIBLE_BIN / "ansible-galaxy"), "collection", "init", "gwtest.demo", "--init-path",
                     str(root / "src")], check=True, capture_output=True)
@@ -90,11 +98,11 @@ def collection_server(tmp_path_factory):
                     str(root / "src" / "gwtest" / "demo")], check=True, capture_output=True)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
     handler.log_message = lambda *args: None  # type: ignore[assignment]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = http.server.ThreadingHTTPServer((collection_host, 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/gwtest-demo-1.0.0.tar.gz"
+        yield f"http://{collection_host}:{server.server_address[1]}/gwtest-demo-1.0.0.tar.gz"
     finally:
         server.shutdown()
         server.server_close()
@@ -121,8 +129,8 @@ def origin(tmp_path_factory, tinydep, collection_server) -> Path:
 
 
 @pytest.fixture
-def env(tmp_path, origin) -> dict[str, str]:
-    env = gateway_env(tmp_path)
+def env(tmp_path, origin, collection_host) -> dict[str, str]:
+    env = gateway_env(tmp_path, **({"GATEWAY_EXECUTION_NETWORK": "host"} if collection_host == "127.0.0.1" else {}))
     ok(gw(env, "create", "repository", "plays", "--url", str(origin), "--reference", "main"))
     return env
 

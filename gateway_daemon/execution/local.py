@@ -25,6 +25,7 @@ from ..core.jobs import Job, JobEvents, JobResult
 from ..core.runs import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT, Masker
 from . import ansible, leftovers, python_scripts, tofu
 from .commands import build, child_environment
+from .memory import exceeded_reason
 from .process import SUPERVISOR, Outcome, Process
 from .sandbox import Sandbox, gateway_environment
 from .venvs import Venvs, base_python
@@ -46,6 +47,7 @@ class LocalExecutor:
         self.admission = admission
         self.requirements_file = requirements_file
         self._sweeper: asyncio.Task | None = None
+        self._swept = False
         self.sandbox = sandbox or Sandbox("none")
         self.warn_each_run = warn_each_run
 
@@ -65,10 +67,15 @@ class LocalExecutor:
         service = job.service
         if self.sandbox.mode != "none":
             await asyncio.to_thread(self.sandbox.problem)  # probed once, off the loop
+        if not self._swept:  # the memory cgroups of runs a kill cut short, once
+            self._swept = True
+            await asyncio.to_thread(self.sandbox.memory.sweep)
         if self.sandbox.refusal():
             raise FailedPrecondition(self.sandbox.refusal())
         if self.warn_each_run and self.sandbox.warning():
             events.progress(self.sandbox.warning())
+        if self.warn_each_run and self.sandbox.network_warning():
+            events.progress(self.sandbox.network_warning())
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         run_dir = Path(tempfile.mkdtemp(prefix=f"{job.run_id}-", dir=self.runs_dir))
         held: list[str] = []  # the cached environments this run uses
@@ -78,6 +85,7 @@ class LocalExecutor:
             tree = run_dir / "tree"
             events.checked_out(await self.workspace.prepare(job.repository, tree, events.progress,
                                                             job.repository_key, job.repository_password))
+            await asyncio.to_thread(self.sandbox.give, tree)  # the run's user's (a build writes there too)
             workdir = tree / (service.working_dir or ".")
             if not workdir.is_dir():
                 raise FailedPrecondition(f"service {service.name}: working dir {service.working_dir} "
@@ -107,9 +115,12 @@ class LocalExecutor:
                           job.executable, tree=tree, action=job.action, inputs_file=inputs_file)
             if service.type == "opentofu-plan":
                 tofu.place_state(workdir, job.state)
+                if (workdir / tofu.STATE_FILE).exists():
+                    self.sandbox.give(workdir / tofu.STATE_FILE)
             # ---- end of dependencies
             # The sandbox shows the cached venvs and collections the run holds, read-only.
             readable = [*gateway_environment(), SUPERVISOR, *(self._cached_folder(Path(path)) for path in held)]
+            self.sandbox.give(tmp, home)  # with the inputs file in it: the run's user reads it
             if self.sandbox.active:
                 env = child_environment({**extra_env, **job.env}, Path("/tmp"), python, home=home)
             else:
@@ -123,6 +134,8 @@ class LocalExecutor:
         finally:
             self.venvs.release(*held)
             shutil.rmtree(run_dir, ignore_errors=True)
+        if outcome.stopped == "memory":
+            return JobResult(FAILED, exceeded_reason(self.sandbox.memory.limit), outcome.exit_code, state)
         if outcome.stopped == "timeout":
             return JobResult(TIMED_OUT, f"stopped after the {job.timeout} s time limit", outcome.exit_code, state)
         if outcome.stopped == "cancel" or cancel.is_set():
@@ -143,7 +156,11 @@ class LocalExecutor:
         outcome = Outcome(None)
         deadline = time.monotonic() + timeout
         for argv, sandbox in steps:
-            process = Process(argv, cwd, env, base_python(), self.kill_grace, sandbox, mask)
+            launch = self.sandbox.launch(command_waits=True) if sandbox else None
+            # The memory bound: the launch's cgroup, else the supervisor's own count.
+            memory = self.sandbox.memory.limit if launch is None or launch.memory is None else 0
+            process = Process(argv, cwd, env, base_python(), self.kill_grace, sandbox, self.sandbox.user(), launch,
+                              memory, mask)
             await process.start()
             leftovers.note_group(run_dir, process.pid)
             stopper = asyncio.ensure_future(self._stop_on(cancel, process))

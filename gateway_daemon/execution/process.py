@@ -33,14 +33,17 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from ..core.runs import Masker
+from .launch import Launch
 
 MAX_LINE = 16 * 1024
 READ_SIZE = 64 * 1024
 FRAMES_READ_SIZE = 256 * 1024  # a read of the frames pipe: several frames at once when the gateway was busy
 FRAME = struct.Struct(">BI")  # supervisor.py's: stream byte, data length
 STREAMS = {1: "stdout", 2: "stderr"}
+NOTICE = 3  # a frame of the supervisor's own: b"memory" when it ended the run at its memory bound
 MAX_FRAME = 1024 * 1024  # the supervisor's are at most 64 KiB: a bigger length is not a frame
 SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
+MEMORY_EXCEEDED = b"memory"  # supervisor.py's notice
 SUPERVISOR_SLACK = 5.0  # beyond the grace period, before the gateway KILLs a supervisor that is not done
 _ANSI_RE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(\x07|\x1b\\)|[@-Z\\-_])")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -115,6 +118,7 @@ class Frames:
         self.buffer = b""
         self.lines = {stream: Lines(mask) for stream in STREAMS}
         self.broken = False
+        self.notices: list[bytes] = []
 
     def feed(self, chunk: bytes) -> list[tuple[str, list[str]]]:
         if self.broken:
@@ -124,6 +128,12 @@ class Frames:
         at, size = 0, len(buffer)
         while size - at >= FRAME.size:
             stream, length = FRAME.unpack_from(buffer, at)
+            if stream == NOTICE and length <= 64:
+                if size - at - FRAME.size < length:
+                    break
+                self.notices.append(bytes(buffer[at + FRAME.size:at + FRAME.size + length]))
+                at += FRAME.size + length
+                continue
             if stream not in STREAMS or length > MAX_FRAME:
                 self.broken = True
                 pieces.append((2, buffer[at:]))
@@ -161,17 +171,24 @@ class Frames:
 @dataclass
 class Outcome:
     exit_code: int | None
-    stopped: str = ""  # "", "timeout" or "cancel": why the gateway stopped it
+    stopped: str = ""  # "", "timeout", "cancel" or "memory": why it was stopped
 
 
 class Process:
     """`argv` run by `python` under the supervisor, itself run by `sandbox` (the bwrap command line that ends
-    with "--"; empty: no sandbox).  `grace`: between TERM and KILL for what the command leaves or is stopped;
-    `mask`: the run's secrets, masked in a line before it is cut."""
+    with "--"; empty: no sandbox).  `grace`: between TERM and KILL for what the command leaves or is stopped.
+    `user`: (uid, gid) the supervisor becomes in the sandbox; `launch`: what joins the sandbox before the command
+    starts (its network, its memory cgroup); `memory`: the bound the supervisor keeps itself (bytes; 0: none, or
+    a cgroup keeps it); `mask`: the run's secrets, masked in a line before it is cut."""
 
     def __init__(self, argv: list[str], cwd: str, env: dict[str, str], python: str, grace: float,
-                 sandbox: list[str] | None = None, mask: Masker | None = None):
+                 sandbox: list[str] | None = None, user: tuple[int, int] | None = None,
+                 launch: Launch | None = None, memory: int = 0, mask: Masker | None = None):
         self.argv = argv
+        self.user = user
+        self.launch = launch
+        self.memory = memory
+        self._frames = Frames(mask)
         self.cwd = cwd
         self.env = env
         self.python = python
@@ -185,18 +202,36 @@ class Process:
 
     async def start(self) -> None:
         control, self._control = os.pipe()  # both ends close-on-exec; the supervisor gets its own end only
-        supervised = [self.python, "-I", "-S", "-B", SUPERVISOR, str(control), f"{self.grace:g}", "--", *self.argv]
+        options = [*(["--user", f"{self.user[0]}:{self.user[1]}"] if self.user else []),
+                   *(["--memory", str(self.memory)] if self.memory else []),
+                   *(["--network"] if self.launch is not None and self.launch.slirp and self.sandbox else [])]
+        supervised = [self.python, "-I", "-S", "-B", SUPERVISOR, *options, str(control), f"{self.grace:g}", "--",
+                      *self.argv]
+        sandbox, fds = self.sandbox, (control,)
+        if self.launch is not None and sandbox:
+            sandbox, fds = [sandbox[0], *self.launch.bwrap_args(), *sandbox[1:]], (control, *self.launch.pass_fds)
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                *self.sandbox, *supervised, cwd=self.cwd, env=self.env, pass_fds=(control,),
+                *sandbox, *supervised, cwd=self.cwd, env=self.env, pass_fds=fds,
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # its own process group: the last resort reaches it whole
             )
         except BaseException:
             self._close_control()
+            if self.launch is not None:
+                await self.launch.close()
             raise
         finally:
             os.close(control)
+        if self.launch is not None and sandbox:
+            try:
+                await self.launch.attach()
+            except BaseException:
+                _signal_group(self._proc.pid, signal.SIGKILL)
+                await self._proc.wait()
+                self._close_control()
+                await self.launch.close()
+                raise
 
     def _close_control(self) -> None:
         if self._control is not None:
@@ -219,7 +254,7 @@ class Process:
 
     async def _relay(self, reader: asyncio.StreamReader, sink: LineSink) -> None:
         """The command's output, framed by the supervisor: stdout and stderr lines in the order written."""
-        frames = Frames(self.mask)
+        frames = self._frames
         while chunk := await reader.read(FRAMES_READ_SIZE):
             for stream, texts in frames.feed(chunk):
                 await _emit(sink, stream, texts)
@@ -248,8 +283,13 @@ class Process:
             exit_code = await self._proc.wait()
         finally:
             self._close_control()
+            if self.launch is not None:
+                await self.launch.close()
         if self._stopping is not None:
             await self._stopping
+        if not self._stop_reason and (MEMORY_EXCEEDED in self._frames.notices
+                                      or (self.launch is not None and self.launch.exceeded)):
+            self._stop_reason = "memory"
         return Outcome(exit_code, self._stop_reason)
 
     def stop(self, reason: str, grace: float) -> None:

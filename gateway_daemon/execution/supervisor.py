@@ -1,6 +1,18 @@
 """The process between the gateway and each command of a run: every descendant of the command ends with it.
 
-    python -I -S supervisor.py CONTROL_FD GRACE -- COMMAND [ARG...]
+    python -I -S supervisor.py [--user UID:GID] [--memory BYTES] [--network] CONTROL_FD GRACE -- COMMAND [ARG...]
+    python -I -S supervisor.py --user UID:GID --exec -- COMMAND [ARG...]
+
+With --user (a sandbox the gateway started as root) it first becomes UID:GID
+for good: no supplementary groups, an empty capability bounding set, no
+capability in any set, no_new_privs; it checks /proc/self/status says so and
+refuses to go on otherwise.  With --exec it then only execs COMMAND (the builds
+of a run's dependencies).  With --memory (where no cgroup bounds the run) it
+adds up the resident memory of every descendant every POLL seconds (in a thread
+of its own, so the relay of output never waits for it) and, past BYTES, KILLs
+them all and says so to the gateway with a frame of its own
+(stream 3).  With --network it waits, before COMMAND starts, for the isolated
+network the gateway brings up meanwhile (its default route through tap0).
 
 It makes itself a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so whatever
 the command leaves behind (a background process, one in a session of its own,
@@ -41,13 +53,22 @@ import select
 import signal
 import struct
 import sys
+import threading
 import time
 
 PR_SET_CHILD_SUBREAPER = 36
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # What the interpreter changes (SIGPIPE, SIGXFSZ ignored) and the handlers below: the command gets the defaults.
 DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, *STOP_SIGNALS)
-STDOUT, STDERR = 1, 2  # the stream byte of a frame
+STDOUT, STDERR, NOTICE = 1, 2, 3  # the stream byte of a frame; NOTICE: the supervisor's word to the gateway
+MEMORY_EXCEEDED = b"memory"
+POLL = 0.02
+OVER = 255  # the byte watch_memory puts on the wakeup pipe (signal numbers are below 65)
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAPBSET_DROP = 24
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+CAP_VERSION_3 = 0x20080522
+PAGE = os.sysconf("SC_PAGE_SIZE")
 FRAME = struct.Struct(">BI")  # before the data of each frame: stream, length
 READ_SIZE = 64 * 1024  # a pipe holds 64 KiB: one read takes what is there
 HELD_LIMIT = 1024 * 1024  # frames the gateway has not taken yet: beyond, the command waits (its pipes fill)
@@ -62,6 +83,94 @@ def become_subreaper() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except (OSError, AttributeError, ImportError):  # no prctl: its direct children still end with the run
         pass
+
+
+def drop_privileges(uid: int, gid: int) -> None:
+    """Become uid:gid with no capability and no way to gain one; SystemExit (nothing runs) when that fails."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open("/proc/sys/kernel/cap_last_cap") as handle:
+        last = int(handle.read())
+    for cap in range(last + 1):  # while CAP_SETPCAP is still held
+        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)  # from root to another uid: the permitted, effective and ambient sets empty
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    header = (ctypes.c_uint32 * 2)(CAP_VERSION_3, 0)
+    libc.capset(header, (ctypes.c_uint32 * 6)())  # the inheritable set too
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    with open("/proc/self/status") as handle:
+        status = dict(line.split(":", 1) for line in handle.read().splitlines() if ":" in line)
+    held = [key for key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb") if int(status[key], 16)]
+    if held or status["NoNewPrivs"].strip() != "1" or os.getresuid() != (uid,) * 3 or os.getresgid() != (gid,) * 3:
+        raise SystemExit(f"gateway: cannot drop privileges ({', '.join(held) or 'uid, gid or no_new_privs'})")
+
+
+def wait_for_network(timeout: float = 15.0) -> None:
+    """Until the namespace has its default route through the gateway's device (or `timeout`: the gateway ends
+    the run when the network does not come up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/net/route") as handle:
+                if any(line.split()[:2] == ["tap0", "00000000"] for line in handle.read().splitlines()[1:]):
+                    return
+        except OSError:
+            return
+        time.sleep(0.001)
+
+
+def watch_memory(bound: int, wake: int) -> None:
+    """Every POLL seconds, the resident memory of every descendant; past `bound`, OVER on the wakeup pipe."""
+    root = os.getpid()
+    while resident(children_tree(root)) <= bound:
+        time.sleep(POLL)
+    while True:
+        try:
+            os.write(wake, bytes([OVER]))
+            return
+        except BlockingIOError:  # the pipe is full of signal numbers: once the loop took them
+            time.sleep(POLL)
+        except OSError:
+            return
+
+
+def children_tree(root: int) -> list[int]:
+    """Every process below `root`, from the kernel's lists of children (the run's processes only, however many
+    the machine runs); the whole of /proc where the kernel keeps no such list."""
+    if not os.path.exists(f"/proc/{root}/task/{root}/children"):
+        return descendants(root)[0]
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/children", "rb") as handle:
+                    kids = [int(kid) for kid in handle.read().split()]
+            except (OSError, ValueError):
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+def resident(pids: list[int]) -> int:
+    """The resident memory of `pids`, in bytes (from /proc/PID/statm)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as handle:
+                total += int(handle.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total * PAGE
 
 
 def descendants(root: int) -> tuple[list[int], bool]:
@@ -168,13 +277,15 @@ class Relay:
 
 
 class Supervisor:
-    def __init__(self, command: list[str], control_fd: int, grace: float):
+    def __init__(self, command: list[str], control_fd: int, grace: float, memory: int = 0):
         self.command = command
+        self.memory = memory  # bytes the descendants may hold together (0: no bound kept here)
         self.control_fd = control_fd
         self.grace = grace
         self.child = 0
         self.status: int | None = None  # the wait status of the command once it ended
         self.wake = -1  # the read end of the signal wakeup pipe
+        self.over = False  # past the memory bound
         self.relay: Relay | None = None
         self.ending = False  # ending everything: the control pipe is no longer watched
 
@@ -203,6 +314,7 @@ class Supervisor:
         for fd in ready:
             if fd == self.wake:
                 data = os.read(self.wake, 512)
+                self.over = self.over or OVER in data
                 stop = stop or any(byte in data for byte in STOP_SIGNALS)
                 if signal.SIGCHLD in data:
                     self.reap()
@@ -257,9 +369,14 @@ class Supervisor:
             os.close(out_write)
             os.close(err_write)
         self.relay = Relay({out_read: STDOUT, err_read: STDERR}, sys.stdout.fileno())
+        if self.memory:
+            threading.Thread(target=watch_memory, args=(self.memory, wake_write), daemon=True).start()
         stop = False
-        while self.status is None and not stop:
+        while self.status is None and not stop and not self.over:
             stop = self.step(None)
+        if self.over:  # no grace: TERM would give it the time to take more
+            self.grace = 0
+            self.relay.held += FRAME.pack(NOTICE, len(MEMORY_EXCEEDED)) + MEMORY_EXCEEDED
         self.end_all()
         while self.status is None:  # the command ended in end_all; its status is collected by now
             self.reap()
@@ -285,11 +402,29 @@ def exit_like(code: int) -> None:
 
 
 def main(argv: list[str]) -> None:
+    options = {}
+    while argv and argv[0] in ("--user", "--memory", "--exec", "--network"):
+        if argv[0] in ("--exec", "--network"):
+            options[argv[0][2:]], argv = "1", argv[1:]
+        else:
+            options[argv[0][2:]], argv = argv[1], argv[2:]
+    if "user" in options:
+        uid, gid = options["user"].split(":")
+        drop_privileges(int(uid), int(gid))
+    if "network" in options:
+        wait_for_network()
+    if "exec" in options and len(argv) > 1 and argv[0] == "--":
+        try:
+            os.execvp(argv[1], argv[1:])
+        except OSError as exc:
+            print(f"gateway: cannot start {argv[1]}: {exc.strerror or exc}", file=sys.stderr, flush=True)
+            os._exit(127)
     if len(argv) < 4 or argv[2] != "--":
-        print("usage: supervisor.py CONTROL_FD GRACE -- COMMAND [ARG...]", file=sys.stderr)
+        print("usage: supervisor.py [--user UID:GID] [--memory BYTES] CONTROL_FD GRACE -- COMMAND [ARG...]",
+              file=sys.stderr)
         os._exit(2)
     control_fd, grace = argv[0], argv[1]
-    exit_like(Supervisor(argv[3:], int(control_fd), float(grace)).run())
+    exit_like(Supervisor(argv[3:], int(control_fd), float(grace), int(options.get("memory", 0))).run())
 
 
 if __name__ == "__main__":

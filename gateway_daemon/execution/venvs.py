@@ -36,6 +36,8 @@ from typing import Callable
 
 from ..core.errors import FailedPrecondition
 from ..inputfiles import MIB, InputFileError, digest_file
+from .launch import Launch
+from .process import SUPERVISOR
 from .sandbox import Sandbox, gateway_environment
 from .workspace import file_lock
 
@@ -137,14 +139,25 @@ class Confinement:
         self.readable = readable
 
     def command(self, cwd: Path | None) -> list[str]:
-        """The bwrap command line a step starts with ([] without a sandbox)."""
+        """The bwrap command line a step starts with ([] without a sandbox); where runs become another user,
+        the supervisor making the step that user (the build's folders are that user's)."""
         if not self.sandbox.active:
             return []
         (self.scratch / "tmp").mkdir(parents=True, exist_ok=True)
         (self.scratch / "home").mkdir(parents=True, exist_ok=True)
-        return self.sandbox.command(tree=self.tree, tmp=self.scratch / "tmp", home=self.scratch / "home",
-                                    cwd=str(cwd or self.tree), readable=[*gateway_environment(), *self.readable],
+        self.sandbox.give(self.target, self.scratch)
+        args = self.sandbox.command(tree=self.tree, tmp=self.scratch / "tmp", home=self.scratch / "home",
+                                    cwd=str(cwd or self.tree),
+                                    readable=[*gateway_environment(), *self.readable, SUPERVISOR],
                                     writable=[self.target])
+        user = self.sandbox.user()
+        if user is not None:
+            args += [base_python(), "-I", "-S", "-B", SUPERVISOR, "--user", f"{user[0]}:{user[1]}", "--exec", "--"]
+        return args
+
+    def launch(self) -> Launch | None:
+        """The isolated network of a step (pip reaches registries through it); None: the host's."""
+        return self.sandbox.launch(memory=False) if self.sandbox.active else None
 
     def environment(self) -> dict[str, str]:
         """What a sandboxed step's environment holds instead of the gateway's: the private HOME and /tmp."""
@@ -369,17 +382,28 @@ async def _stream(argv: list[str], progress: Progress, label: str, cwd: Path | N
     """Run a build step, passing each line of its output on as progress; fail with its last lines.
     `extra_env`: what only this step's environment holds (a registry's credentials); `box`: where it runs."""
     sandbox = box.command(cwd) if box is not None else []
+    launch = box.launch() if box is not None and sandbox else None
+    fds: tuple[int, ...] = ()
+    if launch is not None:
+        sandbox, fds = [sandbox[0], *launch.bwrap_args(), *sandbox[1:]], launch.pass_fds
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PIP_REQUIRE_VIRTUALENV")
            and not (sandbox and k.startswith("XDG_"))}  # sandboxed: the gateway's folders are not there
     env["PYTHONUNBUFFERED"] = "1"
     if box is not None:
         env.update(box.environment())
     env.update(extra_env or {})
-    process = await asyncio.create_subprocess_exec(
-        *sandbox, *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *sandbox, *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True, pass_fds=fds)
+    except BaseException:
+        if launch is not None:
+            await launch.close()
+        raise
     tail: list[str] = []
     try:
+        if launch is not None:
+            await launch.attach()
         assert process.stdout is not None
         async with asyncio.timeout(BUILD_TIMEOUT):
             async for raw in process.stdout:
@@ -393,6 +417,9 @@ async def _stream(argv: list[str], progress: Progress, label: str, cwd: Path | N
             os.killpg(process.pid, 9)
         await process.wait()
         raise
+    finally:
+        if launch is not None:
+            await launch.close()
     if process.returncode != 0:
         last = tail[-1] if tail else f"exit code {process.returncode}"
         raise FailedPrecondition(f"{label} failed: {last}")
