@@ -24,6 +24,7 @@ from typing import Any
 BIN = Path(sys.executable).parent
 GATEWAY = str(BIN / "gateway")
 DAEMON = str(BIN / "gateway-daemon")
+IAGCTL = str(BIN / "iagctl")  # the same program under IAG 5's name, as operators' scripts and units call it
 KINDS = ("repositories", "decorators", "services", "secrets")
 PYCACHE = os.path.join(tempfile.gettempdir(), f"gateway-tests-pycache-{os.getuid()}")
 
@@ -167,6 +168,11 @@ def gateway_env(root: Path, config: str = "[application]\nmode = local\n", home:
 def gw(env: dict[str, str], *args: str, stdin: str | None = None, timeout: float = 180) -> Result:
     """`gateway ARGS` in `env`."""
     return run_command(GATEWAY, args, env, stdin=stdin, timeout=timeout)
+
+
+def iagctl(env: dict[str, str], *args: str, stdin: str | None = None, timeout: float = 180) -> Result:
+    """`iagctl ARGS` in `env`: the installed iagctl command, for the lines IAG 5's reference documents."""
+    return run_command(IAGCTL, args, env, stdin=stdin, timeout=timeout)
 
 
 def ok(result: Result) -> Result:

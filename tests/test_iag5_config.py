@@ -1,10 +1,12 @@
 """An IAG 5 operator's gateway.conf, as their deployment tooling writes it, works here unchanged.
 
 A complete IAG 5-layout server.conf and runner.conf (every key of every section, values quoted the way
-IAG 5's deployment role writes them) start a real server and a real runner on a real etcd, and a run goes
-through the runner; their log files appear under server_dir as JSON lines in the zone asked for.  Then, in
-local mode through the real `gateway` command: each [features] flag refusing create and run with one line,
-working_dir, requirements_file, [terminal] times, log files, and the one-line errors for bad values.
+IAG 5's deployment role writes them, the server with client_cert_auth = true and certificates from
+`gateway cert-gen`) start a real server and a real runner on a real etcd, and a run goes through the runner
+for a client written as IAG 5's official client config (mutual TLS: the client's own certificate and key);
+their log files appear under server_dir as JSON lines in the zone asked for.  Then, in local mode through
+the real `gateway` command: each [features] flag refusing create and run with one line, working_dir,
+requirements_file, [terminal] times, log files, and the one-line errors for bad values.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from cluster import TTL, Node, new_site, wait_for
 from gateway_daemon.config import SCHEMA, load_config
 from gateway_daemon.execution.venvs import LAST_USED, MARKER, Venvs
 from gateway_server import ADMIN_PASSWORD, Client
+from test_iag5_tls import Operator, cert_gen, official_client_conf
 from gitutil import new_repo
 
 SCRIPT = '''\
@@ -56,7 +59,7 @@ use_tls = true
 certificate_file = '{certs["cert"]}'
 private_key_file = '{certs["key"]}'
 distributed_execution = true
-client_cert_auth = false
+client_cert_auth = true
 grpc_max_recv_msg_size = 33554432
 runtime_data_dir = ''
 
@@ -64,8 +67,8 @@ runtime_data_dir = ''
 host = '127.0.0.1'
 port = {node.port}
 use_tls = true
-certificate_file = '{certs["ca"]}'
-private_key_file = ''
+certificate_file = '{certs["client"]}'
+private_key_file = '{certs["client_key"]}'
 api_key = ''
 
 [connect]
@@ -272,6 +275,11 @@ def stale_venv(working: Path, name: str, age_days: float) -> Path:
 @pytest.fixture(scope="module")
 def iag5(tmp_path_factory):
     site = new_site(tmp_path_factory.mktemp("iag5"), "iag5")
+    # the certificates an operator makes with `gateway cert-gen`: the CA, the server's (the runner's too) and
+    # the client's own, which the server asks for (client_cert_auth = true)
+    made = cert_gen(site.root / "cert-gen")
+    site.certs = {"ca": made["ca.crt"], "cert": made["server.crt"], "key": made["server.key"],
+                  "client": made["client.crt"], "client_key": made["client.key"]}
     server = site.node("server", "server")
     runner = site.node("runner", "runner", "iag5")
     server.config.write_text(iag5_server_conf(server, site, server.folder))
@@ -283,11 +291,12 @@ def iag5(tmp_path_factory):
     new_repo(origin, {"main.py": SCRIPT, "reqs.txt": "# nothing to install\n"})
     server.start()
     runner.start()
-    client = Client(site.root / "client", server.port, site.certs["ca"])
+    client = Operator(site.root / "client", official_client_conf(server.port, made))
     client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
               stdin=f"{server.admin_password}\n{ADMIN_PASSWORD}\n")
     client.ok("create", "repository", "apps", "--url", str(origin))
-    yield {"site": site, "server": server, "runner": runner, "client": client, "old": old, "recent": recent}
+    yield {"site": site, "server": server, "runner": runner, "client": client, "old": old, "recent": recent,
+           "cert-gen": made}
     for node in (server, runner):
         if node.process is not None:
             node.kill()
@@ -309,14 +318,17 @@ def test_the_confs_hold_every_key_of_every_section():
     every = ({(section, key) for section, keys in SCHEMA.items() for key in keys} - {("application", "data_dir")}
              - OWN_KEYS)
     node = SimpleNamespace(port=1)
-    site = SimpleNamespace(certs={"ca": "ca", "cert": "cert", "key": "key"}, name="n", key_file="k",
+    site = SimpleNamespace(certs={"ca": "ca", "cert": "cert", "key": "key", "client": "c", "client_key": "ck"},
+                           name="n", key_file="k",
                            etcd=SimpleNamespace(hosts="h:1"))
     for conf in (iag5_server_conf, iag5_runner_conf):
         assert written_keys(conf(node, site, Path("/x"))) == every
 
 
 def test_a_run_goes_through_the_runner_started_from_an_iag5_runner_conf(iag5):
-    client, runner = iag5["client"], iag5["runner"]
+    """The client is IAG 5's official client config; the server asks it for its certificate."""
+    client, runner, server = iag5["client"], iag5["runner"], iag5["server"]
+    assert "certificate_file" in client.config.read_text() and "private_key_file" in client.config.read_text()
     wait_for("the runner", lambda: runner.id in client.ok("get", "runners").stdout)
     client.ok("create", "service", "python-script", "hello", "--repository", "apps", "--filename", "main.py",
               "--runner-tag", "iag5")
@@ -327,6 +339,10 @@ def test_a_run_goes_through_the_runner_started_from_an_iag5_runner_conf(iag5):
     run = json.loads(client.ok("get", "runs", "-o", "json").stdout)[0]
     assert run["status"] == "succeeded" and run["runner"] == runner.id
     assert not (runner.folder / "data").exists()  # working_dir is where everything went
+    # client_cert_auth = true holds: the same client without its certificate and key is turned away
+    bare = Client(runner.folder.parent / "bare-client", server.port, iag5["cert-gen"]["ca.crt"])
+    refused = bare("login", "--username", "admin", "--password-stdin", stdin=ADMIN_PASSWORD + "\n")
+    assert "client certificate" in one_error_line(refused, 1), str(refused)
 
 
 def test_unused_venvs_are_pruned_when_the_runner_starts(iag5):
@@ -372,13 +388,13 @@ def test_a_feature_the_server_turns_off_is_refused_to_its_clients(iag5):
 
 
 def test_client_api_key_is_used_instead_of_a_login(iag5, tmp_path):
-    client, server, site = iag5["client"], iag5["server"], iag5["site"]
+    client, server = iag5["client"], iag5["server"]
     probe = ("from gateway_daemon.config import load_config; from gateway_tui.cli.session import endpoint; "
              "from gateway_tui.credentials import Credentials; import argparse; "
              "c = load_config(); print(Credentials(None).load(endpoint(c, argparse.Namespace()).address).api_key)")
     key = run_command(str(BIN / "python"), ["-c", probe], client.env).stdout.strip()
     assert len(key) > 20
-    other = Client(tmp_path / "scripted", server.port, site.certs["ca"])
+    other = Operator(tmp_path / "scripted", official_client_conf(server.port, iag5["cert-gen"]))
     assert one_error_line(other("get", "services"), 1).startswith("gateway: not logged in")
     other.config.write_text(other.config.read_text() + f"api_key = '{key}'\n")
     assert "hello" in other.ok("get", "services").stdout

@@ -22,11 +22,9 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from cli_helpers import BIN, DAEMON, GATEWAY, clean_environ, one_error_line, run_command, write
+from cli_helpers import DAEMON, GATEWAY, IAGCTL, clean_environ, one_error_line, run_command, write
 from gateway_daemon.config import ConfigError, load_config
 from gateway_server import ADMIN_PASSWORD, Daemon, free_port, keyring_environ
-
-IAGCTL = str(BIN / "iagctl")
 
 
 def cert_gen(folder: Path) -> dict[str, Path]:

@@ -1,7 +1,9 @@
-"""iagctl's command lines run with `gateway` in its place: a shell script of every iagctl form, written with
-`iagctl` and run with that word replaced, against local mode and (the client-mode subset) against a real TLS
-daemon whose certificates `gateway cert-gen` made. Also: completion scripts, each verb's --help naming its
-iagctl form, and the exit codes (2 bad usage, 1 the operation failed, one `gateway: ...` line)."""
+"""iagctl's command lines run through the installed `iagctl` command (the same program as `gateway`, under
+IAG 5's name): a shell script of every iagctl form, run as written, against local mode and (the client-mode
+subset) against a real TLS daemon whose certificates `gateway cert-gen` made; the lines of IAG 5's reference
+(--schema, --value @file, --state, --executable-object, create user on a terminal, login --raw, describe secret
+--editor, inspect cluster, old spellings) each through `iagctl`. Also: completion scripts, each verb's --help
+naming its iagctl form, and the exit codes (2 bad usage, 1 the operation failed, one `gateway: ...` line)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import BIN, Result, check_all, gateway_env, gw, ok, run_all, run_command
+from cli_helpers import BIN, IAGCTL, Result, check_all, gateway_env, gw, iagctl, ok, run_all, run_command
 from gateway_server import Client, Daemon
 from gitutil import new_repo
 from test_workspace import sshd  # noqa: F401  (a real OpenSSH server on loopback, for hostkeys scan)
@@ -45,10 +47,9 @@ decorators:
 
 
 def iagctl_script(body: str) -> str:
-    """An iagctl script as an IAG 5 operator has it, with `gateway` in the place of `iagctl` (nothing else
-    changes). `step` marks where each command's output starts; stderr goes with stdout, in order."""
-    text = "set -euo pipefail\nexec 2>&1\nstep() { echo \"==== $*\"; }\n" + body
-    return re.sub(r"\biagctl\b", "gateway", text)
+    """An iagctl script as an IAG 5 operator has it, unchanged: `iagctl` is the installed command (first on
+    PATH). `step` marks where each command's output starts; stderr goes with stdout, in order."""
+    return "set -euo pipefail\nexec 2>&1\nstep() { echo \"==== $*\"; }\n" + body
 
 
 def run_script(folder: Path, body: str, env: dict[str, str]) -> dict[str, str]:
@@ -223,11 +224,11 @@ def test_bare_set_needs_a_boolean_and_bad_usage_is_exit_2(tmp_path, origin):
     env = gateway_env(tmp_path, home=tmp_path / "home")
     schema = tmp_path / "form.json"
     schema.write_text(json.dumps(SCHEMA))
-    ok(gw(env, "create", "repository", "apps", "--url", f"file://{repo}"))
-    ok(gw(env, "create", "decorator", "form", "--schema", str(schema)))
-    ok(gw(env, "create", "service", "python-script", "greet", "--repository", "apps", "--filename", "greet.py",
+    ok(iagctl(env, "create", "repository", "apps", "--url", f"file://{repo}"))
+    ok(iagctl(env, "create", "decorator", "form", "--schema", str(schema)))
+    ok(iagctl(env, "create", "service", "python-script", "greet", "--repository", "apps", "--filename", "greet.py",
           "--decorator", "form"))
-    ok(gw(env, "create", "service", "python-script", "plain", "--repository", "apps", "--filename", "greet.py"))
+    ok(iagctl(env, "create", "service", "python-script", "plain", "--repository", "apps", "--filename", "greet.py"))
     empty = tmp_path / "empty"
     empty.mkdir()
     calls = {
@@ -259,27 +260,27 @@ def test_bare_set_needs_a_boolean_and_bad_usage_is_exit_2(tmp_path, origin):
         ("db", "import", "--repository", f"file://{repo}", "missing.yaml"): (1, "missing.yaml is not a file in"),
         ("create", "user", "carol", "--temp-password"): (1, "local mode"),
     }
-    results = run_all([lambda argv=argv: gw(env, *argv) for argv in calls])
+    results = run_all([lambda argv=argv: iagctl(env, *argv) for argv in calls])
     check_all([lambda r=r, expected=expected: r.fails(expected[0], *expected[1:])
                for r, expected in zip(results, calls.values())])
     # A bare --set with no decorator is KEY=true, as IAG 5 passes it (--novalue=true).
-    passed = gw(env, "run", "service", "plain", "--set", "name=p", "--set", "novalue", "--raw")
+    passed = iagctl(env, "run", "service", "plain", "--set", "name=p", "--set", "novalue", "--raw")
     assert passed.code == 1 and "unrecognized arguments: --novalue=true" in passed.err, str(passed)
     # A bare --set of a boolean the decorator declares is true; --use lists the inputs as data too.
-    loud = ok(gw(env, "run", "service", "greet", "--set", "name=x", "--set", "loud", "--raw"))
+    loud = ok(iagctl(env, "run", "service", "greet", "--set", "name=x", "--set", "loud", "--raw"))
     assert loud.out == "HELLO x\n" and loud.err == "a note on stderr\n"
-    inputs = ok(gw(env, "run", "service", "greet", "--use", "-o", "json")).json()
+    inputs = ok(iagctl(env, "run", "service", "greet", "--use", "-o", "json")).json()
     assert inputs == [
         {"name": "name", "type": "string", "required": True, "default": None, "description": "who to greet"},
         {"name": "exit", "type": "integer", "required": False, "default": None, "description": "the exit code"},
         {"name": "loud", "type": "boolean", "required": False, "default": False, "description": "shout it"}]
-    plain = ok(gw(env, "run", "service", "plain", "--use"))
+    plain = ok(iagctl(env, "run", "service", "plain", "--use"))
     assert "has no decorator" in plain.out and "--KEY=value" in plain.out
     # A failed run with --raw: the script's output and the exit code, no gateway lines.
-    failed = gw(env, "run", "service", "greet", "--set", "name=f", "--set", "exit=3", "--raw")
+    failed = iagctl(env, "run", "service", "greet", "--set", "name=f", "--set", "exit=3", "--raw")
     assert failed.code == 1 and failed.out == "hello f\n" and failed.err == "a note on stderr\n", str(failed)
     # --raw on get is JSON, as iagctl's.
-    assert [s["name"] for s in ok(gw(env, "get", "services", "--raw")).json()] == ["greet", "plain"]
+    assert [s["name"] for s in ok(iagctl(env, "get", "services", "--raw")).json()] == ["greet", "plain"]
 
 
 # ---------------------------------------------------------------- help and completion
@@ -451,46 +452,47 @@ def test_the_reference_lines_of_decorators_secrets_and_services(tmp_path, tools)
     key.chmod(0o400)
 
     def schema_of(name: str) -> dict:
-        return ok(gw(env, "describe", "decorator", name, "-o", "json")).json()["schema"]
+        return ok(iagctl(env, "describe", "decorator", name, "-o", "json")).json()["schema"]
 
-    ok(gw(env, "create", "decorator", "inline", "--schema", json.dumps(SCHEMA)))
+    ok(iagctl(env, "create", "decorator", "inline", "--schema", json.dumps(SCHEMA)))
     assert schema_of("inline") == SCHEMA
-    ok(gw(env, "create", "decorator", "fromfile", "--schema", f"@{tmp_path / 'form.json'}"))
+    ok(iagctl(env, "create", "decorator", "fromfile", "--schema", f"@{tmp_path / 'form.json'}"))
     assert schema_of("fromfile") == SCHEMA
-    ok(gw(env, "edit", "decorator", "fromfile", "--schema", f"@{tmp_path / 'other.yaml'}"))
+    ok(iagctl(env, "edit", "decorator", "fromfile", "--schema", f"@{tmp_path / 'other.yaml'}"))
     assert schema_of("fromfile") == other
-    gw(env, "create", "decorator", "broken", "--schema", '{"type": ').fails(1, "--schema", "neither JSON nor YAML")
-    gw(env, "create", "decorator", "gone", "--schema", f"@{tmp_path / 'missing.json'}").fails(2, "missing.json")
+    iagctl(env, "create", "decorator", "broken", "--schema", '{"type": ').fails(1, "--schema", "neither JSON nor YAML")
+    iagctl(env, "create", "decorator", "gone", "--schema", f"@{tmp_path / 'missing.json'}").fails(2, "missing.json")
 
-    ok(gw(env, "create", "secret", "fromfile", "--value", f"@{tmp_path / 'secret.txt'}"))
-    revealed = ok(gw(env, "describe", "secret", "fromfile", "--reveal", "-o", "json")).json()["value"]
+    ok(iagctl(env, "create", "secret", "fromfile", "--value", f"@{tmp_path / 'secret.txt'}"))
+    revealed = ok(iagctl(env, "describe", "secret", "fromfile", "--reveal", "-o", "json")).json()["value"]
     assert revealed == "from-a-file-value"
     # --encryption-file: the key file this command seals and opens with (IAG 5's own key file works).
-    ok(gw(env, "create", "secret", "sealed", "--value", "sealed-value-1", "--encryption-file", str(key)))
-    opened = ok(gw(env, "describe", "secret", "sealed", "--reveal", "--encryption-file", str(key), "-o", "json"))
+    ok(iagctl(env, "create", "secret", "sealed", "--value", "sealed-value-1", "--encryption-file", str(key)))
+    opened = ok(iagctl(env, "describe", "secret", "sealed", "--reveal", "--encryption-file", str(key), "-o", "json"))
     assert opened.json()["value"] == "sealed-value-1"
-    without = gw(env, "describe", "secret", "sealed", "--reveal")
+    without = iagctl(env, "describe", "secret", "sealed", "--reveal")
     assert without.code == 1 and "sealed-value-1" not in without.out + without.err, str(without)
-    gw(env, "create", "secret", "x", "--value", "v", "--encryption-file", str(tmp_path / "nokey")).fails(
+    iagctl(env, "create", "secret", "x", "--value", "v", "--encryption-file", str(tmp_path / "nokey")).fails(
         2, "--encryption-file", "nokey")
 
-    ok(gw(env, "create", "repository", "tools", "--url", str(tools)))
-    ok(gw(env, "create", "executable-object", "py", "--exec-command", sys.executable))
-    ok(gw(env, "create", "service", "executable", "echo", "--repository", "tools", "--filename", "echo.py",
+    ok(iagctl(env, "create", "repository", "tools", "--url", str(tools)))
+    ok(iagctl(env, "create", "executable-object", "py", "--exec-command", sys.executable))
+    ok(iagctl(env, "create", "service", "executable", "echo", "--repository", "tools", "--filename", "echo.py",
           "--executable-object", "py"))
-    assert ok(gw(env, "describe", "service", "echo", "-o", "json")).json()["executable"] == "py"
+    assert ok(iagctl(env, "describe", "service", "echo", "-o", "json")).json()["executable"] == "py"
     # IAG 5's default arg-format: --key value; a bare --set with no decorator is true.
-    assert _argv_printed(gw(env, "run", "service", "executable", "echo", "--set", "device=10.0.0.1",
+    assert _argv_printed(iagctl(env, "run", "service", "executable", "echo", "--set", "device=10.0.0.1",
                             "--set", "verbose", "--raw")) == ["--device", "10.0.0.1", "--verbose", "true"]
-    ok(gw(env, "create", "service", "python-script", "withreq", "--repository", "tools", "--filename", "echo.py",
+    ok(iagctl(env, "create", "service", "python-script", "withreq", "--repository", "tools", "--filename", "echo.py",
           "--req-file", "reqs/none.txt"))
-    assert ok(gw(env, "describe", "service", "withreq", "-o", "json")).json()["requirements_file"] == "reqs/none.txt"
-    ok(gw(env, "create", "service", "python-script", "pyecho", "--repository", "tools", "--filename", "echo.py"))
-    assert _argv_printed(gw(env, "run", "service", "python-script", "pyecho", "--set", "verbose", "--set", "n=1",
+    described = ok(iagctl(env, "describe", "service", "withreq", "-o", "json")).json()
+    assert described["requirements_file"] == "reqs/none.txt"
+    ok(iagctl(env, "create", "service", "python-script", "pyecho", "--repository", "tools", "--filename", "echo.py"))
+    assert _argv_printed(iagctl(env, "run", "service", "python-script", "pyecho", "--set", "verbose", "--set", "n=1",
                             "--raw")) == ["--verbose=true", "--n=1"]
-    ok(gw(env, "create", "service", "opentofu-plan", "box", "--repository", "tools", "--working-dir", "box",
+    ok(iagctl(env, "create", "service", "opentofu-plan", "box", "--repository", "tools", "--working-dir", "box",
           "--vars", "region=us-east"))
-    assert ok(gw(env, "describe", "service", "box", "-o", "json")).json()["tofu_vars"] == {"region": "us-east"}
+    assert ok(iagctl(env, "describe", "service", "box", "-o", "json")).json()["tofu_vars"] == {"region": "us-east"}
 
 
 def test_run_state_inline_or_at_file_as_iag5(tmp_path, tools):
@@ -504,23 +506,23 @@ def test_run_state_inline_or_at_file_as_iag5(tmp_path, tools):
     (bindir / "tofu").symlink_to(found)
     env = gateway_env(tmp_path / "gw", home=tmp_path / "home")
     env["PATH"] = f"{bindir}:{env['PATH']}"
-    ok(gw(env, "create", "repository", "tools", "--url", str(tools)))
-    ok(gw(env, "create", "service", "opentofu-plan", "box", "--repository", "tools", "--working-dir", "box"))
+    ok(iagctl(env, "create", "repository", "tools", "--url", str(tools)))
+    ok(iagctl(env, "create", "service", "opentofu-plan", "box", "--repository", "tools", "--working-dir", "box"))
     first = tmp_path / "first.tfstate"
-    ok(gw(env, "run", "service", "opentofu-plan", "apply", "box", "--state-out", str(first)))
+    ok(iagctl(env, "run", "service", "opentofu-plan", "apply", "box", "--state-out", str(first)))
     state = first.read_text()
-    ok(gw(env, "run", "service", "opentofu-plan", "destroy", "box"))
+    ok(iagctl(env, "run", "service", "opentofu-plan", "destroy", "box"))
     # @file: read from it, and the result written back to it
     at_file = tmp_path / "at.tfstate"
     at_file.write_text(state)
-    again = ok(gw(env, "run", "service", "opentofu-plan", "apply", "box", "--state", f"@{at_file}"))
+    again = ok(iagctl(env, "run", "service", "opentofu-plan", "apply", "box", "--state", f"@{at_file}"))
     assert "No changes." in again.out, str(again)
     assert json.loads(at_file.read_text())["serial"] >= json.loads(state)["serial"]
-    ok(gw(env, "run", "service", "opentofu-plan", "destroy", "box"))
+    ok(iagctl(env, "run", "service", "opentofu-plan", "destroy", "box"))
     # inline JSON
-    inline = ok(gw(env, "run", "service", "opentofu-plan", "apply", "box", "--state", state))
+    inline = ok(iagctl(env, "run", "service", "opentofu-plan", "apply", "box", "--state", state))
     assert "No changes." in inline.out, str(inline)
-    gw(env, "run", "service", "opentofu-plan", "apply", "box", "--state", f"@{tmp_path / 'none.json'}").fails(
+    iagctl(env, "run", "service", "opentofu-plan", "apply", "box", "--state", f"@{tmp_path / 'none.json'}").fails(
         2, "none.json")
 
 
@@ -533,31 +535,31 @@ def test_old_spellings_answer_with_the_current_form(tmp_path):
         ("create", "pythonscript", "greet"): "use: gateway create service python-script greet",
         ("describe", "opentofu-plan", "simple-tofu"): "use: gateway describe service simple-tofu",
     }
-    results = run_all([lambda argv=argv: gw(env, *argv) for argv in calls])
+    results = run_all([lambda argv=argv: iagctl(env, *argv) for argv in calls])
     check_all([lambda r=r, text=text: r.fails(2, text) for r, text in zip(results, calls.values())])
 
 
 def test_describe_secret_opens_the_value_in_the_editor(tmp_path):
     env = gateway_env(tmp_path / "gw", home=tmp_path / "home")
-    ok(gw(env, "create", "secret", "token", "--value", "editor-shown-value"))
+    ok(iagctl(env, "create", "secret", "token", "--value", "editor-shown-value"))
     seen = tmp_path / "seen.txt"
     editor = tmp_path / "editor.sh"
     editor.write_text(f"#!/bin/sh\ncat \"$1\" > {seen}\nls -l \"$1\" >> {seen}.mode\necho \"$1\" > {seen}.path\n")
     editor.chmod(0o755)
-    opened = ok(gw({**env, "EDITOR": str(editor)}, "describe", "secret", "token", "--editor"))
+    opened = ok(iagctl({**env, "EDITOR": str(editor)}, "describe", "secret", "token", "--editor"))
     assert "editor-shown-value" not in opened.out + opened.err
     assert seen.read_text() == "editor-shown-value"
     assert (tmp_path / "seen.txt.mode").read_text().startswith("-rw-------")
     assert not Path((tmp_path / "seen.txt.path").read_text().strip()).exists(), "the file is removed afterwards"
-    gw({**env, "EDITOR": str(tmp_path / "no-editor")}, "describe", "secret", "token", "--editor").fails(1, "editor")
-    gw(env, "describe", "service", "token", "--editor").fails(2, "--editor is for secrets")
+    iagctl({**env, "EDITOR": str(tmp_path / "no-editor")}, "describe", "secret", "token", "--editor").fails(1, "editor")
+    iagctl(env, "describe", "service", "token", "--editor").fails(2, "--editor is for secrets")
 
 
 def test_create_user_on_a_terminal_asks_twice_and_login_raw_prints_the_key(tmp_path, served):
     daemon, ca = served
     admin, password = _admin(tmp_path, daemon, ca)
     # --raw: only the key, for scripts
-    raw = ok(admin("login", "admin", "--password-stdin", "--raw", stdin=password + "\n"))
+    raw = ok(iagctl(admin.env, "login", "admin", "--password-stdin", "--raw", stdin=password + "\n"))
     key = raw.out.strip()
     assert raw.out == key + "\n" and len(key) >= 20 and " " not in key, str(raw)
     typed = _on_a_terminal(admin.env, ["create", "user", "kevin"], ["kevin-password-1", "kevin-password-1"])
@@ -581,7 +583,7 @@ def _admin(tmp_path: Path, daemon: Daemon, ca: Path) -> tuple[Client, str]:
 
 
 def _on_a_terminal(env: dict[str, str], argv: list[str], answers: list[str]) -> str:
-    """Run `gateway ARGV` on a pseudo-terminal, typing each answer at a password prompt; all it wrote."""
+    """Run `iagctl ARGV` on a pseudo-terminal, typing each answer at a password prompt; all it wrote."""
     import os
     import pty
     import select
@@ -589,7 +591,7 @@ def _on_a_terminal(env: dict[str, str], argv: list[str], answers: list[str]) -> 
 
     pid, fd = pty.fork()
     if pid == 0:  # the child: the real command on the terminal
-        os.execve(str(BIN / "gateway"), ["gateway", *argv], env)
+        os.execve(IAGCTL, ["iagctl", *argv], env)
     out = b""
     pending = list(answers)
     deadline = time.monotonic() + 60
@@ -618,21 +620,21 @@ def test_inspect_cluster_health_and_activity(tmp_path, served, origin):
     daemon, ca = served
     repo, _ = origin
     admin, _ = _admin(tmp_path, daemon, ca)
-    health = ok(admin("inspect", "cluster", "health"))
+    health = ok(iagctl(admin.env, "inspect", "cluster", "health"))
     assert "Store:" in health.out and "healthy" in health.out and "Runners:" in health.out, str(health)
     assert "COMPONENT" in health.out and "store" in health.out
-    as_json = ok(admin("inspect", "cluster", "health", "-o", "json")).json()
+    as_json = ok(iagctl(admin.env, "inspect", "cluster", "health", "-o", "json")).json()
     assert as_json["healthy"] is True and as_json["store"]["status"] == "healthy"
     # a run in flight shows in the activity
     ok(admin("create", "repository", "slowrepo", "--url", str(repo)))
     ok(admin("create", "service", "python-script", "sleeper", "--repository", "slowrepo", "--filename", "greet.py",
              "--runtime-arg", "--name=x"))
-    activity = ok(admin("inspect", "cluster", "activity"))
+    activity = ok(iagctl(admin.env, "inspect", "cluster", "activity"))
     assert "NAME" in activity.out and "TYPE" in activity.out and "STARTED" in activity.out, str(activity)
     ok(admin("run", "service", "sleeper"))
-    recent = ok(admin("inspect", "cluster", "activity", "-o", "json")).json()
+    recent = ok(iagctl(admin.env, "inspect", "cluster", "activity", "-o", "json")).json()
     assert any(entry["service"] == "sleeper" and entry["type"] == "python-script" for entry in recent), recent
-    both = ok(admin("inspect", "cluster"))
+    both = ok(iagctl(admin.env, "inspect", "cluster"))
     assert "Store:" in both.out and "sleeper" in both.out
 
 
@@ -663,22 +665,22 @@ def test_inspect_cluster_sees_a_runner_its_load_and_the_run_in_flight_then_its_l
         wait_for("the run in flight", lambda: '"running"' in client.ok("get", "runs", "-o", "json").stdout)
 
         def health() -> dict:
-            return json.loads(client("inspect", "cluster", "health", "-o", "json").stdout)
+            return json.loads(iagctl(client.env, "inspect", "cluster", "health", "-o", "json").stdout)
 
         seen = wait_for("its load", lambda: (h := health()) and any(
             c["address"] == runner.id and c["load"] == "1/2" for c in h["components"]) and h)
         assert seen["healthy"] is True and seen["runners"] == {"registered": 1, "reachable": 1, "embedded": False}
         assert seen["store"] == {"backend": "etcd", "status": "healthy"} and seen["cluster"] == site.name
-        table = client.ok("inspect", "cluster", "health").stdout
+        table = ok(iagctl(client.env, "inspect", "cluster", "health")).stdout
         assert f"runner      remote  {runner.id}" in table and "Runners: 1 registered, 1 reachable" in table
-        activity = json.loads(client.ok("inspect", "cluster", "activity", "-o", "json").stdout)
+        activity = json.loads(ok(iagctl(client.env, "inspect", "cluster", "activity", "-o", "json")).stdout)
         assert [(a["service"], a["node"], a["status"], a["completed"]) for a in activity] == \
             [("hello", runner.id, "running", None)]
         runner.kill()
         slow.communicate(timeout=60)
         gone = wait_for("the runner gone", lambda: (h := health()) and h["runners"]["registered"] == 0 and h)
         assert gone["healthy"] is False
-        unhealthy = client("inspect", "cluster", "health")
+        unhealthy = iagctl(client.env, "inspect", "cluster", "health")
         assert unhealthy.code == 1 and "Health: unhealthy" in unhealthy.out and "no runner is announced" in \
             unhealthy.out, str(unhealthy)
     finally:
