@@ -55,13 +55,13 @@ def env(tmp_path) -> dict[str, str]:
 
 def described(env: dict[str, str], kind: str, name: str) -> dict:
     data = json.loads(ok(gw(env, "describe", kind, name, "-o", "json")).stdout)
-    for stamp in ("created_at", "updated_at"):
+    for stamp in ("created_at", "updated_at", "id"):  # what each store gives a resource itself
         data.pop(stamp, None)
     return data
 
 
 def everything(env: dict[str, str]) -> dict[str, dict[str, dict]]:
-    """Every resource but secrets, as `describe` shows it, without timestamps."""
+    """Every resource but secrets, as `describe` shows it, without timestamps and a service's own id."""
     result = {}
     for kind in KINDS:
         names = [item["name"] for item in json.loads(ok(gw(env, "get", PLURALS[kind], "-o", "json")).stdout)]

@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from ..core.errors import FailedPrecondition
 from ..core.jobs import Job
 from ..core.services import Service
@@ -160,12 +158,17 @@ class _Unsafe(str):
     """A text Ansible must never template."""
 
 
-class _InputsDumper(yaml.SafeDumper):
-    pass
+def _inputs_dumper() -> type:
+    """A YAML dumper that writes an unsafe text with Ansible's !unsafe tag (yaml is loaded when a playbook runs, not
+    for every command that loads this module)."""
+    import yaml
 
+    class InputsDumper(yaml.SafeDumper):
+        pass
 
-_InputsDumper.add_representer(_Unsafe, lambda dumper, text: dumper.represent_scalar("!unsafe", str(text),
-                                                                                   style='"'))
+    InputsDumper.add_representer(_Unsafe, lambda dumper, text: dumper.represent_scalar("!unsafe", str(text),
+                                                                                      style='"'))
+    return InputsDumper
 
 
 def _unsafe(value: Any) -> Any:
@@ -181,7 +184,9 @@ def _unsafe(value: Any) -> Any:
 
 def write_inputs(inputs: dict[str, Any], folder: Path) -> Path:
     """The run's inputs as an extra vars file in `folder` (the run's private temporary folder), mode 0600."""
-    text = yaml.dump({str(key): _unsafe(value) for key, value in inputs.items()}, Dumper=_InputsDumper,
+    import yaml
+
+    text = yaml.dump({str(key): _unsafe(value) for key, value in inputs.items()}, Dumper=_inputs_dumper(),
                      allow_unicode=True, sort_keys=False, width=1 << 30)
     path = folder / INPUTS_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
