@@ -12,7 +12,7 @@ from pathlib import Path
 import keyring.core
 import pytest
 from etcd_server import EtcdServer, EtcdTLS, etcd_binary
-from gateway_server import Client, Daemon, keyring_environ, make_certs
+from gateway_server import ADMIN_PASSWORD, Client, Daemon, keyring_environ, make_certs
 
 from gateway_daemon.certificates import make_ca, make_certificate, write_pair
 
@@ -78,6 +78,15 @@ def daemon(tmp_path_factory, certs):
     yield daemon
     if daemon.process is not None:
         daemon.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(daemon, tmp_path_factory, certs) -> Client:
+    """A client of `daemon` logged in as its first admin, whose temporary password it changed."""
+    client = Client(tmp_path_factory.mktemp("admin"), daemon.port, certs["ca"])
+    client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
+              stdin=f"{daemon.admin_password}\n{ADMIN_PASSWORD}\n")
+    return client
 
 
 @pytest.fixture

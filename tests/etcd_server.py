@@ -228,3 +228,16 @@ class EtcdServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def fill_etcd(client, prefix: str = "/junk/") -> int:
+    """Live keys outside the gateway's namespace (no compaction frees them) until etcd refuses writes; how many
+    went in."""
+    value = b"j" * 200_000
+    for count in range(10_000):
+        try:
+            client.put(f"{prefix}{count:05d}", value)
+        except Exception as exc:
+            assert "database space exceeded" in str(exc), exc
+            return count
+    raise AssertionError("etcd never filled up")

@@ -17,6 +17,7 @@ import pytest
 
 from cli_helpers import GATEWAY, gateway_env, gw, ok, one_error_line
 from gateway_server import ADMIN_PASSWORD, Client, Daemon
+from etcd_server import fill_etcd
 from gitutil import new_repo
 
 MIB = 1024 * 1024
@@ -72,18 +73,6 @@ def _etcd_client(etcd):
 
 def _alarms(client) -> list:
     return list(client.list_alarms())
-
-
-def _fill(client, prefix: str = "/junk/") -> int:
-    """Live keys outside the gateway's namespace until etcd refuses writes; how many went in."""
-    value = b"j" * 200_000
-    for count in range(10_000):
-        try:
-            client.put(f"{prefix}{count:05d}", value)
-        except Exception as exc:
-            assert "database space exceeded" in str(exc), exc
-            return count
-    raise AssertionError("etcd never filled up")
 
 
 def _runs(client, *args: str) -> list[dict]:
@@ -172,7 +161,7 @@ def test_a_full_etcd_is_one_line_with_the_fix_and_the_server_recovers_once_it_is
         admin = _admin(daemon, tmp_path / "admin", certs)
         _service(admin, origin)
         admin.ok("run", "service", "big", "--set", "kb=100")
-        _fill(raw)  # live data the gateway may not touch
+        fill_etcd(raw)  # live data the gateway may not touch
         for args in (("create", "secret", "late", "--value", "nowhere-to-go"),
                      ("run", "service", "big", "--set", "kb=10"),
                      ("edit", "service", "big", "--description", "x")):

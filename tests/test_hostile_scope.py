@@ -29,19 +29,11 @@ import pytest
 from gateway_daemon.rpc.gen import auth_pb2, auth_pb2_grpc, common_pb2, common_pb2_grpc
 
 from cli_helpers import one_error_line
-from gateway_server import ADMIN_PASSWORD, SCRIPT, Client
+from gateway_server import SCRIPT, Client
 from gitutil import new_repo
 
 B_VALUE = "site-b-db-password-93kq"
 GIT_PASSWORD = "git-pw-Qx7-never-elsewhere"
-
-
-@pytest.fixture(scope="module")
-def admin(daemon, tmp_path_factory, certs) -> Client:
-    client = Client(tmp_path_factory.mktemp("admin"), daemon.port, certs["ca"])
-    client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
-              stdin=f"{daemon.admin_password}\n{ADMIN_PASSWORD}\n")
-    return client
 
 
 @pytest.fixture(scope="module")

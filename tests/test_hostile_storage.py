@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import GATEWAY, gateway_env, gw, ok, one_error_line
+from etcd_server import fill_etcd
 from gitutil import new_repo
 
 BIG = '''\
@@ -215,18 +216,6 @@ def _etcd_client(server):
     return pyetcd.client("127.0.0.1", server.client_port, timeout=10)
 
 
-def _fill(client, prefix: str = "/junk/") -> int:
-    """Live keys (the gateway cannot compact them away) until etcd refuses writes; how many were written."""
-    value = b"j" * 200_000
-    for count in range(10_000):
-        try:
-            client.put(f"{prefix}{count:05d}", value)
-        except Exception as exc:
-            assert "database space exceeded" in str(exc), exc
-            return count
-    raise AssertionError("etcd never filled up")
-
-
 def _free(client, prefix: str = "/junk/") -> None:
     """What the one-line error tells the operator to do: remove what filled it, compact, defragment, disarm."""
     from pyetcd import etcdrpc
@@ -276,7 +265,7 @@ def test_a_full_etcd_is_one_line_and_a_result_is_only_reported_once_stored(tmp_p
         proc = subprocess.Popen([GATEWAY, "run", "service", "slow", "--set", "wait=4"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert proc.stdout.readline() == "started\n"
-        _fill(client)
+        fill_etcd(client)
         line = gw(env, "create", "repository", "late", "--url", str(origin))
         text = one_error_line(line, code=1, prefix="gateway: ")
         assert "space" in text and "quota-backend-bytes" in text and "defrag" in text, text
@@ -297,7 +286,7 @@ def test_a_full_etcd_is_one_line_and_a_result_is_only_reported_once_stored(tmp_p
         proc = subprocess.Popen([GATEWAY, "run", "service", "slow", "--set", "wait=2"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert proc.stdout.readline() == "started\n"
-        _fill(client, "/junk2/")
+        fill_etcd(client, "/junk2/")
         deadline = time.monotonic() + 60
         seen = ""
         while "does not take its record" not in seen and time.monotonic() < deadline:

@@ -14,7 +14,7 @@ from gateway_daemon.core.errors import InvalidArgument
 from gateway_daemon.store.memory import MemoryStore
 
 from cli_helpers import Result, one_error_line, run_all
-from gateway_server import ADMIN_PASSWORD, SCRIPT, Client
+from gateway_server import SCRIPT, Client
 from gitutil import new_repo
 
 ROLES = ("admin", "editor", "operator", "viewer")
@@ -23,14 +23,6 @@ EVERYONE = set(ROLES)
 WRITERS = {"admin", "editor"}
 RUNNERS = {"admin", "editor", "operator"}
 ADMINS = {"admin"}
-
-
-@pytest.fixture(scope="module")
-def admin(daemon, tmp_path_factory, certs) -> Client:
-    client = Client(tmp_path_factory.mktemp("admin"), daemon.port, certs["ca"])
-    client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
-              stdin=f"{daemon.admin_password}\n{ADMIN_PASSWORD}\n")
-    return client
 
 
 @pytest.fixture(scope="module")
