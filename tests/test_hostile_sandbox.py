@@ -154,29 +154,24 @@ def test_run_as_user_takes_a_uid_and_gid_and_a_bad_one_is_one_line(tmp_path):
     assert "no-such-user-here" in refused.stderr.strip().splitlines()[-1], refused.stderr
 
 
-def _client(server, site_ca, folder: Path) -> Client:
-    client = Client(folder, server.port, site_ca)
-    client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
-              stdin=f"{server.admin_password}\n{ADMIN_PASSWORD}\n")
-    return client
-
-
-def test_through_a_server_and_a_runner_a_run_holds_no_capability_and_cannot_read_either_key(tmp_path):
-    site = new_site(tmp_path, "power")
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A server that sends runs to a runner, on etcd, with an admin client and the services `power` and `reach`
+    (their repository made for the module)."""
+    root = tmp_path_factory.mktemp("cluster")
+    site = new_site(root, "power")
     server, runner = site.node("server", "server"), site.node("runner", "runner")
     try:
         server.start()
         start_all([runner])
-        client = _client(server, site.certs["ca"], tmp_path / "client")
+        client = Client(root / "client", server.port, site.certs["ca"])
+        client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
+                  stdin=f"{server.admin_password}\n{ADMIN_PASSWORD}\n")
         wait_for("the runner", lambda: client.ok("get", "runners", "-o", "json").json())
-        client.ok("create", "repository", "power", "--url", str(_repo(tmp_path)))
-        client.ok("create", "service", "python-script", "power", "--repository", "power", "--filename", "power.py")
-        secret_paths = [str(site.key_file), str(site.certs["key"]), str(runner.folder / "data" / "secrets.key"),
-                        str(server.folder / "data" / "secrets.key")]
-        result = client.ok("run", "service", "power", "--set", f"paths={json.dumps(secret_paths)}")
-        assert json.loads(client.ok("get", "runs", "-o", "json").stdout)[0]["runner"] == runner.id
-        _assert_powerless(result.stdout, secret_paths)
-        _no_run_folder_left(runner.folder / "data")
+        client.ok("create", "repository", "power", "--url", str(_repo(root)))
+        for name in ("power", "reach"):
+            client.ok("create", "service", "python-script", name, "--repository", "power", "--filename", f"{name}.py")
+        yield site, server, runner, client
     finally:
         for node in (server, runner):
             if node.process is not None:
@@ -184,16 +179,21 @@ def test_through_a_server_and_a_runner_a_run_holds_no_capability_and_cannot_read
         site.etcd.kill()
 
 
-def test_on_a_server_that_runs_its_own_work_a_run_holds_no_capability(daemon, certs, tmp_path):
-    client = Client(tmp_path / "client", daemon.port, certs["ca"])
-    login = client("login", "--username", "admin", "--password-stdin", stdin=ADMIN_PASSWORD + "\n")
-    if login.returncode != 0:
-        client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
-                  stdin=f"{daemon.admin_password}\n{ADMIN_PASSWORD}\n")
-    client.ok("create", "repository", "power", "--url", str(_repo(tmp_path)))
-    client.ok("create", "service", "python-script", "power", "--repository", "power", "--filename", "power.py")
+def test_through_a_server_and_a_runner_a_run_holds_no_capability_and_cannot_read_either_key(cluster):
+    site, server, runner, client = cluster
+    secret_paths = [str(site.key_file), str(site.certs["key"]), str(runner.folder / "data" / "secrets.key"),
+                    str(server.folder / "data" / "secrets.key")]
+    result = client.ok("run", "service", "power", "--set", f"paths={json.dumps(secret_paths)}")
+    assert json.loads(client.ok("get", "runs", "-o", "json").stdout)[0]["runner"] == runner.id
+    _assert_powerless(result.stdout, secret_paths)
+    _no_run_folder_left(runner.folder / "data")
+
+
+def test_on_a_server_that_runs_its_own_work_a_run_holds_no_capability(daemon, admin, tmp_path):
+    admin.ok("create", "repository", "power", "--url", str(_repo(tmp_path)))
+    admin.ok("create", "service", "python-script", "power", "--repository", "power", "--filename", "power.py")
     key = daemon.folder / "data" / "secrets.key"
-    result = client.ok("run", "service", "power", "--set", f"paths={json.dumps([str(key)])}")
+    result = admin.ok("run", "service", "power", "--set", f"paths={json.dumps([str(key)])}")
     _assert_powerless(result.stdout, [str(key)])
     assert "uid 65534" in daemon.log.read_text()
 
@@ -281,29 +281,17 @@ def test_network_host_is_said_as_the_weaker_choice_and_reaches_loopback(tmp_path
 
 
 @pytest.mark.skipif(not shutil.which("slirp4netns"), reason="needs slirp4netns")
-def test_on_a_runner_an_isolated_run_cannot_reach_etcd_or_the_servers_port(tmp_path, outside):
-    site = new_site(tmp_path, "reach")
-    server, runner = site.node("server", "server"), site.node("runner", "runner")
+def test_on_a_runner_an_isolated_run_cannot_reach_etcd_or_the_servers_port(cluster, outside):
+    site, server, runner, client = cluster
+    outside = Listener(outside)
     try:
-        server.start()
-        start_all([runner])
-        client = _client(server, site.certs["ca"], tmp_path / "client")
-        wait_for("the runner", lambda: client.ok("get", "runners", "-o", "json").json())
-        client.ok("create", "repository", "power", "--url", str(_repo(tmp_path)))
-        client.ok("create", "service", "python-script", "reach", "--repository", "power", "--filename", "reach.py")
-        outside = Listener(outside)
-        try:
-            targets = [site.etcd.hosts.split(",")[0].split("//")[-1], f"127.0.0.1:{server.port}", outside.target]
-            result = client.ok("run", "service", "reach", "--set", f"targets={json.dumps(targets)}")
-        finally:
-            outside.close()
-        assert _lines(result.stdout, "UNREACHABLE").keys() == set(targets[:2]), result.stdout
-        assert _lines(result.stdout, "REACHED").keys() == {outside.target}, result.stdout
+        targets = [site.etcd.hosts.split(",")[0].split("//")[-1], f"127.0.0.1:{server.port}", outside.target]
+        result = client.ok("run", "service", "reach", "--set", f"targets={json.dumps(targets)}")
     finally:
-        for node in (server, runner):
-            if node.process is not None:
-                node.kill()
-        site.etcd.kill()
+        outside.close()
+    assert _lines(result.stdout, "UNREACHABLE").keys() == set(targets[:2]), result.stdout
+    assert _lines(result.stdout, "REACHED").keys() == {outside.target}, result.stdout
+    assert json.loads(client.ok("get", "runs", "-o", "json").stdout)[0]["runner"] == runner.id
 
 
 # ---------------------------------------------------------------- memory
