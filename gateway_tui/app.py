@@ -239,15 +239,19 @@ class GatewayApp(App):
         """Client mode, with a user logged in (what the palette's Log out, Switch user, Change password need)."""
         return self.connection is not None and self.user is not None
 
-    def action_logout(self) -> None:
-        """End this session: its key is forgotten here and revoked on the server; the Login screen comes up."""
+    def _session_key(self) -> "tuple[Gateway | None, bool]":
+        """The gateway holding this session's key (to revoke it once the session ends), and whether that key is
+        the configuration's [client] api_key (never revoked by the TUI)."""
         from .connection import CONFIGURED_KEY_USER
 
+        return self.gateway.target, self.user == CONFIGURED_KEY_USER  # type: ignore[union-attr]
+
+    def action_logout(self) -> None:
+        """End this session: its key is forgotten here and revoked on the server; the Login screen comes up."""
         connection = self.connection
         if connection is None or self.user is None:
             return
-        target = self.gateway.target  # type: ignore[union-attr]
-        configured = self.user == CONFIGURED_KEY_USER
+        target, configured = self._session_key()
         connection.forget()
         self.show_login()
         self.section = "services"
@@ -273,13 +277,10 @@ class GatewayApp(App):
 
     def action_switch_user(self) -> None:
         """Log in as another user of this server (esc keeps the current login); the current key is revoked."""
-        from .connection import CONFIGURED_KEY_USER
-
         connection = self.connection
         if connection is None or self.user is None:
             return
-        target = self.gateway.target  # type: ignore[union-attr]
-        configured = self.user == CONFIGURED_KEY_USER
+        target, configured = self._session_key()
 
         def switched(login: "ServerLogin") -> None:
             self._enter(connection, login, "services")

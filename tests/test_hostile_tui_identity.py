@@ -157,11 +157,15 @@ async def test_a_viewer_logging_in_after_a_revoked_admin_key_sees_none_of_the_ad
         await check_nothing_of_the_admin_is_left(pilot, VIEWER)
 
 
-async def test_log_out_from_the_palette_then_a_viewer_logs_in(admin, home):
+def logged_in_app(admin: Client, home) -> tuple:
+    """The TUI of `admin`'s client with the admin logged in, and the API key it holds."""
     home(admin)
     admin.login("admin", ADMIN_PASSWORD)
-    old_key = Credentials().load(address(admin)).api_key
-    app = client_app(admin)
+    return client_app(admin), Credentials().load(address(admin)).api_key
+
+
+async def test_log_out_from_the_palette_then_a_viewer_logs_in(admin, home):
+    app, old_key = logged_in_app(admin, home)
     async with app.run_test(size=SIZE) as pilot:
         await open_users_and_audit_as_admin(pilot)
         await palette(pilot, "Log out")
@@ -189,10 +193,7 @@ async def whoami_with(client: Client, api_key: str):
 
 
 async def test_switch_user_from_the_palette_cancelled_keeps_the_session_done_drops_it(admin, home):
-    home(admin)
-    admin.login("admin", ADMIN_PASSWORD)
-    old_key = Credentials().load(address(admin)).api_key
-    app = client_app(admin)
+    app, old_key = logged_in_app(admin, home)
     async with app.run_test(size=SIZE) as pilot:
         await open_users_and_audit_as_admin(pilot)
         await palette(pilot, "Switch user")
