@@ -73,8 +73,15 @@ def _choice(*allowed: str, upper: bool = False) -> Callable[[str], str]:
     return parse
 
 
-_SIZE_RE = re.compile(r"^(\d+)\s*([kmgt]?)(i?b)?$")
-_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_SIZE_RE = re.compile(r"^(\d{1,20})\s*(?:([kmgt])(?:i?b)?|b)?$")  # units of 1024: 512M, 2GiB, 64kb, 100b
+_SIZE_UNITS = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _bytes(raw: str) -> int | None:
+    """A size in bytes, or with a unit (K, M, G, T, as such or with B or iB after: powers of 1024); None when it
+    is not a size."""
+    found = _SIZE_RE.match(raw.strip().lower())
+    return int(found.group(1)) * _SIZE_UNITS[found.group(2)] if found else None
 
 
 def _memory_size(raw: str) -> int:
@@ -83,10 +90,9 @@ def _memory_size(raw: str) -> int:
     text = raw.strip().lower()
     if text in ("0", "none", "unlimited"):
         return 0
-    found = _SIZE_RE.match(text)
-    if not found:
+    value = _bytes(text)
+    if value is None:
         raise ValueError("expected a size such as 512M or 2G (K, M, G, T), or 0/none for no limit")
-    value = int(found.group(1)) * _SIZE_UNITS[found.group(2)]
     if value < 16 << 20:
         raise ValueError("expected at least 16M (or 0/none for no limit)")
     return value
@@ -209,21 +215,14 @@ def _duration(raw: str) -> float:
     return seconds
 
 
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024 ** 2, "mb": 1024 ** 2,
-               "mib": 1024 ** 2, "g": 1024 ** 3, "gb": 1024 ** 3, "gib": 1024 ** 3}
-
-
 def _size(low: int, high: int, zero: bool = False) -> Callable[[str], int]:
     """Bytes, or with a unit: 512MiB, 2GiB, 64K (units of 1024); with `zero`, 0 turns the limit off."""
     allowed = f"a size from {low // 1024 ** 2} MiB to {high // 1024 ** 3} GiB, such as 256MiB or 2GiB" \
         + (" (0: no limit)" if zero else "")
 
     def parse(raw: str) -> int:
-        found = re.fullmatch(r"(\d{1,20})\s*([a-z]*)", raw.strip().lower())
-        if not found or found.group(2) not in _SIZE_UNITS:
-            raise ValueError(f"expected {allowed}")
-        value = int(found.group(1)) * _SIZE_UNITS[found.group(2)]
-        if not (zero and value == 0) and not low <= value <= high:
+        value = _bytes(raw)
+        if value is None or (not (zero and value == 0) and not low <= value <= high):
             raise ValueError(f"expected {allowed}")
         return value
 
