@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING
 
 from .config import Config, private_data_dir
 from .core.engine import Engine, EngineInfo
-from .core.scheduler import Limits
-from .core.secrets import SecretBox, create_key_file
+from .core.runs.lifecycle import Limits
+from .core.resources.secrets import SecretBox, create_key_file
 from .store import Store, open_store
 
 if TYPE_CHECKING:
     from .core.api import Gateway
-    from .core.audit import AuditTrail
-    from .core.integrity import RecordMacs
-    from .core.jobs import Executor
+    from .core.access.audit import AuditTrail
+    from .core.access.integrity import RecordMacs
+    from .core.runs.jobs import Executor
     from .rpc.client import Endpoint
 
 KEY_FILE_NAME = "secrets.key"
@@ -77,7 +77,7 @@ def hidden_from_runs(config: Config) -> list[Path]:
 def local_executor(config: Config, queue: bool = True) -> "Executor":
     """Runs jobs on this machine; with `queue`, at most [execution] max_concurrent_runs at once, the rest
     waiting (a runner refuses work when full instead).  A daemon says in its log which sandbox runs get."""
-    from .core.admission import Admission
+    from .core.runs.admission import Admission
     from .execution.local import LocalExecutor
     from .execution.sandbox import from_config
     from .execution.venvs import Venvs
@@ -107,7 +107,7 @@ def local_executor(config: Config, queue: bool = True) -> "Executor":
 
 def disabled_service_types(config: Config) -> frozenset[str]:
     """The service types [features] turns off (core.features)."""
-    from .core.features import SETTINGS
+    from .core.resources.features import SETTINGS
 
     return frozenset(kind for kind, key in SETTINGS.items() if not config.get("features", key))
 
@@ -148,7 +148,7 @@ def open_engine(config: Config, announce=None, recover_first: bool = False) -> E
     box = secret_box(config, announce)
     audit = audit_trail(config, store) if config.mode == "server" else None
     if config.mode == "server" and config.get("server", "distributed_execution"):
-        from .core.integrity import RecordMacs
+        from .core.access.integrity import RecordMacs
 
         executor = dispatcher(config, store, RecordMacs(box, store.namespace, audit))
     else:
@@ -160,7 +160,7 @@ def open_engine(config: Config, announce=None, recover_first: bool = False) -> E
 def audit_trail(config: Config, store: Store) -> "AuditTrail":
     """A server's audit trail: in the store, bounded by [audit] retention; with [log] file_enabled also
     audit.log beside gateway.log ([log] server_dir)."""
-    from .core.audit import AuditTrail
+    from .core.access.audit import AuditTrail
     from .log_setup import log_file_path
 
     age, count = config.get("audit", "retention")
@@ -206,7 +206,7 @@ async def _prune_environments(engine: Engine) -> None:
 
     from .execution.local import LocalExecutor
 
-    executor = engine.scheduler.executor
+    executor = engine.lifecycle.executor
     if isinstance(executor, LocalExecutor):
         try:
             await executor.venvs.prune()

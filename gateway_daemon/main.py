@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _reset_password(config, args) -> int:
     from .bootstrap import secret_box
-    from .core.auth import Auth
-    from .core.integrity import RecordMacs, seal_unsigned
+    from .core.access.auth import Auth
+    from .core.access.integrity import RecordMacs, seal_unsigned
     from .store import StoreError, open_store
 
     password = None

@@ -21,13 +21,13 @@ from .credentials import Credential, Credentials
 
 if TYPE_CHECKING:
     from gateway_daemon.config import Config
-    from gateway_daemon.core.engine import EngineInfo
-    from gateway_daemon.core.resources import Resource
-    from gateway_daemon.core.runners import RunnerInfo
-    from gateway_daemon.core.runs import OutputLine, Run, RunEvent
-    from gateway_daemon.core.secrets import Secret
-    from gateway_daemon.core.services import SecretRef
-    from gateway_daemon.core.transfer import ImportReport
+    from gateway_daemon.core.api import EngineInfo
+    from gateway_daemon.core.resources.base import Resource
+    from gateway_daemon.core.resources.runners import RunnerInfo
+    from gateway_daemon.core.runs.records import OutputLine, Run, RunEvent
+    from gateway_daemon.core.resources.secrets import Secret
+    from gateway_daemon.core.resources.services import SecretRef
+    from gateway_daemon.core.api import ImportReport
 
 T = TypeVar("T")
 CONFIGURED_KEY_USER = "API key from [client] api_key"  # who the header shows: the key names no user here

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from gateway_daemon.core.audit import Actor, AuditTrail, since_time
+from gateway_daemon.core.access.audit import Actor, AuditTrail, since_time
 from gateway_daemon.core.errors import InvalidArgument
 from gateway_daemon.store.memory import MemoryStore
 

@@ -12,9 +12,9 @@ from textual.widgets import Checkbox, Input, Select, Static
 from gateway_daemon.bootstrap import open_engine
 from gateway_daemon.config import load_config
 from gateway_daemon.core import Decorator, InvalidArgument, Repository, Secret, SecretRef, Service
-from gateway_daemon.core.auth import check_password
-from gateway_daemon.core.runs import check_run_timeout, coerce_inputs, parse_set, prepare_inputs
-from gateway_daemon.core.secrets import check_value
+from gateway_daemon.core.access.auth import check_password
+from gateway_daemon.core.runs.records import check_run_timeout, coerce_inputs, parse_set, prepare_inputs
+from gateway_daemon.core.resources.secrets import check_value
 from gateway_tui.app import GatewayApp
 from gateway_tui.screens.repositories import RepositoriesScreen, RepositoryFormScreen
 from gateway_tui.screens.run import RunScreen

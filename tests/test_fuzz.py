@@ -26,8 +26,8 @@ from hypothesis_jsonschema import from_schema
 from gateway_daemon.bootstrap import open_engine
 from gateway_daemon.config import ConfigError, load_config
 from gateway_daemon.core import GatewayError
-from gateway_daemon.core.decorators import Decorator
-from gateway_daemon.core.runs import prepare_inputs
+from gateway_daemon.core.resources.decorators import Decorator
+from gateway_daemon.core.runs.records import prepare_inputs
 from gateway_daemon.rpc.gen import auth_pb2, auth_pb2_grpc
 from gateway_tui.cli import main as gateway_main
 

@@ -16,7 +16,7 @@ from gateway_daemon.config import load_config
 from gateway_daemon.core import (AlreadyExists, Engine, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied,
                                  Repository, SecretRef, Service, Unauthenticated)
 from gateway_daemon.core.api import Gateway, Identity, Login, UserInfo
-from gateway_daemon.core.decorators import Decorator
+from gateway_daemon.core.resources.decorators import Decorator
 from gateway_daemon.rpc import convert
 from gateway_daemon.rpc.client import Connection, Endpoint, RemoteGateway
 from gateway_tui.connection import SessionGateway

@@ -15,10 +15,10 @@ import time
 
 import pytest
 
-from gateway_daemon.core.auth import User, hash_password
-from gateway_daemon.core.integrity import RecordMacs
-from gateway_daemon.core.runners import RunnerInfo
-from gateway_daemon.core.secrets import SecretBox
+from gateway_daemon.core.access.auth import User, hash_password
+from gateway_daemon.core.access.integrity import RecordMacs
+from gateway_daemon.core.resources.runners import RunnerInfo
+from gateway_daemon.core.resources.secrets import SecretBox
 from gateway_daemon.store import namespace_for
 from gateway_daemon.store.etcd import EtcdStore
 from cluster import SCRIPT, Node, new_site, start_all, wait_for

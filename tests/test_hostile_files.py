@@ -156,7 +156,7 @@ def test_the_reserved_names_are_the_installed_ansibles():
     reserved = pytest.importorskip("ansible.vars.reserved")
     from ansible import constants
 
-    from gateway_daemon.core.playbook_variables import is_reserved
+    from gateway_daemon.core.runs.playbook_variables import is_reserved
 
     names = set(reserved.get_reserved_names()) | set(constants.INTERNAL_STATIC_VARS)
     names |= {alias for aliases in constants.MAGIC_VARIABLE_MAPPING.values() for alias in aliases}

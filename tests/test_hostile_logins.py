@@ -362,7 +362,7 @@ def test_a_failed_login_flood_erases_nothing_and_is_counted(tmp_path, certs):
 
 # ---------------------------------------------------------------- the bounds, on the store alone
 async def test_failed_logins_have_their_own_budget_and_repeats_are_counted():
-    from gateway_daemon.core.audit import Actor, AuditTrail
+    from gateway_daemon.core.access.audit import Actor, AuditTrail
     from gateway_daemon.store.memory import MemoryStore
 
     store = MemoryStore("test")

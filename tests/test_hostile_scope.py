@@ -390,7 +390,7 @@ async def test_a_service_stored_before_ids_gets_one_at_its_first_run_and_keeps_i
     from gateway_daemon.config import load_config
     from gateway_daemon.core import Repository, Service
     from gateway_daemon.core.errors import NotFound
-    from gateway_daemon.core.policy import Grant, acting_as
+    from gateway_daemon.core.access.roles import Grant, acting_as
 
     new_repo(tmp_path / "origin", {"main.py": SCRIPT})
     engine = open_engine(load_config(None, environ={"GATEWAY_APPLICATION_DATA_DIR": str(tmp_path / "data")}),

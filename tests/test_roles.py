@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway_daemon.core.auth import Auth, User
+from gateway_daemon.core.access.auth import Auth, User
 from gateway_daemon.core.errors import InvalidArgument
 from gateway_daemon.store.memory import MemoryStore
 

@@ -18,9 +18,9 @@ from google.protobuf import field_mask_pb2
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
-from gateway_daemon.core.auth import Auth
+from gateway_daemon.core.access.auth import Auth
 from gateway_daemon.core.errors import InvalidArgument, NotFound
-from gateway_daemon.core.services import Service
+from gateway_daemon.core.resources.services import Service
 from gateway_daemon.rpc import convert, errors
 from gateway_daemon.rpc.gen import (audit_pb2, auth_pb2, auth_pb2_grpc, common_pb2, decorators_pb2, executables_pb2, registries_pb2,
                                     repositories_pb2, repositories_pb2_grpc, runner_pb2, runs_pb2, runs_pb2_grpc,

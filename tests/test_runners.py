@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway_daemon.core.owners import start_time
+from gateway_daemon.core.runs.keepers import start_time
 from gateway_daemon.store import LeasesUnsupported, RevisionMismatch, namespace_for
 from gateway_daemon.store.etcd import EtcdStore
 from gateway_daemon.store.memory import MemoryStore

@@ -16,7 +16,8 @@ from cli_helpers import one_error_line as shared_one_error_line
 from gateway_daemon.bootstrap import open_engine
 from gateway_daemon.config import load_config
 from gateway_daemon.core import InvalidArgument, Repository, Unavailable
-from gateway_daemon.core.transfer import FORMAT, ImportReport
+from gateway_daemon.core.api import ImportReport
+from gateway_daemon.core.transfer.native import FORMAT
 from gateway_daemon.store import StoreUnavailable
 
 SECRET_VALUE = "s3cr3t-Value-9f81c2"

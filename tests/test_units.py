@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway_daemon.core.decorators import Decorator
+from gateway_daemon.core.resources.decorators import Decorator
 from gateway_daemon.core.errors import FailedPrecondition, InvalidArgument
-from gateway_daemon.core.repositories import Repository
-from gateway_daemon.core.runners import RunnerInfo
-from gateway_daemon.core.runs import OutputLine, Run, RunEvent, coerce_input, parse_set, prepare_inputs
-from gateway_daemon.core.secrets import Secret
-from gateway_daemon.core.services import SecretRef, Service
+from gateway_daemon.core.resources.repositories import Repository
+from gateway_daemon.core.resources.runners import RunnerInfo
+from gateway_daemon.core.runs.records import OutputLine, Run, RunEvent, coerce_input, parse_set, prepare_inputs
+from gateway_daemon.core.resources.secrets import Secret
+from gateway_daemon.core.resources.services import SecretRef, Service
 from gateway_daemon.execution import commands, tofu
 from gateway_daemon.rpc import convert
 

@@ -16,10 +16,10 @@ from typing import Any, AsyncIterator
 from gateway_daemon.bootstrap import open_engine
 from gateway_daemon.config import load_config
 from gateway_daemon.core import Decorator, NotFound, Repository, SecretRef, Service
-from gateway_daemon.core.executables import ExecutableObject
-from gateway_daemon.core.registries import Registry
-from gateway_daemon.core.runners import RunnerInfo
-from gateway_daemon.core.runs import OutputLine, Run, RunEvent
+from gateway_daemon.core.resources.executables import ExecutableObject
+from gateway_daemon.core.resources.registries import Registry
+from gateway_daemon.core.resources.runners import RunnerInfo
+from gateway_daemon.core.runs.records import OutputLine, Run, RunEvent
 
 NOW = datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc).timestamp()
 STAMP = "2026-11-20T09:12:00Z"
@@ -213,7 +213,7 @@ class SampleGateway:
     async def run_service(self, name: str, inputs: dict[str, Any] | None = None, secrets: Any = None,
                           timeout: int | None = None, options: Any = None, **tofu: Any) -> AsyncIterator[RunEvent]:
         """A run that ends at once with the recorded output (the engine checks the inputs first)."""
-        from gateway_daemon.core.runs import prepare_inputs
+        from gateway_daemon.core.runs.records import prepare_inputs
 
         service = await self.engine.get("service", name)
         schema = (await self.engine.get("decorator", service.decorator)).schema if service.decorator else None
@@ -285,7 +285,7 @@ USERS = [
 
 def _event(minutes_ago: float, user: str, action: str, target: str, outcome: str = "ok", detail: str = "",
            inputs: dict | None = None, source: str = "10.20.1.7") -> Any:
-    from gateway_daemon.core.audit import AuditEvent, stamp
+    from gateway_daemon.core.access.audit import AuditEvent, stamp
 
     return AuditEvent(stamp(NOW - minutes_ago * 60), user, source, action, target, outcome, detail, inputs)
 

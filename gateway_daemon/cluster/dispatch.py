@@ -22,9 +22,9 @@ import time
 from typing import AsyncIterator, Protocol
 
 from ..core.errors import GatewayError
-from ..core.jobs import Job, JobEvents, JobResult
-from ..core.runners import RunnerInfo
-from ..core.runs import CANCELLED, FAILED
+from ..core.runs.jobs import Job, JobEvents, JobResult
+from ..core.resources.runners import RunnerInfo
+from ..core.runs.records import CANCELLED, FAILED
 from .intake import ExecEvent
 from .registry import Registry
 

@@ -15,9 +15,9 @@ import logging
 from typing import AsyncIterator
 
 from ..core.errors import FailedPrecondition, GatewayError
-from ..core.jobs import Executor, Job, JobResult
-from ..core.runs import CANCELLED, FAILED, INTERRUPTED, OutputLine, check_run_id
-from ..core.secrets import SecretBox
+from ..core.runs.jobs import Executor, Job, JobResult
+from ..core.runs.records import CANCELLED, FAILED, INTERRUPTED, OutputLine, check_run_id
+from ..core.resources.secrets import SecretBox
 from .registry import Announcer
 
 log = logging.getLogger("gateway.runner")

@@ -14,7 +14,7 @@ import secrets
 from typing import Any
 
 from ..core.errors import FailedPrecondition
-from ..core.secrets import CHECK_KEY
+from ..core.resources.secrets import CHECK_KEY
 from ..store import KeyExists
 
 __all__ = ["CHECK_KEY", "check_secrets_key"]

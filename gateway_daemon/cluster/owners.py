@@ -17,8 +17,8 @@ import asyncio
 import contextlib
 import logging
 
-from ..core.owners import LEASED, OWNERS_PREFIX, process_gone
-from ..core.scheduler import Scheduler
+from ..core.runs.keepers import LEASED, OWNERS_PREFIX, process_gone
+from ..core.runs.lifecycle import RunLifecycle
 from ..store import LeasesUnsupported, StoreError, WatchEvent
 from .registry import LeasedKey, keep_watching
 
@@ -26,11 +26,11 @@ log = logging.getLogger("gateway.cluster")
 
 
 class Keepers:
-    def __init__(self, scheduler: Scheduler, ttl: int):
-        self.scheduler = scheduler
-        self.store = scheduler.store
+    def __init__(self, lifecycle: RunLifecycle, ttl: int):
+        self.lifecycle = lifecycle
+        self.store = lifecycle.store
         self.ttl = ttl
-        self.name = LEASED + scheduler.owner
+        self.name = LEASED + lifecycle.owner
         self.entry: LeasedKey | None = LeasedKey(self.store, OWNERS_PREFIX + self.name, ttl)
         self.entry.what = "server's entry"
         self._task: asyncio.Task | None = None
@@ -45,7 +45,7 @@ class Keepers:
             self.entry = None
             await self._recover()
             return
-        self.scheduler.owner = self.name  # the runs this server keeps are known to be told by its entry
+        self.lifecycle.owner = self.name  # the runs this server keeps are known to be told by its entry
         self._task = asyncio.get_running_loop().create_task(self._watch())
 
     async def _gone(self, owner: str) -> bool:
@@ -54,7 +54,7 @@ class Keepers:
         return process_gone(owner)  # a local `gateway` on this store: only its own machine can tell
 
     async def _recover(self, only: str | None = None) -> None:
-        ended = await self.scheduler.recover(self._gone, only)
+        ended = await self.lifecycle.recover(self._gone, only)
         if ended:
             log.warning("ended %d runs as interrupted: the gateway process that kept them is gone", ended)
 

@@ -24,8 +24,8 @@ import time
 from typing import Awaitable, Callable
 
 from ..core.errors import FailedPrecondition
-from ..core.integrity import RecordMacs, Untrusted
-from ..core.runners import RUNNERS_PREFIX, RunnerInfo, runner_key
+from ..core.access.integrity import RecordMacs, Untrusted
+from ..core.resources.runners import RUNNERS_PREFIX, RunnerInfo, runner_key
 from ..store import RevisionMismatch, Store, StoreError, WatchEvent
 
 log = logging.getLogger("gateway.cluster")

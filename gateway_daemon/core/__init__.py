@@ -1,7 +1,11 @@
 """The domain: resources, validation, secrets, runs. No grpc, no textual, no etcd here.
 
+Rooms: `resources` (what operators create, and the catalog that stores them), `runs` (the life of a run),
+`access` (users, roles, the audit trail), `transfer` (export and import).  At the top: `api` (the Gateway
+interface every face talks to), `engine` (that interface in-process, composed from the rooms) and `errors`.
+
 The errors are imported at once (every command needs them); the rest on first use, so that a command that
-touches one part of the domain does not pay for all of it (the engine pulls asyncio and the scheduler, a
+touches one part of the domain does not pay for all of it (the engine pulls asyncio and the lifecycle, a
 secret the cryptography library).
 """
 
@@ -15,17 +19,19 @@ from .errors import (AlreadyExists, Conflict, FailedPrecondition, GatewayError, 
 
 if TYPE_CHECKING:
     from .api import Gateway
-    from .decorators import Decorator
-    from .engine import KINDS, Engine, EngineInfo
-    from .repositories import Repository
-    from .secrets import Secret
-    from .services import SERVICE_TYPES, SecretRef, Service
+    from .resources.decorators import Decorator
+    from .api import EngineInfo
+    from .engine import Engine
+    from .resources.catalog import KINDS
+    from .resources.repositories import Repository
+    from .resources.secrets import Secret
+    from .resources.services import SERVICE_TYPES, SecretRef, Service
 
 # name -> the module of this package that defines it
 _LAZY = {
-    "Gateway": "api", "Decorator": "decorators", "KINDS": "engine", "Engine": "engine", "EngineInfo": "engine",
-    "Repository": "repositories", "Secret": "secrets", "SERVICE_TYPES": "services", "SecretRef": "services",
-    "Service": "services",
+    "Gateway": "api", "Decorator": "resources.decorators", "KINDS": "resources.catalog", "Engine": "engine",
+    "EngineInfo": "api", "Repository": "resources.repositories", "Secret": "resources.secrets",
+    "SERVICE_TYPES": "resources.services", "SecretRef": "resources.services", "Service": "resources.services",
 }
 
 __all__ = [

@@ -7,19 +7,61 @@ TUI never knows which one it has.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from .audit import AuditEvent
-    from .engine import EngineInfo
-    from .resources import Resource
-    from .runners import RunnerInfo
-    from .runs import OutputLine, Run, RunEvent
-    from .services import SecretRef
-    from .secrets import Secret
-    from .tofu_state import StateSummary
-    from .transfer import ImportReport
+    from .access.audit import AuditEvent
+    from .resources.base import Resource
+    from .resources.runners import RunnerInfo
+    from .runs.records import OutputLine, Run, RunEvent
+    from .resources.services import SecretRef
+    from .resources.secrets import Secret
+    from .runs.tofu_state import StateSummary
+
+
+@dataclass
+class EngineInfo:
+    mode: str
+    data_dir: str
+    store: str
+    cluster_id: str
+    distributed: bool = False  # runs go to runners, none run here
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or, with dry_run, would do)."""
+
+    changes: list[tuple[str, str, str]] = field(default_factory=list)  # (action, kind, name)
+    warnings: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    def count(self, action: str) -> int:
+        return sum(1 for change in self.changes if change[0] == action)
+
+    def summary(self) -> str:
+        created, updated, unchanged = self.count("create"), self.count("update"), self.count("unchanged")
+        if self.dry_run:
+            return (f"dry run: {created} to create, {updated} to update, {unchanged} unchanged; "
+                    "nothing was changed")
+        return f"imported: {created} created, {updated} updated, {unchanged} unchanged"
+
+    def lines(self, with_warnings: bool = True) -> list[str]:
+        """One line per resource ("create service deploy"), the warnings, then a summary."""
+        result = [f"{action} {kind} {name}" for action, kind, name in self.changes]
+        if with_warnings:
+            result.extend(f"warning: {text}" for text in self.warnings)
+        result.append(self.summary())
+        return result
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"changes": [list(c) for c in self.changes], "warnings": list(self.warnings), "dry_run": self.dry_run}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImportReport:
+        return cls([tuple(c) for c in data.get("changes", [])],  # type: ignore[misc]
+                   list(data.get("warnings", [])), bool(data.get("dry_run", False)))
 
 
 @dataclass(frozen=True)
@@ -77,7 +119,7 @@ class Gateway(Protocol):
     Unauthenticated, PermissionDenied, Unavailable (the store or the server cannot be
     reached), Conflict."""
 
-    async def info(self) -> "EngineInfo":
+    async def info(self) -> EngineInfo:
         """The engine behind this gateway: mode, data dir (or server), store, cluster."""
         ...
 
@@ -98,7 +140,7 @@ class Gateway(Protocol):
 
     # the whole database, secrets still sealed
     async def export_db(self) -> dict[str, Any]: ...
-    async def import_db(self, document: Any, dry_run: bool = False, strict: bool = False) -> "ImportReport": ...
+    async def import_db(self, document: Any, dry_run: bool = False, strict: bool = False) -> ImportReport: ...
 
     # runs
     def run_service(self, name: str, inputs: dict[str, Any] | None = None, secrets: list["SecretRef"] | None = None,

@@ -7,66 +7,41 @@ import contextlib
 import dataclasses
 import getpass
 import logging
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
-from ..store import Entry, KeyExists, RevisionMismatch, Store, StoreUnavailable
-from .decorators import Decorator
-from .executables import ExecutableObject
-from .registries import BUILT_IN as BUILT_IN_REGISTRIES, Registry, built_in as built_in_registry
-from .errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, OutOfScope, Unavailable
-from .features import check_enabled
-from .integrity import RecordMacs, Untrusted
-from .repositories import Repository, drop_moved_credentials
-from .resources import Resource, check_name, now
-from .runners import RUNNERS_PREFIX, RunnerInfo
-from .runs import OutputLine, Run, RunEvent
-from .jobs import Executor
-from .policy import (check_reveal, check_service_scope, check_users_in_scope, current_grant, refuse_attaching,
-                     scoped_caller, service_visible)
-from .retention import Retention, before_time
-from .scheduler import Limits, Scheduler
-from .secrets import CHECK_KEY, Secret, SecretBox, check_value
-from .services import SecretRef, Service, new_service_id
-from .tofu_state import ServiceStates, StateSummary
+from ..store import KeyExists, RevisionMismatch, Store
+from .resources.registries import BUILT_IN as BUILT_IN_REGISTRIES, Registry, built_in as built_in_registry
+from .errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, OutOfScope
+from .resources.features import check_enabled
+from .access.integrity import RecordMacs, Untrusted
+from .resources.repositories import Repository, drop_moved_credentials
+from .resources.base import Resource, check_name, now
+from .resources.catalog import SCOPED_KINDS, Catalog, resource_class, store_errors, visible
+from .resources.runners import RUNNERS_PREFIX, RunnerInfo
+from .runs.records import OutputLine, Run, RunEvent
+from .runs.jobs import Executor
+from .access.roles import (check_reveal, check_service_scope, check_users_in_scope, refuse_attaching,
+                     scoped_caller)
+from .runs.retention import Retention, before_time
+from .runs import keepers
+from .runs.lifecycle import Limits, RunLifecycle
+from .resources.secrets import CHECK_KEY, Secret, SecretBox, check_value
+from .resources.services import SecretRef, Service, new_service_id
+from .runs.tofu_state import ServiceStates, StateSummary
+
+from .api import ApiKeyInfo, EngineInfo, Identity, ImportReport, Login, UserInfo
 
 if TYPE_CHECKING:
-    from .api import ApiKeyInfo, Identity, Login, UserInfo
-    from .audit import AuditEvent, AuditTrail
-    from .transfer import ImportReport
+    from .access.audit import AuditEvent, AuditTrail
+    from .transfer.native import Database
 
 log = logging.getLogger("gateway.engine")
-KINDS: dict[str, type[Resource]] = {cls.KIND: cls for cls in (Repository, Decorator, Service, Secret, Registry,
-                                                                ExecutableObject)}
 # Fields a caller may not set through update(): identity, bookkeeping, the sealed value.
 _FIXED_FIELDS = {"name", "id", "created_at", "updated_at", "sealed"}
-# The kinds that carry tags a scope limits (core.policy); the others every user sees.
-SCOPED_KINDS = (Service, Repository, Secret)
 _UPDATE_RETRIES = 8
 NO_USERS = "user management needs a server: in local mode there are no users (set mode = client and log in)"
 
 
-def resource_class(kind: str) -> type[Resource]:
-    try:
-        return KINDS[kind]
-    except KeyError:
-        raise InvalidArgument(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}") from None
-
-
-@contextlib.contextmanager
-def store_errors() -> Iterator[None]:
-    try:
-        yield
-    except StoreUnavailable as exc:
-        raise Unavailable(str(exc)) from None
-
-
-@dataclasses.dataclass
-class EngineInfo:
-    mode: str
-    data_dir: str
-    store: str
-    cluster_id: str
-    distributed: bool = False  # runs go to runners, none run here
 
 
 class Engine:
@@ -80,67 +55,29 @@ class Engine:
         `disabled_types`: service types that cannot be created or run ([features], see core.features);
         `audit`: the server's audit trail (core.audit); local mode keeps none."""
         self.store = store
+        self.catalog = Catalog(store)
         self.secret_box = secret_box
         self._info = info
         self.disabled_types = disabled_types
-        self.scheduler = Scheduler(self, limits, executor, recover_first, disabled_types)
-        self.states = ServiceStates(store, secret_box, self.scheduler.owner)  # opentofu-plan services' states
-        self._decoded: dict[str, tuple[int, Resource]] = {}  # store key -> (revision, resource)
+        owner = keepers.this_process()
+        self.states = ServiceStates(store, secret_box, owner)  # opentofu-plan services' states
+        self.lifecycle = RunLifecycle(self.catalog, self.reveal_secret, self.states, limits, executor, owner,
+                                      recover_first, disabled_types, audit)
         self.audit = audit
         self.record_macs = RecordMacs(secret_box, store.namespace, audit)  # users, API keys, announcements
-        self.retention = Retention(self, limits)  # [runs] retention, the output budget, the store's quota
+        self.retention = Retention(self.lifecycle, limits, audit)  # [runs] retention, the output budget, the quota
+        self.lifecycle.ended_hooks.append(self.retention.run_ended)
 
     async def info(self) -> EngineInfo:
         return self._info
 
     async def close(self) -> None:
-        await self.scheduler.shutdown()
+        await self.lifecycle.shutdown()
         await self.retention.close()
-        await self.scheduler.executor.close()
+        await self.lifecycle.executor.close()
         await self.store.close()
 
-    # ------------------------------------------------------------ storage
-    @staticmethod
-    def _key(cls: type[Resource], name: str) -> str:
-        return f"{cls.PLURAL}/{name}"
-
-    async def _load(self, kind: str, name: str) -> tuple[Resource, int]:
-        cls = resource_class(kind)
-        check_name(kind, name)
-        with store_errors():
-            entry = await self.store.get(self._key(cls, name))
-        if entry is None:
-            raise NotFound(f"{kind} {name!r} not found")
-        return self._decode(cls, entry), entry.revision
-
-    async def _load_all(self, kind: str) -> list[Resource]:
-        cls = resource_class(kind)
-        with store_errors():
-            entries = await self.store.list(f"{cls.PLURAL}/")
-        decoded = [self._decode(cls, e) for e in entries]
-        if len(self._decoded) > 2 * len(entries) + 1000:  # forget what was deleted meanwhile
-            listed = {e.key for e in entries}
-            prefix = f"{cls.PLURAL}/"
-            for key in [k for k in self._decoded if k.startswith(prefix) and k not in listed]:
-                del self._decoded[key]
-        return decoded
-
-    def _decode(self, cls: type[Resource], entry: Entry) -> Resource:
-        """The resource a stored entry holds, decoded once per revision: a list of thousands costs a
-        store read when nothing changed.  Resources handed out are snapshots: changes go through
-        update(), never into the object itself."""
-        known = self._decoded.get(entry.key)
-        if known is not None and known[0] == entry.revision:
-            return known[1]
-        resource = cls.decode(entry.value)
-        self._decoded[entry.key] = (entry.revision, resource)
-        return resource
-
-    async def _exists(self, kind: str, name: str) -> bool:
-        cls = resource_class(kind)
-        with store_errors():
-            return await self.store.get(self._key(cls, name)) is not None
-
+    # ------------------------------------------------------------ checks
     async def _check_references(self, resource: Resource, kept: frozenset[tuple[str, str]] = frozenset()) -> None:
         """What `resource` names exists; for a scoped caller, what it newly names (not in `kept`, the references it
         had) is within their scope too: attaching another scope's secret or repository is as if it did not exist."""
@@ -148,21 +85,21 @@ class Engine:
         for kind, name in resource.references():  # type: ignore[attr-defined]
             if scoped and (kind, name) not in kept and kind in ("repository", "secret"):
                 try:
-                    await self._load_visible(kind, name)
+                    await self.catalog.read_visible(kind, name)
                 except NotFound:
                     raise NotFound(f"{resource.KIND} {resource.name}: {kind} {name!r} does not exist") from None
-            elif scoped and (kind, name) not in kept and kind == "registry" and await self._exists(kind, name):
+            elif scoped and (kind, name) not in kept and kind == "registry" and await self.catalog.exists(kind, name):
                 await self._check_registry_credentials(resource, name)
-            elif not await self._exists(kind, name):
+            elif not await self.catalog.exists(kind, name):
                 raise NotFound(f"{resource.KIND} {resource.name}: {kind} {name!r} does not exist")
 
     async def _check_registry_credentials(self, resource: Resource, name: str) -> None:
         """A registry's credentials reach every run that installs from it (pip, ansible-galaxy): a scoped caller
         attaches one only when its credential secrets are within their scope."""
-        registry, _ = await self._load("registry", name)
+        registry, _ = await self.catalog.read("registry", name)
         for kind, secret in registry.references():  # type: ignore[attr-defined]
             try:
-                await self._load_visible(kind, secret)
+                await self.catalog.read_visible(kind, secret)
             except NotFound:
                 refuse_attaching(resource.KIND, resource.name, f"registry {name}",
                                  "its credentials are a secret outside the scope")
@@ -170,7 +107,7 @@ class Engine:
     async def _users_of(self, kind: str, name: str) -> list[str]:
         users = []
         for user_kind in ("repository", "service", "registry"):
-            for resource in await self._load_all(user_kind):
+            for resource in await self.catalog.read_all(user_kind):
                 if (kind, name) in resource.references():  # type: ignore[attr-defined]
                     users.append(f"{user_kind} {resource.name}")
         return users
@@ -189,7 +126,7 @@ class Engine:
     async def _check_default(self, resource: Resource) -> None:
         """One default registry per type: another one that is already the default says so."""
         if isinstance(resource, Registry) and resource.default:
-            for other in await self._load_all("registry"):
+            for other in await self.catalog.read_all("registry"):
                 if other.name != resource.name and other.type == resource.type and other.default:  # type: ignore[attr-defined]
                     raise FailedPrecondition(f"registry {other.name} is already the default {resource.type} registry; "
                                              f"edit it with --no-default first")
@@ -201,7 +138,7 @@ class Engine:
         await self._check_default(resource)
         try:
             with store_errors():
-                await self.store.create(self._key(type(resource), resource.name), resource.encode())
+                await self.store.create(self.catalog.key(type(resource), resource.name), resource.encode())
         except KeyExists:
             raise AlreadyExists(f"{resource.KIND} {resource.name!r} already exists") from None
         return self._public(resource)
@@ -209,7 +146,7 @@ class Engine:
     async def _modify(self, kind: str, name: str, change: Any) -> Resource:
         """Read, apply `change(resource)`, validate, compare-and-set; retried on a concurrent write."""
         for _ in range(_UPDATE_RETRIES):
-            current, revision = await self._load(kind, name)
+            current, revision = await self.catalog.read(kind, name)
             updated = dataclasses.replace(current)
             change(updated)
             updated.updated_at = now()
@@ -219,7 +156,7 @@ class Engine:
             await self._check_default(updated)
             try:
                 with store_errors():
-                    await self.store.update(self._key(type(updated), name), updated.encode(), revision)
+                    await self.store.update(self.catalog.key(type(updated), name), updated.encode(), revision)
             except RevisionMismatch:
                 continue
             return self._public(updated)
@@ -238,7 +175,7 @@ class Engine:
 
     async def get(self, kind: str, name: str) -> Resource:
         try:
-            resource, _ = await self._load_visible(kind, name)
+            resource, _ = await self.catalog.read_visible(kind, name)
         except NotFound:
             if kind == "registry" and name in BUILT_IN_REGISTRIES:
                 return built_in_registry(name)
@@ -246,40 +183,21 @@ class Engine:
         return self._public(resource)
 
     async def list(self, kind: str) -> list[Resource]:
-        resources = [self._public(r) for r in await self._load_all(kind) if self._visible(r)]
+        resources = [self._public(r) for r in await self.catalog.read_all(kind) if visible(r)]
         if kind == "registry":  # the built-in ones, unless a stored one took the name
             stored = {r.name for r in resources}
             resources += [built_in_registry(name) for name in BUILT_IN_REGISTRIES if name not in stored]
         return resources
 
     async def _refuse_built_in(self, kind: str, name: str, doing: str) -> None:
-        if kind == "registry" and name in BUILT_IN_REGISTRIES and not await self._exists(kind, name):
+        if kind == "registry" and name in BUILT_IN_REGISTRIES and not await self.catalog.exists(kind, name):
             raise FailedPrecondition(f"registry {name} is built in and cannot be {doing}; create a registry named "
                                      f"{name} to replace it, or another one with --default")
 
     # ---- roles (issue 14): a caller scoped to tags sees only the services, repositories and secrets with one of
     # them, and the runs of those services (core.policy)
-    @staticmethod
-    def _visible(resource: Resource) -> bool:
-        return not isinstance(resource, SCOPED_KINDS) or service_visible(resource.tags)  # type: ignore[attr-defined]
-
-    async def _load_visible(self, kind: str, name: str) -> tuple[Resource, int]:
-        """As _load; a service, repository or secret outside the caller's scope is not found."""
-        resource, revision = await self._load(kind, name)
-        if not self._visible(resource):
-            raise OutOfScope(f"{kind} {name!r} not found", f"{kind}/{name}")
-        return resource, revision
-
-    async def _visible_services(self) -> set[str] | None:
-        """The ids of the services the caller may see; None: every one (no scope).  A run belongs to the service
-        it ran for, by its id: a service made again under a deleted one's name does not have the old runs, and a
-        run recorded without an id (before services had them) is for unscoped users only."""
-        if scoped_caller() is None:
-            return None
-        return {r.id for r in await self._load_all("service") if self._visible(r) and r.id}  # type: ignore[attr-defined]
-
     async def _check_run_visible(self, run: Run) -> Run:
-        visible = await self._visible_services()
+        visible = await self.catalog.visible_service_ids()
         if visible is not None and run.service_id not in visible:
             raise OutOfScope(f"run {run.id!r} not found", f"run/{run.id}")
         return run
@@ -289,29 +207,14 @@ class Engine:
         registry that names it (0 for an unscoped caller)."""
         if scoped_caller() is None or kind == "service":
             return 0
-        services = await self._load_all("service")
+        services = await self.catalog.read_all("service")
         names = {(kind, name)}
         if kind == "secret":  # through the repositories and registries that hold it as their credential
             for through in ("repository", "registry"):
-                names |= {(through, r.name) for r in await self._load_all(through)
+                names |= {(through, r.name) for r in await self.catalog.read_all(through)
                           if (kind, name) in r.references()}  # type: ignore[attr-defined]
-        return sum(1 for s in services if not self._visible(s) and names & set(s.references()))
+        return sum(1 for s in services if not visible(s) and names & set(s.references()))
 
-    async def service_with_id(self, name: str) -> Service:
-        """The service, with the id it keeps from now on (given here to one stored before services had ids)."""
-        for _ in range(_UPDATE_RETRIES):
-            service, revision = await self._load("service", name)
-            assert isinstance(service, Service)
-            if service.id:
-                return service
-            service = dataclasses.replace(service, id=new_service_id())
-            try:
-                with store_errors():
-                    await self.store.update(self._key(Service, name), service.encode(), revision)
-            except RevisionMismatch:
-                continue
-            return service
-        raise Conflict(f"service {name!r} kept changing while it was being read; try again")
     # ---- end roles
 
     async def update(self, kind: str, name: str, changes: dict[str, Any]) -> Resource:
@@ -337,7 +240,7 @@ class Engine:
             if isinstance(resource, (Repository, Registry)) and "url" in changes:
                 dropped[:] = drop_moved_credentials(resource, old_url, set(changes))
 
-        await self._load_visible(kind, name)
+        await self.catalog.read_visible(kind, name)
         check_users_in_scope(kind, name, await self._outside_users(kind, name))
         updated = await self._modify(kind, name, apply)
         if dropped:
@@ -348,13 +251,13 @@ class Engine:
     async def delete(self, kind: str, name: str) -> None:
         cls = resource_class(kind)
         await self._refuse_built_in(kind, name, "deleted")
-        await self._load_visible(kind, name)
+        await self.catalog.read_visible(kind, name)
         check_users_in_scope(kind, name, await self._outside_users(kind, name), "delete")
         users = await self._users_of(kind, name)
         if users:
             raise FailedPrecondition(f"{kind} {name!r} is in use by {', '.join(users)}; change or delete those first")
         with store_errors():
-            await self.store.delete(self._key(cls, name))
+            await self.store.delete(self.catalog.key(cls, name))
             if kind == "service":
                 await self.states.delete(name)  # its state goes with it (db export keeps a copy)
 
@@ -382,7 +285,7 @@ class Engine:
 
     async def update_secret(self, name: str, value: str | None = None, description: str | None = None,
                             tags: list[str] | tuple[str, ...] | None = None) -> Secret:
-        await self._load_visible("secret", name)
+        await self.catalog.read_visible("secret", name)
         check_users_in_scope("secret", name, await self._outside_users("secret", name))
         if value is not None:
             check_value(name, value)
@@ -401,7 +304,7 @@ class Engine:
         return await self._modify("secret", name, apply)  # type: ignore[return-value]
 
     async def reveal_secret(self, name: str) -> str:
-        secret, _ = await self._load("secret", name)
+        secret, _ = await self.catalog.read("secret", name)
         assert isinstance(secret, Secret)
         with store_errors():
             await self.secret_box.ready()
@@ -409,14 +312,19 @@ class Engine:
 
     # ------------------------------------------------------------ database export / import
     async def export_db(self) -> dict[str, Any]:
-        from .transfer import export_document
+        from .transfer.native import export_document
 
-        return await export_document(self)
+        return await export_document(self._database())
 
     async def import_db(self, document: Any, dry_run: bool = False, strict: bool = False) -> "ImportReport":
-        from .transfer import import_document
+        from .transfer.native import import_document
 
-        return await import_document(self, document, dry_run=dry_run, strict=strict)
+        return await import_document(self._database(), document, dry_run=dry_run, strict=strict)
+
+    def _database(self) -> "Database":
+        from .transfer.native import Database
+
+        return Database(self.catalog, self.states, self.secret_box, self.disabled_types)
 
     # ------------------------------------------------------------ runs
     async def run_service(self, name: str, inputs: dict[str, Any] | None = None,
@@ -431,9 +339,9 @@ class Engine:
         and all: it needs the right to reveal them)."""
         if state_out:
             check_reveal("--state-out (the OpenTofu state, its secrets too)")
-        await self._load_visible("service", name)
+        await self.catalog.read_visible("service", name)
         with store_errors():
-            run, queue = await self.scheduler.start(name, inputs or {}, secrets or [], timeout, started_by, options,
+            run, queue = await self.lifecycle.start(name, inputs or {}, secrets or [], timeout, started_by, options,
                                                     action=action, state=state, state_out=state_out)
         if self.audit is not None:
             await self.audit.record("run", f"service/{name}", "started", f"run {run.id}", inputs=run.inputs)
@@ -446,45 +354,45 @@ class Engine:
 
     async def service_state(self, name: str) -> StateSummary | None:
         """The summary of an opentofu-plan service's stored state (None: it has none)."""
-        await self._load_visible("service", name)
+        await self.catalog.read_visible("service", name)
         with store_errors():
             return await self.states.summary(name)
 
     async def cancel_run(self, run_id: str) -> Run:
         with store_errors():
-            await self._check_run_visible(await self.scheduler.get(run_id))
-            return await self.scheduler.cancel(run_id)
+            await self._check_run_visible(await self.lifecycle.get(run_id))
+            return await self.lifecycle.cancel(run_id)
 
     async def get_run(self, run_id: str) -> Run:
         with store_errors():
-            return await self._check_run_visible(await self.scheduler.get(run_id))
+            return await self._check_run_visible(await self.lifecycle.get(run_id))
 
     async def list_runs(self, service: str | None = None, status: str | None = None, limit: int = 100,
                         runner: str | None = None) -> list[Run]:
         with store_errors():
-            visible = await self._visible_services()
+            visible = await self.catalog.visible_service_ids()
             if visible is None:
-                return await self.scheduler.list(service, status, limit, runner)
-            runs = [r for r in await self.scheduler.list(service, status, 0, runner) if r.service_id in visible]
+                return await self.lifecycle.list(service, status, limit, runner)
+            runs = [r for r in await self.lifecycle.list(service, status, 0, runner) if r.service_id in visible]
             return runs[:limit] if limit else runs
 
     async def run_output(self, run_id: str) -> list[OutputLine]:
         with store_errors():
-            await self._check_run_visible(await self.scheduler.get(run_id))
-            return await self.scheduler.output(run_id)
+            await self._check_run_visible(await self.lifecycle.get(run_id))
+            return await self.lifecycle.output(run_id)
 
     async def delete_run(self, run_id: str) -> None:
         """Remove a finished run, its record and its output (a server: admins only, audited)."""
         with store_errors():
-            run = await self._check_run_visible(await self.scheduler.get(run_id))
-            await self.scheduler.delete(run)
+            run = await self._check_run_visible(await self.lifecycle.get(run_id))
+            await self.lifecycle.delete(run)
 
     async def prune_runs(self, before: str, service: str = "") -> int:
         """Remove every finished run created before `before` (an ISO time or an age: 7d), of `service` when
         given: how many went (a server: admins only, audited)."""
         cutoff = before_time(before)
         with store_errors():
-            deleted = await self.retention.prune_before(cutoff, service, await self._visible_services())
+            deleted = await self.retention.prune_before(cutoff, service, await self.catalog.visible_service_ids())
         if self.audit is not None:
             await self.audit.record("prune", f"service/{service}" if service else "runs", "ok",
                                     f"{deleted} finished run{'' if deleted == 1 else 's'} created before {before} "
@@ -492,9 +400,9 @@ class Engine:
         return deleted
 
     async def follow_run(self, run_id: str) -> AsyncIterator[RunEvent]:
-        if await self._visible_services() is not None:
-            await self._check_run_visible(await self.scheduler.get(run_id))
-        async for event in self.scheduler.follow(run_id):
+        if await self.catalog.visible_service_ids() is not None:
+            await self._check_run_visible(await self.lifecycle.get(run_id))
+        async for event in self.lifecycle.follow(run_id):
             yield event
 
     # ------------------------------------------------------------ runners
@@ -529,15 +437,15 @@ class Engine:
             return
         watch = self.store.watch(prefix)
         try:
-            seen = {r.name for r in await self._load_all(kind) if self._visible(r)}
+            seen = {r.name for r in await self.catalog.read_all(kind) if visible(r)}
             async for event in watch:
                 name = event.key[len(prefix):]
                 if event.kind == "put":
                     try:
-                        visible = self._visible(cls.decode(event.value or b""))
+                        seen_now = visible(cls.decode(event.value or b""))
                     except (ValueError, TypeError):
-                        visible = False
-                    if visible:
+                        seen_now = False
+                    if seen_now:
                         seen.add(name)
                         yield "put", name
                         continue
@@ -551,8 +459,6 @@ class Engine:
     # ------------------------------------------------------------ who is calling; users and logins live on a server
     async def whoami(self) -> "Identity":
         """The operating-system user, admin of everything here, with no key to expire."""
-        from .api import Identity
-
         try:
             user = getpass.getuser()
         except (KeyError, OSError):  # no login name in the environment and no passwd entry

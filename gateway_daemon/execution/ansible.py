@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core.errors import FailedPrecondition
-from ..core.jobs import Job
-from ..core.services import Service
+from ..core.runs.jobs import Job
+from ..core.resources.services import Service
 from . import registries
 from .venvs import Recipe, Venvs, read_requirements
 

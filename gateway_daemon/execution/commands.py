@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import FailedPrecondition
-from ..core.executables import ExecutableObject
-from ..core.services import DEFAULT_ARG_FORMAT, EARLIER_DEFAULT_ARG_FORMAT, Service, format_arg
+from ..core.resources.executables import ExecutableObject
+from ..core.resources.services import DEFAULT_ARG_FORMAT, EARLIER_DEFAULT_ARG_FORMAT, Service, format_arg
 from . import ansible, tofu
 from .ansible import ansible_binary
 

@@ -17,18 +17,18 @@ import shutil
 import signal
 from pathlib import Path
 
-from ..core import owners
+from ..core.runs import keepers
 
 OWNER_FILE, GROUP_FILE = "owner", "group"
 
 
 def claim(run_dir: Path) -> None:
-    (run_dir / OWNER_FILE).write_text(owners.this_process())
+    (run_dir / OWNER_FILE).write_text(keepers.this_process())
 
 
 def note_group(run_dir: Path, pid: int | None) -> None:
     if pid is not None:
-        (run_dir / GROUP_FILE).write_text(f"{pid}:{owners.start_time(pid)}")
+        (run_dir / GROUP_FILE).write_text(f"{pid}:{keepers.start_time(pid)}")
 
 
 def reap(runs_dir: Path) -> int:
@@ -43,7 +43,7 @@ def reap(runs_dir: Path) -> int:
             owner = (run_dir / OWNER_FILE).read_text()
         except OSError:  # not a run folder, or one being made
             continue
-        if not owners.process_gone(owner):
+        if not keepers.process_gone(owner):
             continue
         _end_group(run_dir / GROUP_FILE)
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -57,7 +57,7 @@ def _end_group(path: Path) -> None:
         pid = int(pid_text)
     except (OSError, ValueError):
         return
-    now = owners.start_time(pid)
+    now = keepers.start_time(pid)
     if pid <= 1 or (now and now != started):
         return  # that pid is another process now
     # With its leader gone, what is left of the group still has its id: Linux gives no new

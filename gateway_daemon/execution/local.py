@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..core.admission import Admission
+from ..core.runs.admission import Admission
 from ..core.errors import FailedPrecondition
-from ..core.jobs import Job, JobEvents, JobResult
-from ..core.runs import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT, Masker
+from ..core.runs.jobs import Job, JobEvents, JobResult
+from ..core.runs.records import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT, Masker
 from . import ansible, leftovers, python_scripts, tofu
 from .commands import build, child_environment
 from .memory import exceeded_reason

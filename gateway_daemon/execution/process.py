@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from ..core.runs import Masker
+from ..core.runs.records import Masker
 from .launch import Launch
 
 MAX_LINE = 16 * 1024

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.errors import FailedPrecondition
-from ..core.jobs import Job
+from ..core.runs.jobs import Job
 from . import registries
 from .venvs import Recipe, Venvs, read_requirements
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Callable
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from ..core.registries import RegistryAccess
+from ..core.runs.installs import RegistryAccess
 
 MASK = "***"
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import FailedPrecondition
-from ..core.services import Service
-from ..core.tofu_state import MAX_STATE_BYTES, action_of
+from ..core.resources.services import Service
+from ..core.runs.tofu_state import MAX_STATE_BYTES, action_of
 
 STATE_FILE = "terraform.tfstate"
 

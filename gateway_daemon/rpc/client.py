@@ -18,16 +18,16 @@ from google.protobuf import field_mask_pb2
 
 from ..config import ConfigError
 from ..core.api import ApiKeyInfo, Identity, Login, UserInfo
-from ..core.audit import AuditEvent
-from ..core.engine import EngineInfo
+from ..core.access.audit import AuditEvent
+from ..core.api import EngineInfo
 from ..core.errors import GatewayError, InvalidArgument, Unavailable
-from ..core.resources import Resource
-from ..core.runners import RunnerInfo
-from ..core.runs import OutputLine, Run, RunEvent
-from ..core.secrets import Secret
-from ..core.services import SecretRef
-from ..core.tofu_state import StateSummary
-from ..core.transfer import ImportReport
+from ..core.resources.base import Resource
+from ..core.resources.runners import RunnerInfo
+from ..core.runs.records import OutputLine, Run, RunEvent
+from ..core.resources.secrets import Secret
+from ..core.resources.services import SecretRef
+from ..core.runs.tofu_state import StateSummary
+from ..core.api import ImportReport
 from . import convert
 from .errors import error_from_rpc
 from .gen import (audit_pb2, audit_pb2_grpc, auth_pb2, auth_pb2_grpc, common_pb2, common_pb2_grpc, decorators_pb2, decorators_pb2_grpc,

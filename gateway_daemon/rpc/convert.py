@@ -8,19 +8,20 @@ from typing import Any
 
 from ..cluster.intake import ExecEvent
 from ..core.api import ApiKeyInfo, Identity, Login, UserInfo
-from ..core.audit import AuditEvent
-from ..core.decorators import MAX_SCHEMA_BYTES, Decorator
-from ..core.engine import EngineInfo
-from ..core.executables import ExecutableObject
-from ..core.jobs import Job
-from ..core.registries import Registry, RegistryAccess
-from ..core.repositories import Repository
-from ..core.resources import plain
-from ..core.runners import RunnerInfo
-from ..core.runs import OutputLine, Run, RunEvent
-from ..core.secrets import Secret
-from ..core.services import SecretRef, Service
-from ..core.tofu_state import StateSummary
+from ..core.access.audit import AuditEvent
+from ..core.resources.decorators import MAX_SCHEMA_BYTES, Decorator
+from ..core.api import EngineInfo
+from ..core.resources.executables import ExecutableObject
+from ..core.runs.jobs import Job
+from ..core.resources.registries import Registry
+from ..core.runs.installs import RegistryAccess
+from ..core.resources.repositories import Repository
+from ..core.resources.base import plain
+from ..core.resources.runners import RunnerInfo
+from ..core.runs.records import OutputLine, Run, RunEvent
+from ..core.resources.secrets import Secret
+from ..core.resources.services import SecretRef, Service
+from ..core.runs.tofu_state import StateSummary
 from .gen import (audit_pb2, auth_pb2, common_pb2, decorators_pb2, executables_pb2, registries_pb2,
                   repositories_pb2, runner_pb2, runs_pb2, secrets_pb2, services_pb2, users_pb2)
 

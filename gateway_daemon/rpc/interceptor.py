@@ -45,9 +45,9 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
 import grpc
 
-from ..core import policy as roles
-from ..core.audit import Actor, AuditTrail, acting, mask_values, peer_address
-from ..core.auth import Auth, Session
+from ..core.access import roles
+from ..core.access.audit import Actor, AuditTrail, acting, mask_values, peer_address
+from ..core.access.auth import Auth, Session
 from ..core.errors import (GatewayError, InvalidArgument, NoSuchUser, OutOfScope, PermissionDenied,
                            ResourceExhausted, Unauthenticated)
 from . import errors

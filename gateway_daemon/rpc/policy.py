@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 
-from ..core.policy import Action
+from ..core.access.roles import Action
 
 
 class Access(enum.Enum):

@@ -26,9 +26,9 @@ from ..cluster.intake import Busy, Intake
 from ..cluster.keycheck import check_secrets_key
 from ..cluster.registry import Announcer, runner_token, same_token
 from ..config import Config, unprotected_store
-from ..core.integrity import RecordMacs
+from ..core.access.integrity import RecordMacs
 from ..core.errors import FailedPrecondition, GatewayError, Unauthenticated, Unavailable
-from ..core.runners import RunnerInfo
+from ..core.resources.runners import RunnerInfo
 from ..store import StoreError
 from . import convert
 from .gen import common_pb2, runner_pb2_grpc
@@ -93,7 +93,7 @@ async def serve_runner(config: Config, open_engine: Callable[[], Any],
     """Serve until SIGTERM; `open_engine()` (bootstrap) gives the engine, opened inside the loop."""
     engine = open_engine()
     reap(engine)
-    await engine.scheduler.executor.start()  # prunes unused venvs now and every [application] venv_sweep_interval
+    await engine.lifecycle.executor.start()  # prunes unused venvs now and every [application] venv_sweep_interval
     store = engine.store
     runner = config["runner"]
     runner_id, address = runner_identity(config)
@@ -103,7 +103,7 @@ async def serve_runner(config: Config, open_engine: Callable[[], Any],
                       version=_version())
     macs = RecordMacs(engine.secret_box, store.namespace)
     announcer = Announcer(store, info, runner.lease_ttl, macs)
-    executor = Intake(engine.scheduler.executor, engine.secret_box, runner_id, info.capacity, announcer)
+    executor = Intake(engine.lifecycle.executor, engine.secret_box, runner_id, info.capacity, announcer)
     try:
         if not executor.problem():
             try:

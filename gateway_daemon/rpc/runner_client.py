@@ -20,8 +20,8 @@ import grpc
 from ..cluster.dispatch import RunnerGone, RunnerRefused
 from ..cluster.intake import ExecEvent
 from ..core.errors import FailedPrecondition
-from ..core.jobs import Job
-from ..core.runners import RunnerInfo
+from ..core.runs.jobs import Job
+from ..core.resources.runners import RunnerInfo
 from . import convert
 from .errors import error_from_rpc
 from .gen import runner_pb2, runner_pb2_grpc

@@ -25,13 +25,13 @@ from grpc_reflection.v1alpha import reflection
 from ..cluster.keycheck import check_secrets_key
 from ..cluster.owners import Keepers
 from ..config import Config, unprotected_store
-from ..core.audit import peer_address
-from ..core.auth import Auth
-from ..core.integrity import seal_unsigned
+from ..core.access.audit import peer_address
+from ..core.access.auth import Auth
+from ..core.access.integrity import seal_unsigned
 from ..core.errors import FailedPrecondition, InvalidArgument, Unavailable
-from ..core.policy import parse_scope
-from ..core.throttle import LoginThrottle, ThrottleLimits
-from ..core.services import SecretRef
+from ..core.access.roles import parse_scope
+from ..core.access.throttle import LoginThrottle, ThrottleLimits
+from ..core.resources.services import SecretRef
 from ..store import StoreError
 from . import convert
 from .gen import (executables_pb2, executables_pb2_grpc, registries_pb2, registries_pb2_grpc)
@@ -386,7 +386,7 @@ async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[
         await check_secrets_key(engine)  # makes the key file of a first start: users are signed with it
         await seal_unsigned(engine.store, engine.record_macs)
         temporary = await auth.ensure_admin()
-        keepers = Keepers(engine.scheduler, config.get("runner", "lease_ttl"))
+        keepers = Keepers(engine.lifecycle, config.get("runner", "lease_ttl"))
         await keepers.start()
     except StoreError as exc:
         await engine.close()
@@ -409,7 +409,7 @@ async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[
                     "changed at the first login (gateway login --username admin --change-password)")
         print(f"created user admin with the temporary password {temporary}; it must be changed at the first "
               "login (gateway login --username admin --change-password)", flush=True)
-    await engine.scheduler.executor.start()  # a dispatcher's live view of the runners
+    await engine.lifecycle.executor.start()  # a dispatcher's live view of the runners
     engine.retention.start()  # [runs] retention, the output budget, and the store kept under its quota
     dispatcher = config.get("server", "distributed_execution")
     credentials = server_credentials(config)
@@ -458,8 +458,8 @@ async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[
     log.info("stopping: no new calls; runs in flight get %.0f s to finish", SHUTDOWN_GRACE)
     for name in ["", *names]:
         await _set_health(health_servicer, name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    await engine.scheduler.drain(SHUTDOWN_GRACE)
-    await engine.scheduler.shutdown()  # what is still running ends as interrupted
+    await engine.lifecycle.drain(SHUTDOWN_GRACE)
+    await engine.lifecycle.shutdown()  # what is still running ends as interrupted
     if engine.audit is not None:
         await engine.audit.flush()  # the counts of repeated failed logins not written yet
     await keepers.close()
@@ -481,7 +481,7 @@ def throttle_of(config: Config, store) -> LoginThrottle:
 
 def reap(engine) -> None:
     """End what a predecessor on this machine that died left running (its scripts, its run folders)."""
-    cleared = engine.scheduler.executor.reap()
+    cleared = engine.lifecycle.executor.reap()
     if cleared:
         log.warning("ended the processes and removed the folders of %d runs left by a gateway process "
                     "that died", cleared)

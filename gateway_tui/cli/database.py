@@ -10,7 +10,7 @@ import tempfile
 
 from gateway_daemon.console import dump_yaml
 from gateway_daemon.core import Gateway, InvalidArgument
-from gateway_daemon.core.documents import problems_of
+from gateway_daemon.core.transfer.documents import problems_of
 from gateway_daemon.inputfiles import MIB, InputFileError, load_yaml
 
 from .parser import REPOSITORY_FILES, UsageError
@@ -23,7 +23,7 @@ def _export_text(document: dict, formats: list[str]) -> str:
     """The export as -f/--format asks: YAML (default) or JSON, ours or IAG 5's layout (what IAG 5 cannot
     express is listed on stderr, one line each)."""
     if "iag5" in formats:
-        from gateway_daemon.core.iag5 import to_iag5
+        from gateway_daemon.core.transfer.iag5 import to_iag5
 
         document, notes = to_iag5(document)
         for note in notes:

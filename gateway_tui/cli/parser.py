@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import NoReturn
 
-from gateway_daemon.core.services import SERVICE_TYPES, TOFU_ACTIONS
+from gateway_daemon.core.resources.services import SERVICE_TYPES, TOFU_ACTIONS
 
 from gateway_daemon.console import FORMATS
 

@@ -9,12 +9,12 @@ import sys
 from typing import Any
 
 from gateway_daemon.core import Decorator, Gateway, InvalidArgument, Repository, SecretRef, Service
-from gateway_daemon.core.executables import ExecutableObject
-from gateway_daemon.core.registries import Registry
-from gateway_daemon.core.decorators import MAX_DEPTH
-from gateway_daemon.core.resources import Resource
-from gateway_daemon.core.services import DEFAULT_ARG_FORMAT
-from gateway_daemon.core.secrets import MASKING, MAX_VALUE_BYTES, MIN_MASKED
+from gateway_daemon.core.resources.executables import ExecutableObject
+from gateway_daemon.core.resources.registries import Registry
+from gateway_daemon.core.resources.decorators import MAX_DEPTH
+from gateway_daemon.core.resources.base import Resource
+from gateway_daemon.core.resources.services import DEFAULT_ARG_FORMAT
+from gateway_daemon.core.resources.secrets import MASKING, MAX_VALUE_BYTES, MIN_MASKED
 from gateway_daemon.inputfiles import MIB, InputFileError, load_yaml, read_text
 
 from gateway_daemon.console import Table, emit
@@ -124,7 +124,7 @@ _FIELD_OF_FLAG = {"private-key-name": "private_key_name", "tag": "tags", "runner
 
 def _arg_format(text: str) -> str:
     """An arg-format in our spelling ('--{key}={value}') or IAG 5's ('--{{.Key}} {{.Value}}')."""
-    from gateway_daemon.core.iag5 import arg_format
+    from gateway_daemon.core.transfer.iag5 import arg_format
 
     return arg_format(text)
 

@@ -14,8 +14,8 @@ from typing import Any, AsyncIterator
 
 from gateway_daemon.console import Table, emit
 from gateway_daemon.core import Gateway, GatewayError, InvalidArgument, SecretRef, Service, Unavailable
-from gateway_daemon.core.owners import describe as describe_owner
-from gateway_daemon.core.runs import OutputLine, Run, RunEvent, parse_set
+from gateway_daemon.core.runs.keepers import describe as describe_owner
+from gateway_daemon.core.runs.records import OutputLine, Run, RunEvent, parse_set
 from gateway_daemon.inputfiles import InputFileError, read_text
 
 from .parser import UsageError

@@ -46,7 +46,7 @@ def _role(args: argparse.Namespace) -> str:
 
 
 def _scope(args: argparse.Namespace) -> tuple[str, ...]:
-    from gateway_daemon.core.policy import parse_scope
+    from gateway_daemon.core.access.roles import parse_scope
 
     return parse_scope(args.scope or [])
 
@@ -55,7 +55,7 @@ async def run(gateway: Gateway, args: argparse.Namespace) -> int:
     """In local mode every call refuses with one line: users live on a server."""
     verb = args.verb
     if verb == "create" and args.temp_password:
-        from gateway_daemon.core.auth import new_password
+        from gateway_daemon.core.access.auth import new_password
 
         password = new_password()
         user = await gateway.create_user(args.name, password, temporary=True, role=_role(args), scope=_scope(args))

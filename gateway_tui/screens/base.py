@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from gateway_daemon.core import Gateway
-from gateway_daemon.core.policy import Action, allows
+from gateway_daemon.core.access.roles import Action, allows
 
 from ..widgets.navigation import NavBar
 

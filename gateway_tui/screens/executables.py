@@ -9,10 +9,10 @@ from textual.app import ComposeResult
 from textual.widgets import Input
 
 from gateway_daemon.core import InvalidArgument
-from gateway_daemon.core.executables import ExecutableObject
-from gateway_daemon.core.iag5 import arg_format as iag5_arg_format
-from gateway_daemon.core.policy import Action
-from gateway_daemon.core.services import DEFAULT_ARG_FORMAT
+from gateway_daemon.core.resources.executables import ExecutableObject
+from gateway_daemon.core.transfer.iag5 import arg_format as iag5_arg_format
+from gateway_daemon.core.access.roles import Action
+from gateway_daemon.core.resources.services import DEFAULT_ARG_FORMAT
 
 from ..formatting import when
 from ..widgets.form import FormField

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.widgets import Checkbox, Input, Select
 
 from gateway_daemon.core import GatewayError, InvalidArgument
-from gateway_daemon.core.registries import BUILT_IN, BUILT_IN_OF_TYPE, REGISTRY_TYPES, Registry
+from gateway_daemon.core.resources.registries import BUILT_IN, BUILT_IN_OF_TYPE, REGISTRY_TYPES, Registry
 
 from ..formatting import when
 from ..widgets.form import FormField

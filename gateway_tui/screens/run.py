@@ -17,8 +17,8 @@ from textual.content import Content
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from gateway_daemon.core import GatewayError, InvalidArgument
-from gateway_daemon.core.services import TOFU_ACTIONS
-from gateway_daemon.core.tofu_state import action_of
+from gateway_daemon.core.resources.services import TOFU_ACTIONS
+from gateway_daemon.core.runs.tofu_state import action_of
 from gateway_daemon.inputfiles import InputFileError, read_text
 
 from ..widgets.form import FormField

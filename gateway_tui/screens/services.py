@@ -11,7 +11,7 @@ from textual.content import Content
 from textual.widgets import Input, Label, Select, Static, TextArea
 
 from gateway_daemon.core import SERVICE_TYPES, GatewayError, InvalidArgument, SecretRef, Service
-from gateway_daemon.core.services import TOFU_ACTIONS
+from gateway_daemon.core.resources.services import TOFU_ACTIONS
 
 from ..formatting import STATUS_STYLES, status_label, when
 from ..widgets.form import FormField

@@ -16,7 +16,7 @@ from textual.widgets import Input, Select
 
 from gateway_daemon.core import GatewayError
 from gateway_daemon.core.api import UserInfo
-from gateway_daemon.core.policy import ROLES, Action, parse_scope, scope_text
+from gateway_daemon.core.access.roles import ROLES, Action, parse_scope, scope_text
 
 from ..formatting import when
 from ..widgets.form import FormField

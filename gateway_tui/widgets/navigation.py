@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import HorizontalGroup
 from textual.widgets import Static
 
-from gateway_daemon.core.policy import Action, allows
+from gateway_daemon.core.access.roles import Action, allows
 
 # (mode, key, label); the app binds the keys and the palette lists them.
 SECTIONS = (

@@ -16,8 +16,8 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from gateway_daemon.core.runs import coerce_inputs
-from gateway_daemon.core.secrets import MASK
+from gateway_daemon.core.runs.records import coerce_inputs
+from gateway_daemon.core.resources.secrets import MASK
 
 from .form import FormField
 

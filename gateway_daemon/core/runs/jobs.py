@@ -13,10 +13,10 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .executables import ExecutableObject
-from .registries import RegistryAccess
-from .repositories import Repository
-from .services import Service
+from ..resources.executables import ExecutableObject
+from .installs import RegistryAccess
+from ..resources.repositories import Repository
+from ..resources.services import Service
 
 
 @dataclass

@@ -33,8 +33,8 @@ from collections import OrderedDict
 from typing import AsyncIterator
 from datetime import datetime, timezone
 
-from ..store import KeyExists, RevisionMismatch, Store
-from .errors import Unauthenticated
+from ...store import KeyExists, RevisionMismatch, Store
+from ..errors import Unauthenticated
 
 MAX_ADDRESSES = 10000
 

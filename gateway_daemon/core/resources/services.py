@@ -8,8 +8,8 @@ import string
 import uuid
 from typing import Any
 
-from .errors import InvalidArgument
-from .resources import (ENV_NAME_RE, Resource, check_name, check_relative_path, check_tags, check_text, field_error,
+from ..errors import InvalidArgument
+from .base import (ENV_NAME_RE, Resource, check_name, check_relative_path, check_tags, check_text, field_error,
                         now)
 
 SERVICE_TYPES = ("python-script", "ansible-playbook", "opentofu-plan", "executable")

@@ -42,8 +42,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..store import Store, StoreError
-from .errors import InvalidArgument
+from ...store import Store, StoreError
+from ..errors import InvalidArgument
 
 log = logging.getLogger("gateway.audit")
 
@@ -326,7 +326,7 @@ def _key_time(key: str) -> int:
 def mask_values(text: str, inputs: Any) -> str:
     """`text` with every string input value (3 characters or more) masked: a run's error message may quote
     an input, and which inputs are secret the caller may not know."""
-    from .secrets import MASK
+    from ..resources.secrets import MASK
 
     values: list[str] = []
 

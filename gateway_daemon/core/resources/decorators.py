@@ -25,7 +25,7 @@ import time
 from typing import Any
 from urllib.parse import unquote
 
-from .resources import Resource, check_text, field_error, now
+from .base import Resource, check_text, field_error, now
 
 MAX_SCHEMA_BYTES = 1024 * 1024
 MAX_DEPTH = 32

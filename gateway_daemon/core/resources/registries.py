@@ -9,14 +9,11 @@ only the install's environment or a private file removed after it (execution/reg
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import FailedPrecondition, InvalidArgument, NotFound
-from .resources import Resource, check_name, check_text, field_error, now
+from .base import Resource, check_name, check_text, field_error, now
 
-if TYPE_CHECKING:
-    from .services import Service
 
 REGISTRY_TYPES = ("pypi", "ansible-galaxy")
 BUILT_IN = {"default-pypi": ("pypi", "https://pypi.org/simple"),
@@ -95,85 +92,3 @@ def built_in(name: str) -> Registry:
     kind, url = BUILT_IN[name]
     return Registry(name=name, type=kind, url=url, description=f"built in: {'pip' if kind == 'pypi' else 'ansible-galaxy'}"
                     "'s own configuration", created_at="", updated_at="")
-
-
-@dataclasses.dataclass(frozen=True)
-class RegistryAccess:
-    """A registry as an install uses it, its secrets open. `built_in`: tell the tool nothing."""
-
-    type: str
-    name: str
-    url: str = ""
-    username: str = ""
-    password: str = dataclasses.field(default="", repr=False)
-    token: str = dataclasses.field(default="", repr=False)
-    insecure: bool = False
-    built_in: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RegistryAccess":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def secret_values(self) -> list[str]:
-        return [v for v in (self.password, self.token) if v]
-
-
-def wanted_types(service: "Service") -> list[str]:
-    """The registry types a service's installs may use."""
-    if service.type == "ansible-playbook":
-        return ["pypi", "ansible-galaxy"]
-    if service.type == "python-script":
-        return ["pypi"]
-    return []
-
-
-async def access_for(engine: Any, service: "Service", overridable: bool = True) -> list[RegistryAccess]:
-    """The registries `service` installs from, their secrets opened: the one it names for a type, else the
-    default of that type.  With `overridable` false ([registry] default_overridable), naming another one is
-    refused."""
-    accesses = []
-    for kind in wanted_types(service):
-        named = service.pypi_registry if kind == "pypi" else service.galaxy_registry
-        default = await default_of(engine, kind)
-        if named and named != default.name and not overridable:
-            raise FailedPrecondition(
-                f"service {service.name} names registry {named}, but [registry] default_overridable = false: "
-                f"its installs must use the default {kind} registry {default.name}")
-        registry = default
-        if named and named != default.name:
-            registry = await get_registry(engine, named)
-            if registry.type != kind:
-                raise FailedPrecondition(f"service {service.name}: registry {named} is a {registry.type} "
-                                         f"registry, not {kind}")
-        if registry.built_in:
-            accesses.append(RegistryAccess(kind, registry.name, registry.url, built_in=True))
-            continue
-        try:  # a record stored before this rule held
-            check_plain_http(registry.name, registry.url, bool(registry.username or registry.password_name
-                                                                or registry.token_name), registry.insecure)
-        except InvalidArgument as exc:
-            raise FailedPrecondition(f"service {service.name}: {exc}") from None
-        password = await engine.reveal_secret(registry.password_name) if registry.password_name else ""
-        token = await engine.reveal_secret(registry.token_name) if registry.token_name else ""
-        accesses.append(RegistryAccess(kind, registry.name, registry.url, registry.username, password, token,
-                                       registry.insecure))
-    return accesses
-
-
-async def get_registry(engine: Any, name: str) -> Registry:
-    try:
-        registry, _ = await engine._load("registry", name)
-        return registry
-    except NotFound:
-        if name in BUILT_IN:
-            return built_in(name)
-        raise
-
-
-async def default_of(engine: Any, kind: str) -> Registry:
-    stored = [r for r in await engine._load_all("registry") if r.type == kind and r.default]
-    return stored[0] if stored else built_in(BUILT_IN_OF_TYPE[kind])

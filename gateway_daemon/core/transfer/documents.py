@@ -8,8 +8,8 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-from .errors import InvalidArgument
-from .resources import Resource
+from ..errors import InvalidArgument
+from ..resources.base import Resource
 
 
 class Problems:

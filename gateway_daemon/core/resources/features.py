@@ -8,7 +8,7 @@ keeps the resources.
 
 from __future__ import annotations
 
-from .errors import FailedPrecondition
+from ..errors import FailedPrecondition
 
 # Each service type a [features] key turns off; other types (executable) are always on.
 SETTINGS = {"python-script": "python_enabled", "ansible-playbook": "ansible_enabled",

@@ -30,14 +30,14 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from ..store import StoreError, StoreFull
-from .audit import Actor, age_seconds
-from .errors import GatewayError, InvalidArgument
-from .runs import Run
+from ...store import StoreError, StoreFull
+from ..access.audit import Actor, age_seconds
+from ..errors import GatewayError, InvalidArgument
+from .records import Run, run_key
 
 if TYPE_CHECKING:
-    from .engine import Engine
-    from .scheduler import Limits
+    from ..access.audit import AuditTrail
+    from .lifecycle import Limits, RunLifecycle
 
 log = logging.getLogger("gateway.runs")
 
@@ -86,9 +86,12 @@ def _stamp(when: float) -> str:
 class Retention:
     """Applies [runs] retention and the output budget, and keeps a store with a quota under it."""
 
-    def __init__(self, engine: "Engine", limits: "Limits"):
-        self.engine = engine
+    def __init__(self, lifecycle: "RunLifecycle", limits: "Limits", audit: "AuditTrail | None" = None):
+        """`audit`: a server's audit trail, where what went is recorded."""
+        self.lifecycle = lifecycle
+        self.store = lifecycle.store
         self.limits = limits
+        self.audit = audit
         self._lock = asyncio.Lock()
         self._pending: asyncio.Task | None = None  # a look after runs ended
         self._task: asyncio.Task | None = None  # a server's watch
@@ -96,14 +99,6 @@ class Retention:
         self._look_took = 0.0
         self._full_said = False
         self._notes: dict[str, str] = {}  # runs whose output went while the store took no writes: note to write
-
-    @property
-    def store(self):
-        return self.engine.store
-
-    @property
-    def scheduler(self):
-        return self.engine.scheduler
 
     # ------------------------------------------------------------ reading the records
     async def _records(self) -> list[tuple[Run, int]]:
@@ -123,7 +118,6 @@ class Retention:
         if run.output_bytes or run.output_lines <= run.output_dropped:
             return run.output_bytes
         from .outputs import output_prefix
-        from .scheduler import run_key
 
         size = sum(len(e.value) for e in await self.store.list(output_prefix(run.id)))
         if size:
@@ -158,13 +152,13 @@ class Retention:
             for runs in by_service.values():
                 runs.sort(key=lambda r: (r.created_at, r.id), reverse=True)  # newest first
                 doomed += [r for r in runs[limits.retention_count:] if r.finished]
-        active = self.scheduler._active  # ended, but its last writes still under way: looked at next time
+        active = self.lifecycle._active  # ended, but its last writes still under way: looked at next time
         doomed = [r for r in doomed if r.id not in active]
         gone = {r.id for r in doomed}
         deleted = 0
         for run in {r.id: r for r in doomed}.values():
             with contextlib.suppress(StoreError, GatewayError):  # the rest next time
-                await self.scheduler.delete(run)
+                await self.lifecycle.delete(run)
                 deleted += 1
         if deleted:
             why = []
@@ -195,7 +189,7 @@ class Retention:
     async def _prune_oldest(self, records: list[tuple[Run, int]], need: float, note: str) -> int:
         """Drop the output of the oldest finished runs until `need` bytes are gone: how many runs'."""
         candidates = sorted(((r, rev) for r, rev in records
-                             if r.finished and not r.output_pruned and r.id not in self.scheduler._active
+                             if r.finished and not r.output_pruned and r.id not in self.lifecycle._active
                              and r.id not in self._notes),
                             key=lambda item: (item[0].created_at, item[0].id))
         pruned, freed = 0, 0
@@ -206,20 +200,19 @@ class Retention:
             if not size:
                 continue
             try:
-                marked = await self.scheduler.mark_pruned(run, revision, note)
+                marked = await self.lifecycle.mark_pruned(run, revision, note)
             except StoreFull:  # the note is written once the store takes writes again; the output goes now
                 self._notes[run.id] = note
                 marked = True
             if not marked:  # changed meanwhile: looked at next time
                 continue
-            await self.scheduler.drop_output(run.id)
+            await self.lifecycle.drop_output(run.id)
             pruned += 1
             freed += size
         return pruned
 
     async def _write_notes(self) -> None:
         """The notes of runs whose output went while the store took no writes."""
-        from .scheduler import run_key
 
         for run_id, note in list(self._notes.items()):
             entry = await self.store.get(run_key(run_id))
@@ -227,11 +220,11 @@ class Retention:
                 del self._notes[run_id]
                 continue
             run = Run.decode(entry.value)
-            if run.output_pruned or await self.scheduler.mark_pruned(run, entry.revision, note):
+            if run.output_pruned or await self.lifecycle.mark_pruned(run, entry.revision, note):
                 del self._notes[run_id]
 
     async def _record(self, action: str, target: str, detail: str) -> None:
-        audit = self.engine.audit
+        audit = self.audit
         if audit is not None:
             with contextlib.suppress(Exception):
                 await audit.record(action, target, "ok", detail, actor=GATEWAY)
@@ -244,9 +237,9 @@ class Retention:
             for run, _ in await self._records():
                 if not run.finished or run.created_at >= cutoff or (service and run.service != service):
                     continue
-                if (visible is not None and run.service_id not in visible) or run.id in self.scheduler._active:
+                if (visible is not None and run.service_id not in visible) or run.id in self.lifecycle._active:
                     continue
-                await self.scheduler.delete(run)
+                await self.lifecycle.delete(run)
                 deleted += 1
             return deleted
 

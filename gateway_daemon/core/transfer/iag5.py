@@ -32,14 +32,14 @@ import posixpath
 import re
 from typing import Any
 
-from .decorators import Decorator
+from ..resources.decorators import Decorator
 from .documents import Problems, build_resource, entries
-from .errors import InvalidArgument
-from .executables import ExecutableObject
-from .registries import BUILT_IN as BUILT_IN_REGISTRIES, Registry
-from .repositories import Repository
-from .resources import Resource
-from .services import DEFAULT_ARG_FORMAT, SERVICE_TYPES, SecretRef, Service, _arg_format_parts
+from ..errors import InvalidArgument
+from ..resources.executables import ExecutableObject
+from ..resources.registries import BUILT_IN as BUILT_IN_REGISTRIES, Registry
+from ..resources.repositories import Repository
+from ..resources.base import Resource
+from ..resources.services import DEFAULT_ARG_FORMAT, SERVICE_TYPES, SecretRef, Service, _arg_format_parts
 
 # IAG 5 field names -> ours.
 _REPOSITORY_KEYS = {"name", "description", "url", "reference", "tags", "private-key-name", "username",

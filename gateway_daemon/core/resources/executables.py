@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import shlex
 
-from .resources import Resource, check_text, field_error, now
+from .base import Resource, check_text, field_error, now
 from .services import DEFAULT_ARG_FORMAT, check_arg_format
 
 MAX_COMMAND = 4096

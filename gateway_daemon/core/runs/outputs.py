@@ -17,11 +17,11 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from ..store import Store, StoreError
-from .runs import Masker, OutputLine
+from ...store import Store, StoreError
+from .records import Masker, OutputLine
 
 if TYPE_CHECKING:
-    from .scheduler import ActiveRun
+    from .active import ActiveRun
 
 log = logging.getLogger("gateway.runs")
 FLUSH_SECONDS = 0.25

@@ -10,11 +10,11 @@ import time
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from .decorators import input_problems
-from .errors import InvalidArgument
-from .resources import field_error, from_fields, plain
-from .secrets import MASK, MIN_MASKED
-from .services import MAX_TIMEOUT
+from ..resources.decorators import input_problems
+from ..errors import InvalidArgument
+from ..resources.base import field_error, from_fields, plain
+from ..resources.secrets import MASK, MIN_MASKED
+from ..resources.services import MAX_TIMEOUT
 
 QUEUED, RUNNING = "queued", "running"
 SUCCEEDED, FAILED, CANCELLED, TIMED_OUT, INTERRUPTED = "succeeded", "failed", "cancelled", "timed-out", "interrupted"
@@ -252,3 +252,13 @@ class Masker:
             else:
                 masked[key] = json.loads(self(json.dumps(value))) if self._pattern else value
         return masked
+
+
+def run_key(run_id: str) -> str:
+    """Where a run's record is stored."""
+    return f"runs/{run_id}"
+
+
+def cancel_key(run_id: str) -> str:
+    """The key whose appearance cancels a run, from any process."""
+    return f"run-cancel/{run_id}"

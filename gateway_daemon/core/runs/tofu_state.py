@@ -23,15 +23,15 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
-from ..store import KeyExists, RevisionMismatch, Store, StoreError
-from . import owners
-from .errors import FailedPrecondition, GatewayError, InvalidArgument
-from .resources import check_name, now
-from .services import TOFU_ACTIONS, Service
+from ...store import KeyExists, RevisionMismatch, Store, StoreError
+from . import keepers
+from ..errors import FailedPrecondition, GatewayError, InvalidArgument
+from ..resources.base import check_name, now
+from ..resources.services import TOFU_ACTIONS, Service
 
 if TYPE_CHECKING:
     from .jobs import Job, JobResult
-    from .secrets import SecretBox
+    from ..resources.secrets import SecretBox
 
 log = logging.getLogger("gateway.state")
 STATES_PREFIX = "service-states/"
@@ -249,7 +249,7 @@ class ServiceStates:
 
     async def _stale(self, holder: dict[str, Any]) -> bool:
         """A lock is stale when its run has ended (or has no record), or its process is gone."""
-        from .runs import Run
+        from .records import Run
 
         run_id = holder.get("run")
         if not isinstance(run_id, str):
@@ -263,7 +263,7 @@ class ServiceStates:
         except (ValueError, TypeError):
             return True
         owner = holder.get("owner")
-        return isinstance(owner, str) and owners.process_gone(owner)
+        return isinstance(owner, str) and keepers.process_gone(owner)
 
     async def _unlock(self, service: str, revision: int) -> None:
         for _ in range(STORE_TRIES):

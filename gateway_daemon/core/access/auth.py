@@ -30,12 +30,12 @@ import secrets
 import time
 from typing import Any
 
-from ..store import KeyExists, RevisionMismatch, Store
-from .errors import (AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NoSuchUser, NotFound,
+from ...store import KeyExists, RevisionMismatch, Store
+from ..errors import (AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NoSuchUser, NotFound,
                      PermissionDenied, Unauthenticated)
 from .integrity import RecordMacs, Untrusted, fingerprint
-from .policy import ADMIN as ADMIN_ROLE, DEFAULT_ROLE, LEGACY_ROLE, check_role, check_scope
-from .resources import check_name, field_error, now
+from .roles import ADMIN as ADMIN_ROLE, DEFAULT_ROLE, LEGACY_ROLE, check_role, check_scope
+from ..resources.base import check_name, field_error, now
 from .throttle import LoginThrottle
 
 ADMIN = "admin"

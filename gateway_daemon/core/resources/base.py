@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
-from .errors import InvalidArgument
+from ..errors import InvalidArgument
 
 NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import InvalidArgument
-from .services import Service
+from ..errors import InvalidArgument
+from ..resources.services import Service
 
 MAX_OPTION = 4096
 # type -> option -> what it is ("text" or "flag": "true" when given)

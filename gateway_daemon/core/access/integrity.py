@@ -29,13 +29,13 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..store import KeyExists, RevisionMismatch, Store
+from ...store import KeyExists, RevisionMismatch, Store
 from .audit import Actor
-from .errors import FailedPrecondition
+from ..errors import FailedPrecondition
 
 if TYPE_CHECKING:
     from .audit import AuditTrail
-    from .secrets import SecretBox
+    from ..resources.secrets import SecretBox
 
 log = logging.getLogger("gateway.integrity")
 

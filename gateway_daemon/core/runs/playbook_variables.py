@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import InvalidArgument
+from ..errors import InvalidArgument
 
 RESERVED_PREFIX = "ansible_"
 # The play keywords and template globals (ansible.vars.reserved) and the magic variables, as Ansible 2.19 has them.

@@ -9,7 +9,7 @@ A run goes on when the store cannot be reached for a while (etcd restarting):
 its followers in this process hear everything at once, and the record and
 output are written as soon as the store answers again.  A record names the
 process that keeps it (core.owners); records left unfinished by a process that
-died are ended as interrupted by whoever finds them (`Scheduler.recover`).
+died are ended as interrupted by whoever finds them (`RunLifecycle.recover`).
 """
 
 from __future__ import annotations
@@ -23,22 +23,31 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
-from ..store import RevisionMismatch, Store, StoreError
-from . import owners
-from .errors import FailedPrecondition, GatewayError, InvalidArgument, NotFound
-from .features import check_enabled
+from ...store import RevisionMismatch, Store, StoreError
+from . import keepers
+from ..errors import FailedPrecondition, GatewayError, InvalidArgument, NotFound
+from ..resources.features import check_enabled
 from .jobs import Executor, Job, JobResult
 from .outputs import STORE_RETRY_SECONDS, OutputSink, output_prefix
-from .runs import (CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, Masker, OutputLine, Run, RunEvent, check_run_id,
-                   check_run_timeout, new_run_id, prepare_inputs, secret_fields)
-from .services import SecretRef
-from .registries import access_for as registry_access
+from .active import ActiveRun
+from .records import (CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, Masker, OutputLine, Run, RunEvent, cancel_key,
+                      check_run_id, check_run_timeout, new_run_id, prepare_inputs, run_key, secret_fields)
+from ..resources.decorators import Decorator
+from ..resources.executables import ExecutableObject
+from ..resources.repositories import Repository
+from ..resources.services import SecretRef
+from .installs import access_for as registry_access
 from .playbook_variables import check_playbook_inputs
-from .run_options import check_run_options
+from .options import check_run_options
 from .tofu_state import action_of, check_state_text
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ..access.audit import AuditTrail
+    from ..resources.catalog import Catalog
+    from .tofu_state import ServiceStates
+
+# Opens a secret by name: its value, for the job (never stored in the run's record).
+SecretOpener = Callable[[str], Awaitable[str]]
 
 log = logging.getLogger("gateway.runs")
 SUBSCRIBER_QUEUE = 2000
@@ -57,75 +66,21 @@ class Limits:
     output_budget: int = 256 * 1024 * 1024  # bytes of stored output, all runs together
 
 
-def run_key(run_id: str) -> str:
-    return f"runs/{run_id}"
-
-
-def cancel_key(run_id: str) -> str:
-    return f"run-cancel/{run_id}"
-
-
-class ActiveRun:
-    """A run this process keeps: its record, its followers and its stop switch."""
-
-    def __init__(self, run: Run, revision: int):
-        self.run = run
-        self.revision = revision
-        self.subscribers: list[asyncio.Queue] = []
-        self.task: asyncio.Task | None = None
-        self.cancel = asyncio.Event()
-        self.unsaved = False  # the record changed since the store last took it
-        self.writing = asyncio.Lock()
-        self.saver: asyncio.Task | None = None
-        self.store_error = ""  # why the store did not take the record, when it did not
-        self.ended = False  # the job is over; only its final record may still wait for the store
-        self.stop_waiting = asyncio.Event()  # its followers stop waiting for that record (Ctrl-C)
-
-        self._lines: list[OutputLine] = []  # output lines not yet told to the followers
-        self._lines_due = False
-        self.state_out = False  # opentofu-plan: the final event carries the state the run ended with
-        self.final_state: str | None = None
-
-    def publish(self, event: RunEvent) -> None:
-        self.publish_lines()  # what came before goes first
-        self._deliver(event)
-
-    def publish_lines_of(self, lines: list[OutputLine]) -> None:
-        """Output lines for the followers: the lines of one loop iteration (what the processes printed
-        in one read each) go to them together, as one event."""
-        self._lines.extend(lines)
-        if not self._lines_due:
-            self._lines_due = True
-            asyncio.get_running_loop().call_soon(self.publish_lines)
-
-    def publish_lines(self) -> None:
-        self._lines_due = False
-        if self._lines:
-            lines, self._lines = self._lines, []
-            self._deliver(RunEvent("output", lines=tuple(lines)))
-
-    def _deliver(self, event: RunEvent) -> None:
-        for queue in self.subscribers:
-            if queue.full():  # a slow follower loses lines, never the gateway
-                continue
-            queue.put_nowait(event)
-
-
 class _Reporter:
     """What the executor tells of a job, into the run's record, output and followers (masked here)."""
 
-    def __init__(self, scheduler: "Scheduler", active: ActiveRun, sink: OutputSink, masker: Masker):
-        self.scheduler = scheduler
+    def __init__(self, lifecycle: "RunLifecycle", active: ActiveRun, sink: OutputSink, masker: Masker):
+        self.lifecycle = lifecycle
         self.active = active
         self.sink = sink
         self.masker = masker
 
     async def waiting(self, reason: str) -> None:
         if self.active.run.reason != reason:
-            await self.scheduler._set(self.active, reason=reason)
+            await self.lifecycle._set(self.active, reason=reason)
 
     async def started(self, runner: str = "") -> None:
-        await self.scheduler._set(self.active, status=RUNNING, reason="", started_at=time.time(), runner=runner)
+        await self.lifecycle._set(self.active, status=RUNNING, reason="", started_at=time.time(), runner=runner)
 
     def checked_out(self, commit: str) -> None:
         self.active.run.commit = commit
@@ -140,20 +95,29 @@ class _Reporter:
         self.active.publish(RunEvent("output", lines=(OutputLine("gateway", self.masker(text)),)))
 
 
-class Scheduler:
+class RunLifecycle:
     """Starts runs, keeps their records, and hands the prepared jobs to the executor it was built with."""
 
-    def __init__(self, engine: "Engine", limits: Limits, executor: Executor, recover_first: bool = False,
-                 disabled_types: frozenset[str] = frozenset()):
-        """`disabled_types`: service types whose runs are refused ([features], see core.features)."""
-        self.engine = engine
+    def __init__(self, catalog: "Catalog", open_secret: SecretOpener, states: "ServiceStates", limits: Limits,
+                 executor: Executor, owner: str, recover_first: bool = False,
+                 disabled_types: frozenset[str] = frozenset(), audit: "AuditTrail | None" = None):
+        """`catalog`: the resources a run needs; `open_secret`: a secret's value by name; `states`: opentofu-plan
+        services' states; `owner`: this process as the keeper of its runs (core.runs.keepers); `disabled_types`:
+        service types whose runs are refused ([features], see core.resources.features); `audit`: a server's
+        audit trail, where each run's end is recorded.  `ended_hooks` are called after each run's record is
+        stored (the retention looks again)."""
+        self.catalog = catalog
+        self.open_secret = open_secret
+        self.states = states
         self.disabled_types = disabled_types
-        self.store: Store = engine.store
+        self.store: Store = catalog.store
         self.limits = limits
         self.executor = executor
+        self.audit = audit
+        self.ended_hooks: list[Callable[[], None]] = []
         self._active: dict[str, ActiveRun] = {}
         self._cancel_watch: asyncio.Task | None = None
-        self.owner = owners.this_process()
+        self.owner = owner
         self.recover_first = recover_first  # True: recover() before the first reading of runs (local mode)
 
     # ------------------------------------------------------------ records
@@ -214,12 +178,11 @@ class Scheduler:
         """Load the service and what it needs, check the inputs, open the secrets: the job, and the
         decorator's schema (None without one).  `action`, `state`: an opentofu-plan run's action and the state
         it starts from instead of the stored one (core.tofu_state)."""
-        service = await self.engine.service_with_id(name)
+        service = await self.catalog.service_with_id(name)
         check_enabled(service.type, self.disabled_types)
         schema = None
         if service.decorator:
-            decorator, _ = await self.engine._load("decorator", service.decorator)
-            schema = decorator.schema  # type: ignore[attr-defined]
+            schema = (await self.catalog.load(Decorator, service.decorator)).schema
         # Off the loop: checking inputs against a schema is bounded (core.decorators) but may take seconds.
         values = await asyncio.to_thread(prepare_inputs, schema, inputs)
         if service.type == "ansible-playbook" and values:  # off the loop too: Ansible's names are slow to import
@@ -228,18 +191,18 @@ class Scheduler:
         run_options = check_run_options(service, options)
         refs = {ref.target: ref for ref in service.secrets}
         for ref in run_secrets:  # a secret given to a run is one its caller may see (core.policy)
-            await self.engine._load_visible("secret", ref.name)
+            await self.catalog.read_visible("secret", ref.name)
         refs.update({ref.target: ref for ref in run_secrets})
         env = {}
         for ref in refs.values():
-            env[ref.target] = await self.engine.reveal_secret(ref.name)
-        repository, _ = await self.engine._load("repository", service.repository)
+            env[ref.target] = await self.open_secret(ref.name)
+        repository = await self.catalog.load(Repository, service.repository)
         key = ""
-        if repository.private_key_name:  # type: ignore[attr-defined]
-            key = await self.engine.reveal_secret(repository.private_key_name)  # type: ignore[attr-defined]
+        if repository.private_key_name:
+            key = await self.open_secret(repository.private_key_name)
         password = ""
-        if repository.credential_name:  # type: ignore[attr-defined]
-            password = await self.engine.reveal_secret(repository.credential_name)  # type: ignore[attr-defined]
+        if repository.credential_name:
+            password = await self.open_secret(repository.credential_name)
         action = action_of(service, action)
         if state is not None and service.type != "opentofu-plan":
             raise InvalidArgument(f"service {service.name} is a {service.type}: a state is for opentofu-plan "
@@ -247,11 +210,11 @@ class Scheduler:
         check_state_text(state, "the state given")
         booleans = frozenset(k for k, p in (schema or {}).get("properties", {}).items()
                              if isinstance(p, dict) and p.get("type") == "boolean")
-        registries = await registry_access(self.engine, service, self.limits.registry_overridable)
+        registries = await registry_access(self.catalog, self.open_secret, service, self.limits.registry_overridable)
         executable = None
         if service.executable:
-            executable, _ = await self.engine._load("executable-object", service.executable)
-        job = Job(run_id=run_id, service=service, repository=repository, inputs=values,  # type: ignore[arg-type]
+            executable = await self.catalog.load(ExecutableObject, service.executable)
+        job = Job(run_id=run_id, service=service, repository=repository, inputs=values,
                   timeout=timeout or service.timeout or self.limits.default_timeout, booleans=booleans, env=env,
                   repository_key=key, options=run_options, registries=registries,
                   executable=executable, repository_password=password, action=action,
@@ -316,13 +279,13 @@ class Scheduler:
         try:
             reporter = _Reporter(self, active, sink, masker)
             given_state = job.state is not None  # the caller's own: what the run ends with is stored in any case
-            async with self.engine.states.held(job, reporter.waiting, active.cancel) as holding:
+            async with self.states.held(job, reporter.waiting, active.cancel) as holding:
                 if not holding:
                     result = JobResult(CANCELLED, f"cancelled while waiting for the state of service {job.service.name}")
                 else:
                     result = await self.executor.execute(job, reporter, active.cancel)
                     active.final_state = result.state
-                    problem = await self.engine.states.keep(job, result, given_state)
+                    problem = await self.states.keep(job, result, given_state)
                     if problem:
                         await sink.line("gateway", problem)
                         result = JobResult(FAILED, problem, result.exit_code)
@@ -340,7 +303,7 @@ class Scheduler:
             for key, value in dict(final, ended_at=time.time()).items():
                 setattr(active.run, key, value)
             active.ended = True
-            audit = self.engine.audit  # the run's end, in the audit trail (a server's)
+            audit = self.audit  # the run's end, in the audit trail (a server's)
             if audit is not None:
                 with contextlib.suppress(Exception):
                     await audit.record("run.end", f"service/{active.run.service}", str(active.run.status),
@@ -361,7 +324,8 @@ class Scheduler:
                 with contextlib.suppress(Exception):
                     await self.store.delete(cancel_key(active.run.id))
                 if not stopping:
-                    self.engine.retention.run_ended()  # what the store keeps of runs is looked at again
+                    for hook in self.ended_hooks:  # the retention looks again at what the store keeps
+                        hook()
             finally:
                 if active.saver is not None:
                     active.saver.cancel()
@@ -381,7 +345,7 @@ class Scheduler:
             if not await gone(run.owner):
                 continue
             run.status, run.ended_at = INTERRUPTED, time.time()
-            run.reason = f"gateway lost: {owners.describe(run.owner)} ended before the run did"
+            run.reason = f"gateway lost: {keepers.describe(run.owner)} ended before the run did"
             stored = await self.store.list(output_prefix(run.id))  # the count in the record lags behind
             run.output_lines = max(run.output_lines, sum(len(json.loads(e.value)) for e in stored) + run.output_dropped)
             try:
@@ -517,7 +481,7 @@ def pruned_note(run: Run) -> OutputLine:
 
 
 async def _process_gone(owner: str) -> bool:
-    return owners.process_gone(owner)
+    return keepers.process_gone(owner)
 
 
 async def _chain(first: list[str], then: AsyncIterator[str]) -> AsyncIterator[str]:

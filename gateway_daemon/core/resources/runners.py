@@ -12,7 +12,7 @@ import json
 import time
 from typing import Any
 
-from .resources import from_fields, plain
+from .base import from_fields, plain
 
 RUNNERS_PREFIX = "runners/"
 

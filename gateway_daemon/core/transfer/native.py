@@ -22,22 +22,27 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..store import KeyExists, RevisionMismatch
+from ...store import KeyExists, RevisionMismatch
 from . import iag5
-from .decorators import Decorator
+from ..resources.decorators import Decorator
 from .documents import Problems, build_resource, entries, plain_values
-from .errors import Conflict, GatewayError, InvalidArgument
-from .executables import ExecutableObject
-from .registries import Registry
-from .repositories import Repository
-from .resources import Resource, now
-from .secrets import Secret
-from .services import Service, new_service_id
-from . import tofu_state
+from ..api import ImportReport
+from ..resources.catalog import store_errors
+from ..resources.features import check_enabled
+from ..errors import Conflict, GatewayError, InvalidArgument
+from ..resources.executables import ExecutableObject
+from ..resources.registries import Registry
+from ..resources.repositories import Repository
+from ..resources.base import Resource, now
+from ..resources.secrets import Secret
+from ..resources.services import Service, new_service_id
+from ..runs import tofu_state
 
 if TYPE_CHECKING:
-    from ..store import Entry
-    from .engine import Engine
+    from ...store import Entry
+    from ..resources.catalog import Catalog
+    from ..resources.secrets import SecretBox
+    from ..runs.tofu_state import ServiceStates
 
 FORMAT = "automation-gateway/v1"
 IAG_FORMAT = "iag5"
@@ -47,50 +52,30 @@ _TIMESTAMPS = ("created_at", "updated_at")
 _SEALED_FIELDS = ("kdf", "iterations", "salt", "nonce", "ciphertext")
 
 
-# ---------------------------------------------------------------- the report
-@dataclasses.dataclass
-class ImportReport:
-    """What an import did (or, with dry_run, would do)."""
+@dataclasses.dataclass(frozen=True)
+class Database:
+    """What an export reads and an import writes: the resources, opentofu-plan services' states, and the key
+    that seals secrets (an import checks that it can open what it takes).  `disabled_types`: service types
+    [features] turned off, which an import refuses as a create would."""
 
-    changes: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # (action, kind, name)
-    warnings: list[str] = dataclasses.field(default_factory=list)
-    dry_run: bool = False
+    catalog: "Catalog"
+    states: "ServiceStates"
+    secret_box: "SecretBox"
+    disabled_types: frozenset[str] = frozenset()
 
-    def count(self, action: str) -> int:
-        return sum(1 for change in self.changes if change[0] == action)
-
-    def summary(self) -> str:
-        created, updated, unchanged = self.count("create"), self.count("update"), self.count("unchanged")
-        if self.dry_run:
-            return (f"dry run: {created} to create, {updated} to update, {unchanged} unchanged; "
-                    "nothing was changed")
-        return f"imported: {created} created, {updated} updated, {unchanged} unchanged"
-
-    def lines(self, with_warnings: bool = True) -> list[str]:
-        """One line per resource ("create service deploy"), the warnings, then a summary."""
-        result = [f"{action} {kind} {name}" for action, kind, name in self.changes]
-        if with_warnings:
-            result.extend(f"warning: {text}" for text in self.warnings)
-        result.append(self.summary())
-        return result
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"changes": [list(c) for c in self.changes], "warnings": list(self.warnings), "dry_run": self.dry_run}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ImportReport":
-        return cls([tuple(c) for c in data.get("changes", [])],  # type: ignore[misc]
-                   list(data.get("warnings", [])), bool(data.get("dry_run", False)))
+    @property
+    def store(self) -> Any:
+        return self.catalog.store
 
 
 # ---------------------------------------------------------------- export
-async def export_document(engine: "Engine") -> dict[str, Any]:
+async def export_document(db: Database) -> dict[str, Any]:
     """Every resource as stored, secrets sealed. Loading it back with import_document round-trips."""
     document: dict[str, Any] = {"format": FORMAT}
     for cls in (Repository, Decorator, Service, Secret, Registry, ExecutableObject):
-        resources = sorted(await engine._load_all(cls.KIND), key=lambda r: r.name)
+        resources = sorted(await db.catalog.read_all(cls.KIND), key=lambda r: r.name)
         document[cls.PLURAL] = [r.to_dict() for r in resources]
-    states = await tofu_state.export_states(engine.states)  # opentofu-plan services' states, sealed
+    states = await tofu_state.export_states(db.states)  # opentofu-plan services' states, sealed
     if states:
         document[tofu_state.EXPORT_KEY] = states
     return document
@@ -138,16 +123,16 @@ def _comparable(resource: Resource) -> dict[str, Any]:
     return data
 
 
-def _same_secret(engine: "Engine", old: Secret, new: Secret) -> bool:
+def _same_secret(db: Database, old: Secret, new: Secret) -> bool:
     if old.sealed == new.sealed:
         return True
     try:
-        return engine.secret_box.open(old.name, old.sealed) == engine.secret_box.open(new.name, new.sealed)
+        return db.secret_box.open(old.name, old.sealed) == db.secret_box.open(new.name, new.sealed)
     except GatewayError:
         return False
 
 
-def _check_sealed(engine: "Engine", secret: Secret) -> None:
+def _check_sealed(db: Database, secret: Secret) -> None:
     sealed = secret.sealed
     if not isinstance(sealed, dict) or not sealed:
         raise InvalidArgument("the sealed value is missing (secrets are imported from our own export only)")
@@ -161,14 +146,12 @@ def _check_sealed(engine: "Engine", secret: Secret) -> None:
     if isinstance(iterations, bool) or not isinstance(iterations, int) or not 1_000 <= iterations <= 10_000_000:
         raise InvalidArgument(f"the sealed value has an implausible iteration count {iterations!r}")
     # Refuse now what could never be read later: sealed with another key, or damaged.
-    engine.secret_box.open(secret.name, sealed)
+    db.secret_box.open(secret.name, sealed)
 
 
-async def import_document(engine: "Engine", document: Any, dry_run: bool = False,
+async def import_document(db: Database, document: Any, dry_run: bool = False,
                           strict: bool = False) -> ImportReport:
     """Import our export or an IAG 5 export. All or nothing; raises InvalidArgument naming the first problem."""
-    from .engine import store_errors
-
     if document is None:
         raise InvalidArgument("the document is empty")
     if not isinstance(document, dict):
@@ -192,7 +175,7 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
     stored: dict[str, dict[str, tuple[Resource, "Entry"]]] = {}
     for cls in ORDER:
         with store_errors():
-            entries = await engine.store.list(f"{cls.PLURAL}/")
+            entries = await db.store.list(f"{cls.PLURAL}/")
         stored[cls.KIND] = {}
         for entry in entries:
             try:
@@ -210,10 +193,11 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
             built_in.append(resource.name)
             continue
         try:
-            engine.check_enabled(resource)
+            if isinstance(resource, Service):
+                check_enabled(resource.type, db.disabled_types)
             await asyncio.to_thread(resource.validate)  # off the loop: a decorator's schema can take a second
             if isinstance(resource, Secret):
-                _check_sealed(engine, resource)
+                _check_sealed(db, resource)
             resource.encode()
         except GatewayError as exc:
             problems.errors.append(f"{where}: {exc}")
@@ -248,7 +232,7 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
         for kind, name in resource.references():  # type: ignore[attr-defined]
             if name not in incoming[kind] and name not in stored[kind]:
                 problems.errors.append(f"{where}: {kind} {name!r} does not exist and is not in the document")
-    states = tofu_state.read_states(engine.states, document, problems.errors) if own else {}
+    states = tofu_state.read_states(db.states, document, problems.errors) if own else {}
     for name in states:
         if name not in incoming["service"] and name not in stored["service"]:
             problems.errors.append(f"{tofu_state.EXPORT_KEY}: the state of service {name!r}: the service does not "
@@ -275,7 +259,7 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
                 if isinstance(new, Service) and isinstance(old, Service):  # the same service, changed: its runs stay
                     new.id = old.id or new.id or new_service_id()
                 if isinstance(new, Secret) and isinstance(old, Secret):
-                    same = (_same_secret(engine, old, new) and old.description == new.description
+                    same = (_same_secret(db, old, new) and old.description == new.description
                             and old.tags == new.tags)
                 else:
                     same = _comparable(old) == _comparable(new)
@@ -292,10 +276,10 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
     for name in sorted(states):
         key = tofu_state.STATES_PREFIX + name
         with store_errors():
-            entry = await engine.store.get(key)
+            entry = await db.store.get(key)
         old_record = _record(entry)
         action = ("create" if entry is None else
-                  "unchanged" if old_record is not None and tofu_state.same_state(engine.states, old_record,
+                  "unchanged" if old_record is not None and tofu_state.same_state(db.states, old_record,
                                                                                    states[name]) else "update")
         report.changes.append((action, "state", name))
         if action != "unchanged":
@@ -307,23 +291,23 @@ async def import_document(engine: "Engine", document: Any, dry_run: bool = False
     written: list[tuple[str, "Entry | None"]] = []
     try:
         for _action, resource, entry in plan:
-            key = engine._key(type(resource), resource.name)
+            key = db.catalog.key(type(resource), resource.name)
             try:
                 with store_errors():
                     if entry is None:
-                        await engine.store.create(key, resource.encode())
+                        await db.store.create(key, resource.encode())
                     else:
-                        await engine.store.update(key, resource.encode(), entry.revision)
+                        await db.store.update(key, resource.encode(), entry.revision)
             except (KeyExists, RevisionMismatch):
                 raise Conflict(f"{resource.KIND} {resource.name!r} was changed by someone else during the "
                                "import; nothing was imported, try again") from None
             written.append((key, entry))
         for key, value, entry in state_plan:
             with store_errors():
-                await engine.store.put(key, value)
+                await db.store.put(key, value)
             written.append((key, entry))
     except BaseException as exc:
-        failed = await _roll_back(engine, written)
+        failed = await _roll_back(db, written)
         if failed and isinstance(exc, GatewayError):
             raise type(exc)(f"{exc}; putting back the earlier state also failed for {', '.join(failed)}") from None
         raise
@@ -355,15 +339,15 @@ def _record(entry: "Entry | None") -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-async def _roll_back(engine: "Engine", written: list[tuple[str, "Entry | None"]]) -> list[str]:
+async def _roll_back(db: Database, written: list[tuple[str, "Entry | None"]]) -> list[str]:
     """Undo the writes, newest first. Returns the keys that could not be put back."""
     failed = []
     for key, previous in reversed(written):
         try:
             if previous is None:
-                await engine.store.delete(key)
+                await db.store.delete(key)
             else:
-                await engine.store.put(key, previous.value)
+                await db.store.put(key, previous.value)
         except Exception:
             failed.append(key)
     return failed

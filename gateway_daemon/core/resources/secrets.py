@@ -16,8 +16,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from .errors import FailedPrecondition
-from .resources import Resource, check_tags, check_text, field_error, now
+from ..errors import FailedPrecondition
+from .base import Resource, check_tags, check_text, field_error, now
 
 KDF = "pbkdf2-sha256"
 ITERATIONS = 310_000

@@ -40,7 +40,7 @@ import dataclasses
 import enum
 from typing import Iterable, Iterator
 
-from .errors import InvalidArgument, PermissionDenied
+from ..errors import InvalidArgument, PermissionDenied
 
 ADMIN, EDITOR, OPERATOR, VIEWER = "admin", "editor", "operator", "viewer"
 ROLES = (ADMIN, EDITOR, OPERATOR, VIEWER)
@@ -139,7 +139,7 @@ def check_role(role: str) -> str:
 
 def parse_scope(items: Iterable[str]) -> tuple[str, ...]:
     """``tag=site-a`` (or a bare tag) -> the tags; InvalidArgument for anything else."""
-    from .resources import TAG_RE
+    from ..resources.base import TAG_RE
 
     tags: list[str] = []
     for item in items:

@@ -7,8 +7,8 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import InvalidArgument
-from .resources import Resource, check_name, check_tags, check_text, field_error, now
+from ..errors import InvalidArgument
+from .base import Resource, check_name, check_tags, check_text, field_error, now
 
 # Git transports that run a command given in the URL. Never allowed.
 _COMMAND_TRANSPORT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
