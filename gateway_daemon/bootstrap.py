@@ -1,12 +1,22 @@
-"""From a Config to a working Gateway: the store, the secrets key, the engine."""
+"""The one place that composes: from a Config to a working gateway of each mode.
+
+`open_local` gives `gateway`'s in-process Engine; `open_server` the server's Engine with its users, audit
+trail and background tasks; `open_runner` a runner's intake (no Engine: a runner keeps no records, it
+executes what a server sends).  `serve_daemon` composes the daemon of a server or runner configuration and
+hands it to its gRPC face (rpc/).  Everything the `gateway` verbs need from the executor's or the store's
+side (host keys, cached environments, a repository fetched for an import, a password reset on the server
+host) comes from here too.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import Config, private_data_dir
 from .core.engine import Engine, EngineInfo
@@ -15,7 +25,11 @@ from .core.resources.secrets import SecretBox, create_key_file
 from .store import Store, open_store
 
 if TYPE_CHECKING:
+    from .cluster.directory import Announcer
+    from .cluster.intake import Intake
+    from .core.access.auth import Auth
     from .core.api import Gateway
+    from .core.resources.runners import RunnerInfo
     from .core.access.audit import AuditTrail
     from .core.access.integrity import RecordMacs
     from .core.runs.jobs import Executor
@@ -115,7 +129,7 @@ def disabled_service_types(config: Config) -> frozenset[str]:
 def dispatcher(config: Config, store: Store, macs: "RecordMacs") -> "Executor":
     """Sends each job to a runner of the cluster (a server with [server] distributed_execution)."""
     from .cluster.dispatch import Dispatcher
-    from .cluster.registry import Registry, runner_token
+    from .cluster.directory import RunnerDirectory, runner_token
     from .core.errors import FailedPrecondition
     from .rpc.runner_client import RunnerClient
 
@@ -128,7 +142,7 @@ def dispatcher(config: Config, store: Store, macs: "RecordMacs") -> "Executor":
     ttl = config.get("runner", "lease_ttl")
     link = RunnerClient(token, ttl, str(config.get("application", "ca_certificate_file") or ""),
                         bool(config.get("server", "allow_plaintext_runners")))
-    return Dispatcher(Registry(store, macs), link, ttl)
+    return Dispatcher(RunnerDirectory(store, macs), link, ttl)
 
 
 def open_engine(config: Config, announce=None, recover_first: bool = False) -> Engine:
@@ -170,19 +184,25 @@ def audit_trail(config: Config, store: Store) -> "AuditTrail":
     return AuditTrail(store, age, count, file)
 
 
+async def open_local(config: Config, announce=None, key_given: bool = False) -> Engine:
+    """`gateway` in local mode: the engine in this process.  Runs left by a `gateway` that died are ended first;
+    the key is checked against the store's before the first seal or open, unless `key_given` (IAG 5's
+    --encryption-file names the command's own key file, used as given); unused environments are pruned."""
+    engine = open_engine(config, announce, recover_first=True)
+    if not key_given:
+        engine.secret_box.verify = functools.partial(_check_local_key, engine)
+    await _prune_environments(engine)
+    return engine
+
+
 async def open_gateway(config: Config, profile: str | None = None, announce=None, api_key: str | None = None,
                        key_given: bool = False):
-    """The Gateway the operator's `gateway` command talks to in this mode.  `key_given`: the command names its
-    own key file (IAG 5's --encryption-file), which is used as given rather than checked against the store's."""
+    """The Gateway the operator's `gateway` command talks to in this mode.  `key_given`: see open_local."""
     from .core.errors import FailedPrecondition
 
     mode = config.mode
     if mode == "local":
-        engine = open_engine(config, announce, recover_first=True)  # runs left by a `gateway` that died end
-        if not key_given:
-            engine.secret_box.verify = functools.partial(_check_local_key, engine)
-        await _prune_environments(engine)
-        return engine
+        return await open_local(config, announce, key_given)
     if mode == "client":
         return remote_gateway(config, profile, api_key)
     raise FailedPrecondition(
@@ -196,7 +216,7 @@ async def _check_local_key(engine: Engine) -> None:
     or open of a command, so that a secret is never sealed with another key."""
     from .cluster.keycheck import check_secrets_key
 
-    await check_secrets_key(engine, local=True)
+    await check_secrets_key(engine.secret_box, engine.store, local=True)
 
 
 async def _prune_environments(engine: Engine) -> None:
@@ -226,3 +246,248 @@ def remote_gateway(config: Config, profile: str | None = None, api_key: str | No
     from .rpc.client import Connection, RemoteGateway
 
     return RemoteGateway(Connection(client_endpoint(config, profile), api_key))
+
+
+# ---------------------------------------------------------------- the daemons
+class Background:
+    """The tasks a daemon keeps beside its calls (a server's keepers, the runners' live view and the venv
+    sweeper in its executor, the retention; a runner's announcement): started in the order added, stopped in
+    the reverse order, every stop tried even when one before it failed."""
+
+    def __init__(self) -> None:
+        self._tasks: list[tuple[str, Any, Any]] = []
+        self._running: list[tuple[str, Any]] = []
+
+    def add(self, name: str, start: Any, stop: Any = None) -> None:
+        """`start()` and `stop()` may be plain or async; `stop` None: nothing to stop (its owner closes it)."""
+        self._tasks.append((name, start, stop))
+
+    async def start(self) -> None:
+        for name, start, stop in self._tasks[len(self._running):]:
+            result = start()
+            if inspect.isawaitable(result):
+                await result
+            self._running.append((name, stop))
+
+    async def stop(self) -> None:
+        while self._running:
+            name, stop = self._running.pop()
+            if stop is None:
+                continue
+            try:
+                result = stop()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:  # the others still stop
+                logging.getLogger("gateway").warning("stopping %s: %s", name, exc)
+
+
+@dataclasses.dataclass
+class Server:
+    """A server: the engine composed with its users (Auth) and audit trail, and its background tasks."""
+
+    engine: Engine
+    auth: "Auth"
+    background: Background
+
+    async def drain(self, grace: float) -> None:
+        """Runs in flight get `grace` seconds to finish."""
+        await self.engine.lifecycle.drain(grace)
+
+    async def close(self) -> None:
+        """What is still running ends as interrupted; the background stops; the store closes."""
+        await self.engine.lifecycle.shutdown()
+        if self.engine.audit is not None:
+            await self.engine.audit.flush()  # the counts of repeated failed logins not written yet
+        await self.background.stop()
+        await self.engine.close()
+
+
+@dataclasses.dataclass
+class Runner:
+    """A runner: its intake (what servers call), its announcement, the token servers present, and what to
+    close.  No Engine: a runner keeps no records."""
+
+    runner_id: str
+    info: "RunnerInfo"
+    intake: "Intake"
+    announcer: "Announcer"
+    token: str | None
+    background: Background
+    store: Store
+    executor: "Executor"
+
+    async def drain(self, grace: float) -> None:
+        await self.intake.drain(grace)
+
+    async def close(self) -> None:
+        await self.background.stop()
+        await self.executor.close()
+        await self.store.close()
+
+
+def login_throttle(config: Config, store: Store):
+    """The server's login throttle ([server] login_failures_per_user and the rest)."""
+    from .core.access.throttle import LoginThrottle, ThrottleLimits
+
+    server = config["server"]
+    return LoginThrottle(store, ThrottleLimits(server.login_failures_per_user, server.login_failures_per_address,
+                                               float(server.login_lock_seconds),
+                                               float(server.login_lock_max_seconds)))
+
+
+def _reap(executor: "Executor", log: logging.Logger) -> None:
+    """End what a predecessor on this machine that died left running (its scripts, its run folders)."""
+    cleared = executor.reap()
+    if cleared:
+        log.warning("ended the processes and removed the folders of %d runs left by a gateway process "
+                    "that died", cleared)
+
+
+def _warn_unprotected(config: Config, log: logging.Logger) -> None:
+    from .config import unprotected_store
+
+    unprotected = unprotected_store(config)
+    if unprotected:
+        log.warning("%s", unprotected)
+
+
+async def open_server(config: Config) -> Server:
+    """The server of this configuration, its store checked (the cluster's key, the records sealed), its first
+    admin made, and its background started."""
+    from .cluster.keycheck import check_secrets_key
+    from .cluster.owners import Keepers
+    from .core.access.auth import Auth
+    from .core.access.integrity import seal_unsigned
+    from .core.errors import FailedPrecondition, Unavailable
+    from .store import StoreError
+
+    log = logging.getLogger("gateway.server")
+    engine = open_engine(config, announce=log.warning)
+    store = engine.store
+    auth = Auth(store, config.get("server", "api_key_expiration"), login_throttle(config, store),
+                engine.record_macs, config.get("server", "default_user_role"))
+    background = Background()
+    keepers = Keepers(engine.lifecycle, config.get("runner", "lease_ttl"))
+    background.add("the keepers of runs", keepers.start, keepers.close)
+    background.add("the executor", engine.lifecycle.executor.start)  # a dispatcher's live view of the runners
+    background.add("the retention", engine.retention.start)  # [runs] retention, the output budget, the quota
+    try:
+        await check_secrets_key(engine.secret_box, store)  # makes the key file of a first start: users are signed
+        await seal_unsigned(store, engine.record_macs)
+        temporary = await auth.ensure_admin()
+        _reap(engine.lifecycle.executor, log)
+        await background.start()
+    except (StoreError, FailedPrecondition) as exc:
+        await background.stop()
+        await engine.close()
+        if isinstance(exc, StoreError):
+            raise Unavailable(str(exc)) from None
+        raise
+    _warn_unprotected(config, log)
+    if config.get("server", "allow_plaintext_runners"):
+        log.warning("[server] allow_plaintext_runners = true: jobs, with their secret values and the cluster's "
+                    "token, go in clear to runners that serve without TLS; anyone on the network between can read "
+                    "them and run anything on the runners (set it to false and give runners certificates)")
+    if temporary:
+        # Printed once, here, to the terminal only: stored nowhere in clear, and never in a log (a log file, or
+        # whatever collects the log lines, would keep it).
+        log.warning("created user admin with a temporary password, printed on standard output; it must be "
+                    "changed at the first login (gateway login --username admin --change-password)")
+        print(f"created user admin with the temporary password {temporary}; it must be changed at the first "
+              "login (gateway login --username admin --change-password)", flush=True)
+    return Server(engine, auth, background)
+
+
+def runner_identity(config: Config) -> tuple[str, str]:
+    """(id, address servers reach it at)."""
+    import socket
+
+    runner = config["runner"]
+    address = runner.announcement_address or runner.listen_address
+    if address in ("0.0.0.0", "::", "[::]"):
+        address = socket.getfqdn()
+    return f"{address}:{runner.port}", address
+
+
+async def open_runner(config: Config) -> Runner:
+    """The runner of this configuration: its local executor behind an intake, announced once serving
+    (`Runner.background`), refusing every run when it lacks the cluster's key."""
+    from .cluster.directory import Announcer, runner_token
+    from .cluster.intake import Intake
+    from .cluster.keycheck import check_secrets_key
+    from .core.access.integrity import RecordMacs
+    from .core.errors import FailedPrecondition, Unavailable
+    from .core.resources.runners import RunnerInfo
+    from .rpc.listening import version
+    from .store import StoreError
+
+    log = logging.getLogger("gateway.runner")
+    note = private_data_dir(config.data_dir)
+    if note:
+        log.warning("%s", note)
+    store = open_store(config)
+    box = secret_box(config, log.warning)
+    executor = local_executor(config, queue=False)
+    _reap(executor, log)
+    runner = config["runner"]
+    runner_id, address = runner_identity(config)
+    info = RunnerInfo(id=runner_id, address=address, port=runner.port, tags=list(runner.tags),
+                      capacity=config.get("execution", "max_concurrent_runs"), use_tls=bool(runner.use_tls),
+                      version=version())
+    macs = RecordMacs(box, store.namespace)
+    announcer = Announcer(store, info, runner.lease_ttl, macs)
+    intake = Intake(executor, box, runner_id, info.capacity, announcer)
+    background = Background()
+    background.add("the announcement", announcer.start, announcer.stop)
+    try:
+        await executor.start()  # prunes unused venvs now and every [application] venv_sweep_interval
+        if not intake.problem():
+            try:
+                await check_secrets_key(box, store)
+            except FailedPrecondition as exc:
+                intake.key_problem = str(exc)
+        token = runner_token(macs)
+    except StoreError as exc:
+        await executor.close()
+        await store.close()
+        raise Unavailable(str(exc)) from None
+    _warn_unprotected(config, log)
+    problem = intake.problem()
+    if problem:
+        log.error("this runner will refuse every run: %s", problem)
+        announcer.update(problem=problem)
+    return Runner(runner_id, info, intake, announcer, token, background, store, executor)
+
+
+async def serve_daemon(config: Config, ready=None) -> None:
+    """`gateway-daemon`: the server or the runner of this configuration, served until SIGTERM."""
+    if config.mode == "server":
+        from .rpc.server import serve
+
+        await serve(config, await open_server(config), ready)
+    else:
+        from .rpc.runner import serve_runner
+
+        await serve_runner(config, await open_runner(config), ready)
+
+
+async def reset_password(config: Config, name: str, password: str | None) -> tuple[list[str], str]:
+    """`gateway-daemon user reset-password` on the server host, with the key: the user's record is signed as a
+    server signs it, and a store no server has sealed yet is sealed first, as a starting server would.
+    Returns (the records signed now, the password set: `password`, or a temporary one when None)."""
+    from .core.access.auth import Auth
+    from .core.access.integrity import RecordMacs, seal_unsigned
+    from .core.errors import Unavailable
+    from .store import StoreError
+
+    store = open_store(config)
+    try:
+        macs = RecordMacs(secret_box(config), store.namespace)
+        signed = await seal_unsigned(store, macs)
+        chosen = await Auth(store, macs=macs).reset_password(name, password)
+    except StoreError as exc:
+        raise Unavailable(str(exc)) from None
+    finally:
+        await store.close()
+    return signed, chosen

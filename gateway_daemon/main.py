@@ -68,15 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "user":
             return asyncio.run(_reset_password(config, args))
         if config.mode in ("server", "runner"):
-            from .bootstrap import open_engine
+            from .bootstrap import serve_daemon
 
             setup_logging(config)
-            if config.mode == "server":
-                from .rpc.server import serve
-            else:
-                from .rpc.runner import serve_runner as serve
-            log = logging.getLogger(f"gateway.{config.mode}")
-            asyncio.run(serve(config, lambda: open_engine(config, announce=log.warning)))
+            asyncio.run(serve_daemon(config))
             return 0
     except ConfigError as exc:  # gateway.log cannot be written
         print(f"gateway-daemon: {exc}", file=sys.stderr)
@@ -95,32 +90,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _reset_password(config, args) -> int:
-    from .bootstrap import secret_box
-    from .core.access.auth import Auth
-    from .core.access.integrity import RecordMacs, seal_unsigned
-    from .store import StoreError, open_store
+    from .bootstrap import reset_password
 
     password = None
     if args.password_stdin:
         lines = sys.stdin.read().splitlines()
         password = lines[0] if lines else ""
-    store = open_store(config)
-    try:
-        # On the server host, with the key: the user's record is signed as a server signs it, and a store no
-        # server has sealed yet is sealed first, as a starting server would.
-        logging.getLogger("gateway").addHandler(logging.NullHandler())  # what matters is printed below
-        macs = RecordMacs(secret_box(config), store.namespace)
-        signed = await seal_unsigned(store, macs)
-        if signed:
-            print(f"this store was made before its records carried MACs: signed {len(signed)} of them once "
-                  f"({', '.join(signed)})")
-        chosen = await Auth(store, macs=macs).reset_password(args.name, password)
-    except StoreError as exc:
-        from .core.errors import Unavailable
-
-        raise Unavailable(str(exc)) from None
-    finally:
-        await store.close()
+    logging.getLogger("gateway").addHandler(logging.NullHandler())  # what matters is printed below
+    signed, chosen = await reset_password(config, args.name, password)
+    if signed:
+        print(f"this store was made before its records carried MACs: signed {len(signed)} of them once "
+              f"({', '.join(signed)})")
     if password is None:
         print(f"new temporary password for {args.name}: {chosen}")
         print("it must be changed at the next login (gateway login --change-password); their API keys are revoked")

@@ -26,7 +26,7 @@ from ..core.runs.jobs import Job, JobEvents, JobResult
 from ..core.resources.runners import RunnerInfo
 from ..core.runs.records import CANCELLED, FAILED
 from .intake import ExecEvent
-from .registry import Registry
+from .directory import RunnerDirectory
 
 log = logging.getLogger("gateway.dispatch")
 UNREACHABLE_SECONDS = 5.0  # a runner that could not be reached is passed over for this long
@@ -66,7 +66,7 @@ class RunnerLink(Protocol):
 class Dispatcher:
     """core.jobs.Executor for servers with distributed_execution: each job goes to a runner."""
 
-    def __init__(self, registry: Registry, link: RunnerLink, ttl: float):
+    def __init__(self, registry: RunnerDirectory, link: RunnerLink, ttl: float):
         self.registry = registry
         self.link = link
         self.ttl = ttl

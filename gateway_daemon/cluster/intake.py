@@ -18,7 +18,7 @@ from ..core.errors import FailedPrecondition, GatewayError
 from ..core.runs.jobs import Executor, Job, JobResult
 from ..core.runs.records import CANCELLED, FAILED, INTERRUPTED, OutputLine, check_run_id
 from ..core.resources.secrets import SecretBox
-from .registry import Announcer
+from .directory import Announcer
 
 log = logging.getLogger("gateway.runner")
 BATCH_LINES = 500

@@ -14,8 +14,8 @@ import secrets
 from typing import Any
 
 from ..core.errors import FailedPrecondition
-from ..core.resources.secrets import CHECK_KEY
-from ..store import KeyExists
+from ..core.resources.secrets import CHECK_KEY, Secret, SecretBox
+from ..store import KeyExists, Store
 
 __all__ = ["CHECK_KEY", "check_secrets_key"]
 CHECK_NAME = "cluster-secrets-check"
@@ -33,17 +33,17 @@ def _mismatch(box: Any, what: str, local: bool = False) -> FailedPrecondition:
     return FailedPrecondition(f"the secrets key in {box.key_file} is not this cluster's ({what}); {ADVICE}")
 
 
-async def check_secrets_key(engine: Any, local: bool = False) -> None:
+async def check_secrets_key(box: SecretBox, store: Store, local: bool = False) -> None:
     """Raise FailedPrecondition (saying which key file and what to do) when this process cannot open the
     cluster's secrets; StoreError when the store cannot be reached.  `local`: `gateway` in local mode, whose
     store is its own (it asks before its first seal or open, and says so in its own words)."""
-    box, store = engine.secret_box, engine.store
     entry = await store.get(CHECK_KEY)
     if entry is None:
-        for secret in (await engine.list("secret"))[:1]:
+        for stored in (await store.list(f"{Secret.PLURAL}/"))[:1]:
+            secret = Secret.decode(stored.value)
             try:
                 box.check()
-                await engine.reveal_secret(secret.name)
+                box.open(secret.name, secret.sealed)
             except FailedPrecondition as exc:
                 detail = "" if local else f": {exc}"
                 raise _mismatch(box, f"it cannot open the stored secret {secret.name}{detail}", local) from None

@@ -20,7 +20,7 @@ import logging
 from ..core.runs.keepers import LEASED, OWNERS_PREFIX, process_gone
 from ..core.runs.lifecycle import RunLifecycle
 from ..store import LeasesUnsupported, StoreError, WatchEvent
-from .registry import LeasedKey, keep_watching
+from .directory import LeasedKey, keep_watching
 
 log = logging.getLogger("gateway.cluster")
 

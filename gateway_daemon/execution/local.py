@@ -24,7 +24,7 @@ from ..core.errors import FailedPrecondition
 from ..core.runs.jobs import Job, JobEvents, JobResult
 from ..core.runs.records import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT, Masker
 from . import ansible, leftovers, python_scripts, tofu
-from .commands import build, child_environment
+from .command_lines import build, child_environment
 from .memory import exceeded_reason
 from .process import SUPERVISOR, Outcome, Process
 from .sandbox import Sandbox, gateway_environment

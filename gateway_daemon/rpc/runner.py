@@ -16,25 +16,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import socket
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ..cluster.intake import Busy, Intake
-from ..cluster.keycheck import check_secrets_key
-from ..cluster.registry import Announcer, runner_token, same_token
-from ..config import Config, unprotected_store
-from ..core.access.integrity import RecordMacs
-from ..core.errors import FailedPrecondition, GatewayError, Unauthenticated, Unavailable
-from ..core.resources.runners import RunnerInfo
+from ..cluster.directory import same_token
+from ..config import Config
+from ..core.errors import GatewayError, Unauthenticated, Unavailable
 from ..store import StoreError
 from . import convert
 from .gen import common_pb2, runner_pb2_grpc
 from .interceptor import AccessInterceptor
 from .policy import CLUSTER, PUBLIC, Access
-from .server import MAX_MESSAGE, _set_health, _version, reap, server_credentials
+from .listening import MAX_MESSAGE, server_credentials, set_health
 
 log = logging.getLogger("gateway.runner")
 SHUTDOWN_GRACE = 30.0
@@ -79,76 +75,54 @@ class ExecutionServicer(runner_pb2_grpc.ExecutionServiceServicer):
         return common_pb2.Empty()
 
 
-def runner_identity(config: Config) -> tuple[str, str]:
-    """(id, address servers reach it at)."""
-    runner = config["runner"]
-    address = runner.announcement_address or runner.listen_address
-    if address in ("0.0.0.0", "::", "[::]"):
-        address = socket.getfqdn()
-    return f"{address}:{runner.port}", address
+class Served(Protocol):
+    """What bootstrap.open_runner composes for this face."""
+
+    runner_id: str
+    info: Any
+    intake: Intake
+    token: str | None
+    background: Any
+
+    async def drain(self, grace: float) -> None: ...
+
+    async def close(self) -> None: ...
 
 
-async def serve_runner(config: Config, open_engine: Callable[[], Any],
-                       ready: Callable[[str], None] | None = None) -> None:
-    """Serve until SIGTERM; `open_engine()` (bootstrap) gives the engine, opened inside the loop."""
-    engine = open_engine()
-    reap(engine)
-    await engine.lifecycle.executor.start()  # prunes unused venvs now and every [application] venv_sweep_interval
-    store = engine.store
-    runner = config["runner"]
-    runner_id, address = runner_identity(config)
+async def serve_runner(config: Config, runner: Served, ready: Callable[[str], None] | None = None) -> None:
+    """Serve `runner` (bootstrap.open_runner) over gRPC until SIGTERM: announced once listening, drained and
+    closed at the end."""
+    listen = f"{config.get('runner', 'listen_address')}:{config.get('runner', 'port')}"
     credentials = server_credentials(config, "runner")
-    info = RunnerInfo(id=runner_id, address=address, port=runner.port, tags=list(runner.tags),
-                      capacity=config.get("execution", "max_concurrent_runs"), use_tls=credentials is not None,
-                      version=_version())
-    macs = RecordMacs(engine.secret_box, store.namespace)
-    announcer = Announcer(store, info, runner.lease_ttl, macs)
-    executor = Intake(engine.lifecycle.executor, engine.secret_box, runner_id, info.capacity, announcer)
-    try:
-        if not executor.problem():
-            try:
-                await check_secrets_key(engine)
-            except FailedPrecondition as exc:
-                executor.key_problem = str(exc)
-        token = runner_token(macs)
-    except StoreError as exc:
-        await engine.close()
-        raise Unavailable(str(exc)) from None
-    server = grpc.aio.server(interceptors=[AccessInterceptor(ClusterGate(token, runner_id), who="runner")],
+    server = grpc.aio.server(interceptors=[AccessInterceptor(ClusterGate(runner.token, runner.runner_id),
+                                                             who="runner")],
                              options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                                       ("grpc.max_send_message_length", MAX_MESSAGE),
                                       ("grpc.so_reuseport", 0),
                                       ("grpc.keepalive_permit_without_calls", 1),
                                       ("grpc.http2.min_ping_interval_without_data_ms", 4000)])
-    runner_pb2_grpc.add_ExecutionServiceServicer_to_server(ExecutionServicer(executor), server)
+    runner_pb2_grpc.add_ExecutionServiceServicer_to_server(ExecutionServicer(runner.intake), server)
     health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    listen = f"{runner.listen_address}:{runner.port}"
     try:
         if credentials is None:
             server.add_insecure_port(listen)
         else:
             server.add_secure_port(listen, credentials)
     except RuntimeError:
-        await engine.close()
+        await runner.close()
         raise Unavailable(f"cannot listen on {listen}: is another process using that port?") from None
-    unprotected = unprotected_store(config)
-    if unprotected:
-        log.warning("%s", unprotected)
-    problem = executor.problem()
-    if problem:
-        log.error("this runner will refuse every run: %s", problem)
-        announcer.update(problem=problem)
     await server.start()
     try:
-        await announcer.start()
+        await runner.background.start()  # announced: servers may send work now
     except StoreError as exc:
         await server.stop(0)
-        await engine.close()
+        await runner.close()
         raise Unavailable(f"cannot announce this runner: {exc}") from None
     for name in ("", "gateway.v1.ExecutionService"):
-        await _set_health(health_servicer, name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("runner %s serving gRPC on %s (TLS %s), tags %s, capacity %d, cluster %s", runner_id, listen,
+        await set_health(health_servicer, name, health_pb2.HealthCheckResponse.SERVING)
+    info = runner.info
+    log.info("runner %s serving gRPC on %s (TLS %s), tags %s, capacity %d, cluster %s", runner.runner_id, listen,
              "on" if credentials else "off", ",".join(info.tags) or "none", info.capacity, config.cluster_id)
     if ready:
         ready(listen)
@@ -158,8 +132,8 @@ async def serve_runner(config: Config, open_engine: Callable[[], Any],
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping: no new runs; runs in flight get %.0f s to finish", SHUTDOWN_GRACE)
-    await executor.drain(SHUTDOWN_GRACE)
-    await announcer.stop()
+    await runner.drain(SHUTDOWN_GRACE)
+    await runner.background.stop()  # out of the directory before the port closes
     await server.stop(2)
-    await engine.close()
+    await runner.close()
     log.info("stopped")

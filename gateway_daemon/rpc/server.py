@@ -15,34 +15,28 @@ import asyncio
 import json
 import logging
 import signal
-from importlib import metadata
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ..cluster.keycheck import check_secrets_key
-from ..cluster.owners import Keepers
-from ..config import Config, unprotected_store
+from ..config import Config
 from ..core.access.audit import peer_address
 from ..core.access.auth import Auth
-from ..core.access.integrity import seal_unsigned
-from ..core.errors import FailedPrecondition, InvalidArgument, Unavailable
+from ..core.errors import InvalidArgument, Unavailable
 from ..core.access.roles import parse_scope
-from ..core.access.throttle import LoginThrottle, ThrottleLimits
 from ..core.resources.services import SecretRef
-from ..store import StoreError
 from . import convert
 from .gen import (executables_pb2, executables_pb2_grpc, registries_pb2, registries_pb2_grpc)
 from .gen import (audit_pb2, audit_pb2_grpc, auth_pb2, auth_pb2_grpc, common_pb2, common_pb2_grpc, decorators_pb2, decorators_pb2_grpc,
                   repositories_pb2, repositories_pb2_grpc, runner_pb2, runner_pb2_grpc, runs_pb2, runs_pb2_grpc, secrets_pb2, secrets_pb2_grpc,
                   services_pb2, services_pb2_grpc, users_pb2, users_pb2_grpc)
+from .listening import MAX_MESSAGE, server_credentials, set_health, version
 from .interceptor import AccessInterceptor, PublicCalls, PublicLimits, UserGate, current_session
 
 log = logging.getLogger("gateway.server")
 SHUTDOWN_GRACE = 30.0
-MAX_MESSAGE = 32 * 1024 * 1024
 
 
 class Core:
@@ -246,7 +240,7 @@ class InfoServicer(_Servicer, common_pb2_grpc.InfoServiceServicer):
     async def GetInfo(self, request, context):
         info = await self.engine.info()
         return common_pb2.Info(mode=info.mode, data_dir=info.data_dir, store=info.store, cluster_id=info.cluster_id,
-                               version=_version(), user=current_session().user.name, tls=self.core.tls,
+                               version=version(), user=current_session().user.name, tls=self.core.tls,
                                distributed=info.distributed)
 
     async def Watch(self, request, context):
@@ -356,61 +350,22 @@ SERVICES: list[tuple[Any, Callable, str]] = [
 ]
 
 
-def _version() -> str:
-    try:
-        return metadata.version("automation-gateway")
-    except metadata.PackageNotFoundError:
-        return "0"
 
 
-def server_credentials(config: Config, section: str = "server") -> grpc.ServerCredentials | None:
-    """TLS of the server (or runner) section; a server with [server] client_cert_auth also requires every client
-    to present a certificate signed by [application] ca_certificate_file (mutual TLS, as IAG 5)."""
-    values = config[section]
-    if not values.use_tls:
-        return None
-    with open(values.private_key_file, "rb") as key, open(values.certificate_file, "rb") as cert:
-        pair = [(key.read(), cert.read())]
-    if section == "server" and values.client_cert_auth:
-        with open(config.get("application", "ca_certificate_file"), "rb") as ca:
-            return grpc.ssl_server_credentials(pair, root_certificates=ca.read(), require_client_auth=True)
-    return grpc.ssl_server_credentials(pair)
+class Served(Protocol):
+    """What bootstrap.open_server composes for this face: the engine with its users, and how to end it."""
+
+    engine: Any
+    auth: Auth
+
+    async def drain(self, grace: float) -> None: ...
+
+    async def close(self) -> None: ...
 
 
-async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[[str], None] | None = None) -> None:
-    """Serve until SIGTERM; `open_engine()` (bootstrap) gives the engine, opened inside the loop."""
-    engine = open_engine()
-    auth = Auth(engine.store, config.get("server", "api_key_expiration"), throttle_of(config, engine.store),
-                engine.record_macs, config.get("server", "default_user_role"))
-    try:
-        await check_secrets_key(engine)  # makes the key file of a first start: users are signed with it
-        await seal_unsigned(engine.store, engine.record_macs)
-        temporary = await auth.ensure_admin()
-        keepers = Keepers(engine.lifecycle, config.get("runner", "lease_ttl"))
-        await keepers.start()
-    except StoreError as exc:
-        await engine.close()
-        raise Unavailable(str(exc)) from None
-    except FailedPrecondition:
-        await engine.close()
-        raise
-    reap(engine)
-    unprotected = unprotected_store(config)
-    if unprotected:
-        log.warning("%s", unprotected)
-    if config.get("server", "allow_plaintext_runners"):
-        log.warning("[server] allow_plaintext_runners = true: jobs, with their secret values and the cluster's "
-                    "token, go in clear to runners that serve without TLS; anyone on the network between can read "
-                    "them and run anything on the runners (set it to false and give runners certificates)")
-    if temporary:
-        # Printed once, here, to the terminal only: stored nowhere in clear, and never in a log (a log file, or
-        # whatever collects the log lines, would keep it).
-        log.warning("created user admin with a temporary password, printed on standard output; it must be "
-                    "changed at the first login (gateway login --username admin --change-password)")
-        print(f"created user admin with the temporary password {temporary}; it must be changed at the first "
-              "login (gateway login --username admin --change-password)", flush=True)
-    await engine.lifecycle.executor.start()  # a dispatcher's live view of the runners
-    engine.retention.start()  # [runs] retention, the output budget, and the store kept under its quota
+async def serve(config: Config, served: Served, ready: Callable[[str], None] | None = None) -> None:
+    """Serve `served` (bootstrap.open_server) over gRPC until SIGTERM, then drain and close it."""
+    engine, auth = served.engine, served.auth
     dispatcher = config.get("server", "distributed_execution")
     credentials = server_credentials(config)
     core = Core(engine, auth, credentials is not None)
@@ -438,12 +393,11 @@ async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[
         else:
             server.add_secure_port(address, credentials)
     except RuntimeError:
-        await keepers.close()
-        await engine.close()
+        await served.close()
         raise Unavailable(f"cannot listen on {address}: is another server using that port?") from None
     await server.start()
     for name in ["", *names]:
-        await _set_health(health_servicer, name, health_pb2.HealthCheckResponse.SERVING)
+        await set_health(health_servicer, name, health_pb2.HealthCheckResponse.SERVING)
     tls = ("on, clients need a certificate" if config.get("server", "client_cert_auth") else "on") if credentials \
         else "off"
     log.info("serving gRPC on %s (TLS %s), store %s, cluster %s, runs %s", address, tls,
@@ -457,37 +411,11 @@ async def serve(config: Config, open_engine: Callable[[], Any], ready: Callable[
     await stop.wait()
     log.info("stopping: no new calls; runs in flight get %.0f s to finish", SHUTDOWN_GRACE)
     for name in ["", *names]:
-        await _set_health(health_servicer, name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    await engine.lifecycle.drain(SHUTDOWN_GRACE)
-    await engine.lifecycle.shutdown()  # what is still running ends as interrupted
-    if engine.audit is not None:
-        await engine.audit.flush()  # the counts of repeated failed logins not written yet
-    await keepers.close()
-    await engine.close()
+        await set_health(health_servicer, name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await served.drain(SHUTDOWN_GRACE)
+    await served.close()  # what is still running ends as interrupted
     await server.stop(5)
     log.info("stopped")
 
 
-# ---- roles, audit, logins (issue 14)
-def throttle_of(config: Config, store) -> LoginThrottle:
-    server = config["server"]
-    return LoginThrottle(store, ThrottleLimits(server.login_failures_per_user, server.login_failures_per_address,
-                                               float(server.login_lock_seconds),
-                                               float(server.login_lock_max_seconds)))
 
-
-# ---- end roles, audit, logins
-
-
-def reap(engine) -> None:
-    """End what a predecessor on this machine that died left running (its scripts, its run folders)."""
-    cleared = engine.lifecycle.executor.reap()
-    if cleared:
-        log.warning("ended the processes and removed the folders of %d runs left by a gateway process "
-                    "that died", cleared)
-
-
-async def _set_health(servicer, name: str, status) -> None:
-    result = servicer.set(name, status)
-    if asyncio.iscoroutine(result):
-        await result

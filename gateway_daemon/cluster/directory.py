@@ -3,7 +3,7 @@
 A runner's Announcer writes its entry (address, tags, capacity, load, last
 seen) under a lease and keeps the lease alive; when the runner dies nobody
 renews it and etcd deletes the entry within the lease's TTL.  A server's
-Registry keeps a live view of the entries from a watch, re-made whenever the
+RunnerDirectory keeps a live view of the entries from a watch, re-made whenever the
 store comes back after an outage.
 
 An entry carries a MAC under the cluster's secrets key (core/integrity.py),
@@ -169,7 +169,7 @@ class Announcer(LeasedKey):
         return self.info.encode()
 
 
-class Registry:
+class RunnerDirectory:
     """A server's live view of the runners of its cluster."""
 
     def __init__(self, store: Store, macs: RecordMacs):
