@@ -167,8 +167,10 @@ def open_engine(config: Config, announce=None, recover_first: bool = False) -> E
         executor = dispatcher(config, store, RecordMacs(box, store.namespace, audit))
     else:
         executor = local_executor(config, queue=config.mode != "runner")
+    from .execution.workspace import ScratchReader
+
     return Engine(store, box, info, _limits(config), executor, recover_first,
-                  disabled_service_types(config), audit)
+                  disabled_service_types(config), audit, ScratchReader(config.data_dir))
 
 
 def audit_trail(config: Config, store: Store) -> "AuditTrail":
@@ -491,3 +493,25 @@ async def reset_password(config: Config, name: str, password: str | None) -> tup
     finally:
         await store.close()
     return signed, chosen
+
+
+# ---------------------------------------------------------------- what the `gateway` verbs need of this machine
+def host_keys(config: Config):
+    """The ssh host keys this gateway trusts for git over ssh (data_dir/known_hosts)."""
+    from .execution.hostkeys import HostKeys
+
+    return HostKeys(config.data_dir)
+
+
+def cached_environments(config: Config):
+    """The venvs and Galaxy folders cached on this machine (`.size()`, `.root`)."""
+    from .execution.venvs import Venvs
+
+    return Venvs(config.data_dir)
+
+
+def sandbox_note(config: Config) -> str:
+    """What sandbox and network runs get with this configuration, for `gateway config`."""
+    from .execution.sandbox import describe
+
+    return describe(config)

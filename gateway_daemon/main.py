@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gateway-daemon: {exc}", file=sys.stderr)
         return 2
     if args.verb == "config":
-        from .execution.sandbox import describe as sandbox_note
+        from .bootstrap import sandbox_note
 
         print(show(config, args.output, sandbox_note(config)), end="")
         return 0

@@ -212,6 +212,10 @@ class SessionGateway(Gateway):
     async def import_db(self, document: Any, dry_run: bool = False, strict: bool = False) -> "ImportReport":
         return await self._call(lambda g: g.import_db(document, dry_run, strict))
 
+    async def read_repository_file(self, url: str, reference: str = "", path: str = "",
+                                   private_key_name: str = "", defaults: tuple[str, ...] = ()) -> tuple[str, str]:
+        return await self._call(lambda g: g.read_repository_file(url, reference, path, private_key_name, defaults))
+
     def run_service(self, name: str, inputs: dict[str, Any] | None = None, secrets: list["SecretRef"] | None = None,
                     timeout: int | None = None, options: dict[str, Any] | None = None, *, action: str = "",
                     state: str | None = None, state_out: bool = False) -> AsyncIterator["RunEvent"]:

@@ -21,7 +21,7 @@ import yaml
 
 from cli_helpers import check_all, gateway_env, gw, ok, one_error_line
 from gateway_server import ADMIN_PASSWORD, Client, Daemon
-from gitutil import new_repo
+from gitutil import git, new_repo
 
 FIXTURES = Path(__file__).parent / "iag5_exports"
 FULL_YAML = FIXTURES / "full.yaml"
@@ -372,6 +372,43 @@ def test_through_a_server(tmp_path, certs):
         result = client("db", "import", str(path), "--check")
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert len([line for line in result.stderr.splitlines() if line.startswith("problem: ")]) == 3
+    finally:
+        daemon.stop()
+
+
+def test_import_from_a_repository_is_fetched_by_the_server(tmp_path, certs):
+    """In client mode the server fetches `db import --repository` (with its host keys and its secrets), as an
+    audited call of its own; what the repository links to outside itself is not read."""
+    daemon = Daemon(tmp_path / "server", certs,
+                    extra=f"[secrets]\nencrypt_key_file = {make_key(tmp_path / 'server.key')}\n")
+    daemon.start()
+    try:
+        client = Client(tmp_path / "client", daemon.port, certs["ca"])
+        client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
+                  stdin=f"{daemon.admin_password}\n{ADMIN_PASSWORD}\n")
+        outside = tmp_path / "outside.yml"  # a file of the server's host, importable if it were followed
+        outside.write_text("decorators:\n  - name: leaked\n    schema: {type: object}\n")
+        origin = tmp_path / "origin"
+        new_repo(origin, {"import.yml": "decorators:\n  - name: from-repo\n    schema: {type: object}\n"})
+        url = f"file://{origin}"
+        imported = client.ok("db", "import", "--repository", url)
+        assert imported.stdout.splitlines()[-1] == "imported: 1 created, 0 updated, 0 unchanged"
+        linked = tmp_path / "linked"
+        new_repo(linked, {"README": "a link out\n"})
+        (linked / "import.yml").symlink_to(outside)
+        git(linked, "add", "-A")
+        git(linked, "commit", "-q", "-m", "a link out")
+        refused = client("db", "import", "--repository", f"file://{linked}")
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+        assert "import.yml leads outside the repository" in refused.stderr
+        missing = client("db", "import", "--repository", url, "nosuch.yml")
+        assert missing.returncode == 1 and f"nosuch.yml is not a file in {url}" in missing.stderr, missing.stderr
+        for path in ("/etc/hostname", "../outside.yml"):
+            result = client("db", "import", "--repository", url, path)
+            assert result.returncode in (1, 2) and "is a path inside the repository" in result.stderr, result.stderr
+        assert "leaked" not in client.ok("get", "decorators").stdout
+        trail = json.loads(client.ok("get", "audit", "--action", "fetch", "-o", "json").stdout)
+        assert [(e["action"], e["target"], e["user"]) for e in trail][:3] == [("fetch", "repository", "admin")] * 3
     finally:
         daemon.stop()
 

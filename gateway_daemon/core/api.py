@@ -142,6 +142,11 @@ class Gateway(Protocol):
     async def export_db(self) -> dict[str, Any]: ...
     async def import_db(self, document: Any, dry_run: bool = False, strict: bool = False) -> ImportReport: ...
 
+    async def read_repository_file(self, url: str, reference: str = "", path: str = "",
+                                   private_key_name: str = "", defaults: tuple[str, ...] = ()) -> tuple[str, str]:
+        """A file of a git repository as the gateway fetches it (db import --repository): (path, text)."""
+        ...
+
     # runs
     def run_service(self, name: str, inputs: dict[str, Any] | None = None, secrets: list["SecretRef"] | None = None,
                     timeout: int | None = None, options: dict[str, Any] | None = None, *, action: str = "",

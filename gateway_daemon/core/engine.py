@@ -33,12 +33,14 @@ from .api import ApiKeyInfo, EngineInfo, Identity, ImportReport, Login, UserInfo
 
 if TYPE_CHECKING:
     from .access.audit import AuditEvent, AuditTrail
+    from .resources.repositories import RepositoryFiles
     from .transfer.native import Database
 
 log = logging.getLogger("gateway.engine")
 # Fields a caller may not set through update(): identity, bookkeeping, the sealed value.
 _FIXED_FIELDS = {"name", "id", "created_at", "updated_at", "sealed"}
 _UPDATE_RETRIES = 8
+IMPORT_FILE_LIMIT = 32 * 1024 * 1024  # what one import document may take, read here or sent to a server
 NO_USERS = "user management needs a server: in local mode there are no users (set mode = client and log in)"
 
 
@@ -49,11 +51,12 @@ class Engine:
 
     def __init__(self, store: Store, secret_box: SecretBox, info: EngineInfo, limits: Limits, executor: Executor,
                  recover_first: bool = False, disabled_types: frozenset[str] = frozenset(),
-                 audit: "AuditTrail | None" = None):
+                 audit: "AuditTrail | None" = None, repository_files: "RepositoryFiles | None" = None):
         """`executor` runs the prepared jobs (core.jobs.Executor); `recover_first`: end the runs that a
         dead process of this machine left unfinished before the first reading of runs (local mode);
         `disabled_types`: service types that cannot be created or run ([features], see core.features);
-        `audit`: the server's audit trail (core.audit); local mode keeps none."""
+        `audit`: the server's audit trail (core.audit); local mode keeps none; `repository_files`: reads a
+        file of a repository (db import --repository), None where this engine fetches no repositories."""
         self.store = store
         self.catalog = Catalog(store)
         self.secret_box = secret_box
@@ -64,6 +67,7 @@ class Engine:
         self.lifecycle = RunLifecycle(self.catalog, self.reveal_secret, self.states, limits, executor, owner,
                                       recover_first, disabled_types, audit)
         self.audit = audit
+        self.repository_files = repository_files
         self.record_macs = RecordMacs(secret_box, store.namespace, audit)  # users, API keys, announcements
         self.retention = Retention(self.lifecycle, limits, audit)  # [runs] retention, the output budget, the quota
         self.lifecycle.ended_hooks.append(self.retention.run_ended)
@@ -320,6 +324,30 @@ class Engine:
         from .transfer.native import import_document
 
         return await import_document(self._database(), document, dry_run=dry_run, strict=strict)
+
+    async def read_repository_file(self, url: str, reference: str = "", path: str = "",
+                                   private_key_name: str = "", defaults: tuple[str, ...] = ()) -> tuple[str, str]:
+        """iagctl's `db import --repository URL [FILE]`: the file as it is in that repository, fetched by this
+        gateway with its trusted ssh host keys and the ssh key in the secret `private_key_name`; without
+        `path`, the first of `defaults` found at its top.  Returns (the path read, its text)."""
+        if path and (path.startswith("/") or ".." in path.split("/")):
+            raise InvalidArgument(f"with --repository, FILE is a path inside the repository: {path!r} is not")
+        if self.repository_files is None:
+            raise FailedPrecondition("this gateway fetches no repositories")
+        repository = Repository(name="import", url=url, reference=reference)
+        repository.validate()
+        key = ""
+        if private_key_name:
+            await self.catalog.read_visible("secret", private_key_name)
+            key = await self.reveal_secret(private_key_name)
+        found = await self.repository_files.read(repository, (path,) if path else defaults, key,
+                                                 IMPORT_FILE_LIMIT)
+        if found is None:
+            if path:
+                raise InvalidArgument(f"{path} is not a file in {url}")
+            raise InvalidArgument(f"{url} has no {' or '.join(defaults)} at its top; name the file: "
+                                  "db import --repository URL FILE")
+        return found
 
     def _database(self) -> "Database":
         from .transfer.native import Database

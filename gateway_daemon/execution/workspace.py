@@ -368,3 +368,36 @@ def link_leading_out(tree: Path) -> tuple[str, str] | None:
 def _printable(name: str) -> str:
     """A file name on one line: newlines and other control characters escaped."""
     return name if name.isprintable() else name.encode("unicode_escape").decode("ascii")
+
+
+class ScratchReader:
+    """core.resources.repositories.RepositoryFiles: one file of a repository, read from a clone made for the
+    read alone and removed after it.  A path that leaves the repository's tree (a symlink to the gateway
+    host's files, say) is not a file in it."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+
+    async def read(self, repository, candidates: tuple[str, ...], key: str, limit: int) -> tuple[str, str] | None:
+        from ..inputfiles import InputFileError, read_text
+        from ..core.errors import InvalidArgument
+
+        with tempfile.TemporaryDirectory(prefix="gateway-import-") as scratch:
+            workspace = Workspace(Path(scratch))
+            workspace.host_keys.path = self.data_dir / "known_hosts"  # the gateway's trusted host keys
+            tree = Path(scratch) / "tree"
+            await workspace.prepare(repository, tree, lambda _line: None, key)
+            root = tree.resolve()
+            for name in candidates:
+                path = tree / name
+                try:
+                    inside = path.resolve().is_relative_to(root) and not path.is_symlink()
+                except (OSError, RuntimeError):
+                    inside = False
+                if not inside or not path.is_file():
+                    continue
+                try:
+                    return name, await asyncio.to_thread(read_text, str(path), limit, "import file")
+                except InputFileError as exc:
+                    raise InvalidArgument(str(exc).replace(str(path), f"{repository.url}:{name}")) from None
+        return None

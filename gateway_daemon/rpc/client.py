@@ -364,6 +364,13 @@ class RemoteGateway:
             document_json=json.dumps(document), dry_run=dry_run, strict=strict), timeout=300)
         return RemoteImportReport(list(reply.lines), list(reply.warnings), reply.dry_run)  # type: ignore[return-value]
 
+    async def read_repository_file(self, url: str, reference: str = "", path: str = "",
+                                   private_key_name: str = "", defaults: tuple[str, ...] = ()) -> tuple[str, str]:
+        reply = await self._call(lambda s: s.info.ReadRepositoryFile, common_pb2.RepositoryFileRequest(
+            url=url, reference=reference, path=path, private_key_name=private_key_name, defaults=list(defaults)),
+            timeout=300)
+        return reply.path, reply.text
+
     # ------------------------------------------------------------ runs
     async def run_service(self, name: str, inputs: dict[str, Any] | None = None,
                           secrets: list[SecretRef] | None = None, timeout: int | None = None,

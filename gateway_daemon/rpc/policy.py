@@ -97,6 +97,7 @@ POLICY: dict[str, Rule] = {
     "/gateway.v1.InfoService/Watch": READ,
     "/gateway.v1.InfoService/ExportDb": EXPORT,
     "/gateway.v1.InfoService/ImportDb": IMPORT,
+    "/gateway.v1.InfoService/ReadRepositoryFile": IMPORT,
 
     "/gateway.v1.RunnerService/ListRunners": READ,
 
@@ -124,6 +125,7 @@ AUDITED: dict[str, tuple[str, str]] = {
     "/gateway.v1.SecretService/RevealSecret": ("reveal", "secret"),
     "/gateway.v1.InfoService/ExportDb": ("export", "database"),
     "/gateway.v1.InfoService/ImportDb": ("import", "database"),
+    "/gateway.v1.InfoService/ReadRepositoryFile": ("fetch", "repository"),
     "/gateway.v1.RunService/RunService": ("run", "service"),
     "/gateway.v1.RunService/CancelRun": ("cancel", "run"),
     "/gateway.v1.RunService/DeleteRun": ("delete", "run"),

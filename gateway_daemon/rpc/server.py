@@ -259,6 +259,11 @@ class InfoServicer(_Servicer, common_pb2_grpc.InfoServiceServicer):
         return common_pb2.ImportReply(lines=report.lines(with_warnings=False), warnings=list(report.warnings),
                                       dry_run=report.dry_run)
 
+    async def ReadRepositoryFile(self, request, context):
+        path, text = await self.engine.read_repository_file(request.url, request.reference, request.path,
+                                                            request.private_key_name, tuple(request.defaults))
+        return common_pb2.RepositoryFileReply(path=path, text=text)
+
 
 class AuditServicer(_Servicer, audit_pb2_grpc.AuditServiceServicer):
     async def ListAudit(self, request, context):

@@ -112,7 +112,7 @@ def _main(argv: list[str]) -> int:
 
         return run_app(config, getattr(args, "profile", None))
     if args.verb == "config":
-        from gateway_daemon.execution.sandbox import describe as sandbox_note
+        from gateway_daemon.bootstrap import sandbox_note
 
         print(show(config, args.output, sandbox_note(config)), end="")
         if args.output == "table":
@@ -139,9 +139,9 @@ def _use_encryption_file(path: str) -> None:
 
 def _cache_line(config) -> str:
     """What the cached environments of this machine take (local data dir): venvs and Galaxy folders."""
-    from gateway_daemon.execution.venvs import Venvs
+    from gateway_daemon.bootstrap import cached_environments
 
-    venvs = Venvs(config.data_dir)
+    venvs = cached_environments(config)
     count, size = venvs.size()
     retention = config.get("application", "venv_retention_period")
     days = f"{retention / 86400:g} days" if retention >= 86400 else f"{retention / 3600:g} hours"

@@ -61,38 +61,12 @@ async def export(gateway: Gateway, args: argparse.Namespace) -> int:
 
 
 async def _from_repository(gateway: Gateway, args: argparse.Namespace) -> str:
-    """iagctl's `db import --repository URL FILE`: FILE as it is in that repository (fetched here, with this
-    gateway's trusted ssh host keys and, for ssh, the key in --private-key-name)."""
-    from pathlib import Path
-
-    from gateway_daemon.config import load_config
-    from gateway_daemon.core import Repository
-    from gateway_daemon.execution.workspace import Workspace
-
-    if args.file is not None:
-        path = Path(args.file)
-        if args.file == "-" or path.is_absolute() or ".." in path.parts:
-            raise UsageError(f"with --repository, FILE is a path inside the repository: {args.file!r} is not")
-    repository = Repository(name="import", url=args.repository, reference=args.reference or "")
-    repository.validate()
-    key = await gateway.reveal_secret(args.private_key_name) if args.private_key_name else ""
-    data_dir = load_config(getattr(args, "config", None)).data_dir
-    with tempfile.TemporaryDirectory(prefix="gateway-import-") as scratch:
-        # A workspace of its own: the clone goes away with the import; trusted host keys are the gateway's.
-        workspace = Workspace(Path(scratch))
-        workspace.host_keys.path = Path(data_dir) / "known_hosts"
-        tree = Path(scratch) / "tree"
-        await workspace.prepare(repository, tree, lambda _line: None, key)
-        if args.file is None:  # as IAG 5: the repository's import.yml
-            found = [name for name in REPOSITORY_FILES if (tree / name).is_file()]
-            if not found:
-                raise InvalidArgument(f"{args.repository} has no {' or '.join(REPOSITORY_FILES)} at its top; "
-                                      "name the file: db import --repository URL FILE")
-            args.file = found[0]
-            path = Path(args.file)
-        if not (tree / path).is_file():
-            raise InvalidArgument(f"{args.file} is not a file in {args.repository}")
-        return _read_text(str(tree / path), "import file", IMPORT_FILE_LIMIT)
+    """iagctl's `db import --repository URL FILE`: FILE as it is in that repository, fetched by the gateway (the
+    server, in client mode) with its trusted ssh host keys and, for ssh, the key in --private-key-name."""
+    path, text = await gateway.read_repository_file(args.repository, args.reference or "", args.file or "",
+                                                    args.private_key_name or "", REPOSITORY_FILES)
+    args.file = path
+    return text
 
 
 async def import_(gateway: Gateway, args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import asyncio
 from gateway_daemon.config import Config
 from gateway_daemon.console import Table, emit
 from gateway_daemon.core import FailedPrecondition
-from gateway_daemon.execution.hostkeys import HostKeys
+from gateway_daemon.bootstrap import host_keys
 
 
 async def run(config: Config, args: argparse.Namespace) -> int:
@@ -19,7 +19,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
             "in client mode the server fetches repositories: run `gateway hostkeys` on the server, "
             "with the server's configuration"
         )
-    keys = HostKeys(config.data_dir)
+    keys = host_keys(config)
     verb = args.hostkeys_verb
     if verb == "add" and args.key:
         key, done = keys.add_key(args.host, args.key_type, args.key, args.port, args.replace)

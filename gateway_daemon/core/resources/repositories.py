@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ..errors import InvalidArgument
@@ -169,3 +169,12 @@ class Repository(Resource):
 
     def references(self) -> list[tuple[str, str]]:
         return [("secret", name) for name in (self.private_key_name, self.password_name, self.token_name) if name]
+
+
+class RepositoryFiles(Protocol):
+    """Reads one file of a repository at its reference: the first of `candidates` (paths inside it) that is a
+    file there, as (its path, its text); None when none is.  execution/ implements it with a scratch clone and
+    this gateway's trusted ssh host keys; `key` is the ssh private key, opened by the caller."""
+
+    async def read(self, repository: Repository, candidates: tuple[str, ...], key: str,
+                   limit: int) -> tuple[str, str] | None: ...

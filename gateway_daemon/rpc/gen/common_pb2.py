@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17gateway/v1/common.proto\x12\ngateway.v1\"\x07\n\x05\x45mpty\"\x1b\n\x0bNameRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x8a\x01\n\x04Info\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x10\n\x08\x64\x61ta_dir\x18\x02 \x01(\t\x12\r\n\x05store\x18\x03 \x01(\t\x12\x12\n\ncluster_id\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\x0c\n\x04user\x18\x06 \x01(\t\x12\x0b\n\x03tls\x18\x07 \x01(\x08\x12\x13\n\x0b\x64istributed\x18\x08 \x01(\x08\"&\n\x06\x43hange\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x1c\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\"\x0f\n\rExportRequest\"$\n\x0b\x45xportReply\x12\x15\n\rdocument_json\x18\x01 \x01(\t\"G\n\rImportRequest\x12\x15\n\rdocument_json\x18\x01 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\x0e\n\x06strict\x18\x03 \x01(\x08\"?\n\x0bImportReply\x12\r\n\x05lines\x18\x01 \x03(\t\x12\x10\n\x08warnings\x18\x02 \x03(\t\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\x32\xf6\x01\n\x0bInfoService\x12.\n\x07GetInfo\x12\x11.gateway.v1.Empty\x1a\x10.gateway.v1.Info\x12\x37\n\x05Watch\x12\x18.gateway.v1.WatchRequest\x1a\x12.gateway.v1.Change0\x01\x12>\n\x08\x45xportDb\x12\x19.gateway.v1.ExportRequest\x1a\x17.gateway.v1.ExportReply\x12>\n\x08ImportDb\x12\x19.gateway.v1.ImportRequest\x1a\x17.gateway.v1.ImportReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17gateway/v1/common.proto\x12\ngateway.v1\"\x07\n\x05\x45mpty\"\x1b\n\x0bNameRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x8a\x01\n\x04Info\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x10\n\x08\x64\x61ta_dir\x18\x02 \x01(\t\x12\r\n\x05store\x18\x03 \x01(\t\x12\x12\n\ncluster_id\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\x0c\n\x04user\x18\x06 \x01(\t\x12\x0b\n\x03tls\x18\x07 \x01(\x08\x12\x13\n\x0b\x64istributed\x18\x08 \x01(\x08\"&\n\x06\x43hange\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x1c\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\"\x0f\n\rExportRequest\"$\n\x0b\x45xportReply\x12\x15\n\rdocument_json\x18\x01 \x01(\t\"G\n\rImportRequest\x12\x15\n\rdocument_json\x18\x01 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\x0e\n\x06strict\x18\x03 \x01(\x08\"?\n\x0bImportReply\x12\r\n\x05lines\x18\x01 \x03(\t\x12\x10\n\x08warnings\x18\x02 \x03(\t\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\"q\n\x15RepositoryFileRequest\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x18\n\x10private_key_name\x18\x04 \x01(\t\x12\x10\n\x08\x64\x65\x66\x61ults\x18\x05 \x03(\t\"1\n\x13RepositoryFileReply\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t2\xd0\x02\n\x0bInfoService\x12.\n\x07GetInfo\x12\x11.gateway.v1.Empty\x1a\x10.gateway.v1.Info\x12\x37\n\x05Watch\x12\x18.gateway.v1.WatchRequest\x1a\x12.gateway.v1.Change0\x01\x12>\n\x08\x45xportDb\x12\x19.gateway.v1.ExportRequest\x1a\x17.gateway.v1.ExportReply\x12>\n\x08ImportDb\x12\x19.gateway.v1.ImportRequest\x1a\x17.gateway.v1.ImportReply\x12X\n\x12ReadRepositoryFile\x12!.gateway.v1.RepositoryFileRequest\x1a\x1f.gateway.v1.RepositoryFileReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,6 +49,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IMPORTREQUEST']._serialized_end=414
   _globals['_IMPORTREPLY']._serialized_start=416
   _globals['_IMPORTREPLY']._serialized_end=479
-  _globals['_INFOSERVICE']._serialized_start=482
-  _globals['_INFOSERVICE']._serialized_end=728
+  _globals['_REPOSITORYFILEREQUEST']._serialized_start=481
+  _globals['_REPOSITORYFILEREQUEST']._serialized_end=594
+  _globals['_REPOSITORYFILEREPLY']._serialized_start=596
+  _globals['_REPOSITORYFILEREPLY']._serialized_end=645
+  _globals['_INFOSERVICE']._serialized_start=648
+  _globals['_INFOSERVICE']._serialized_end=984
 # @@protoc_insertion_point(module_scope)

@@ -79,3 +79,25 @@ class ImportReply(_message.Message):
     warnings: _containers.RepeatedScalarFieldContainer[str]
     dry_run: bool
     def __init__(self, lines: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class RepositoryFileRequest(_message.Message):
+    __slots__ = ("url", "reference", "path", "private_key_name", "defaults")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PRIVATE_KEY_NAME_FIELD_NUMBER: _ClassVar[int]
+    DEFAULTS_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    reference: str
+    path: str
+    private_key_name: str
+    defaults: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, url: _Optional[str] = ..., reference: _Optional[str] = ..., path: _Optional[str] = ..., private_key_name: _Optional[str] = ..., defaults: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RepositoryFileReply(_message.Message):
+    __slots__ = ("path", "text")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    text: str
+    def __init__(self, path: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...

@@ -54,6 +54,11 @@ class InfoServiceStub:
                 request_serializer=gateway_dot_v1_dot_common__pb2.ImportRequest.SerializeToString,
                 response_deserializer=gateway_dot_v1_dot_common__pb2.ImportReply.FromString,
                 _registered_method=True)
+        self.ReadRepositoryFile = channel.unary_unary(
+                '/gateway.v1.InfoService/ReadRepositoryFile',
+                request_serializer=gateway_dot_v1_dot_common__pb2.RepositoryFileRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_common__pb2.RepositoryFileReply.FromString,
+                _registered_method=True)
 
 
 class InfoServiceServicer:
@@ -83,6 +88,12 @@ class InfoServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadRepositoryFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InfoServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +116,11 @@ def add_InfoServiceServicer_to_server(servicer, server):
                     servicer.ImportDb,
                     request_deserializer=gateway_dot_v1_dot_common__pb2.ImportRequest.FromString,
                     response_serializer=gateway_dot_v1_dot_common__pb2.ImportReply.SerializeToString,
+            ),
+            'ReadRepositoryFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadRepositoryFile,
+                    request_deserializer=gateway_dot_v1_dot_common__pb2.RepositoryFileRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_common__pb2.RepositoryFileReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +231,33 @@ class InfoService:
             '/gateway.v1.InfoService/ImportDb',
             gateway_dot_v1_dot_common__pb2.ImportRequest.SerializeToString,
             gateway_dot_v1_dot_common__pb2.ImportReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadRepositoryFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.InfoService/ReadRepositoryFile',
+            gateway_dot_v1_dot_common__pb2.RepositoryFileRequest.SerializeToString,
+            gateway_dot_v1_dot_common__pb2.RepositoryFileReply.FromString,
             options,
             channel_credentials,
             insecure,
