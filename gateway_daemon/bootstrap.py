@@ -243,11 +243,14 @@ def client_endpoint(config: Config, profile: str | None = None) -> "Endpoint":
     return Endpoint.from_config(config, profile)
 
 
-def remote_gateway(config: Config, profile: str | None = None, api_key: str | None = None) -> "Gateway":
-    """The Gateway of a client-mode profile's server, sending `api_key`; with none, its login() gets one."""
+def remote_gateway(config: Config, profile: str | None = None, api_key: str | None = None,
+                   on_unauthenticated=None) -> "Gateway":
+    """The Gateway of a client-mode profile's server, sending `api_key`; with none, its login() gets one.
+    `on_unauthenticated(error)`: told when the server refuses that key (it expired or was revoked), before the
+    call raises the error as usual: the terminal UI asks for a login again."""
     from .rpc.client import Connection, RemoteGateway
 
-    return RemoteGateway(Connection(client_endpoint(config, profile), api_key))
+    return RemoteGateway(Connection(client_endpoint(config, profile), api_key, on_unauthenticated))
 
 
 # ---------------------------------------------------------------- the daemons

@@ -98,11 +98,11 @@ class GatewayApp(App):
                                           "audit": AUDIT_UNAVAILABLE}
                                          if mode == "local" else {})
         else:
-            from .connection import SessionGateway
             from .screens.login import SignedOutScreen
 
             self.gateway_mode = "client"
-            self.gateway = SessionGateway(self._unauthenticated)
+            self.gateway = connection.open()  # until a login: calls are refused by the server, and no news
+            self._retired: list[Gateway] = []  # earlier logins' gateways: closed as the app ends
             self.unavailable_sections = {}
             # Against a server the Users section is the real list. (remove_mode needs a running loop; this is
             # before one, and the mode has no screens yet.)
@@ -149,7 +149,8 @@ class GatewayApp(App):
     def _sign_out(self) -> None:
         """Nobody is logged in any more: nothing of the last user's stays on screen or in memory."""
         self._drop_screens()
-        self.gateway.swap(None)  # type: ignore[union-attr]
+        assert self.connection is not None
+        self._use_gateway(self.connection.open())
         self.user = None
         self.role = "viewer"
         self.sub_title = self.server_context()
@@ -164,12 +165,19 @@ class GatewayApp(App):
     def _logged_in(self, connection: "ServerConnection", login: "ServerLogin") -> None:
         self.connection = connection
         self.user = login.username
-        self.gateway.swap(connection.open())  # type: ignore[union-attr]
+        gateway = connection.open(lambda error: self._unauthenticated(error) if self.gateway is gateway else None)
+        self._use_gateway(gateway)
         self.generation += 1
         self.sub_title = self.server_context()
         if login.admin is not None:
             self.role = "admin" if login.admin else "viewer"  # until the server names the role
         self.learn_role()
+
+    def _use_gateway(self, gateway: "Gateway") -> None:
+        """The gateway of a new identity; the one before is kept until the app ends (a run may still stream
+        through it, and its key may be revoked with it)."""
+        self._retired.append(self.gateway)
+        self.gateway = gateway
 
     # ---- roles (issue 14): what the user may do greys out what they may not (screens' check_action)
     def learn_role(self) -> None:
@@ -244,7 +252,7 @@ class GatewayApp(App):
         the configuration's [client] api_key (never revoked by the TUI)."""
         from .connection import CONFIGURED_KEY_USER
 
-        return self.gateway.target, self.user == CONFIGURED_KEY_USER  # type: ignore[union-attr]
+        return (self.gateway if self.user is not None else None), self.user == CONFIGURED_KEY_USER
 
     def action_logout(self) -> None:
         """End this session: its key is forgotten here and revoked on the server; the Login screen comes up."""
@@ -390,7 +398,11 @@ class GatewayApp(App):
         self.notify(message, title=title or "Error", severity="error", timeout=8)
 
     async def on_unmount(self) -> None:
-        await self.gateway.close()
+        for gateway in [*getattr(self, "_retired", []), self.gateway]:
+            try:
+                await gateway.close()
+            except Exception:  # noqa: BLE001 - leaving: a channel that will not close is no news
+                pass
 
 
 def terminal_settings(config: "Config") -> tzinfo | None:

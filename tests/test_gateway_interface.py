@@ -19,7 +19,6 @@ from gateway_daemon.core.api import Gateway, Identity, Login, UserInfo
 from gateway_daemon.core.resources.decorators import Decorator
 from gateway_daemon.rpc import convert
 from gateway_daemon.rpc.client import Connection, Endpoint, RemoteGateway
-from gateway_tui.connection import SessionGateway
 
 from gateway_server import ADMIN_PASSWORD
 
@@ -37,7 +36,7 @@ def interface_methods() -> list[str]:
     return sorted(name for name in vars(Gateway) if not name.startswith("_"))
 
 
-@pytest.mark.parametrize("implementation", [Engine, RemoteGateway, SessionGateway], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("implementation", [Engine, RemoteGateway], ids=lambda c: c.__name__)
 def test_each_implementation_writes_out_every_method_of_the_interface(implementation):
     assert len(interface_methods()) >= 29
     missing = [name for name in interface_methods() if name not in vars(implementation)]
@@ -186,31 +185,41 @@ def test_an_update_changes_the_named_fields_and_keeps_the_others(endpoint, admin
     asyncio.run(scenario())
 
 
-# ---------------------------------------------------------------- the TUI's session
-def test_the_session_forwards_to_the_current_login_and_reports_a_refused_key(endpoint, admin_key, tmp_path):
+# ---------------------------------------------------------------- the TUI's re-login hook
+def test_a_refused_key_is_told_to_the_hook_once_per_current_key(endpoint, admin_key):
+    """The terminal UI holds the server's gateway of the current login, opened with a hook: a call (or a stream)
+    whose key the server refuses tells the hook before raising as usual; a call made with a key since replaced
+    is not news; calls without a key (a login) never are."""
     refused: list[Unauthenticated] = []
 
     async def scenario() -> None:
-        session = SessionGateway(refused.append)
-        with pytest.raises(Unauthenticated, match="not logged in"):
-            await session.list("service")
-        with pytest.raises(Unauthenticated, match="not logged in"):
-            session.follow_run("nothing")  # said at the call, before any iteration
-        assert refused == []
-        session.swap(RemoteGateway(Connection(endpoint, admin_key)))
-        assert isinstance(await session.whoami(), Identity)
-        assert isinstance(await session.list_users(), list)
-        with pytest.raises(NotFound):
-            await session.get("service", "nobody")
-        session.swap(RemoteGateway(Connection(endpoint, "not-a-key")))
-        with pytest.raises(Unauthenticated):
-            await session.list("service")
-        with pytest.raises(Unauthenticated):
-            async for _ in session.watch("service"):
-                pass
-        assert len(refused) == 2
-        assert len(session.retired) == 1
-        await session.close()
-        assert session.target is None and session.retired == []
+        good = RemoteGateway(Connection(endpoint, admin_key, refused.append))
+        bad = RemoteGateway(Connection(endpoint, "not-a-key", refused.append))
+        try:
+            assert isinstance(await good.whoami(), Identity)
+            with pytest.raises(NotFound):
+                await good.get("service", "nobody")
+            assert refused == []
+            with pytest.raises(Unauthenticated):
+                await bad.list("service")
+            with pytest.raises(Unauthenticated):
+                async for _ in bad.watch("service"):
+                    pass
+            assert len(refused) == 2
+            stale = asyncio.ensure_future(bad.list("service"))
+            await asyncio.sleep(0)  # sent, with "not-a-key"
+            bad.connection.api_key = "a-later-key"  # a new login while that call is under way
+            with pytest.raises(Unauthenticated):
+                await stale
+            assert len(refused) == 2  # refused a key since replaced: no news
+            with pytest.raises(Unauthenticated):
+                await bad.list("service")
+            assert len(refused) == 3  # the current key refused
+            with pytest.raises(Unauthenticated):
+                await bad.login("admin", "wrong password")
+            assert len(refused) == 3  # a login sends no key
+        finally:
+            await good.close()
+            await bad.close()
 
     asyncio.run(scenario())

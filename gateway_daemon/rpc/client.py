@@ -20,7 +20,7 @@ from ..config import ConfigError
 from ..core.api import ApiKeyInfo, Identity, Login, UserInfo
 from ..core.access.audit import AuditEvent
 from ..core.api import EngineInfo
-from ..core.errors import GatewayError, InvalidArgument, Unavailable
+from ..core.errors import GatewayError, InvalidArgument, Unauthenticated, Unavailable
 from ..core.resources.base import Resource
 from ..core.resources.runners import RunnerInfo
 from ..core.runs.records import OutputLine, Run, RunEvent
@@ -205,9 +205,13 @@ Pick = Callable[[Stubs], Any]
 class Connection:
     """Channels to the endpoint's hosts, tried in order; the one that answered is kept."""
 
-    def __init__(self, endpoint: Endpoint, api_key: str | None = None):
+    def __init__(self, endpoint: Endpoint, api_key: str | None = None,
+                 on_unauthenticated: Callable[[Unauthenticated], None] | None = None):
+        """`on_unauthenticated`: told when the server refuses the key this connection sends now (it expired or
+        was revoked), before the error is raised as usual; a call made with an earlier key is not news."""
         self.endpoint = endpoint
         self.api_key = api_key
+        self.on_unauthenticated = on_unauthenticated
         self._index = 0
         self._stubs: Stubs | None = None
 
@@ -233,17 +237,19 @@ class Connection:
     async def call(self, pick: Pick, request: Any, timeout: float = CALL_TIMEOUT, keyed: bool = True) -> Any:
         """A unary call with the key (unless not `keyed`) and a deadline; an unreachable host gives way to the
         next one, and a failure comes back as the domain error."""
+        sent = self.api_key
         while True:
             try:
                 return await pick(self.stubs())(request, metadata=self.metadata() if keyed else (), timeout=timeout)
             except grpc.RpcError as exc:
                 if exc.code() == grpc.StatusCode.UNAVAILABLE and await self._next_host():
                     continue
-                raise await self._error(exc) from None
+                raise self._refused(await self._error(exc), sent if keyed else None) from None
 
     async def stream(self, pick: Pick, request: Any) -> AsyncIterator[Any]:
         """A server stream; the next host is tried only when nothing came yet."""
         started = False
+        sent = self.api_key
         while True:
             try:
                 async for item in pick(self.stubs())(request, metadata=self.metadata()):
@@ -253,7 +259,14 @@ class Connection:
             except grpc.RpcError as exc:
                 if not started and exc.code() == grpc.StatusCode.UNAVAILABLE and await self._next_host():
                     continue
-                raise await self._error(exc) from None
+                raise self._refused(await self._error(exc), sent) from None
+
+    def _refused(self, error: GatewayError, sent: str | None) -> GatewayError:
+        """The error, after telling `on_unauthenticated` when it is the refusal of the key sent now."""
+        if (isinstance(error, Unauthenticated) and self.on_unauthenticated is not None and sent
+                and sent == self.api_key):
+            self.on_unauthenticated(error)
+        return error
 
     async def _error(self, exc: grpc.RpcError) -> GatewayError:
         """The domain error of a failed call; a TLS connection the server closed is looked at once more, to
