@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .cluster.intake import Intake
     from .core.access.auth import Auth
     from .core.api import Gateway
+    from .core.engine import ServerEngine
     from .core.resources.runners import RunnerInfo
     from .core.access.audit import AuditTrail
     from .core.access.integrity import RecordMacs
@@ -169,8 +170,18 @@ def open_engine(config: Config, announce=None, recover_first: bool = False) -> E
         executor = local_executor(config, queue=config.mode != "runner")
     from .execution.workspace import ScratchReader
 
-    return Engine(store, box, info, _limits(config), executor, recover_first,
-                  disabled_service_types(config), audit, ScratchReader(config.data_dir))
+    parts = (store, box, info, _limits(config), executor, recover_first, disabled_service_types(config), audit,
+             ScratchReader(config.data_dir))
+    if config.mode == "server":
+        from .core.access.auth import Auth
+        from .core.engine import ServerEngine
+
+        def users(macs: "RecordMacs") -> Auth:
+            return Auth(store, config.get("server", "api_key_expiration"), login_throttle(config, store), macs,
+                        config.get("server", "default_user_role"))
+
+        return ServerEngine(users, *parts)
+    return Engine(*parts)
 
 
 def audit_trail(config: Config, store: Store) -> "AuditTrail":
@@ -291,9 +302,12 @@ class Background:
 class Server:
     """A server: the engine composed with its users (Auth) and audit trail, and its background tasks."""
 
-    engine: Engine
-    auth: "Auth"
+    engine: "ServerEngine"
     background: Background
+
+    @property
+    def auth(self) -> "Auth":
+        return self.engine.auth
 
     async def drain(self, grace: float) -> None:
         """Runs in flight get `grace` seconds to finish."""
@@ -362,16 +376,15 @@ async def open_server(config: Config) -> Server:
     admin made, and its background started."""
     from .cluster.keycheck import check_secrets_key
     from .cluster.owners import Keepers
-    from .core.access.auth import Auth
     from .core.access.integrity import seal_unsigned
+    from .core.engine import ServerEngine
     from .core.errors import FailedPrecondition, Unavailable
     from .store import StoreError
 
     log = logging.getLogger("gateway.server")
     engine = open_engine(config, announce=log.warning)
-    store = engine.store
-    auth = Auth(store, config.get("server", "api_key_expiration"), login_throttle(config, store),
-                engine.record_macs, config.get("server", "default_user_role"))
+    assert isinstance(engine, ServerEngine)
+    store, auth = engine.store, engine.auth
     background = Background()
     keepers = Keepers(engine.lifecycle, config.get("runner", "lease_ttl"))
     background.add("the keepers of runs", keepers.start, keepers.close)
@@ -401,7 +414,7 @@ async def open_server(config: Config) -> Server:
                     "changed at the first login (gateway login --username admin --change-password)")
         print(f"created user admin with the temporary password {temporary}; it must be changed at the first "
               "login (gateway login --username admin --change-password)", flush=True)
-    return Server(engine, auth, background)
+    return Server(engine, background)
 
 
 def runner_identity(config: Config) -> tuple[str, str]:

@@ -27,7 +27,8 @@ from gateway_daemon.rpc.gen import (audit_pb2, auth_pb2, auth_pb2_grpc, common_p
                                     secrets_pb2, services_pb2, services_pb2_grpc, users_pb2, users_pb2_grpc)
 from gateway_daemon.rpc.interceptor import AccessInterceptor, UserGate
 from gateway_daemon.rpc.policy import POLICY, PUBLIC, READ, USERS, WRITE
-from gateway_daemon.rpc.server import SERVICES, AuthServicer, Core
+from gateway_daemon.core.access.users import ServerUsers
+from gateway_daemon.rpc.server import SERVICES, AuthServicer
 from gateway_daemon.store import StoreUnavailable
 from gateway_daemon.store.memory import MemoryStore
 
@@ -231,7 +232,7 @@ async def served():
     auth_pb2_grpc.add_AuthServiceServicer_to_server(Raising(), server)
     runs_pb2_grpc.add_RunServiceServicer_to_server(StreamRaising(), server)
     real = grpc.aio.server(interceptors=[AccessInterceptor(UserGate(auth), table)])
-    auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(Core(None, auth, False)), real)
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(ServerUsers(auth, None), False), real)
     ports = [server.add_insecure_port("127.0.0.1:0"), real.add_insecure_port("127.0.0.1:0")]
     await server.start()
     await real.start()

@@ -98,6 +98,7 @@ class Login:
     admin: bool
     expires_at: float
     role: str = "admin"
+    scope: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

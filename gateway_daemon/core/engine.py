@@ -7,13 +7,14 @@ import contextlib
 import dataclasses
 import getpass
 import logging
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from ..store import KeyExists, RevisionMismatch, Store
 from .resources.registries import BUILT_IN as BUILT_IN_REGISTRIES, Registry, built_in as built_in_registry
 from .errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, OutOfScope
 from .resources.features import check_enabled
 from .access.integrity import RecordMacs, Untrusted
+from .access.users import ServerUsers
 from .resources.repositories import Repository, drop_moved_credentials
 from .resources.base import Resource, check_name, now
 from .resources.catalog import SCOPED_KINDS, Catalog, resource_class, store_errors, visible
@@ -33,6 +34,7 @@ from .api import ApiKeyInfo, EngineInfo, Identity, ImportReport, Login, UserInfo
 
 if TYPE_CHECKING:
     from .access.audit import AuditEvent, AuditTrail
+    from .access.auth import Auth
     from .resources.repositories import RepositoryFiles
     from .transfer.native import Database
 
@@ -536,3 +538,14 @@ class Engine:
     async def delete_apikey(self, key_id: str) -> None:
         raise FailedPrecondition(NO_USERS.replace("user management", "API keys"))
     # ---- end audit trail and API keys
+
+
+class ServerEngine(ServerUsers, Engine):
+    """A server's Engine: the same, composed with its users, logins and API keys (`auth`) and its audit trail
+    (core.access.users), so that the whole Gateway is one object behind the server's face."""
+
+    def __init__(self, users: "Callable[[RecordMacs], Auth]", *args: Any, **kwargs: Any):
+        """`users(record_macs)`: the server's Auth, signing users and keys with the engine's MACs; the rest as
+        Engine's."""
+        Engine.__init__(self, *args, **kwargs)
+        ServerUsers.__init__(self, users(self.record_macs), self.audit)

@@ -334,8 +334,15 @@ def info_from_message(message: common_pb2.Info, where: str) -> EngineInfo:
                       cluster_id=message.cluster_id, distributed=message.distributed)
 
 
-def user_message(user, locked_until: str = "") -> users_pb2.User:
-    return _to_message({**user.public(), "locked_until": locked_until}, users_pb2.User)
+def user_message(user: UserInfo) -> users_pb2.User:
+    return users_pb2.User(name=user.name, admin=user.admin, created_at=user.created_at,
+                          last_login_at=user.last_login_at, must_change_password=user.must_change_password,
+                          role=user.role, scope=list(user.scope), locked_until=user.locked_until)
+
+
+def apikey_message(key: ApiKeyInfo) -> auth_pb2.ApiKey:
+    return auth_pb2.ApiKey(id=key.id, user=key.user, created_at=key.created_at, last_used_at=key.last_used_at,
+                           expires_at=key.expires_at, current=key.current)
 
 
 def user_from_message(message: users_pb2.User) -> UserInfo:
@@ -368,7 +375,8 @@ def identity_from_message(message: auth_pb2.WhoAmIReply) -> Identity:
 
 def login_from_message(message: auth_pb2.LoginReply) -> Login:
     return Login(api_key=message.api_key, username=message.username, admin=message.admin,
-                 expires_at=message.expires_at, role=message.role or ("admin" if message.admin else ""))
+                 expires_at=message.expires_at, role=message.role or ("admin" if message.admin else ""),
+                 scope=tuple(message.scope))
 
 
 def apikey_from_message(message: auth_pb2.ApiKey) -> ApiKeyInfo:

@@ -9,7 +9,7 @@
      action, before a byte of the request is read: a refused call is
      answered with a handler that never reads its request, so an
      unauthenticated caller's big message costs the server no memory;
-  3. hands the admitted Session to the servicer through `current_session()`,
+  3. hands the admitted Session to the servicer through core.access.auth.current_session(),
      and the caller's role, scope and address to core (core.policy's grant,
      core.audit's actor);
   4. turns a request that does not parse into INVALID_ARGUMENT with one log
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import dataclasses
 import inspect
 import json
@@ -47,9 +46,9 @@ import grpc
 
 from ..core.access import roles
 from ..core.access.audit import Actor, AuditTrail, acting, mask_values, peer_address
-from ..core.access.auth import Auth, Session
+from ..core.access.auth import Auth, Session, in_session
 from ..core.errors import (GatewayError, InvalidArgument, NoSuchUser, OutOfScope, PermissionDenied,
-                           ResourceExhausted, Unauthenticated)
+                           ResourceExhausted)
 from . import errors
 from .policy import AUDITED, AUDITED_ON_FAILURE, PUBLIC, Rule, access_for
 
@@ -129,17 +128,6 @@ class PublicCalls:
             turn[1] -= 1
             if not turn[1]:
                 self._turns.pop(address, None)
-
-
-_session: contextvars.ContextVar[Session | None] = contextvars.ContextVar("gateway_session", default=None)
-
-
-def current_session() -> Session:
-    """The session of the user whose call is being served (a servicer of a USER or ADMIN method)."""
-    session = _session.get()
-    if session is None:
-        raise Unauthenticated("not logged in: run gateway login")
-    return session
 
 
 def bearer(metadata) -> str | None:
@@ -449,10 +437,9 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
 
         if inspect.isasyncgenfunction(behavior):
             async def stream(request, context) -> AsyncIterator[Any]:
-                token = _session.set(session)
                 actor = Actor(session.user.name if session else "", peer_address(context.peer()))
                 try:
-                    with roles.acting_as(grant), acting(actor):
+                    with in_session(session), roles.acting_as(grant), acting(actor):
                         async for reply in behavior(prepare(request, context), context):
                             yield reply
                 except grpc.aio.AbortError:
@@ -460,17 +447,13 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
                 except Exception as exc:  # noqa: BLE001 - every failure becomes a status
                     await record(method, session, context, None if handler.request_streaming else request, exc)
                     await errors.abort(context, exc, method, who)
-                finally:
-                    with contextlib.suppress(ValueError):  # closed from another context: nothing to put back
-                        _session.reset(token)
             return _handler_like(handler, stream, _tolerant(handler.request_deserializer))
 
         async def call(request, context):
-            token = _session.set(session)
             actor = Actor(session.user.name if session else "", peer_address(context.peer()))
             seen = None if handler.request_streaming else request
             try:
-                with roles.acting_as(grant), acting(actor):
+                with in_session(session), roles.acting_as(grant), acting(actor):
                     result = behavior(prepare(request, context), context)
                     reply = await result if inspect.isawaitable(result) else result
                 await record(method, session, context, seen, None)
@@ -480,8 +463,6 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):
             except Exception as exc:  # noqa: BLE001 - every failure becomes a status
                 await record(method, session, context, seen, exc)
                 await errors.abort(context, exc, method, who)
-            finally:
-                _session.reset(token)
         return _handler_like(handler, call, _tolerant(handler.request_deserializer))
 
 

@@ -22,10 +22,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..config import Config
-from ..core.access.audit import peer_address
-from ..core.access.auth import Auth
+from ..core.access.auth import Auth, current_session
 from ..core.errors import InvalidArgument, Unavailable
-from ..core.access.roles import parse_scope
 from ..core.resources.services import SecretRef
 from . import convert
 from .gen import (executables_pb2, executables_pb2_grpc, registries_pb2, registries_pb2_grpc)
@@ -33,31 +31,20 @@ from .gen import (audit_pb2, audit_pb2_grpc, auth_pb2, auth_pb2_grpc, common_pb2
                   repositories_pb2, repositories_pb2_grpc, runner_pb2, runner_pb2_grpc, runs_pb2, runs_pb2_grpc, secrets_pb2, secrets_pb2_grpc,
                   services_pb2, services_pb2_grpc, users_pb2, users_pb2_grpc)
 from .listening import MAX_MESSAGE, server_credentials, set_health, version
-from .interceptor import AccessInterceptor, PublicCalls, PublicLimits, UserGate, current_session
+from .interceptor import AccessInterceptor, PublicCalls, PublicLimits, UserGate
 
 log = logging.getLogger("gateway.server")
 SHUTDOWN_GRACE = 30.0
-
-
-class Core:
-    """What every servicer shares: the engine, the users, the configuration."""
-
-    def __init__(self, engine, auth: Auth, tls: bool):
-        self.engine = engine
-        self.auth = auth
-        self.tls = tls
 
 
 class _Servicer:
     """Thin: proto -> domain call -> proto.  Who may call is the interceptor's business (rpc/policy.py), and
     a domain error raised here leaves as its status (rpc/errors.py)."""
 
-    def __init__(self, core: Core):
-        self.core = core
-
-    @property
-    def engine(self):
-        return self.core.engine
+    def __init__(self, gateway, tls: bool):
+        """`gateway`: the server's Engine (core.engine.ServerEngine); `tls`: whether calls come over TLS."""
+        self.engine = gateway
+        self.tls = tls
 
     async def _update(self, kind: str, message, update_mask):
         """Change the fields the update mask names (only those: a client sends the changed fields)."""
@@ -240,7 +227,7 @@ class InfoServicer(_Servicer, common_pb2_grpc.InfoServiceServicer):
     async def GetInfo(self, request, context):
         info = await self.engine.info()
         return common_pb2.Info(mode=info.mode, data_dir=info.data_dir, store=info.store, cluster_id=info.cluster_id,
-                               version=version(), user=current_session().user.name, tls=self.core.tls,
+                               version=version(), user=current_session().user.name, tls=self.tls,
                                distributed=info.distributed)
 
     async def Watch(self, request, context):
@@ -267,7 +254,7 @@ class InfoServicer(_Servicer, common_pb2_grpc.InfoServiceServicer):
 
 class AuditServicer(_Servicer, audit_pb2_grpc.AuditServiceServicer):
     async def ListAudit(self, request, context):
-        events = await self.engine.audit.list(request.user, request.action, request.since, request.limit)
+        events = await self.engine.list_audit(request.user, request.action, request.since, request.limit)
         return audit_pb2.AuditList(items=[convert.audit_message(e) for e in events])
 
 
@@ -278,63 +265,52 @@ class RunnerServicer(_Servicer, runner_pb2_grpc.RunnerServiceServicer):
 
 class AuthServicer(_Servicer, auth_pb2_grpc.AuthServiceServicer):
     async def Login(self, request, context):
-        key, expires_at, user = await self.core.auth.login(request.username, request.password, request.new_password,
-                                                           peer_address(context.peer()))
-        log.info("user %s logged in", user.name)
-        return auth_pb2.LoginReply(api_key=key, expires_at=expires_at, username=user.name, admin=user.admin,
-                                   role=user.role, scope=user.scope)
+        login = await self.engine.login(request.username, request.password, request.new_password)
+        return auth_pb2.LoginReply(api_key=login.api_key, expires_at=login.expires_at, username=login.username,
+                                   admin=login.admin, role=login.role, scope=login.scope)
 
     async def Logout(self, request, context):
-        await self.core.auth.logout(current_session())
+        await self.engine.logout()
         return common_pb2.Empty()
 
     async def WhoAmI(self, request, context):
-        session = current_session()
-        return auth_pb2.WhoAmIReply(username=session.user.name, admin=session.user.admin,
-                                    expires_at=session.expires_at, role=session.user.role, scope=session.user.scope)
+        me = await self.engine.whoami()
+        return auth_pb2.WhoAmIReply(username=me.username, admin=me.admin, expires_at=me.expires_at, role=me.role,
+                                    scope=me.scope)
 
     async def ChangePassword(self, request, context):
-        await self.core.auth.change_password(request.username, request.password, request.new_password,
-                                             peer_address(context.peer()))
-        log.info("user %s changed their password; their API keys are revoked", request.username)
+        await self.engine.change_password(request.username, request.password, request.new_password)
         return common_pb2.Empty()
 
     async def ListApiKeys(self, request, context):
-        keys = await self.core.auth.list_keys(current_session())
-        return auth_pb2.ApiKeyList(items=[auth_pb2.ApiKey(**key) for key in keys])
+        return auth_pb2.ApiKeyList(items=[convert.apikey_message(key) for key in await self.engine.list_apikeys()])
 
     async def DeleteApiKey(self, request, context):
-        user = await self.core.auth.delete_key(current_session(), request.id)
-        log.info("API key %s of %s revoked by %s", request.id, user, current_session().user.name)
+        await self.engine.delete_apikey(request.id)
         return common_pb2.Empty()
 
 
 class UserServicer(_Servicer, users_pb2_grpc.UserServiceServicer):
-    async def _message(self, user):
-        return convert.user_message(user, await self.core.auth.lock_of(user.name))
-
     async def CreateUser(self, request, context):
-        return await self._message(await self.core.auth.create_user(
-            request.name, request.password, request.admin, request.temporary, request.role,
-            parse_scope(request.scope)))
+        return convert.user_message(await self.engine.create_user(
+            request.name, request.password, request.admin, request.temporary, request.role, tuple(request.scope)))
 
     async def ListUsers(self, request, context):
-        return users_pb2.UserList(items=[await self._message(u) for u in await self.core.auth.list_users()])
+        return users_pb2.UserList(items=[convert.user_message(u) for u in await self.engine.list_users()])
 
     async def GetUser(self, request, context):
-        return await self._message(await self.core.auth.get_user(request.name))
+        return convert.user_message(await self.engine.get_user(request.name))
 
     async def UpdateUser(self, request, context):
         admin = request.admin if request.HasField("admin") else None
         password = request.password if request.HasField("password") else None
         role = request.role if request.HasField("role") else None
-        scope = parse_scope(request.scope) if request.set_scope else None
-        user = await self.core.auth.update_user(current_session().user, request.name, admin, password, role, scope,
-                                                request.unlock)
-        return await self._message(user)
+        scope = tuple(request.scope) if request.set_scope else None
+        return convert.user_message(await self.engine.update_user(request.name, admin, password, role, scope,
+                                                                  request.unlock))
 
     async def DeleteUser(self, request, context):
-        await self.core.auth.delete_user(current_session().user, request.name)
+        await self.engine.delete_user(request.name)
         return common_pb2.Empty()
 
 
@@ -373,7 +349,6 @@ async def serve(config: Config, served: Served, ready: Callable[[str], None] | N
     engine, auth = served.engine, served.auth
     dispatcher = config.get("server", "distributed_execution")
     credentials = server_credentials(config)
-    core = Core(engine, auth, credentials is not None)
     public = PublicCalls(PublicLimits(config.get("server", "public_calls_at_once"),
                                       config.get("server", "public_calls_per_address")))
     server = grpc.aio.server(interceptors=[AccessInterceptor(UserGate(auth), audit=engine.audit, public=public)],
@@ -386,7 +361,7 @@ async def serve(config: Config, served: Served, ready: Callable[[str], None] | N
                                       ("grpc.so_reuseport", 0)])
     names = []
     for servicer, add, name in SERVICES:
-        add(servicer(core), server)
+        add(servicer(engine, credentials is not None), server)
         names.append(f"gateway.v1.{name}")
     health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

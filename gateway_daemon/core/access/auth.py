@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import contextvars
 import dataclasses
 import hashlib
 import hmac
 import json
 import secrets
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from ...store import KeyExists, RevisionMismatch, Store
 from ..errors import (AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NoSuchUser, NotFound,
@@ -154,6 +156,28 @@ class Session:
     user: User
     key_digest: str
     expires_at: float
+
+
+_session: contextvars.ContextVar[Session | None] = contextvars.ContextVar("gateway_session", default=None)
+
+
+def current_session() -> Session:
+    """The session of the user whose call is being served (on a server, set by the face for each call)."""
+    session = _session.get()
+    if session is None:
+        raise Unauthenticated("not logged in: run gateway login")
+    return session
+
+
+@contextlib.contextmanager
+def in_session(session: Session | None) -> Iterator[None]:
+    """What runs inside is on behalf of `session` (None: nobody logged in, as for a login itself)."""
+    token = _session.set(session)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):  # ended from another context: nothing to put back
+            _session.reset(token)
 
 
 class Auth:
