@@ -88,7 +88,7 @@ class Engine:
         """What `resource` names exists; for a scoped caller, what it newly names (not in `kept`, the references it
         had) is within their scope too: attaching another scope's secret or repository is as if it did not exist."""
         scoped = scoped_caller() is not None
-        for kind, name in resource.references():  # type: ignore[attr-defined]
+        for kind, name in resource.references():
             if scoped and (kind, name) not in kept and kind in ("repository", "secret"):
                 try:
                     await self.catalog.read_visible(kind, name)
@@ -103,7 +103,7 @@ class Engine:
         """A registry's credentials reach every run that installs from it (pip, ansible-galaxy): a scoped caller
         attaches one only when its credential secrets are within their scope."""
         registry, _ = await self.catalog.read("registry", name)
-        for kind, secret in registry.references():  # type: ignore[attr-defined]
+        for kind, secret in registry.references():
             try:
                 await self.catalog.read_visible(kind, secret)
             except NotFound:
@@ -114,7 +114,7 @@ class Engine:
         users = []
         for user_kind in ("repository", "service", "registry"):
             for resource in await self.catalog.read_all(user_kind):
-                if (kind, name) in resource.references():  # type: ignore[attr-defined]
+                if (kind, name) in resource.references():
                     users.append(f"{user_kind} {resource.name}")
         return users
 
@@ -158,7 +158,7 @@ class Engine:
             updated.updated_at = now()
             self.check_enabled(updated)
             await asyncio.to_thread(updated.validate)
-            await self._check_references(updated, frozenset(current.references()))  # type: ignore[attr-defined]
+            await self._check_references(updated, frozenset(current.references()))
             await self._check_default(updated)
             try:
                 with store_errors():
@@ -218,7 +218,7 @@ class Engine:
         if kind == "secret":  # through the repositories and registries that hold it as their credential
             for through in ("repository", "registry"):
                 names |= {(through, r.name) for r in await self.catalog.read_all(through)
-                          if (kind, name) in r.references()}  # type: ignore[attr-defined]
+                          if (kind, name) in r.references()}
         return sum(1 for s in services if not visible(s) and names & set(s.references()))
 
     # ---- end roles

@@ -97,6 +97,10 @@ class Resource:
     def validate(self) -> None:
         check_name(self.KIND, self.name)
 
+    def references(self) -> list[tuple[str, str]]:
+        """The (kind, name) of every resource this one names, which must exist while it does."""
+        return []
+
     def to_dict(self) -> dict[str, Any]:
         return plain(self)
 

@@ -229,7 +229,7 @@ async def import_document(db: Database, document: Any, dry_run: bool = False,
     _check_defaults(incoming, stored, problems)
     # Every reference must resolve, in the document or in the store.
     for where, resource in valid:
-        for kind, name in resource.references():  # type: ignore[attr-defined]
+        for kind, name in resource.references():
             if name not in incoming[kind] and name not in stored[kind]:
                 problems.errors.append(f"{where}: {kind} {name!r} does not exist and is not in the document")
     states = tofu_state.read_states(db.states, document, problems.errors) if own else {}
