@@ -25,7 +25,6 @@ from .core.resources.secrets import SecretBox, create_key_file
 from .store import Store, open_store
 
 if TYPE_CHECKING:
-    from .cluster.directory import Announcer
     from .cluster.intake import Intake
     from .core.access.auth import Auth
     from .core.api import Gateway
@@ -324,13 +323,12 @@ class Server:
 
 @dataclasses.dataclass
 class Runner:
-    """A runner: its intake (what servers call), its announcement, the token servers present, and what to
-    close.  No Engine: a runner keeps no records."""
+    """A runner: its intake (what servers call), the token servers present, its announcement (in `background`,
+    started once it listens), and what to close.  No Engine: a runner keeps no records."""
 
     runner_id: str
     info: "RunnerInfo"
     intake: "Intake"
-    announcer: "Announcer"
     token: str | None
     background: Background
     store: Store
@@ -475,7 +473,7 @@ async def open_runner(config: Config) -> Runner:
     if problem:
         log.error("this runner will refuse every run: %s", problem)
         announcer.update(problem=problem)
-    return Runner(runner_id, info, intake, announcer, token, background, store, executor)
+    return Runner(runner_id, info, intake, token, background, store, executor)
 
 
 async def serve_daemon(config: Config, ready=None) -> None:
