@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -72,7 +73,10 @@ class Terminal:
 
 
 @pytest.fixture
-def terminal(tmp_path):
+def terminal():
+    # A short folder of its own: the header shows the data dir whole only while it fits (pytest's own temporary
+    # folders are longer when the tests run in several workers).
+    tmp_path = Path(tempfile.mkdtemp(prefix="gw-", dir="/tmp"))
     origin = tmp_path / "origin"
     new_repo(origin, {"hello/main.py": SCRIPT})
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
@@ -83,6 +87,7 @@ def terminal(tmp_path):
     term.origin = origin
     yield term
     term.close()
+    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def test_gateway_in_a_real_terminal(terminal):

@@ -17,7 +17,7 @@ from gateway_daemon.core.resources.runners import RunnerInfo
 from gateway_daemon.core.runs.records import OutputLine, Run, RunEvent, coerce_input, parse_set, prepare_inputs
 from gateway_daemon.core.resources.secrets import Secret
 from gateway_daemon.core.resources.services import SecretRef, Service
-from gateway_daemon.execution import commands, tofu
+from gateway_daemon.execution import command_lines, tofu
 from gateway_daemon.rpc import convert
 
 PYTHON = "/opt/python/bin/python3"  # build() only names the interpreter, never starts it
@@ -55,21 +55,21 @@ def fake_tofu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return str(tofu)
 
 
-# ---------------------------------------------------------------- argv: execution/commands.py
+# ---------------------------------------------------------------- argv: execution/command_lines.py
 def test_python_args_turn_inputs_into_flags() -> None:
     inputs = {"name": "x", "count": 3, "ratio": 0.5, "debug": True, "quiet": False, "verbose": True,
               "hosts": ["a", "b"], "opts": {"k": 1}, "empty": None}
-    assert commands.python_args(inputs, booleans={"debug", "quiet"}) == [
+    assert command_lines.python_args(inputs, booleans={"debug", "quiet"}) == [
         "--name=x", "--count=3", "--ratio=0.5", "--debug", "--verbose=true",
         '--hosts=["a","b"]', '--opts={"k":1}', "--empty=",
     ]
-    assert commands.python_args({}, set()) == []
+    assert command_lines.python_args({}, set()) == []
 
 
 def test_formatted_args_split_a_format_with_spaces() -> None:
-    assert commands.formatted_args("--{key}={value}", {"a": 1, "b": False}) == ["--a=1", "--b=false"]
-    assert commands.formatted_args("--{key} {value}", {"a": "x y", "b": [1]}) == ["--a", "x y", "--b", "[1]"]
-    assert commands.formatted_args("{value}", {"a": "only"}) == ["only"]
+    assert command_lines.formatted_args("--{key}={value}", {"a": 1, "b": False}) == ["--a=1", "--b=false"]
+    assert command_lines.formatted_args("--{key} {value}", {"a": "x y", "b": [1]}) == ["--a", "x y", "--b", "[1]"]
+    assert command_lines.formatted_args("{value}", {"a": "only"}) == ["only"]
 
 
 def test_tofu_action_is_the_first_runtime_argument_or_plan() -> None:
@@ -82,61 +82,61 @@ def test_tofu_action_is_the_first_runtime_argument_or_plan() -> None:
 
 def test_build_python_script(tree: Path) -> None:
     svc = service(type="python-script", runtime_args=["-x"])
-    assert commands.build(svc, tree, {"name": "a", "on": True}, {"on"}, PYTHON) == [
+    assert command_lines.build(svc, tree, {"name": "a", "on": True}, {"on"}, PYTHON) == [
         [PYTHON, "-u", str(tree / "main.py"), "-x", "--name=a", "--on"]]
-    assert commands.build(service(type="python-script", filename="main.py"), tree, {}, set(), PYTHON) == [
+    assert command_lines.build(service(type="python-script", filename="main.py"), tree, {}, set(), PYTHON) == [
         [PYTHON, "-u", str(tree / "main.py")]]
     with pytest.raises(FailedPrecondition, match=r"service svc: other\.py not found in \."):
-        commands.build(service(type="python-script", filename="other.py"), tree, {}, set(), PYTHON)
+        command_lines.build(service(type="python-script", filename="other.py"), tree, {}, set(), PYTHON)
 
 
 def test_build_ansible_playbook(tree: Path) -> None:
     inputs = {"host": "h1", "port": 22}
-    steps = commands.build(service(type="ansible-playbook", runtime_args=["--check"]), tree, inputs, set(), PYTHON,
+    steps = command_lines.build(service(type="ansible-playbook", runtime_args=["--check"]), tree, inputs, set(), PYTHON,
                            inputs_file="/tmp/inputs.yml")
     # The inputs go in a file (never on the command line, never templated: test_hostile_files.py runs them).
-    assert steps == [[commands.ansible_binary(), "--check", "--extra-vars", "@/tmp/inputs.yml", str(tree / "site.yml")]]
+    assert steps == [[command_lines.ansible_binary(), "--check", "--extra-vars", "@/tmp/inputs.yml", str(tree / "site.yml")]]
     with pytest.raises(FailedPrecondition, match="playbook other.yml not found"):
-        commands.build(service(type="ansible-playbook", filename="other.yml"), tree, {}, set(), PYTHON)
+        command_lines.build(service(type="ansible-playbook", filename="other.yml"), tree, {}, set(), PYTHON)
 
 
 def test_build_opentofu_plan(tree: Path, fake_tofu: str) -> None:
-    plan = commands.build(service(type="opentofu-plan"), tree, {"region": "eu", "n": 2}, set(), PYTHON)
+    plan = command_lines.build(service(type="opentofu-plan"), tree, {"region": "eu", "n": 2}, set(), PYTHON)
     assert plan == [[fake_tofu, "init", "-input=false", "-no-color"],
                     [fake_tofu, "plan", "-input=false", "-no-color", "-var", "region=eu", "-var", "n=2"]]
-    apply = commands.build(service(type="opentofu-plan", runtime_args=["apply", "-lock=false"]), tree, {}, set(),
+    apply = command_lines.build(service(type="opentofu-plan", runtime_args=["apply", "-lock=false"]), tree, {}, set(),
                            PYTHON)
     assert apply[1] == [fake_tofu, "apply", "-input=false", "-no-color", "-auto-approve", "-lock=false"]
-    destroy = commands.build(service(type="opentofu-plan", runtime_args=["destroy"]), tree, {}, set(), PYTHON)
+    destroy = command_lines.build(service(type="opentofu-plan", runtime_args=["destroy"]), tree, {}, set(), PYTHON)
     assert destroy[1][-1] == "-auto-approve"
 
 
 def test_build_opentofu_plan_without_tofu(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(FailedPrecondition, match="OpenTofu is not installed: no 'tofu' on PATH"):
-        commands.build(service(type="opentofu-plan"), tree, {}, set(), PYTHON)
+        command_lines.build(service(type="opentofu-plan"), tree, {}, set(), PYTHON)
 
 
 def test_build_executable_from_the_tree_or_path(tree: Path, fake_tofu: str) -> None:
     in_tree = service(type="executable", filename="tools/ping.sh", arg_format="--{key} {value}", runtime_args=["-q"])
-    steps = commands.build(in_tree, tree, {"count": 2}, set(), PYTHON)
+    steps = command_lines.build(in_tree, tree, {"count": 2}, set(), PYTHON)
     assert steps == [[str(tree / "tools" / "ping.sh"), "-q", "--count", "2"]]
     assert os.stat(tree / "tools" / "ping.sh").st_mode & stat.S_IXUSR  # made runnable by its owner
     on_path = service(type="executable", filename="tofu")  # any command on PATH
-    assert commands.build(on_path, tree, {"a": "b"}, set(), PYTHON) == [[fake_tofu, "--a", "b"]]  # IAG 5's default
+    assert command_lines.build(on_path, tree, {"a": "b"}, set(), PYTHON) == [[fake_tofu, "--a", "b"]]  # IAG 5's default
     with pytest.raises(FailedPrecondition, match="missing.sh is neither a file in the repository nor a command"):
-        commands.build(service(type="executable", filename="bin/missing.sh"), tree, {}, set(), PYTHON)
+        command_lines.build(service(type="executable", filename="bin/missing.sh"), tree, {}, set(), PYTHON)
 
 
 def test_child_environment_keeps_only_what_a_script_needs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_CONFIG", "/secret/gateway.conf")
     monkeypatch.setenv("PATH", "/usr/bin")
-    env = commands.child_environment({"TOKEN": "t"}, tmp_path, PYTHON)
+    env = command_lines.child_environment({"TOKEN": "t"}, tmp_path, PYTHON)
     assert "GATEWAY_CONFIG" not in env
     assert env["PATH"] == f"/opt/python/bin{os.pathsep}/usr/bin"
     assert env["TMPDIR"] == str(tmp_path) and env["TOKEN"] == "t" and env["PYTHONUNBUFFERED"] == "1"
     assert env["ANSIBLE_LOCAL_TEMP"] == str(tmp_path)  # not ~/.ansible/tmp
-    assert commands.child_environment({"ANSIBLE_LOCAL_TEMP": "/srv/t"}, tmp_path, PYTHON)["ANSIBLE_LOCAL_TEMP"] == "/srv/t"
+    assert command_lines.child_environment({"ANSIBLE_LOCAL_TEMP": "/srv/t"}, tmp_path, PYTHON)["ANSIBLE_LOCAL_TEMP"] == "/srv/t"
 
 
 # ---------------------------------------------------------------- inputs: core/runs.py

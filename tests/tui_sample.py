@@ -420,7 +420,7 @@ class SampleServer:
         self.logged_in = True
         return ServerLogin("admin", NOW + 86400, True)
 
-    def open(self) -> SampleServerGateway:
+    def open(self, on_unauthenticated: Any = None) -> SampleServerGateway:
         return SampleServerGateway(sample_engine(self.data_dir), server_history(), role=self.role)
 
     def forget(self) -> None:
