@@ -22,6 +22,11 @@ from .parser import UsageError, kind_word, parse
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
+        from .local_read import answer  # `gateway get KIND` in local mode: a plain read of the store
+
+        quick = answer(argv)
+        if quick is not None:
+            return quick
         daemon = _daemon_command(argv)
         if daemon is not None:
             return _exec_daemon(*daemon)

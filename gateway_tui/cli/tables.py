@@ -1,0 +1,48 @@
+"""The tables `gateway get KIND` prints, one per kind of resource.
+
+Kept apart from the verbs (cli/resources.py) so that a plain read in local mode (cli/local_read.py) prints the
+same table without loading the engine.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from gateway_daemon.console import Table
+
+
+def table(kind: str, resources: Sequence[Any]) -> Table:
+    """The table `gateway get KIND` prints: what a person looks for in a list, one row a resource (a decoded
+    resource, or a row of the same fields read straight from the local store)."""
+    if kind == "repository":
+        t = Table(["name", "url", "reference", "tags", "description"])
+        for r in resources:
+            t.add(r.name, r.url, r.reference or "(HEAD)", r.tags, r.description)
+    elif kind == "decorator":
+        t = Table(["name", "fields", "required", "description"])
+        for r in resources:
+            schema = r.schema
+            t.add(r.name, list(schema.get("properties", {})), schema.get("required", []), r.description)
+    elif kind == "service":
+        t = Table(["name", "type", "repository", "decorator", "tags", "description"])
+        for r in resources:
+            t.add(r.name, r.type, r.repository, r.decorator, r.tags, r.description)
+    elif kind == "registry":
+        t = Table(["name", "type", "url", "default", "credentials", "description"])
+        for r in resources:
+            credentials = (f"{r.username}:<{r.password_name}>" if r.password_name else
+                           f"token <{r.token_name}>" if r.token_name else r.username or "-")
+            t.add(r.name, r.type, r.url, "yes" if r.default else "", credentials, r.description)
+    elif kind == "executable-object":
+        t = Table(["name", "exec command", "arg format", "description"])
+        for r in resources:
+            t.add(r.name, r.exec_command, r.arg_format, r.description)
+    elif kind == "secret":
+        t = Table(["name", "tags", "description", "updated"])
+        for r in resources:
+            t.add(r.name, r.tags, r.description, r.updated_at)
+    else:
+        t = Table(["name", "description", "updated"])
+        for r in resources:
+            t.add(r.name, r.description, r.updated_at)
+    return t
