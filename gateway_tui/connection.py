@@ -183,8 +183,8 @@ class SessionGateway(Gateway):
     async def get(self, kind: str, name: str) -> "Resource":
         return await self._call(lambda g: g.get(kind, name))
 
-    async def list(self, kind: str) -> list["Resource"]:
-        return await self._call(lambda g: g.list(kind))
+    async def list(self, kind: str, full: bool = False) -> list["Resource"]:
+        return await self._call(lambda g: g.list(kind, full))
 
     async def update(self, kind: str, name: str, changes: dict[str, Any]) -> "Resource":
         return await self._call(lambda g: g.update(kind, name, changes))

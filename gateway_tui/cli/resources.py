@@ -237,7 +237,7 @@ async def create(gateway: Gateway, args: argparse.Namespace) -> int:
 
 async def get(gateway: Gateway, args: argparse.Namespace) -> int:
     kind = kind_word(args.kind)
-    resources = await gateway.list(kind)
+    resources = await gateway.list(kind, full=args.output != "table")  # a table shows what a list carries
     if args.type:
         resources = [r for r in resources if r.type == args.type]
     if args.tag:  # all given tags; decorators carry none
