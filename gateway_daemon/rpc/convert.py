@@ -153,12 +153,24 @@ def resource_message(resource):
     return MESSAGES[kind](**data)
 
 
+# The summary of each service listed last, by the object's identity (the engine hands out the same object while
+# the stored service is unchanged): listing 10,000 unchanged services makes no new summary.
+_SUMMARIES: dict[int, tuple[Service, services_pb2.ServiceSummary]] = {}
+
+
 def service_summaries_message(services: list[Service]) -> services_pb2.ServiceSummaryList:
     """What a table of services shows (ServiceSummary), for a list of them."""
-    summary = services_pb2.ServiceSummary
-    return services_pb2.ServiceSummaryList(items=[
-        summary(name=s.name, type=s.type, repository=s.repository, decorator=s.decorator, tags=s.tags,
-                description=s.description) for s in services])
+    summary, known = services_pb2.ServiceSummary, _SUMMARIES
+    if len(known) > 2 * len(services) + 1000:  # forget the services that changed or went
+        known.clear()
+    items = []
+    for s in services:
+        hit = known.get(id(s))
+        if hit is None or hit[0] is not s:
+            hit = known[id(s)] = (s, summary(name=s.name, type=s.type, repository=s.repository,
+                                             decorator=s.decorator, tags=s.tags, description=s.description))
+        items.append(hit[1])
+    return services_pb2.ServiceSummaryList(items=items)
 
 
 def services_from_summaries(message: services_pb2.ServiceSummaryList) -> list[Service]:
