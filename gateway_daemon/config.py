@@ -17,7 +17,11 @@ import configparser
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from collections import namedtuple
+
+TYPE_CHECKING = False  # typing stays unloaded at run time: every `gateway` command loads this module
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 from .inputfiles import MIB, InputFileError, read_bytes, size_text
 
@@ -300,10 +304,9 @@ def _secret_text(raw: str) -> str:
     return value
 
 
-class Key(NamedTuple):  # a NamedTuple, not a dataclass: every `gateway` command loads this module
-    parse: Callable[[str], Any]
-    default: str
-    help: str
+# A key's parser (the raw string -> its value, ValueError saying what is allowed), default and help.  Tuples, not
+# dataclasses: every `gateway` command loads this module.
+Key = namedtuple("Key", ["parse", "default", "help"])
 
 
 # ---- roles, audit, logins (issue 14)
@@ -508,10 +511,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
 PROFILE_SECTION = "client"
 
 
-class Value(NamedTuple):
-    value: Any
-    raw: str
-    source: str  # "default", a file path, or "env GATEWAY_..."
+# A setting's typed value, its text, and where it came from: "default", a file path, or "env GATEWAY_...".
+Value = namedtuple("Value", ["value", "raw", "source"])
 
 
 PRIVATE_DIR_MODE = 0o700

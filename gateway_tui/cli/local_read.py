@@ -38,7 +38,7 @@ def _plain_get(argv: list[str]) -> tuple[str, list[str]] | None:
     """(the kind, the tags asked for) when argv is `get KIND [-o table] [--tag T]...`; None otherwise."""
     if len(argv) < 2 or argv[0] != "get":
         return None
-    from .parser import KIND_WORDS
+    from .tables import KIND_WORDS
 
     kind = KIND_WORDS.get(argv[1])
     if kind not in _FOLDERS:

@@ -13,22 +13,11 @@ from typing import NoReturn
 
 from gateway_daemon.console import FORMATS
 
+from .tables import KIND_WORDS  # noqa: F401 (the words of each kind, read by the grammar and kind_word)
+
 CERT_TYPES = ("ca", "server", "client", "runner")
 COMPLETION_SHELLS = ("bash", "zsh", "fish")
 
-KIND_WORDS = {
-    "repository": "repository", "repositories": "repository", "repo": "repository", "repos": "repository",
-    "decorator": "decorator", "decorators": "decorator",
-    "service": "service", "services": "service", "svc": "service",
-    "secret": "secret", "secrets": "secret",
-    "run": "run", "runs": "run",
-    "user": "user", "users": "user",
-    "runner": "runner", "runners": "runner",
-    "audit": "audit",
-    "apikey": "apikey", "apikeys": "apikey", "api-key": "apikey", "api-keys": "apikey",
-    "registry": "registry", "registries": "registry",
-    "executable-object": "executable-object", "executable-objects": "executable-object",
-}
 ROLE_CHOICES = ("admin", "editor", "operator", "viewer")  # core.policy.ROLES
 REGISTRY_TYPES = ("pypi", "ansible-galaxy")
 EXPORT_FORMATS = ("yaml", "json", "iag5")  # db export -f: the encoding, and iag5 for IAG 5's layout

@@ -1,14 +1,30 @@
-"""The tables `gateway get KIND` prints, one per kind of resource.
+"""The words for each kind of resource, and the tables `gateway get KIND` prints, one per kind.
 
-Kept apart from the verbs (cli/resources.py) so that a plain read in local mode (cli/local_read.py) prints the
-same table without loading the engine.
+Kept apart from the grammar (cli/parser.py) and the verbs (cli/resources.py) so that a plain read in local mode
+(cli/local_read.py) reads the same words and prints the same table without loading argparse or the engine.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+TYPE_CHECKING = False  # typing stays unloaded: `gateway get` in local mode loads this module
+if TYPE_CHECKING:
+    from typing import Any, Sequence
 
 from gateway_daemon.console import Table
+
+KIND_WORDS = {
+    "repository": "repository", "repositories": "repository", "repo": "repository", "repos": "repository",
+    "decorator": "decorator", "decorators": "decorator",
+    "service": "service", "services": "service", "svc": "service",
+    "secret": "secret", "secrets": "secret",
+    "run": "run", "runs": "run",
+    "user": "user", "users": "user",
+    "runner": "runner", "runners": "runner",
+    "audit": "audit",
+    "apikey": "apikey", "apikeys": "apikey", "api-key": "apikey", "api-keys": "apikey",
+    "registry": "registry", "registries": "registry",
+    "executable-object": "executable-object", "executable-objects": "executable-object",
+}
 
 
 def table(kind: str, resources: Sequence[Any]) -> Table:
