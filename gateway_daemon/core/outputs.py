@@ -66,6 +66,7 @@ class OutputSink:
         self.last_flush = time.monotonic()
         self._lock = asyncio.Lock()
         self._later: asyncio.Task | None = None
+        self._flushing: asyncio.Task | None = None  # a flush on its way while lines go on arriving
         self.failing = False  # the store did not take the last chunk: the lines wait in the buffer
         self.error = ""  # why, when failing
 
@@ -82,9 +83,20 @@ class OutputSink:
         if self.buffered > self.limit + self.limit // 4:  # trimmed in steps, not at every line
             self._keep_tail()
         if not self.failing and time.monotonic() - self.last_flush >= FLUSH_SECONDS:
-            await self.flush()
-        elif self._later is None:  # a quiet process (or a store away): stored soon all the same
+            # Stored beside the reading, not in its way: the process's output is read on while the store writes
+            # (the buffer keeps within the limit meanwhile).
+            if self._flushing is None or self._flushing.done():
+                self.last_flush = time.monotonic()
+                self._flushing = asyncio.get_running_loop().create_task(self._flush_aside())
+                return
+        if self._later is None:  # a quiet process (or a store away): stored soon all the same
             self._later = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _flush_aside(self) -> None:
+        try:
+            await self.flush()
+        except Exception:  # noqa: BLE001 - a store error is kept in .failing/.error; anything else is logged
+            log.exception("run %s: storing its output", self.active.run.id)
 
     async def _flush_later(self) -> None:
         await asyncio.sleep(STORE_RETRY_SECONDS if self.failing else FLUSH_SECONDS)
@@ -97,6 +109,9 @@ class OutputSink:
         if self._later is not None:
             self._later.cancel()
             self._later = None
+        if self._flushing is not None:
+            await asyncio.shield(self._flushing)  # in order: its lines go before the last ones
+            self._flushing = None
         return await self.flush()
 
     async def flush(self) -> bool:
@@ -107,7 +122,8 @@ class OutputSink:
     async def _flush(self) -> bool:
         self.last_flush = time.monotonic()
         self._keep_tail()
-        while self.buffer:
+        left = len(self.buffer)  # at most the lines there now: lines that go on arriving wait for the next flush
+        while self.buffer and left > 0:
             count, size = 0, 0
             for line in self.buffer:  # one chunk: a small part of the limit, at least one line
                 if count and size + _cost(line) > self.chunk:
@@ -118,6 +134,7 @@ class OutputSink:
             lines = self.buffer[:count]
             del self.buffer[:count]
             self.buffered -= size
+            left -= count
             data = json.dumps(lines, separators=(",", ":"), ensure_ascii=False).encode()  # [[stream, text], ...]
             try:
                 await self.store.put(f"{output_prefix(self.active.run.id)}{self.seq:08d}", data)
