@@ -319,7 +319,8 @@ class RemoteGateway:
             return convert.services_from_summaries(
                 await self._call(lambda s: s.services.ListServiceSummaries, common_pb2.Empty()))
         reply = await self._call(lambda s: s.kinds[kind].list, common_pb2.Empty())
-        return [convert.resource_from_message(kind, item) for item in reply.items]
+        with convert.many_objects():
+            return [convert.resource_from_message(kind, item) for item in reply.items]
 
     async def update(self, kind: str, name: str, changes: dict[str, Any]) -> Resource:
         """Sends the name, the changed fields and a mask naming them; the server changes only those."""

@@ -120,10 +120,13 @@ class ServiceServicer(_Servicer, services_pb2_grpc.ServiceServiceServicer):
         return convert.resource_message(await self.engine.get("service", request.name))
 
     async def ListServices(self, request, context):
-        return services_pb2.ServiceList(items=[convert.resource_message(r) for r in await self.engine.list("service")])
+        with convert.many_objects():
+            return services_pb2.ServiceList(items=[convert.resource_message(r)
+                                                   for r in await self.engine.list("service")])
 
     async def ListServiceSummaries(self, request, context):
-        return convert.service_summaries_message(await self.engine.list("service"))
+        with convert.many_objects():
+            return convert.service_summaries_message(await self.engine.list("service"))
 
     async def UpdateService(self, request, context):
         return await self._update("service", request.service, request.update_mask)
