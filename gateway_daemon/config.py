@@ -14,12 +14,14 @@ allowed.  The programs print it and exit with code 2.
 from __future__ import annotations
 
 import configparser
-import difflib
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from collections import namedtuple
+
+TYPE_CHECKING = False  # typing stays unloaded at run time: every `gateway` command loads this module
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 from .inputfiles import MIB, InputFileError, read_bytes, size_text
 
@@ -302,11 +304,9 @@ def _secret_text(raw: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class Key:
-    parse: Callable[[str], Any]
-    default: str
-    help: str
+# A key's parser (the raw string -> its value, ValueError saying what is allowed), default and help.  Tuples, not
+# dataclasses: every `gateway` command loads this module.
+Key = namedtuple("Key", ["parse", "default", "help"])
 
 
 # ---- roles, audit, logins (issue 14)
@@ -511,11 +511,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
 PROFILE_SECTION = "client"
 
 
-@dataclass(frozen=True)
-class Value:
-    value: Any
-    raw: str
-    source: str  # "default", a file path, or "env GATEWAY_..."
+# A setting's typed value, its text, and where it came from: "default", a file path, or "env GATEWAY_...".
+Value = namedtuple("Value", ["value", "raw", "source"])
 
 
 PRIVATE_DIR_MODE = 0o700
@@ -542,13 +539,15 @@ def private_data_dir(path: Path) -> str:
     return ""
 
 
-@dataclass
 class Config:
-    values: dict[str, dict[str, Value]]
-    file: str | None
-    profiles: dict[str, dict[str, Value]] = field(default_factory=dict)
-    found: str = ""  # how the file was chosen: --config, $GATEWAY_CONFIG or the search
-    warnings: list[str] = field(default_factory=list)  # settings accepted from IAG 5 and not used, one line each
+    def __init__(self, values: dict[str, dict[str, Value]], file: str | None,
+                 profiles: dict[str, dict[str, Value]] | None = None, found: str = "",
+                 warnings: list[str] | None = None):
+        self.values = values
+        self.file = file
+        self.profiles = profiles if profiles is not None else {}
+        self.found = found  # how the file was chosen: --config, $GATEWAY_CONFIG or the search
+        self.warnings = warnings if warnings is not None else []  # IAG 5 settings accepted and not used, a line each
 
     def get(self, section: str, key: str) -> Any:
         return self.values[section][key].value
@@ -673,6 +672,8 @@ def _parse(source: str, section: str, key: str, raw: str, where: str) -> Value:
 
 
 def _did_you_mean(word: str, known) -> str:
+    import difflib  # only when a key is misspelt
+
     close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'? " if close else ""
 

@@ -6,7 +6,9 @@ import json
 import re
 import sys
 import unicodedata
-from typing import Any, Sequence
+TYPE_CHECKING = False  # typing stays unloaded at run time: every `gateway` command loads this module
+if TYPE_CHECKING:
+    from typing import Any, Sequence
 
 
 FORMATS = ("table", "json", "yaml")

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Protocol
+TYPE_CHECKING = False  # typing stays unloaded at run time: every `gateway` command loads this module
+if TYPE_CHECKING:
+    from typing import Any, Protocol
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -44,8 +46,9 @@ def read_bytes(path: str, limit: int, what: str) -> bytes:
     return data
 
 
-class Digest(Protocol):
-    def update(self, data: bytes, /) -> None: ...
+if TYPE_CHECKING:
+    class Digest(Protocol):
+        def update(self, data: bytes, /) -> None: ...
 
 
 def digest_file(path: str | os.PathLike, limit: int, what: str, digest: Digest, name: str = "") -> None:

@@ -19,6 +19,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from itertools import groupby
+from operator import itemgetter
 from typing import AsyncIterator, Protocol
 
 from ..core.errors import GatewayError
@@ -32,6 +34,7 @@ log = logging.getLogger("gateway.dispatch")
 UNREACHABLE_SECONDS = 5.0  # a runner that could not be reached is passed over for this long
 BUSY_SECONDS = 1.0  # a runner that said it is full is passed over until its entry changes, or this long
 WAIT_STEP = 0.5
+_STREAM, _TEXT = itemgetter(0), itemgetter(1)  # an OutputLine's stream and text
 
 
 class RunnerRefused(Exception):
@@ -192,9 +195,9 @@ class Dispatcher:
                         self._sending[runner.id] -= 1
                         await events.started(runner.id)
                         canceller = asyncio.ensure_future(cancel_there())
-                    elif event.kind == "output":
-                        for line in event.lines:
-                            await events.output(line.stream, line.text)
+                    elif event.kind == "output":  # the runner's batch stays one: a call for each stream's run of lines
+                        for stream, lines in groupby(event.lines, key=_STREAM):
+                            await events.output_lines(stream, list(map(_TEXT, lines)))
                     elif event.kind == "progress":
                         for line in event.lines:
                             events.progress(line.text)

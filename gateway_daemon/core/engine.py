@@ -188,7 +188,7 @@ class Engine:
             raise
         return self._public(resource)
 
-    async def list(self, kind: str) -> list[Resource]:
+    async def list(self, kind: str, full: bool = False) -> list[Resource]:  # in process, every field costs nothing
         resources = [self._public(r) for r in await self.catalog.read_all(kind) if visible(r)]
         if kind == "registry":  # the built-in ones, unless a stored one took the name
             stored = {r.name for r in resources}

@@ -47,6 +47,7 @@ MEMORY_EXCEEDED = b"memory"  # supervisor.py's notice
 SUPERVISOR_SLACK = 5.0  # beyond the grace period, before the gateway KILLs a supervisor that is not done
 _ANSI_RE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(\x07|\x1b\\)|[@-Z\\-_])")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_ASCII_CONTROLS = bytes([*range(0x00, 0x09), *range(0x0b, 0x20), 0x7f])  # _CONTROL_RE's, in ASCII
 _CUT = f" [line cut at {MAX_LINE // 1024} KiB]"
 
 # Called with the lines of one read at a time (a list of texts, in order), so the cost per line stays small.
@@ -56,6 +57,8 @@ LineSink = Callable[[str, list[str]], Awaitable[None] | None]
 def clean(raw: bytes) -> str:
     """Text of a block of whole lines (newlines kept): UTF-8 with replacements, escapes and control
     characters removed (the carriage return too)."""
+    if raw.isascii() and 27 not in raw:  # the usual block: the controls go in one pass over the bytes
+        return raw.translate(None, _ASCII_CONTROLS).decode("ascii")
     text = raw.decode("utf-8", errors="replace")
     if "\x1b" in text:
         text = _ANSI_RE.sub("", text)

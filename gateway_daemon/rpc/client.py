@@ -325,10 +325,15 @@ class RemoteGateway:
         reply = await self._call(lambda s: s.kinds[kind].get, common_pb2.NameRequest(name=name))
         return convert.resource_from_message(kind, reply)
 
-    async def list(self, kind: str) -> list[Resource]:
+    async def list(self, kind: str, full: bool = False) -> list[Resource]:
+        """Services come as summaries (what a table shows), unless `full`."""
         kind = _kind(kind)
+        if kind == "service" and not full:
+            return convert.services_from_summaries(
+                await self._call(lambda s: s.services.ListServiceSummaries, common_pb2.Empty()))
         reply = await self._call(lambda s: s.kinds[kind].list, common_pb2.Empty())
-        return [convert.resource_from_message(kind, item) for item in reply.items]
+        with convert.many_objects():
+            return [convert.resource_from_message(kind, item) for item in reply.items]
 
     async def update(self, kind: str, name: str, changes: dict[str, Any]) -> Resource:
         """Sends the name, the changed fields and a mask naming them; the server changes only those."""
@@ -391,8 +396,9 @@ class RemoteGateway:
                           options: dict[str, Any] | None = None, *, action: str = "", state: str | None = None,
                           state_out: bool = False) -> AsyncIterator[RunEvent]:
         request = convert.run_request(name, inputs, secrets, timeout, options, action, state, state_out)
+        stream = convert.EventStream()
         async for message in self._stream(lambda s: s.runs.RunService, request):
-            yield convert.event_from_message(message)
+            yield stream.event(message)
 
     async def service_state(self, name: str) -> StateSummary | None:
         reply = await self._call(lambda s: s.services.GetServiceState, common_pb2.NameRequest(name=name))
@@ -422,8 +428,9 @@ class RemoteGateway:
         return reply.deleted
 
     async def follow_run(self, run_id: str) -> AsyncIterator[RunEvent]:
+        stream = convert.EventStream()
         async for message in self._stream(lambda s: s.runs.FollowRun, runs_pb2.RunIdRequest(id=run_id)):
-            yield convert.event_from_message(message)
+            yield stream.event(message)
 
     async def list_runners(self) -> list[RunnerInfo]:
         reply = await self._call(lambda s: s.runners.ListRunners, common_pb2.Empty())

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import json
-from typing import Any
+from itertools import repeat
+from operator import attrgetter
+from typing import Any, Iterator
 
 from ..cluster.intake import ExecEvent
 from ..core.api import ApiKeyInfo, Identity, Login, UserInfo
@@ -152,6 +156,48 @@ def resource_message(resource):
     return MESSAGES[kind](**data)
 
 
+# The summary of each service listed last, by the object's identity (the engine hands out the same object while
+# the stored service is unchanged): listing 10,000 unchanged services makes no new summary.
+_SUMMARIES: dict[int, tuple[Service, services_pb2.ServiceSummary]] = {}
+
+
+def service_summaries_message(services: list[Service]) -> services_pb2.ServiceSummaryList:
+    """What a table of services shows (ServiceSummary), for a list of them."""
+    summary, known = services_pb2.ServiceSummary, _SUMMARIES
+    if len(known) > 2 * len(services) + 1000:  # forget the services that changed or went
+        known.clear()
+    items = []
+    for s in services:
+        hit = known.get(id(s))
+        if hit is None or hit[0] is not s:
+            hit = known[id(s)] = (s, summary(name=s.name, type=s.type, repository=s.repository,
+                                             decorator=s.decorator, tags=s.tags, description=s.description))
+        items.append(hit[1])
+    return services_pb2.ServiceSummaryList(items=items)
+
+
+def services_from_summaries(message: services_pb2.ServiceSummaryList) -> list[Service]:
+    """The services of a list of summaries: the fields a table shows; the others keep their defaults (GetService
+    has them), the times left empty rather than made up."""
+    with many_objects():
+        return [Service(name=m.name, type=m.type, repository=m.repository, decorator=m.decorator, tags=list(m.tags),
+                        description=m.description, created_at="", updated_at="") for m in message.items]
+
+
+@contextlib.contextmanager
+def many_objects() -> Iterator[None]:
+    """Thousands of small objects made in one go (a list's resources): the cycle collector waits until they are
+    made.  They hold no cycles, and run in the middle it walks every object of the process, again and again: with
+    a few lists of 10,000 services held, that is most of the time a list takes."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 _READS: dict[str, tuple[list[tuple[str, int]], dict[str, int]]] = {}
 
 
@@ -250,15 +296,20 @@ def json_field(text: str, what: str, default: Any, limit: int = 4 * 1024 * 1024)
 
 
 # ------------------------------------------------------------ runs
-def run_message(run: Run) -> runs_pb2.Run:
+def run_message(run: Run, inputs: bool = True) -> runs_pb2.Run:
+    """The run as a message; without `inputs`, its inputs left out (a stream that sent them already)."""
     data = {k: v for k, v in run.to_dict().items() if v is not None and k != "duration"}
-    data["inputs_json"] = json.dumps(data.pop("inputs", {}))
+    given = data.pop("inputs", {})
+    if inputs:
+        data["inputs_json"] = json.dumps(given)
     return _to_message(data, runs_pb2.Run)
 
 
-def run_from_message(message: runs_pb2.Run) -> Run:
+def run_from_message(message: runs_pb2.Run, inputs: dict[str, Any] | None = None) -> Run:
+    """The run a message holds; `inputs`: its inputs, when the message leaves them out."""
     data = _to_dict(message)
-    data["inputs"] = json_field(data.pop("inputs_json", ""), "run inputs", {})
+    text = data.pop("inputs_json", "")
+    data["inputs"] = dict(inputs) if inputs is not None and not text else json_field(text, "run inputs", {})
     for name in ("started_at", "ended_at", "exit_code"):
         data.setdefault(name, None)
     for name in ("output_lines", "output_dropped", "output_bytes"):
@@ -266,20 +317,52 @@ def run_from_message(message: runs_pb2.Run) -> Run:
     return Run.from_dict(data)
 
 
-def event_message(event: RunEvent) -> runs_pb2.RunEvent:
+def event_message(event: RunEvent, inputs: bool = True) -> runs_pb2.RunEvent:
     message = runs_pb2.RunEvent(kind=event.kind,
                                 lines=[runs_pb2.OutputLine(stream=l.stream, text=l.text) for l in event.lines])
     if event.run is not None:
-        message.run.CopyFrom(run_message(event.run))
+        message.run.CopyFrom(run_message(event.run, inputs))
     if event.state is not None:
         message.state = event.state
     return message
 
 
-def event_from_message(message: runs_pb2.RunEvent) -> RunEvent:
-    run = run_from_message(message.run) if message.HasField("run") else None
-    return RunEvent(message.kind, run=run, lines=tuple(OutputLine(l.stream, l.text) for l in message.lines),
+def event_from_message(message: runs_pb2.RunEvent, inputs: dict[str, Any] | None = None) -> RunEvent:
+    run = run_from_message(message.run, inputs if message.same_inputs else None) if message.HasField("run") else None
+    return RunEvent(message.kind, run=run, lines=tuple(output_lines_of(message.lines)),
                     state=message.state if message.HasField("state") else None)
+
+
+def output_lines_of(lines) -> list[OutputLine]:
+    """OutputLine messages as the domain's lines, made in C."""
+    return list(map(tuple.__new__, repeat(OutputLine), zip(map(_STREAM_OF, lines), map(_TEXT_OF, lines))))
+
+
+_STREAM_OF, _TEXT_OF = attrgetter("stream"), attrgetter("text")
+
+
+class EventStream:
+    """The events of one run stream as messages and back: a run's inputs go with its first status event only
+    (RunEvent.same_inputs after that), each side keeping what was sent."""
+
+    def __init__(self) -> None:
+        self.inputs: dict[str, Any] | None = None  # the inputs of the last status event, sent or received
+        self.run_id = ""
+
+    def message(self, event: RunEvent) -> runs_pb2.RunEvent:
+        run = event.run
+        same = run is not None and self.inputs is not None and run.id == self.run_id and run.inputs == self.inputs
+        message = event_message(event, inputs=not same)
+        if run is not None:
+            message.same_inputs = same
+            self.inputs, self.run_id = run.inputs, run.id
+        return message
+
+    def event(self, message: runs_pb2.RunEvent) -> RunEvent:
+        event = event_from_message(message, self.inputs)
+        if event.run is not None:
+            self.inputs = event.run.inputs
+        return event
 
 
 def line_message(line: OutputLine) -> runs_pb2.OutputLine:

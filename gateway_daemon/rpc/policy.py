@@ -61,6 +61,7 @@ POLICY: dict[str, Rule] = {
     "/gateway.v1.ServiceService/CreateService": WRITE,
     "/gateway.v1.ServiceService/GetService": READ,
     "/gateway.v1.ServiceService/ListServices": READ,
+    "/gateway.v1.ServiceService/ListServiceSummaries": READ,
     "/gateway.v1.ServiceService/UpdateService": WRITE,
     "/gateway.v1.ServiceService/DeleteService": WRITE,
 

@@ -101,7 +101,13 @@ class ServiceServicer(_Servicer, services_pb2_grpc.ServiceServiceServicer):
         return convert.resource_message(await self.engine.get("service", request.name))
 
     async def ListServices(self, request, context):
-        return services_pb2.ServiceList(items=[convert.resource_message(r) for r in await self.engine.list("service")])
+        with convert.many_objects():
+            return services_pb2.ServiceList(items=[convert.resource_message(r)
+                                                   for r in await self.engine.list("service")])
+
+    async def ListServiceSummaries(self, request, context):
+        with convert.many_objects():
+            return convert.service_summaries_message(await self.engine.list("service"))
 
     async def UpdateService(self, request, context):
         return await self._update("service", request.service, request.update_mask)
@@ -186,12 +192,13 @@ class RunServicer(_Servicer, runs_pb2_grpc.RunServiceServicer):
             raise InvalidArgument("run inputs must be a JSON object")
         secrets = [SecretRef(name=s.name, type=s.type or "env", target=s.target) for s in request.secrets]
         timeout = request.timeout if request.HasField("timeout") else None
+        stream = convert.EventStream()  # a run's inputs go once
         async for event in self.engine.run_service(request.name, inputs, secrets, timeout,
                                                    started_by=current_session().user.name,
                                                    options=dict(request.options), action=request.action,
                                                    state=request.state if request.HasField("state") else None,
                                                    state_out=request.state_out):
-            yield convert.event_message(event)
+            yield stream.message(event)
 
     async def CancelRun(self, request, context):
         return convert.run_message(await self.engine.cancel_run(request.id))
@@ -209,8 +216,9 @@ class RunServicer(_Servicer, runs_pb2_grpc.RunServiceServicer):
         return runs_pb2.RunOutput(lines=[runs_pb2.OutputLine(stream=l.stream, text=l.text) for l in lines])
 
     async def FollowRun(self, request, context):
+        stream = convert.EventStream()  # a run's inputs go once
         async for event in self.engine.follow_run(request.id):
-            yield convert.event_message(event)
+            yield stream.message(event)
 
     async def DeleteRun(self, request, context):
         await self.engine.delete_run(request.id)

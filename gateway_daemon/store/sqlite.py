@@ -5,7 +5,9 @@ is acknowledged, so a ``kill -9`` loses nothing that was acknowledged.  Every
 write also goes to a short change log (the newest change of each key, and
 the deletes of the last CHANGE_LOG_KEEP revisions), which is how a watcher in
 one process sees what another process (a ``gateway`` command next to an open
-TUI) wrote.  All SQLite calls run on one worker thread that owns the connection.
+TUI) wrote.  Writes, and reads that cannot be had at once, run on one worker thread that owns the
+connection; a read that can (the usual one: WAL readers wait for no writer) is made on the caller's thread,
+on a read-only connection of its own.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import concurrent.futures
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import AsyncIterator, Callable, TypeVar
@@ -60,6 +63,8 @@ class SQLiteStore(Store):
         self.path = Path(path)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None  # reads made at once, on the caller's thread (_read_now)
+        self._reading = threading.Lock()
         self._watchers = Watchers()
         self._poller: asyncio.Task | None = None
         self._seen_revision = 0
@@ -175,10 +180,32 @@ class SQLiteStore(Store):
         self._watchers.publish(WatchEvent(kind, self._relative(key), value, revision))
 
     # ------------------------------------------------------------ interface
+    def _read_now(self, fn: Callable[[sqlite3.Connection], T]) -> T | None:
+        """A read on this thread, on a connection of its own, when it can be had at once: a read in WAL mode
+        waits for no writer, and a hop to the worker thread costs more than the read.  None (the caller reads
+        through the worker thread, as a write goes) before the store is set up, or when SQLite is busy or
+        fails (the worker thread waits, retries and says what is wrong)."""
+        if self._conn is None or not self._reading.acquire(blocking=False):
+            return None
+        try:
+            if self._reader is None:
+                reader = sqlite3.connect(f"{self.path.absolute().as_uri()}?mode=rw", uri=True, isolation_level=None,
+                                         check_same_thread=False, timeout=0)  # never makes a file that went
+                reader.execute("PRAGMA query_only=1")
+                self._reader = reader
+            return fn(self._reader)
+        except (sqlite3.Error, OSError):
+            return None
+        finally:
+            self._reading.release()
+
     async def get(self, key: str) -> Entry | None:
         full = self._full(key)
-        row = await self._run(lambda c: c.execute("SELECT value, revision FROM kv WHERE key = ?", (full,)).fetchone())
-        return Entry(key, bytes(row[0]), row[1]) if row else None
+        query = lambda c: c.execute("SELECT value, revision FROM kv WHERE key = ?", (full,)).fetchall()  # noqa: E731
+        rows = self._read_now(query)
+        if rows is None:
+            rows = await self._run(query)
+        return Entry(key, bytes(rows[0][0]), rows[0][1]) if rows else None
 
     async def put(self, key: str, value: bytes) -> int:
         full = self._full(key)
@@ -232,12 +259,12 @@ class SQLiteStore(Store):
 
     async def list(self, prefix: str) -> list[Entry]:
         full = self._full(prefix)
-        rows = await self._run(
-            lambda c: c.execute(
-                "SELECT key, value, revision FROM kv WHERE key >= ? AND key < ? ORDER BY key",
-                (full, _prefix_end(full)),
-            ).fetchall()
-        )
+        query = lambda c: c.execute(  # noqa: E731
+            "SELECT key, value, revision FROM kv WHERE key >= ? AND key < ? ORDER BY key", (full, _prefix_end(full)),
+        ).fetchall()
+        rows = self._read_now(query)
+        if rows is None:
+            rows = await self._run(query)
         return [Entry(self._relative(k), bytes(v), r) for k, v, r in rows]
 
     def watch(self, prefix: str) -> AsyncIterator[WatchEvent]:
@@ -278,6 +305,10 @@ class SQLiteStore(Store):
         self._watchers.close()
         if self._poller is not None:
             self._poller.cancel()
+        with self._reading:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)

@@ -14,13 +14,33 @@ from pathlib import Path
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 from gateway_daemon.config import ConfigError, load_config, show, time_zone
-from gateway_daemon.core import GatewayError
 
-from .parser import UsageError, kind_word, parse
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    try:
+        from .local_read import answer  # `gateway get KIND` in local mode: a plain read of the store
+
+        quick = answer(argv)
+    except KeyboardInterrupt:
+        print("gateway: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except OSError:  # the full command meets it too, and says what it is in one line
+        quick = None
+    if quick is not None:
+        return quick
+    return _command(argv)
+
+
+def _command(argv: list[str]) -> int:
+    """Every other command line: the grammar, the configuration, the engine or the server."""
+    from gateway_daemon.core import GatewayError
+
+    from .parser import UsageError
+
     try:
         daemon = _daemon_command(argv)
         if daemon is not None:
@@ -59,6 +79,8 @@ def _daemon_command(argv: list[str]) -> tuple[str, list[str]] | None:
         words = words[2:] if words[0] == "--config" else words[1:]
     if not words or words[0] not in DAEMON_MODES:
         return None
+    from .parser import UsageError
+
     mode, rest, recover = words[0], words[1:], False
     while rest:
         if rest[0] in ("-h", "--help"):
@@ -92,6 +114,8 @@ def _exec_daemon(mode: str, args: list[str]) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    from .parser import parse
+
     args = parse(argv)
     if args.verb == "completion":  # from the grammar alone: no configuration needed
         from .completion import completion_script
@@ -132,6 +156,8 @@ def _main(argv: list[str]) -> int:
 
 def _use_encryption_file(path: str) -> None:
     """IAG 5's --encryption-file: the key file of this command, as [secrets] encrypt_key_file would name it."""
+    from .parser import UsageError
+
     if not os.path.isfile(path) or not os.access(path, os.R_OK):
         raise UsageError(f"--encryption-file {path}: not a file this user can read")
     os.environ["GATEWAY_SECRETS_ENCRYPT_KEY_FILE"] = os.path.abspath(path)
@@ -164,6 +190,7 @@ async def _dispatch(config, args) -> int:
     from gateway_daemon.bootstrap import open_gateway
 
     from . import resources, runs
+    from .parser import UsageError, kind_word
 
     if args.verb == "hostkeys":
         from . import hostkeys

@@ -11,26 +11,13 @@ import argparse
 import sys
 from typing import NoReturn
 
-from gateway_daemon.core.resources.services import SERVICE_TYPES, TOFU_ACTIONS
-
 from gateway_daemon.console import FORMATS
+
+from .tables import KIND_WORDS  # noqa: F401 (the words of each kind, read by the grammar and kind_word)
 
 CERT_TYPES = ("ca", "server", "client", "runner")
 COMPLETION_SHELLS = ("bash", "zsh", "fish")
 
-KIND_WORDS = {
-    "repository": "repository", "repositories": "repository", "repo": "repository", "repos": "repository",
-    "decorator": "decorator", "decorators": "decorator",
-    "service": "service", "services": "service", "svc": "service",
-    "secret": "secret", "secrets": "secret",
-    "run": "run", "runs": "run",
-    "user": "user", "users": "user",
-    "runner": "runner", "runners": "runner",
-    "audit": "audit",
-    "apikey": "apikey", "apikeys": "apikey", "api-key": "apikey", "api-keys": "apikey",
-    "registry": "registry", "registries": "registry",
-    "executable-object": "executable-object", "executable-objects": "executable-object",
-}
 ROLE_CHOICES = ("admin", "editor", "operator", "viewer")  # core.policy.ROLES
 REGISTRY_TYPES = ("pypi", "ansible-galaxy")
 EXPORT_FORMATS = ("yaml", "json", "iag5")  # db export -f: the encoding, and iag5 for IAG 5's layout
@@ -86,6 +73,8 @@ def _repository_flags(parser: argparse.ArgumentParser, create: bool) -> None:
 
 
 def _service_flags(parser: argparse.ArgumentParser, create: bool) -> None:
+    from gateway_daemon.core.resources.services import TOFU_ACTIONS  # not for `gateway get` read locally
+
     parser.add_argument("--repository", required=create, metavar="REPO")
     parser.add_argument("--working-dir", metavar="DIR", help="directory inside the repository (default: its root)")
     parser.add_argument("--filename", metavar="FILE", action="append",
@@ -198,6 +187,8 @@ _FLAGS = {"repository": _repository_flags, "service": _service_flags, "decorator
 
 
 def build_parser() -> Parser:
+    from gateway_daemon.core.resources.services import SERVICE_TYPES, TOFU_ACTIONS  # not for `gateway get` read locally
+
     parser = Parser(
         prog="gateway",
         description="Automation gateway: run with no arguments for the terminal UI, or use a verb below.",
@@ -473,6 +464,8 @@ OLD_SERVICE_WORDS = {"pythonscript": "python-script", "python-script": "python-s
 
 def old_spelling(argv: list[str]) -> str | None:
     """The current form of an old iagctl line (`run pythonscript NAME`, `users create NAME`), else None."""
+    from gateway_daemon.core.resources.services import TOFU_ACTIONS  # not for `gateway get` read locally
+
     words = [word for word in argv if not word.startswith("-")]
     if len(words) < 2:
         return None
@@ -542,6 +535,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def _service_words(args: argparse.Namespace) -> None:
     """`run service [TYPE] [ACTION] NAME`: the type word is optional, as iagctl writes it or not; an
     opentofu-plan run may name its action (plan, apply, destroy) before the service."""
+    from gateway_daemon.core.resources.services import SERVICE_TYPES, TOFU_ACTIONS
+
     words = [word for word in (args.first, args.second, args.third) if word is not None]
     args.service_type, args.action = None, ""
     if len(words) == 3:

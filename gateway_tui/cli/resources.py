@@ -17,8 +17,9 @@ from gateway_daemon.core.resources.services import DEFAULT_ARG_FORMAT
 from gateway_daemon.core.resources.secrets import MASKING, MAX_VALUE_BYTES, MIN_MASKED
 from gateway_daemon.inputfiles import MIB, InputFileError, load_yaml, read_text
 
-from gateway_daemon.console import Table, emit
+from gateway_daemon.console import emit
 from .parser import UsageError, kind_word
+from .tables import table
 
 
 # The most a command reads from a file it is given (see gateway_daemon.inputfiles).
@@ -213,41 +214,6 @@ def state_view(summary: Any, brief: bool) -> Any:
     return data
 
 
-def table(kind: str, resources: list[Resource]) -> Table:
-    if kind == "repository":
-        t = Table(["name", "url", "reference", "tags", "description"])
-        for r in resources:
-            t.add(r.name, r.url, r.reference or "(HEAD)", r.tags, r.description)
-    elif kind == "decorator":
-        t = Table(["name", "fields", "required", "description"])
-        for r in resources:
-            schema = r.schema
-            t.add(r.name, list(schema.get("properties", {})), schema.get("required", []), r.description)
-    elif kind == "service":
-        t = Table(["name", "type", "repository", "decorator", "tags", "description"])
-        for r in resources:
-            t.add(r.name, r.type, r.repository, r.decorator, r.tags, r.description)
-    elif kind == "registry":
-        t = Table(["name", "type", "url", "default", "credentials", "description"])
-        for r in resources:
-            credentials = (f"{r.username}:<{r.password_name}>" if r.password_name else
-                           f"token <{r.token_name}>" if r.token_name else r.username or "-")
-            t.add(r.name, r.type, r.url, "yes" if r.default else "", credentials, r.description)
-    elif kind == "executable-object":
-        t = Table(["name", "exec command", "arg format", "description"])
-        for r in resources:
-            t.add(r.name, r.exec_command, r.arg_format, r.description)
-    elif kind == "secret":
-        t = Table(["name", "tags", "description", "updated"])
-        for r in resources:
-            t.add(r.name, r.tags, r.description, r.updated_at)
-    else:
-        t = Table(["name", "description", "updated"])
-        for r in resources:
-            t.add(r.name, r.description, r.updated_at)
-    return t
-
-
 # ---------------------------------------------------------------- verbs
 async def create(gateway: Gateway, args: argparse.Namespace) -> int:
     kind = args.kind
@@ -271,7 +237,7 @@ async def create(gateway: Gateway, args: argparse.Namespace) -> int:
 
 async def get(gateway: Gateway, args: argparse.Namespace) -> int:
     kind = kind_word(args.kind)
-    resources = await gateway.list(kind)
+    resources = await gateway.list(kind, full=args.output != "table")  # a table shows what a list carries
     if args.type:
         resources = [r for r in resources if r.type == args.type]
     if args.tag:  # all given tags; decorators carry none

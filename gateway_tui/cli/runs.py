@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import itertools
 import json
 import os
 import signal
 import sys
 import time
 from datetime import datetime, tzinfo
+from operator import itemgetter
 from typing import Any, AsyncIterator
 
 from gateway_daemon.console import Table, emit
 from gateway_daemon.core import Gateway, GatewayError, InvalidArgument, SecretRef, Service, Unavailable
 from gateway_daemon.core.runs.keepers import describe as describe_owner
+from gateway_daemon.core.runs.outputs import LINE_OVERHEAD
 from gateway_daemon.core.runs.records import OutputLine, Run, RunEvent, parse_set
 from gateway_daemon.inputfiles import InputFileError, read_text
 
@@ -46,17 +50,35 @@ def run_view(run: Run, output: list[OutputLine] | None = None) -> dict[str, Any]
     return data
 
 
+_STREAM, _TEXT = itemgetter(0), itemgetter(1)  # an OutputLine's stream and text
+KEEP_BYTES = 64 * 1024 * 1024  # run service -o json keeps the newest lines streamed within this (as the store counts)
+
+
 class _Printer:
     """Writes output lines as they come: stdout to stdout, stderr and the gateway's notes to stderr.
     `raw`: the script's own lines only (no notes, no status)."""
 
-    def __init__(self, quiet: bool, raw: bool = False):
+    def __init__(self, quiet: bool, raw: bool = False, keep: bool = False):
         self.quiet = quiet
         self.raw = raw
         self.final_state: str | None = None  # opentofu-plan, with --state-out
+        # `keep` (run service -o json): the newest lines streamed, within KEEP_BYTES, to print as the run's
+        # output when they are what the store kept (stored_output), rather than fetch them again.
+        self.kept: collections.deque[OutputLine] | None = collections.deque() if keep else None
+        self.kept_bytes = 0
 
     def lines(self, lines: tuple[OutputLine, ...] | list[OutputLine]) -> None:
+        kept = self.kept
+        if kept is not None:
+            kept.extend(lines)
+            self.kept_bytes += sum(map(len, map(_TEXT, lines))) + LINE_OVERHEAD * len(lines)
+            while self.kept_bytes > KEEP_BYTES and len(kept) > 1:
+                self.kept_bytes -= len(kept.popleft().text) + LINE_OVERHEAD
         if self.quiet:
+            return
+        if lines and set(map(_STREAM, lines)) == {"stdout"}:  # the usual batch: one write, no loop a line
+            sys.stdout.write("\n".join(map(_TEXT, lines)) + "\n")
+            sys.stdout.flush()
             return
         out: list[str] = []  # consecutive stdout lines in one write
         for line in lines:
@@ -74,6 +96,19 @@ class _Printer:
         if out:
             sys.stdout.write("\n".join(out) + "\n")
         sys.stdout.flush()
+
+    def stored_output(self, run: Run) -> list[OutputLine] | None:
+        """The run's stored output from the lines streamed: the newest output_lines - output_dropped of them,
+        when what they take is what the record says the stored output takes (a line the follower missed, or a
+        note shown and not stored, makes them differ); None when the output must be fetched."""
+        kept = self.kept
+        count = run.output_lines - run.output_dropped
+        if kept is None or run.output_pruned or count < 0 or count > len(kept):
+            return None
+        tail = list(itertools.islice(kept, len(kept) - count, None))
+        if sum(map(len, map(_TEXT, tail))) + LINE_OVERHEAD * count != run.output_bytes:
+            return None
+        return tail
 
     def status(self, run: Run) -> None:
         if self.quiet or self.raw:
@@ -242,7 +277,7 @@ async def run_service(gateway: Gateway, args: argparse.Namespace) -> int:
     as_json = args.output == "json"
     raw = getattr(args, "raw", False)
     verbose = getattr(args, "verbose", False) and not raw
-    printer = _Printer(quiet=as_json, raw=raw)
+    printer = _Printer(quiet=as_json, raw=raw, keep=as_json)
     options = {name: value for name, value in (("limit", args.limit), ("tags", args.tags),
                                                ("check", True if args.check else None)) if value}
     state = _read_state(args.state) if getattr(args, "state", None) else None
@@ -278,7 +313,8 @@ async def run_service(gateway: Gateway, args: argparse.Namespace) -> int:
         raise Unavailable(f"run {run_id} ended, but its result is not stored: the store did not take its final "
                           f"record (see above), so it shows as {final.status}")
     if as_json:
-        emit(run_view(final, await gateway.run_output(run_id)), "json")
+        output = printer.stored_output(final)
+        emit(run_view(final, output if output is not None else await gateway.run_output(run_id)), "json")
     elif not raw:
         if verbose:
             sys.stderr.write(_details(final))

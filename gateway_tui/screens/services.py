@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
@@ -91,6 +91,19 @@ class ServicesScreen(ResourceListScreen):
 
     def form(self, resource: Any | None) -> ServiceFormScreen:
         return ServiceFormScreen(resource)
+
+    @work(exclusive=True, group="edit")
+    async def action_edit(self) -> None:
+        """A list carries what its table shows (a server sends summaries): the form gets the whole service."""
+        service = self._need_selection()
+        if service is None:
+            return
+        try:
+            whole = await self.gateway.get("service", service.name)
+        except GatewayError as exc:
+            self.report(exc, f"Cannot open service {service.name}")
+            return
+        self.app.push_screen(self.form(whole), self._saved)
 
     def details(self, resource: Any) -> ServiceDetailsScreen:
         return ServiceDetailsScreen(resource.name)

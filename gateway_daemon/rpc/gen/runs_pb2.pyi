@@ -57,16 +57,18 @@ class OutputLine(_message.Message):
     def __init__(self, stream: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class RunEvent(_message.Message):
-    __slots__ = ("kind", "run", "lines", "state")
+    __slots__ = ("kind", "run", "lines", "same_inputs", "state")
     KIND_FIELD_NUMBER: _ClassVar[int]
     RUN_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
+    SAME_INPUTS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     kind: str
     run: Run
     lines: _containers.RepeatedCompositeFieldContainer[OutputLine]
+    same_inputs: bool
     state: str
-    def __init__(self, kind: _Optional[str] = ..., run: _Optional[_Union[Run, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[OutputLine, _Mapping]]] = ..., state: _Optional[str] = ...) -> None: ...
+    def __init__(self, kind: _Optional[str] = ..., run: _Optional[_Union[Run, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[OutputLine, _Mapping]]] = ..., same_inputs: _Optional[bool] = ..., state: _Optional[str] = ...) -> None: ...
 
 class RunServiceRequest(_message.Message):
     __slots__ = ("name", "inputs_json", "secrets", "timeout", "options", "action", "state", "state_out")

@@ -122,6 +122,28 @@ class ServiceList(_message.Message):
     items: _containers.RepeatedCompositeFieldContainer[Service]
     def __init__(self, items: _Optional[_Iterable[_Union[Service, _Mapping]]] = ...) -> None: ...
 
+class ServiceSummary(_message.Message):
+    __slots__ = ("name", "type", "repository", "decorator", "tags", "description")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    DECORATOR_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    repository: str
+    decorator: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    description: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., repository: _Optional[str] = ..., decorator: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ...) -> None: ...
+
+class ServiceSummaryList(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[ServiceSummary]
+    def __init__(self, items: _Optional[_Iterable[_Union[ServiceSummary, _Mapping]]] = ...) -> None: ...
+
 class UpdateServiceRequest(_message.Message):
     __slots__ = ("service", "update_mask")
     SERVICE_FIELD_NUMBER: _ClassVar[int]

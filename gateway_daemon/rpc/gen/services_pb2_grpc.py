@@ -50,6 +50,11 @@ class ServiceServiceStub:
                 request_serializer=gateway_dot_v1_dot_common__pb2.Empty.SerializeToString,
                 response_deserializer=gateway_dot_v1_dot_services__pb2.ServiceList.FromString,
                 _registered_method=True)
+        self.ListServiceSummaries = channel.unary_unary(
+                '/gateway.v1.ServiceService/ListServiceSummaries',
+                request_serializer=gateway_dot_v1_dot_common__pb2.Empty.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_services__pb2.ServiceSummaryList.FromString,
+                _registered_method=True)
         self.UpdateService = channel.unary_unary(
                 '/gateway.v1.ServiceService/UpdateService',
                 request_serializer=gateway_dot_v1_dot_services__pb2.UpdateServiceRequest.SerializeToString,
@@ -83,7 +88,15 @@ class ServiceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListServices(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """every field of every service (export, -o json)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListServiceSummaries(self, request, context):
+        """what a table shows, a tenth of the bytes
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -123,6 +136,11 @@ def add_ServiceServiceServicer_to_server(servicer, server):
                     servicer.ListServices,
                     request_deserializer=gateway_dot_v1_dot_common__pb2.Empty.FromString,
                     response_serializer=gateway_dot_v1_dot_services__pb2.ServiceList.SerializeToString,
+            ),
+            'ListServiceSummaries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListServiceSummaries,
+                    request_deserializer=gateway_dot_v1_dot_common__pb2.Empty.FromString,
+                    response_serializer=gateway_dot_v1_dot_services__pb2.ServiceSummaryList.SerializeToString,
             ),
             'UpdateService': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateService,
@@ -221,6 +239,33 @@ class ServiceService:
             '/gateway.v1.ServiceService/ListServices',
             gateway_dot_v1_dot_common__pb2.Empty.SerializeToString,
             gateway_dot_v1_dot_services__pb2.ServiceList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListServiceSummaries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.ServiceService/ListServiceSummaries',
+            gateway_dot_v1_dot_common__pb2.Empty.SerializeToString,
+            gateway_dot_v1_dot_services__pb2.ServiceSummaryList.FromString,
             options,
             channel_credentials,
             insecure,
