@@ -154,7 +154,16 @@ def open_engine(config: Config, announce=None, recover_first: bool = False) -> E
     else:
         executor = local_executor(config, queue=config.mode != "runner")
     return Engine(store, box, info, _limits(config), executor, recover_first,
-                  disabled_service_types(config), audit)
+                  disabled_service_types(config), audit, secret_provider_clients(config),
+                  config.get("secrets", "provider_cache_seconds"))
+
+
+def secret_provider_clients(config: Config):
+    """What fetches the values of secret aliases (core.secret_providers): a plugin runs in the runs' sandbox."""
+    from .execution.sandbox import from_config
+    from .execution.secret_providers import ProviderClients
+
+    return ProviderClients(from_config(config, hidden_from_runs(config)))
 
 
 def audit_trail(config: Config, store: Store) -> "AuditTrail":

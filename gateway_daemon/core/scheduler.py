@@ -31,6 +31,7 @@ from .jobs import Executor, Job, JobResult
 from .outputs import STORE_RETRY_SECONDS, OutputSink, output_prefix
 from .runs import (CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, Masker, OutputLine, Run, RunEvent, check_run_id,
                    check_run_timeout, new_run_id, prepare_inputs, secret_fields)
+from .secret_providers import substitute
 from .services import SecretRef
 from .registries import access_for as registry_access
 from .playbook_variables import check_playbook_inputs
@@ -251,12 +252,35 @@ class Scheduler:
         executable = None
         if service.executable:
             executable, _ = await self.engine._load("executable-object", service.executable)
+        service, values, referenced = await self._resolve_references(service, values, inputs)
         job = Job(run_id=run_id, service=service, repository=repository, inputs=values,  # type: ignore[arg-type]
                   timeout=timeout or service.timeout or self.limits.default_timeout, booleans=booleans, env=env,
                   repository_key=key, options=run_options, registries=registries,
                   executable=executable, repository_password=password, action=action,
-                  state=state)  # type: ignore[arg-type]
+                  state=state, referenced=referenced)  # type: ignore[arg-type]
         return job, schema
+
+    async def _resolve_references(self, service, values: dict[str, Any],
+                                  given: dict[str, Any]) -> tuple[Any, dict[str, Any], list[str]]:
+        """`$gateway_secret_(name)` in the service's env values, runtime args, extra vars and -var values, and in
+        the inputs its decorator's defaults filled in (never in what the caller typed: a caller names only the
+        secrets they may see, with --set-secret), replaced by the secrets' values: the service for the job, the
+        inputs, and the values opened (masked like any secret)."""
+        opened: dict[str, str] = {}
+        reveal = self.engine.reveal_secret
+        changes = {}
+        for field in ("env", "runtime_args", "extra_vars", "tofu_vars"):
+            current = getattr(service, field)
+            resolved = await substitute(current, reveal, opened)
+            if resolved != current:
+                changes[field] = resolved
+        defaults = {k: v for k, v in values.items() if k not in given}
+        resolved_defaults = await substitute(defaults, reveal, opened)
+        if resolved_defaults != defaults:
+            values = {**values, **resolved_defaults}
+        if changes:
+            service = replace(service, **changes)
+        return service, values, list(opened.values())
 
     async def start(self, name: str, inputs: dict[str, Any], run_secrets: list[SecretRef], timeout: int | None,
                     started_by: str | None = None, options: dict[str, Any] | None = None, action: str = "",

@@ -41,18 +41,31 @@ class Secret(Resource):
     updated_at: str = dataclasses.field(default_factory=now)
     # The sealed value: {"kdf", "iterations", "salt", "nonce", "ciphertext"}, base64 fields.
     sealed: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+    # An alias (core.secret_providers): its value lives at `path` (field `key`) of the secret provider `provider`,
+    # fetched when a run is prepared; nothing is sealed here.
+    provider: str = ""
+    path: str = ""
+    key: str = ""
+
+    @property
+    def alias(self) -> bool:
+        return bool(self.provider)
 
     def validate(self) -> None:
         super().validate()
         check_text("secret", "description", self.description)
         check_tags("secret", self.tags)
+        if self.provider or self.path or self.key:
+            from .secret_providers import check_alias
+
+            check_alias(self.name, self.provider, self.path, self.key)
 
     def public(self) -> dict[str, Any]:
         """What may be shown: everything but the sealed value."""
         return {k: v for k, v in self.to_dict().items() if k != "sealed"}
 
     def references(self) -> list[tuple[str, str]]:
-        return []
+        return [("secret-provider", self.provider)] if self.provider else []
 
 
 def check_value(name: str, value: str) -> None:
