@@ -249,7 +249,7 @@ class ProviderSecrets:
 
     async def _note(self, alias: "Secret", provider: SecretProvider, outcome: str, detail: str) -> None:
         text = f"secret {alias.name} from provider {provider.name} ({provider.type}): {outcome}, {detail}"
-        (log.info if outcome == "ok" else log.warning)("%s", text)
+        log.info("%s", text)  # a failure also reaches the caller as an error: one line there
         if self.audit is not None:
             await self.audit.record("secret-fetch", f"secret/{alias.name}", outcome,
                                     f"provider {provider.name}: {detail}")

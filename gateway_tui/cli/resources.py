@@ -14,6 +14,7 @@ from gateway_daemon.core.registries import Registry
 from gateway_daemon.core.decorators import MAX_DEPTH
 from gateway_daemon.core.resources import Resource
 from gateway_daemon.core.services import DEFAULT_ARG_FORMAT
+from gateway_daemon.core.secret_providers import SecretProvider
 from gateway_daemon.core.secrets import MASKING, MAX_VALUE_BYTES, MIN_MASKED
 from gateway_daemon.inputfiles import MIB, InputFileError, load_yaml, read_text
 
@@ -184,6 +185,11 @@ def _changes(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             take(flag)
     elif kind == "secret":
         take("tag", "tags")
+    elif kind == "secret-provider":
+        for flag in ("url", "auth_method", "secrets_endpoint", "token_file", "role_id", "secret_id_file", "app_id",
+                     "certificate_file", "private_key_file", "ca_file", "command"):
+            take(flag)
+        take("env", convert=lambda v: _pairs(v, "--env"))
     elif kind == "executable-object":
         take("exec_command")
         take("arg_format", convert=_arg_format)
@@ -213,6 +219,13 @@ def state_view(summary: Any, brief: bool) -> Any:
     return data
 
 
+def alias_text(secret: Any) -> str:
+    """How a secret's table row says where its value is: an alias's provider, path and key; '-' when sealed here."""
+    if not getattr(secret, "provider", ""):
+        return "-"
+    return f"alias: {secret.provider} {secret.path}" + (f" [{secret.key}]" if secret.key else "")
+
+
 def table(kind: str, resources: list[Resource]) -> Table:
     if kind == "repository":
         t = Table(["name", "url", "reference", "tags", "description"])
@@ -238,9 +251,14 @@ def table(kind: str, resources: list[Resource]) -> Table:
         for r in resources:
             t.add(r.name, r.exec_command, r.arg_format, r.description)
     elif kind == "secret":
-        t = Table(["name", "tags", "description", "updated"])
+        t = Table(["name", "provider", "tags", "description", "updated"])
         for r in resources:
-            t.add(r.name, r.tags, r.description, r.updated_at)
+            t.add(r.name, alias_text(r), r.tags, r.description, r.updated_at)
+    elif kind == "secret-provider":
+        t = Table(["name", "type", "where", "auth", "description"])
+        for r in resources:
+            t.add(r.name, r.type, r.url or r.command, r.auth_method or ("mutual TLS" if r.type == "cyberark" else "-"),
+                  r.description)
     else:
         t = Table(["name", "description", "updated"])
         for r in resources:
@@ -251,16 +269,23 @@ def table(kind: str, resources: list[Resource]) -> Table:
 # ---------------------------------------------------------------- verbs
 async def create(gateway: Gateway, args: argparse.Namespace) -> int:
     kind = args.kind
-    if kind == "secret":
+    if kind == "secret" and (args.provider or args.path or args.key):
+        if args.value is not None or args.value_file is not None:
+            raise UsageError("an alias (--provider, --secret, --key) has no value here: drop --value/--value-file")
+        if not args.provider or not args.path:
+            raise UsageError("an alias needs --provider PROVIDER and --secret PATH")
+        resource = await gateway.create_secret(args.name, "", args.description or "", args.tag or [],
+                                               provider=args.provider, path=args.path, key=args.key or "")
+    elif kind == "secret":
         value = _secret_value(args, required=True)
         resource = await gateway.create_secret(args.name, value, args.description or "", args.tag or [])
         _note_short(args.name, value)
     else:
         fields = _changes(kind, args)
-        if kind in ("service", "registry"):
+        if kind in ("service", "registry", "secret-provider"):
             fields["type"] = args.type
         cls = {"repository": Repository, "decorator": Decorator, "service": Service, "registry": Registry,
-               "executable-object": ExecutableObject}[kind]
+               "executable-object": ExecutableObject, "secret-provider": SecretProvider}[kind]
         resource = await gateway.create(cls(name=args.name, **fields))
     if args.output == "table":
         print(f"{kind} {resource.name} created")
@@ -321,10 +346,13 @@ async def edit(gateway: Gateway, args: argparse.Namespace) -> int:
     if kind == "secret":
         value = _secret_value(args, required=False)
         changes = _changes(kind, args)  # --description, --tag, --clear
-        if value is None and not changes:
-            raise UsageError("nothing to change: give --value, --value-file, --description or --tag")
+        alias = {field: getattr(args, field) for field in ("provider", "path", "key")
+                 if getattr(args, field) is not None}
+        if value is None and not changes and not alias:
+            raise UsageError("nothing to change: give --value, --value-file, --provider, --secret, --key, "
+                             "--description or --tag")
         resource = await gateway.update_secret(args.name, value=value, description=changes.get("description"),
-                                               tags=changes.get("tags"))
+                                               tags=changes.get("tags"), **alias)
         _note_short(args.name, value)
     else:
         changes = _changes(kind, args)
