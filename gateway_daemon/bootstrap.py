@@ -163,7 +163,7 @@ def secret_provider_clients(config: Config):
     from .execution.sandbox import from_config
     from .execution.secret_providers import ProviderClients
 
-    return ProviderClients(from_config(config, hidden_from_runs(config)))
+    return ProviderClients(from_config(config, hidden_from_runs(config)), config.data_dir / "provider-plugins")
 
 
 def audit_trail(config: Config, store: Store) -> "AuditTrail":

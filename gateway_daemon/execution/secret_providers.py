@@ -267,24 +267,32 @@ class PluginClient:
     """Runs `COMMAND get` in the runs' sandbox with a time limit; the request on its stdin, the answer on its
     stdout ({"value": ...}); bounded output; a non-zero exit is an error with its stderr."""
 
-    def __init__(self, sandbox: Sandbox | None = None, python: str = "") -> None:
+    def __init__(self, sandbox: Sandbox | None = None, python: str = "", timeout: float = PLUGIN_TIMEOUT,
+                 scratch: Path | None = None) -> None:
+        """`scratch`: where each call's private folders are made (as runs' are, in the data dir)."""
         self.sandbox = sandbox
+        self.scratch = scratch
         self.python = python or base_python()
+        self.timeout = timeout
 
     async def fetch(self, provider: SecretProvider, path: str, key: str) -> str:
         command = provider.command
         if not os.path.isfile(command) or not os.access(command, os.X_OK):
             raise ProviderError(f"the plugin {command} is not an executable file")
         request = json.dumps({"path": path, "key": key, "config": {"env": provider.env}}).encode()
-        scratch = Path(tempfile.mkdtemp(prefix="gateway-plugin-"))
+        if self.scratch is not None:
+            self.scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="plugin-", dir=self.scratch))
+        scratch.chmod(0o711)  # the sandbox's user reaches its own folders in it, and lists nothing
         try:
             code, out, err = await self._run(command, request, scratch)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         if code is None:
-            raise ProviderError(f"the plugin {command} did not answer within {PLUGIN_TIMEOUT:g} s")
+            raise ProviderError(f"the plugin {command} did not answer within {self.timeout:g} s")
         if code != 0:
-            said = " ".join(err.decode("utf-8", errors="replace").split())[:300]
+            lines = [line.strip() for line in err.decode("utf-8", errors="replace").splitlines() if line.strip()]
+            said = lines[-1][:300] if lines else ""  # its last word: the error, not a traceback's frames
             raise ProviderError(f"the plugin {command} exited with code {code}" + (f": {said}" if said else ""))
         if len(out) > PLUGIN_OUTPUT:
             raise ProviderError(f"the plugin {command} wrote more than {PLUGIN_OUTPUT // 1024} KiB")
@@ -301,7 +309,7 @@ class PluginClient:
         sandbox = self.sandbox
         tmp, home, tree = scratch / "tmp", scratch / "home", scratch / "tree"
         for folder in (tmp, home, tree):
-            folder.mkdir(mode=0o700)
+            folder.mkdir(mode=0o755)  # as a run's (the sandbox makes folders inside them before it drops root)
         argv = [command, "get"]
         prefix: list[str] = []
         launch = None
@@ -330,7 +338,7 @@ class PluginClient:
         try:
             if launch is not None:
                 await launch.attach()
-            return await asyncio.wait_for(self._talk(process, request), PLUGIN_TIMEOUT)
+            return await asyncio.wait_for(self._talk(process, request), self.timeout)
         except asyncio.TimeoutError:
             return None, b"", b""
         except Exception as exc:
@@ -365,10 +373,10 @@ class PluginClient:
 class ProviderClients:
     """core.secret_providers.ProviderClient: each provider type's client; the HTTP ones run in threads."""
 
-    def __init__(self, sandbox: Sandbox | None = None):
+    def __init__(self, sandbox: Sandbox | None = None, scratch: Path | None = None):
         self.vault = VaultClient()
         self.cyberark = CyberArkClient()
-        self.plugin = PluginClient(sandbox)
+        self.plugin = PluginClient(sandbox, scratch=scratch)
 
     async def fetch(self, provider: SecretProvider, path: str, key: str) -> str:
         if provider.type == "vault":
