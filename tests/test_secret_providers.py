@@ -505,3 +505,29 @@ def test_runner_gets_the_value_only_inside_the_job(tmp_path, bao, origin):
                 node.kill()
         site.etcd.kill()
         site.etcd.remove_data()
+
+
+# ---------------------------------------------------------------- db export / import
+def test_providers_and_aliases_travel_with_db_export_without_credentials(tmp_path, bao):
+    one = gateway_env(tmp_path / "one")
+    token = tmp_path / "vault-token"
+    token.write_text(bao.root_token)
+    vault_provider(one, "vault", bao, token, "--description", "the team's vault")
+    ok(gw(one, "create", "secret", "db", "--provider", "vault", "--secret", "app/db", "--key", "password",
+          "--tag", "team=a"))
+    exported = tmp_path / "export.yaml"
+    ok(gw(one, "db", "export", "--file", str(exported)))
+    text = exported.read_text()
+    assert "secret-providers:" in text and str(token) in text
+    assert_nowhere(bao.root_token, text)
+    assert_nowhere(VALUE, text)
+    two = gateway_env(tmp_path / "two")
+    result = ok(gw(two, "db", "import", str(exported)))
+    assert "create secret-provider vault" in result.out and "create secret db" in result.out, result.out
+    assert ok(gw(two, "db", "import", str(exported))).out.splitlines()[-1] == \
+        "imported: 0 created, 0 updated, 2 unchanged"
+    for kind, name in (("secret-provider", "vault"), ("secret", "db")):
+        a = json.loads(ok(gw(one, "describe", kind, name, "-o", "json")).out)
+        b = json.loads(ok(gw(two, "describe", kind, name, "-o", "json")).out)
+        assert a == b
+    assert ok(gw(two, "describe", "secret", "db", "--reveal", "-o", "json")).json()["value"] == VALUE
