@@ -33,6 +33,8 @@ for name in ("DB", "DSN", "ARG"):
     value = os.environ.get(name, "")
     print(name, hashlib.sha256(value.encode()).hexdigest()[:16], "raw:", value)
 print("args", " ".join(sys.argv[1:]))
+for arg in sys.argv[1:]:
+    print("arg", hashlib.sha256(arg.encode()).hexdigest()[:16])
 '''
 
 
@@ -531,3 +533,68 @@ def test_providers_and_aliases_travel_with_db_export_without_credentials(tmp_pat
         b = json.loads(ok(gw(two, "describe", kind, name, "-o", "json")).out)
         assert a == b
     assert ok(gw(two, "describe", "secret", "db", "--reveal", "-o", "json")).json()["value"] == VALUE
+
+
+# ---------------------------------------------------------------- references in decorator defaults and credentials
+def test_decorator_defaults_resolve_but_typed_inputs_do_not(tmp_path, bao, origin):
+    env = local(tmp_path)
+    token = tmp_path / "vault-token"
+    token.write_text(bao.root_token)
+    vault_provider(env, "vault", bao, token)
+    ok(gw(env, "create", "secret", "db", "--provider", "vault", "--secret", "app/db", "--key", "password"))
+    schema = tmp_path / "form.json"
+    schema.write_text(json.dumps({"type": "object", "properties": {
+        "pw": {"type": "string", "default": "$gateway_secret_(db)"}}}))
+    line = one_error_line(gw(env, "create", "decorator", "bad-form", "--schema", "-",
+                             stdin=json.dumps({"type": "object", "properties": {
+                                 "pw": {"type": "string", "default": "$gateway_secret_(nope)"}}})), 1)
+    assert "secret 'nope' does not exist" in line, line
+    ok(gw(env, "create", "decorator", "form", "--schema", str(schema)))
+    ok(gw(env, "create", "repository", "apps", "--url", str(origin)))
+    ok(gw(env, "create", "service", "python-script", "show", "--repository", "apps", "--filename", "main.py",
+          "--decorator", "form"))
+    default = ok(gw(env, "run", "service", "show"))
+    assert f"arg {digest('--pw=' + VALUE)}" in default.out and "args --pw=******" in default.out, default.out
+    typed = ok(gw(env, "run", "service", "show", "--set", "pw=$gateway_secret_(db)"))
+    assert f"arg {digest('--pw=$gateway_secret_(db)')}" in typed.out, typed.out  # what the caller typed, as typed
+    records = json.loads(ok(gw(env, "get", "runs", "-o", "json")).out)
+    assert {json.dumps(r["inputs"]) for r in records} == {'{"pw": "******"}', '{"pw": "$gateway_secret_(db)"}'}
+    line = one_error_line(gw(env, "delete", "secret", "db"), 1)
+    assert "decorator form" in line, line
+    assert_nowhere(VALUE, everything_kept(tmp_path / "gw"))
+
+
+def test_aliases_as_repository_and_registry_credentials(tmp_path, bao):
+    from gateway_daemon.bootstrap import open_engine
+    from gateway_daemon.config import load_config
+    from gateway_daemon.core import Repository, Service
+    from gateway_daemon.core.registries import Registry
+    from gateway_daemon.core.secret_providers import SecretProvider
+
+    token = tmp_path / "vault-token"
+    token.write_text(bao.root_token)
+    bao.put("app/git", token="git-T0ken-value-42")
+
+    async def main():
+        engine = open_engine(load_config(None, environ={"GATEWAY_APPLICATION_DATA_DIR": str(tmp_path / "data")}),
+                             announce=lambda _text: None)
+        try:
+            await engine.create(SecretProvider(name="vault", type="vault", auth_method="token", url=bao.url,
+                                               secrets_endpoint="secret", token_file=str(token)))
+            await engine.create_secret("git-token", "", provider="vault", path="app/git")
+            await engine.create_secret("pypi-pw", "", provider="vault", path="app/db", key="password")
+            await engine.create(Repository(name="private", url="https://git.example.com/team/private.git",
+                                           username="bot", password_name="git-token"))
+            await engine.create(Registry(name="mirror", type="pypi", url="https://pypi.example.com/simple",
+                                         username="deploy", password_name="pypi-pw", default=True))
+            await engine.create(Service(name="svc", type="python-script", repository="private", filename="main.py"))
+            job, _ = await engine.scheduler.prepare("20261206-000000-abcdef", "svc", {}, [], None)
+            return job
+        finally:
+            await engine.close()
+
+    job = asyncio.run(main())
+    assert job.repository_password == "git-T0ken-value-42"
+    assert job.registry("pypi").password == VALUE
+    assert {"git-T0ken-value-42", VALUE} <= set(job.secret_values())
+    assert "git-T0ken" not in repr(job) and VALUE not in repr(job)

@@ -174,7 +174,7 @@ class Engine:
 
     async def _users_of(self, kind: str, name: str) -> list[str]:
         users = []
-        for user_kind in ("repository", "service", "registry", "secret"):
+        for user_kind in ("repository", "service", "registry", "secret", "decorator"):
             for resource in await self._load_all(user_kind):
                 if (kind, name) in resource.references():  # type: ignore[attr-defined]
                     users.append(f"{user_kind} {resource.name}")

@@ -390,7 +390,7 @@ def secret_names(document: dict[str, Any], problems: Problems) -> list[tuple[str
             continue
         problems.unknown(where, set(item) - _SECRET_KEYS)
         provider = item.get("provider", "")
-        if provider and provider in imported:
+        if isinstance(provider, str) and provider and provider in imported:
             continue
         names.append((where, name, provider if isinstance(provider, str) else str(provider)))
     return names
@@ -419,7 +419,8 @@ def _importable_providers(document: dict[str, Any]) -> set[str]:
 
 
 def _alias(where: str, item: dict[str, Any], problems: Problems, providers: set[str]) -> Resource | None:
-    if not item.get("provider") or item.get("provider") not in providers:
+    provider = item.get("provider")
+    if not isinstance(provider, str) or provider not in providers:
         return None
     fields = {"name": item.get("name"), "description": item.get("description", ""), "provider": item["provider"],
               "path": item.get("secret", ""), "key": item.get("key", "")}
