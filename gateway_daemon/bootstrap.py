@@ -154,16 +154,20 @@ def open_engine(config: Config, announce=None, recover_first: bool = False) -> E
     else:
         executor = local_executor(config, queue=config.mode != "runner")
     return Engine(store, box, info, _limits(config), executor, recover_first,
-                  disabled_service_types(config), audit, secret_provider_clients(config),
+                  disabled_service_types(config), audit, secret_provider_clients(config, executor),
                   config.get("secrets", "provider_cache_seconds"))
 
 
-def secret_provider_clients(config: Config):
-    """What fetches the values of secret aliases (core.secret_providers): a plugin runs in the runs' sandbox."""
-    from .execution.sandbox import from_config
+def secret_provider_clients(config: Config, executor: "Executor | None" = None):
+    """What fetches the values of secret aliases (core.secret_providers): a plugin runs in the runs' sandbox, the
+    one of this machine's executor when it has one, which then hides the credential files providers use."""
+    from .execution.sandbox import Sandbox, from_config
     from .execution.secret_providers import ProviderClients
 
-    return ProviderClients(from_config(config, hidden_from_runs(config)), config.data_dir / "provider-plugins")
+    sandbox = getattr(executor, "sandbox", None)
+    if not isinstance(sandbox, Sandbox):
+        sandbox = from_config(config, hidden_from_runs(config))
+    return ProviderClients(sandbox, config.data_dir / "provider-plugins")
 
 
 def audit_trail(config: Config, store: Store) -> "AuditTrail":

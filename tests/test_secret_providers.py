@@ -598,3 +598,40 @@ def test_aliases_as_repository_and_registry_credentials(tmp_path, bao):
     assert job.registry("pypi").password == VALUE
     assert {"git-T0ken-value-42", VALUE} <= set(job.secret_values())
     assert "git-T0ken" not in repr(job) and VALUE not in repr(job)
+
+
+PEEK_SCRIPT = '''\
+import os
+path = os.environ["TOKEN_PATH"]
+try:
+    text = open(path).read()
+except OSError as exc:
+    text = ""
+print("token file:", "empty or unreadable" if not text.strip() else "READ " + text)
+'''
+
+
+def test_runs_cannot_read_the_credential_files_providers_use(tmp_path, bao):
+    """A token file left readable to all, in a folder runs see (/etc): a run of this gateway does not get it."""
+    import secrets as random
+    import shutil
+
+    folder = Path("/etc") / f"gateway-provider-test-{random.token_hex(4)}"
+    folder.mkdir()
+    try:
+        token = folder / "vault-token"
+        token.write_text(bao.root_token)
+        token.chmod(0o644)
+        repo = tmp_path / "peek"
+        new_repo(repo, {"main.py": PEEK_SCRIPT})
+        env = local(tmp_path)
+        vault_provider(env, "vault", bao, token)
+        ok(gw(env, "create", "secret", "db", "--provider", "vault", "--secret", "app/db", "--key", "password"))
+        ok(gw(env, "create", "repository", "peek", "--url", str(repo)))
+        ok(gw(env, "create", "service", "python-script", "peek", "--repository", "peek", "--filename", "main.py",
+              "--env", f"TOKEN_PATH={token}", "--secret", "name=db,type=env,target=DB"))
+        run = ok(gw(env, "run", "service", "peek"))
+        assert "token file: empty or unreadable" in run.out, run.out
+        assert_nowhere(bao.root_token, run.out)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.secret_providers import ProviderError, SecretProvider
-from .sandbox import Sandbox, gateway_environment
+from .sandbox import Sandbox, _forms, gateway_environment
 from .venvs import base_python
 from .process import SUPERVISOR
 
@@ -371,14 +371,27 @@ class PluginClient:
 
 
 class ProviderClients:
-    """core.secret_providers.ProviderClient: each provider type's client; the HTTP ones run in threads."""
+    """core.secret_providers.ProviderClient: each provider type's client; the HTTP ones run in threads.  The
+    credential files a provider names are hidden from runs in `sandbox` (the executor's) from its first use on:
+    a fetch comes before the run it is for."""
 
     def __init__(self, sandbox: Sandbox | None = None, scratch: Path | None = None):
         self.vault = VaultClient()
         self.cyberark = CyberArkClient()
         self.plugin = PluginClient(sandbox, scratch=scratch)
+        self.sandbox = sandbox
+
+    def _hide_credentials(self, provider: SecretProvider) -> None:
+        if self.sandbox is None:
+            return
+        for path in (provider.token_file, provider.secret_id_file, provider.private_key_file):
+            if path:
+                for form in _forms(path):
+                    if form not in self.sandbox.hidden:
+                        self.sandbox.hidden.append(form)
 
     async def fetch(self, provider: SecretProvider, path: str, key: str) -> str:
+        self._hide_credentials(provider)
         if provider.type == "vault":
             return await asyncio.to_thread(self.vault.fetch, provider, path, key)
         if provider.type == "cyberark":
