@@ -630,8 +630,12 @@ def test_runs_cannot_read_the_credential_files_providers_use(tmp_path, bao):
         ok(gw(env, "create", "repository", "peek", "--url", str(repo)))
         ok(gw(env, "create", "service", "python-script", "peek", "--repository", "peek", "--filename", "main.py",
               "--env", f"TOKEN_PATH={token}", "--secret", "name=db,type=env,target=DB"))
+        ok(gw(env, "create", "service", "python-script", "peek-alone", "--repository", "peek", "--filename",
+              "main.py", "--env", f"TOKEN_PATH={token}"))  # names no alias: nothing is fetched for it
         run = ok(gw(env, "run", "service", "peek"))
+        alone = ok(gw(env, "run", "service", "peek-alone"))
         assert "token file: empty or unreadable" in run.out, run.out
-        assert_nowhere(bao.root_token, run.out)
+        assert "token file: empty or unreadable" in alone.out, alone.out
+        assert_nowhere(bao.root_token, run.out, alone.out)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

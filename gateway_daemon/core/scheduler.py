@@ -253,6 +253,7 @@ class Scheduler:
         if service.executable:
             executable, _ = await self.engine._load("executable-object", service.executable)
         service, values, referenced = await self._resolve_references(service, values, inputs)
+        self.engine.provider_secrets.guard(await self.engine._load_all("secret-provider"))
         job = Job(run_id=run_id, service=service, repository=repository, inputs=values,  # type: ignore[arg-type]
                   timeout=timeout or service.timeout or self.limits.default_timeout, booleans=booleans, env=env,
                   repository_key=key, options=run_options, registries=registries,

@@ -207,6 +207,10 @@ class ProviderClient(Protocol):
         """The value at `path` (its field `key`; empty: the only field there).  Raises ProviderError."""
         ...
 
+    def guard(self, providers: list[SecretProvider]) -> None:
+        """Keep the credential files these providers name from the runs of this machine."""
+        ...
+
     async def close(self) -> None:
         ...
 
@@ -246,6 +250,11 @@ class ProviderSecrets:
             self._cache[ident] = (time.monotonic() + self.cache_seconds, value)
         await self._note(alias, provider, "ok", "fetched")
         return value
+
+    def guard(self, providers: list[Any]) -> None:
+        """Before a run is handed over: the credential files of every provider are kept from it."""
+        if self.client is not None and providers:
+            self.client.guard(providers)
 
     async def _note(self, alias: "Secret", provider: SecretProvider, outcome: str, detail: str) -> None:
         text = f"secret {alias.name} from provider {provider.name} ({provider.type}): {outcome}, {detail}"

@@ -372,8 +372,8 @@ class PluginClient:
 
 class ProviderClients:
     """core.secret_providers.ProviderClient: each provider type's client; the HTTP ones run in threads.  The
-    credential files a provider names are hidden from runs in `sandbox` (the executor's) from its first use on:
-    a fetch comes before the run it is for."""
+    credential files providers name are hidden from runs in `sandbox` (the executor's): every provider's when a
+    job is prepared (guard), and a provider's at its every use."""
 
     def __init__(self, sandbox: Sandbox | None = None, scratch: Path | None = None):
         self.vault = VaultClient()
@@ -389,6 +389,10 @@ class ProviderClients:
                 for form in _forms(path):
                     if form not in self.sandbox.hidden:
                         self.sandbox.hidden.append(form)
+
+    def guard(self, providers: list[SecretProvider]) -> None:
+        for provider in providers:
+            self._hide_credentials(provider)
 
     async def fetch(self, provider: SecretProvider, path: str, key: str) -> str:
         self._hide_credentials(provider)
