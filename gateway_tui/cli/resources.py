@@ -331,6 +331,9 @@ async def describe(gateway: Gateway, args: argparse.Namespace) -> int:
     if isinstance(resource, Service) and args.output == "table":  # for people; -o json stays the resource
         data = {k: v for pair in data.items()
                 for k, v in ([pair, ("inputs", inputs_text(resource))] if pair[0] == "decorator" else [pair])}
+    if kind == "secret" and not getattr(resource, "provider", "") and args.output == "table":
+        for field in ("provider", "path", "key"):  # sealed here: no alias fields to show people
+            data.pop(field, None)
     if isinstance(resource, Service) and resource.type == "opentofu-plan":
         data["state"] = state_view(await gateway.service_state(args.name), args.output == "table")
     if args.reveal:
