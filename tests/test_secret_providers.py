@@ -498,6 +498,12 @@ def test_runner_gets_the_value_only_inside_the_job(tmp_path, bao, origin):
         assert record["runner"] == runner.id, record
         assert "secret db from provider vault (vault): ok, fetched" in server.log.read_text()
         assert "from provider" not in runner.log.read_text()  # the runner never asked the provider
+        client.ok("create", "secret", "gone", "--provider", "vault", "--secret", "app/gone")
+        client.ok("create", "service", "python-script", "broken", "--repository", "apps", "--filename", "main.py",
+                  "--secret", "name=gone,type=env,target=DB")
+        line = one_error_line(client("run", "service", "broken"), 1)
+        assert "secret gone (provider vault, vault): no secret at secret/app/gone" in line, line
+        assert [r["service"] for r in json.loads(client.ok("get", "runs", "-o", "json").out)] == ["show"]
         for folder in (server.folder, runner.folder):
             assert_nowhere(VALUE, everything_kept(folder))
         assert_nowhere(bao.root_token, everything_kept(server.folder), everything_kept(runner.folder))
@@ -639,3 +645,44 @@ def test_runs_cannot_read_the_credential_files_providers_use(tmp_path, bao):
         assert_nowhere(bao.root_token, run.out, alone.out)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_scoped_editor_cannot_reference_a_secret_outside_the_scope(tmp_path, bao, origin, admin, daemon, certs):
+    token = tmp_path / "vault-token"
+    token.write_text(bao.root_token)
+    admin.ok("create", "secret-provider", "vault-scope", "--type", "vault", "--auth-method", "token", "--url",
+             bao.url, "--secrets-endpoint", "secret", "--token", str(token))
+    admin.ok("create", "secret", "b-db", "--provider", "vault-scope", "--secret", "app/db", "--key", "password",
+             "--tag", "team-b")
+    admin.ok("create", "user", "scoped-a", "--role", "editor", "--scope", "tag=team-a", "--password-stdin",
+             stdin="scoped-password-1\n")
+    editor = Client(tmp_path / "scoped", daemon.port, certs["ca"])
+    editor.login("scoped-a", "scoped-password-1")
+    editor.ok("create", "repository", "apps-a", "--url", str(origin), "--tag", "team-a")
+    for flags in (("--env", "X=$gateway_secret_(b-db)"), ("--runtime-arg=--pw=$gateway_secret_(b-db)",)):
+        line = one_error_line(editor("create", "service", "python-script", "steal", "--repository", "apps-a",
+                                     "--filename", "main.py", "--tag", "team-a", *flags), 1)
+        assert "secret 'b-db' does not exist" in line, line
+    line = one_error_line(editor("create", "decorator", "steal-form", "--schema", "-", stdin=json.dumps(
+        {"type": "object", "properties": {"pw": {"type": "string", "default": "$gateway_secret_(b-db)"}}})), 1)
+    assert "does not exist" in line or "permission" in line.lower(), line
+
+
+def test_concurrent_fetches_share_one_approle_login(tmp_path, bao):
+    """Twenty fetches at once through one client: one AppRole login, every value right."""
+    from gateway_daemon.core.secret_providers import SecretProvider
+    from gateway_daemon.execution.secret_providers import ProviderClients
+
+    role_id, secret_id = bao.approle("burst", token_ttl="60s", token_max_ttl="120s")
+    secret_id_file = tmp_path / "secret-id"
+    secret_id_file.write_text(secret_id)
+    provider = SecretProvider(name="burst", type="vault", auth_method="approle", url=bao.url,
+                              secrets_endpoint="secret", role_id=role_id, secret_id_file=str(secret_id_file))
+    clients = ProviderClients()
+    logins = bao.requests("auth/approle/login")
+
+    async def burst() -> list[str]:
+        return await asyncio.gather(*(clients.fetch(provider, "app/db", "password") for _ in range(20)))
+
+    assert asyncio.run(burst()) == [VALUE] * 20
+    assert bao.requests("auth/approle/login") - logins == 1
