@@ -431,6 +431,16 @@ def test_server_fetches_are_audited_and_failures_leak_nothing(tmp_path, bao, ori
     admin.ok("create", "secret-provider", "vault-s", "--type", "vault", "--auth-method", "token", "--url", bao.url,
              "--secrets-endpoint", "secret", "--token", str(token))
     admin.ok("create", "secret", "s-db", "--provider", "vault-s", "--secret", "app/db", "--key", "password")
+    admin.ok("edit", "secret-provider", "vault-s", "--description", "edited over gRPC")
+    admin.ok("create", "secret-provider", "plug-s", "--type", "plugin", "--command", "/usr/local/bin/none",
+             "--env", "A=1", "--env", "B=two")
+    listed = {p["name"]: p for p in json.loads(admin.ok("get", "secret-providers", "-o", "json").out)}
+    assert listed["vault-s"]["description"] == "edited over gRPC" and listed["vault-s"]["token_file"] == str(token)
+    assert listed["plug-s"]["env"] == {"A": "1", "B": "two"}
+    admin.ok("edit", "secret-provider", "plug-s", "--env", "C=3")
+    assert json.loads(admin.ok("describe", "secret-provider", "plug-s", "-o", "json").out)["env"] == {"C": "3"}
+    admin.ok("delete", "secret-provider", "plug-s")
+    assert "alias: vault-s app/db [password]" in admin.ok("get", "secrets").out
     admin.ok("create", "secret", "s-gone", "--provider", "vault-s", "--secret", "app/gone")
     admin.ok("create", "repository", "apps-s", "--url", str(origin))
     admin.ok("create", "service", "python-script", "s-show", "--repository", "apps-s", "--filename", "main.py",
