@@ -145,6 +145,10 @@ def test_vault_failures_are_one_line_naming_alias_provider_and_cause(tmp_path, b
     ok(gw(env, "edit", "secret", "db", "--secret", "app/multi", "--key", ""))
     several = one_error_line(gw(env, "run", "service", "show"), 1)
     assert "holds 2 keys: give the alias --key" in several, several
+    bao.put("app/huge", password="x" * (2 * 1024 * 1024))  # a store gone wrong: the answer is bounded
+    ok(gw(env, "edit", "secret", "db", "--secret", "app/huge", "--key", "password"))
+    huge = one_error_line(gw(env, "run", "service", "show"), 1)
+    assert "answered more than 1024 KiB" in huge, huge
     token.unlink()
     unreadable = one_error_line(gw(env, "run", "service", "show"), 1)
     assert f"cannot read the token file {token}" in unreadable, unreadable
@@ -329,6 +333,8 @@ class _CCPStandIn(BaseHTTPRequestHandler):
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         if parts.path != "/AIMWebService/api/Accounts" or query.get("AppID") != "gateway-app":
             return self._answer(403, {"ErrorCode": "APPAP004E", "ErrorMsg": "Application is not authorized"})
+        if query.get("Object") == "Flood":  # a provider gone wrong: an endless answer
+            return self._answer(200, {"Content": "x" * (5 * 1024 * 1024)})
         account = self.accounts.get((query.get("Safe"), query.get("Object")))
         if account is None:
             return self._answer(404, {"ErrorCode": "APPAP004E", "ErrorMsg": "Password object matching query "
@@ -391,6 +397,9 @@ def test_cyberark_ccp_stand_in_over_mutual_tls(tmp_path, ccp, origin):
     assert ok(gw(env, "describe", "secret", "db-user", "--reveal", "-o", "json")).json()["value"] == "dbadmin"
     line = one_error_line(gw(env, "describe", "secret", "gone", "--reveal"), 1)
     assert "secret gone (provider ccp, cyberark): the credential provider answered 404 for ProdSafe/Nothing" in line
+    ok(gw(env, "create", "secret", "flood", "--provider", "ccp", "--secret", "ProdSafe/Flood"))
+    line = one_error_line(gw(env, "describe", "secret", "flood", "--reveal"), 1)
+    assert "answered more than 1024 KiB" in line, line
     line = one_error_line(gw(env, "describe", "secret", "refused", "--reveal"), 1)
     assert "secret refused (provider stranger, cyberark)" in line and ccp["url"] in line, line
     assert_nowhere(VALUE, run.out, everything_kept(tmp_path / "gw"))

@@ -31,6 +31,7 @@ HTTP_TIMEOUT = 10.0  # seconds for one request to a provider
 PLUGIN_TIMEOUT = 30.0  # seconds a plugin may take
 PLUGIN_OUTPUT = 256 * 1024  # bytes of stdout (and of stderr) read from a plugin
 MAX_CREDENTIAL_FILE = 64 * 1024
+MAX_ANSWER = 1024 * 1024  # bytes of a credential provider's answer read
 RENEW_WHEN_LEFT = 0.5  # an AppRole token is renewed once less than this share of its time is left
 
 
@@ -106,7 +107,26 @@ def _session(ca_file: str, client_cert: tuple[str, str] | None = None):
             kwargs["ssl_context"] = context
             return super().init_poolmanager(*args, **kwargs)
 
-    session = requests.Session()
+    class _Session(requests.Session):
+        """Reads at most MAX_ANSWER bytes of an answer (a provider gone wrong cannot fill the gateway's memory)."""
+
+        def request(self, *args, **kwargs):
+            if kwargs.get("stream"):
+                return super().request(*args, **kwargs)
+            response = super().request(*args, **{**kwargs, "stream": True})
+            try:
+                body = response.raw.read(MAX_ANSWER + 1, decode_content=True)
+            except Exception as exc:  # urllib3's errors while reading: the answer broke off
+                raise ProviderError(f"the answer of {response.url.split('?')[0]} broke off "
+                                    f"({type(exc).__name__})") from None
+            finally:
+                response.close()
+            if len(body) > MAX_ANSWER:
+                raise ProviderError(f"{response.url.split('?')[0]} answered more than {MAX_ANSWER // 1024} KiB")
+            response._content = body
+            return response
+
+    session = _Session()
     session.mount("https://", _Adapter())
     session.verify = ca_file or True
     session.trust_env = False  # no proxy or CA bundle from the environment: what the provider says
@@ -230,6 +250,7 @@ class CyberArkClient:
 
     def fetch(self, provider: SecretProvider, path: str, key: str) -> str:
         import requests
+        import urllib3
 
         safe, sep, obj = path.partition("/")
         if not sep or not safe or not obj:
@@ -241,16 +262,22 @@ class CyberArkClient:
         url = provider.url.rstrip("/") + "/AIMWebService/api/Accounts"
         try:
             answer = session.get(url, params={"AppID": provider.app_id, "Safe": safe, "Object": obj},
-                                 timeout=HTTP_TIMEOUT)
+                                 timeout=HTTP_TIMEOUT, stream=True)
+            body = answer.raw.read(MAX_ANSWER + 1, decode_content=True)
+            answer.close()
         except requests.exceptions.RequestException as exc:
             raise ProviderError(_http_cause(exc, provider.url)) from None
+        except urllib3.exceptions.HTTPError as exc:  # the answer broke off while it was read
+            raise ProviderError(f"the answer of {provider.url} broke off ({type(exc).__name__})") from None
         except (OSError, ssl.SSLError) as exc:  # a client key that does not load
             raise ProviderError(f"cannot use the client certificate {provider.certificate_file}: "
                                 f"{type(exc).__name__}") from None
         finally:
             session.close()
+        if len(body) > MAX_ANSWER:
+            raise ProviderError(f"the credential provider answered more than {MAX_ANSWER // 1024} KiB for {path}")
         try:
-            data = answer.json()
+            data = json.loads(body)
         except ValueError:
             data = None
         if answer.status_code != 200:
