@@ -314,8 +314,6 @@ def test_plugin_time_limit(tmp_path):
     async def fetch() -> str:
         return await client.fetch(provider, "slow", "")
 
-    import time
-
     started = time.monotonic()
     with pytest.raises(ProviderError, match="did not answer within 2 s"):
         asyncio.run(fetch())
