@@ -170,7 +170,8 @@ def open_engine(config: Config, announce=None, recover_first: bool = False) -> E
     from .execution.workspace import ScratchReader
 
     parts = (store, box, info, _limits(config), executor, recover_first, disabled_service_types(config), audit,
-             ScratchReader(config.data_dir))
+             ScratchReader(config.data_dir), secret_provider_clients(config, executor),
+             config.get("secrets", "provider_cache_seconds"))
     if config.mode == "server":
         from .core.access.auth import Auth
         from .core.engine import ServerEngine
@@ -181,6 +182,19 @@ def open_engine(config: Config, announce=None, recover_first: bool = False) -> E
 
         return ServerEngine(users, *parts)
     return Engine(*parts)
+
+
+def secret_provider_clients(config: Config, executor: "Executor | None" = None):
+    """What fetches the values of secret aliases (core.resources.secret_providers): a plugin runs in the runs'
+    sandbox, the one of this machine's executor when it has one, which then hides the credential files providers
+    use."""
+    from .execution.sandbox import Sandbox, from_config
+    from .execution.secret_providers import ProviderClients
+
+    sandbox = getattr(executor, "sandbox", None)
+    if not isinstance(sandbox, Sandbox):
+        sandbox = from_config(config, hidden_from_runs(config))
+    return ProviderClients(sandbox, config.data_dir / "provider-plugins")
 
 
 def audit_trail(config: Config, store: Store) -> "AuditTrail":

@@ -476,6 +476,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "secrets": {
         "encrypt_key_file": Key(_path, "", "key file secrets are encrypted with"),
+        "provider_cache_seconds": Key(_int_range(0, 86400, "seconds"), "0",
+                                      "how long a value fetched from a secret provider is reused (0: always fetch)"),
     },
     "execution": {
         "max_concurrent_runs": Key(_int_range(1, 1024, "a number of runs"), "4", "runs at once; more wait in a queue"),

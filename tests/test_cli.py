@@ -22,7 +22,8 @@ FIELDS = {
                 "created_at", "updated_at", "playbooks", "inventories", "extra_vars", "extra_vars_files", "config_file",
                 "pypi_registry", "galaxy_registry", "executable", "tofu_action", "tofu_vars", "tofu_var_files",
                 "tofu_backend_config", "id"},  # issue 17: a service's id (its runs record it)
-    "secret": {"kind", "name", "description", "tags", "created_at", "updated_at"},  # issue 17: secrets take tags
+    "secret": {"kind", "name", "description", "tags", "created_at", "updated_at",  # issue 17: secrets take tags
+               "provider", "path", "key"},  # issue 20: an alias names its provider, path and key
 }
 PLURAL = {"repository": "repositories", "decorator": "decorators", "service": "services", "secret": "secrets"}
 

@@ -87,8 +87,16 @@ def test_real_iag5_export_with_default_registries_is_imported(env, fixture):
         lambda: assert_in("create service upgrade-xr", lines),
         lambda: assert_in("create service interface-report", lines),
         lambda: assert_in("create service backup-configs", lines),
-        lambda: assert_equal(lines[-1], "imported: 9 created, 0 updated, 2 unchanged"),
+        lambda: assert_in("create secret-provider prod-vault", lines),
+        lambda: assert_in("update secret device-password", lines),  # an alias of prod-vault's now
+        lambda: assert_equal(lines[-1], "imported: 10 created, 1 updated, 2 unchanged"),
     ])
+    alias = described(env, "secret", "device-password")
+    assert (alias["provider"], alias["path"], alias["key"]) == ("prod-vault", "network/devices", "password")
+    vault = described(env, "secret-provider", "prod-vault")
+    assert (vault["auth_method"], vault["role_id"], vault["secret_id_file"], vault["mount"] if "mount" in vault
+            else vault["secrets_endpoint"]) == ("approle", "6f1c5a2e-6d3b-4a53-9a6c-2f1b8d0e7c11",
+                                                "/etc/gateway/secret_id", "itential/data")
     # The built-in registries stay built in (pip's and ansible-galaxy's own configuration); the private one is
     # stored with its credentials' secret.
     registries = {r["name"]: r for r in json.loads(ok(gw(env, "get", "registries", "-o", "json")).stdout)}
@@ -103,7 +111,7 @@ def test_real_iag5_export_with_default_registries_is_imported(env, fixture):
     assert backup["executable"] == "bash" and backup["arg_format"] == "--{key} {value}"
     # Imported again: nothing changes.
     assert ok(gw(env, "db", "import", str(fixture))).stdout.splitlines()[-1] == \
-        "imported: 0 created, 0 updated, 11 unchanged"
+        "imported: 0 created, 0 updated, 13 unchanged"
 
 
 def assert_in(item, items):
@@ -140,15 +148,15 @@ def test_sections_not_supported_get_one_line_each(env, tmp_path):
     result = ok(gw(env, "db", "import", str(path)))
     warnings = warnings_of(result)
     check_all([
-        lambda: assert_in("secret providers are not supported yet: prod-vault, cyberark-prod (secret aliases "
-                          "device-password, snmp-community must be created here as secrets)", warnings),
+        lambda: assert_in("secret-providers[cyberark-prod]: not imported: secret-provider cyberark-prod: a cyberark "
+                          "provider needs --app-id", warnings),
         lambda: assert_in("MCP servers are not supported: netbox-mcp, local-tools", warnings),
         lambda: assert_in("users are not imported: alice, bob; create each here with gateway create user NAME "
                           "--role ROLE (IAG 5 users are all superusers)", warnings),
         lambda: assert_in("services[speak]: not imported: pyproj-script services are not supported yet (a "
                           "python-script service here runs the file its filename names)", warnings),
-        lambda: assert_in("secrets[device-password]: the secret already here is used (an alias of secret "
-                          "provider 'prod-vault' in IAG 5)", warnings),
+        lambda: assert_in("secrets[snmp-community]: the secret already here is used (an alias of secret "
+                          "provider 'cyberark-prod' in IAG 5, which is not imported)", warnings),
     ])
     # An alias is not called sealed; an unknown section is not what is said of these.
     assert not [w for w in warnings if "sealed" in w and ("device-password" in w or "snmp-community" in w)]
@@ -157,12 +165,12 @@ def test_sections_not_supported_get_one_line_each(env, tmp_path):
 
 
 def test_an_alias_not_here_is_named_as_an_alias(tmp_path):
-    env = with_secrets(make_env(tmp_path / "fresh"), ("xr-gitlab-private", "pypi-password", "snmp-community"))
+    env = with_secrets(make_env(tmp_path / "fresh"), ("xr-gitlab-private", "pypi-password", "device-password"))
     path = part_of_full(tmp_path, "repositories", "secret-providers", "secrets", services=("interface-report",))
     line = one_error_line(gw(env, "db", "import", str(path)), code=1, prefix="gateway: ")
-    assert line.startswith("gateway: secrets[device-password]: an alias of a secret in secret provider "
-                           "'prod-vault', which is not supported yet; create it here first: "
-                           "gateway create secret device-password"), line
+    assert line.startswith("gateway: secrets[snmp-community]: an alias of a secret in secret provider "
+                           "'cyberark-prod', which is not imported (see its warning); create the provider or the "
+                           "secret here first: gateway create secret snmp-community"), line
     assert "sealed" not in line
     assert json.loads(ok(gw(env, "get", "services", "-o", "json")).stdout) == []
 
@@ -197,13 +205,19 @@ def test_iag5_round_trip(env, tmp_path):
     out = tmp_path / "for-iag5.yaml"
     result = ok(gw(env, "db", "export", "--format", "iag5", "--file", str(out)))
     notes = [line for line in result.stderr.splitlines() if line.startswith("not in the IAG 5 file: ")]
-    assert notes == ["not in the IAG 5 file: secrets device-password, pypi-password, snmp-community, "
+    assert notes == ["not in the IAG 5 file: secrets pypi-password, snmp-community, "
                      "xr-gitlab-private: their values are sealed with this gateway's key; create each on the "
                      "IAG 5 gateway (iagctl create secret NAME) before importing there"], result.stderr
     document = yaml.safe_load(out.read_text())
+    # the alias and its provider go back as IAG 5 writes them
+    assert document["secrets"] == [{"name": "device-password", "provider": "prod-vault", "secret": "network/devices",
+                                    "key": "password"}]
+    assert [p["name"] for p in document["secret-providers"]] == ["prod-vault"]
+    assert document["secret-providers"][0]["secret-id-file"] == "/etc/gateway/secret_id"
     # IAG 5's layout, keys and type names.
     assert "format" not in document
-    assert set(document) == {"decorators", "repositories", "services", "registries", "executable-objects"}
+    assert set(document) == {"decorators", "repositories", "services", "registries", "executable-objects",
+                             "secret-providers", "secrets"}
     services = {s["name"]: s for s in document["services"]}
     assert services["upgrade-xr"]["playbooks"] == ["precheck.yml", "upgrade.yml", "postcheck.yml"]
     assert services["upgrade-xr"]["runtime"]["inventory"] == ["inventory.ini"]
@@ -225,7 +239,7 @@ def test_iag5_round_trip(env, tmp_path):
 
     other = with_secrets(make_env(tmp_path / "other"))
     imported = ok(gw(other, "db", "import", str(out), "--strict"))
-    assert imported.stdout.splitlines()[-1] == "imported: 9 created, 0 updated, 2 unchanged"
+    assert imported.stdout.splitlines()[-1] == "imported: 10 created, 1 updated, 2 unchanged"
     assert everything(other) == everything(env)
 
 
@@ -288,7 +302,7 @@ def test_check_says_created_unchanged_or_conflict(env, tmp_path):
         lambda: assert_in("unchanged registry default-pypi", lines),
         lambda: assert_in("conflict service interface-report (differs from what is stored; the import replaces "
                           "it)", lines),
-        lambda: assert_equal(lines[-1], "check (dry run): 1 created, 10 unchanged, 1 conflict; nothing was "
+        lambda: assert_equal(lines[-1], "check (dry run): 1 created, 12 unchanged, 1 conflict; nothing was "
                                         "changed"),
     ])
     assert ok(gw(env, "db", "export")).stdout == before
@@ -355,9 +369,9 @@ def test_through_a_server(tmp_path, certs):
         check = client.ok("db", "import", str(FULL_JSON), "--check")
         assert "unchanged registry default-galaxy" in check.stdout.splitlines()
         assert "created executable-object python312" in check.stdout.splitlines()
-        assert "secret providers are not supported yet: prod-vault, cyberark-prod" in check.stderr
+        assert "secret-providers[cyberark-prod]: not imported" in check.stderr
         imported = client.ok("db", "import", str(FULL_JSON))
-        assert imported.stdout.splitlines()[-1] == "imported: 9 created, 0 updated, 2 unchanged"
+        assert imported.stdout.splitlines()[-1] == "imported: 10 created, 1 updated, 2 unchanged"
         out = tmp_path / "for-iag5.json"
         client.ok("db", "export", "--format", "iag5", "-f", "json", "--file", str(out))
         document = json.loads(out.read_text())
@@ -366,7 +380,7 @@ def test_through_a_server(tmp_path, certs):
         ours = tmp_path / "ours.yaml"
         client.ok("db", "export", "--file", str(ours))
         assert client.ok("db", "import", str(ours)).stdout.splitlines()[-1] == \
-            "imported: 0 created, 0 updated, 13 unchanged"
+            "imported: 0 created, 0 updated, 14 unchanged"
         path = tmp_path / "broken.yaml"
         path.write_text(BROKEN)
         result = client("db", "import", str(path), "--check")

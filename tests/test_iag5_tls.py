@@ -11,7 +11,6 @@ reads it, new users get [server] default_user_role, and `iagctl server` / `iagct
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess

@@ -277,7 +277,9 @@ def test_secret_values_are_encrypted_at_rest_and_shown_only_on_reveal(box: Sandb
     listed = views[1].json()
     assert [s["name"] for s in listed] == ["from-file", "from-stdin", "tok"]
     # issue 17: secrets carry tags (a scope limits who sees them)
-    assert all(set(s) == {"kind", "name", "description", "tags", "created_at", "updated_at"} for s in listed)
+    assert all(set(s) == {"kind", "name", "description", "tags", "created_at", "updated_at",
+                          "provider", "path", "key"} for s in listed)  # issue 20: an alias's fields, empty here
+    assert all((s["provider"], s["path"], s["key"]) == ("", "", "") for s in listed)
     assert yaml.safe_load(views[2].out) == listed
 
     # At rest: not in the store file, nor anywhere else in data_dir.

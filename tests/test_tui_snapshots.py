@@ -390,6 +390,70 @@ def test_secrets_narrow_whole_footer(snap_compare, tmp_path):
     check(snap_compare, tmp_path, steps, size=NARROW)
 
 
+async def with_providers(pilot) -> None:
+    """The sample with a Vault provider and an alias of one of its secrets (made here: only these screens show
+    them)."""
+    from gateway_daemon.core.resources.secret_providers import SecretProvider
+
+    gateway = pilot.app.gateway
+    await gateway.list("secret")  # the sample is filled on first use
+    await gateway.create(SecretProvider(name="vault", type="vault", auth_method="approle",
+                                        url="https://vault.example.com:8200", secrets_endpoint="secret",
+                                        role_id="6f1c5a2e-6d3b-4a53-9a6c-2f1b8d0e7c11",
+                                        secret_id_file="/etc/gateway/secret-id",
+                                        description="The team's Vault (AppRole)"))
+    await gateway.create(SecretProvider(name="keeper", type="plugin", command="/usr/local/bin/keeper-secret",
+                                        env={"REGION": "eu"}, description="Keeper, through a plugin"))
+    await gateway.create_secret("db-password", "", "Postgres password of the CMDB", provider="vault",
+                                path="netops/cmdb", key="password")
+
+
+def test_secrets_with_an_alias(snap_compare, tmp_path):
+    async def steps(pilot):
+        await with_providers(pilot)
+        await keys(pilot, "5", "ctrl+r")
+        await until(pilot, lambda: rows(pilot) == 4)
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_secret_alias_details(snap_compare, tmp_path):
+    async def steps(pilot):
+        await with_providers(pilot)
+        await keys(pilot, "5", "ctrl+r")
+        await until(pilot, lambda: rows(pilot) == 4)
+        pilot.app.screen.query_one(ResourceTable).move_to("db-password")
+        await keys(pilot, "enter")
+        await until(pilot, lambda: "netops/cmdb" in str(pilot.app.screen.query_one("#fields").render()))
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_secret_providers(snap_compare, tmp_path):
+    async def steps(pilot):
+        await with_providers(pilot)
+        await keys(pilot, "5")
+        await until(pilot, lambda: rows(pilot) >= 3)
+        await keys(pilot, "p")
+        await until(pilot, lambda: rows(pilot) == 2)
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_secret_provider_form(snap_compare, tmp_path):
+    async def steps(pilot):
+        await with_providers(pilot)
+        await keys(pilot, "5")
+        await until(pilot, lambda: rows(pilot) >= 3)
+        await keys(pilot, "p")
+        await until(pilot, lambda: rows(pilot) == 2)
+        pilot.app.screen.query_one(ResourceTable).move_to("vault")
+        await keys(pilot, "e")
+        await until(pilot, lambda: pilot.app.screen.query("#secret_id_file"))
+
+    check(snap_compare, tmp_path, steps)
+
+
 def test_secret_form(snap_compare, tmp_path):
     async def steps(pilot):
         await keys(pilot, "5")

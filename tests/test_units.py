@@ -3,7 +3,6 @@ conversion. No subprocess, no server, no store: a failure here names the functio
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from pathlib import Path

@@ -26,6 +26,7 @@ from .access.roles import (check_reveal, check_service_scope, check_users_in_sco
 from .runs.retention import Retention, before_time
 from .runs import keepers
 from .runs.lifecycle import Limits, RunLifecycle
+from .resources.secret_providers import ProviderClient, ProviderSecrets
 from .resources.secrets import CHECK_KEY, Secret, SecretBox, check_value
 from .resources.services import SecretRef, Service, new_service_id
 from .runs.tofu_state import ServiceStates, StateSummary
@@ -53,12 +54,15 @@ class Engine:
 
     def __init__(self, store: Store, secret_box: SecretBox, info: EngineInfo, limits: Limits, executor: Executor,
                  recover_first: bool = False, disabled_types: frozenset[str] = frozenset(),
-                 audit: "AuditTrail | None" = None, repository_files: "RepositoryFiles | None" = None):
-        """`executor` runs the prepared jobs (core.jobs.Executor); `recover_first`: end the runs that a
+                 audit: "AuditTrail | None" = None, repository_files: "RepositoryFiles | None" = None,
+                 providers: ProviderClient | None = None, provider_cache_seconds: float = 0):
+        """`executor` runs the prepared jobs (core.runs.jobs.Executor); `recover_first`: end the runs that a
         dead process of this machine left unfinished before the first reading of runs (local mode);
-        `disabled_types`: service types that cannot be created or run ([features], see core.features);
-        `audit`: the server's audit trail (core.audit); local mode keeps none; `repository_files`: reads a
-        file of a repository (db import --repository), None where this engine fetches no repositories."""
+        `disabled_types`: service types that cannot be created or run ([features], see core.resources.features);
+        `audit`: the server's audit trail (core.access.audit); local mode keeps none; `repository_files`: reads a
+        file of a repository (db import --repository), None where this engine fetches no repositories;
+        `providers`: what fetches the values of secret aliases from their providers
+        (core.resources.secret_providers), kept `provider_cache_seconds`."""
         self.store = store
         self.catalog = Catalog(store)
         self.secret_box = secret_box
@@ -66,8 +70,9 @@ class Engine:
         self.disabled_types = disabled_types
         owner = keepers.this_process()
         self.states = ServiceStates(store, secret_box, owner)  # opentofu-plan services' states
+        self.provider_secrets = ProviderSecrets(providers, provider_cache_seconds, audit)  # aliases' values
         self.lifecycle = RunLifecycle(self.catalog, self.reveal_secret, self.states, limits, executor, owner,
-                                      recover_first, disabled_types, audit)
+                                      recover_first, disabled_types, audit, self.provider_secrets)
         self.audit = audit
         self.repository_files = repository_files
         self.record_macs = RecordMacs(secret_box, store.namespace, audit)  # users, API keys, announcements
@@ -81,6 +86,7 @@ class Engine:
         await self.lifecycle.shutdown()
         await self.retention.close()
         await self.lifecycle.executor.close()
+        await self.provider_secrets.close()
         await self.store.close()
 
     # ------------------------------------------------------------ checks
@@ -112,7 +118,7 @@ class Engine:
 
     async def _users_of(self, kind: str, name: str) -> list[str]:
         users = []
-        for user_kind in ("repository", "service", "registry"):
+        for user_kind in ("repository", "service", "registry", "secret", "decorator"):
             for resource in await self.catalog.read_all(user_kind):
                 if (kind, name) in resource.references():
                     users.append(f"{user_kind} {resource.name}")
@@ -269,11 +275,21 @@ class Engine:
 
     # ------------------------------------------------------------ secrets
     async def create_secret(self, name: str, value: str, description: str = "",
-                            tags: list[str] | tuple[str, ...] = ()) -> Secret:
+                            tags: list[str] | tuple[str, ...] = (), provider: str = "", path: str = "",
+                            key: str = "") -> Secret:
+        """A secret sealed here, or with `provider` an alias of the value at `path` (field `key`) there."""
         check_name("secret", name)
-        secret = Secret(name=name, description=description, tags=list(tags))
+        secret = Secret(name=name, description=description, tags=list(tags), provider=provider, path=path, key=key)
+        if (path or key) and not provider:
+            raise InvalidArgument(f"secret {name}: --secret and --key make an alias, which needs --provider",
+                                  {"provider": "needed with --secret and --key"})
         secret.validate()
         check_service_scope(name, secret.tags, "secret")
+        if provider:
+            if value:
+                raise InvalidArgument(f"secret {name}: an alias has no value here (it is fetched from provider "
+                                      f"{provider}); give --provider and --secret, or a value", {"value": "not for an alias"})
+            return await self._insert(secret)  # type: ignore[return-value]
         check_value(name, value)
         secret.sealed = await self._seal(name, value)
         return await self._insert(secret)  # type: ignore[return-value]
@@ -290,9 +306,18 @@ class Engine:
         return self.secret_box.seal(name, value)
 
     async def update_secret(self, name: str, value: str | None = None, description: str | None = None,
-                            tags: list[str] | tuple[str, ...] | None = None) -> Secret:
-        await self.catalog.read_visible("secret", name)
+                            tags: list[str] | tuple[str, ...] | None = None, provider: str | None = None,
+                            path: str | None = None, key: str | None = None) -> Secret:
+        """`provider`, `path`, `key`: an alias's; a value makes an alias a secret sealed here again, and a provider
+        makes a sealed secret an alias."""
+        current, _ = await self.catalog.read_visible("secret", name)
         check_users_in_scope("secret", name, await self._outside_users("secret", name))
+        alias = (provider if provider is not None else current.provider) if value is None else ""  # type: ignore[attr-defined]
+        if value is not None and provider:
+            raise InvalidArgument(f"secret {name}: give a value or --provider, not both", {"value": "not for an alias"})
+        if not alias and value is None and (path or key) and not current.provider:  # type: ignore[attr-defined]
+            raise InvalidArgument(f"secret {name}: --secret and --key are for an alias (give --provider too)",
+                                  {"provider": "needed with --secret and --key"})
         if value is not None:
             check_value(name, value)
             sealed = await self._seal(name, value)
@@ -301,6 +326,12 @@ class Engine:
             assert isinstance(secret, Secret)
             if value is not None:
                 secret.sealed = sealed
+                secret.provider = secret.path = secret.key = ""
+            elif alias:
+                secret.provider = alias
+                secret.path = path if path is not None else secret.path
+                secret.key = key if key is not None else secret.key
+                secret.sealed = {}
             if description is not None:
                 secret.description = description
             if tags is not None:
@@ -310,8 +341,15 @@ class Engine:
         return await self._modify("secret", name, apply)  # type: ignore[return-value]
 
     async def reveal_secret(self, name: str) -> str:
+        """The value of a secret: opened with the key, or fetched from its provider (an alias)."""
         secret, _ = await self.catalog.read("secret", name)
         assert isinstance(secret, Secret)
+        if secret.provider:
+            try:
+                provider, _ = await self.catalog.read("secret-provider", secret.provider)
+            except NotFound:
+                raise FailedPrecondition(f"secret {name}: its provider {secret.provider} does not exist") from None
+            return await self.provider_secrets.fetch(secret, provider)  # type: ignore[arg-type]
         with store_errors():
             await self.secret_box.ready()
         return self.secret_box.open(name, secret.sealed)

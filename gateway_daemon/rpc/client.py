@@ -43,6 +43,7 @@ UPDATE_REQUESTS = {
     "service": services_pb2.UpdateServiceRequest,
     "registry": registries_pb2.UpdateRegistryRequest,
     "executable-object": executables_pb2.UpdateExecutableObjectRequest,
+    "secret-provider": secrets_pb2.UpdateSecretProviderRequest,
 }
 
 
@@ -181,6 +182,8 @@ class Stubs:
         self.audit = audit_pb2_grpc.AuditServiceStub(channel)
         self.registries = registries_pb2_grpc.RegistryServiceStub(channel)
         self.executables = executables_pb2_grpc.ExecutableObjectServiceStub(channel)
+        self.providers = secrets_pb2_grpc.SecretProviderServiceStub(channel)
+        p = self.providers
         r, d, s, x = self.repositories, self.decorators, self.services, self.secrets
         g, e = self.registries, self.executables
         self.kinds = {
@@ -194,6 +197,8 @@ class Stubs:
                                   g.UpdateRegistry),
             "executable-object": KindStubs(e.GetExecutableObject, e.ListExecutableObjects, e.DeleteExecutableObject,
                                            e.CreateExecutableObject, e.UpdateExecutableObject),
+            "secret-provider": KindStubs(p.GetSecretProvider, p.ListSecretProviders, p.DeleteSecretProvider,
+                                         p.CreateSecretProvider, p.UpdateSecretProvider),
         }
 
 
@@ -354,14 +359,19 @@ class RemoteGateway:
 
     # ------------------------------------------------------------ secrets
     async def create_secret(self, name: str, value: str, description: str = "",
-                            tags: list[str] | tuple[str, ...] = ()) -> Secret:
+                            tags: list[str] | tuple[str, ...] = (), provider: str = "", path: str = "",
+                            key: str = "") -> Secret:
         reply = await self._call(lambda s: s.secrets.CreateSecret, secrets_pb2.CreateSecretRequest(
-            name=name, value=value, description=description, tags=list(tags)))
+            name=name, value=value, description=description, tags=list(tags), provider=provider, path=path, key=key))
         return convert.resource_from_message("secret", reply)
 
     async def update_secret(self, name: str, value: str | None = None, description: str | None = None,
-                            tags: list[str] | tuple[str, ...] | None = None) -> Secret:
+                            tags: list[str] | tuple[str, ...] | None = None, provider: str | None = None,
+                            path: str | None = None, key: str | None = None) -> Secret:
         request = secrets_pb2.UpdateSecretRequest(name=name, tags=list(tags or ()), set_tags=tags is not None)
+        for field, given in (("provider", provider), ("path", path), ("key", key)):
+            if given is not None:
+                setattr(request, field, given)
         if value is not None:
             request.value = value
         if description is not None:

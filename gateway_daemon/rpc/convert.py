@@ -23,6 +23,7 @@ from ..core.resources.repositories import Repository
 from ..core.resources.base import plain
 from ..core.resources.runners import RunnerInfo
 from ..core.runs.records import OutputLine, Run, RunEvent
+from ..core.resources.secret_providers import SecretProvider
 from ..core.resources.secrets import Secret
 from ..core.resources.services import SecretRef, Service
 from ..core.runs.tofu_state import StateSummary
@@ -36,6 +37,7 @@ MESSAGES = {
     "secret": secrets_pb2.Secret,
     "registry": registries_pb2.Registry,
     "executable-object": executables_pb2.ExecutableObject,
+    "secret-provider": secrets_pb2.SecretProvider,
 }
 
 
@@ -115,7 +117,7 @@ def _to_dict(message) -> dict[str, Any]:
 # Resources are converted attribute by attribute into the generated classes' own (C) constructors and
 # back: a list of 10,000 services crosses the wire several times faster than through dicts.
 _RESOURCE_CLASSES = {"repository": Repository, "decorator": Decorator, "service": Service, "secret": Secret,
-                     "registry": Registry, "executable-object": ExecutableObject}
+                     "registry": Registry, "executable-object": ExecutableObject, "secret-provider": SecretProvider}
 _PLANS: dict[str, tuple[list[str], list[str], list[str], list[str], list[str]]] = {}
 
 

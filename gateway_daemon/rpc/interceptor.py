@@ -172,7 +172,7 @@ def _target(kind: str, request: Any) -> str:
         value = getattr(request, field, None)
         if isinstance(value, str) and value:
             return f"{kind}/{value}"
-    for field in ("repository", "decorator", "service", "secret", "registry", "executable_object"):
+    for field in ("repository", "decorator", "service", "secret", "registry", "executable_object", "secret_provider"):
         inner = getattr(request, field, None)
         value = getattr(inner, "name", None)
         if isinstance(value, str) and value:

@@ -72,6 +72,13 @@ POLICY: dict[str, Rule] = {
     "/gateway.v1.SecretService/DeleteSecret": WRITE,
     "/gateway.v1.SecretService/RevealSecret": REVEAL,
 
+    # secret providers: where aliases' values are fetched with the gateway host's credentials (admins)
+    "/gateway.v1.SecretProviderService/CreateSecretProvider": SYSTEM,
+    "/gateway.v1.SecretProviderService/GetSecretProvider": SYSTEM,
+    "/gateway.v1.SecretProviderService/ListSecretProviders": SYSTEM,
+    "/gateway.v1.SecretProviderService/UpdateSecretProvider": SYSTEM,
+    "/gateway.v1.SecretProviderService/DeleteSecretProvider": SYSTEM,
+
     # registries: resources like repositories; executable objects: what interpreters services may run (admins)
     "/gateway.v1.RegistryService/CreateRegistry": WRITE,
     "/gateway.v1.RegistryService/GetRegistry": READ,
@@ -136,6 +143,8 @@ AUDITED: dict[str, tuple[str, str]] = {
                              ("Secret", "secret"), ("Registry", "registry"))
        for verb, word in (("Create", "create"), ("Update", "edit"), ("Delete", "delete"))},
     **{f"/gateway.v1.ExecutableObjectService/{verb}ExecutableObject": (word, "executable-object")
+       for verb, word in (("Create", "create"), ("Update", "edit"), ("Delete", "delete"))},
+    **{f"/gateway.v1.SecretProviderService/{verb}SecretProvider": (word, "secret-provider")
        for verb, word in (("Create", "create"), ("Update", "edit"), ("Delete", "delete"))},
 }
 # Calls recorded only when they fail (their success is recorded elsewhere).

@@ -158,9 +158,30 @@ class ExecutableObjectServicer(_Servicer, executables_pb2_grpc.ExecutableObjectS
         return common_pb2.Empty()
 
 
+class SecretProviderServicer(_Servicer, secrets_pb2_grpc.SecretProviderServiceServicer):
+    async def CreateSecretProvider(self, request, context):
+        return convert.resource_message(
+            await self.engine.create(convert.resource_from_message("secret-provider", request)))
+
+    async def GetSecretProvider(self, request, context):
+        return convert.resource_message(await self.engine.get("secret-provider", request.name))
+
+    async def ListSecretProviders(self, request, context):
+        return secrets_pb2.SecretProviderList(
+            items=[convert.resource_message(r) for r in await self.engine.list("secret-provider")])
+
+    async def UpdateSecretProvider(self, request, context):
+        return await self._update("secret-provider", request.secret_provider, request.update_mask)
+
+    async def DeleteSecretProvider(self, request, context):
+        await self.engine.delete("secret-provider", request.name)
+        return common_pb2.Empty()
+
+
 class SecretServicer(_Servicer, secrets_pb2_grpc.SecretServiceServicer):
     async def CreateSecret(self, request, context):
-        secret = await self.engine.create_secret(request.name, request.value, request.description, list(request.tags))
+        secret = await self.engine.create_secret(request.name, request.value, request.description, list(request.tags),
+                                                 request.provider, request.path, request.key)
         return convert.resource_message(secret)
 
     async def GetSecret(self, request, context):
@@ -173,7 +194,9 @@ class SecretServicer(_Servicer, secrets_pb2_grpc.SecretServiceServicer):
         value = request.value if request.HasField("value") else None
         description = request.description if request.HasField("description") else None
         tags = list(request.tags) if request.set_tags else None
-        return convert.resource_message(await self.engine.update_secret(request.name, value, description, tags))
+        alias = {field: getattr(request, field) for field in ("provider", "path", "key") if request.HasField(field)}
+        return convert.resource_message(await self.engine.update_secret(request.name, value, description, tags,
+                                                                        **alias))
 
     async def DeleteSecret(self, request, context):
         await self.engine.delete("secret", request.name)
@@ -327,6 +350,7 @@ SERVICES: list[tuple[Any, Callable, str]] = [
     (DecoratorServicer, decorators_pb2_grpc.add_DecoratorServiceServicer_to_server, "DecoratorService"),
     (ServiceServicer, services_pb2_grpc.add_ServiceServiceServicer_to_server, "ServiceService"),
     (SecretServicer, secrets_pb2_grpc.add_SecretServiceServicer_to_server, "SecretService"),
+    (SecretProviderServicer, secrets_pb2_grpc.add_SecretProviderServiceServicer_to_server, "SecretProviderService"),
     (RegistryServicer, registries_pb2_grpc.add_RegistryServiceServicer_to_server, "RegistryService"),
     (ExecutableObjectServicer, executables_pb2_grpc.add_ExecutableObjectServiceServicer_to_server,
      "ExecutableObjectService"),

@@ -170,6 +170,11 @@ def _secret_flags(parser: argparse.ArgumentParser, create: bool) -> None:
     source.add_argument("--value", help="the value (visible in shell history and ps; prefer --value-file or stdin); "
                         "@FILE reads it from FILE, as IAG 5 does")
     source.add_argument("--value-file", metavar="FILE", help="read the value from FILE (- for stdin)")
+    parser.add_argument("--provider", metavar="PROVIDER",
+                        help="an alias: the secret provider that holds the value (fetched when a run is prepared)")
+    parser.add_argument("--secret", dest="path", metavar="PATH",
+                        help="an alias: the secret's path at the provider (vault: in its mount; cyberark: Safe/Object)")
+    parser.add_argument("--key", metavar="FIELD", help="an alias: the field of the secret (default: its only one)")
     parser.add_argument("--description")
     parser.add_argument("--tag", action="append", metavar="TAG",
                         help="repeatable; a user scoped to tags sees the secret when one of them matches")
@@ -182,8 +187,30 @@ def _encryption_flag(parser: argparse.ArgumentParser) -> None:
                              "[secrets] encrypt_key_file; IAG 5's flag). A server seals with its own key")
 
 
+def _provider_flags(parser: argparse.ArgumentParser, create: bool) -> None:
+    from gateway_daemon.core.resources.secret_providers import AUTH_METHODS, PROVIDER_TYPES  # not for a local read
+
+    parser.add_argument("--type", required=create, choices=PROVIDER_TYPES, metavar="TYPE",
+                        help=" | ".join(PROVIDER_TYPES))
+    parser.add_argument("--url", help="vault, cyberark: the provider's https:// URL")
+    parser.add_argument("--auth-method", choices=AUTH_METHODS, metavar="METHOD", help="vault: token | approle")
+    parser.add_argument("--secrets-endpoint", metavar="MOUNT", help="vault: the KV v2 mount, for example secret")
+    parser.add_argument("--token", dest="token_file", metavar="FILE",
+                        help="vault token auth: the file on the gateway host holding the token (read at each fetch)")
+    parser.add_argument("--role-id", metavar="ID", help="vault approle: the role id")
+    parser.add_argument("--secret-id-file", metavar="FILE", help="vault approle: the file holding the secret id")
+    parser.add_argument("--app-id", metavar="ID", help="cyberark: the application id")
+    parser.add_argument("--certificate-file", metavar="FILE", help="cyberark: the client certificate (mutual TLS)")
+    parser.add_argument("--private-key-file", metavar="FILE", help="cyberark: the client certificate's key")
+    parser.add_argument("--ca-file", metavar="FILE", help="the CA of the provider's certificate (default: the system's)")
+    parser.add_argument("--command", metavar="PATH", help="plugin: the program, run as PATH get")
+    parser.add_argument("--env", action="append", metavar="KEY=VALUE", help="plugin: handed to it; repeatable")
+    parser.add_argument("--description")
+
+
 _FLAGS = {"repository": _repository_flags, "service": _service_flags, "decorator": _decorator_flags,
-          "secret": _secret_flags, "registry": _registry_flags, "executable-object": _executable_flags}
+          "secret": _secret_flags, "registry": _registry_flags, "executable-object": _executable_flags,
+          "secret-provider": _provider_flags}
 
 
 def build_parser() -> Parser:
@@ -222,6 +249,11 @@ def build_parser() -> Parser:
                       iagctl="iagctl create executable-object NAME --exec-command COMMAND [--arg-format F]")
     executable.add_argument("name")
     _executable_flags(executable, create=True)
+    provider = _sub(create_kinds, "secret-provider", "create a secret provider (Vault, CyberArk CCP or a plugin "
+                    "that holds the values of aliases; admins)", output=True,
+                    iagctl="iagctl create secret-provider NAME --type vault|cyberark|plugin ...")
+    provider.add_argument("name")
+    _provider_flags(provider, create=True)
 
     get = _sub(verbs, "get", "list resources or runs", output=True,
                iagctl="iagctl get services|repositories|decorators|secrets|users [--type T] [--tag T]")
@@ -312,7 +344,7 @@ def build_parser() -> Parser:
     edit = _sub(verbs, "edit", "change a resource (flags as for create; list flags replace the list)",
                 iagctl="iagctl edit repository|decorator|service|secret|user NAME ...")
     edit_kinds = edit.add_subparsers(dest="kind", metavar="KIND", required=True, parser_class=Parser)
-    for kind in ("repository", "decorator", "service", "secret", "registry", "executable-object"):
+    for kind in ("repository", "decorator", "service", "secret", "registry", "executable-object", "secret-provider"):
         sub = _sub(edit_kinds, kind, f"change a {kind}", output=True, iagctl=f"iagctl edit {kind} NAME ...")
         sub.add_argument("name")
         _FLAGS[kind](sub, create=False)
@@ -429,7 +461,8 @@ def kind_word(word: str) -> str:
         return KIND_WORDS[word.lower()]
     except KeyError:
         raise UsageError(
-            f"unknown kind {word!r}; use repositories, decorators, services, secrets, registries, executable-objects, "
+            f"unknown kind {word!r}; use repositories, decorators, services, secrets, secret-providers, registries, "
+            "executable-objects, "
             "runs, users, runners, audit or apikeys"
         ) from None
 

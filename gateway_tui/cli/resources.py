@@ -14,6 +14,7 @@ from gateway_daemon.core.resources.registries import Registry
 from gateway_daemon.core.resources.decorators import MAX_DEPTH
 from gateway_daemon.core.resources.base import Resource
 from gateway_daemon.core.resources.services import DEFAULT_ARG_FORMAT
+from gateway_daemon.core.resources.secret_providers import SecretProvider
 from gateway_daemon.core.resources.secrets import MASKING, MAX_VALUE_BYTES, MIN_MASKED
 from gateway_daemon.inputfiles import MIB, InputFileError, load_yaml, read_text
 
@@ -185,6 +186,11 @@ def _changes(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             take(flag)
     elif kind == "secret":
         take("tag", "tags")
+    elif kind == "secret-provider":
+        for flag in ("url", "auth_method", "secrets_endpoint", "token_file", "role_id", "secret_id_file", "app_id",
+                     "certificate_file", "private_key_file", "ca_file", "command"):
+            take(flag)
+        take("env", convert=lambda v: _pairs(v, "--env"))
     elif kind == "executable-object":
         take("exec_command")
         take("arg_format", convert=_arg_format)
@@ -217,16 +223,23 @@ def state_view(summary: Any, brief: bool) -> Any:
 # ---------------------------------------------------------------- verbs
 async def create(gateway: Gateway, args: argparse.Namespace) -> int:
     kind = args.kind
-    if kind == "secret":
+    if kind == "secret" and (args.provider or args.path or args.key):
+        if args.value is not None or args.value_file is not None:
+            raise UsageError("an alias (--provider, --secret, --key) has no value here: drop --value/--value-file")
+        if not args.provider or not args.path:
+            raise UsageError("an alias needs --provider PROVIDER and --secret PATH")
+        resource = await gateway.create_secret(args.name, "", args.description or "", args.tag or [],
+                                               provider=args.provider, path=args.path, key=args.key or "")
+    elif kind == "secret":
         value = _secret_value(args, required=True)
         resource = await gateway.create_secret(args.name, value, args.description or "", args.tag or [])
         _note_short(args.name, value)
     else:
         fields = _changes(kind, args)
-        if kind in ("service", "registry"):
+        if kind in ("service", "registry", "secret-provider"):
             fields["type"] = args.type
         cls = {"repository": Repository, "decorator": Decorator, "service": Service, "registry": Registry,
-               "executable-object": ExecutableObject}[kind]
+               "executable-object": ExecutableObject, "secret-provider": SecretProvider}[kind]
         resource = await gateway.create(cls(name=args.name, **fields))
     if args.output == "table":
         print(f"{kind} {resource.name} created")
@@ -272,6 +285,9 @@ async def describe(gateway: Gateway, args: argparse.Namespace) -> int:
     if isinstance(resource, Service) and args.output == "table":  # for people; -o json stays the resource
         data = {k: v for pair in data.items()
                 for k, v in ([pair, ("inputs", inputs_text(resource))] if pair[0] == "decorator" else [pair])}
+    if kind == "secret" and not getattr(resource, "provider", "") and args.output == "table":
+        for field in ("provider", "path", "key"):  # sealed here: no alias fields to show people
+            data.pop(field, None)
     if isinstance(resource, Service) and resource.type == "opentofu-plan":
         data["state"] = state_view(await gateway.service_state(args.name), args.output == "table")
     if args.reveal:
@@ -287,10 +303,13 @@ async def edit(gateway: Gateway, args: argparse.Namespace) -> int:
     if kind == "secret":
         value = _secret_value(args, required=False)
         changes = _changes(kind, args)  # --description, --tag, --clear
-        if value is None and not changes:
-            raise UsageError("nothing to change: give --value, --value-file, --description or --tag")
+        alias = {field: getattr(args, field) for field in ("provider", "path", "key")
+                 if getattr(args, field) is not None}
+        if value is None and not changes and not alias:
+            raise UsageError("nothing to change: give --value, --value-file, --provider, --secret, --key, "
+                             "--description or --tag")
         resource = await gateway.update_secret(args.name, value=value, description=changes.get("description"),
-                                               tags=changes.get("tags"))
+                                               tags=changes.get("tags"), **alias)
         _note_short(args.name, value)
     else:
         changes = _changes(kind, args)

@@ -24,7 +24,16 @@ KIND_WORDS = {
     "apikey": "apikey", "apikeys": "apikey", "api-key": "apikey", "api-keys": "apikey",
     "registry": "registry", "registries": "registry",
     "executable-object": "executable-object", "executable-objects": "executable-object",
+    "secret-provider": "secret-provider", "secret-providers": "secret-provider",
 }
+
+
+def alias_text(secret: Any) -> str:
+    """How a secret's table row says where its value is: an alias's provider, path and key; '-' when sealed here."""
+    if not getattr(secret, "provider", ""):
+        return "-"
+    key = getattr(secret, "key", "")
+    return f"alias: {secret.provider} {getattr(secret, 'path', '')}" + (f" [{key}]" if key else "")
 
 
 def table(kind: str, resources: Sequence[Any]) -> Table:
@@ -54,9 +63,14 @@ def table(kind: str, resources: Sequence[Any]) -> Table:
         for r in resources:
             t.add(r.name, r.exec_command, r.arg_format, r.description)
     elif kind == "secret":
-        t = Table(["name", "tags", "description", "updated"])
+        t = Table(["name", "provider", "tags", "description", "updated"])
         for r in resources:
-            t.add(r.name, r.tags, r.description, r.updated_at)
+            t.add(r.name, alias_text(r), r.tags, r.description, r.updated_at)
+    elif kind == "secret-provider":
+        t = Table(["name", "type", "where", "auth", "description"])
+        for r in resources:
+            t.add(r.name, r.type, r.url or r.command, r.auth_method or ("mutual TLS" if r.type == "cyberark" else "-"),
+                  r.description)
     else:
         t = Table(["name", "description", "updated"])
         for r in resources:

@@ -1,4 +1,5 @@
-"""Secrets: names and descriptions in the open; a value only when revealed on purpose, and briefly."""
+"""Secrets: names and descriptions in the open; a value only when revealed on purpose, and briefly.  An alias's
+value lives at its secret provider (p opens the providers)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class SecretsScreen(ResourceListScreen):
     COLUMNS = [
         Column("name", "Name", min_width=8, max_width=28),
         Column("value", "Value", min_width=8, max_width=8),
+        Column("provider", "Provider", min_width=8, max_width=20),
         Column("updated", "Updated", min_width=10, max_width=16),
         Column("description", "Description", min_width=0, max_width=60, grow=True),
     ]
@@ -37,6 +39,8 @@ class SecretsScreen(ResourceListScreen):
              "Press [b]n[/b] to add one.")
     BINDINGS = [
         Binding("v", "reveal", "Reveal", tooltip=f"Show the selected secret's value for {REVEAL_SECONDS} s"),
+        Binding("p", "providers", "Providers", show=False,
+                tooltip="The secret providers (Vault, CyberArk, plugins) whose secrets aliases name"),
         *list_bindings("secret"),
     ]
 
@@ -58,9 +62,16 @@ class SecretsScreen(ResourceListScreen):
     def rows(self, resources: list[Any]) -> Iterable[TableRow]:
         tz = self.app.tz  # type: ignore[attr-defined]
         for s in resources:
-            yield TableRow(s.name, (s.name, HIDDEN, when(s.updated_at, tz),
-                                    s.description.splitlines()[0] if s.description else ""),
-                           (None, "muted", "muted", "muted"))
+            provider = getattr(s, "provider", "")
+            yield TableRow(s.name, (s.name, HIDDEN, f"alias: {provider}" if provider else "(sealed here)",
+                                    when(s.updated_at, tz), s.description.splitlines()[0] if s.description else ""),
+                           (None, "muted", "accent" if provider else "muted", "muted", "muted"))
+
+    def action_providers(self) -> None:
+        from .secret_providers import SecretProvidersScreen
+
+        self.hide()
+        self.app.push_screen(SecretProvidersScreen())
 
     async def action_reveal(self) -> None:
         secret = self._need_selection()
@@ -136,7 +147,13 @@ class SecretFormScreen(FormScreen):
         yield FormField("value", "Value", Input("", id="value", password=True, compact=True,
                                                 placeholder="unchanged" if self.editing else ""),
                         "kept encrypted; empty keeps the current value" if self.editing
-                        else "kept encrypted; shown only when revealed", required=not self.editing)
+                        else "kept encrypted; shown only when revealed (none for an alias)")
+        yield FormField("provider", "Provider", Input(s.provider, id="provider", compact=True, placeholder="vault"),
+                        "an alias: the secret provider holding the value, fetched when a run is prepared")
+        yield FormField("path", "Secret path", Input(s.path, id="path", compact=True, placeholder="myapp/db"),
+                        "an alias: the secret's path there (vault: in its mount; cyberark: Safe/Object)")
+        yield FormField("key", "Key", Input(s.key, id="key", compact=True, placeholder="password"),
+                        "an alias: the field to take (empty: the only one; cyberark: Content)")
         yield FormField("description", "Description", Input(s.description, id="description", compact=True))
         yield FormField("tags", "Tags", Input(" ".join(s.tags), id="tags", compact=True),
                         "separated by spaces; a user scoped to tags sees the secret when one matches")
@@ -146,24 +163,35 @@ class SecretFormScreen(FormScreen):
         value = self.query_one("#value", Input).value
         description = self.query_one("#description", Input).value
         tags = split_words(self.query_one("#tags", Input).value)
+        provider, path, key = (self.query_one(f"#{field}", Input).value.strip() for field in ("provider", "path", "key"))
         if not name:
             self.fail("name", "a name is required")
-        if not value and not self.editing:
-            self.fail("value", "a value is required")
+        if provider and value:
+            self.fail("value", "an alias has no value here: empty it, or the provider")
+        if (path or key) and not provider:
+            self.fail("provider", "an alias needs its provider")
+        if provider and not path:
+            self.fail("path", "an alias needs the secret's path at its provider")
+        if not value and not provider and not (self.editing and not self.resource.provider):
+            self.fail("value", "a value (or a provider and path: an alias) is required")
         if not self.errors:
             try:
-                Secret(name=name, description=description, tags=tags).validate()
+                Secret(name=name, description=description, tags=tags, provider=provider, path=path,
+                       key=key).validate()
             except InvalidArgument as exc:
                 self.fail_with(exc)
-        return dict(name=name, value=value, description=description, tags=tags)
+        return dict(name=name, value=value, description=description, tags=tags, provider=provider, path=path,
+                    key=key)
 
     async def save(self, values: dict[str, Any]) -> str:
+        alias = ({"provider": values["provider"], "path": values["path"], "key": values["key"]}
+                 if values["provider"] else {})
         if self.editing:
             await self.gateway.update_secret(self.resource.name, values["value"] or None, values["description"],
-                                             values["tags"])
+                                             values["tags"], **alias)
             return self.resource.name
         return (await self.gateway.create_secret(values["name"], values["value"], values["description"],
-                                                 values["tags"])).name
+                                                 values["tags"], **alias)).name
 
 
 class SecretDetailsScreen(DetailsScreen):
@@ -172,6 +200,11 @@ class SecretDetailsScreen(DetailsScreen):
 
     def pairs(self, s: Any) -> Iterable[tuple[str, Any]]:
         app: Any = self.app
+        if getattr(s, "provider", ""):
+            return [("value", f"fetched from provider {s.provider} when a run is prepared (reveal it from the list "
+                              "with v)"), ("provider", s.provider), ("secret path", s.path),
+                    ("key", s.key or "(its only field)"), ("description", s.description), ("tags", s.tags),
+                    ("created", when(s.created_at, app.tz)), ("updated", when(s.updated_at, app.tz))]
         return [("value", f"{HIDDEN}  (reveal it from the list with v)"), ("description", s.description),
                 ("tags", s.tags), ("created", when(s.created_at, app.tz)), ("updated", when(s.updated_at, app.tz))]
 

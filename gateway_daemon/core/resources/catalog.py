@@ -20,11 +20,12 @@ from .decorators import Decorator
 from .executables import ExecutableObject
 from .registries import Registry
 from .repositories import Repository
+from .secret_providers import SecretProvider
 from .secrets import Secret
 from .services import Service, new_service_id
 
 KINDS: dict[str, type[Resource]] = {cls.KIND: cls for cls in (Repository, Decorator, Service, Secret, Registry,
-                                                                ExecutableObject)}
+                                                                ExecutableObject, SecretProvider)}
 # The kinds that carry tags a scope limits (core.access.roles); the others every user sees.
 SCOPED_KINDS = (Service, Repository, Secret)
 R = TypeVar("R", bound=Resource)

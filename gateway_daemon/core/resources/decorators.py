@@ -355,4 +355,28 @@ class Decorator(Resource):
         check_text("decorator", "description", self.description)
 
     def references(self) -> list[tuple[str, str]]:
-        return []
+        """The secrets `$gateway_secret_(name)` references in the schema's defaults name (core.resources.secret_providers):
+        runs get their values when a default fills an input."""
+        from .secret_providers import referenced_aliases, texts_of
+
+        names: dict[str, None] = {}
+        for text in texts_of(_defaults(self.schema)):
+            names.update(dict.fromkeys(referenced_aliases(text)))
+        return [("secret", name) for name in names]
+
+
+def _defaults(schema: Any, depth: int = 0) -> list[Any]:
+    """Every `default` value in a schema, nested ones too (bounded: schemas are checked for depth elsewhere)."""
+    found: list[Any] = []
+    if depth > 64:
+        return found
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key == "default":
+                found.append(value)
+            else:
+                found.extend(_defaults(value, depth + 1))
+    elif isinstance(schema, list):
+        for value in schema:
+            found.extend(_defaults(value, depth + 1))
+    return found

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from ..errors import FailedPrecondition
-from .base import Resource, check_tags, check_text, field_error, now
+from .base import Resource, check_name, check_tags, check_text, field_error, now
 
 KDF = "pbkdf2-sha256"
 ITERATIONS = 310_000
@@ -41,18 +41,29 @@ class Secret(Resource):
     updated_at: str = dataclasses.field(default_factory=now)
     # The sealed value: {"kdf", "iterations", "salt", "nonce", "ciphertext"}, base64 fields.
     sealed: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+    # An alias (core.resources.secret_providers): its value lives at `path` (field `key`) of the secret provider `provider`,
+    # fetched when a run is prepared; nothing is sealed here.
+    provider: str = ""
+    path: str = ""
+    key: str = ""
+
+    @property
+    def alias(self) -> bool:
+        return bool(self.provider)
 
     def validate(self) -> None:
         super().validate()
         check_text("secret", "description", self.description)
         check_tags("secret", self.tags)
+        if self.provider or self.path or self.key:
+            check_alias(self.name, self.provider, self.path, self.key)
 
     def public(self) -> dict[str, Any]:
         """What may be shown: everything but the sealed value."""
         return {k: v for k, v in self.to_dict().items() if k != "sealed"}
 
     def references(self) -> list[tuple[str, str]]:
-        return []
+        return [("secret-provider", self.provider)] if self.provider else []
 
 
 def check_value(name: str, value: str) -> None:
@@ -195,3 +206,16 @@ def create_key_file(path: Path) -> None:
         os.link(tmp, path)
     finally:
         os.unlink(tmp)
+
+
+MAX_PATH = 1024  # an alias's path at its provider, and a provider's file paths
+
+
+def check_alias(name: str, provider: Any, path: Any, key: Any) -> None:
+    """The provider, path and key of the alias `name` (raised as field errors of the secret)."""
+    check_name("secret", provider, "provider")
+    if not isinstance(path, str) or not path or len(path) > MAX_PATH or any(ord(ch) < 32 for ch in path):
+        raise field_error("path", f"secret {name}: --secret must be the secret's path at the provider (one line, "
+                                  f"at most {MAX_PATH} characters)")
+    if not isinstance(key, str) or len(key) > 256 or any(ord(ch) < 32 for ch in key):
+        raise field_error("key", f"secret {name}: --key must be a field name of at most 256 characters")

@@ -274,6 +274,15 @@ class Service(Resource):
         if self.decorator:
             refs.append(("decorator", self.decorator))
         refs.extend(("secret", ref.name) for ref in self.secrets)
+        # $gateway_secret_(name) in text the service hands its runs (core.resources.secret_providers)
+        from .secret_providers import referenced_aliases, texts_of
+
+        named = {ref.name for ref in self.secrets}
+        for text in texts_of([self.env, self.runtime_args, self.extra_vars, self.tofu_vars]):
+            for name in referenced_aliases(text):
+                if name not in named:
+                    named.add(name)
+                    refs.append(("secret", name))
         refs.extend(("registry", name) for name in (self.pypi_registry, self.galaxy_registry)
                     if name and name not in BUILT_IN_REGISTRIES)
         if self.executable:

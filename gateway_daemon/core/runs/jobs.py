@@ -40,10 +40,13 @@ class Job:
     # stored state, or one the caller gave; None: none)
     action: str = ""
     state: str | None = field(default=None, repr=False)
+    # the values `$gateway_secret_(name)` references in the service's text and defaults were replaced by
+    referenced: list[str] = field(default_factory=list, repr=False)
 
     def secret_values(self) -> list[str]:
         """Every secret value this job holds: what the output must never show."""
         return [*self.env.values(), *(v for v in (self.repository_key, self.repository_password) if v),
+                *self.referenced,
                 *(value for access in self.registries for value in access.secret_values())]
 
     def registry(self, kind: str) -> RegistryAccess | None:

@@ -35,6 +35,7 @@ from .records import (CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, Masker, O
 from ..resources.decorators import Decorator
 from ..resources.executables import ExecutableObject
 from ..resources.repositories import Repository
+from ..resources.secret_providers import SecretProvider, substitute
 from ..resources.services import SecretRef
 from .installs import access_for as registry_access
 from .playbook_variables import check_playbook_inputs
@@ -44,6 +45,7 @@ from .tofu_state import action_of, check_state_text
 if TYPE_CHECKING:
     from ..access.audit import AuditTrail
     from ..resources.catalog import Catalog
+    from ..resources.secret_providers import ProviderSecrets
     from .tofu_state import ServiceStates
 
 # Opens a secret by name: its value, for the job (never stored in the run's record).
@@ -100,11 +102,13 @@ class RunLifecycle:
 
     def __init__(self, catalog: "Catalog", open_secret: SecretOpener, states: "ServiceStates", limits: Limits,
                  executor: Executor, owner: str, recover_first: bool = False,
-                 disabled_types: frozenset[str] = frozenset(), audit: "AuditTrail | None" = None):
+                 disabled_types: frozenset[str] = frozenset(), audit: "AuditTrail | None" = None,
+                 provider_secrets: "ProviderSecrets | None" = None):
         """`catalog`: the resources a run needs; `open_secret`: a secret's value by name; `states`: opentofu-plan
         services' states; `owner`: this process as the keeper of its runs (core.runs.keepers); `disabled_types`:
         service types whose runs are refused ([features], see core.resources.features); `audit`: a server's
-        audit trail, where each run's end is recorded.  `ended_hooks` are called after each run's record is
+        audit trail, where each run's end is recorded; `provider_secrets`: keeps the credential files of secret
+        providers from the runs.  `ended_hooks` are called after each run's record is
         stored (the retention looks again)."""
         self.catalog = catalog
         self.open_secret = open_secret
@@ -114,6 +118,7 @@ class RunLifecycle:
         self.limits = limits
         self.executor = executor
         self.audit = audit
+        self.provider_secrets = provider_secrets
         self.ended_hooks: list[Callable[[], None]] = []
         self._active: dict[str, ActiveRun] = {}
         self._cancel_watch: asyncio.Task | None = None
@@ -214,12 +219,37 @@ class RunLifecycle:
         executable = None
         if service.executable:
             executable = await self.catalog.load(ExecutableObject, service.executable)
+        service, values, referenced = await self._resolve_references(service, values, inputs)
+        if self.provider_secrets is not None:
+            self.provider_secrets.guard(await self.catalog.load_all(SecretProvider))
         job = Job(run_id=run_id, service=service, repository=repository, inputs=values,
                   timeout=timeout or service.timeout or self.limits.default_timeout, booleans=booleans, env=env,
                   repository_key=key, options=run_options, registries=registries,
                   executable=executable, repository_password=password, action=action,
-                  state=state)  # type: ignore[arg-type]
+                  state=state, referenced=referenced)  # type: ignore[arg-type]
         return job, schema
+
+    async def _resolve_references(self, service, values: dict[str, Any],
+                                  given: dict[str, Any]) -> tuple[Any, dict[str, Any], list[str]]:
+        """`$gateway_secret_(name)` in the service's env values, runtime args, extra vars and -var values, and in
+        the inputs its decorator's defaults filled in (never in what the caller typed: a caller names only the
+        secrets they may see, with --set-secret), replaced by the secrets' values: the service for the job, the
+        inputs, and the values opened (masked like any secret)."""
+        opened: dict[str, str] = {}
+        reveal = self.open_secret
+        changes = {}
+        for field in ("env", "runtime_args", "extra_vars", "tofu_vars"):
+            current = getattr(service, field)
+            resolved = await substitute(current, reveal, opened)
+            if resolved != current:
+                changes[field] = resolved
+        defaults = {k: v for k, v in values.items() if k not in given}
+        resolved_defaults = await substitute(defaults, reveal, opened)
+        if resolved_defaults != defaults:
+            values = {**values, **resolved_defaults}
+        if changes:
+            service = replace(service, **changes)
+        return service, values, list(opened.values())
 
     async def start(self, name: str, inputs: dict[str, Any], run_secrets: list[SecretRef], timeout: int | None,
                     started_by: str | None = None, options: dict[str, Any] | None = None, action: str = "",

@@ -14,9 +14,11 @@ write are reported as unknown (refused with --strict).
 * an ansible-playbook service's ``playbooks`` all run, in turn: the first is its filename, the others its playbooks.
 * ``secrets``: their values are sealed with the other gateway's key, so each must exist here already (create it
   with ``gateway create secret``); core/transfer.py checks that (secret_names).  A secret that names a
-  ``provider`` is an alias of a secret in an external secrets manager: secret providers are not supported yet,
-  so such a secret too must be created here.
-* ``secret-providers``, ``mcp_servers``, ``users`` and pyproj-script services are not imported: one warning line
+  ``provider`` is an alias of a secret in an external secrets manager: it is imported as an alias when its
+  provider is (or must exist here already when its provider cannot be).
+* ``secret-providers`` become secret providers (core.resources.secret_providers); one that lacks what a provider here
+  needs (its credential files, say) is left out with a warning naming what is missing.
+* ``mcp_servers``, ``users`` and pyproj-script services are not imported: one warning line
   each says so (users are created here with a role: IAG 5 users are all superusers).
 
 The other way, ``to_iag5`` writes our export in IAG 5's layout and names (``db export --format iag5``), with
@@ -39,6 +41,8 @@ from ..resources.executables import ExecutableObject
 from ..resources.registries import BUILT_IN as BUILT_IN_REGISTRIES, Registry
 from ..resources.repositories import Repository
 from ..resources.base import Resource
+from ..resources.secret_providers import SecretProvider
+from ..resources.secrets import Secret
 from ..resources.services import DEFAULT_ARG_FORMAT, SERVICE_TYPES, SecretRef, Service, _arg_format_parts
 
 # IAG 5 field names -> ours.
@@ -52,6 +56,12 @@ _REGISTRY_KEYS = {"name", "type", "url", "default", "description", "username", "
 _REGISTRY_NOT_YET = ("auth-url", "client-id")  # Galaxy's keycloak login
 _EXECUTABLE_KEYS = {"name", "exec-command", "description", "arg-format", "tags"}
 _SECRET_KEYS = {"name", "description", "provider", "secret", "key"}
+# IAG 5's secret-provider keys -> ours (its flags' names)
+_PROVIDER_FIELDS = {"name": "name", "type": "type", "url": "url", "auth-method": "auth_method",
+                    "secrets-endpoint": "secrets_endpoint", "token": "token_file", "role-id": "role_id",
+                    "secret-id-file": "secret_id_file", "app-id": "app_id", "certificate-file": "certificate_file",
+                    "private-key-file": "private_key_file", "ca-file": "ca_file", "command": "command", "env": "env",
+                    "description": "description"}
 _TOP_KEYS = {"repositories", "decorators", "services", "secrets", "registries", "executable-objects",
              "secret-providers", "mcp_servers", "users"}
 _RUNTIME_COMMON = {"env", "req-file"}
@@ -368,10 +378,11 @@ def _service(where: str, item: dict[str, Any], problems: Problems) -> Resource |
 
 
 def secret_names(document: dict[str, Any], problems: Problems) -> list[tuple[str, str, str]]:
-    """The secrets the document lists, each with where it is and, for an alias of an external secrets manager's
-    secret, its provider: they must exist here already, since values are sealed with the other gateway's key and
-    secret providers are not supported yet (core/transfer.py checks that)."""
+    """The secrets the document lists that are not imported, each with where it is and, for an alias of a provider
+    that could not be imported, that provider: they must exist here already, since values are sealed with the other
+    gateway's key (core/transfer.py checks that).  Aliases of the providers imported are imported themselves."""
     names = []
+    imported = _importable_providers(document)
     for where, item in entries(document, "secrets", problems):
         name = item.get("name")
         if not isinstance(name, str) or not name:
@@ -379,8 +390,41 @@ def secret_names(document: dict[str, Any], problems: Problems) -> list[tuple[str
             continue
         problems.unknown(where, set(item) - _SECRET_KEYS)
         provider = item.get("provider", "")
+        if isinstance(provider, str) and provider and provider in imported:
+            continue
         names.append((where, name, provider if isinstance(provider, str) else str(provider)))
     return names
+
+
+def _provider(where: str, item: dict[str, Any], problems: Problems) -> Resource | None:
+    """An IAG 5 secret provider; one that cannot be one here is left out with a warning (its aliases must then
+    exist here already)."""
+    problems.unknown(where, set(item) - set(_PROVIDER_FIELDS))
+    fields = {ours: item[theirs] for theirs, ours in _PROVIDER_FIELDS.items() if theirs in item}
+    if isinstance(fields.get("env"), list):  # KEY=VALUE items, as the flag is given
+        fields["env"] = dict(str(pair).partition("=")[::2] for pair in fields["env"])
+    try:
+        provider = SecretProvider(**fields)
+        provider.validate()
+    except (InvalidArgument, TypeError) as exc:
+        problems.warnings.append(f"{where}: not imported: {exc}")
+        return None
+    return provider
+
+
+def _importable_providers(document: dict[str, Any]) -> set[str]:
+    scratch = Problems(False)
+    return {resource.name for where, item in entries(document, "secret-providers", scratch)
+            if (resource := _provider(where, item, scratch)) is not None}
+
+
+def _alias(where: str, item: dict[str, Any], problems: Problems, providers: set[str]) -> Resource | None:
+    provider = item.get("provider")
+    if not isinstance(provider, str) or provider not in providers:
+        return None
+    fields = {"name": item.get("name"), "description": item.get("description", ""), "provider": item["provider"],
+              "path": item.get("secret", ""), "key": item.get("key", "")}
+    return build_resource(Secret, where, fields, problems)
 
 
 def _named(document: dict[str, Any], key: str, problems: Problems) -> list[str]:
@@ -390,13 +434,6 @@ def _named(document: dict[str, Any], key: str, problems: Problems) -> list[str]:
 
 def _not_imported(document: dict[str, Any], problems: Problems) -> None:
     """One line for each IAG 5 section this gateway has nothing for."""
-    providers = _named(document, "secret-providers", problems)
-    if providers:
-        aliases = [item.get("name") for _, item in entries(document, "secrets", problems)
-                   if item.get("provider") and isinstance(item.get("name"), str)]
-        problems.warnings.append(
-            f"secret providers are not supported yet: {', '.join(providers)}"
-            + (f" (secret aliases {', '.join(aliases)} must be created here as secrets)" if aliases else ""))
     servers = _named(document, "mcp_servers", problems)
     if servers:
         problems.warnings.append(f"MCP servers are not supported: {', '.join(servers)}")
@@ -447,6 +484,17 @@ def read_resources(document: dict[str, Any], problems: Problems) -> list[tuple[s
     problems.unknown("document", set(document) - _TOP_KEYS)
     _not_imported(document, problems)
     result: list[tuple[str, Resource]] = []
+    for where, item in entries(document, "secret-providers", problems):
+        provider = _provider(where, item, problems)
+        if provider is not None:
+            provider.created_at = provider.updated_at = ""
+            result.append((where, provider))
+    providers = {resource.name for _, resource in result}
+    for where, item in entries(document, "secrets", problems):
+        alias = _alias(where, item, problems, providers)
+        if alias is not None:
+            alias.created_at = alias.updated_at = ""
+            result.append((where, alias))
     for plural, build in (("registries", _registry), ("executable-objects", _executable),
                           ("repositories", _repository), ("decorators", _decorator), ("services", _service)):
         for where, item in entries(document, plural, problems):
@@ -665,7 +713,20 @@ def to_iag5(document: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
                          "service carries its arg-format)")
         executables.append(item)
     result["executable-objects"] = executables
-    secrets = [s["name"] for s in document.get("secrets") or []]
+    providers = []
+    for provider in document.get("secret-providers") or []:
+        item = {theirs: provider[ours] for theirs, ours in _PROVIDER_FIELDS.items() if provider.get(ours)}
+        if "env" in item:
+            item["env"] = [f"{k}={v}" for k, v in item["env"].items()]
+        providers.append(item)
+    if providers:
+        result["secret-providers"] = providers
+    aliases = [{k: v for k, v in (("name", s["name"]), ("description", s.get("description")),
+                                  ("provider", s["provider"]), ("secret", s.get("path")), ("key", s.get("key")))
+                if v} for s in document.get("secrets") or [] if s.get("provider")]
+    if aliases:
+        result["secrets"] = aliases
+    secrets = [s["name"] for s in document.get("secrets") or [] if not s.get("provider")]
     if secrets:
         notes.append(f"secrets {', '.join(secrets)}: their values are sealed with this gateway's key; create "
                      "each on the IAG 5 gateway (iagctl create secret NAME) before importing there")

@@ -10,7 +10,7 @@ Two formats are read:
 
 An import first builds and validates every resource, and checks that every
 reference resolves (in the document or in the store).  Only then does it
-write, in the order secrets, registries, executable objects, repositories,
+write, in the order secret providers, secrets, registries, executable objects, repositories,
 decorators, services.  A write that fails puts back what the import had already
 written, as far as the store lets it.
 """
@@ -34,6 +34,7 @@ from ..resources.executables import ExecutableObject
 from ..resources.registries import Registry
 from ..resources.repositories import Repository
 from ..resources.base import Resource, now
+from ..resources.secret_providers import SecretProvider
 from ..resources.secrets import Secret
 from ..resources.services import Service, new_service_id
 from ..runs import tofu_state
@@ -47,7 +48,8 @@ if TYPE_CHECKING:
 FORMAT = "automation-gateway/v1"
 IAG_FORMAT = "iag5"
 # The order of writes: what is referenced comes before what refers to it.
-ORDER: tuple[type[Resource], ...] = (Secret, Registry, ExecutableObject, Repository, Decorator, Service)
+ORDER: tuple[type[Resource], ...] = (SecretProvider, Secret, Registry, ExecutableObject, Repository, Decorator,
+                                     Service)
 _TIMESTAMPS = ("created_at", "updated_at")
 _SEALED_FIELDS = ("kdf", "iterations", "salt", "nonce", "ciphertext")
 
@@ -72,7 +74,7 @@ class Database:
 async def export_document(db: Database) -> dict[str, Any]:
     """Every resource as stored, secrets sealed. Loading it back with import_document round-trips."""
     document: dict[str, Any] = {"format": FORMAT}
-    for cls in (Repository, Decorator, Service, Secret, Registry, ExecutableObject):
+    for cls in (Repository, Decorator, Service, Secret, Registry, ExecutableObject, SecretProvider):
         resources = sorted(await db.catalog.read_all(cls.KIND), key=lambda r: r.name)
         document[cls.PLURAL] = [r.to_dict() for r in resources]
     states = await tofu_state.export_states(db.states)  # opentofu-plan services' states, sealed
@@ -124,6 +126,8 @@ def _comparable(resource: Resource) -> dict[str, Any]:
 
 
 def _same_secret(db: Database, old: Secret, new: Secret) -> bool:
+    if (old.provider, old.path, old.key) != (new.provider, new.path, new.key):
+        return False
     if old.sealed == new.sealed:
         return True
     try:
@@ -134,6 +138,10 @@ def _same_secret(db: Database, old: Secret, new: Secret) -> bool:
 
 def _check_sealed(db: Database, secret: Secret) -> None:
     sealed = secret.sealed
+    if secret.provider:  # an alias: its value is at its provider
+        if sealed:
+            raise InvalidArgument("an alias (it names a provider) has no sealed value")
+        return
     if not isinstance(sealed, dict) or not sealed:
         raise InvalidArgument("the sealed value is missing (secrets are imported from our own export only)")
     missing = [f for f in _SEALED_FIELDS if f not in sealed]
@@ -211,15 +219,16 @@ async def import_document(db: Database, document: Any, dry_run: bool = False,
         incoming[resource.KIND][resource.name] = resource
         valid.append((where, resource))
 
-    # An IAG 5 export's secrets are sealed with that gateway's key, or aliases of an external secrets manager's
-    # secrets (secret providers are not supported yet): each must be here already.
+    # An IAG 5 export's secrets are sealed with that gateway's key, or aliases of a provider that could not be
+    # imported (the aliases of those imported are imported): each must be here already.
     for where, name, provider in needed_secrets:
         if provider and name not in stored[Secret.KIND]:
             problems.errors.append(f"{where}: an alias of a secret in secret provider {provider!r}, which is not "
-                                   f"supported yet; create it here first: gateway create secret {name}")
+                                   "imported (see its warning); create the provider or the secret here first: "
+                                   f"gateway create secret {name}")
         elif provider:
             problems.warnings.append(f"{where}: the secret already here is used (an alias of secret provider "
-                                     f"{provider!r} in IAG 5)")
+                                     f"{provider!r} in IAG 5, which is not imported)")
         elif name not in stored[Secret.KIND]:
             problems.errors.append(f"{where}: IAG 5 secret values are sealed with that gateway's key and cannot "
                                    f"be imported; create it here first: gateway create secret {name}")

@@ -22,26 +22,39 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from . import common_pb2 as gateway_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gateway/v1/secrets.proto\x12\ngateway.v1\x1a\x17gateway/v1/common.proto\"a\n\x06Secret\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\t\x12\x12\n\nupdated_at\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\"/\n\nSecretList\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.gateway.v1.Secret\"U\n\x13\x43reateSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\"\x8b\x01\n\x13UpdateSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\x05value\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x10\n\x08set_tags\x18\x05 \x01(\x08\x42\x08\n\x06_valueB\x0e\n\x0c_description\"\"\n\x11RevealSecretReply\x12\r\n\x05value\x18\x01 \x01(\t2\x91\x03\n\rSecretService\x12\x43\n\x0c\x43reateSecret\x12\x1f.gateway.v1.CreateSecretRequest\x1a\x12.gateway.v1.Secret\x12\x38\n\tGetSecret\x12\x17.gateway.v1.NameRequest\x1a\x12.gateway.v1.Secret\x12\x38\n\x0bListSecrets\x12\x11.gateway.v1.Empty\x1a\x16.gateway.v1.SecretList\x12\x43\n\x0cUpdateSecret\x12\x1f.gateway.v1.UpdateSecretRequest\x1a\x12.gateway.v1.Secret\x12:\n\x0c\x44\x65leteSecret\x12\x17.gateway.v1.NameRequest\x1a\x11.gateway.v1.Empty\x12\x46\n\x0cRevealSecret\x12\x17.gateway.v1.NameRequest\x1a\x1d.gateway.v1.RevealSecretReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gateway/v1/secrets.proto\x12\ngateway.v1\x1a google/protobuf/field_mask.proto\x1a\x17gateway/v1/common.proto\"\x8e\x01\n\x06Secret\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\t\x12\x12\n\nupdated_at\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x10\n\x08provider\x18\x06 \x01(\t\x12\x0c\n\x04path\x18\x07 \x01(\t\x12\x0b\n\x03key\x18\x08 \x01(\t\"/\n\nSecretList\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.gateway.v1.Secret\"\x82\x01\n\x13\x43reateSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\x0c\n\x04path\x18\x06 \x01(\t\x12\x0b\n\x03key\x18\x07 \x01(\t\"\xe5\x01\n\x13UpdateSecretRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\x05value\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x10\n\x08set_tags\x18\x05 \x01(\x08\x12\x15\n\x08provider\x18\x06 \x01(\tH\x02\x88\x01\x01\x12\x11\n\x04path\x18\x07 \x01(\tH\x03\x88\x01\x01\x12\x10\n\x03key\x18\x08 \x01(\tH\x04\x88\x01\x01\x42\x08\n\x06_valueB\x0e\n\x0c_descriptionB\x0b\n\t_providerB\x07\n\x05_pathB\x06\n\x04_key\"\"\n\x11RevealSecretReply\x12\r\n\x05value\x18\x01 \x01(\t\"\xa6\x03\n\x0eSecretProvider\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x13\n\x0b\x61uth_method\x18\x04 \x01(\t\x12\x18\n\x10secrets_endpoint\x18\x05 \x01(\t\x12\x12\n\ntoken_file\x18\x06 \x01(\t\x12\x0f\n\x07role_id\x18\x07 \x01(\t\x12\x16\n\x0esecret_id_file\x18\x08 \x01(\t\x12\x0e\n\x06\x61pp_id\x18\t \x01(\t\x12\x18\n\x10\x63\x65rtificate_file\x18\n \x01(\t\x12\x18\n\x10private_key_file\x18\x0b \x01(\t\x12\x0f\n\x07\x63\x61_file\x18\x0c \x01(\t\x12\x0f\n\x07\x63ommand\x18\r \x01(\t\x12\x30\n\x03\x65nv\x18\x0e \x03(\x0b\x32#.gateway.v1.SecretProvider.EnvEntry\x12\x13\n\x0b\x64\x65scription\x18\x0f \x01(\t\x12\x12\n\ncreated_at\x18\x10 \x01(\t\x12\x12\n\nupdated_at\x18\x11 \x01(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"?\n\x12SecretProviderList\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.gateway.v1.SecretProvider\"\x83\x01\n\x1bUpdateSecretProviderRequest\x12\x33\n\x0fsecret_provider\x18\x01 \x01(\x0b\x32\x1a.gateway.v1.SecretProvider\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask2\x9c\x03\n\x15SecretProviderService\x12N\n\x14\x43reateSecretProvider\x12\x1a.gateway.v1.SecretProvider\x1a\x1a.gateway.v1.SecretProvider\x12H\n\x11GetSecretProvider\x12\x17.gateway.v1.NameRequest\x1a\x1a.gateway.v1.SecretProvider\x12H\n\x13ListSecretProviders\x12\x11.gateway.v1.Empty\x1a\x1e.gateway.v1.SecretProviderList\x12[\n\x14UpdateSecretProvider\x12\'.gateway.v1.UpdateSecretProviderRequest\x1a\x1a.gateway.v1.SecretProvider\x12\x42\n\x14\x44\x65leteSecretProvider\x12\x17.gateway.v1.NameRequest\x1a\x11.gateway.v1.Empty2\x91\x03\n\rSecretService\x12\x43\n\x0c\x43reateSecret\x12\x1f.gateway.v1.CreateSecretRequest\x1a\x12.gateway.v1.Secret\x12\x38\n\tGetSecret\x12\x17.gateway.v1.NameRequest\x1a\x12.gateway.v1.Secret\x12\x38\n\x0bListSecrets\x12\x11.gateway.v1.Empty\x1a\x16.gateway.v1.SecretList\x12\x43\n\x0cUpdateSecret\x12\x1f.gateway.v1.UpdateSecretRequest\x1a\x12.gateway.v1.Secret\x12:\n\x0c\x44\x65leteSecret\x12\x17.gateway.v1.NameRequest\x1a\x11.gateway.v1.Empty\x12\x46\n\x0cRevealSecret\x12\x17.gateway.v1.NameRequest\x1a\x1d.gateway.v1.RevealSecretReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gateway.v1.secrets_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SECRET']._serialized_start=65
-  _globals['_SECRET']._serialized_end=162
-  _globals['_SECRETLIST']._serialized_start=164
-  _globals['_SECRETLIST']._serialized_end=211
-  _globals['_CREATESECRETREQUEST']._serialized_start=213
-  _globals['_CREATESECRETREQUEST']._serialized_end=298
-  _globals['_UPDATESECRETREQUEST']._serialized_start=301
-  _globals['_UPDATESECRETREQUEST']._serialized_end=440
-  _globals['_REVEALSECRETREPLY']._serialized_start=442
-  _globals['_REVEALSECRETREPLY']._serialized_end=476
-  _globals['_SECRETSERVICE']._serialized_start=479
-  _globals['_SECRETSERVICE']._serialized_end=880
+  _globals['_SECRETPROVIDER_ENVENTRY']._loaded_options = None
+  _globals['_SECRETPROVIDER_ENVENTRY']._serialized_options = b'8\001'
+  _globals['_SECRET']._serialized_start=100
+  _globals['_SECRET']._serialized_end=242
+  _globals['_SECRETLIST']._serialized_start=244
+  _globals['_SECRETLIST']._serialized_end=291
+  _globals['_CREATESECRETREQUEST']._serialized_start=294
+  _globals['_CREATESECRETREQUEST']._serialized_end=424
+  _globals['_UPDATESECRETREQUEST']._serialized_start=427
+  _globals['_UPDATESECRETREQUEST']._serialized_end=656
+  _globals['_REVEALSECRETREPLY']._serialized_start=658
+  _globals['_REVEALSECRETREPLY']._serialized_end=692
+  _globals['_SECRETPROVIDER']._serialized_start=695
+  _globals['_SECRETPROVIDER']._serialized_end=1117
+  _globals['_SECRETPROVIDER_ENVENTRY']._serialized_start=1075
+  _globals['_SECRETPROVIDER_ENVENTRY']._serialized_end=1117
+  _globals['_SECRETPROVIDERLIST']._serialized_start=1119
+  _globals['_SECRETPROVIDERLIST']._serialized_end=1182
+  _globals['_UPDATESECRETPROVIDERREQUEST']._serialized_start=1185
+  _globals['_UPDATESECRETPROVIDERREQUEST']._serialized_end=1316
+  _globals['_SECRETPROVIDERSERVICE']._serialized_start=1319
+  _globals['_SECRETPROVIDERSERVICE']._serialized_end=1731
+  _globals['_SECRETSERVICE']._serialized_start=1734
+  _globals['_SECRETSERVICE']._serialized_end=2135
 # @@protoc_insertion_point(module_scope)

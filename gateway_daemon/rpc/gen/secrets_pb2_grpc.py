@@ -26,6 +26,250 @@ if _version_not_supported:
     )
 
 
+class SecretProviderServiceStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateSecretProvider = channel.unary_unary(
+                '/gateway.v1.SecretProviderService/CreateSecretProvider',
+                request_serializer=gateway_dot_v1_dot_secrets__pb2.SecretProvider.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_secrets__pb2.SecretProvider.FromString,
+                _registered_method=True)
+        self.GetSecretProvider = channel.unary_unary(
+                '/gateway.v1.SecretProviderService/GetSecretProvider',
+                request_serializer=gateway_dot_v1_dot_common__pb2.NameRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_secrets__pb2.SecretProvider.FromString,
+                _registered_method=True)
+        self.ListSecretProviders = channel.unary_unary(
+                '/gateway.v1.SecretProviderService/ListSecretProviders',
+                request_serializer=gateway_dot_v1_dot_common__pb2.Empty.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_secrets__pb2.SecretProviderList.FromString,
+                _registered_method=True)
+        self.UpdateSecretProvider = channel.unary_unary(
+                '/gateway.v1.SecretProviderService/UpdateSecretProvider',
+                request_serializer=gateway_dot_v1_dot_secrets__pb2.UpdateSecretProviderRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_secrets__pb2.SecretProvider.FromString,
+                _registered_method=True)
+        self.DeleteSecretProvider = channel.unary_unary(
+                '/gateway.v1.SecretProviderService/DeleteSecretProvider',
+                request_serializer=gateway_dot_v1_dot_common__pb2.NameRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_common__pb2.Empty.FromString,
+                _registered_method=True)
+
+
+class SecretProviderServiceServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def CreateSecretProvider(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSecretProvider(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSecretProviders(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSecretProvider(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSecretProvider(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_SecretProviderServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateSecretProvider': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSecretProvider,
+                    request_deserializer=gateway_dot_v1_dot_secrets__pb2.SecretProvider.FromString,
+                    response_serializer=gateway_dot_v1_dot_secrets__pb2.SecretProvider.SerializeToString,
+            ),
+            'GetSecretProvider': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSecretProvider,
+                    request_deserializer=gateway_dot_v1_dot_common__pb2.NameRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_secrets__pb2.SecretProvider.SerializeToString,
+            ),
+            'ListSecretProviders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSecretProviders,
+                    request_deserializer=gateway_dot_v1_dot_common__pb2.Empty.FromString,
+                    response_serializer=gateway_dot_v1_dot_secrets__pb2.SecretProviderList.SerializeToString,
+            ),
+            'UpdateSecretProvider': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSecretProvider,
+                    request_deserializer=gateway_dot_v1_dot_secrets__pb2.UpdateSecretProviderRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_secrets__pb2.SecretProvider.SerializeToString,
+            ),
+            'DeleteSecretProvider': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSecretProvider,
+                    request_deserializer=gateway_dot_v1_dot_common__pb2.NameRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_common__pb2.Empty.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'gateway.v1.SecretProviderService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('gateway.v1.SecretProviderService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class SecretProviderService:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def CreateSecretProvider(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.SecretProviderService/CreateSecretProvider',
+            gateway_dot_v1_dot_secrets__pb2.SecretProvider.SerializeToString,
+            gateway_dot_v1_dot_secrets__pb2.SecretProvider.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSecretProvider(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.SecretProviderService/GetSecretProvider',
+            gateway_dot_v1_dot_common__pb2.NameRequest.SerializeToString,
+            gateway_dot_v1_dot_secrets__pb2.SecretProvider.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSecretProviders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.SecretProviderService/ListSecretProviders',
+            gateway_dot_v1_dot_common__pb2.Empty.SerializeToString,
+            gateway_dot_v1_dot_secrets__pb2.SecretProviderList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSecretProvider(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.SecretProviderService/UpdateSecretProvider',
+            gateway_dot_v1_dot_secrets__pb2.UpdateSecretProviderRequest.SerializeToString,
+            gateway_dot_v1_dot_secrets__pb2.SecretProvider.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSecretProvider(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.SecretProviderService/DeleteSecretProvider',
+            gateway_dot_v1_dot_common__pb2.NameRequest.SerializeToString,
+            gateway_dot_v1_dot_common__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class SecretServiceStub:
     """Missing associated documentation comment in .proto file."""
 
