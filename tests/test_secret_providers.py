@@ -515,12 +515,21 @@ def test_runner_gets_the_value_only_inside_the_job(tmp_path, bao, origin):
         assert record["runner"] == runner.id, record
         assert "secret db from provider vault (vault): ok, fetched" in server.log.read_text()
         assert "from provider" not in runner.log.read_text()  # the runner never asked the provider
+        # A line the runner cuts at 16 KiB right inside a referenced value: masked there before the cut, so no
+        # piece of it reaches the server unmasked.
+        long_repo = tmp_path / "long"
+        new_repo(long_repo, {"main.py": "import os\nprint('a' * (16 * 1024 - 4) + os.environ['PW'])\n"})
+        client.ok("create", "repository", "long", "--url", str(long_repo))
+        client.ok("create", "service", "python-script", "long", "--repository", "long", "--filename", "main.py",
+                  "--env", "PW=$gateway_secret_(db)")
+        cut = client.ok("run", "service", "long").out
+        assert "line cut at 16 KiB" in cut and VALUE[:4] + " [line cut" not in cut, cut[-200:]
         client.ok("create", "secret", "gone", "--provider", "vault", "--secret", "app/gone")
         client.ok("create", "service", "python-script", "broken", "--repository", "apps", "--filename", "main.py",
                   "--secret", "name=gone,type=env,target=DB")
         line = one_error_line(client("run", "service", "broken"), 1)
         assert "secret gone (provider vault, vault): no secret at secret/app/gone" in line, line
-        assert [r["service"] for r in json.loads(client.ok("get", "runs", "-o", "json").out)] == ["show"]
+        assert sorted(r["service"] for r in json.loads(client.ok("get", "runs", "-o", "json").out)) == ["long", "show"]
         for folder in (server.folder, runner.folder):
             assert_nowhere(VALUE, everything_kept(folder))
         assert_nowhere(bao.root_token, everything_kept(server.folder), everything_kept(runner.folder))
