@@ -712,3 +712,21 @@ def test_concurrent_fetches_share_one_approle_login(tmp_path, bao):
 
     assert asyncio.run(burst()) == [VALUE] * 20
     assert bao.requests("auth/approle/login") - logins == 1
+
+
+def test_an_iag5_alias_of_a_provider_already_here_is_imported(tmp_path, bao):
+    import yaml
+
+    env = gateway_env(tmp_path / "gw")
+    token = tmp_path / "vault-token"
+    token.write_text(bao.root_token)
+    vault_provider(env, "vault", bao, token)
+    document = tmp_path / "iag5.yaml"
+    document.write_text(yaml.safe_dump({"secrets": [{"name": "db", "provider": "vault", "secret": "app/db",
+                                                     "key": "password"}]}))
+    result = ok(gw(env, "db", "import", str(document)))
+    assert "create secret db" in result.out, result.out
+    assert ok(gw(env, "describe", "secret", "db", "--reveal", "-o", "json")).json()["value"] == VALUE
+    document.write_text(yaml.safe_dump({"secrets": [{"name": "other", "provider": "nowhere", "secret": "x"}]}))
+    line = one_error_line(gw(env, "db", "import", str(document)), 1)
+    assert "secret-provider 'nowhere' does not exist and is not in the document" in line, line
