@@ -515,12 +515,21 @@ def test_runner_gets_the_value_only_inside_the_job(tmp_path, bao, origin):
         assert record["runner"] == runner.id, record
         assert "secret db from provider vault (vault): ok, fetched" in server.log.read_text()
         assert "from provider" not in runner.log.read_text()  # the runner never asked the provider
+        # A line the runner cuts at 16 KiB right inside a referenced value: masked there before the cut, so no
+        # piece of it reaches the server unmasked.
+        long_repo = tmp_path / "long"
+        new_repo(long_repo, {"main.py": "import os\nprint('a' * (16 * 1024 - 4) + os.environ['PW'])\n"})
+        client.ok("create", "repository", "long", "--url", str(long_repo))
+        client.ok("create", "service", "python-script", "long", "--repository", "long", "--filename", "main.py",
+                  "--env", "PW=$gateway_secret_(db)")
+        cut = client.ok("run", "service", "long").out
+        assert "line cut at 16 KiB" in cut and VALUE[:4] + " [line cut" not in cut, cut[-200:]
         client.ok("create", "secret", "gone", "--provider", "vault", "--secret", "app/gone")
         client.ok("create", "service", "python-script", "broken", "--repository", "apps", "--filename", "main.py",
                   "--secret", "name=gone,type=env,target=DB")
         line = one_error_line(client("run", "service", "broken"), 1)
         assert "secret gone (provider vault, vault): no secret at secret/app/gone" in line, line
-        assert [r["service"] for r in json.loads(client.ok("get", "runs", "-o", "json").out)] == ["show"]
+        assert sorted(r["service"] for r in json.loads(client.ok("get", "runs", "-o", "json").out)) == ["long", "show"]
         for folder in (server.folder, runner.folder):
             assert_nowhere(VALUE, everything_kept(folder))
         assert_nowhere(bao.root_token, everything_kept(server.folder), everything_kept(runner.folder))
@@ -703,3 +712,21 @@ def test_concurrent_fetches_share_one_approle_login(tmp_path, bao):
 
     assert asyncio.run(burst()) == [VALUE] * 20
     assert bao.requests("auth/approle/login") - logins == 1
+
+
+def test_an_iag5_alias_of_a_provider_already_here_is_imported(tmp_path, bao):
+    import yaml
+
+    env = gateway_env(tmp_path / "gw")
+    token = tmp_path / "vault-token"
+    token.write_text(bao.root_token)
+    vault_provider(env, "vault", bao, token)
+    document = tmp_path / "iag5.yaml"
+    document.write_text(yaml.safe_dump({"secrets": [{"name": "db", "provider": "vault", "secret": "app/db",
+                                                     "key": "password"}]}))
+    result = ok(gw(env, "db", "import", str(document)))
+    assert "create secret db" in result.out, result.out
+    assert ok(gw(env, "describe", "secret", "db", "--reveal", "-o", "json")).json()["value"] == VALUE
+    document.write_text(yaml.safe_dump({"secrets": [{"name": "other", "provider": "nowhere", "secret": "x"}]}))
+    line = one_error_line(gw(env, "db", "import", str(document)), 1)
+    assert "secret-provider 'nowhere' does not exist and is not in the document" in line, line

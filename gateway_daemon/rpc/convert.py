@@ -489,7 +489,8 @@ def job_message(job: Job) -> runner_pb2.ExecuteRequest:
                                         booleans=sorted(job.booleans), env=job.env,
                                         repository_key=job.repository_key, options=job.options,
                                         registries=[runner_pb2.RegistryAccess(**a.to_dict()) for a in job.registries],
-                                        repository_password=job.repository_password, action=job.action)
+                                        repository_password=job.repository_password, action=job.action,
+                                        referenced=job.referenced)
     if job.state is not None:
         message.state = job.state
     message.service.CopyFrom(resource_message(job.service))
@@ -513,7 +514,8 @@ def job_from_message(message: runner_pb2.ExecuteRequest) -> Job:
                executable=resource_from_message("executable-object", message.executable)  # type: ignore[arg-type]
                if message.HasField("executable") else None,
                repository_password=message.repository_password,
-               action=message.action, state=message.state if message.HasField("state") else None)
+               action=message.action, state=message.state if message.HasField("state") else None,
+               referenced=list(message.referenced))
 
 
 def exec_event_message(event: ExecEvent, runner: str) -> runner_pb2.ExecuteEvent:

@@ -383,6 +383,7 @@ def secret_names(document: dict[str, Any], problems: Problems) -> list[tuple[str
     gateway's key (core/transfer.py checks that).  Aliases of the providers imported are imported themselves."""
     names = []
     imported = _importable_providers(document)
+    left_out = _listed_providers(document) - imported
     for where, item in entries(document, "secrets", problems):
         name = item.get("name")
         if not isinstance(name, str) or not name:
@@ -390,8 +391,8 @@ def secret_names(document: dict[str, Any], problems: Problems) -> list[tuple[str
             continue
         problems.unknown(where, set(item) - _SECRET_KEYS)
         provider = item.get("provider", "")
-        if isinstance(provider, str) and provider and provider in imported:
-            continue
+        if isinstance(provider, str) and provider and provider not in left_out:
+            continue  # imported as an alias (its provider is in the document, or must be here)
         names.append((where, name, provider if isinstance(provider, str) else str(provider)))
     return names
 
@@ -418,9 +419,16 @@ def _importable_providers(document: dict[str, Any]) -> set[str]:
             if (resource := _provider(where, item, scratch)) is not None}
 
 
-def _alias(where: str, item: dict[str, Any], problems: Problems, providers: set[str]) -> Resource | None:
+def _listed_providers(document: dict[str, Any]) -> set[str]:
+    scratch = Problems(False)
+    return {item["name"] for _, item in entries(document, "secret-providers", scratch)
+            if isinstance(item.get("name"), str)}
+
+
+def _alias(where: str, item: dict[str, Any], problems: Problems, left_out: set[str]) -> Resource | None:
+    """An alias of a provider imported with it or already here (not of one the document has but could not give)."""
     provider = item.get("provider")
-    if not isinstance(provider, str) or provider not in providers:
+    if not isinstance(provider, str) or not provider or provider in left_out:
         return None
     fields = {"name": item.get("name"), "description": item.get("description", ""), "provider": item["provider"],
               "path": item.get("secret", ""), "key": item.get("key", "")}
@@ -489,9 +497,9 @@ def read_resources(document: dict[str, Any], problems: Problems) -> list[tuple[s
         if provider is not None:
             provider.created_at = provider.updated_at = ""
             result.append((where, provider))
-    providers = {resource.name for _, resource in result}
+    left_out = _listed_providers(document) - {resource.name for _, resource in result}
     for where, item in entries(document, "secrets", problems):
-        alias = _alias(where, item, problems, providers)
+        alias = _alias(where, item, problems, left_out)
         if alias is not None:
             alias.created_at = alias.updated_at = ""
             result.append((where, alias))

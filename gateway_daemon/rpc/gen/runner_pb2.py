@@ -29,7 +29,7 @@ from . import services_pb2 as gateway_dot_v1_dot_services__pb2
 from . import executables_pb2 as gateway_dot_v1_dot_executables__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17gateway/v1/runner.proto\x12\ngateway.v1\x1a\x17gateway/v1/common.proto\x1a\x1dgateway/v1/repositories.proto\x1a\x15gateway/v1/runs.proto\x1a\x19gateway/v1/services.proto\x1a\x1cgateway/v1/executables.proto\"\xcd\x01\n\x06Runner\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\x05\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\x05\x12\x0c\n\x04load\x18\x06 \x01(\x05\x12\x11\n\tlast_seen\x18\x07 \x01(\x01\x12\x12\n\nstarted_at\x18\x08 \x01(\x01\x12\x0f\n\x07use_tls\x18\t \x01(\x08\x12\x10\n\x08\x64raining\x18\n \x01(\x08\x12\x0f\n\x07problem\x18\x0b \x01(\t\x12\x0f\n\x07version\x18\x0c \x01(\t\"/\n\nRunnerList\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.gateway.v1.Runner\"\xc3\x04\n\x0e\x45xecuteRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0binputs_json\x18\x03 \x01(\t\x12\x0f\n\x07timeout\x18\x05 \x01(\x05\x12$\n\x07service\x18\x06 \x01(\x0b\x32\x13.gateway.v1.Service\x12*\n\nrepository\x18\x07 \x01(\x0b\x32\x16.gateway.v1.Repository\x12\x10\n\x08\x62ooleans\x18\x08 \x03(\t\x12\x30\n\x03\x65nv\x18\t \x03(\x0b\x32#.gateway.v1.ExecuteRequest.EnvEntry\x12\x16\n\x0erepository_key\x18\n \x01(\t\x12\x38\n\x07options\x18\x0b \x03(\x0b\x32\'.gateway.v1.ExecuteRequest.OptionsEntry\x12.\n\nregistries\x18\x0c \x03(\x0b\x32\x1a.gateway.v1.RegistryAccess\x12\x30\n\nexecutable\x18\r \x01(\x0b\x32\x1c.gateway.v1.ExecutableObject\x12\x1b\n\x13repository_password\x18\x14 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x15 \x01(\t\x12\x12\n\x05state\x18\x16 \x01(\tH\x00\x88\x01\x01\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06_stateJ\x04\x08\x02\x10\x03J\x04\x08\x04\x10\x05\"\x90\x01\n\x0eRegistryAccess\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x10\n\x08username\x18\x04 \x01(\t\x12\x10\n\x08password\x18\x05 \x01(\t\x12\r\n\x05token\x18\x06 \x01(\t\x12\x10\n\x08insecure\x18\x07 \x01(\x08\x12\x10\n\x08\x62uilt_in\x18\x08 \x01(\x08\"\xc7\x01\n\x0c\x45xecuteEvent\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0e\n\x06runner\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\x12%\n\x05lines\x18\x04 \x03(\x0b\x32\x16.gateway.v1.OutputLine\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x16\n\texit_code\x18\x07 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\x05state\x18\x14 \x01(\tH\x01\x88\x01\x01\x42\x0c\n\n_exit_codeB\x08\n\x06_state\"(\n\x16\x43\x61ncelExecutionRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t2I\n\rRunnerService\x12\x38\n\x0bListRunners\x12\x11.gateway.v1.Empty\x1a\x16.gateway.v1.RunnerList2\x9f\x01\n\x10\x45xecutionService\x12\x41\n\x07\x45xecute\x12\x1a.gateway.v1.ExecuteRequest\x1a\x18.gateway.v1.ExecuteEvent0\x01\x12H\n\x0f\x43\x61ncelExecution\x12\".gateway.v1.CancelExecutionRequest\x1a\x11.gateway.v1.Emptyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17gateway/v1/runner.proto\x12\ngateway.v1\x1a\x17gateway/v1/common.proto\x1a\x1dgateway/v1/repositories.proto\x1a\x15gateway/v1/runs.proto\x1a\x19gateway/v1/services.proto\x1a\x1cgateway/v1/executables.proto\"\xcd\x01\n\x06Runner\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\x05\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x05 \x01(\x05\x12\x0c\n\x04load\x18\x06 \x01(\x05\x12\x11\n\tlast_seen\x18\x07 \x01(\x01\x12\x12\n\nstarted_at\x18\x08 \x01(\x01\x12\x0f\n\x07use_tls\x18\t \x01(\x08\x12\x10\n\x08\x64raining\x18\n \x01(\x08\x12\x0f\n\x07problem\x18\x0b \x01(\t\x12\x0f\n\x07version\x18\x0c \x01(\t\"/\n\nRunnerList\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.gateway.v1.Runner\"\xd7\x04\n\x0e\x45xecuteRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0binputs_json\x18\x03 \x01(\t\x12\x0f\n\x07timeout\x18\x05 \x01(\x05\x12$\n\x07service\x18\x06 \x01(\x0b\x32\x13.gateway.v1.Service\x12*\n\nrepository\x18\x07 \x01(\x0b\x32\x16.gateway.v1.Repository\x12\x10\n\x08\x62ooleans\x18\x08 \x03(\t\x12\x30\n\x03\x65nv\x18\t \x03(\x0b\x32#.gateway.v1.ExecuteRequest.EnvEntry\x12\x16\n\x0erepository_key\x18\n \x01(\t\x12\x38\n\x07options\x18\x0b \x03(\x0b\x32\'.gateway.v1.ExecuteRequest.OptionsEntry\x12.\n\nregistries\x18\x0c \x03(\x0b\x32\x1a.gateway.v1.RegistryAccess\x12\x30\n\nexecutable\x18\r \x01(\x0b\x32\x1c.gateway.v1.ExecutableObject\x12\x1b\n\x13repository_password\x18\x14 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x15 \x01(\t\x12\x12\n\x05state\x18\x16 \x01(\tH\x00\x88\x01\x01\x12\x12\n\nreferenced\x18\x17 \x03(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06_stateJ\x04\x08\x02\x10\x03J\x04\x08\x04\x10\x05\"\x90\x01\n\x0eRegistryAccess\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x10\n\x08username\x18\x04 \x01(\t\x12\x10\n\x08password\x18\x05 \x01(\t\x12\r\n\x05token\x18\x06 \x01(\t\x12\x10\n\x08insecure\x18\x07 \x01(\x08\x12\x10\n\x08\x62uilt_in\x18\x08 \x01(\x08\"\xc7\x01\n\x0c\x45xecuteEvent\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0e\n\x06runner\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\x12%\n\x05lines\x18\x04 \x03(\x0b\x32\x16.gateway.v1.OutputLine\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x16\n\texit_code\x18\x07 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\x05state\x18\x14 \x01(\tH\x01\x88\x01\x01\x42\x0c\n\n_exit_codeB\x08\n\x06_state\"(\n\x16\x43\x61ncelExecutionRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t2I\n\rRunnerService\x12\x38\n\x0bListRunners\x12\x11.gateway.v1.Empty\x1a\x16.gateway.v1.RunnerList2\x9f\x01\n\x10\x45xecutionService\x12\x41\n\x07\x45xecute\x12\x1a.gateway.v1.ExecuteRequest\x1a\x18.gateway.v1.ExecuteEvent0\x01\x12H\n\x0f\x43\x61ncelExecution\x12\".gateway.v1.CancelExecutionRequest\x1a\x11.gateway.v1.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,19 +45,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RUNNERLIST']._serialized_start=383
   _globals['_RUNNERLIST']._serialized_end=430
   _globals['_EXECUTEREQUEST']._serialized_start=433
-  _globals['_EXECUTEREQUEST']._serialized_end=1012
-  _globals['_EXECUTEREQUEST_ENVENTRY']._serialized_start=900
-  _globals['_EXECUTEREQUEST_ENVENTRY']._serialized_end=942
-  _globals['_EXECUTEREQUEST_OPTIONSENTRY']._serialized_start=944
-  _globals['_EXECUTEREQUEST_OPTIONSENTRY']._serialized_end=990
-  _globals['_REGISTRYACCESS']._serialized_start=1015
-  _globals['_REGISTRYACCESS']._serialized_end=1159
-  _globals['_EXECUTEEVENT']._serialized_start=1162
-  _globals['_EXECUTEEVENT']._serialized_end=1361
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=1363
-  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=1403
-  _globals['_RUNNERSERVICE']._serialized_start=1405
-  _globals['_RUNNERSERVICE']._serialized_end=1478
-  _globals['_EXECUTIONSERVICE']._serialized_start=1481
-  _globals['_EXECUTIONSERVICE']._serialized_end=1640
+  _globals['_EXECUTEREQUEST']._serialized_end=1032
+  _globals['_EXECUTEREQUEST_ENVENTRY']._serialized_start=920
+  _globals['_EXECUTEREQUEST_ENVENTRY']._serialized_end=962
+  _globals['_EXECUTEREQUEST_OPTIONSENTRY']._serialized_start=964
+  _globals['_EXECUTEREQUEST_OPTIONSENTRY']._serialized_end=1010
+  _globals['_REGISTRYACCESS']._serialized_start=1035
+  _globals['_REGISTRYACCESS']._serialized_end=1179
+  _globals['_EXECUTEEVENT']._serialized_start=1182
+  _globals['_EXECUTEEVENT']._serialized_end=1381
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_start=1383
+  _globals['_CANCELEXECUTIONREQUEST']._serialized_end=1423
+  _globals['_RUNNERSERVICE']._serialized_start=1425
+  _globals['_RUNNERSERVICE']._serialized_end=1498
+  _globals['_EXECUTIONSERVICE']._serialized_start=1501
+  _globals['_EXECUTIONSERVICE']._serialized_end=1660
 # @@protoc_insertion_point(module_scope)

@@ -46,7 +46,7 @@ class RunnerList(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[Runner, _Mapping]]] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("run_id", "inputs_json", "timeout", "service", "repository", "booleans", "env", "repository_key", "options", "registries", "executable", "repository_password", "action", "state")
+    __slots__ = ("run_id", "inputs_json", "timeout", "service", "repository", "booleans", "env", "repository_key", "options", "registries", "executable", "repository_password", "action", "state", "referenced")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +75,7 @@ class ExecuteRequest(_message.Message):
     REPOSITORY_PASSWORD_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCED_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     inputs_json: str
     timeout: int
@@ -89,7 +90,8 @@ class ExecuteRequest(_message.Message):
     repository_password: str
     action: str
     state: str
-    def __init__(self, run_id: _Optional[str] = ..., inputs_json: _Optional[str] = ..., timeout: _Optional[int] = ..., service: _Optional[_Union[_services_pb2.Service, _Mapping]] = ..., repository: _Optional[_Union[_repositories_pb2.Repository, _Mapping]] = ..., booleans: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., repository_key: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ..., registries: _Optional[_Iterable[_Union[RegistryAccess, _Mapping]]] = ..., executable: _Optional[_Union[_executables_pb2.ExecutableObject, _Mapping]] = ..., repository_password: _Optional[str] = ..., action: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
+    referenced: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, run_id: _Optional[str] = ..., inputs_json: _Optional[str] = ..., timeout: _Optional[int] = ..., service: _Optional[_Union[_services_pb2.Service, _Mapping]] = ..., repository: _Optional[_Union[_repositories_pb2.Repository, _Mapping]] = ..., booleans: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., repository_key: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ..., registries: _Optional[_Iterable[_Union[RegistryAccess, _Mapping]]] = ..., executable: _Optional[_Union[_executables_pb2.ExecutableObject, _Mapping]] = ..., repository_password: _Optional[str] = ..., action: _Optional[str] = ..., state: _Optional[str] = ..., referenced: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RegistryAccess(_message.Message):
     __slots__ = ("type", "name", "url", "username", "password", "token", "insecure", "built_in")
