@@ -13,8 +13,10 @@ listed under `secrets` with `provider`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import yaml
@@ -356,7 +358,9 @@ def test_import_from_a_repository_defaults_to_its_import_yml(env, tmp_path):
 
 
 # ---------------------------------------------------------------- through a real server
-def test_through_a_server(tmp_path, certs):
+@contextlib.contextmanager
+def server_admin(tmp_path: Path, certs) -> Iterator[Client]:
+    """A real server with a key file of its own, and a client logged in as its admin; the server stops after."""
     daemon = Daemon(tmp_path / "server", certs,
                     extra=f"[secrets]\nencrypt_key_file = {make_key(tmp_path / 'server.key')}\n")
     daemon.start()
@@ -364,6 +368,13 @@ def test_through_a_server(tmp_path, certs):
         client = Client(tmp_path / "client", daemon.port, certs["ca"])
         client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
                   stdin=f"{daemon.admin_password}\n{ADMIN_PASSWORD}\n")
+        yield client
+    finally:
+        daemon.stop()
+
+
+def test_through_a_server(tmp_path, certs):
+    with server_admin(tmp_path, certs) as client:
         for name in SECRETS:
             client.ok("create", "secret", name, "--value", f"value of {name}")
         check = client.ok("db", "import", str(FULL_JSON), "--check")
@@ -386,20 +397,12 @@ def test_through_a_server(tmp_path, certs):
         result = client("db", "import", str(path), "--check")
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert len([line for line in result.stderr.splitlines() if line.startswith("problem: ")]) == 3
-    finally:
-        daemon.stop()
 
 
 def test_import_from_a_repository_is_fetched_by_the_server(tmp_path, certs):
     """In client mode the server fetches `db import --repository` (with its host keys and its secrets), as an
     audited call of its own; what the repository links to outside itself is not read."""
-    daemon = Daemon(tmp_path / "server", certs,
-                    extra=f"[secrets]\nencrypt_key_file = {make_key(tmp_path / 'server.key')}\n")
-    daemon.start()
-    try:
-        client = Client(tmp_path / "client", daemon.port, certs["ca"])
-        client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
-                  stdin=f"{daemon.admin_password}\n{ADMIN_PASSWORD}\n")
+    with server_admin(tmp_path, certs) as client:
         outside = tmp_path / "outside.yml"  # a file of the server's host, importable if it were followed
         outside.write_text("decorators:\n  - name: leaked\n    schema: {type: object}\n")
         origin = tmp_path / "origin"
@@ -423,8 +426,6 @@ def test_import_from_a_repository_is_fetched_by_the_server(tmp_path, certs):
         assert "leaked" not in client.ok("get", "decorators").stdout
         trail = json.loads(client.ok("get", "audit", "--action", "fetch", "-o", "json").stdout)
         assert [(e["action"], e["target"], e["user"]) for e in trail][:3] == [("fetch", "repository", "admin")] * 3
-    finally:
-        daemon.stop()
 
 
 def make_key(path: Path) -> Path:
