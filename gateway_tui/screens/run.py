@@ -65,6 +65,11 @@ class RunScreen(SectionScreen):
         self.tofu = False  # an opentofu-plan service: the action and state files are asked for too
         self.state_out = ""  # where the state the run ends with is written, on this machine
 
+    @property
+    def opening(self) -> bool:
+        """Until the inputs form is there (or the output shows), keys typed wait for it."""
+        return self.phase == "loading"
+
     def compose_body(self) -> ComposeResult:
         yield Label("", id="run-title")
         with VerticalScroll(id="run-form-area"):
@@ -98,7 +103,10 @@ class RunScreen(SectionScreen):
                 if service.decorator else None
         except GatewayError as exc:
             self.report(exc, f"Cannot run {name}")
-            self.dismiss()
+            if self.is_current:
+                self.dismiss()
+            return
+        if not self.showing:  # closed (or the app quit) while the service was read
             return
         info = f"{service.type} · {service.repository}" + (f" · decorator {service.decorator}"
                                                            if service.decorator else "")
@@ -207,6 +215,8 @@ class RunScreen(SectionScreen):
         except GatewayError as exc:
             self.report(exc, f"Cannot run {self.service_name}")
             return
+        if not self.showing:  # closed while the run started: it runs on, in 2 Runs
+            return
         output = self.query_one(OutputView)
         output.reset()
         self._show_phase("output")
@@ -228,6 +238,8 @@ class RunScreen(SectionScreen):
                 view.flush()
 
     def _event(self, event: Any) -> None:
+        if not self.showing:
+            return
         if event.kind == "status" and event.run is not None:
             was_finished = self.run is not None and self.run.finished
             self.run = event.run
