@@ -118,6 +118,9 @@ class KeyOrder:
         that). True: the screen it was given to is no longer in front, so it goes to the one that is."""
         if key is not self.out:
             return False
+        if not self.app.screen_stack:  # the app is ending
+            self.out = None
+            return True
         if self.out_screen is not self.app.screen:
             self.out = None
             self.held.insert(0, self.copy(key))
@@ -215,6 +218,8 @@ class GatewayApp(App):
     # ------------------------------------------------------------ keys, in the order typed (KeyOrder)
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key) and not event.is_forwarded:
+            if self._closing or self._exit or not self.screen_stack:
+                return  # the app is ending (q): keys typed after it land nowhere
             if not getattr(event, "_gateway_released", False) and self.key_order.hold(event):
                 return
             await super().on_event(event)

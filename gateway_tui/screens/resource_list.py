@@ -65,6 +65,11 @@ class ResourceListScreen(SectionScreen):
     def table(self) -> ResourceTable:
         return self.query_one(ResourceTable)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.unavailable and any(b.action == action for bs in self._bindings.key_to_bindings.values() for b in bs):
+            return False  # a section this mode does not have: nothing of the list's to do
+        return super().check_action(action, parameters)
+
     def on_mount(self) -> None:
         self._watching = getattr(self.app, "generation", 0)
         self.watch_changes()
@@ -164,6 +169,8 @@ class ResourceListScreen(SectionScreen):
         self.table.focus()
 
     def key_escape(self) -> None:
+        if self.unavailable:
+            return
         field = self.query_one("#filter", Input)
         if field.value or field.has_focus:
             field.value = ""
