@@ -130,9 +130,21 @@ class KeyOrder:
         return False
 
     def done(self, key: events.Key) -> None:
-        if key is self.out:
-            self.out = None
+        from textual.command import CommandPalette
+
+        if key is not self.out:
+            return
+        if isinstance(self.app.screen, CommandPalette) and key.key in ("enter", "escape"):
+            # the palette closes through messages of its own after its binding: the next key waits for that
+            self.app.set_timer(0.05, lambda: self.done(key) if self.out is key and self._clear() else None)
+            return
+        self.out = None
         self.wake()
+
+    def _clear(self) -> bool:
+        self.out = None
+        self.wake()
+        return True
 
     def wake(self) -> None:
         if self._timer is None and (self.out is not None or self.held):
@@ -507,7 +519,7 @@ class GatewayApp(App):
 
     # ------------------------------------------------------------ navigation
     def action_section(self, mode: str) -> None:
-        if isinstance(self.screen, ModalScreen):
+        if not self.screen_stack or isinstance(self.screen, ModalScreen):
             return
         if mode == self.current_mode:
             while len(self.screen_stack) > 1:

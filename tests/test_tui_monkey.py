@@ -30,7 +30,7 @@ from pilot import client_app, type_into, until
 
 SIZE = (120, 36)
 SEEDS = [int(s) for s in os.environ.get("GATEWAY_MONKEY_SEED", "1,2").split(",") if s.strip()]
-KEYS = int(os.environ.get("GATEWAY_MONKEY_KEYS", "1000"))  # per seed and mode: 2 seeds x 2 modes, 4,000 keys
+KEYS = int(os.environ.get("GATEWAY_MONKEY_KEYS", "600"))  # per seed and mode: 2 seeds x 2 modes, 2,400 keys
 SECTION_KEYS = [key for _mode, key, _label in (*SECTIONS, *EXTRA_SECTIONS)]
 # What an operator's hands do: the bindings' letters most, then moving, typing, leaving; ctrl+q is left out (it
 # ends the app the hard way, as it should), q is in (it quits cleanly where it may, and a new app starts).
@@ -67,6 +67,13 @@ async def monkey(make_app, seed: int, keys: int, visited: set[str], log_in=None)
     while sent < keys:
         app = make_app()
         apps += 1
+        push_screen = app.push_screen
+
+        def pushed(screen, *args, **kwargs):  # every screen and dialog opened, however briefly
+            visited.add(type(screen).__name__)
+            return push_screen(screen, *args, **kwargs)
+
+        app.push_screen = pushed
         async with app.run_test(size=SIZE) as pilot:
             started = time.monotonic()
             while not (app.screen.is_mounted and type(app.screen).__name__ not in ("Screen", "SignedOutScreen")):
@@ -77,8 +84,8 @@ async def monkey(make_app, seed: int, keys: int, visited: set[str], log_in=None)
                     await log_in(pilot)  # the monkey logged out (palette): in again, as the admin
                     continue
                 rounds += 1
-                if rounds % 5 == 0:  # every section in turn: out of whatever is open (discarding), then its key
-                    section = SECTION_KEYS[rounds // 5 % len(SECTION_KEYS)]
+                if rounds % 3 == 0:  # every section in turn: out of whatever is open (discarding), then its key
+                    section = SECTION_KEYS[rounds // 3 % len(SECTION_KEYS)]
                     chunk = ["escape", "d", "escape", "d", "escape", "escape", section]
                 else:
                     chunk = rng.choices(population, weights, k=rng.randint(1, 25))
@@ -87,7 +94,7 @@ async def monkey(make_app, seed: int, keys: int, visited: set[str], log_in=None)
                     print(chunk, [type(s).__name__ for s in app.screen_stack], repr(app.focused))
                 sent += len(chunk)
                 await pilot.pause(rng.choice((0.0, 0.02, 0.05, 0.2)))
-                if rounds % 5 == 0:  # every key typed has been handled: the section is on screen
+                if rounds % 3 == 0:  # every key typed has been handled: the section is on screen
                     order = app.key_order
                     deadline = time.monotonic() + 20
                     while app.is_running and (order.held or order.out is not None):
