@@ -43,7 +43,7 @@ SIGNED_OUT = "signed-out"  # client mode: the mode under the Login screen while 
 
 _NAVIGATION = Binding.Group("Go to", compact=True)
 KEY_LOST_SECONDS = 1.0  # a key neither taken by a widget nor back at the app after this long was never handled
-OPENING_PATIENCE = 3.0  # a screen still `opening` after this long (a slow server) gets the keys typed at it
+OPENING_PATIENCE = 10.0  # a screen still `opening` after this long (a hung server) gets the keys typed at it
 
 
 class KeyOrder:
