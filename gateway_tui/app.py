@@ -7,6 +7,7 @@ from functools import partial
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any, Callable
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive
@@ -41,6 +42,122 @@ DARK, LIGHT = "textual-dark", "textual-light"
 SIGNED_OUT = "signed-out"  # client mode: the mode under the Login screen while nobody is logged in
 
 _NAVIGATION = Binding.Group("Go to", compact=True)
+KEY_LOST_SECONDS = 1.0  # a key neither taken by a widget nor back at the app after this long was never handled
+OPENING_PATIENCE = 10.0  # a screen still `opening` after this long (a hung server) gets the keys typed at it
+
+
+class KeyOrder:
+    """Keys in the order typed, each to the screen that is in front when the one before it has been handled.
+
+    Textual hands a key to the focused widget and only checks the bindings when the key comes back up to the
+    app; a fast typist's next keys are handed out before that, so the letters after `n` (New) went to the list
+    and not to the form `n` opens, and a screen being built took keys it had no field for. Here one key is out
+    at a time: the next waits until it is taken by a widget or its binding has run, and until the screen in
+    front takes keys (built, its first field focused: a screen's `opening`). A key that comes back from a
+    screen that is no longer in front goes to the one that is."""
+
+    def __init__(self, app: "GatewayApp"):
+        self.app = app
+        self.held: list[events.Key] = []
+        self.out: events.Key | None = None  # the key handed out and not yet handled
+        self.out_screen: object = None
+        self.out_since = 0.0
+        self.back = False  # the key out is on its way back to the app (a widget did not take it)
+        self.waiting: tuple[object, float] | None = None  # the screen keys wait for to open, since when
+        self._timer: Any = None
+
+    @staticmethod
+    def copy(key: events.Key) -> events.Key:
+        return events.Key(key.key, key.character)
+
+    def ready(self) -> bool:
+        """Whether the screen in front takes keys now."""
+        try:
+            screen = self.app.screen
+        except Exception:  # noqa: BLE001 - no screen yet, or the app is closing
+            return False
+        if not screen.is_mounted:
+            return False
+        if not getattr(screen, "opening", False):
+            self.waiting = None
+            return True
+        if self.waiting is None or self.waiting[0] is not screen:
+            self.waiting = (screen, time.monotonic())
+        return time.monotonic() - self.waiting[1] > OPENING_PATIENCE
+
+    def settle(self) -> None:
+        """Forget the key out once a widget took it (it stopped on the way up and is not coming back)."""
+        key = self.out
+        if key is None or self.back:
+            return
+        if key._stop_propagation or time.monotonic() - self.out_since > KEY_LOST_SECONDS:
+            if not key._stop_propagation:  # never handled (its widget went): it goes to the screen in front
+                self.held.insert(0, self.copy(key))
+            self.out = None
+
+    def hold(self, key: events.Key) -> bool:
+        """True when `key` must wait (it was put in line)."""
+        self.settle()
+        if self.out is None and not self.held and self.ready():
+            return False
+        self.held.append(key)
+        self.wake()
+        return True
+
+    def sent(self, key: events.Key) -> None:
+        if key.is_forwarded:  # off to a widget: out until it is taken or comes back
+            self.out, self.out_screen, self.out_since, self.back = key, self.app.screen, time.monotonic(), False
+            self.wake()
+
+    def returning(self, key: events.Key) -> None:
+        if key is self.out:
+            self.back = True
+
+    def came_back(self, key: events.Key) -> bool:
+        """`key` is back at the app, not taken by a widget. False: its binding runs now (the next key goes after
+        that). True: the screen it was given to is no longer in front, so it goes to the one that is."""
+        if key is not self.out:
+            return False
+        if not self.app.screen_stack:  # the app is ending
+            self.out = None
+            return True
+        if self.out_screen is not self.app.screen:
+            self.out = None
+            self.held.insert(0, self.copy(key))
+            self.wake()
+            return True
+        self.app.call_later(self.done, key)
+        return False
+
+    def done(self, key: events.Key) -> None:
+        from textual.command import CommandPalette
+
+        if key is not self.out:
+            return
+        if isinstance(self.app.screen, CommandPalette) and key.key in ("enter", "escape"):
+            # the palette closes through messages of its own after its binding: the next key waits for that
+            self.app.set_timer(0.05, lambda: self.done(key) if self.out is key and self._clear() else None)
+            return
+        self.out = None
+        self.wake()
+
+    def _clear(self) -> bool:
+        self.out = None
+        self.wake()
+        return True
+
+    def wake(self) -> None:
+        if self._timer is None and (self.out is not None or self.held):
+            self._timer = self.app.set_timer(0.005, self._release, name="key order")
+
+    async def _release(self) -> None:
+        self._timer = None
+        self.settle()
+        if self.out is None and self.held and self.ready():
+            key = self.held.pop(0)
+            key._gateway_released = True  # type: ignore[attr-defined]
+            self.app.post_message(key)
+        self.wake()
 
 
 class GatewayApp(App):
@@ -92,6 +209,7 @@ class GatewayApp(App):
         self.generation = 0  # a new one with every login: screens restart what they follow
         self.section = "services"  # the section a login goes (back) to
         self._login_open = False
+        self.key_order = KeyOrder(self)
         if connection is None:
             self.gateway = gateway
             self.unavailable_sections = ({"users": USERS_UNAVAILABLE, "runners": RUNNERS_UNAVAILABLE,
@@ -108,6 +226,28 @@ class GatewayApp(App):
             # before one, and the mode has no screens yet.)
             self._modes["users"] = UserListScreen
             self._modes[SIGNED_OUT] = SignedOutScreen
+
+    # ------------------------------------------------------------ keys, in the order typed (KeyOrder)
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            if self._closing or self._exit or not self.screen_stack:
+                return  # the app is ending (q): keys typed after it land nowhere
+            if not getattr(event, "_gateway_released", False) and self.key_order.hold(event):
+                return
+            await super().on_event(event)
+            self.key_order.sent(event)
+            return
+        await super().on_event(event)
+
+    def post_message(self, message: Any) -> bool:
+        if isinstance(message, events.Key):
+            self.key_order.returning(message)
+        return super().post_message(message)
+
+    async def _on_key(self, event: events.Key) -> None:
+        if self.key_order.came_back(event):
+            event.prevent_default()  # not this screen's binding: the key is typed again at the one in front
+            event.stop()
 
     def on_mount(self) -> None:
         if self.connection is None:
@@ -361,9 +501,33 @@ class GatewayApp(App):
         else:
             self._log_in_over(connection, "Stay with the server you were on", connected, self._known_username)
 
+    # ------------------------------------------------------------ q is a letter where something is typed or chosen
+    def typing(self) -> bool:
+        """Whether a key here is part of something being typed or chosen: a form, an editor, an input, a
+        dropdown, a dialog, a run's inputs. `q` does not quit there."""
+        from textual.widgets import Input, Select, TextArea
+        from textual.widgets._select import SelectOverlay
+
+        from .screens.form import FormScreen
+        from .screens.run import RunScreen
+
+        screen = self.screen
+        if isinstance(screen, (FormScreen, ModalScreen)) or getattr(screen, "opening", False):
+            return True
+        if isinstance(screen, RunScreen) and screen.phase != "output":
+            return True
+        focused = self.focused
+        return isinstance(focused, (Input, TextArea, Select, SelectOverlay)) or (
+            focused is not None and isinstance(focused.parent, Select))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "quit" and self.typing():
+            return False
+        return True
+
     # ------------------------------------------------------------ navigation
     def action_section(self, mode: str) -> None:
-        if isinstance(self.screen, ModalScreen):
+        if not self.screen_stack or isinstance(self.screen, ModalScreen):
             return
         if mode == self.current_mode:
             while len(self.screen_stack) > 1:

@@ -12,7 +12,7 @@ from gateway_daemon.bootstrap import open_engine
 from gateway_daemon.config import load_config
 from gateway_daemon.core import Decorator, Repository, Service
 from gateway_tui.app import GatewayApp
-from gateway_tui.screens.confirm import ConfirmScreen
+from gateway_tui.screens.confirm import ConfirmScreen, UnsavedScreen
 from gateway_tui.screens.decorators import DecoratorFormScreen
 from gateway_tui.screens.repositories import RepositoriesScreen
 from gateway_tui.screens.run import RunScreen
@@ -222,7 +222,9 @@ async def test_validation_errors_are_shown_inline(engine, origin):
         await pilot.press("ctrl+s")
         await until(pilot, lambda: field_error(app, "name"), what="the name error")
         assert "already exists" in field_error(app, "name")
-        await pilot.press("escape")
+        await pilot.press("escape")  # the form has changes: leaving it asks first
+        await until(pilot, lambda: isinstance(app.screen, UnsavedScreen), what="the question")
+        await pilot.press("d")
 
         # The run form: the decorator's rules before anything runs.
         await until(pilot, lambda: isinstance(app.screen, ServicesScreen))

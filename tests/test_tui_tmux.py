@@ -8,6 +8,7 @@ the screen, and `q` ends the program cleanly.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -136,3 +137,53 @@ def test_gateway_in_a_real_terminal(terminal):
     while "Automation Gateway" in term.screen():  # the program ended and gave the terminal back
         assert time.monotonic() < deadline, term.screen()
         time.sleep(0.2)
+
+
+SLEEPY = '''\
+import sys, time
+print("started", *sys.argv[1:], flush=True)
+time.sleep(60 if any(arg.startswith("--wait") for arg in sys.argv[1:]) else 0)
+'''
+
+
+def test_typed_at_full_speed_create_run_cancel_rerun_delete(tmp_path):
+    """Every key of create service → run → cancel → run again → cancel → delete sent in one go, with no pause
+    for any screen: nothing lost, nothing typed into the screen behind, no extra form."""
+    from cli_helpers import gateway_env, gw, ok
+
+    origin = tmp_path / "origin"
+    new_repo(origin, {"main.py": SLEEPY})
+    env = gateway_env(tmp_path / "gw", home=tmp_path / "home")
+    (tmp_path / "home").mkdir()
+    ok(gw(env, "create", "repository", "apps", "--url", str(origin)))
+    env["TERM"] = "xterm-256color"
+    term = Terminal([str(BIN / "gateway")], env, cwd=tmp_path)
+    try:
+        term.wait_for("q Quit")
+        term.wait_for("No services yet")
+        keys = ["n", *"sleepy-n2d", "C-s",          # a new service named as typed (its n, 2, d are letters)
+                "r", *"wait", "Tab", *"60", "C-s",  # run it with free inputs: it sleeps
+                "c",                                # cancel it
+                "r", "C-s",                         # run it again with the same inputs
+                "c",                                # cancel that one too
+                "Escape"]                           # back to the list
+        term._tmux("send-keys", "-t", "gw", *keys)
+        # A terminal cannot tell Esc followed at once by d from alt+d (one escape sequence): the only pause.
+        time.sleep(0.6)
+        term._tmux("send-keys", "-t", "gw", "d", "y")  # delete it, yes
+        deadline = time.monotonic() + 120
+        while "No services yet" not in term.screen() or "Deleted service" not in term.screen():
+            assert time.monotonic() < deadline, f"never came back to an empty list:\n{term.screen()}"
+            time.sleep(0.2)
+        screen = term.screen()
+        assert "New service" not in screen and "sleepy" in screen  # the notice names it; no form left open
+        term.keys("q")
+        deadline = time.monotonic() + 20
+        while "Automation Gateway" in term.screen():
+            assert time.monotonic() < deadline, term.screen()
+            time.sleep(0.2)
+    finally:
+        term.close()
+    assert "(none)" in ok(gw(env, "get", "services")).out or not ok(gw(env, "get", "services", "-o", "json")).out.strip("[]\n ")
+    runs = json.loads(ok(gw(env, "get", "runs", "-o", "json")).out)
+    assert [(r["service"], r["status"], r["inputs"]) for r in runs] == [("sleepy-n2d", "cancelled", {"wait": "60"})] * 2

@@ -47,6 +47,13 @@ class SectionScreen(Screen):
         yield from ()
 
     @property
+    def showing(self) -> bool:
+        """Whether this screen's widgets are there: composed and mounted, not yet being removed. A reload from a
+        timer, a resume or a worker that finishes after the screen went (or before it is built, while the app is
+        quitting) does nothing."""
+        return bool(self.children) and self.is_attached and not (self._closing or self._closed)
+
+    @property
     def gateway(self) -> Gateway:
         return self.app.gateway  # type: ignore[attr-defined]
 

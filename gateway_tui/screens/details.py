@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Iterable
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -15,7 +14,7 @@ from textual.widgets import Label, Static
 from gateway_daemon.core import GatewayError
 
 from .base import SectionScreen
-from .confirm import confirm_and_delete
+from .confirm import ask_to_delete
 
 
 def field_lines(pairs: Iterable[tuple[str, Any]], width: int = 16) -> Content:
@@ -59,11 +58,16 @@ class DetailsScreen(SectionScreen):
         await self.load()
 
     async def load(self) -> None:
+        if not self.showing:
+            return
         try:
             self.resource = await self.gateway.get(self.KIND, self.name_)
         except GatewayError as exc:
             self.report(exc, f"Cannot show {self.NOUN} {self.name_}")
-            self.dismiss()
+            if self.is_current:
+                self.dismiss()
+            return
+        if not self.showing:
             return
         self.query_one("#fields", Static).update(field_lines(self.pairs(self.resource)))
         await self.load_extra()
@@ -78,10 +82,12 @@ class DetailsScreen(SectionScreen):
         if self.resource is not None:
             self.app.push_screen(self.form())
 
-    @work
-    async def action_delete(self) -> None:
-        if await confirm_and_delete(self, self.KIND, self.NOUN, self.name_):
-            self.dismiss()
+    def action_delete(self) -> None:
+        def deleted() -> None:
+            if self.is_current:
+                self.dismiss()
+
+        ask_to_delete(self, self.KIND, self.NOUN, self.name_, deleted)
 
     def action_back(self) -> None:
         self.dismiss()

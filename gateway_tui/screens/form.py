@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any, ClassVar
 
@@ -9,12 +10,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.content import Content
-from textual.widgets import Label, Static
+from textual.widget import Widget
+from textual.widgets import Checkbox, Input, Label, Select, Static, TextArea
 
 from gateway_daemon.core import AlreadyExists, GatewayError, InvalidArgument
 
 from ..widgets.form import FormField
 from .base import SectionScreen
+from .confirm import UnsavedScreen
 
 
 def error_fields(error: GatewayError, creating: bool) -> dict[str, str]:
@@ -32,6 +35,9 @@ class FormScreen(SectionScreen):
 
     Errors are kept by field (`errors`, named as the gateway names them: `private_key_name`, `timeout`);
     a field the form shows gets its message inline, any other goes to the banner above the form.
+
+    Until its first field has the focus the form is `opening`: the keys typed meanwhile wait for it (the app's
+    KeyOrder). What it shows once built and loaded is its starting point: leaving with changes asks first.
     """
 
     BINDINGS = [
@@ -46,12 +52,16 @@ class FormScreen(SectionScreen):
         self.editing = resource is not None
         self.errors: dict[str, str] = {}
         self.general = ""  # an error about no one field
+        self.opening = True
+        self.loaded = asyncio.Event()  # set once every on_mount (a form's lists read from the gateway) is done
+        self._started: dict[str, Any] | None = None  # the values the form started with, by control
+        self._saving = False
 
     def compose_body(self) -> ComposeResult:
         title = f"Edit {self.NOUN} {self.resource.name}" if self.editing else f"New {self.NOUN}"
         yield Label(Content(title), id="form-title")
         yield Static("", id="form-error")
-        with VerticalScroll(id="form"):
+        with VerticalScroll(id="form", can_focus=False):
             yield from self.fields()
         yield Static(Content.from_markup("[b]ctrl+s[/b] save   [b]esc[/b] cancel   [$text-error]*[/] required"),
                      id="form-hint")
@@ -60,12 +70,44 @@ class FormScreen(SectionScreen):
         yield from ()
 
     def on_mount(self) -> None:
+        if not self.opening:  # once (a form's own on_mount calls it, and Textual calls it too)
+            return
         self.query_one("#form-error", Static).display = False
-        for field in self.query(FormField):
-            field.set_error(None)
         first = next((w for w in self.query("#form Input, #form Select, #form TextArea") if not w.disabled), None)
         if first is not None:
-            first.focus()
+            self.set_focus(first)
+        self._started = self.values()
+        self.opening = False
+        self.call_later(self._loaded)  # after the form's own on_mount (its lists) has run
+
+    def _loaded(self) -> None:
+        """The lists a form reads on mount have filled its dropdowns: what they show now is where it starts."""
+        started = self._started or {}
+        now = self.values()
+        for key, control in self._controls().items():
+            if isinstance(control, Select) and started.get(key) is Select.NULL:
+                started[key] = now[key]
+        self.loaded.set()
+
+    # ------------------------------------------------------------ changes
+    def _controls(self) -> dict[str, Widget]:
+        return {f"{i}:{w.id}": w for i, w in enumerate(self.query("#form Input, #form TextArea, #form Select, "
+                                                                  "#form Checkbox"))}
+
+    def values(self) -> dict[str, Any]:
+        """What each control holds now."""
+        values: dict[str, Any] = {}
+        for key, control in self._controls().items():
+            if isinstance(control, TextArea):
+                values[key] = control.text
+            elif isinstance(control, (Input, Select, Checkbox)):
+                values[key] = control.value
+        return values
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything was typed or chosen since the form opened (and not saved)."""
+        return self._started is not None and self.values() != self._started
 
     # ------------------------------------------------------------ errors
     def fail(self, field: str, message: str) -> None:
@@ -109,6 +151,16 @@ class FormScreen(SectionScreen):
         raise NotImplementedError
 
     async def action_save(self) -> None:
+        if self._saving:
+            return
+        self._saving = True
+        try:
+            await self.loaded.wait()  # ctrl+s typed before the lists were read: their choices count
+            await self._save()
+        finally:
+            self._saving = False
+
+    async def _save(self) -> None:
         self.errors, self.general = {}, ""
         values = self.collect()
         if self.errors or self.general:
@@ -123,7 +175,19 @@ class FormScreen(SectionScreen):
         self.dismiss(name)
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        """Leave; with changes, ask first: save, discard them, or keep editing."""
+        if not self.changed:
+            self.dismiss(None)
+            return
+
+        async def answered(answer: str | None) -> None:
+            if answer == "save":
+                await self.action_save()
+            elif answer == "discard" and self.is_current:
+                self.dismiss(None)
+
+        title = f"{self.NOUN} {self.resource.name}" if self.editing else f"the new {self.NOUN}"
+        self.app.push_screen(UnsavedScreen(f"Leave {title}?"), answered)
 
 
 def split_words(text: str) -> list[str]:

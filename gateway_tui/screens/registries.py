@@ -80,12 +80,11 @@ class RegistriesScreen(ResourceListScreen):
     def action_edit(self) -> None:
         resource = self._need_selection()
         if resource is not None and not self._refused(resource, "changed"):
+            self.opening = True
             self.app.push_screen(self.form(resource), self._saved)
 
-    async def delete(self, resource: Any) -> bool:
-        if self._refused(resource, "deleted"):
-            return False
-        return await super().delete(resource)
+    def may_delete(self, resource: Any) -> bool:
+        return not self._refused(resource, "deleted")
 
     def form(self, resource: Any | None) -> "RegistryFormScreen":
         return RegistryFormScreen(resource)
@@ -129,6 +128,8 @@ class RegistryFormScreen(FormScreen):
             secrets = sorted(s.name for s in await self.gateway.list("secret"))
         except GatewayError as exc:
             self.report(exc, "Cannot list secrets")
+            return
+        if not self.showing:  # the form was left while the list was read
             return
         for field in self.SECRET_FIELDS:
             select = self.query_one(f"#{field}", Select)

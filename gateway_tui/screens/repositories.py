@@ -78,6 +78,8 @@ class RepositoryFormScreen(FormScreen):
         except GatewayError as exc:
             self.report(exc, "Cannot list secrets")
             return
+        if not self.showing:  # the form was left while the list was read
+            return
         for field in ("private_key_name", "password_name", "token_name"):
             select = self.query_one(f"#{field}", Select)
             select.set_options([(s, s) for s in secrets])

@@ -16,7 +16,7 @@ from gateway_daemon.core import GatewayError, PermissionDenied
 
 from ..widgets.resource_table import Column, ResourceTable, TableRow
 from .base import SectionScreen
-from .confirm import confirm_and_delete
+from .confirm import ask_to_delete
 
 
 def list_bindings(noun: str) -> list[Binding]:
@@ -49,6 +49,7 @@ class ResourceListScreen(SectionScreen):
         self._watching: int | None = None  # the app's login generation the watch follows; -1: it stopped
         self._last_sort: tuple[str | None, bool] | None = None
         self.refused = ""  # the server's refusal to list these for this user ('' when it lists them)
+        self.opening = False  # a form of this list was closed and the list is not yet read again: keys wait
 
     def compose_body(self) -> ComposeResult:
         with HorizontalGroup(id="filter-bar"):
@@ -63,6 +64,11 @@ class ResourceListScreen(SectionScreen):
     @property
     def table(self) -> ResourceTable:
         return self.query_one(ResourceTable)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.unavailable and any(b.action == action for bs in self._bindings.key_to_bindings.values() for b in bs):
+            return False  # a section this mode does not have: nothing of the list's to do
+        return super().check_action(action, parameters)
 
     def on_mount(self) -> None:
         self._watching = getattr(self.app, "generation", 0)
@@ -105,7 +111,7 @@ class ResourceListScreen(SectionScreen):
         return resource.name
 
     async def reload(self) -> None:
-        if self.unavailable:
+        if self.unavailable or not self.showing:
             return
         try:
             resources = await self.fetch()
@@ -115,6 +121,8 @@ class ResourceListScreen(SectionScreen):
             return
         except GatewayError as exc:
             self.report_once(exc, f"Cannot list {self.PLURAL}")
+            return
+        if not self.showing:  # the screen went while the list was read
             return
         self.failing = False
         if self.refused:
@@ -161,6 +169,8 @@ class ResourceListScreen(SectionScreen):
         self.table.focus()
 
     def key_escape(self) -> None:
+        if self.unavailable:
+            return
         field = self.query_one("#filter", Input)
         if field.value or field.has_focus:
             field.value = ""
@@ -201,11 +211,13 @@ class ResourceListScreen(SectionScreen):
         return resource
 
     def action_new(self) -> None:
+        self.opening = True
         self.app.push_screen(self.form(None), self._saved)
 
     def action_edit(self) -> None:
         resource = self._need_selection()
         if resource is not None:
+            self.opening = True
             self.app.push_screen(self.form(resource), self._saved)
 
     def action_details(self) -> None:
@@ -214,20 +226,19 @@ class ResourceListScreen(SectionScreen):
             self.app.push_screen(self.details(resource))
 
     async def _saved(self, name: str | None) -> None:
-        if name:
-            await self.reload()
-            self.select(name)
+        """The form closed: the list shows what it saved, selected (a key typed at once is about it)."""
+        try:
+            if name:
+                await self.reload()
+                self.select(name)
+        finally:
+            self.opening = False
 
-    @work
-    async def action_delete(self) -> None:
+    def action_delete(self) -> None:
         resource = self._need_selection()
-        if resource is None:
-            return
-        await self.delete(resource)
+        if resource is not None and self.may_delete(resource):
+            ask_to_delete(self, self.KIND, self.NOUN, resource.name, self.reload)
 
-    async def delete(self, resource: Any) -> bool:
-        """Ask, then delete; True when it was deleted."""
-        deleted = await confirm_and_delete(self, self.KIND, self.NOUN, resource.name)
-        if deleted:
-            await self.reload()
-        return deleted
+    def may_delete(self, resource: Any) -> bool:
+        """Whether `resource` can be deleted at all (else say why); asked before the question is put."""
+        return True

@@ -64,6 +64,15 @@ class RunScreen(SectionScreen):
         self.form: SchemaForm | KeyValueRows | None = None
         self.tofu = False  # an opentofu-plan service: the action and state files are asked for too
         self.state_out = ""  # where the state the run ends with is written, on this machine
+        self.starting = False  # a run was asked for and has not said it started
+        self.cancelling = False
+
+    @property
+    def opening(self) -> bool:
+        """Keys typed wait while the inputs form is read, a run is starting (`c` typed after ctrl+s cancels it)
+        and a run is being cancelled (`r` typed after `c` runs it again)."""
+        return self.phase == "loading" or self.starting or (
+            self.cancelling and self.run is not None and not self.run.finished)
 
     def compose_body(self) -> ComposeResult:
         yield Label("", id="run-title")
@@ -98,7 +107,10 @@ class RunScreen(SectionScreen):
                 if service.decorator else None
         except GatewayError as exc:
             self.report(exc, f"Cannot run {name}")
-            self.dismiss()
+            if self.is_current:
+                self.dismiss()
+            return
+        if not self.showing:  # closed (or the app quit) while the service was read
             return
         info = f"{service.type} · {service.repository}" + (f" · decorator {service.decorator}"
                                                            if service.decorator else "")
@@ -181,6 +193,7 @@ class RunScreen(SectionScreen):
                     return
             self.state_out = self.query_one("#state-out", Input).value.strip()
             extra["state_out"] = bool(self.state_out)
+        self.starting, self.cancelling = True, False
         self.start_run(inputs, self._options(), extra)
 
     def _options(self) -> dict[str, Any] | None:
@@ -196,8 +209,9 @@ class RunScreen(SectionScreen):
     async def start_run(self, inputs: dict[str, Any], options: dict[str, Any] | None = None,
                         extra: dict[str, Any] | None = None) -> None:
         assert self.service_name is not None
-        events = self.gateway.run_service(self.service_name, inputs, options=options, **(extra or {})).__aiter__()
         try:
+            events = self.gateway.run_service(self.service_name, inputs, options=options,
+                                              **(extra or {})).__aiter__()
             first = await events.__anext__()
         except StopAsyncIteration:
             return
@@ -206,6 +220,10 @@ class RunScreen(SectionScreen):
             return
         except GatewayError as exc:
             self.report(exc, f"Cannot run {self.service_name}")
+            return
+        finally:
+            self.starting = False
+        if not self.showing:  # closed while the run started: it runs on, in 2 Runs
             return
         output = self.query_one(OutputView)
         output.reset()
@@ -228,6 +246,8 @@ class RunScreen(SectionScreen):
                 view.flush()
 
     def _event(self, event: Any) -> None:
+        if not self.showing:
+            return
         if event.kind == "status" and event.run is not None:
             was_finished = self.run is not None and self.run.finished
             self.run = event.run
@@ -315,6 +335,7 @@ class RunScreen(SectionScreen):
         except GatewayError as exc:
             self.report(exc, "Cannot cancel the run")
             return
+        self.cancelling = True  # until the run says it ended
         self.notify("Cancelling the run…", timeout=2)
 
     def action_search(self) -> None:

@@ -181,11 +181,15 @@ class RunnerDetailsScreen(SectionScreen):
         ]
 
     async def load(self) -> None:
+        if not self.showing:
+            return
         try:
             runners = {r.id: r for r in await self.gateway.list_runners()}
             runs = await self.gateway.list_runs(limit=HISTORY_LIMIT, runner=self.runner.id)
         except GatewayError as exc:
             self.report_once(exc, f"Cannot show runner {self.runner.id}")
+            return
+        if not self.showing:
             return
         self.failing = False
         self.gone = self.runner.id not in runners

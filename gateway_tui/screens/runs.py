@@ -67,6 +67,8 @@ class RunsScreen(SectionScreen):
             await self.reload(quiet=True)
 
     async def reload(self, quiet: bool = False) -> None:
+        if not self.showing:
+            return
         service = self.query_one("#service-filter", Select).value
         status = self.query_one("#status-filter", Select).value
         try:
@@ -77,6 +79,8 @@ class RunsScreen(SectionScreen):
         except GatewayError as exc:
             if not quiet:
                 self.report(exc, "Cannot read the run history")
+            return
+        if not self.showing:  # the screen went while the history was read
             return
         self._set_service_options(services, service if isinstance(service, str) else None)
         app: Any = self.app

@@ -199,6 +199,8 @@ class ServiceFormScreen(FormScreen):
         except GatewayError as exc:
             self.report(exc, "Cannot list repositories and decorators")
             return
+        if not self.showing:  # the form was left while the list was read
+            return
         s = self.resource
         repository = self.query_one("#repository", Select)
         repository.set_options([(r, r) for r in repositories])
