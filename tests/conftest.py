@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import subprocess
@@ -15,6 +16,12 @@ from etcd_server import EtcdServer, EtcdTLS, etcd_binary
 from gateway_server import ADMIN_PASSWORD, Client, Daemon, keyring_environ, make_certs
 
 from gateway_daemon.certificates import make_ca, make_certificate, write_pair
+
+# pytest-xdist's workers run with COLUMNS=80 and LINES=24 in their environment, which the programs the tests start
+# (rich's tables, the terminal UI under tmux) would take as the terminal's size: the tests run as they do in one
+# process, without them.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 
 # The slow tier: tests that took 3 s or more on the project's 2-core machine (`--durations`, measured again when
 # the suite changes), listed by id in slow_tests.txt.  `./scripts/test -m "not slow"` is the everyday tier.

@@ -1,6 +1,6 @@
-"""The Gateway interface in its three forms: the in-process Engine (local mode), RemoteGateway against a real
-`gateway-daemon` over TLS on loopback, and the TUI's re-login hook on a client connection. Every call returns domain types; local
-mode refuses users and logins with one line; an update carries only what changes."""
+"""The Gateway interface in its two forms: the in-process Engine (local mode), and RemoteGateway against a real
+`gateway-daemon` over TLS on loopback with the TUI's re-login hook on its connection. Every call returns domain
+types; local mode refuses users and logins with one line; an update carries only what changes."""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ def test_gateway_in_a_real_terminal(terminal):
     term.type("hello")               # working dir
     term.keys("C-s")
     screen = term.wait_for("Saved service hello")
-    assert "python-script" in screen and "apps" in screen
+    assert "python-script" in screen and "apps" in screen, screen
 
     term.keys("r")
     term.wait_for("Run hello")
