@@ -184,7 +184,7 @@ class SessionGateway(Gateway):
         return await self._call(lambda g: g.get(kind, name))
 
     async def list(self, kind: str, full: bool = False) -> list["Resource"]:
-        return await self._call(lambda g: g.list(kind, full))
+        return await self._call(lambda g: g.list(kind, full=True) if full else g.list(kind))
 
     async def update(self, kind: str, name: str, changes: dict[str, Any]) -> "Resource":
         return await self._call(lambda g: g.update(kind, name, changes))
