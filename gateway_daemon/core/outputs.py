@@ -213,7 +213,11 @@ class OutputSink:
             dropped += cost
             excess -= cost
         if excess > 0 and drop < last:  # some lines of the next run
-            costs = list(accumulate(map(LINE_OVERHEAD.__add__, map(len, map(_TEXT, self.buffer[drop:drop + runs[0][0]])))))
+            lines, cost = runs[0]  # about as many of its lines as the excess takes, all of them if too few
+            guess = min(lines, int(excess * lines / max(cost, 1) * 1.25) + 64)
+            costs = list(accumulate(map(LINE_OVERHEAD.__add__, map(len, map(_TEXT, self.buffer[drop:drop + guess])))))
+            if costs[-1] < excess and guess < lines:
+                costs = list(accumulate(map(LINE_OVERHEAD.__add__, map(len, map(_TEXT, self.buffer[drop:drop + lines])))))
             some = min(bisect_left(costs, excess) + 1, last - drop, len(costs))
             drop += some
             dropped += costs[some - 1]
