@@ -14,16 +14,7 @@ from textual.reactive import reactive
 from textual.screen import ModalScreen
 
 from .commands import GatewayCommands
-from .screens.audit import AuditScreen
-from .screens.decorators import DecoratorsScreen
-from .screens.executables import ExecutablesScreen
-from .screens.registries import RegistriesScreen
-from .screens.repositories import RepositoriesScreen
-from .screens.runners import RunnersScreen
-from .screens.runs import RunsScreen
-from .screens.secrets import SecretsScreen
 from .screens.services import ServicesScreen
-from .screens.users import UserListScreen, UsersScreen
 from .widgets.navigation import PALETTE_SECTIONS, SECTIONS
 
 if TYPE_CHECKING:
@@ -160,21 +151,32 @@ class KeyOrder:
         self.wake()
 
 
+def _section(module: str, name: str) -> Callable[[], Any]:
+    """The screen class `name` of gateway_tui.screens.`module`, made when its section is first shown: the
+    first screen does not wait for the modules of the others."""
+    def make() -> Any:
+        from importlib import import_module
+
+        return getattr(import_module(f".screens.{module}", __package__), name)()
+    make.__qualname__ = name
+    return make
+
+
 class GatewayApp(App):
     TITLE = "Automation Gateway"
     CSS_PATH = "app.tcss"
     COMMANDS = App.COMMANDS | {GatewayCommands}
     MODES = {
-        "services": ServicesScreen,
-        "runs": RunsScreen,
-        "repositories": RepositoriesScreen,
-        "decorators": DecoratorsScreen,
-        "secrets": SecretsScreen,
-        "users": UsersScreen,
-        "runners": RunnersScreen,
-        "audit": AuditScreen,
-        "registries": RegistriesScreen,
-        "executables": ExecutablesScreen,
+        "services": ServicesScreen,  # the first screen; the others are loaded when first shown
+        "runs": _section("runs", "RunsScreen"),
+        "repositories": _section("repositories", "RepositoriesScreen"),
+        "decorators": _section("decorators", "DecoratorsScreen"),
+        "secrets": _section("secrets", "SecretsScreen"),
+        "users": _section("users", "UsersScreen"),
+        "runners": _section("runners", "RunnersScreen"),
+        "audit": _section("audit", "AuditScreen"),
+        "registries": _section("registries", "RegistriesScreen"),
+        "executables": _section("executables", "ExecutablesScreen"),
     }
     # The footer fits 80 columns: the section keys show in the tab bar, the theme in the palette (ctrl+p).
     BINDINGS = [
@@ -224,7 +226,7 @@ class GatewayApp(App):
             self.unavailable_sections = {}
             # Against a server the Users section is the real list. (remove_mode needs a running loop; this is
             # before one, and the mode has no screens yet.)
-            self._modes["users"] = UserListScreen
+            self._modes["users"] = _section("users", "UserListScreen")
             self._modes[SIGNED_OUT] = SignedOutScreen
 
     # ------------------------------------------------------------ keys, in the order typed (KeyOrder)

@@ -179,7 +179,7 @@ class SampleGateway:
             self._unfilled = False
             await fill(self.engine)
 
-    async def list(self, kind: str) -> list[Any]:
+    async def list(self, kind: str, full: bool = False) -> list[Any]:
         await self._ready()
         return [self._fixed(r) for r in await self.engine.list(kind)]
 

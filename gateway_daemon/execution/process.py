@@ -127,8 +127,9 @@ class Frames:
         if self.broken:
             return self._batches([(2, chunk)])
         buffer = self.buffer + chunk if self.buffer else chunk
-        pieces: list[tuple[int, bytes]] = []
+        pieces: list[tuple[int, list]] = []  # consecutive frames of one stream: their data, joined once
         at, size = 0, len(buffer)
+        view = memoryview(buffer)
         while size - at >= FRAME.size:
             stream, length = FRAME.unpack_from(buffer, at)
             if stream == NOTICE and length <= 64:
@@ -139,19 +140,19 @@ class Frames:
                 continue
             if stream not in STREAMS or length > MAX_FRAME:
                 self.broken = True
-                pieces.append((2, buffer[at:]))
+                pieces.append((2, [buffer[at:]]))
                 at = size
                 break
             if size - at - FRAME.size < length:
                 break
-            data = buffer[at + FRAME.size:at + FRAME.size + length]
+            data = view[at + FRAME.size:at + FRAME.size + length]  # copied once, when the stream's frames join
             at += FRAME.size + length
             if pieces and pieces[-1][0] == stream:
-                pieces[-1] = (stream, pieces[-1][1] + data)
+                pieces[-1][1].append(data)
             else:
-                pieces.append((stream, data))
+                pieces.append((stream, [data]))
         self.buffer = buffer[at:]
-        return self._batches(pieces)
+        return self._batches([(stream, b"".join(parts)) for stream, parts in pieces])
 
     def _batches(self, pieces: list[tuple[int, bytes]]) -> list[tuple[str, list[str]]]:
         batches: list[tuple[str, list[str]]] = []

@@ -518,6 +518,8 @@ def old_spelling(argv: list[str]) -> str | None:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
+    if not argv:  # the terminal UI: what the grammar gives for no words, without building it
+        return argparse.Namespace(verb=None)
     current = old_spelling(argv)
     if current:
         raise UsageError(f"an earlier IAG 5 spelling; use: {current}")

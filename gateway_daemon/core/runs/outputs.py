@@ -11,6 +11,7 @@ once it answers again.  Every line is masked here, once, before anyone sees it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -60,6 +61,9 @@ class OutputSink:
         self.chunk = max(4096, min(CHUNK_CHARS, limit // 8))
         self.buffer: list[OutputLine] = []
         self.buffered = 0  # what the buffer costs (_cost)
+        # The buffer's lines as they came, in runs: [lines, cost] each, oldest first (the lines of one read, less
+        # what went).  Dropping the oldest lines goes a run at a time, and looks at single lines in one run only.
+        self.runs: collections.deque[list[int]] = collections.deque()
         self.seq = 0
         self.chunks: list[tuple[int, int, int]] = []  # (seq, cost, lines) stored, oldest first
         self.stored_bytes = 0
@@ -67,6 +71,10 @@ class OutputSink:
         self._lock = asyncio.Lock()
         self._later: asyncio.Task | None = None
         self._flushing: asyncio.Task | None = None  # a flush on its way while lines go on arriving
+        # Chunks before this seq hold lines older than some line dropped from the buffer: they go too, so that
+        # what is stored is always the newest lines, without a hole (the chunk on its way counts).
+        self.stale_before = 0
+        self._writing = False  # a chunk is on its way to the store
         self.failing = False  # the store did not take the last chunk: the lines wait in the buffer
         self.error = ""  # why, when failing
 
@@ -76,8 +84,12 @@ class OutputSink:
         if mask.active:
             texts = list(map(mask, texts))
         lines = output_lines(stream, texts)
+        if not lines:
+            return
+        cost = sum(map(len, texts)) + LINE_OVERHEAD * len(lines)
         self.buffer.extend(lines)
-        self.buffered += sum(map(len, texts)) + LINE_OVERHEAD * len(lines)
+        self.runs.append([len(lines), cost])
+        self.buffered += cost
         self.active.run.output_lines += len(lines)
         self.active.publish_lines_of(lines)
         if self.buffered > self.limit + self.limit // 4:  # trimmed in steps, not at every line
@@ -133,13 +145,17 @@ class OutputSink:
             # Out of the buffer while the store writes them: lines go on arriving (and the oldest going).
             lines = self.buffer[:count]
             del self.buffer[:count]
+            self._taken(count, size)
             self.buffered -= size
             left -= count
             data = json.dumps(lines, separators=(",", ":"), ensure_ascii=False).encode()  # [[stream, text], ...]
+            self._writing = True
             try:
                 await self.store.put(f"{output_prefix(self.active.run.id)}{self.seq:08d}", data)
             except StoreError as exc:
+                self._writing = False
                 self.buffer[:0] = lines
+                self.runs.appendleft([count, size])
                 self.buffered += size
                 self._keep_tail()
                 self.error = str(exc)
@@ -147,6 +163,7 @@ class OutputSink:
                     log.warning("run %s: cannot store its output now (will keep trying): %s", self.active.run.id, exc)
                     self.failing = True
                 return False
+            self._writing = False
             self.failing = False
             self.error = ""
             self.chunks.append((self.seq, size, count))
@@ -157,8 +174,10 @@ class OutputSink:
         return True
 
     async def _trim(self) -> None:
-        """Delete the oldest stored chunks while the stored output is over the limit (the newest stays)."""
-        while self.stored_bytes > self.limit and len(self.chunks) > 1:
+        """Delete the oldest stored chunks while the stored output is over the limit (the newest stays), and
+        those older than a line dropped from the buffer."""
+        while self.chunks and (self.chunks[0][0] < self.stale_before
+                               or (self.stored_bytes > self.limit and len(self.chunks) > 1)):
             old_seq, size, count = self.chunks[0]
             try:
                 await self.store.delete(f"{output_prefix(self.active.run.id)}{old_seq:08d}")
@@ -168,21 +187,46 @@ class OutputSink:
             self.stored_bytes -= size
             self.active.run.output_dropped += count
 
+    def _taken(self, count: int, cost: int) -> None:
+        """The oldest `count` lines, costing `cost`, left the buffer: the runs say so."""
+        runs = self.runs
+        while count and runs and runs[0][0] <= count:
+            lines, run_cost = runs.popleft()
+            count -= lines
+            cost -= run_cost
+        if count:
+            runs[0][0] -= count
+            runs[0][1] -= cost
+
     def _keep_tail(self) -> None:
-        """The buffer keeps the newest lines within the output limit (the newest line always)."""
+        """The buffer keeps the newest lines within the output limit (the newest line always): the fewest oldest
+        lines whose cost covers the excess go.  Whole runs first, then lines of one run, found in C: a run that
+        prints 100 MB drops a million lines here."""
         if self.buffered <= self.limit:
             return
-        # The fewest oldest lines whose cost covers the excess (the newest line stays), found in C: a run that
-        # prints 100 MB drops a million lines here.
-        excess, count = self.buffered - self.limit, len(self.buffer)
-        # The costs of the oldest lines, about as many as the excess takes (all of them when that is too few).
-        guess = min(count, int(excess * count / self.buffered * 1.25) + 64)
-        costs = list(accumulate(map(LINE_OVERHEAD.__add__, map(len, map(_TEXT, self.buffer[:guess])))))
-        if costs[-1] < excess and guess < count:
-            costs = list(accumulate(map(LINE_OVERHEAD.__add__, map(len, map(_TEXT, self.buffer)))))
-        drop = min(bisect_left(costs, excess) + 1, count - 1)
-        size = self.buffered - (costs[drop - 1] if drop else 0)
+        excess, last = self.buffered - self.limit, len(self.buffer) - 1
+        drop = dropped = 0
+        runs = self.runs
+        while runs and runs[0][1] <= excess and drop + runs[0][0] <= last:
+            lines, cost = runs.popleft()
+            drop += lines
+            dropped += cost
+            excess -= cost
+        if excess > 0 and drop < last:  # some lines of the next run
+            lines, cost = runs[0]  # about as many of its lines as the excess takes, all of them if too few
+            guess = min(lines, int(excess * lines / max(cost, 1) * 1.25) + 64)
+            costs = list(accumulate(map(LINE_OVERHEAD.__add__, map(len, map(_TEXT, self.buffer[drop:drop + guess])))))
+            if costs[-1] < excess and guess < lines:
+                costs = list(accumulate(map(LINE_OVERHEAD.__add__, map(len, map(_TEXT, self.buffer[drop:drop + lines])))))
+            some = min(bisect_left(costs, excess) + 1, last - drop, len(costs))
+            drop += some
+            dropped += costs[some - 1]
+            runs[0][0] -= some
+            runs[0][1] -= costs[some - 1]
+            if not runs[0][0]:
+                runs.popleft()
         if drop:
             del self.buffer[:drop]
-            self.buffered = size
+            self.buffered -= dropped
             self.active.run.output_dropped += drop
+            self.stale_before = self.seq + (1 if self._writing else 0)
