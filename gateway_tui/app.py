@@ -38,6 +38,8 @@ AUDIT_UNAVAILABLE = ("The audit trail is kept by a gateway server: connect to on
 RUNNERS_UNAVAILABLE = ("Runners work for a gateway server on etcd: connect to one in client mode to see them. "
                        "Local mode runs everything in this process.")
 DARK, LIGHT = "textual-dark", "textual-light"
+RUNNING_POLL_SECONDS = 2.0
+RUNNING_LIMIT = 1000
 SIGNED_OUT = "signed-out"  # client mode: the mode under the Login screen while nobody is logged in
 
 _NAVIGATION = Binding.Group("Go to", compact=True)
@@ -71,10 +73,12 @@ class GatewayApp(App):
         Binding("ctrl+t", "toggle_theme", "Theme", show=False,
                 tooltip="Switch between the dark and the light theme"),
         Binding("q", "quit", "Quit", tooltip="Quit the gateway"),
+        Binding("question_mark", "help", "Help", show=False, tooltip="The keys of this screen"),
     ]
     # The logged-in user's role (core.policy); local mode: everything. What it does not allow is greyed out
     # (screens' check_action, the navigation strip, which follows it).
     role: reactive[str] = reactive("admin")
+    running: reactive[int] = reactive(0)  # runs running now, counted in the header (RUNNING_POLL_SECONDS)
 
     def __init__(self, gateway: "Gateway | None", context: str = "", *, mode: str = "local",
                  tz: tzinfo | None = None, clock: Callable[[], float] = time.time, theme: str = DARK,
@@ -110,6 +114,8 @@ class GatewayApp(App):
             self._modes[SIGNED_OUT] = SignedOutScreen
 
     def on_mount(self) -> None:
+        self.set_interval(RUNNING_POLL_SECONDS, self.count_running)
+        self.count_running()
         if self.connection is None:
             self.switch_mode("services")
             return
@@ -353,6 +359,22 @@ class GatewayApp(App):
         else:
             self._log_in_over(connection, "Stay with the server you were on", connected, self._known_username)
 
+    # ------------------------------------------------------------ the header's count of running runs
+    def count_running(self) -> None:
+        self.run_worker(self._count_running(), group="running", exclusive=True, exit_on_error=False)
+
+    async def _count_running(self) -> None:
+        from gateway_daemon.core import GatewayError
+
+        if self.connection is not None and self.user is None:
+            self.running = 0
+            return
+        try:
+            runs = await self.gateway.list_runs(status="running", limit=RUNNING_LIMIT)
+        except (GatewayError, AttributeError):  # the next call that matters says why; signed out: none
+            return
+        self.running = len(runs)
+
     # ------------------------------------------------------------ navigation
     def action_section(self, mode: str) -> None:
         if isinstance(self.screen, ModalScreen):
@@ -373,6 +395,14 @@ class GatewayApp(App):
         from .screens.run import RunScreen
 
         self.push_screen(RunScreen(None, run_id=run_id, section=self.current_mode))
+
+    def action_help(self) -> None:
+        """The keys of the screen on top, over it (not over another help or a question)."""
+        from .screens.help import HelpScreen
+
+        if isinstance(self.screen, ModalScreen):
+            return
+        self.push_screen(HelpScreen(self.screen))
 
     def action_toggle_theme(self) -> None:
         self.theme = LIGHT if self.theme == DARK else DARK

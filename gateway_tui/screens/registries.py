@@ -14,7 +14,7 @@ from textual.widgets import Checkbox, Input, Select
 from gateway_daemon.core import GatewayError, InvalidArgument
 from gateway_daemon.core.registries import BUILT_IN, BUILT_IN_OF_TYPE, REGISTRY_TYPES, Registry
 
-from ..formatting import when
+from ..formatting import full_time
 from ..widgets.form import FormField
 from ..widgets.resource_table import Column, TableRow
 from .details import DetailsScreen
@@ -180,8 +180,8 @@ class RegistryDetailsScreen(DetailsScreen):
                 ("default", f"while no stored {r.type} registry is the default" if built_in
                  else "yes" if r.default else "no"),
                 ("description", r.description),
-                ("created", "built in" if built_in else when(r.created_at, app.tz)),
-                ("updated", "built in" if built_in else when(r.updated_at, app.tz))]
+                ("created", "built in" if built_in else full_time(r.created_at, app.tz)),
+                ("updated", "built in" if built_in else full_time(r.updated_at, app.tz))]
 
     def action_edit(self) -> None:
         if self.resource is not None and is_built_in(self.resource):

@@ -13,7 +13,7 @@ from textual.widgets import Input, Static
 
 from gateway_daemon.core import GatewayError, InvalidArgument, Secret
 
-from ..formatting import when
+from ..formatting import ago, full_time, sort_value
 from ..widgets.form import FormField
 from ..widgets.resource_table import Column, ResourceTable, TableRow
 from .details import DetailsScreen
@@ -30,7 +30,7 @@ class SecretsScreen(ResourceListScreen):
     COLUMNS = [
         Column("name", "Name", min_width=8, max_width=28),
         Column("value", "Value", min_width=8, max_width=8),
-        Column("updated", "Updated", min_width=10, max_width=16),
+        Column("updated", "Updated", min_width=6, max_width=10, whole=True),
         Column("description", "Description", min_width=0, max_width=60, grow=True),
     ]
     EMPTY = ("No secrets yet.\n\nA secret is encrypted at rest and put into a run's environment only. "
@@ -56,11 +56,11 @@ class SecretsScreen(ResourceListScreen):
         self.query_one("#revealed", Static).display = False
 
     def rows(self, resources: list[Any]) -> Iterable[TableRow]:
-        tz = self.app.tz  # type: ignore[attr-defined]
+        now = self.app.clock()  # type: ignore[attr-defined]
         for s in resources:
-            yield TableRow(s.name, (s.name, HIDDEN, when(s.updated_at, tz),
+            yield TableRow(s.name, (s.name, HIDDEN, ago(s.updated_at, now),
                                     s.description.splitlines()[0] if s.description else ""),
-                           (None, "muted", "muted", "muted"))
+                           (None, "muted", "muted", "muted"), (None, None, sort_value(s.updated_at), None))
 
     async def action_reveal(self) -> None:
         secret = self._need_selection()
@@ -173,7 +173,7 @@ class SecretDetailsScreen(DetailsScreen):
     def pairs(self, s: Any) -> Iterable[tuple[str, Any]]:
         app: Any = self.app
         return [("value", f"{HIDDEN}  (reveal it from the list with v)"), ("description", s.description),
-                ("tags", s.tags), ("created", when(s.created_at, app.tz)), ("updated", when(s.updated_at, app.tz))]
+                ("tags", s.tags), ("created", full_time(s.created_at, app.tz)), ("updated", full_time(s.updated_at, app.tz))]
 
     def form(self) -> SecretFormScreen:
         return SecretFormScreen(self.resource)

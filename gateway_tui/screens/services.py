@@ -13,7 +13,7 @@ from textual.widgets import Input, Label, Select, Static, TextArea
 from gateway_daemon.core import SERVICE_TYPES, GatewayError, InvalidArgument, SecretRef, Service
 from gateway_daemon.core.services import TOFU_ACTIONS
 
-from ..formatting import STATUS_STYLES, status_label, when
+from ..formatting import STATUS_STYLES, ago, full_time, sort_value, status_label
 from ..widgets.form import FormField
 from ..widgets.resource_table import Column, ResourceTable, TableRow
 from ..widgets.run_table import RunTable
@@ -42,20 +42,20 @@ def state_line(summary: Any) -> str:
     count = len(summary.resources)
     names = f" ({', '.join(summary.resources[:5])}{', …' if count > 5 else ''})" if count else ""
     return (f"{count} resource{'' if count == 1 else 's'}{names} · serial {summary.serial} · changed "
-            f"{summary.updated_at[:19].replace('T', ' ')}" + (f" by run {summary.run}" if summary.run else ""))
+            f"{summary.updated_at[:19].replace('T', ' ')} UTC" + (f" by run {summary.run}" if summary.run else ""))
 
 
 class ServicesScreen(ResourceListScreen):
     SECTION = "services"
     KIND, NOUN, PLURAL = "service", "service", "services"
     COLUMNS = [
-        Column("name", "Name", min_width=8, max_width=32),
-        Column("type", "Type", min_width=6, max_width=16),
-        Column("repository", "Repository", min_width=6, max_width=24),
-        Column("decorator", "Decorator", min_width=6, max_width=20),
-        Column("status", "Last run", min_width=8, max_width=14),
-        Column("when", "When", min_width=10, max_width=16),
-        Column("description", "Description", min_width=0, max_width=60, grow=True),
+        Column("name", "Name", min_width=8, max_width=32, priority=0),
+        Column("type", "Type", min_width=6, max_width=16, whole=True),
+        Column("repository", "Repository", min_width=6, max_width=24, priority=2),
+        Column("decorator", "Decorator", min_width=6, max_width=20, priority=3),
+        Column("status", "Last run", min_width=8, max_width=14, whole=True, priority=0),
+        Column("when", "When", min_width=6, max_width=10, whole=True),
+        Column("description", "Description", min_width=0, max_width=60, grow=True, priority=4),
     ]
     EMPTY = ("No services yet.\n\nA service runs a script, playbook or plan from a repository. "
              "Press [b]n[/b] to create one (add its repository first in [b]3[/b] Repositories).")
@@ -77,16 +77,17 @@ class ServicesScreen(ResourceListScreen):
         return services
 
     def rows(self, resources: list[Any]) -> Iterable[TableRow]:
-        tz = self.app.tz  # type: ignore[attr-defined]
+        now = self.app.clock()  # type: ignore[attr-defined]
         for service in resources:
             run = self.last_runs.get(service.name)
             status = run.status if run else ""
             yield TableRow(
                 service.name,
                 (service.name, service.type, service.repository, service.decorator, status_label(status),
-                 when(run.created_at, tz) if run else "", service.description.splitlines()[0]
+                 ago(run.created_at, now) if run else "", service.description.splitlines()[0]
                  if service.description else ""),
                 (None, None, None, None, STATUS_STYLES.get(status), "muted", "muted"),
+                (None, None, None, None, None, sort_value(run.created_at) if run else "", None),
             )
 
     def form(self, resource: Any | None) -> ServiceFormScreen:
@@ -322,7 +323,7 @@ class ServiceDetailsScreen(DetailsScreen):
                ("var files", s.tofu_var_files), ("backend config", s.tofu_backend_config)]
               if s.type == "opentofu-plan" else []),
             ("description", s.description),
-            ("created", when(s.created_at, self.app.tz)), ("updated", when(s.updated_at, self.app.tz)),  # type: ignore[attr-defined]
+            ("created", full_time(s.created_at, self.app.tz)), ("updated", full_time(s.updated_at, self.app.tz)),  # type: ignore[attr-defined]
         ]
 
     async def load_extra(self) -> None:

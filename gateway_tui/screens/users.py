@@ -18,7 +18,7 @@ from gateway_daemon.core import GatewayError
 from gateway_daemon.core.api import UserInfo
 from gateway_daemon.core.policy import ROLES, Action, parse_scope, scope_text
 
-from ..formatting import when
+from ..formatting import ago, full_time, sort_value
 from ..widgets.form import FormField
 from ..widgets.resource_table import Column, TableRow
 from .base import SectionScreen
@@ -45,9 +45,9 @@ class UserListScreen(ResourceListScreen):
         Column("name", "Name", min_width=8, max_width=32),
         Column("role", "Role", min_width=6, max_width=8),
         Column("scope", "Scope", min_width=5, max_width=24),
-        Column("created", "Created", min_width=10, max_width=16),
-        Column("last_login", "Last login", min_width=10, max_width=16),
-        Column("locked", "Locked until", min_width=6, max_width=16),
+        Column("created", "Created", min_width=7, max_width=10, whole=True),
+        Column("last_login", "Last login", min_width=7, max_width=10, whole=True),
+        Column("locked", "Locked until", min_width=6, max_width=12, whole=True),
     ]
     EMPTY = "No users. Press [b]n[/b] to create one."
     ROLE_ACTIONS = {"new": Action.USERS, "edit": Action.USERS, "delete": Action.USERS,
@@ -70,12 +70,14 @@ class UserListScreen(ResourceListScreen):
         return await self.gateway.list_users()
 
     def rows(self, resources: list[UserInfo]) -> Iterable[TableRow]:
-        tz = self.app.tz  # type: ignore[attr-defined]
+        now = self.app.clock()  # type: ignore[attr-defined]
         for user in resources:
-            yield TableRow(user.name, (user.name, user.role, scope_text(user.scope), when(user.created_at, tz),
-                                       when(user.last_login_at, tz) if user.last_login_at else "never",
-                                       when(user.locked_until, tz) if user.locked_until else ""),
-                           (None, "accent", None, "muted", "muted", "error"))
+            yield TableRow(user.name, (user.name, user.role, scope_text(user.scope), ago(user.created_at, now),
+                                       ago(user.last_login_at, now) if user.last_login_at else "never",
+                                       ago(user.locked_until, now) if user.locked_until else ""),
+                           (None, "accent", None, "muted", "muted", "error"),
+                           (None, None, None, sort_value(user.created_at), sort_value(user.last_login_at),
+                            sort_value(user.locked_until)))
 
     def form(self, resource: UserInfo | None) -> "UserFormScreen":
         return UserFormScreen(resource)
