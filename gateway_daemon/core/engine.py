@@ -17,6 +17,7 @@ from .errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument
 from .features import check_enabled
 from .integrity import RecordMacs, Untrusted
 from .repositories import Repository, drop_moved_credentials
+from .repository_check import check_repository
 from .resources import Resource, check_name, now
 from .runners import RUNNERS_PREFIX, RunnerInfo
 from .runs import OutputLine, Run, RunEvent
@@ -234,7 +235,15 @@ class Engine:
         resource = dataclasses.replace(resource, created_at=now(), updated_at=now())
         if isinstance(resource, Service):
             resource.id = new_service_id()  # never the caller's: a new service is another one
-        return await self._insert(resource)
+        warning = ""
+        if isinstance(resource, Repository):  # git reads it now, not at the first run (git's reason kept)
+            resource.validate()
+            warning = await check_repository(resource)
+        created = await self._insert(resource)
+        if warning:
+            log.warning("%s", warning)
+            created.warning = warning  # type: ignore[attr-defined]  # for the caller to say (not stored)
+        return created
 
     async def get(self, kind: str, name: str) -> Resource:
         try:

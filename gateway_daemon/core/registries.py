@@ -177,3 +177,14 @@ async def get_registry(engine: Any, name: str) -> Registry:
 async def default_of(engine: Any, kind: str) -> Registry:
     stored = [r for r in await engine._load_all("registry") if r.type == kind and r.default]
     return stored[0] if stored else built_in(BUILT_IN_OF_TYPE[kind])
+
+
+def effective_defaults(registries: Any) -> set[str]:
+    """The names of the registries installs use when a service names none, one per type: the stored one marked
+    default, else the built-in one (what the CLI's and the TUI's DEFAULT column both show)."""
+    registries = list(registries)
+    chosen = set()
+    for kind in REGISTRY_TYPES:
+        stored = [r.name for r in registries if r.type == kind and r.default and r.created_at]
+        chosen.add(stored[0] if stored else BUILT_IN_OF_TYPE[kind])
+    return chosen

@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway_daemon.core import Decorator, Gateway, InvalidArgument, Repository, SecretRef, Service
 from gateway_daemon.core.executables import ExecutableObject
-from gateway_daemon.core.registries import Registry
+from gateway_daemon.core.registries import Registry, effective_defaults
 from gateway_daemon.core.decorators import MAX_DEPTH
 from gateway_daemon.core.resources import Resource
 from gateway_daemon.core.services import DEFAULT_ARG_FORMAT
@@ -229,10 +229,11 @@ def table(kind: str, resources: list[Resource]) -> Table:
             t.add(r.name, r.type, r.repository, r.decorator, r.tags, r.description)
     elif kind == "registry":
         t = Table(["name", "type", "url", "default", "credentials", "description"])
+        chosen = effective_defaults(resources)  # as the TUI marks them: the built-in one while none is stored
         for r in resources:
             credentials = (f"{r.username}:<{r.password_name}>" if r.password_name else
                            f"token <{r.token_name}>" if r.token_name else r.username or "-")
-            t.add(r.name, r.type, r.url, "yes" if r.default else "", credentials, r.description)
+            t.add(r.name, r.type, r.url, "yes" if r.name in chosen else "", credentials, r.description)
     elif kind == "executable-object":
         t = Table(["name", "exec command", "arg format", "description"])
         for r in resources:
@@ -262,6 +263,9 @@ async def create(gateway: Gateway, args: argparse.Namespace) -> int:
         cls = {"repository": Repository, "decorator": Decorator, "service": Service, "registry": Registry,
                "executable-object": ExecutableObject}[kind]
         resource = await gateway.create(cls(name=args.name, **fields))
+        warning = getattr(resource, "warning", "")  # a remote git could not reach: created, and said so
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     if args.output == "table":
         print(f"{kind} {resource.name} created")
     else:

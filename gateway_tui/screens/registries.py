@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.widgets import Checkbox, Input, Select
 
 from gateway_daemon.core import GatewayError, InvalidArgument
-from gateway_daemon.core.registries import BUILT_IN, BUILT_IN_OF_TYPE, REGISTRY_TYPES, Registry
+from gateway_daemon.core.registries import BUILT_IN, REGISTRY_TYPES, Registry, effective_defaults
 
 from ..formatting import full_time
 from ..widgets.form import FormField
@@ -29,12 +29,7 @@ def is_built_in(registry: Any) -> bool:
 
 def defaults(registries: Iterable[Any]) -> set[str]:
     """The names of the registries installs use when a service names none: one per type."""
-    registries = list(registries)
-    chosen = set()
-    for kind in REGISTRY_TYPES:
-        stored = [r.name for r in registries if r.type == kind and r.default]
-        chosen.add(stored[0] if stored else BUILT_IN_OF_TYPE[kind])
-    return chosen
+    return effective_defaults(registries)
 
 
 def access(r: Any) -> str:

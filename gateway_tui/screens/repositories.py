@@ -122,7 +122,11 @@ class RepositoryFormScreen(FormScreen):
                                 f"({', '.join(dropped)}) are no longer used; choose them again if they belong there",
                                 severity="warning", timeout=10)
             return self.resource.name
-        return (await self.gateway.create(Repository(**values))).name
+        created = await self.gateway.create(Repository(**values))
+        warning = getattr(created, "warning", "")  # a remote git could not reach: created, and said so
+        if warning:
+            self.notify(warning, severity="warning", timeout=10)
+        return created.name
 
 
 class RepositoryDetailsScreen(DetailsScreen):

@@ -24,6 +24,13 @@ from .resource_list import ResourceListScreen, list_bindings
 DEFAULT_FILENAMES = {"python-script": "main.py", "ansible-playbook": "site.yml", "opentofu-plan": "(none)",
                      "executable": "(required)"}
 ANSIBLE_FIELDS = ("playbooks", "inventories", "extra_vars", "extra_vars_files", "config_file", "galaxy_registry")
+# The fields only some types have (the form shows them for those only; the others are every type's).
+TYPE_FIELDS = {
+    "python-script": ("pypi_registry",),
+    "ansible-playbook": (*ANSIBLE_FIELDS, "pypi_registry"),
+    "executable": ("executable",),
+    "opentofu-plan": ("tofu_action", "tofu_vars", "tofu_var_files", "tofu_backend_config"),
+}
 RECENT_RUNS = 500  # how far back the home screen looks for each service's last run
 TOFU_FIELDS = ("tofu_action", "tofu_vars", "tofu_var_files", "tofu_backend_config")  # shown for opentofu-plan only
 
@@ -105,6 +112,10 @@ class ServicesScreen(ResourceListScreen):
 class ServiceFormScreen(FormScreen):
     SECTION = "services"
     NOUN = "service"
+    FLAG_FIELDS = {"--var": "tofu_vars", "--var-file": "tofu_var_files", "--backend-config": "tofu_backend_config",
+                   "--extra-vars": "extra_vars", "--extra-vars-file": "extra_vars_files", "--playbook": "playbooks",
+                   "--inventory": "inventories", "--action": "tofu_action", "--pypi-registry": "pypi_registry",
+                   "--galaxy-registry": "galaxy_registry", "--config-file": "config_file"}
 
     def fields(self) -> ComposeResult:
         s: Service = self.resource or Service(name="")
@@ -133,32 +144,27 @@ class ServiceFormScreen(FormScreen):
         yield FormField("timeout", "Timeout", Input("" if s.timeout is None else str(s.timeout), id="timeout",
                                                     type="integer", compact=True, placeholder="default"),
                         "seconds; empty: the gateway's default")
-        ansible = s.type == "ansible-playbook"
-        yield FormField("playbooks", "More playbooks", Input(" ".join(s.playbooks), id="playbooks", compact=True,
-                                                             disabled=not ansible),
+        yield FormField("playbooks", "More playbooks", Input(" ".join(s.playbooks), id="playbooks", compact=True),
                         "ansible: run in turn after the filename; separated by spaces")
-        yield FormField("inventories", "Inventories", Input(" ".join(s.inventories), id="inventories", compact=True,
-                                                           disabled=not ansible),
+        yield FormField("inventories", "Inventories", Input(" ".join(s.inventories), id="inventories", compact=True),
                         "ansible: files, folders or scripts in the working dir; separated by spaces")
         yield FormField("extra_vars", "Extra vars", TextArea("\n".join(s.extra_vars), id="extra_vars", compact=True,
-                                                             soft_wrap=False, disabled=not ansible),
+                                                             soft_wrap=False),
                         "ansible: one KEY=VALUE ... or JSON object a line")
         yield FormField("extra_vars_files", "Extra vars files", Input(" ".join(s.extra_vars_files),
-                                                                      id="extra_vars_files", compact=True,
-                                                                      disabled=not ansible),
+                                                                      id="extra_vars_files", compact=True),
                         "ansible: YAML or JSON files in the working dir; separated by spaces")
         yield FormField("config_file", "Config file", Input(s.config_file, id="config_file", compact=True,
-                                                            placeholder="ansible.cfg", disabled=not ansible),
+                                                            placeholder="ansible.cfg"),
                         "ansible: the ansible.cfg to use")
         yield FormField("galaxy_registry", "Galaxy registry", Input(s.galaxy_registry, id="galaxy_registry",
-                                                                    compact=True, placeholder="default",
-                                                                    disabled=not ansible),
+                                                                    compact=True, placeholder="default"),
                         "ansible: where requirements.yml installs from")
         yield FormField("pypi_registry", "PyPI registry", Input(s.pypi_registry, id="pypi_registry", compact=True,
                                                                 placeholder="default"),
                         "where requirements.txt / pyproject.toml install from")
         yield FormField("executable", "Executable object", Input(s.executable, id="executable", compact=True,
-                                                                 placeholder="none", disabled=s.type != "executable"),
+                                                                 placeholder="none"),
                         "executable: the interpreter or binary that runs it")
         action = Select([(a, a) for a in TOFU_ACTIONS], id="tofu_action", compact=True, prompt="plan (default)",
                         **({"value": s.tofu_action} if s.tofu_action else {}))
@@ -174,13 +180,15 @@ class ServiceFormScreen(FormScreen):
                                  soft_wrap=False), "one KEY=VALUE or file a line: init's -backend-config")
         yield FormField("description", "Description", Input(s.description, id="description", compact=True))
 
-    def _show_tofu(self, kind: str) -> None:
-        for name in TOFU_FIELDS:
-            self.query_one(f"#field-{name}", FormField).display = kind == "opentofu-plan"
+    def _show_type_fields(self, kind: str) -> None:
+        """Only `kind`'s own fields and every type's; what was typed in the others stays for a move back."""
+        own = set(TYPE_FIELDS.get(kind, ()))
+        for name in {field for fields in TYPE_FIELDS.values() for field in fields}:
+            self.query_one(f"#field-{name}", FormField).display = name in own
 
     async def on_mount(self) -> None:
         super().on_mount()
-        self._show_tofu(self.resource.type if self.resource is not None else "python-script")
+        self._show_type_fields(self.resource.type if self.resource is not None else "python-script")
         try:
             repositories = sorted(r.name for r in await self.gateway.list("repository"))
             decorators = sorted(d.name for d in await self.gateway.list("decorator"))
@@ -206,10 +214,7 @@ class ServiceFormScreen(FormScreen):
     def _type_changed(self, event: Select.Changed) -> None:
         if isinstance(event.value, str):
             self.query_one("#filename", Input).placeholder = DEFAULT_FILENAMES.get(event.value, "")
-            for widget_id in ANSIBLE_FIELDS:
-                self.query_one(f"#{widget_id}").disabled = event.value != "ansible-playbook"
-            self.query_one("#executable", Input).disabled = event.value != "executable"
-            self._show_tofu(event.value)
+            self._show_type_fields(event.value)
 
     def collect(self) -> dict[str, Any]:
         def text(widget_id: str) -> str:
@@ -258,7 +263,8 @@ class ServiceFormScreen(FormScreen):
             name=text("name"), type=choice("type"), repository=choice("repository"),
             working_dir=text("working_dir") or ".", filename=text("filename"), decorator=choice("decorator"),
             env=env, secrets=secrets, tags=split_words(text("tags")), timeout=timeout, **tofu,
-            description=self.query_one("#description", Input).value, pypi_registry=text("pypi_registry"),
+            description=self.query_one("#description", Input).value,
+            pypi_registry=text("pypi_registry") if "pypi_registry" in TYPE_FIELDS.get(choice("type"), ()) else "",
         )
         ansible = values["type"] == "ansible-playbook"
         values.update(

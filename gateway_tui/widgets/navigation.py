@@ -123,7 +123,7 @@ class NavBar(HorizontalGroup):
         return SECTIONS + EXTRA_SECTIONS
 
     def on_resize(self) -> None:
-        """Whole labels when they fit; else short ones; else tiny ones, the current section's kept short."""
+        """Whole labels when they fit; else short ones, then tiny ones, the current section's kept longer."""
         room = self.content_size.width
 
         def width(short: str, active_short: str) -> int:
@@ -131,7 +131,7 @@ class NavBar(HorizontalGroup):
                                                                 active_short if mode == self.active else short))
                        for mode, key, label in self.sections)
 
-        tiers = [("", ""), ("short", "short"), ("tiny", "short"), ("tiny", "tiny")]
+        tiers = [("", ""), ("short", ""), ("short", "short"), ("tiny", ""), ("tiny", "short"), ("tiny", "tiny")]
         short, active_short = next((tier for tier in tiers if width(*tier) <= room), tiers[-1])
         for item in self.query(NavItem):
             item.shorten(active_short if item.mode == self.active else short)
