@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import ModalScreen
 
-from .commands import GatewayCommands
+from .commands import GatewayCommands, OneLineSystemCommands
 from .screens.audit import AuditScreen
 from .screens.decorators import DecoratorsScreen
 from .screens.executables import ExecutablesScreen
@@ -48,7 +48,7 @@ _NAVIGATION = Binding.Group("Go to", compact=True)
 class GatewayApp(App):
     TITLE = "Automation Gateway"
     CSS_PATH = "app.tcss"
-    COMMANDS = App.COMMANDS | {GatewayCommands}
+    COMMANDS = {OneLineSystemCommands, GatewayCommands}  # one line per item (Textual's own put help under it)
     MODES = {
         "services": ServicesScreen,
         "runs": RunsScreen,
@@ -407,6 +407,22 @@ class GatewayApp(App):
     def action_toggle_theme(self) -> None:
         self.theme = LIGHT if self.theme == DARK else DARK
 
+    # ------------------------------------------------------------ notices
+    def announce(self, text: str) -> None:
+        """Something the gateway says while the app runs (a new secrets key made: keep a copy), as a
+        notification that stays a while; it is printed again when the app ends."""
+        import threading
+
+        if not self.is_running:
+            return
+        if threading.get_ident() == self._thread_id:
+            self._announce(text)
+        else:
+            self.call_from_thread(self._announce, text)
+
+    def _announce(self, text: str) -> None:
+        self.notify(text[:1].upper() + text[1:], title="Note", severity="warning", timeout=30)
+
     # ------------------------------------------------------------ errors
     def report(self, error: BaseException, title: str = "") -> None:
         """An error as a notification: the gateway's own one-line message, never a traceback."""
@@ -435,7 +451,9 @@ def terminal_settings(config: "Config") -> tzinfo | None:
     return time_zone(config.get("terminal", "timestamp_timezone"))
 
 
-def run_app(config: "Config", profile: str | None = None) -> int:
+def build_app(config: "Config", messages: list[str], profile: str | None = None) -> GatewayApp:
+    """The app for `config`. What the gateway announces (a new secrets key made: keep a copy) goes into
+    `messages`, printed once the app ends, and shows in the app as a notification when it happens there."""
     import asyncio
 
     from gateway_daemon.bootstrap import open_gateway
@@ -443,21 +461,33 @@ def run_app(config: "Config", profile: str | None = None) -> int:
     from .formatting import short_path
 
     tz = terminal_settings(config)
-    messages: list[str] = []
+    apps: list[GatewayApp] = []
+
+    def announce(text: str) -> None:
+        messages.append(text)
+        if apps:
+            apps[0].announce(text)
+
     if config.mode == "client":
         from .connection import KeyringConnection
 
-        app = GatewayApp(None, mode="client", tz=tz,
-                         connection=KeyringConnection(config, profile, messages.append))
+        app = GatewayApp(None, mode="client", tz=tz, connection=KeyringConnection(config, profile, announce))
     else:
         if profile:
             from gateway_daemon.core import FailedPrecondition
 
             raise FailedPrecondition(f"--profile picks a server for client mode (this configuration is "
                                      f"mode = {config.mode})")
-        gateway = asyncio.run(open_gateway(config, announce=messages.append))
+        gateway = asyncio.run(open_gateway(config, announce=announce))
         context = f"{config.mode} mode · {short_path(str(config.data_dir))}"
         app = GatewayApp(gateway, context, mode=config.mode, tz=tz)
+    apps.append(app)
+    return app
+
+
+def run_app(config: "Config", profile: str | None = None) -> int:
+    messages: list[str] = []
+    app = build_app(config, messages, profile)
     app.run()
     for line in messages:
         print(line)

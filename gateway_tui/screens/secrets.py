@@ -8,7 +8,8 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
-from textual.timer import Timer
+from textual.containers import VerticalGroup
+from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from gateway_daemon.core import GatewayError, InvalidArgument, Secret
@@ -43,17 +44,6 @@ class SecretsScreen(ResourceListScreen):
     def __init__(self) -> None:
         super().__init__()
         self.revealed: str | None = None  # the name whose value is on screen
-        self._hide_timer: Timer | None = None
-        self._countdown: Timer | None = None
-        self._left = 0
-
-    def compose_body(self) -> ComposeResult:
-        yield from super().compose_body()
-        yield Static("", id="revealed")
-
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.query_one("#revealed", Static).display = False
 
     def rows(self, resources: list[Any]) -> Iterable[TableRow]:
         now = self.app.clock()  # type: ignore[attr-defined]
@@ -73,35 +63,17 @@ class SecretsScreen(ResourceListScreen):
             return
         self.hide()
         self.revealed = secret.name
-        self._value = value
-        self._left = REVEAL_SECONDS
-        self._show()
-        self._hide_timer = self.set_timer(REVEAL_SECONDS, self.hide)
-        self._countdown = self.set_interval(1, self._tick)
 
-    def _tick(self) -> None:
-        self._left = max(0, self._left - 1)
-        self._show()
+        def hidden(_result: None) -> None:
+            self.revealed = None
 
-    def _show(self) -> None:
-        panel = self.query_one("#revealed", Static)
-        panel.update(Content.assemble(
-            (f"{self.revealed} ", "bold"), (f"hides in {self._left} s · esc hides now\n", "$foreground-muted"),
-            (self._value, "$text-warning"),
-        ))
-        panel.display = True
+        # Over the list, in the middle of the screen, where the eyes are (not in a panel at the bottom).
+        self.app.push_screen(RevealedSecretScreen(secret.name, value, REVEAL_SECONDS), hidden)
 
     def hide(self) -> None:
-        for timer in (self._hide_timer, self._countdown):
-            if timer is not None:
-                timer.stop()
-        self._hide_timer = self._countdown = None
-        if self.revealed is not None:
-            self.revealed = None
-            self._value = ""
-            panel = self.query_one("#revealed", Static)
-            panel.update("")
-            panel.display = False
+        if isinstance(self.app.screen, RevealedSecretScreen):
+            self.app.screen.dismiss(None)
+        self.revealed = None
 
     def key_escape(self) -> None:
         if self.revealed is not None:
@@ -115,13 +87,57 @@ class SecretsScreen(ResourceListScreen):
             self.hide()
 
     def on_screen_suspend(self) -> None:
-        self.hide()
+        if not isinstance(self.app.screen, RevealedSecretScreen):  # the value's own box is what covers the list
+            self.hide()
 
     def form(self, resource: Any | None) -> "SecretFormScreen":
         return SecretFormScreen(resource)
 
     def details(self, resource: Any) -> "SecretDetailsScreen":
         return SecretDetailsScreen(resource.name)
+
+
+class RevealedSecretScreen(ModalScreen[None]):
+    """One secret's value in a box over the list, for `seconds`; esc (or v again) hides it at once."""
+
+    BINDINGS = [Binding("escape,v,enter", "close", "Hide", tooltip="Hide the value now")]
+    DEFAULT_CSS = """
+    RevealedSecretScreen { align: center middle; }
+    #revealed {
+        width: auto; min-width: 40; max-width: 100%; height: auto; padding: 1 2;
+        border: round $warning; border-title-color: $text-warning; background: $surface;
+    }
+    #revealed-value { color: $text-warning; text-style: bold; width: auto; max-width: 100%; }
+    #revealed-hint { color: $text-muted; margin: 1 0 0 0; width: auto; }
+    """
+
+    def __init__(self, name: str, value: str, seconds: float):
+        super().__init__()
+        self.secret_name, self.value, self.left = name, value, int(seconds)
+        self.seconds = seconds
+
+    def compose(self) -> ComposeResult:
+        with VerticalGroup(id="revealed") as box:
+            box.border_title = f"Secret {self.secret_name}"
+            yield Static(Content(self.value), id="revealed-value")
+            yield Static("", id="revealed-hint")
+
+    def on_mount(self) -> None:
+        self._hint()
+        self.set_timer(self.seconds, self.action_close)
+        self.set_interval(1, self._tick)
+
+    def _tick(self) -> None:
+        self.left = max(0, self.left - 1)
+        self._hint()
+
+    def _hint(self) -> None:
+        self.query_one("#revealed-hint", Static).update(Content(f"hides in {self.left} s · esc hides now"))
+
+    def action_close(self) -> None:
+        if self.is_attached and self.app.screen is self:
+            self.value = ""
+            self.dismiss(None)
 
 
 class SecretFormScreen(FormScreen):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Select
 
 from gateway_daemon.core import GatewayError
 from gateway_daemon.core.api import UserInfo
+from gateway_daemon.core.auth import MIN_PASSWORD
 from gateway_daemon.core.policy import ROLES, Action, parse_scope, scope_text
 
 from ..formatting import ago, full_time, sort_value
@@ -155,9 +156,20 @@ class UserFormScreen(FormScreen):
         yield FormField("again", "Again", Input("", id="again", password=True, compact=True),
                         required=not self.editing)
 
+    @on(Input.Submitted, "#password")
+    @on(Input.Blurred, "#password")
+    def _password_entered(self) -> None:
+        """Too short a password is said when it is first typed, not after it is typed twice."""
+        password = self.query_one("#password", Input).value
+        field = self.query_one("#field-password", FormField)
+        field.set_error(f"a password needs at least {MIN_PASSWORD} characters"
+                        if password and len(password) < MIN_PASSWORD else None)
+
     def collect(self) -> dict[str, Any]:
         name = self.query_one("#name", Input).value.strip()
         password = self.query_one("#password", Input).value
+        if password and len(password) < MIN_PASSWORD:
+            self.fail("password", f"a password needs at least {MIN_PASSWORD} characters")
         again = self.query_one("#again", Input).value
         if not name:
             self.fail("name", "a name is required")
