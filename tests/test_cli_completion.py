@@ -59,3 +59,13 @@ def test_registries_default_column_marks_what_installs_use(box: Sandbox):
     listing = box.gateway("get", "registries").ok().out.splitlines()
     marked = {line.split()[0] for line in listing[1:] if " yes " in f" {line} "}
     assert marked == {"mirror", "default-galaxy"}, listing
+
+
+def test_the_ansible_hint_names_the_command_for_this_install():
+    """An editable install from a source tree (as the README installs it): its own pip, that tree, the extra."""
+    import sys
+
+    from gateway_daemon.execution.ansible import install_hint
+
+    root = Path(__file__).resolve().parent.parent
+    assert install_hint() == f"{sys.executable} -m pip install -e '{root}[ansible]'"

@@ -66,15 +66,37 @@ def gateway_ansible_core() -> str:
         return "ansible-core"
 
 
+def install_hint(extra: str = "ansible") -> str:
+    """The command that adds the `extra` to this very install: this interpreter's pip, and for an install from a
+    source tree (`pip install -e .`, as the README says) that tree, not a package index."""
+    import json
+    from importlib import metadata
+
+    python = sys.executable
+    direct: dict = {}
+    for distribution in metadata.distributions(name="automation-gateway"):  # a source tree's egg-info has none
+        try:
+            direct = json.loads(distribution.read_text("direct_url.json") or "{}")
+        except ValueError:
+            continue
+        if direct:
+            break
+    url = direct.get("url", "") if isinstance(direct, dict) else ""
+    if url.startswith("file://"):
+        editable = "-e " if (direct.get("dir_info") or {}).get("editable") else ""
+        return f"{python} -m pip install {editable}'{url[len('file://'):]}[{extra}]'"
+    return f"{python} -m pip install 'automation-gateway[{extra}]'"
+
+
 def ansible_binary() -> str:
-    # The gateway's own environment first: `pip install 'automation-gateway[ansible]'` puts it there,
+    # The gateway's own environment first: the [ansible] extra (install_hint) puts it there,
     # and a venv's bin directory is often not on PATH.
     beside = Path(sys.executable).parent / "ansible-playbook"
     found = str(beside) if beside.is_file() else shutil.which("ansible-playbook")
     if not found:
         raise FailedPrecondition(
             "Ansible is not installed: no 'ansible-playbook' on PATH; "
-            "install it with: pip install 'automation-gateway[ansible]'"
+            f"install it with: {install_hint()}"
         )
     return found
 

@@ -351,8 +351,10 @@ class Venvs:
         beside = Path(sys.executable).parent / "ansible-galaxy"
         program = galaxy or (str(beside) if beside.is_file() else shutil.which("ansible-galaxy"))
         if not program:
+            from .ansible import install_hint
+
             raise FailedPrecondition("Ansible is not installed: no 'ansible-galaxy'; "
-                                     "install it with: pip install 'automation-gateway[ansible]'")
+                                     f"install it with: {install_hint()}")
         progress(f"installing the Ansible collections and roles of {requirements.name} (first run with this file)")
         target.mkdir(parents=True, exist_ok=True)
         # Without -p (which would install roles only) both go to the first path configured for each.
