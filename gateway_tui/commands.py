@@ -23,7 +23,7 @@ def _key_label(key: str) -> str:
 def one_line(display: Any, help_text: str | None) -> Content:
     """A palette item on one line: what it does, then (dimmed) its key or what it opens."""
     shown = display if isinstance(display, Content) else Content(str(display))
-    return Content.assemble(shown, ("  " + help_text, "$text-muted")) if help_text else shown
+    return Content.assemble(shown, ("  " + help_text, "not bold dim")) if help_text else shown
 
 
 class OneLineSystemCommands(SystemCommandsProvider):

@@ -241,7 +241,7 @@ class Engine:
             warning = await check_repository(resource)
         created = await self._insert(resource)
         if warning:
-            log.warning("%s", warning)
+            log.info("%s", warning)  # the caller says it (the CLI on stderr, the TUI as a notification)
             created.warning = warning  # type: ignore[attr-defined]  # for the caller to say (not stored)
         return created
 

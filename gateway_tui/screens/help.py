@@ -22,25 +22,29 @@ def key_name(display: str) -> str:
     return _NAMES.get(display, display)
 
 
-def screen_keys(screen: Screen) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(this screen's keys, the keys that work everywhere) as (key, what it does), from the bindings active on
-    `screen`: the focused widget's and the screen's first, then the app's. The section keys are left out (the
-    help names them on one line)."""
+# Textual's own keys of every screen (focus next/previous, copy): the same everywhere, left out
+_UNIVERSAL = {"app.focus_next", "app.focus_previous", "screen.copy_text"}
+
+
+def screen_keys(screen: Screen) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The keys active on `screen`, from its bindings, as (group title, [(keys, what they do)]): the screen's
+    own first, then those of the widget in focus (moving around in it), then the app's. Keys that do the same
+    share a line ('up k'); the section keys are left out (the help names them on one line)."""
     app = screen.app
-    own: list[tuple[str, str]] = []
-    everywhere: list[tuple[str, str]] = []
-    seen: set[tuple[str, str]] = set()
+    groups: dict[str, dict[str, list[str]]] = {"This screen": {}, "Moving around": {}, "Everywhere": {}}
     for key, active in screen.active_bindings.items():
         binding = active.binding
-        if not binding.description or key in _SECTION_KEYS or not active.enabled:
+        if (not binding.description or key in _SECTION_KEYS or not active.enabled or binding.system
+                or binding.action in _UNIVERSAL):
             continue
         what = binding.tooltip or binding.description
-        entry = (key_name(app.get_key_display(binding)), what)
-        if entry in seen:
-            continue
-        seen.add(entry)
-        (everywhere if active.node is app else own).append(entry)
-    return own, everywhere
+        group = "Everywhere" if active.node is app else "This screen" if active.node is screen else "Moving around"
+        names = groups[group].setdefault(what, [])
+        name = key_name(app.get_key_display(binding))
+        if name not in names:
+            names.append(name)
+    return [(title, [(" ".join(names), what) for what, names in entries.items()])
+            for title, entries in groups.items() if entries]
 
 
 class HelpScreen(ModalScreen[None]):
@@ -59,12 +63,12 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, below: Screen):
         super().__init__()
-        self.own, self.everywhere = screen_keys(below)
+        self.groups = screen_keys(below)
         self.title_text = f"Keys: {getattr(below, 'SECTION', '') or 'this screen'}"
 
     def compose(self) -> ComposeResult:
         lines: list[Content] = []
-        width = max((len(key) for key, _ in self.own + self.everywhere), default=4) + 2
+        width = min(16, max((len(key) for _, entries in self.groups for key, _ in entries), default=4)) + 2
 
         def block(title: str, entries: list[tuple[str, str]]) -> None:
             if not entries:
@@ -75,8 +79,8 @@ class HelpScreen(ModalScreen[None]):
             for key, what in entries:
                 lines.append(Content.assemble((key.ljust(width), "bold $text-accent"), what))
 
-        block("This screen", self.own)
-        block("Everywhere", self.everywhere)
+        for title, entries in self.groups:
+            block(title, entries)
         lines += [Content(""), Content.styled("Sections", "bold"),
                   Content("  ".join(f"{key} {label}" for _mode, key, label in SECTIONS + EXTRA_SECTIONS))]
         with VerticalScroll(id="help") as box:
