@@ -189,7 +189,8 @@ class SecretDetailsScreen(DetailsScreen):
     def pairs(self, s: Any) -> Iterable[tuple[str, Any]]:
         app: Any = self.app
         return [("value", f"{HIDDEN}  (reveal it from the list with v)"), ("description", s.description),
-                ("tags", s.tags), ("created", full_time(s.created_at, app.tz)), ("updated", full_time(s.updated_at, app.tz))]
+                ("tags", s.tags), ("created", full_time(s.created_at, app.tz)),
+                ("updated", full_time(s.updated_at, app.tz))]
 
     def form(self) -> SecretFormScreen:
         return SecretFormScreen(self.resource)

@@ -32,7 +32,6 @@ TYPE_FIELDS = {
     "opentofu-plan": ("tofu_action", "tofu_vars", "tofu_var_files", "tofu_backend_config"),
 }
 RECENT_RUNS = 500  # how far back the home screen looks for each service's last run
-TOFU_FIELDS = ("tofu_action", "tofu_vars", "tofu_var_files", "tofu_backend_config")  # shown for opentofu-plan only
 
 
 def latest_runs(runs: Iterable[Any]) -> dict[str, Any]:
@@ -59,7 +58,7 @@ class ServicesScreen(ResourceListScreen):
         Column("name", "Name", min_width=8, max_width=32, priority=0),
         Column("type", "Type", min_width=6, max_width=16, whole=True),
         Column("repository", "Repository", min_width=6, max_width=24, priority=2),
-        Column("decorator", "Decorator", min_width=6, max_width=20, priority=3),
+        Column("decorator", "Decorator", min_width=6, max_width=20, whole=True, priority=3),
         Column("status", "Last run", min_width=8, max_width=14, whole=True, priority=0),
         Column("when", "When", min_width=6, max_width=10, whole=True),
         Column("description", "Description", min_width=0, max_width=60, grow=True, priority=4),
@@ -329,7 +328,8 @@ class ServiceDetailsScreen(DetailsScreen):
                ("var files", s.tofu_var_files), ("backend config", s.tofu_backend_config)]
               if s.type == "opentofu-plan" else []),
             ("description", s.description),
-            ("created", full_time(s.created_at, self.app.tz)), ("updated", full_time(s.updated_at, self.app.tz)),  # type: ignore[attr-defined]
+            ("created", full_time(s.created_at, self.app.tz)),  # type: ignore[attr-defined]
+            ("updated", full_time(s.updated_at, self.app.tz)),  # type: ignore[attr-defined]
         ]
 
     async def load_extra(self) -> None:

@@ -317,8 +317,8 @@ class ResourceTable(ScrollView, can_focus=True):
         columns = self.columns
         widths = [max(c.min_width, min(c.max_width, n)) for c, n in zip(columns, self._natural)]
         # The least a shown column takes: its min_width, or all of it for a column kept whole.
-        least = [max(c.min_width, min(c.max_width, max(longest, _width(c.label)))) if c.whole and longest else c.min_width
-                 for c, longest in zip(columns, self._longest)]
+        least = [max(c.min_width, min(c.max_width, max(longest, _width(c.label)))) if c.whole and longest
+                 else c.min_width for c, longest in zip(columns, self._longest)]
         shown = [True] * len(columns)
 
         def needed() -> int:
