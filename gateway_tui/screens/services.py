@@ -41,14 +41,14 @@ def latest_runs(runs: Iterable[Any]) -> dict[str, Any]:
     return latest
 
 
-def state_line(summary: Any) -> str:
+def state_line(summary: Any, tz: Any = None) -> str:
     """An opentofu-plan service's state in one line: never a value from it."""
     if summary is None:
         return "none yet: an apply stores it"
     count = len(summary.resources)
     names = f" ({', '.join(summary.resources[:5])}{', …' if count > 5 else ''})" if count else ""
     return (f"{count} resource{'' if count == 1 else 's'}{names} · serial {summary.serial} · changed "
-            f"{summary.updated_at[:19].replace('T', ' ')} UTC" + (f" by run {summary.run}" if summary.run else ""))
+            f"{full_time(summary.updated_at, tz)}" + (f" by run {summary.run}" if summary.run else ""))
 
 
 class ServicesScreen(ResourceListScreen):
@@ -341,7 +341,7 @@ class ServiceDetailsScreen(DetailsScreen):
             except GatewayError as exc:
                 self.report(exc, "Cannot read the state")
                 summary = None
-            state.update(Content.assemble(("State  ", "bold"), state_line(summary)))
+            state.update(Content.assemble(("State  ", "bold"), state_line(summary, self.app.tz)))  # type: ignore[attr-defined]
         try:
             runs = await self.gateway.list_runs(service=self.name_, limit=50)
         except GatewayError as exc:

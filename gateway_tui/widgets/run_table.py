@@ -15,7 +15,7 @@ COLUMNS = {
     "service": Column("service", "Service", min_width=8, max_width=28, priority=0),
     "status": Column("status", "Status", min_width=11, max_width=14, whole=True, priority=0),
     "when": Column("when", "Started", min_width=8, max_width=10, whole=True, priority=1),
-    "duration": Column("duration", "Took", min_width=4, max_width=10, priority=3),
+    "duration": Column("duration", "Took", min_width=4, max_width=10, whole=True, priority=3),
     "exit": Column("exit", "Exit", min_width=4, max_width=5, priority=2),
     "by": Column("by", "By", min_width=0, max_width=12, whole=True, priority=1),
     "runner": Column("runner", "Runner", min_width=0, max_width=22, priority=3),
