@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import ModalScreen
 
-from .commands import GatewayCommands
+from .commands import GatewayCommands, OneLineSystemCommands
 from .screens.services import ServicesScreen
 from .widgets.navigation import PALETTE_SECTIONS, SECTIONS
 
@@ -30,6 +30,8 @@ AUDIT_UNAVAILABLE = ("The audit trail is kept by a gateway server: connect to on
 RUNNERS_UNAVAILABLE = ("Runners work for a gateway server on etcd: connect to one in client mode to see them. "
                        "Local mode runs everything in this process.")
 DARK, LIGHT = "textual-dark", "textual-light"
+RUNNING_POLL_SECONDS = 2.0
+RUNNING_LIMIT = 1000
 SIGNED_OUT = "signed-out"  # client mode: the mode under the Login screen while nobody is logged in
 
 _NAVIGATION = Binding.Group("Go to", compact=True)
@@ -165,7 +167,7 @@ def _section(module: str, name: str) -> Callable[[], Any]:
 class GatewayApp(App):
     TITLE = "Automation Gateway"
     CSS_PATH = "app.tcss"
-    COMMANDS = App.COMMANDS | {GatewayCommands}
+    COMMANDS = {OneLineSystemCommands, GatewayCommands}  # one line per item (Textual's own put help under it)
     MODES = {
         "services": ServicesScreen,  # the first screen; the others are loaded when first shown
         "runs": _section("runs", "RunsScreen"),
@@ -190,10 +192,12 @@ class GatewayApp(App):
         Binding("ctrl+t", "toggle_theme", "Theme", show=False,
                 tooltip="Switch between the dark and the light theme"),
         Binding("q", "quit", "Quit", tooltip="Quit the gateway"),
+        Binding("question_mark", "help", "Help", show=False, tooltip="The keys of this screen"),
     ]
     # The logged-in user's role (core.policy); local mode: everything. What it does not allow is greyed out
     # (screens' check_action, the navigation strip, which follows it).
     role: reactive[str] = reactive("admin")
+    running: reactive[int] = reactive(0)  # runs running now, counted in the header (RUNNING_POLL_SECONDS)
 
     def __init__(self, gateway: "Gateway | None", context: str = "", *, mode: str = "local",
                  tz: tzinfo | None = None, clock: Callable[[], float] = time.time, theme: str = DARK,
@@ -252,6 +256,8 @@ class GatewayApp(App):
             event.stop()
 
     def on_mount(self) -> None:
+        self.set_interval(RUNNING_POLL_SECONDS, self.count_running)
+        self.count_running()
         if self.connection is None:
             self.switch_mode("services")
             return
@@ -527,6 +533,22 @@ class GatewayApp(App):
             return False
         return True
 
+    # ------------------------------------------------------------ the header's count of running runs
+    def count_running(self) -> None:
+        self.run_worker(self._count_running(), group="running", exclusive=True, exit_on_error=False)
+
+    async def _count_running(self) -> None:
+        from gateway_daemon.core import GatewayError
+
+        if self.connection is not None and self.user is None:
+            self.running = 0
+            return
+        try:
+            runs = await self.gateway.list_runs(status="running", limit=RUNNING_LIMIT)
+        except (GatewayError, AttributeError):  # the next call that matters says why; signed out: none
+            return
+        self.running = len(runs)
+
     # ------------------------------------------------------------ navigation
     def action_section(self, mode: str) -> None:
         if not self.screen_stack or isinstance(self.screen, ModalScreen):
@@ -548,8 +570,32 @@ class GatewayApp(App):
 
         self.push_screen(RunScreen(None, run_id=run_id, section=self.current_mode))
 
+    def action_help(self) -> None:
+        """The keys of the screen on top, over it (not over another help or a question)."""
+        from .screens.help import HelpScreen
+
+        if isinstance(self.screen, ModalScreen):
+            return
+        self.push_screen(HelpScreen(self.screen))
+
     def action_toggle_theme(self) -> None:
         self.theme = LIGHT if self.theme == DARK else DARK
+
+    # ------------------------------------------------------------ notices
+    def announce(self, text: str) -> None:
+        """Something the gateway says while the app runs (a new secrets key made: keep a copy), as a
+        notification that stays a while; it is printed again when the app ends."""
+        import threading
+
+        if not self.is_running:
+            return
+        if threading.get_ident() == self._thread_id:
+            self._announce(text)
+        else:
+            self.call_from_thread(self._announce, text)
+
+    def _announce(self, text: str) -> None:
+        self.notify(text[:1].upper() + text[1:], title="Note", severity="warning", timeout=30)
 
     # ------------------------------------------------------------ errors
     def report(self, error: BaseException, title: str = "") -> None:
@@ -583,7 +629,9 @@ def terminal_settings(config: "Config") -> tzinfo | None:
     return time_zone(config.get("terminal", "timestamp_timezone"))
 
 
-def run_app(config: "Config", profile: str | None = None) -> int:
+def build_app(config: "Config", messages: list[str], profile: str | None = None) -> GatewayApp:
+    """The app for `config`. What the gateway announces (a new secrets key made: keep a copy) goes into
+    `messages`, printed once the app ends, and shows in the app as a notification when it happens there."""
     import asyncio
 
     from gateway_daemon.bootstrap import open_gateway
@@ -591,21 +639,33 @@ def run_app(config: "Config", profile: str | None = None) -> int:
     from .formatting import short_path
 
     tz = terminal_settings(config)
-    messages: list[str] = []
+    apps: list[GatewayApp] = []
+
+    def announce(text: str) -> None:
+        messages.append(text)
+        if apps:
+            apps[0].announce(text)
+
     if config.mode == "client":
         from .connection import KeyringConnection
 
-        app = GatewayApp(None, mode="client", tz=tz,
-                         connection=KeyringConnection(config, profile, messages.append))
+        app = GatewayApp(None, mode="client", tz=tz, connection=KeyringConnection(config, profile, announce))
     else:
         if profile:
             from gateway_daemon.core import FailedPrecondition
 
             raise FailedPrecondition(f"--profile picks a server for client mode (this configuration is "
                                      f"mode = {config.mode})")
-        gateway = asyncio.run(open_gateway(config, announce=messages.append))
+        gateway = asyncio.run(open_gateway(config, announce=announce))
         context = f"{config.mode} mode · {short_path(str(config.data_dir))}"
         app = GatewayApp(gateway, context, mode=config.mode, tz=tz)
+    apps.append(app)
+    return app
+
+
+def run_app(config: "Config", profile: str | None = None) -> int:
+    messages: list[str] = []
+    app = build_app(config, messages, profile)
     app.run()
     for line in messages:
         print(line)

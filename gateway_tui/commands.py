@@ -8,6 +8,8 @@ from functools import partial
 from typing import Any, Callable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.system_commands import SystemCommandsProvider
 
 from gateway_daemon.core import GatewayError
 
@@ -16,6 +18,24 @@ from .widgets.navigation import PALETTE_SECTIONS, SECTIONS
 
 def _key_label(key: str) -> str:
     return key.split(",")[0].replace("ctrl+", "^")
+
+
+def one_line(display: Any, help_text: str | None) -> Content:
+    """A palette item on one line: what it does, then (dimmed) its key or what it opens."""
+    shown = display if isinstance(display, Content) else Content(str(display))
+    return Content.assemble(shown, ("  " + help_text, "not bold dim")) if help_text else shown
+
+
+class OneLineSystemCommands(SystemCommandsProvider):
+    """Textual's own commands (theme, keys, screenshot, quit), each on one line like the gateway's."""
+
+    async def discover(self) -> Hits:
+        async for hit in super().discover():
+            yield DiscoveryHit(one_line(hit.prompt, hit.help), hit.command, text=hit.text)
+
+    async def search(self, query: str) -> Hits:
+        async for hit in super().search(query):
+            yield Hit(hit.score, one_line(hit.prompt, hit.help), hit.command, text=hit.text)
 
 
 class GatewayCommands(Provider):
@@ -59,18 +79,18 @@ class GatewayCommands(Provider):
 
     async def discover(self) -> Hits:
         for name, help_text, callback in self._commands():
-            yield DiscoveryHit(name, callback, help=help_text)
+            yield DiscoveryHit(one_line(name, help_text), callback, text=name)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for name, help_text, callback in self._commands():
             score = matcher.match(name)
             if score > 0:
-                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+                yield Hit(score, one_line(matcher.highlight(name), help_text), callback, text=name)
         open_service = getattr(self.app, "open_run", None)
         for service in self._services:
             name = f"Run service {service}"
             score = matcher.match(name)
             if score > 0 and open_service is not None:
-                yield Hit(score * 0.9, matcher.highlight(name), partial(open_service, service),
-                          help="open its run form")
+                yield Hit(score * 0.9, one_line(matcher.highlight(name), "open its run form"),
+                          partial(open_service, service), text=name)

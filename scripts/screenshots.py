@@ -1,10 +1,10 @@
 """Every screen state the snapshot tests pin down, saved as SVG and PNG into screenshots/.
 
 The states come from tests/test_tui_snapshots.py itself (each test hands its app,
-its steps and its terminal size to `snap_compare`; here that hand-off is caught
-and the screen saved instead of compared), so the screenshots and the snapshots
-never drift apart. Wide states are 120x36; the narrow ones keep 80x24 and say so
-in their file name.
+its steps to `snap_compare`; here that hand-off is caught and the screen saved
+instead of compared), so the screenshots and the snapshots never drift apart.
+Every state is shot at both sizes the snapshots pin: 120x36 (NAME.png) and
+80x24 (NAME_80x24.png).
 
     scripts/screenshots                  # all of them
     scripts/screenshots services run     # only states whose name contains a word
@@ -52,14 +52,18 @@ class Caught(Exception):
         self.app, self.run_before, self.size = app, run_before, size
 
 
-def catch(app, run_before=None, terminal_size=(80, 24), **_options):
-    raise Caught(app, run_before, terminal_size)
+def catcher(size: tuple[int, int]):
+    """A stand-in for `snap_compare` at `size` (as the snapshot tests' own one forces it)."""
+    def catch(app, run_before=None, terminal_size=None, **_options):
+        raise Caught(app, run_before, size)
+
+    return catch
 
 
-async def shoot(name: str, test, out: Path) -> Path:
+async def shoot(name: str, test, out: Path, size: tuple[int, int]) -> Path:
     with tempfile.TemporaryDirectory() as folder:
         try:
-            test(catch, Path(folder))
+            test(catcher(size), Path(folder))
         except Caught as caught:
             scene = caught
         else:
@@ -89,9 +93,10 @@ def main(words: list[str]) -> int:
         print(f"no screen state matches {' '.join(words)}; states: {', '.join(n for n, _ in tests)}", file=sys.stderr)
         return 2
     for name, fn in sorted(chosen):
-        path = asyncio.run(shoot(name, fn, out))
-        print(f"  {path.relative_to(ROOT)}")
-    print(f"{len(chosen)} screens written to screenshots/ (SVG and PNG)")
+        for size in scenes.SIZES:
+            path = asyncio.run(shoot(name, fn, out, size))
+            print(f"  {path.relative_to(ROOT)}")
+    print(f"{len(chosen) * len(scenes.SIZES)} screens written to screenshots/ (SVG and PNG)")
     return 0
 
 

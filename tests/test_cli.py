@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from cli_helpers import DAEMON, Sandbox, check_all, run_all, write
+from gitutil import new_repo
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 FIELDS = {
@@ -143,10 +144,11 @@ def test_json_output_has_a_stable_shape(box: Sandbox) -> None:
     empty = box.many([("get", "services", "-o", "json"), ("get", "runs", "-o", "json")])
     assert [r.json() for r in empty] == [[], []]
     created = {"secret": box.gateway("create", "secret", "tok", "--value", "v4lue", "-o", "json").json()}
+    new_repo(box.root / "a", {"main.py": "print(1)\n"})  # a local repository is read when created
     repository, decorator, second = box.many([
         ("create", "repository", "r", "--url", "https://example.com/r.git", "--tag", "a", "-o", "json"),
         ("create", "decorator", "d", "--schema", str(schema), "-o", "json"),
-        ("create", "repository", "a-first", "--url", "/srv/a", "-o", "json"),
+        ("create", "repository", "a-first", "--url", str(box.root / "a"), "-o", "json"),
     ])
     created.update(repository=repository.json(), decorator=decorator.json())
     second.ok()
@@ -180,7 +182,8 @@ def test_json_output_has_a_stable_shape(box: Sandbox) -> None:
 # ---------------------------------------------------------------- failures
 def test_describe_service_says_how_inputs_reach_the_script(box: Sandbox) -> None:
     schema = write(box.root / "schema.json", '{"type": "object", "properties": {"n": {"type": "integer"}}}')
-    for argv in (("create", "repository", "r", "--url", "file:///srv/r"),
+    new_repo(box.root / "r", {"main.py": "print(1)\n"})  # a local repository is read when created
+    for argv in (("create", "repository", "r", "--url", f"file://{box.root / 'r'}"),
                  ("create", "decorator", "d", "--schema", str(schema)),
                  ("create", "service", "python-script", "plain", "--repository", "r"),
                  ("create", "service", "python-script", "checked", "--repository", "r", "--decorator", "d"),

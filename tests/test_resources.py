@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from cli_helpers import Result, Sandbox, check_all, write
+from gitutil import new_repo
 
 SCHEMA = {
     "type": "object",
@@ -102,6 +103,8 @@ def test_repository_urls_and_references(box: Sandbox) -> None:
         "local": str(box.root / "some" / "repo"),
         "file": f"file://{box.root}/repo",
     }
+    for folder in (box.root / "some" / "repo", box.root / "repo"):  # a local repository is read when created
+        new_repo(folder, {"main.py": "print(1)\n"})
     created = box.many([("create", "repository", name, "--url", url) for name, url in good.items()]
                        + [("create", "repository", "pinned", "--url", good["https"], "--reference", "release/1.2"),
                           ("create", "repository", "commit", "--url", good["https"], "--reference", "a" * 40)])

@@ -3,7 +3,6 @@ and a real git repository, keys sent as a terminal sends them (all at once, no p
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest

@@ -1,4 +1,5 @@
-"""What each screen looks like, state by state: a changed look fails here until the snapshot is updated.
+"""What each screen looks like, state by state, at 120x36 and at 80x24: a changed look fails here until the
+snapshot is updated.
 
     .venv/bin/python -m pytest tests/test_tui_snapshots.py --snapshot-update   # accept the new look
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from datetime import timezone
 from typing import Awaitable, Callable
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
 
@@ -25,7 +27,17 @@ from pilot import until
 from tui_sample import CONTEXT, NOW, sample_gateway
 
 WIDE, NARROW = (120, 36), (80, 24)
+SIZES = (WIDE, NARROW)
 Steps = Callable[[Pilot], Awaitable[None]]
+
+
+@pytest.fixture(params=SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def snap_compare(snap_compare, request):
+    """Every screen state at both sizes: the wide terminal and a whole 80x24 one."""
+    def compare(app, run_before=None, terminal_size=WIDE, **options):
+        return snap_compare(app, run_before=run_before, terminal_size=request.param, **options)
+
+    return compare
 
 
 def no_blink(pilot: Pilot) -> None:
@@ -87,13 +99,6 @@ def test_services_filtered(snap_compare, tmp_path):
     check(snap_compare, tmp_path, steps)
 
 
-def test_services_narrow(snap_compare, tmp_path):
-    async def steps(pilot):
-        await until(pilot, lambda: rows(pilot) == 6)
-
-    check(snap_compare, tmp_path, steps, size=NARROW)
-
-
 def test_services_light_theme(snap_compare, tmp_path):
     async def steps(pilot):
         await until(pilot, lambda: rows(pilot) == 6)
@@ -136,12 +141,12 @@ def test_service_form_validation_error(snap_compare, tmp_path):
     check(snap_compare, tmp_path, steps)
 
 
-def test_service_form_edit_narrow(snap_compare, tmp_path):
+def test_service_form_edit(snap_compare, tmp_path):
     async def steps(pilot):
         await until(pilot, lambda: rows(pilot) == 6)
         await keys(pilot, "e")
 
-    check(snap_compare, tmp_path, steps, size=NARROW)
+    check(snap_compare, tmp_path, steps)
 
 
 def test_service_form_ansible(snap_compare, tmp_path):
@@ -157,6 +162,30 @@ def test_service_form_ansible(snap_compare, tmp_path):
         pilot.app.screen.query_one("#config_file", Input).value = "ansible.cfg"
         pilot.app.screen.query_one("#description", Input).scroll_visible(animate=False)
         await pilot.pause(0.1)
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_service_form_executable(snap_compare, tmp_path):
+    """A new executable service: only its own fields (no playbooks, inventories, extra vars or registries)."""
+    async def steps(pilot):
+        from textual.widgets import Select
+
+        await until(pilot, lambda: rows(pilot) == 6)
+        await keys(pilot, "n", *"ping-sweep2")
+        pilot.app.screen.query_one("#type", Select).value = "executable"
+        await pilot.pause(0.1)
+        pilot.app.screen.query_one("#name", Input).focus()
+
+    check(snap_compare, tmp_path, steps)
+
+
+def test_help_overlay(snap_compare, tmp_path):
+    """`?` on Services: the keys of the screen, from its own bindings."""
+    async def steps(pilot):
+        await until(pilot, lambda: rows(pilot) == 6)
+        await keys(pilot, "question_mark")
+        await until(pilot, lambda: pilot.app.screen.query("#help-keys"))
 
     check(snap_compare, tmp_path, steps)
 
@@ -235,6 +264,16 @@ def test_run_output(snap_compare, tmp_path):
     check(snap_compare, tmp_path, _run_output)
 
 
+def test_run_output_wrapped(snap_compare, tmp_path):
+    """`w`: long output lines wrapped; the toggles above the output say so."""
+    async def steps(pilot):
+        await _run_output(pilot)
+        await keys(pilot, "w")
+        await until(pilot, lambda: pilot.app.screen.query_one(OutputView).wrapped)
+
+    check(snap_compare, tmp_path, steps)
+
+
 def test_run_output_search(snap_compare, tmp_path):
     async def steps(pilot):
         await _run_output(pilot)
@@ -244,10 +283,6 @@ def test_run_output_search(snap_compare, tmp_path):
         await until(pilot, lambda: "4 of 10" in str(pilot.app.screen.query_one("#search").border_title))
 
     check(snap_compare, tmp_path, steps)
-
-
-def test_run_output_narrow(snap_compare, tmp_path):
-    check(snap_compare, tmp_path, _run_output, size=NARROW)
 
 
 # ---------------------------------------------------------------- runs
@@ -381,13 +416,21 @@ def test_secrets(snap_compare, tmp_path):
     check(snap_compare, tmp_path, steps)
 
 
-def test_secrets_narrow_whole_footer(snap_compare, tmp_path):
-    """The widest footer of a list, at 80x24: every key shown, "q Quit" and "^p palette" included."""
+def test_secret_revealed(snap_compare, tmp_path):
+    """`v`: the value in a box in the middle of the screen, hiding by itself."""
     async def steps(pilot):
-        await keys(pilot, "5")
-        await until(pilot, lambda: rows(pilot) == 3)
+        import gateway_tui.screens.secrets as secrets_screen
 
-    check(snap_compare, tmp_path, steps, size=NARROW)
+        secrets_screen.REVEAL_SECONDS, seconds = 3600, secrets_screen.REVEAL_SECONDS  # still there when shot
+        try:
+            await keys(pilot, "5")
+            await until(pilot, lambda: rows(pilot) == 3)
+            await keys(pilot, "v")
+            await until(pilot, lambda: pilot.app.screen.query("#revealed-value"))
+        finally:
+            secrets_screen.REVEAL_SECONDS = seconds
+
+    check(snap_compare, tmp_path, steps)
 
 
 async def with_providers(pilot) -> None:
@@ -615,16 +658,6 @@ def test_client_user_form(snap_compare, tmp_path):
     check_client(snap_compare, tmp_path, steps, logged_in=True)
 
 
-def test_client_users_narrow(snap_compare, tmp_path):
-    """Stand-in server. The Users screen at 80x24."""
-    async def steps(pilot):
-        await loaded(pilot)
-        await keys(pilot, "6")
-        await until(pilot, lambda: rows(pilot) == 5)
-
-    check_client(snap_compare, tmp_path, steps, logged_in=True, size=NARROW)
-
-
 def test_client_user_form_edit_role(snap_compare, tmp_path):
     """Stand-in server. A user's form: role and scope, the password left as it is."""
     async def steps(pilot):
@@ -650,16 +683,6 @@ def test_client_audit(snap_compare, tmp_path):
         await until(pilot, lambda: _audit_rows(pilot))
 
     check_client(snap_compare, tmp_path, steps, logged_in=True)
-
-
-def test_client_audit_narrow(snap_compare, tmp_path):
-    """Stand-in server. The Audit section at 80x24."""
-    async def steps(pilot):
-        await loaded(pilot)
-        await keys(pilot, "8")
-        await until(pilot, lambda: _audit_rows(pilot))
-
-    check_client(snap_compare, tmp_path, steps, logged_in=True, size=NARROW)
 
 
 def test_client_audit_event(snap_compare, tmp_path):
@@ -728,11 +751,6 @@ async def _on_runners(pilot: Pilot) -> None:
 def test_client_runners(snap_compare, tmp_path):
     """Stand-in server. The Runners screen: each runner's tags, load, last seen, uptime and state."""
     check_client(snap_compare, tmp_path, _on_runners, logged_in=True)
-
-
-def test_client_runners_narrow(snap_compare, tmp_path):
-    """Stand-in server. The Runners screen at 80x24."""
-    check_client(snap_compare, tmp_path, _on_runners, logged_in=True, size=NARROW)
 
 
 def test_client_runner_details(snap_compare, tmp_path):

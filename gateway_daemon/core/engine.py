@@ -183,7 +183,16 @@ class Engine:
         resource = dataclasses.replace(resource, created_at=now(), updated_at=now())
         if isinstance(resource, Service):
             resource.id = new_service_id()  # never the caller's: a new service is another one
-        return await self._insert(resource)
+        warning = ""
+        if isinstance(resource, Repository):  # git reads it now, not at the first run (git's reason kept)
+            resource.validate()
+            if self.repository_files is not None:
+                warning = await self.repository_files.check(resource)
+        created = await self._insert(resource)
+        if warning:
+            log.info("%s", warning)  # the caller says it (the CLI on stderr, the TUI as a notification)
+            created.warning = warning  # type: ignore[attr-defined]  # for the caller to say (not stored)
+        return created
 
     async def get(self, kind: str, name: str) -> Resource:
         try:

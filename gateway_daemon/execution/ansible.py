@@ -30,7 +30,7 @@ from ..core.errors import FailedPrecondition
 from ..core.runs.jobs import Job
 from ..core.resources.services import Service
 from . import registries
-from .venvs import Recipe, Venvs, read_requirements
+from .venvs import Recipe, Venvs, install_hint, read_requirements
 
 GALAXY_SUFFIXES = (".yml", ".yaml")
 INPUTS_FILE = "gateway-inputs.yml"
@@ -67,14 +67,14 @@ def gateway_ansible_core() -> str:
 
 
 def ansible_binary() -> str:
-    # The gateway's own environment first: `pip install 'automation-gateway[ansible]'` puts it there,
+    # The gateway's own environment first: the [ansible] extra (install_hint) puts it there,
     # and a venv's bin directory is often not on PATH.
     beside = Path(sys.executable).parent / "ansible-playbook"
     found = str(beside) if beside.is_file() else shutil.which("ansible-playbook")
     if not found:
         raise FailedPrecondition(
             "Ansible is not installed: no 'ansible-playbook' on PATH; "
-            "install it with: pip install 'automation-gateway[ansible]'"
+            f"install it with: {install_hint()}"
         )
     return found
 

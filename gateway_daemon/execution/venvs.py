@@ -352,7 +352,7 @@ class Venvs:
         program = galaxy or (str(beside) if beside.is_file() else shutil.which("ansible-galaxy"))
         if not program:
             raise FailedPrecondition("Ansible is not installed: no 'ansible-galaxy'; "
-                                     "install it with: pip install 'automation-gateway[ansible]'")
+                                     f"install it with: {install_hint()}")
         progress(f"installing the Ansible collections and roles of {requirements.name} (first run with this file)")
         target.mkdir(parents=True, exist_ok=True)
         # Without -p (which would install roles only) both go to the first path configured for each.
@@ -423,3 +423,25 @@ async def _stream(argv: list[str], progress: Progress, label: str, cwd: Path | N
     if process.returncode != 0:
         last = tail[-1] if tail else f"exit code {process.returncode}"
         raise FailedPrecondition(f"{label} failed: {last}")
+
+
+def install_hint(extra: str = "ansible") -> str:
+    """The command that adds the `extra` to this very install: this interpreter's pip, and for an install from a
+    source tree (`pip install -e .`, as the README says) that tree, not a package index."""
+    import json
+    from importlib import metadata
+
+    python = sys.executable
+    direct: dict = {}
+    for distribution in metadata.distributions(name="automation-gateway"):  # a source tree's egg-info has none
+        try:
+            direct = json.loads(distribution.read_text("direct_url.json") or "{}")
+        except ValueError:
+            continue
+        if direct:
+            break
+    url = direct.get("url", "") if isinstance(direct, dict) else ""
+    if url.startswith("file://"):
+        editable = "-e " if (direct.get("dir_info") or {}).get("editable") else ""
+        return f"{python} -m pip install {editable}'{url[len('file://'):]}[{extra}]'"
+    return f"{python} -m pip install 'automation-gateway[{extra}]'"

@@ -371,12 +371,18 @@ def _printable(name: str) -> str:
 
 
 class ScratchReader:
-    """core.resources.repositories.RepositoryFiles: one file of a repository, read from a clone made for the
-    read alone and removed after it.  A path that leaves the repository's tree (a symlink to the gateway
-    host's files, say) is not a file in it."""
+    """core.resources.repositories.RepositoryFiles: a repository checked as it is created (execution.
+    repository_check), and one file of a repository read from a clone made for the read alone and removed after
+    it.  A path that leaves the repository's tree (a symlink to the gateway host's files, say) is not a file in
+    it."""
 
     def __init__(self, data_dir: Path):
         self.data_dir = Path(data_dir)
+
+    async def check(self, repository) -> str:
+        from .repository_check import check_repository
+
+        return await check_repository(repository)
 
     async def read(self, repository, candidates: tuple[str, ...], key: str, limit: int) -> tuple[str, str] | None:
         from ..inputfiles import InputFileError, read_text

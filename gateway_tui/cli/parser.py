@@ -50,6 +50,14 @@ def common(parser: argparse.ArgumentParser, output: bool = False) -> None:
         parser.add_argument("-o", "--output", choices=FORMATS, default="table", help="output format")
 
 
+# Shell completion (gateway completion; shtab reads `.complete` of an argument): the kinds, and the names of the
+# kind typed just before (the bash functions are in completion.py).
+KINDS_TO_COMPLETE = ("services", "repositories", "decorators", "secrets", "registries", "executable-objects", "runs",
+                     "users", "runners", "audit", "apikeys")
+COMPLETE_KIND = {"bash": "_gateway_kinds", "zsh": f"({' '.join(KINDS_TO_COMPLETE)})"}
+COMPLETE_NAME = {"bash": "_gateway_names"}
+
+
 def _sub(subparsers, name: str, help_text: str, output: bool = False, iagctl: str = "",
          **kwargs) -> argparse.ArgumentParser:
     """A verb; `iagctl` is its spelling in IAG 5, shown at the end of its --help."""
@@ -258,7 +266,8 @@ def build_parser() -> Parser:
     get = _sub(verbs, "get", "list resources or runs", output=True,
                iagctl="iagctl get services|repositories|decorators|secrets|users [--type T] [--tag T]")
     get.add_argument("kind", metavar="KIND",
-                     help="repositories | decorators | services | secrets | runs | users | runners | audit | apikeys")
+                     help="repositories | decorators | services | secrets | runs | users | runners | audit | apikeys"
+                     ).complete = COMPLETE_KIND  # type: ignore[attr-defined]
     get.add_argument("--type", metavar="TYPE", choices=SERVICE_TYPES, help="services: only of this type")
     get.add_argument("--tag", action="append", metavar="TAG",
                      help="services, repositories, secrets: only those with this tag; repeatable (all must "
@@ -280,7 +289,8 @@ def build_parser() -> Parser:
                               "run service opentofu-plan plan|apply|destroy NAME")
     run_service.add_argument("first", metavar="[TYPE] [ACTION] NAME",
                              help=f"the service, after its type if you like ({' | '.join(SERVICE_TYPES)}); an "
-                                  f"opentofu-plan's action ({' | '.join(TOFU_ACTIONS)}) before its name")
+                                  f"opentofu-plan's action ({' | '.join(TOFU_ACTIONS)}) before its name"
+                             ).complete = COMPLETE_NAME  # type: ignore[attr-defined]
     run_service.add_argument("second", nargs="?", help=argparse.SUPPRESS)
     run_service.add_argument("third", nargs="?", help=argparse.SUPPRESS)
     run_service.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -333,8 +343,8 @@ def build_parser() -> Parser:
 
     describe = _sub(verbs, "describe", "show one resource", output=True,
                     iagctl="iagctl describe service|repository|decorator|secret|user NAME")
-    describe.add_argument("kind", metavar="KIND")
-    describe.add_argument("name")
+    describe.add_argument("kind", metavar="KIND").complete = COMPLETE_KIND  # type: ignore[attr-defined]
+    describe.add_argument("name").complete = COMPLETE_NAME  # type: ignore[attr-defined]
     describe.add_argument("--reveal", action="store_true", help="secrets only: show the value")
     describe.add_argument("--editor", action="store_true",
                           help="secrets only: open the value in $EDITOR (vi when unset), as IAG 5's describe secret "
@@ -346,7 +356,7 @@ def build_parser() -> Parser:
     edit_kinds = edit.add_subparsers(dest="kind", metavar="KIND", required=True, parser_class=Parser)
     for kind in ("repository", "decorator", "service", "secret", "registry", "executable-object", "secret-provider"):
         sub = _sub(edit_kinds, kind, f"change a {kind}", output=True, iagctl=f"iagctl edit {kind} NAME ...")
-        sub.add_argument("name")
+        sub.add_argument("name").complete = COMPLETE_NAME  # type: ignore[attr-defined]
         _FLAGS[kind](sub, create=False)
         if kind in ("repository", "service", "secret"):
             sub.add_argument("--clear", action="append", metavar="FIELD", default=[],
@@ -398,8 +408,8 @@ def build_parser() -> Parser:
     delete = _sub(verbs, "delete", "delete a resource (refused while something uses it), or a finished run with "
                   "its output (delete run ID; admins)",
                   iagctl="iagctl delete service|repository|decorator|secret|user NAME")
-    delete.add_argument("kind", metavar="KIND")
-    delete.add_argument("name")
+    delete.add_argument("kind", metavar="KIND").complete = COMPLETE_KIND  # type: ignore[attr-defined]
+    delete.add_argument("name").complete = COMPLETE_NAME  # type: ignore[attr-defined]
 
     prune = _sub(verbs, "prune", "delete every finished run created before a time, with its output (admins)",
                  iagctl="none (IAG 5 keeps no run history)")

@@ -241,6 +241,9 @@ async def create(gateway: Gateway, args: argparse.Namespace) -> int:
         cls = {"repository": Repository, "decorator": Decorator, "service": Service, "registry": Registry,
                "executable-object": ExecutableObject, "secret-provider": SecretProvider}[kind]
         resource = await gateway.create(cls(name=args.name, **fields))
+        warning = getattr(resource, "warning", "")  # a remote git could not reach: created, and said so
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     if args.output == "table":
         print(f"{kind} {resource.name} created")
     else:

@@ -351,6 +351,8 @@ def _details(run: Run) -> str:
 
 async def get_runs(gateway: Gateway, args: argparse.Namespace) -> int:
     runs = await gateway.list_runs(args.service, args.status, args.limit, args.runner)
+    if not runs and args.service:
+        await gateway.get("service", args.service)  # no such service: say so (not found), not "(none)"
     table = Table(["id", "service", "status", "exit", "started", "duration", "by", "runner", "reason"])
     for run in runs:
         table.add(run.id, run.service, run.status, run.exit_code, when(run.started_at, _zone(args)),

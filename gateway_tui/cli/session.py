@@ -11,6 +11,7 @@ from datetime import datetime
 from gateway_daemon.config import Config
 from gateway_daemon.console import emit
 from gateway_daemon.core import FailedPrecondition, GatewayError, Unauthenticated
+from gateway_daemon.core.access.auth import MIN_PASSWORD
 
 from ..credentials import Credential, Credentials
 from .parser import UsageError
@@ -60,6 +61,8 @@ def _ask(prompt: str) -> str:
 
 def _ask_new() -> str:
     first = _ask("New password: ")
+    if len(first) < MIN_PASSWORD:  # said now, not after it is typed a second time
+        raise UsageError(f"a password needs at least {MIN_PASSWORD} characters")
     if first != _ask("New password again: "):
         raise UsageError("the two new passwords differ")
     return first

@@ -53,11 +53,14 @@ def table(kind: str, resources: Sequence[Any]) -> Table:
         for r in resources:
             t.add(r.name, r.type, r.repository, r.decorator, r.tags, r.description)
     elif kind == "registry":
+        from gateway_daemon.core.resources.registries import effective_defaults
+
         t = Table(["name", "type", "url", "default", "credentials", "description"])
+        chosen = effective_defaults(resources)  # as the TUI marks them: the built-in one while none is stored
         for r in resources:
             credentials = (f"{r.username}:<{r.password_name}>" if r.password_name else
                            f"token <{r.token_name}>" if r.token_name else r.username or "-")
-            t.add(r.name, r.type, r.url, "yes" if r.default else "", credentials, r.description)
+            t.add(r.name, r.type, r.url, "yes" if r.name in chosen else "", credentials, r.description)
     elif kind == "executable-object":
         t = Table(["name", "exec command", "arg format", "description"])
         for r in resources:

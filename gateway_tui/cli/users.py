@@ -8,6 +8,7 @@ import sys
 from gateway_daemon.console import Table, emit
 from gateway_daemon.core import Gateway
 from gateway_daemon.core.api import UserInfo
+from gateway_daemon.core.access.auth import MIN_PASSWORD
 
 from .parser import UsageError
 
@@ -20,6 +21,8 @@ def _password(args: argparse.Namespace, required: bool) -> str | None:
             first = getpass.getpass("Enter the password: ")
             if not first:
                 raise UsageError("the password is empty")
+            if len(first) < MIN_PASSWORD:  # said now, not after it is typed a second time
+                raise UsageError(f"a password needs at least {MIN_PASSWORD} characters; nothing was changed")
             if first != getpass.getpass("Enter it again: "):
                 raise UsageError("the two passwords differ; nothing was created")
             return first

@@ -15,7 +15,7 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Label, Static
 
-from ..formatting import when
+from ..formatting import ago, full_time, sort_value
 from ..widgets.resource_table import Column, TableRow
 from .base import SectionScreen
 from .details import field_lines
@@ -29,12 +29,12 @@ class AuditScreen(ResourceListScreen):
     SECTION = "audit"
     KIND, NOUN, PLURAL = "audit", "event", "events"
     COLUMNS = [
-        Column("time", "Time", min_width=10, max_width=20),
-        Column("user", "User", min_width=5, max_width=16),
-        Column("source", "Source", min_width=6, max_width=16),
-        Column("action", "Action", min_width=6, max_width=10),
-        Column("target", "Target", min_width=8, max_width=32),
-        Column("outcome", "Outcome", min_width=7, max_width=10),
+        Column("time", "Time", min_width=6, max_width=10, whole=True, priority=0),
+        Column("user", "User", min_width=5, max_width=16, whole=True, priority=0),
+        Column("source", "Source", min_width=6, max_width=16, whole=True, priority=2),
+        Column("action", "Action", min_width=6, max_width=10, whole=True, priority=0),
+        Column("target", "Target", min_width=8, max_width=32, whole=True),
+        Column("outcome", "Outcome", min_width=7, max_width=10, whole=True, priority=0),
         Column("detail", "Detail", min_width=8, max_width=80, grow=True),
     ]
     DEFAULT_SORT = None  # as the server sends them: newest first
@@ -63,12 +63,13 @@ class AuditScreen(ResourceListScreen):
         return f"{event.time}|{event.action}|{event.target}|{event.user}"
 
     def rows(self, events: list[Any]) -> Iterable[TableRow]:
-        tz = self.app.tz  # type: ignore[attr-defined]
+        now = self.app.clock()  # type: ignore[attr-defined]
         for event in events:
             yield TableRow(self.key_of(event),
-                           (when(event.time, tz), event.user or "-", event.source or "-", event.action, event.target,
+                           (ago(event.time, now), event.user or "-", event.source or "-", event.action, event.target,
                             event.outcome, _detail(event)),
-                           ("muted", None, "muted", "accent", None, OUTCOME_STYLES.get(event.outcome), "muted"))
+                           ("muted", None, "muted", "accent", None, OUTCOME_STYLES.get(event.outcome), "muted"),
+                           (sort_value(event.time), None, None, None, None, None, None))
 
     def details(self, event: Any) -> "AuditEventScreen":
         return AuditEventScreen(event)
@@ -94,7 +95,7 @@ class AuditEventScreen(SectionScreen):
         event = self.event
         yield Label(Content(f"Event {event.action} {event.target}"), id="details-title")
         tz = self.app.tz  # type: ignore[attr-defined]
-        pairs = [("time", f"{when(event.time, tz)} ({event.time})"), ("user", event.user), ("source", event.source),
+        pairs = [("time", full_time(event.time, tz)), ("user", event.user), ("source", event.source),
                  ("action", event.action), ("target", event.target), ("outcome", event.outcome),
                  ("detail", event.detail)]
         if getattr(event, "count", 1) > 1:  # repeated failed logins, one event

@@ -7,11 +7,12 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Static
 
 from gateway_daemon.core import Gateway
 from gateway_daemon.core.access.roles import Action, allows
 
+from ..widgets.header import GatewayHeader
 from ..widgets.navigation import NavBar
 
 # What a binding's action does, as far as roles go (core/policy.py): the user's role greys out what it does not
@@ -38,7 +39,7 @@ class SectionScreen(Screen):
         return True if self.role_allows(action) else None  # None: shown greyed out
 
     def compose(self) -> ComposeResult:
-        yield Header(icon="◆")
+        yield GatewayHeader(icon="◆")
         yield NavBar(self.SECTION)
         yield from self.compose_body()
         yield Footer()

@@ -12,7 +12,7 @@ from textual.widgets import Input, Static, TextArea
 
 from gateway_daemon.core import Decorator, InvalidArgument
 
-from ..formatting import when
+from ..formatting import full_time
 from ..widgets.form import FormField
 from ..widgets.json_editor import JsonEditor, json_error
 from ..widgets.resource_table import Column, TableRow
@@ -141,7 +141,7 @@ class DecoratorDetailsScreen(DetailsScreen):
     def pairs(self, d: Any) -> Iterable[tuple[str, Any]]:
         app: Any = self.app
         return [("fields", schema_summary(d.schema)), ("description", d.description),
-                ("created", when(d.created_at, app.tz)), ("updated", when(d.updated_at, app.tz))]
+                ("created", full_time(d.created_at, app.tz)), ("updated", full_time(d.updated_at, app.tz))]
 
     async def load_extra(self) -> None:
         self.query_one("#schema-view", JsonEditor).load_text(json.dumps(self.resource.schema, indent=2))

@@ -14,7 +14,7 @@ from gateway_daemon.core.transfer.iag5 import arg_format as iag5_arg_format
 from gateway_daemon.core.access.roles import Action
 from gateway_daemon.core.resources.services import DEFAULT_ARG_FORMAT
 
-from ..formatting import when
+from ..formatting import full_time
 from ..widgets.form import FormField
 from ..widgets.resource_table import Column, TableRow
 from .base import ROLE_ACTIONS
@@ -118,8 +118,8 @@ class ExecutableDetailsScreen(DetailsScreen):
     def pairs(self, x: Any) -> Iterable[tuple[str, Any]]:
         app: Any = self.app
         return [("command", x.exec_command), ("split as", split_command(x.exec_command)), ("arg format", x.arg_format),
-                ("description", x.description), ("created", when(x.created_at, app.tz)),
-                ("updated", when(x.updated_at, app.tz))]
+                ("description", x.description), ("created", full_time(x.created_at, app.tz)),
+                ("updated", full_time(x.updated_at, app.tz))]
 
     def form(self) -> ExecutableFormScreen:
         return ExecutableFormScreen(self.resource)

@@ -45,6 +45,8 @@ class FormScreen(SectionScreen):
         Binding("escape", "cancel", "Cancel", tooltip="Leave without saving"),
     ]
     NOUN: ClassVar[str] = ""
+    # CLI flags the gateway's messages use that are not `--` and the field's name with dashes: flag -> field
+    FLAG_FIELDS: ClassVar[dict[str, str]] = {}
 
     def __init__(self, resource: Any | None = None):
         super().__init__()
@@ -111,7 +113,21 @@ class FormScreen(SectionScreen):
 
     # ------------------------------------------------------------ errors
     def fail(self, field: str, message: str) -> None:
-        self.errors.setdefault(field, message)
+        self.errors.setdefault(field, self.in_form_words(message))
+
+    _FLAG_RE = re.compile(r"--([a-z][a-z0-9-]*)")
+
+    def in_form_words(self, message: str) -> str:
+        """A message of the gateway (written for the CLI) as the form says it: a flag this form has a field for
+        becomes that field's label ('needs --filename' -> 'needs "Filename"')."""
+        labels = {field.field: field.label for field in self.query(FormField)}
+
+        def label(match: re.Match) -> str:
+            flag = match.group(0)
+            field = self.FLAG_FIELDS.get(flag, match.group(1).replace("-", "_"))
+            return f'"{labels[field]}"' if field in labels else flag
+
+        return self._FLAG_RE.sub(label, message)
 
     def fail_with(self, error: GatewayError) -> None:
         """The fields `error` names become this form's errors; an error naming none goes above the form."""
@@ -119,7 +135,7 @@ class FormScreen(SectionScreen):
         for field, message in fields.items():
             self.fail(field, message)
         if not fields:
-            self.general = str(error)
+            self.general = self.in_form_words(str(error))
 
     def show_errors(self) -> None:
         shown = {field.field: field for field in self.query(FormField)}

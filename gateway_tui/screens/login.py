@@ -22,6 +22,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, Label, Static
 
 from gateway_daemon.core import FailedPrecondition, GatewayError, Unauthenticated
+from gateway_daemon.core.access.auth import MIN_PASSWORD
 
 from ..connection import ServerConnection, ServerLogin
 from ..widgets.form import FormField
@@ -136,11 +137,23 @@ class LoginScreen(ModalScreen[ServerLogin | None]):
     def _submitted(self, event: Input.Submitted) -> None:
         order = ["#username", "#password", *(["#new-password", "#new-again"] if self.must_change else [])]
         here = f"#{event.input.id}"
+        if here == "#new-password" and not self._new_long_enough():
+            return  # said at once, before it is typed a second time
         empty = next((s for s in order if not self._value(s).strip()), None)
         if empty is not None and order.index(empty) > order.index(here):
             self.query_one(empty, Input).focus()
             return
         self.action_login()
+
+    def _new_long_enough(self) -> bool:
+        """The new password is long enough; else the error, the field emptied and focused for another try."""
+        if len(self._value("#new-password")) >= MIN_PASSWORD:
+            return True
+        self.show_error(f"a password needs at least {MIN_PASSWORD} characters")
+        field = self.query_one("#new-password", Input)
+        field.value = ""
+        field.focus()
+        return False
 
     def action_login(self) -> None:
         username = self._value("#username").strip()
@@ -155,6 +168,8 @@ class LoginScreen(ModalScreen[ServerLogin | None]):
             if not new:
                 self.show_error("choose a new password")
                 self.query_one("#new-password", Input).focus()
+                return
+            if not self._new_long_enough():
                 return
             if new != self._value("#new-again"):
                 self.show_error("the two new passwords differ")

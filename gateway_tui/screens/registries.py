@@ -12,9 +12,9 @@ from textual.app import ComposeResult
 from textual.widgets import Checkbox, Input, Select
 
 from gateway_daemon.core import GatewayError, InvalidArgument
-from gateway_daemon.core.resources.registries import BUILT_IN, BUILT_IN_OF_TYPE, REGISTRY_TYPES, Registry
+from gateway_daemon.core.resources.registries import BUILT_IN, REGISTRY_TYPES, Registry, effective_defaults
 
-from ..formatting import when
+from ..formatting import full_time
 from ..widgets.form import FormField
 from ..widgets.resource_table import Column, TableRow
 from .details import DetailsScreen
@@ -29,12 +29,7 @@ def is_built_in(registry: Any) -> bool:
 
 def defaults(registries: Iterable[Any]) -> set[str]:
     """The names of the registries installs use when a service names none: one per type."""
-    registries = list(registries)
-    chosen = set()
-    for kind in REGISTRY_TYPES:
-        stored = [r.name for r in registries if r.type == kind and r.default]
-        chosen.add(stored[0] if stored else BUILT_IN_OF_TYPE[kind])
-    return chosen
+    return effective_defaults(registries)
 
 
 def access(r: Any) -> str:
@@ -181,8 +176,8 @@ class RegistryDetailsScreen(DetailsScreen):
                 ("default", f"while no stored {r.type} registry is the default" if built_in
                  else "yes" if r.default else "no"),
                 ("description", r.description),
-                ("created", "built in" if built_in else when(r.created_at, app.tz)),
-                ("updated", "built in" if built_in else when(r.updated_at, app.tz))]
+                ("created", "built in" if built_in else full_time(r.created_at, app.tz)),
+                ("updated", "built in" if built_in else full_time(r.updated_at, app.tz))]
 
     def action_edit(self) -> None:
         if self.resource is not None and is_built_in(self.resource):

@@ -9,7 +9,7 @@ from textual.widgets import Input, Select
 
 from gateway_daemon.core import GatewayError, InvalidArgument, Repository
 
-from ..formatting import when
+from ..formatting import full_time
 from ..widgets.form import FormField
 from ..widgets.resource_table import Column, TableRow
 from .details import DetailsScreen
@@ -124,7 +124,11 @@ class RepositoryFormScreen(FormScreen):
                                 f"({', '.join(dropped)}) are no longer used; choose them again if they belong there",
                                 severity="warning", timeout=10)
             return self.resource.name
-        return (await self.gateway.create(Repository(**values))).name
+        created = await self.gateway.create(Repository(**values))
+        warning = getattr(created, "warning", "")  # a remote git could not reach: created, and said so
+        if warning:
+            self.notify(warning, severity="warning", timeout=10)
+        return created.name
 
 
 class RepositoryDetailsScreen(DetailsScreen):
@@ -135,8 +139,8 @@ class RepositoryDetailsScreen(DetailsScreen):
         app: Any = self.app
         return [("url", r.url), ("reference", r.reference or "the remote's HEAD"), ("ssh key", r.private_key_name),
                 ("username", r.username), ("password", r.password_name), ("token", r.token_name),
-                ("tags", r.tags), ("description", r.description), ("created", when(r.created_at, app.tz)),
-                ("updated", when(r.updated_at, app.tz))]
+                ("tags", r.tags), ("description", r.description), ("created", full_time(r.created_at, app.tz)),
+                ("updated", full_time(r.updated_at, app.tz))]
 
     def form(self) -> RepositoryFormScreen:
         return RepositoryFormScreen(self.resource)

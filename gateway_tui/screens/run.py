@@ -23,7 +23,7 @@ from gateway_daemon.inputfiles import InputFileError, read_text
 
 from ..widgets.form import FormField
 
-from ..formatting import STATUS_STYLES, duration, run_duration, status_label, when
+from ..formatting import STATUS_STYLES, duration, full_time, run_duration, status_label
 from ..widgets.output_view import OutputView
 from ..widgets.schema_form import KeyValueRows, SchemaForm
 from .base import SectionScreen
@@ -48,6 +48,9 @@ class RunScreen(SectionScreen):
         Binding("slash", "search", "Search", tooltip="Search the output (shows matching lines)"),
         Binding("r", "again", "Run again", tooltip="Run the service again with the same inputs"),
         Binding("end", "follow", "Follow", show=False, tooltip="Jump to the end of the output and follow it"),
+        Binding("f", "toggle_follow", "Follow", show=False, tooltip="Follow the output as it comes, or stop"),
+        Binding("w", "toggle_wrap", "Wrap", show=False,
+                tooltip="Wrap long output lines, or not (then ← → scroll sideways)"),
         Binding("escape", "back", "Back", tooltip="Back (a run in progress keeps running)"),
     ]
 
@@ -81,6 +84,7 @@ class RunScreen(SectionScreen):
         with Vertical(id="run-output-area"):
             yield Static("", id="run-status")
             yield Static("", id="run-reason")
+            yield Static("", id="output-toggles")
             yield OutputView(id="output")
             yield Input(placeholder="search the output; enter: keep, esc: clear", id="search", compact=True)
 
@@ -89,6 +93,9 @@ class RunScreen(SectionScreen):
         self.query_one("#search").display = False
         self.query_one("#run-reason").display = False
         self.set_interval(0.5, self._tick)
+        view = self.query_one(OutputView)
+        self.watch(view, "follow", self._show_toggles)
+        self.watch(view, "wrapped", self._show_toggles)
         if self.run_id:
             self._show_phase("output")
             self.query_one("#run-title", Label).update(Content(f"Run {self.run_id}"))
@@ -300,7 +307,7 @@ class RunScreen(SectionScreen):
         parts += ["\n", ("run ", "$foreground-muted"), run.id]
         if run.commit:
             parts += ["   ", ("commit ", "$foreground-muted"), run.commit[:10]]
-        parts += ["   ", ("started ", "$foreground-muted"), when(run.created_at, app.tz)]
+        parts += ["   ", ("started ", "$foreground-muted"), full_time(run.created_at, app.tz)]
         reason = self.query_one("#run-reason", Static)
         reason.update(Content.styled(run.reason, "$text-warning" if not run.finished else "$foreground-muted"))
         reason.display = bool(run.reason)
@@ -321,7 +328,7 @@ class RunScreen(SectionScreen):
             return self.phase == "form"
         if action == "cancel_run":
             return self.phase == "output" and not finished
-        if action in ("search", "follow"):
+        if action in ("search", "follow", "toggle_follow", "toggle_wrap"):
             return self.phase == "output"
         if action == "again":
             return self.phase == "output" and self.run is not None and finished
@@ -359,7 +366,29 @@ class RunScreen(SectionScreen):
         view.focus()
 
     def action_follow(self) -> None:
-        self.query_one(OutputView).scroll_end(animate=False)
+        view = self.query_one(OutputView)
+        view.follow = True
+        view.scroll_end(animate=False)
+
+    def action_toggle_follow(self) -> None:
+        view = self.query_one(OutputView)
+        view.follow = not view.follow
+
+    def action_toggle_wrap(self) -> None:
+        view = self.query_one(OutputView)
+        view.wrapped = not view.wrapped
+
+    def _show_toggles(self, _value: object = None) -> None:
+        view = self.query_one(OutputView)
+
+        def state(key: str, name: str, on: bool) -> list[Any]:
+            return [(key, "bold $text-accent"), " ", (f"{name} {'on' if on else 'off'}",
+                                                     "$text" if on else "$foreground-muted")]
+
+        parts = [*state("f", "follow", view.follow), "   ", *state("w", "wrap", view.wrapped)]
+        if not view.wrapped:
+            parts += ["   ", ("← → scroll sideways", "$foreground-muted")]
+        self.query_one("#output-toggles", Static).update(Content.assemble(*parts))
 
     def action_again(self) -> None:
         if self.run is None or not self.run.finished:

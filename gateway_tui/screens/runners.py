@@ -19,7 +19,7 @@ from textual.widgets import Label, Static
 
 from gateway_daemon.core import GatewayError
 
-from ..formatting import duration, when
+from ..formatting import ago as time_ago, duration, full_time
 from ..widgets.resource_table import Column, ResourceTable, TableRow
 from ..widgets.run_table import RunTable
 from .base import SectionScreen
@@ -42,8 +42,7 @@ def state(runner: Any) -> tuple[str, str]:
 
 
 def ago(moment: float, now: float) -> str:
-    seconds = max(0.0, now - moment)
-    return "just now" if seconds < 1.5 else f"{duration(seconds)} ago"
+    return time_ago(moment, now)
 
 
 def load(runner: Any) -> str:
@@ -63,13 +62,13 @@ class RunnersScreen(ResourceListScreen):
     SECTION = "runners"
     KIND, NOUN, PLURAL = "runner", "runner", "runners"
     COLUMNS = [
-        Column("id", "Runner", min_width=12, max_width=40),
-        Column("tags", "Tags", min_width=4, max_width=24),
-        Column("load", "Load", min_width=4, max_width=6),
-        Column("seen", "Last seen", min_width=8, max_width=12),
-        Column("up", "Up", min_width=0, max_width=10),
-        Column("version", "Version", min_width=0, max_width=10),
-        Column("state", "State", min_width=5, max_width=60, grow=True),
+        Column("id", "Runner", min_width=12, max_width=40, whole=True, priority=0),
+        Column("tags", "Tags", min_width=4, max_width=24, priority=2),
+        Column("load", "Load", min_width=4, max_width=6, whole=True),
+        Column("seen", "Last seen", min_width=8, max_width=12, whole=True),
+        Column("up", "Up", min_width=0, max_width=10, priority=3),
+        Column("version", "Version", min_width=0, max_width=10, priority=3),
+        Column("state", "State", min_width=5, max_width=24, grow=True, whole=True, priority=0),
     ]
     DEFAULT_SORT = "id"
     EMPTY = ("No runners in this cluster.\n\nA runner is [b]gateway-daemon[/b] with [b]mode = runner[/b] on the "
@@ -176,7 +175,7 @@ class RunnerDetailsScreen(SectionScreen):
             ("state", text),
             ("address", r.target), ("TLS", "on" if r.use_tls else "off"), ("tags", r.tags),
             ("load", f"{load(r)} runs at once"), ("last seen", ago(r.last_seen, now)),
-            ("started", f"{when(r.started_at, tz)} (up {duration(max(0.0, now - r.started_at))})"),
+            ("started", f"{full_time(r.started_at, tz)} (up {duration(max(0.0, now - r.started_at))})"),
             ("version", r.version),
         ]
 

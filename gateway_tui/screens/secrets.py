@@ -9,12 +9,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
-from textual.timer import Timer
+from textual.containers import VerticalGroup
+from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from gateway_daemon.core import GatewayError, InvalidArgument, Secret
 
-from ..formatting import when
+from ..formatting import ago, full_time, sort_value
 from ..widgets.form import FormField
 from ..widgets.resource_table import Column, ResourceTable, TableRow
 from .details import DetailsScreen
@@ -32,7 +33,7 @@ class SecretsScreen(ResourceListScreen):
         Column("name", "Name", min_width=8, max_width=28),
         Column("value", "Value", min_width=8, max_width=8),
         Column("provider", "Provider", min_width=8, max_width=20),
-        Column("updated", "Updated", min_width=10, max_width=16),
+        Column("updated", "Updated", min_width=6, max_width=10, whole=True),
         Column("description", "Description", min_width=0, max_width=60, grow=True),
     ]
     EMPTY = ("No secrets yet.\n\nA secret is encrypted at rest and put into a run's environment only. "
@@ -47,25 +48,15 @@ class SecretsScreen(ResourceListScreen):
     def __init__(self) -> None:
         super().__init__()
         self.revealed: str | None = None  # the name whose value is on screen
-        self._hide_timer: Timer | None = None
-        self._countdown: Timer | None = None
-        self._left = 0
-
-    def compose_body(self) -> ComposeResult:
-        yield from super().compose_body()
-        yield Static("", id="revealed")
-
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.query_one("#revealed", Static).display = False
 
     def rows(self, resources: list[Any]) -> Iterable[TableRow]:
-        tz = self.app.tz  # type: ignore[attr-defined]
+        now = self.app.clock()  # type: ignore[attr-defined]
         for s in resources:
             provider = getattr(s, "provider", "")
             yield TableRow(s.name, (s.name, HIDDEN, f"alias: {provider}" if provider else "(sealed here)",
-                                    when(s.updated_at, tz), s.description.splitlines()[0] if s.description else ""),
-                           (None, "muted", "accent" if provider else "muted", "muted", "muted"))
+                                    ago(s.updated_at, now), s.description.splitlines()[0] if s.description else ""),
+                           (None, "muted", "accent" if provider else "muted", "muted", "muted"),
+                           (None, None, None, sort_value(s.updated_at), None))
 
     def action_providers(self) -> None:
         from .secret_providers import SecretProvidersScreen
@@ -84,35 +75,17 @@ class SecretsScreen(ResourceListScreen):
             return
         self.hide()
         self.revealed = secret.name
-        self._value = value
-        self._left = REVEAL_SECONDS
-        self._show()
-        self._hide_timer = self.set_timer(REVEAL_SECONDS, self.hide)
-        self._countdown = self.set_interval(1, self._tick)
 
-    def _tick(self) -> None:
-        self._left = max(0, self._left - 1)
-        self._show()
+        def hidden(_result: None) -> None:
+            self.revealed = None
 
-    def _show(self) -> None:
-        panel = self.query_one("#revealed", Static)
-        panel.update(Content.assemble(
-            (f"{self.revealed} ", "bold"), (f"hides in {self._left} s · esc hides now\n", "$foreground-muted"),
-            (self._value, "$text-warning"),
-        ))
-        panel.display = True
+        # Over the list, in the middle of the screen, where the eyes are (not in a panel at the bottom).
+        self.app.push_screen(RevealedSecretScreen(secret.name, value, REVEAL_SECONDS), hidden)
 
     def hide(self) -> None:
-        for timer in (self._hide_timer, self._countdown):
-            if timer is not None:
-                timer.stop()
-        self._hide_timer = self._countdown = None
-        if self.revealed is not None:
-            self.revealed = None
-            self._value = ""
-            panel = self.query_one("#revealed", Static)
-            panel.update("")
-            panel.display = False
+        if isinstance(self.app.screen, RevealedSecretScreen):
+            self.app.screen.dismiss(None)
+        self.revealed = None
 
     def key_escape(self) -> None:
         if self.revealed is not None:
@@ -126,13 +99,57 @@ class SecretsScreen(ResourceListScreen):
             self.hide()
 
     def on_screen_suspend(self) -> None:
-        self.hide()
+        if not isinstance(self.app.screen, RevealedSecretScreen):  # the value's own box is what covers the list
+            self.hide()
 
     def form(self, resource: Any | None) -> "SecretFormScreen":
         return SecretFormScreen(resource)
 
     def details(self, resource: Any) -> "SecretDetailsScreen":
         return SecretDetailsScreen(resource.name)
+
+
+class RevealedSecretScreen(ModalScreen[None]):
+    """One secret's value in a box over the list, for `seconds`; esc (or v again) hides it at once."""
+
+    BINDINGS = [Binding("escape,v,enter", "close", "Hide", tooltip="Hide the value now")]
+    DEFAULT_CSS = """
+    RevealedSecretScreen { align: center middle; }
+    #revealed {
+        width: auto; min-width: 40; max-width: 100%; height: auto; padding: 1 2;
+        border: round $warning; border-title-color: $text-warning; background: $surface;
+    }
+    #revealed-value { color: $text-warning; text-style: bold; width: auto; max-width: 100%; }
+    #revealed-hint { color: $text-muted; margin: 1 0 0 0; width: auto; }
+    """
+
+    def __init__(self, name: str, value: str, seconds: float):
+        super().__init__()
+        self.secret_name, self.value, self.left = name, value, int(seconds)
+        self.seconds = seconds
+
+    def compose(self) -> ComposeResult:
+        with VerticalGroup(id="revealed") as box:
+            box.border_title = f"Secret {self.secret_name}"
+            yield Static(Content(self.value), id="revealed-value")
+            yield Static("", id="revealed-hint")
+
+    def on_mount(self) -> None:
+        self._hint()
+        self.set_timer(self.seconds, self.action_close)
+        self.set_interval(1, self._tick)
+
+    def _tick(self) -> None:
+        self.left = max(0, self.left - 1)
+        self._hint()
+
+    def _hint(self) -> None:
+        self.query_one("#revealed-hint", Static).update(Content(f"hides in {self.left} s · esc hides now"))
+
+    def action_close(self) -> None:
+        if self.is_attached and self.app.screen is self:
+            self.value = ""
+            self.dismiss(None)
 
 
 class SecretFormScreen(FormScreen):
@@ -204,9 +221,10 @@ class SecretDetailsScreen(DetailsScreen):
             return [("value", f"fetched from provider {s.provider} when a run is prepared (reveal it from the list "
                               "with v)"), ("provider", s.provider), ("secret path", s.path),
                     ("key", s.key or "(its only field)"), ("description", s.description), ("tags", s.tags),
-                    ("created", when(s.created_at, app.tz)), ("updated", when(s.updated_at, app.tz))]
+                    ("created", full_time(s.created_at, app.tz)), ("updated", full_time(s.updated_at, app.tz))]
         return [("value", f"{HIDDEN}  (reveal it from the list with v)"), ("description", s.description),
-                ("tags", s.tags), ("created", when(s.created_at, app.tz)), ("updated", when(s.updated_at, app.tz))]
+                ("tags", s.tags), ("created", full_time(s.created_at, app.tz)),
+                ("updated", full_time(s.updated_at, app.tz))]
 
     def form(self) -> SecretFormScreen:
         return SecretFormScreen(self.resource)

@@ -13,7 +13,7 @@ from textual.widgets import Input, Label, Select, Static, TextArea
 from gateway_daemon.core import SERVICE_TYPES, GatewayError, InvalidArgument, SecretRef, Service
 from gateway_daemon.core.resources.services import TOFU_ACTIONS
 
-from ..formatting import STATUS_STYLES, status_label, when
+from ..formatting import STATUS_STYLES, ago, full_time, sort_value, status_label
 from ..widgets.form import FormField
 from ..widgets.resource_table import Column, ResourceTable, TableRow
 from ..widgets.run_table import RunTable
@@ -24,8 +24,14 @@ from .resource_list import ResourceListScreen, list_bindings
 DEFAULT_FILENAMES = {"python-script": "main.py", "ansible-playbook": "site.yml", "opentofu-plan": "(none)",
                      "executable": "(required)"}
 ANSIBLE_FIELDS = ("playbooks", "inventories", "extra_vars", "extra_vars_files", "config_file", "galaxy_registry")
+# The fields only some types have (the form shows them for those only; the others are every type's).
+TYPE_FIELDS = {
+    "python-script": ("pypi_registry",),
+    "ansible-playbook": (*ANSIBLE_FIELDS, "pypi_registry"),
+    "executable": ("executable",),
+    "opentofu-plan": ("tofu_action", "tofu_vars", "tofu_var_files", "tofu_backend_config"),
+}
 RECENT_RUNS = 500  # how far back the home screen looks for each service's last run
-TOFU_FIELDS = ("tofu_action", "tofu_vars", "tofu_var_files", "tofu_backend_config")  # shown for opentofu-plan only
 
 
 def latest_runs(runs: Iterable[Any]) -> dict[str, Any]:
@@ -35,27 +41,27 @@ def latest_runs(runs: Iterable[Any]) -> dict[str, Any]:
     return latest
 
 
-def state_line(summary: Any) -> str:
+def state_line(summary: Any, tz: Any = None) -> str:
     """An opentofu-plan service's state in one line: never a value from it."""
     if summary is None:
         return "none yet: an apply stores it"
     count = len(summary.resources)
     names = f" ({', '.join(summary.resources[:5])}{', …' if count > 5 else ''})" if count else ""
     return (f"{count} resource{'' if count == 1 else 's'}{names} · serial {summary.serial} · changed "
-            f"{summary.updated_at[:19].replace('T', ' ')}" + (f" by run {summary.run}" if summary.run else ""))
+            f"{full_time(summary.updated_at, tz)}" + (f" by run {summary.run}" if summary.run else ""))
 
 
 class ServicesScreen(ResourceListScreen):
     SECTION = "services"
     KIND, NOUN, PLURAL = "service", "service", "services"
     COLUMNS = [
-        Column("name", "Name", min_width=8, max_width=32),
-        Column("type", "Type", min_width=6, max_width=16),
-        Column("repository", "Repository", min_width=6, max_width=24),
-        Column("decorator", "Decorator", min_width=6, max_width=20),
-        Column("status", "Last run", min_width=8, max_width=14),
-        Column("when", "When", min_width=10, max_width=16),
-        Column("description", "Description", min_width=0, max_width=60, grow=True),
+        Column("name", "Name", min_width=8, max_width=32, priority=0),
+        Column("type", "Type", min_width=6, max_width=16, whole=True),
+        Column("repository", "Repository", min_width=6, max_width=24, priority=2),
+        Column("decorator", "Decorator", min_width=6, max_width=20, whole=True, priority=3),
+        Column("status", "Last run", min_width=8, max_width=14, whole=True, priority=0),
+        Column("when", "When", min_width=6, max_width=10, whole=True),
+        Column("description", "Description", min_width=0, max_width=60, grow=True, priority=4),
     ]
     EMPTY = ("No services yet.\n\nA service runs a script, playbook or plan from a repository. "
              "Press [b]n[/b] to create one (add its repository first in [b]3[/b] Repositories).")
@@ -77,16 +83,17 @@ class ServicesScreen(ResourceListScreen):
         return services
 
     def rows(self, resources: list[Any]) -> Iterable[TableRow]:
-        tz = self.app.tz  # type: ignore[attr-defined]
+        now = self.app.clock()  # type: ignore[attr-defined]
         for service in resources:
             run = self.last_runs.get(service.name)
             status = run.status if run else ""
             yield TableRow(
                 service.name,
                 (service.name, service.type, service.repository, service.decorator, status_label(status),
-                 when(run.created_at, tz) if run else "", service.description.splitlines()[0]
+                 ago(run.created_at, now) if run else "", service.description.splitlines()[0]
                  if service.description else ""),
                 (None, None, None, None, STATUS_STYLES.get(status), "muted", "muted"),
+                (None, None, None, None, None, sort_value(run.created_at) if run else "", None),
             )
 
     def form(self, resource: Any | None) -> ServiceFormScreen:
@@ -117,6 +124,10 @@ class ServicesScreen(ResourceListScreen):
 class ServiceFormScreen(FormScreen):
     SECTION = "services"
     NOUN = "service"
+    FLAG_FIELDS = {"--var": "tofu_vars", "--var-file": "tofu_var_files", "--backend-config": "tofu_backend_config",
+                   "--extra-vars": "extra_vars", "--extra-vars-file": "extra_vars_files", "--playbook": "playbooks",
+                   "--inventory": "inventories", "--action": "tofu_action", "--pypi-registry": "pypi_registry",
+                   "--galaxy-registry": "galaxy_registry", "--config-file": "config_file"}
 
     def fields(self) -> ComposeResult:
         s: Service = self.resource or Service(name="")
@@ -145,32 +156,27 @@ class ServiceFormScreen(FormScreen):
         yield FormField("timeout", "Timeout", Input("" if s.timeout is None else str(s.timeout), id="timeout",
                                                     type="integer", compact=True, placeholder="default"),
                         "seconds; empty: the gateway's default")
-        ansible = s.type == "ansible-playbook"
-        yield FormField("playbooks", "More playbooks", Input(" ".join(s.playbooks), id="playbooks", compact=True,
-                                                             disabled=not ansible),
+        yield FormField("playbooks", "More playbooks", Input(" ".join(s.playbooks), id="playbooks", compact=True),
                         "ansible: run in turn after the filename; separated by spaces")
-        yield FormField("inventories", "Inventories", Input(" ".join(s.inventories), id="inventories", compact=True,
-                                                           disabled=not ansible),
+        yield FormField("inventories", "Inventories", Input(" ".join(s.inventories), id="inventories", compact=True),
                         "ansible: files, folders or scripts in the working dir; separated by spaces")
         yield FormField("extra_vars", "Extra vars", TextArea("\n".join(s.extra_vars), id="extra_vars", compact=True,
-                                                             soft_wrap=False, disabled=not ansible),
+                                                             soft_wrap=False),
                         "ansible: one KEY=VALUE ... or JSON object a line")
         yield FormField("extra_vars_files", "Extra vars files", Input(" ".join(s.extra_vars_files),
-                                                                      id="extra_vars_files", compact=True,
-                                                                      disabled=not ansible),
+                                                                      id="extra_vars_files", compact=True),
                         "ansible: YAML or JSON files in the working dir; separated by spaces")
         yield FormField("config_file", "Config file", Input(s.config_file, id="config_file", compact=True,
-                                                            placeholder="ansible.cfg", disabled=not ansible),
+                                                            placeholder="ansible.cfg"),
                         "ansible: the ansible.cfg to use")
         yield FormField("galaxy_registry", "Galaxy registry", Input(s.galaxy_registry, id="galaxy_registry",
-                                                                    compact=True, placeholder="default",
-                                                                    disabled=not ansible),
+                                                                    compact=True, placeholder="default"),
                         "ansible: where requirements.yml installs from")
         yield FormField("pypi_registry", "PyPI registry", Input(s.pypi_registry, id="pypi_registry", compact=True,
                                                                 placeholder="default"),
                         "where requirements.txt / pyproject.toml install from")
         yield FormField("executable", "Executable object", Input(s.executable, id="executable", compact=True,
-                                                                 placeholder="none", disabled=s.type != "executable"),
+                                                                 placeholder="none"),
                         "executable: the interpreter or binary that runs it")
         action = Select([(a, a) for a in TOFU_ACTIONS], id="tofu_action", compact=True, prompt="plan (default)",
                         **({"value": s.tofu_action} if s.tofu_action else {}))
@@ -186,13 +192,15 @@ class ServiceFormScreen(FormScreen):
                                  soft_wrap=False), "one KEY=VALUE or file a line: init's -backend-config")
         yield FormField("description", "Description", Input(s.description, id="description", compact=True))
 
-    def _show_tofu(self, kind: str) -> None:
-        for name in TOFU_FIELDS:
-            self.query_one(f"#field-{name}", FormField).display = kind == "opentofu-plan"
+    def _show_type_fields(self, kind: str) -> None:
+        """Only `kind`'s own fields and every type's; what was typed in the others stays for a move back."""
+        own = set(TYPE_FIELDS.get(kind, ()))
+        for name in {field for fields in TYPE_FIELDS.values() for field in fields}:
+            self.query_one(f"#field-{name}", FormField).display = name in own
 
     async def on_mount(self) -> None:
         super().on_mount()
-        self._show_tofu(self.resource.type if self.resource is not None else "python-script")
+        self._show_type_fields(self.resource.type if self.resource is not None else "python-script")
         try:
             repositories = sorted(r.name for r in await self.gateway.list("repository"))
             decorators = sorted(d.name for d in await self.gateway.list("decorator"))
@@ -220,10 +228,7 @@ class ServiceFormScreen(FormScreen):
     def _type_changed(self, event: Select.Changed) -> None:
         if isinstance(event.value, str):
             self.query_one("#filename", Input).placeholder = DEFAULT_FILENAMES.get(event.value, "")
-            for widget_id in ANSIBLE_FIELDS:
-                self.query_one(f"#{widget_id}").disabled = event.value != "ansible-playbook"
-            self.query_one("#executable", Input).disabled = event.value != "executable"
-            self._show_tofu(event.value)
+            self._show_type_fields(event.value)
 
     def collect(self) -> dict[str, Any]:
         def text(widget_id: str) -> str:
@@ -272,7 +277,8 @@ class ServiceFormScreen(FormScreen):
             name=text("name"), type=choice("type"), repository=choice("repository"),
             working_dir=text("working_dir") or ".", filename=text("filename"), decorator=choice("decorator"),
             env=env, secrets=secrets, tags=split_words(text("tags")), timeout=timeout, **tofu,
-            description=self.query_one("#description", Input).value, pypi_registry=text("pypi_registry"),
+            description=self.query_one("#description", Input).value,
+            pypi_registry=text("pypi_registry") if "pypi_registry" in TYPE_FIELDS.get(choice("type"), ()) else "",
         )
         ansible = values["type"] == "ansible-playbook"
         values.update(
@@ -337,7 +343,8 @@ class ServiceDetailsScreen(DetailsScreen):
                ("var files", s.tofu_var_files), ("backend config", s.tofu_backend_config)]
               if s.type == "opentofu-plan" else []),
             ("description", s.description),
-            ("created", when(s.created_at, self.app.tz)), ("updated", when(s.updated_at, self.app.tz)),  # type: ignore[attr-defined]
+            ("created", full_time(s.created_at, self.app.tz)),  # type: ignore[attr-defined]
+            ("updated", full_time(s.updated_at, self.app.tz)),  # type: ignore[attr-defined]
         ]
 
     async def load_extra(self) -> None:
@@ -349,7 +356,7 @@ class ServiceDetailsScreen(DetailsScreen):
             except GatewayError as exc:
                 self.report(exc, "Cannot read the state")
                 summary = None
-            state.update(Content.assemble(("State  ", "bold"), state_line(summary)))
+            state.update(Content.assemble(("State  ", "bold"), state_line(summary, self.app.tz)))  # type: ignore[attr-defined]
         try:
             runs = await self.gateway.list_runs(service=self.name_, limit=50)
         except GatewayError as exc:

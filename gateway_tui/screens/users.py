@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Select
 
 from gateway_daemon.core import GatewayError
 from gateway_daemon.core.api import UserInfo
+from gateway_daemon.core.access.auth import MIN_PASSWORD
 from gateway_daemon.core.access.roles import ROLES, Action, parse_scope, scope_text
 
-from ..formatting import when
+from ..formatting import ago, sort_value
 from ..widgets.form import FormField
 from ..widgets.resource_table import Column, TableRow
 from .base import SectionScreen
@@ -45,9 +46,9 @@ class UserListScreen(ResourceListScreen):
         Column("name", "Name", min_width=8, max_width=32),
         Column("role", "Role", min_width=6, max_width=8),
         Column("scope", "Scope", min_width=5, max_width=24),
-        Column("created", "Created", min_width=10, max_width=16),
-        Column("last_login", "Last login", min_width=10, max_width=16),
-        Column("locked", "Locked until", min_width=6, max_width=16),
+        Column("created", "Created", min_width=7, max_width=10, whole=True),
+        Column("last_login", "Last login", min_width=7, max_width=10, whole=True),
+        Column("locked", "Locked until", min_width=6, max_width=12, whole=True),
     ]
     EMPTY = "No users. Press [b]n[/b] to create one."
     ROLE_ACTIONS = {"new": Action.USERS, "edit": Action.USERS, "delete": Action.USERS,
@@ -70,12 +71,14 @@ class UserListScreen(ResourceListScreen):
         return await self.gateway.list_users()
 
     def rows(self, resources: list[UserInfo]) -> Iterable[TableRow]:
-        tz = self.app.tz  # type: ignore[attr-defined]
+        now = self.app.clock()  # type: ignore[attr-defined]
         for user in resources:
-            yield TableRow(user.name, (user.name, user.role, scope_text(user.scope), when(user.created_at, tz),
-                                       when(user.last_login_at, tz) if user.last_login_at else "never",
-                                       when(user.locked_until, tz) if user.locked_until else ""),
-                           (None, "accent", None, "muted", "muted", "error"))
+            yield TableRow(user.name, (user.name, user.role, scope_text(user.scope), ago(user.created_at, now),
+                                       ago(user.last_login_at, now) if user.last_login_at else "never",
+                                       ago(user.locked_until, now) if user.locked_until else ""),
+                           (None, "accent", None, "muted", "muted", "error"),
+                           (None, None, None, sort_value(user.created_at), sort_value(user.last_login_at),
+                            sort_value(user.locked_until)))
 
     def form(self, resource: UserInfo | None) -> "UserFormScreen":
         return UserFormScreen(resource)
@@ -153,9 +156,20 @@ class UserFormScreen(FormScreen):
         yield FormField("again", "Again", Input("", id="again", password=True, compact=True),
                         required=not self.editing)
 
+    @on(Input.Submitted, "#password")
+    @on(Input.Blurred, "#password")
+    def _password_entered(self) -> None:
+        """Too short a password is said when it is first typed, not after it is typed twice."""
+        password = self.query_one("#password", Input).value
+        field = self.query_one("#field-password", FormField)
+        field.set_error(f"a password needs at least {MIN_PASSWORD} characters"
+                        if password and len(password) < MIN_PASSWORD else None)
+
     def collect(self) -> dict[str, Any]:
         name = self.query_one("#name", Input).value.strip()
         password = self.query_one("#password", Input).value
+        if password and len(password) < MIN_PASSWORD:
+            self.fail("password", f"a password needs at least {MIN_PASSWORD} characters")
         again = self.query_one("#again", Input).value
         if not name:
             self.fail("name", "a name is required")

@@ -23,6 +23,11 @@ class FormField(HorizontalGroup):
             color: $text-muted;
         }
         &.-invalid .field-label { color: $text-error; }
+        /* the field being typed in stands out: its label bold in the accent colour, its control lit */
+        &:focus-within .field-label { color: $text-accent; text-style: bold; }
+        & Input:focus, & TextArea:focus, & Select:focus, & Select:focus > SelectCurrent {
+            background: $primary 40%;
+        }
         & .field-body { width: 1fr; height: auto; }
         & .field-help { color: $text-muted; height: auto; }
         & .field-error { color: $text-error; height: auto; }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from textual.binding import Binding
 from textual.widgets import TextArea
 
 _TOKEN_RE = re.compile(
@@ -38,7 +39,10 @@ def json_error(text: str) -> tuple[str, int, int] | None:
 
 
 class JsonEditor(TextArea):
-    """Highlights JSON itself (so the `syntax` extra of Textual is not needed) and follows the app's theme."""
+    """Highlights JSON itself (so the `syntax` extra of Textual is not needed) and follows the app's theme.
+    ctrl+a selects everything, as in other editors (home still goes to the start of the line)."""
+
+    BINDINGS = [Binding("ctrl+a", "select_all", "Select all", show=False, tooltip="Select the whole schema")]
 
     def __init__(self, text: str = "", **kwargs):
         kwargs.setdefault("show_line_numbers", True)

@@ -18,12 +18,13 @@ SECTIONS = (
     ("users", "6", "Users"),
     ("runners", "7", "Runners"),
 )
-# Shown in the strip only while it is the current section (reached with its key; for admins on a server).
-# Registries and executable objects: reached with their key or from the palette (PALETTE_SECTIONS).
+# Audit (admins on a server), registries and executable objects: in the strip too, after the others.
 PALETTE_SECTIONS = (("registries", "9", "Registries"), ("executables", "0", "Executables"))
 EXTRA_SECTIONS = (("audit", "8", "Audit"), *PALETTE_SECTIONS)
-# Labels for a strip too narrow for the whole words (80 columns).
-SHORT_LABELS = {"repositories": "Repos"}
+# Labels for a strip too narrow for the whole words (tried in turn: 120 columns, then 80).
+SHORT_LABELS = {"repositories": "Repos", "decorators": "Decor", "registries": "Regs", "executables": "Execs"}
+TINY_LABELS = {"services": "Svc", "repositories": "Repo", "decorators": "Deco", "secrets": "Secr",
+               "users": "User", "runners": "Rnr", "registries": "Reg", "executables": "Exe"}
 # Sections a role may not read at all (core/policy.py): greyed in the strip for it.
 RESTRICTED = {"users": Action.USERS, "audit": Action.AUDIT}
 
@@ -48,7 +49,7 @@ class NavItem(Static):
         super().__init__(f"[b]{key}[/b] {label}", classes=classes, markup=True)
         self.mode = mode
         self.nav_key, self.nav_label = key, label
-        self.short = False
+        self.short = ""  # the labels it shows: "" (whole), "short" or "tiny"
         self.disabled_reason = disabled_reason
         if disabled_reason:
             self.tooltip = disabled_reason
@@ -59,11 +60,16 @@ class NavItem(Static):
         self.set_class(bool(reason), "-unavailable")
         self.tooltip = reason or None
 
-    def shorten(self, short: bool) -> None:
+    @staticmethod
+    def label_for(mode: str, label: str, short: str) -> str:
+        if short == "tiny":
+            return TINY_LABELS.get(mode, label)
+        return SHORT_LABELS.get(mode, label) if short else label
+
+    def shorten(self, short: str) -> None:
         if short != self.short:
             self.short = short
-            label = SHORT_LABELS.get(self.mode, self.nav_label) if short else self.nav_label
-            self.update(f"[b]{self.nav_key}[/b] {label}")
+            self.update(f"[b]{self.nav_key}[/b] {self.label_for(self.mode, self.nav_label, short)}")
 
     @staticmethod
     def width_for(key: str, label: str) -> int:
@@ -114,10 +120,18 @@ class NavBar(HorizontalGroup):
 
     @property
     def sections(self) -> tuple[tuple[str, str, str], ...]:
-        return SECTIONS + tuple(s for s in EXTRA_SECTIONS if s[0] == self.active)
+        return SECTIONS + EXTRA_SECTIONS
 
     def on_resize(self) -> None:
-        full = sum(NavItem.width_for(key, label) for _mode, key, label in self.sections)
-        short = full > self.content_size.width
+        """Whole labels when they fit; else short ones, then tiny ones, the current section's kept longer."""
+        room = self.content_size.width
+
+        def width(short: str, active_short: str) -> int:
+            return sum(NavItem.width_for(key, NavItem.label_for(mode, label,
+                                                                active_short if mode == self.active else short))
+                       for mode, key, label in self.sections)
+
+        tiers = [("", ""), ("short", ""), ("short", "short"), ("tiny", ""), ("tiny", "short"), ("tiny", "tiny")]
+        short, active_short = next((tier for tier in tiers if width(*tier) <= room), tiers[-1])
         for item in self.query(NavItem):
-            item.shorten(short)
+            item.shorten(active_short if item.mode == self.active else short)

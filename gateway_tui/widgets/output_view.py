@@ -2,7 +2,8 @@
 
 Lines arrive one event at a time; they are drawn ten times a second in a batch,
 so a script that floods its output does not slow the interface.  The view
-follows the tail unless you have scrolled up; `search` shows only matching lines.
+follows the tail while `follow` is on (scrolling up turns it off); long lines
+scroll sideways, or wrap while `wrap` is on; `search` shows only matching lines.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any, Iterable
 
 from rich.style import Style
 from rich.text import Text
+from textual.reactive import reactive
 from textual.widgets import RichLog
 
 GUTTERS = {"stdout": "  ", "stderr": "▌ ", "gateway": "› "}
@@ -30,6 +32,9 @@ class OutputView(RichLog):
         & > .output-view--match { background: $warning; color: $background; text-style: bold; }
     }
     """
+
+    follow: reactive[bool] = reactive(True, init=False)
+    wrapped: reactive[bool] = reactive(False, init=False)
 
     def __init__(self, id: str | None = None):
         super().__init__(highlight=False, markup=False, wrap=False, auto_scroll=False, id=id,
@@ -70,13 +75,41 @@ class OutputView(RichLog):
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        follow = self.is_vertical_scroll_end or self.max_scroll_y == 0
+        follow = self.follow
         for line in pending:
             if self._matches(line):
                 self.matches += 1
                 self.write(self._render(line), scroll_end=False)
         if follow:
             self.scroll_end(animate=False, immediate=True)
+
+    # ------------------------------------------------------------ follow and wrap
+    def watch_follow(self, follow: bool) -> None:
+        if follow:
+            self.scroll_end(animate=False, immediate=True)
+
+    def watch_wrapped(self, wrapped: bool) -> None:
+        self.wrap = wrapped
+        self.redraw()
+
+    def _stop_following(self) -> None:
+        self.follow = False
+
+    def action_scroll_up(self) -> None:
+        self._stop_following()
+        super().action_scroll_up()
+
+    def action_page_up(self) -> None:
+        self._stop_following()
+        super().action_page_up()
+
+    def action_scroll_home(self) -> None:
+        self._stop_following()
+        super().action_scroll_home()
+
+    def _on_mouse_scroll_up(self, event) -> None:  # type: ignore[no-untyped-def]
+        self._stop_following()
+        super()._on_mouse_scroll_up(event)
 
     # ------------------------------------------------------------ search
     def set_search(self, text: str) -> None:
@@ -91,7 +124,8 @@ class OutputView(RichLog):
             if self._matches(line):
                 self.matches += 1
                 self.write(self._render(line), scroll_end=False)
-        self.scroll_end(animate=False, immediate=True)
+        if self.follow:
+            self.scroll_end(animate=False, immediate=True)
 
     def _matches(self, line: Any) -> bool:
         return not self.search or self.search.lower() in line.text.lower()

@@ -33,23 +33,34 @@ class Column:
     max_width: int = 40
     grow: bool = False  # takes the space left over
     width: int = 0  # set by the layout
+    # Too narrow a table drops its columns of the highest priority number first (0: never dropped), before
+    # cutting the others below `min_width`.
+    priority: int = 1
+    whole: bool = False  # never cut while shown: its min_width is its longest cell (up to max_width)
+    keep_end: bool = False  # cut from the start, keeping the end ("…-5e1f0a": what tells run ids apart)
 
 
 class TableRow(NamedTuple):
     key: str
     cells: tuple[str, ...]
     styles: tuple[str | None, ...] | None = None  # per cell: one of CELL_STYLES, or None
+    sort: tuple[str | None, ...] | None = None  # per cell: what it sorts by, when not its text ("3m ago")
 
 
 def _width(text: str) -> int:
     return len(text) if text.isascii() else cell_len(text)
 
 
-def _fit(text: str, width: int) -> str:
+def _fit(text: str, width: int, keep_end: bool = False) -> str:
     if width <= 0:
         return ""
     if _width(text) <= width:
         return set_cell_size(text, width) if not text.isascii() else text.ljust(width)
+    if keep_end:
+        tail = text[-(width - 1):]
+        while _width(tail) > width - 1:
+            tail = tail[1:]
+        return set_cell_size("…" + tail, width)
     return set_cell_size(text, width - 1) + "…"
 
 
@@ -124,6 +135,7 @@ class ResourceTable(ScrollView, can_focus=True):
         self._haystacks: dict[str, str] = {}  # row key -> its cells, lower case, for the filter
         self._shown: list[TableRow] = []  # the rows that pass the filter, in sort order
         self._natural: list[int] = [len(c.label) + 2 for c in self.columns]
+        self._longest: list[int] = [0 for _ in self.columns]
         self.filter_text = ""
         self.sort_key: str | None = None
         self.sort_reverse = False
@@ -161,6 +173,8 @@ class ResourceTable(ScrollView, can_focus=True):
             longest = max((_width(r.cells[index]) for r in self._rows if index < len(r.cells)), default=0)
             natural[index] = max(natural[index], longest)
         self._natural = natural
+        self._longest = [max((_width(r.cells[i]) for r in self._rows if i < len(r.cells)), default=0)
+                         for i in range(len(self.columns))]
         self._laid_out_for = -1
         self._sort()
         self._apply_filter(keep)
@@ -192,9 +206,14 @@ class ResourceTable(ScrollView, can_focus=True):
             return
         index = next(i for i, c in enumerate(self.columns) if c.key == self.sort_key)
         # Empty cells last, whichever the direction.
+        def value(row: TableRow) -> str:
+            if row.sort is not None and index < len(row.sort) and row.sort[index] is not None:
+                return row.sort[index] or ""
+            return row.cells[index].lower()
+
         filled = [r for r in self._rows if r.cells[index]]
         empty = [r for r in self._rows if not r.cells[index]]
-        filled.sort(key=lambda r: (r.cells[index].lower(), r.key), reverse=self.sort_reverse)
+        filled.sort(key=lambda r: (value(r), r.key), reverse=self.sort_reverse)
         self._rows = filled + empty
 
     def _apply_filter(self, keep: str | None, narrowing: bool = False) -> None:
@@ -297,20 +316,43 @@ class ResourceTable(ScrollView, can_focus=True):
         self._laid_out_for = width
         columns = self.columns
         widths = [max(c.min_width, min(c.max_width, n)) for c, n in zip(columns, self._natural)]
-        space = width - LEFT - GAP * (len(columns) - 1)
+        # The least a shown column takes: its min_width, or all of it for a column kept whole.
+        least = [max(c.min_width, min(c.max_width, max(longest, _width(c.label)))) if c.whole and longest
+                 else c.min_width for c, longest in zip(columns, self._longest)]
+        shown = [True] * len(columns)
+
+        def needed() -> int:
+            return sum(least[i] for i in range(len(columns)) if shown[i] and least[i]) + GAP * max(
+                0, sum(1 for i in range(len(columns)) if shown[i] and widths[i]) - 1)
+
+        space = width - LEFT
+        # Too narrow even with every column at its least: the columns of the highest priority number go first
+        # (the rightmost of them first), never one of priority 0.
+        while needed() > space:
+            candidates = [i for i, c in enumerate(columns) if shown[i] and widths[i] and c.priority > 0]
+            if not candidates:
+                break
+            drop = max(candidates, key=lambda i: (columns[i].priority, i))
+            shown[drop] = False
+        widths = [w if shown[i] else 0 for i, w in enumerate(widths)]
+        space -= GAP * max(0, sum(1 for w in widths if w) - 1)
         deficit = sum(widths) - space
         while deficit > 0:
-            index = max(range(len(widths)), key=lambda i: widths[i] - columns[i].min_width)
-            if widths[index] <= columns[index].min_width:
+            # the column of the highest priority number with room to give, the widest of them
+            index = max(range(len(widths)), key=lambda i: (widths[i] > least[i], columns[i].priority,
+                                                           widths[i] - least[i]) if widths[i] else (False, -1, 0))
+            if not widths[index] or widths[index] <= least[index]:
                 break
             widths[index] -= 1
             deficit -= 1
+            if widths[index] == 0:
+                deficit -= GAP
         while deficit > 0 and any(widths):  # still too wide: the rightmost columns go
             last = max(i for i, w in enumerate(widths) if w)
             deficit -= widths[last] + GAP
             widths[last] = 0
         if deficit < 0:
-            grow = next((i for i, c in enumerate(columns) if c.grow), None)
+            grow = next((i for i, c in enumerate(columns) if c.grow and widths[i]), None)
             if grow is not None:
                 widths[grow] += -deficit
         for column, w in zip(columns, widths):
@@ -364,7 +406,7 @@ class ResourceTable(ScrollView, can_focus=True):
             cell_style = row.styles[i] if row.styles and i < len(row.styles) else None
             if cell_style and index != self.cursor:
                 style = row_style + self.get_component_rich_style(f"resource-table--{cell_style}", partial=True)
-            segments.append(Segment(_fit(text, column.width), style))
+            segments.append(Segment(_fit(text, column.width, column.keep_end), style))
             used += column.width
         if used < width:
             segments.append(Segment(" " * (width - used), row_style))

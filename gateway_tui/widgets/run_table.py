@@ -5,19 +5,21 @@ from __future__ import annotations
 from datetime import tzinfo
 from typing import Any, Iterable
 
-from ..formatting import STATUS_STYLES, duration, run_duration, status_label, when
+from ..formatting import STATUS_STYLES, ago, duration, run_duration, sort_value, status_label
 from .resource_table import Column, ResourceTable, TableRow
 
+# Too narrow for all: the duration, runner, exit code and then the id go (the id cut to its end first, what
+# tells runs apart; the run's own screen shows it whole) before the status, age, By or reason are cut.
 COLUMNS = {
-    "id": Column("id", "Run", min_width=22, max_width=22),  # whole: it is what `gateway logs` takes
-    "service": Column("service", "Service", min_width=8, max_width=28),
-    "status": Column("status", "Status", min_width=11, max_width=14),
-    "when": Column("when", "Started", min_width=10, max_width=16),
-    "duration": Column("duration", "Duration", min_width=6, max_width=10),
-    "exit": Column("exit", "Exit", min_width=4, max_width=5),
-    "by": Column("by", "By", min_width=0, max_width=12),
-    "runner": Column("runner", "Runner", min_width=0, max_width=22),
-    "reason": Column("reason", "Reason", min_width=0, max_width=60, grow=True),
+    "id": Column("id", "Run", min_width=8, max_width=22, keep_end=True, priority=2),
+    "service": Column("service", "Service", min_width=8, max_width=28, priority=0),
+    "status": Column("status", "Status", min_width=11, max_width=14, whole=True, priority=0),
+    "when": Column("when", "Started", min_width=8, max_width=10, whole=True, priority=1),
+    "duration": Column("duration", "Took", min_width=4, max_width=10, whole=True, priority=3),
+    "exit": Column("exit", "Exit", min_width=4, max_width=5, priority=2),
+    "by": Column("by", "By", min_width=0, max_width=12, whole=True, priority=1),
+    "runner": Column("runner", "Runner", min_width=0, max_width=22, priority=3),
+    "reason": Column("reason", "Reason", min_width=16, max_width=36, grow=True, whole=True, priority=0),
 }
 
 
@@ -26,7 +28,7 @@ def _cell(run: Any, key: str, tz: tzinfo | None, now: float) -> tuple[str, str |
     if key == "status":
         return status_label(run.status), STATUS_STYLES.get(run.status)
     if key == "when":
-        return when(run.created_at, tz), None
+        return ago(run.created_at, now), "muted"
     if key == "duration":
         return duration(run_duration(run, now)), None
     if key == "exit":
@@ -54,5 +56,6 @@ class RunTable(ResourceTable):
         rows = []
         for run in runs:
             cells = [_cell(run, key, tz, now) for key in self.keys]
-            rows.append(TableRow(run.id, tuple(text for text, _ in cells), tuple(style for _, style in cells)))
+            sort = tuple(sort_value(run.created_at) if key == "when" else None for key in self.keys)
+            rows.append(TableRow(run.id, tuple(text for text, _ in cells), tuple(style for _, style in cells), sort))
         self.set_rows(rows)

@@ -109,7 +109,8 @@ class Resource:
         return from_fields(cls, data)
 
     def encode(self) -> bytes:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+        # In field order, with the order of what was given kept (a decorator's schema: its fields' order)
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> "Resource":

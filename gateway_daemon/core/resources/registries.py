@@ -92,3 +92,14 @@ def built_in(name: str) -> Registry:
     kind, url = BUILT_IN[name]
     return Registry(name=name, type=kind, url=url, description=f"built in: {'pip' if kind == 'pypi' else 'ansible-galaxy'}"
                     "'s own configuration", created_at="", updated_at="")
+
+
+def effective_defaults(registries: Any) -> set[str]:
+    """The names of the registries installs use when a service names none, one per type: the stored one marked
+    default, else the built-in one (what the CLI's and the TUI's DEFAULT column both show)."""
+    registries = list(registries)
+    chosen = set()
+    for kind in REGISTRY_TYPES:
+        stored = [r.name for r in registries if r.type == kind and r.default and r.created_at]
+        chosen.add(stored[0] if stored else BUILT_IN_OF_TYPE[kind])
+    return chosen

@@ -172,9 +172,16 @@ class Repository(Resource):
 
 
 class RepositoryFiles(Protocol):
-    """Reads one file of a repository at its reference: the first of `candidates` (paths inside it) that is a
-    file there, as (its path, its text); None when none is.  execution/ implements it with a scratch clone and
-    this gateway's trusted ssh host keys; `key` is the ssh private key, opened by the caller."""
+    """What the engine asks of git outside a run (execution/ implements it): a repository checked as it is
+    created, and one file of a repository read for an import."""
+
+    async def check(self, repository: Repository) -> str:
+        """Raises InvalidArgument (field url or reference, git's own reason kept) for a local repository git cannot
+        read or that lacks its reference; returns a warning ('' for none) for a remote one that did not answer."""
+        ...
 
     async def read(self, repository: Repository, candidates: tuple[str, ...], key: str,
-                   limit: int) -> tuple[str, str] | None: ...
+                   limit: int) -> tuple[str, str] | None:
+        """The first of `candidates` (paths inside the repository) that is a file at its reference, as (its path,
+        its text); None when none is.  `key` is the ssh private key, opened by the caller."""
+        ...
