@@ -310,7 +310,7 @@ OWN_KEYS = {("execution", "sandbox"), ("execution", "run_as_user"), ("execution"
             ("server", "login_lock_max_seconds"), ("server", "allow_plaintext_runners"),
             ("server", "default_user_role"), ("server", "public_calls_at_once"),
             ("server", "public_calls_per_address"), ("runs", "retention_count"), ("runs", "retention_age"),
-            ("runs", "output_budget"), ("store", "etcd_quota_bytes")}
+            ("runs", "output_budget"), ("store", "etcd_quota_bytes"), ("secrets", "provider_cache_seconds")}
 
 
 def test_the_confs_hold_every_key_of_every_section():

@@ -270,10 +270,10 @@ def test_bare_set_needs_a_boolean_and_bad_usage_is_exit_2(tmp_path, origin):
     loud = ok(iagctl(env, "run", "service", "greet", "--set", "name=x", "--set", "loud", "--raw"))
     assert loud.out == "HELLO x\n" and loud.err == "a note on stderr\n"
     inputs = ok(iagctl(env, "run", "service", "greet", "--use", "-o", "json")).json()
-    assert inputs == [
+    assert inputs == [  # in the order the schema was written: a saved schema keeps it
         {"name": "name", "type": "string", "required": True, "default": None, "description": "who to greet"},
-        {"name": "exit", "type": "integer", "required": False, "default": None, "description": "the exit code"},
-        {"name": "loud", "type": "boolean", "required": False, "default": False, "description": "shout it"}]
+        {"name": "loud", "type": "boolean", "required": False, "default": False, "description": "shout it"},
+        {"name": "exit", "type": "integer", "required": False, "default": None, "description": "the exit code"}]
     plain = ok(iagctl(env, "run", "service", "plain", "--use"))
     assert "has no decorator" in plain.out and "--KEY=value" in plain.out
     # A failed run with --raw: the script's output and the exit code, no gateway lines.

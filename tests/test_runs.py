@@ -178,7 +178,12 @@ def test_bad_inputs_list_every_failing_field_and_nothing_runs(setup):
 def test_unknown_service_and_missing_repository(setup, tmp_path):
     line = one_error_line(gw(setup, "run", "service", "nope"))
     assert line == "gateway: service 'nope' not found"
-    ok(gw(setup, "create", "repository", "gone", "--url", str(tmp_path / "no-such-repo")))
+    refused = one_error_line(gw(setup, "create", "repository", "gone", "--url", str(tmp_path / "no-such-repo")))
+    assert "git cannot read" in refused and "does not appear to be a git repository" in refused  # git's reason
+    made = tmp_path / "moved-away"  # a repository that goes away after it was created
+    new_repo(made, {"main.py": "print('hi')\n"})
+    ok(gw(setup, "create", "repository", "gone", "--url", str(made)))
+    shutil.rmtree(made)
     ok(gw(setup, "create", "service", "python-script", "lost", "--repository", "gone", "--filename", "main.py"))
     result = gw(setup, "run", "service", "lost")
     assert result.returncode == 1

@@ -342,6 +342,9 @@ class RunLifecycle:
                 stored = await sink.finish() and await self._save(active)
                 if not stored and not stopping:  # a result is reported only once the store holds it
                     stored = await self._wait_stored(active, sink)
+                if stored and not stopping:  # before its followers hear the end: a `gateway run` ends right after
+                    for hook in self.ended_hooks:  # the retention looks again at what the store keeps
+                        hook()
                 if stored:
                     active.publish(RunEvent("status", run=replace(active.run),
                                             state=active.final_state if active.state_out else None))
@@ -353,8 +356,8 @@ class RunLifecycle:
                     await self._store_last(active, sink)
                 with contextlib.suppress(Exception):
                     await self.store.delete(cancel_key(active.run.id))
-                if not stopping:
-                    for hook in self.ended_hooks:  # the retention looks again at what the store keeps
+                if not stored and not stopping:  # stored only now, with nobody waiting
+                    for hook in self.ended_hooks:
                         hook()
             finally:
                 if active.saver is not None:
