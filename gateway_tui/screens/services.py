@@ -177,8 +177,7 @@ class ServiceFormScreen(FormScreen):
         for name in TOFU_FIELDS:
             self.query_one(f"#field-{name}", FormField).display = kind == "opentofu-plan"
 
-    async def on_mount(self) -> None:
-        super().on_mount()
+    async def load(self) -> None:
         self._show_tofu(self.resource.type if self.resource is not None else "python-script")
         try:
             repositories = sorted(r.name for r in await self.gateway.list("repository"))
