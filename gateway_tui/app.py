@@ -519,7 +519,11 @@ class GatewayApp(App):
         from .screens.form import FormScreen
         from .screens.run import RunScreen
 
+        from textual.command import CommandPalette
+
         screen = self.screen
+        if isinstance(screen, CommandPalette):
+            return False  # its search field takes the q; its Quit command stays in its list
         if isinstance(screen, (FormScreen, ModalScreen)) or getattr(screen, "opening", False):
             return True
         if isinstance(screen, RunScreen) and screen.phase != "output":

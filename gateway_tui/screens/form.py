@@ -78,23 +78,39 @@ class FormScreen(SectionScreen):
         first = next((w for w in self.query("#form Input, #form Select, #form TextArea") if not w.disabled), None)
         if first is not None:
             self.set_focus(first)
-        self._started = self.values()
+        self.started_with(self.values())
         self.opening = False
-        self.call_later(self._loaded)  # after the form's own on_mount (its lists) has run
+        self.run_worker(self._load(), group="form-load")  # the form shows, then its lists fill in
+
+    async def _load(self) -> None:
+        try:
+            if self.showing:
+                await self.load()
+        finally:
+            if self.showing:
+                self._loaded()
+            self.loaded.set()
+
+    async def load(self) -> None:
+        """What a form reads from the gateway (its dropdowns' choices), once it shows with all its fields."""
+
+    def started_with(self, values: dict[str, Any]) -> None:
+        """The values controls start with (a control's first value counts; later ones are typed)."""
+        self._started = {**values, **(self._started or {})}
 
     def _loaded(self) -> None:
-        """The lists a form reads on mount have filled its dropdowns: what they show now is where it starts."""
+        """The lists a form reads have filled its dropdowns: what they show now is where it starts."""
         started = self._started or {}
         now = self.values()
         for key, control in self._controls().items():
-            if isinstance(control, Select) and started.get(key) is Select.NULL:
+            if isinstance(control, Select) and started.get(key, Select.NULL) is Select.NULL:
                 started[key] = now[key]
         self.loaded.set()
 
     # ------------------------------------------------------------ changes
     def _controls(self) -> dict[str, Widget]:
-        return {f"{i}:{w.id}": w for i, w in enumerate(self.query("#form Input, #form TextArea, #form Select, "
-                                                                  "#form Checkbox"))}
+        return {w.id or f"#{i}": w for i, w in enumerate(self.query("#form Input, #form TextArea, #form Select, "
+                                                                    "#form Checkbox"))}
 
     def values(self) -> dict[str, Any]:
         """What each control holds now."""
@@ -109,7 +125,13 @@ class FormScreen(SectionScreen):
     @property
     def changed(self) -> bool:
         """Whether anything was typed or chosen since the form opened (and not saved)."""
-        return self._started is not None and self.values() != self._started
+        if self._started is None:
+            return False
+        now = self.values()
+        if not self.loaded.is_set():  # a dropdown still waiting for its choices was not chosen from yet
+            now = {k: v for k, v in now.items() if not (v is not Select.NULL and self._started.get(k) is Select.NULL
+                                                        and isinstance(self._controls().get(k), Select))}
+        return any(self._started.get(k, v) != v for k, v in now.items())
 
     # ------------------------------------------------------------ errors
     def fail(self, field: str, message: str) -> None:

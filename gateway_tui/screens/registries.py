@@ -117,8 +117,7 @@ class RegistryFormScreen(FormScreen):
                                                        r.default, id="default", compact=True))
         yield FormField("description", "Description", Input(r.description, id="description", compact=True))
 
-    async def on_mount(self) -> None:
-        super().on_mount()
+    async def load(self) -> None:
         try:
             secrets = sorted(s.name for s in await self.gateway.list("secret"))
         except GatewayError as exc:

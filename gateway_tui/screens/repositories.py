@@ -71,8 +71,7 @@ class RepositoryFormScreen(FormScreen):
         yield FormField("tags", "Tags", Input(" ".join(r.tags), id="tags", compact=True), "separated by spaces")
         yield FormField("description", "Description", Input(r.description, id="description", compact=True))
 
-    async def on_mount(self) -> None:
-        super().on_mount()
+    async def load(self) -> None:
         try:
             secrets = sorted(s.name for s in await self.gateway.list("secret"))
         except GatewayError as exc:

@@ -198,9 +198,12 @@ class ServiceFormScreen(FormScreen):
         for name in {field for fields in TYPE_FIELDS.values() for field in fields}:
             self.query_one(f"#field-{name}", FormField).display = name in own
 
-    async def on_mount(self) -> None:
-        super().on_mount()
+    def on_mount(self) -> None:
+        """Only this type's fields from the first paint (FormScreen's own on_mount runs too: Textual calls each
+        class's handler)."""
         self._show_type_fields(self.resource.type if self.resource is not None else "python-script")
+
+    async def load(self) -> None:
         try:
             repositories = sorted(r.name for r in await self.gateway.list("repository"))
             decorators = sorted(d.name for d in await self.gateway.list("decorator"))
