@@ -26,6 +26,7 @@ for _name in ("COLUMNS", "LINES"):
 # The slow tier: tests that took 3 s or more on the project's 2-core machine (`--durations`, measured again when
 # the suite changes), listed by id in slow_tests.txt.  `./scripts/test -m "not slow"` is the everyday tier.
 SLOW_TESTS = Path(__file__).with_name("slow_tests.txt")
+SPREAD_FILES = {"test_tui_snapshots"}  # each test makes its own app and sample data: any worker may take it
 
 
 def pytest_collection_modifyitems(config, items):
@@ -34,6 +35,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.nodeid.split("[", 1)[0] in slow or item.nodeid in slow:
             item.add_marker(pytest.mark.slow)
+        # In several workers (scripts/test: --dist loadgroup) a file's tests stay in one worker with the servers its
+        # module starts, except the files whose tests each start their own: those spread over every worker.
+        module = item.module.__name__ if item.module is not None else ""
+        if module not in SPREAD_FILES:
+            item.add_marker(pytest.mark.xdist_group(module))
 
 
 def _require_etcd() -> None:

@@ -4,13 +4,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import re
 
 from ..core.resources.base import field_error
 from ..core.resources.repositories import Repository, url_kind
+from .git import run_git
 
 LOCAL_CHECK_SECONDS = 15.0
 REMOTE_CHECK_SECONDS = 5.0
@@ -39,21 +38,12 @@ def git_reason(stderr: str) -> str:
 
 async def ls_remote(url: str, timeout: float) -> tuple[bool, str]:
     """(whether `git ls-remote` read `url`, its refs or git's reason)."""
-    process = await asyncio.create_subprocess_exec(
-        "git", "ls-remote", "--", url, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=_env(), start_new_session=True)
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout)
-    except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, 9)
-        await process.wait()
-        if isinstance(exc, asyncio.CancelledError):
-            raise
+    code, out, err = await run_git(["ls-remote", "--", url], _env(), timeout)
+    if code is None:
         return False, f"no answer within {timeout:.0f} s"
-    if process.returncode != 0:
-        return False, git_reason(err.decode("utf-8", "replace"))
-    return True, out.decode("utf-8", "replace")
+    if code != 0:
+        return False, git_reason(err)
+    return True, out
 
 
 def _has_reference(refs: str, reference: str) -> bool:

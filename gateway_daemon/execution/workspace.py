@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 
 from ..core.errors import FailedPrecondition
 from . import archive
+from .git import run_git
 from .hostkeys import HostKeys, ssh_host
 
 Progress = Callable[[str], None]
@@ -172,23 +173,12 @@ class Workspace:
     async def _git(self, clone: Path, *args: str, env: dict[str, str] | None = None,
                    timeout: float = FETCH_TIMEOUT, where: str = "--git-dir") -> str:
         """git on a clone (`where` --git-dir), or in a work tree (`where` -C)."""
-        process = await asyncio.create_subprocess_exec(
-            "git", where, str(clone), *args,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env=env or self._env(), start_new_session=True,
-        )
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), timeout)
-        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, 9)
-            await process.wait()
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            raise GitFailed(f"fatal: git {args[0]} took longer than {timeout:.0f} s") from None
-        if process.returncode != 0:
-            raise GitFailed(err.decode("utf-8", "replace"))
-        return out.decode("utf-8", "replace").strip()
+        code, out, err = await run_git([where, str(clone), *args], env or self._env(), timeout)
+        if code is None:
+            raise GitFailed(f"fatal: git {args[0]} took longer than {timeout:.0f} s")
+        if code != 0:
+            raise GitFailed(err)
+        return out.strip()
 
     async def _init(self, clone: Path, repository) -> None:
         tmp = Path(tempfile.mkdtemp(prefix=".init-", dir=self.clones))
