@@ -29,6 +29,7 @@ SLOW_TESTS = Path(__file__).with_name("slow_tests.txt")
 SPREAD_FILES = {"test_tui_snapshots"}  # each test makes its own app and sample data: any worker may take it
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     slow = {line.strip() for line in SLOW_TESTS.read_text().splitlines()
             if line.strip() and not line.startswith("#")} if SLOW_TESTS.exists() else set()

@@ -23,6 +23,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from gateway_server import free_port  # noqa: F401 (the one free-port rule; tests import it from here too)
+
 START_TIMEOUT = 30.0
 
 
@@ -30,10 +32,6 @@ def etcd_binary() -> str | None:
     return shutil.which("etcd")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 _RUNNING: set[EtcdServer] = set()

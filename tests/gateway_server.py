@@ -4,6 +4,7 @@ and keyring (keyrings.alt's file keyring): what the server and client-mode TUI t
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -24,10 +25,33 @@ sys.exit(int(args.get("exit", "0")))
 '''
 
 
+_GIVEN: set[int] = set()  # the ports this process handed out: never twice
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port on 127.0.0.1 for a server a test starts.  In several workers (pytest-xdist) each worker picks
+    from a range of its own below the ephemeral ports, so that two workers never race for one port between the
+    pick and the server's bind; one process never hands out the same port twice."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        base = 10000 + int(worker[2:]) % 5 * 4000
+        for port in random.sample(range(base, base + 4000), 4000):
+            if port in _GIVEN:
+                continue
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _GIVEN.add(port)
+            return port
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def make_certs(folder: Path) -> dict[str, Path]:
