@@ -28,11 +28,9 @@ SIZE = (120, 36)
 
 
 @pytest.fixture(scope="module")
-def admin(daemon, tmp_path_factory, certs) -> Client:
-    """The admin with a password of their own, logged in from the command line, and a service to run."""
-    client = Client(tmp_path_factory.mktemp("admin"), daemon.port, certs["ca"])
-    client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
-              stdin=f"{daemon.admin_password}\n{ADMIN_PASSWORD}\n")
+def admin(admin, tmp_path_factory) -> Client:
+    """conftest's admin (a password of their own, logged in from the command line), and a service to run."""
+    client = admin
     origin = tmp_path_factory.mktemp("origin")
     new_repo(origin, {"main.py": SCRIPT})
     client.ok("create", "repository", "apps", "--url", str(origin))

@@ -154,11 +154,9 @@ async def test_monkey_local_mode(seeded_engine, seed):
 
 # ---------------------------------------------------------------- client mode
 @pytest.fixture(scope="module")
-def operator(daemon, tmp_path_factory, certs) -> Client:
-    """The admin of the module's daemon with its own password, logged in, and things to open and run."""
-    client = Client(tmp_path_factory.mktemp("monkey"), daemon.port, certs["ca"])
-    client.ok("login", "--username", "admin", "--password-stdin", "--change-password",
-              stdin=f"{daemon.admin_password}\n{ADMIN_PASSWORD}\n")
+def operator(admin, tmp_path_factory) -> Client:
+    """conftest's admin of the module's daemon (its own password, logged in), and things to open and run."""
+    client = admin
     origin = tmp_path_factory.mktemp("origin")
     new_repo(origin, {"main.py": SCRIPT})
     client.ok("create", "repository", "apps", "--url", str(origin))
