@@ -66,6 +66,7 @@ class FormScreen(SectionScreen):
         self.loaded = asyncio.Event()  # set once every on_mount (a form's lists read from the gateway) is done
         self._started: dict[str, Any] | None = None  # the values the form started with, by control
         self._saving = False
+        self._set_up = False
         self._resumed = False
         self._later: list[Widget] = []  # fields below the first screenful, mounted once it is drawn
         self.built = asyncio.Event()  # set once the fields after the first screenful are there too
@@ -94,21 +95,26 @@ class FormScreen(SectionScreen):
                 self._later.append(widget)
 
     def on_screen_resume(self, event: events.ScreenResume) -> None:
-        """A form resumed for the first time was styled as it was built: Textual's restyling of every widget
-        at a resume is not needed then (it took a fifth of a form's opening)."""
-        if not self._resumed:
-            self._resumed = True
-            event.refresh_styles = False
+        """A form resumed for the first time was styled as it was built: of Textual's restyling of every widget
+        at a resume (a fifth of a form's opening) only the focused field's is needed, for its `:focus-within`."""
+        if self._resumed:
+            return
+        self._resumed = True
+        event.refresh_styles = False
+        field = next((w for w in self.focused.ancestors_with_self if isinstance(w, FormField)), None) \
+            if self.focused is not None else None
+        if field is not None:
+            field.update_node_styles(animate=False)
 
     def on_mount(self) -> None:
-        if self._started is not None:  # once (a form's own on_mount calls it, and Textual calls it too)
+        if self._set_up:  # once (a form's own on_mount calls it, and Textual calls it too)
             return
-        self.query_one("#form-error", Static).display = False
+        self._set_up = True
         first = next((w for w in self.query("#form Input, #form Select, #form TextArea") if not w.disabled), None)
         if first is not None:
             self.set_focus(first)
-        self.started_with(self.values())
-        if not self._later:
+        if not self._later:  # (else nothing can be typed before the later fields are there: see _mount_later)
+            self.started_with(self.values())
             self.opening = False
             self.built.set()
         self.run_worker(self._load(), group="form-load")  # the form shows, then its lists fill in
@@ -133,7 +139,7 @@ class FormScreen(SectionScreen):
             if self.showing:
                 later, self._later = self._later, []
                 await self.query_one("#form").mount_all(later)
-                self.started_with(self.values())  # their first values
+            self.started_with(self.values())  # what every field starts with
         self.opening = False
         self.built.set()
 

@@ -46,6 +46,7 @@ class FormField(HorizontalGroup):
         self.control = control
         self.help = help
         self.required = required
+        self._error = ""
 
     @property
     def estimated_rows(self) -> int:
@@ -64,13 +65,18 @@ class FormField(HorizontalGroup):
             yield self.control
             if self.help:
                 yield Static(Content(self.help), classes="field-help")
-            yield Static("", classes="field-error")
 
     def set_error(self, message: str | None) -> None:
-        self.query_one(".field-error", Static).update(Content(message or ""))
+        """The field's error line under it (built the first time it has one), or none."""
+        self._error = message or ""
+        lines = self.query(".field-error")
+        if lines:
+            lines.first(Static).update(Content(self._error))
+        elif self._error:
+            self.query_one(".field-body").mount(Static(Content(self._error), classes="field-error"))
         self.set_class(bool(message), "-invalid")  # shows the error line (CSS)
         self.control.set_class(bool(message), "-invalid")
 
     @property
     def error(self) -> str:
-        return str(self.query_one(".field-error", Static).content) if self.has_class("-invalid") else ""
+        return self._error
