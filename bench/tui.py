@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import os
 import shutil
 import statistics
@@ -91,6 +92,11 @@ def bench_first_screen(n: int, root: Path) -> None:
     (root / "home").mkdir(exist_ok=True)
     minimal = root / "minimal.py"
     minimal.write_text(MINIMAL_APP)
+    # Python keeps a module's compiled code beside it after the first import; with PYTHONDONTWRITEBYTECODE (set
+    # on some machines) the gateway's own modules would be compiled again at every start while Textual's, compiled
+    # when pip installed it, would not. Both start from compiled code here, as after a first start.
+    for package in ("gateway_tui", "gateway_daemon"):
+        compileall.compile_dir(ROOT / package, quiet=1)
     gateway_times, minimal_times = [], []
     for i in range(n):  # interleaved, each gateway start on an empty data dir
         run_env = {**env, "GATEWAY_APPLICATION_DATA_DIR": str(root / f"data{i}")}
