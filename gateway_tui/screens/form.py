@@ -6,6 +6,7 @@ import asyncio
 import re
 from typing import Any, ClassVar
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -18,6 +19,11 @@ from gateway_daemon.core import AlreadyExists, GatewayError, InvalidArgument
 from ..widgets.form import FormField
 from .base import SectionScreen
 from .confirm import UnsavedScreen
+
+
+# The rows around a form's fields: header, navigation, the title and its margin, the form's top padding, the
+# hint and the footer (app.tcss). What is below the rest of the screen is built once the screen is drawn.
+CHROME_ROWS = 8
 
 
 def error_fields(error: GatewayError, creating: bool) -> dict[str, str]:
@@ -36,8 +42,10 @@ class FormScreen(SectionScreen):
     Errors are kept by field (`errors`, named as the gateway names them: `private_key_name`, `timeout`);
     a field the form shows gets its message inline, any other goes to the banner above the form.
 
-    Until its first field has the focus the form is `opening`: the keys typed meanwhile wait for it (the app's
-    KeyOrder). What it shows once built and loaded is its starting point: leaving with changes asks first.
+    A form first builds the fields a screenful shows; the rest are mounted after that is drawn (`_later`).
+    Until its first field has the focus and every field is there, the form is `opening`: the keys typed meanwhile
+    wait for it (the app's KeyOrder), so a fast tab never runs past the fields built so far. What it shows once
+    built and loaded is its starting point: leaving with changes asks first.
     """
 
     BINDINGS = [
@@ -58,38 +66,87 @@ class FormScreen(SectionScreen):
         self.loaded = asyncio.Event()  # set once every on_mount (a form's lists read from the gateway) is done
         self._started: dict[str, Any] | None = None  # the values the form started with, by control
         self._saving = False
+        self._set_up = False
+        self._resumed = False
+        self._later: list[Widget] = []  # fields below the first screenful, mounted once it is drawn
+        self.built = asyncio.Event()  # set once the fields after the first screenful are there too
+        self.building = asyncio.Lock()  # held while fields are mounted (a save waits for them)
 
     def compose_body(self) -> ComposeResult:
         title = f"Edit {self.NOUN} {self.resource.name}" if self.editing else f"New {self.NOUN}"
         yield Label(Content(title), id="form-title")
         yield Static("", id="form-error")
         with VerticalScroll(id="form", can_focus=False):
-            yield from self.fields()
+            yield from self._first_fields()
         yield Static(Content.from_markup("[b]ctrl+s[/b] save   [b]esc[/b] cancel   [$text-error]*[/] required"),
                      id="form-hint")
 
     def fields(self) -> ComposeResult:
         yield from ()
 
-    def on_mount(self) -> None:
-        if not self.opening:  # once (a form's own on_mount calls it, and Textual calls it too)
+    def _first_fields(self) -> ComposeResult:
+        """The fields a screenful shows; what comes after them waits in `_later`."""
+        rows = 0
+        for widget in self.fields():
+            if rows < self.app.size.height - CHROME_ROWS and not self._later:
+                rows += widget.estimated_rows if isinstance(widget, FormField) else 1
+                yield widget
+            else:
+                self._later.append(widget)
+
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        """A form resumed for the first time was styled as it was built: of Textual's restyling of every widget
+        at a resume (a fifth of a form's opening) only the focused field's is needed, for its `:focus-within`."""
+        if self._resumed:
             return
-        self.query_one("#form-error", Static).display = False
+        self._resumed = True
+        event.refresh_styles = False
+        field = next((w for w in self.focused.ancestors_with_self if isinstance(w, FormField)), None) \
+            if self.focused is not None else None
+        if field is not None:
+            field.update_node_styles(animate=False)
+
+    def on_mount(self) -> None:
+        if self._set_up:  # once (a form's own on_mount calls it, and Textual calls it too)
+            return
+        self._set_up = True
         first = next((w for w in self.query("#form Input, #form Select, #form TextArea") if not w.disabled), None)
         if first is not None:
             self.set_focus(first)
-        self.started_with(self.values())
-        self.opening = False
+        if not self._later:  # (else nothing can be typed before the later fields are there: see _mount_later)
+            self.started_with(self.values())
+            self.opening = False
+            self.built.set()
         self.run_worker(self._load(), group="form-load")  # the form shows, then its lists fill in
 
     async def _load(self) -> None:
         try:
+            if self._later:
+                await self._mount_later()
             if self.showing:
                 await self.load()
         finally:
             if self.showing:
                 self._loaded()
             self.loaded.set()
+
+    async def _mount_later(self) -> None:
+        """The fields after the first screenful, once that is drawn; then the form takes keys."""
+        drawn = asyncio.get_running_loop().create_future()
+        self.call_after_refresh(lambda: drawn.done() or drawn.set_result(None))
+        await drawn
+        async with self.building:
+            if self.showing:
+                later, self._later = self._later, []
+                await self.query_one("#form").mount_all(later)
+            self.started_with(self.values())  # what every field starts with
+        self.opening = False
+        self.built.set()
+
+    @property
+    def settled(self) -> bool:
+        """Every field is built and none is being built now."""
+        return self.built.is_set() and not self.building.locked()
 
     async def load(self) -> None:
         """What a form reads from the gateway (its dropdowns' choices), once it shows with all its fields."""
@@ -194,6 +251,8 @@ class FormScreen(SectionScreen):
         self._saving = True
         try:
             await self.loaded.wait()  # ctrl+s typed before the lists were read: their choices count
+            async with self.building:  # and before the fields being mounted are there
+                pass
             await self._save()
         finally:
             self._saving = False

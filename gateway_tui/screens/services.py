@@ -31,6 +31,10 @@ TYPE_FIELDS = {
     "executable": ("executable",),
     "opentofu-plan": ("tofu_action", "tofu_vars", "tofu_var_files", "tofu_backend_config"),
 }
+TYPED_FIELDS = {field for fields in TYPE_FIELDS.values() for field in fields}
+FIELD_ORDER = ("name", "type", "repository", "working_dir", "filename", "decorator", "env", "secrets", "tags",
+               "timeout", *ANSIBLE_FIELDS, "pypi_registry", "executable", "tofu_action", "tofu_vars",
+               "tofu_var_files", "tofu_backend_config", "description")  # description: every type's, last
 RECENT_RUNS = 500  # how far back the home screen looks for each service's last run
 
 
@@ -130,78 +134,128 @@ class ServiceFormScreen(FormScreen):
                    "--galaxy-registry": "galaxy_registry", "--config-file": "config_file"}
 
     def fields(self) -> ComposeResult:
+        """Every type's fields and those of the type it starts with; another type's are built when it is chosen
+        (`_show_type_fields`)."""
+        self.shown_type = self.resource.type if self.resource is not None else SERVICE_TYPES[0]
+        own = TYPE_FIELDS.get(self.shown_type, ())
+        for name in FIELD_ORDER:
+            if name in own or name not in TYPED_FIELDS:
+                yield self._field(name)
+
+    def _field(self, name: str) -> FormField:
         s: Service = self.resource or Service(name="")
-        yield FormField("name", "Name", Input(s.name, placeholder="add-vlan", id="name", compact=True,
-                                              disabled=self.editing),
-                        "letters, digits, - _ . (1-64)", required=True)
-        yield FormField("type", "Type", Select([(t, t) for t in SERVICE_TYPES], value=s.type, allow_blank=False,
-                                               id="type", compact=True), required=True)
-        yield FormField("repository", "Repository", Select([], id="repository", compact=True,
-                                                           prompt="choose a repository"), required=True)
-        yield FormField("working_dir", "Working dir", Input(s.working_dir or ".", id="working_dir", compact=True),
-                        "folder in the repository the service runs in")
-        yield FormField("filename", "Filename", Input(s.filename, id="filename", compact=True,
-                                                      placeholder=DEFAULT_FILENAMES[s.type]),
-                        "the file it runs, relative to the working dir")
-        yield FormField("decorator", "Decorator", Select([], id="decorator", compact=True, prompt="none"),
-                        "the JSON Schema of its inputs (optional)")
-        yield FormField("env", "Environment", TextArea("\n".join(f"{k}={v}" for k, v in s.env.items()), id="env",
-                                                       compact=True, soft_wrap=False),
-                        "one KEY=VALUE a line")
-        yield FormField("secrets", "Secrets", TextArea("\n".join(str(r) for r in s.secrets), id="secrets",
-                                                       compact=True, soft_wrap=False),
-                        "one name=SECRET,target=ENV_VAR a line: the secret goes into that variable")
-        yield FormField("tags", "Tags", Input(" ".join(s.tags), id="tags", compact=True),
-                        "separated by spaces")
-        yield FormField("timeout", "Timeout", Input("" if s.timeout is None else str(s.timeout), id="timeout",
-                                                    type="integer", compact=True, placeholder="default"),
-                        "seconds; empty: the gateway's default")
-        yield FormField("playbooks", "More playbooks", Input(" ".join(s.playbooks), id="playbooks", compact=True),
-                        "ansible: run in turn after the filename; separated by spaces")
-        yield FormField("inventories", "Inventories", Input(" ".join(s.inventories), id="inventories", compact=True),
-                        "ansible: files, folders or scripts in the working dir; separated by spaces")
-        yield FormField("extra_vars", "Extra vars", TextArea("\n".join(s.extra_vars), id="extra_vars", compact=True,
-                                                             soft_wrap=False),
-                        "ansible: one KEY=VALUE ... or JSON object a line")
-        yield FormField("extra_vars_files", "Extra vars files", Input(" ".join(s.extra_vars_files),
-                                                                      id="extra_vars_files", compact=True),
-                        "ansible: YAML or JSON files in the working dir; separated by spaces")
-        yield FormField("config_file", "Config file", Input(s.config_file, id="config_file", compact=True,
-                                                            placeholder="ansible.cfg"),
-                        "ansible: the ansible.cfg to use")
-        yield FormField("galaxy_registry", "Galaxy registry", Input(s.galaxy_registry, id="galaxy_registry",
-                                                                    compact=True, placeholder="default"),
-                        "ansible: where requirements.yml installs from")
-        yield FormField("pypi_registry", "PyPI registry", Input(s.pypi_registry, id="pypi_registry", compact=True,
-                                                                placeholder="default"),
-                        "where requirements.txt / pyproject.toml install from")
-        yield FormField("executable", "Executable object", Input(s.executable, id="executable", compact=True,
-                                                                 placeholder="none"),
-                        "executable: the interpreter or binary that runs it")
-        action = Select([(a, a) for a in TOFU_ACTIONS], id="tofu_action", compact=True, prompt="plan (default)",
-                        **({"value": s.tofu_action} if s.tofu_action else {}))
-        yield FormField("tofu_action", "Action", action,
-                        "what a run does when it names nothing")
-        yield FormField("tofu_vars", "Variables", TextArea("\n".join(f"{k}={v}" for k, v in s.tofu_vars.items()),
-                                                           id="tofu_vars", compact=True, soft_wrap=False),
-                        "one KEY=VALUE a line: -var")
-        yield FormField("tofu_var_files", "Var files", Input(" ".join(s.tofu_var_files), id="tofu_var_files",
-                                                             compact=True), "-var-file, relative to the working dir")
-        yield FormField("tofu_backend_config", "Backend config",
-                        TextArea("\n".join(s.tofu_backend_config), id="tofu_backend_config", compact=True,
-                                 soft_wrap=False), "one KEY=VALUE or file a line: init's -backend-config")
-        yield FormField("description", "Description", Input(s.description, id="description", compact=True))
 
-    def _show_type_fields(self, kind: str) -> None:
-        """Only `kind`'s own fields and every type's; what was typed in the others stays for a move back."""
-        own = set(TYPE_FIELDS.get(kind, ()))
-        for name in {field for fields in TYPE_FIELDS.values() for field in fields}:
-            self.query_one(f"#field-{name}", FormField).display = name in own
+        def line(widget_id: str, value: str, **options: Any) -> Input:
+            return Input(value, id=widget_id, compact=True, **options)
 
-    def on_mount(self) -> None:
-        """Only this type's fields from the first paint (FormScreen's own on_mount runs too: Textual calls each
-        class's handler)."""
-        self._show_type_fields(self.resource.type if self.resource is not None else "python-script")
+        def lines(widget_id: str, text: str) -> TextArea:
+            return TextArea(text, id=widget_id, compact=True, soft_wrap=False)
+
+        match name:
+            case "name":
+                return FormField("name", "Name", line("name", s.name, placeholder="add-vlan", disabled=self.editing),
+                                 "letters, digits, - _ . (1-64)", required=True)
+            case "type":
+                return FormField("type", "Type", Select([(t, t) for t in SERVICE_TYPES], value=s.type,
+                                                        allow_blank=False, id="type", compact=True), required=True)
+            case "repository":
+                return FormField("repository", "Repository", Select([], id="repository", compact=True,
+                                                                    prompt="choose a repository"), required=True)
+            case "working_dir":
+                return FormField("working_dir", "Working dir", line("working_dir", s.working_dir or "."),
+                                 "folder in the repository the service runs in")
+            case "filename":
+                return FormField("filename", "Filename",
+                                 line("filename", s.filename, placeholder=DEFAULT_FILENAMES[s.type]),
+                                 "the file it runs, relative to the working dir")
+            case "decorator":
+                return FormField("decorator", "Decorator", Select([], id="decorator", compact=True, prompt="none"),
+                                 "the JSON Schema of its inputs (optional)")
+            case "env":
+                return FormField("env", "Environment", lines("env", "\n".join(f"{k}={v}" for k, v in s.env.items())),
+                                 "one KEY=VALUE a line")
+            case "secrets":
+                return FormField("secrets", "Secrets", lines("secrets", "\n".join(str(r) for r in s.secrets)),
+                                 "one name=SECRET,target=ENV_VAR a line: the secret goes into that variable")
+            case "tags":
+                return FormField("tags", "Tags", line("tags", " ".join(s.tags)), "separated by spaces")
+            case "timeout":
+                return FormField("timeout", "Timeout", line("timeout", "" if s.timeout is None else str(s.timeout),
+                                                            type="integer", placeholder="default"),
+                                 "seconds; empty: the gateway's default")
+            case "playbooks":
+                return FormField("playbooks", "More playbooks", line("playbooks", " ".join(s.playbooks)),
+                                 "ansible: run in turn after the filename; separated by spaces")
+            case "inventories":
+                return FormField("inventories", "Inventories", line("inventories", " ".join(s.inventories)),
+                                 "ansible: files, folders or scripts in the working dir; separated by spaces")
+            case "extra_vars":
+                return FormField("extra_vars", "Extra vars", lines("extra_vars", "\n".join(s.extra_vars)),
+                                 "ansible: one KEY=VALUE ... or JSON object a line")
+            case "extra_vars_files":
+                return FormField("extra_vars_files", "Extra vars files",
+                                 line("extra_vars_files", " ".join(s.extra_vars_files)),
+                                 "ansible: YAML or JSON files in the working dir; separated by spaces")
+            case "config_file":
+                return FormField("config_file", "Config file", line("config_file", s.config_file,
+                                                                    placeholder="ansible.cfg"),
+                                 "ansible: the ansible.cfg to use")
+            case "galaxy_registry":
+                return FormField("galaxy_registry", "Galaxy registry",
+                                 line("galaxy_registry", s.galaxy_registry, placeholder="default"),
+                                 "ansible: where requirements.yml installs from")
+            case "pypi_registry":
+                return FormField("pypi_registry", "PyPI registry",
+                                 line("pypi_registry", s.pypi_registry, placeholder="default"),
+                                 "where requirements.txt / pyproject.toml install from")
+            case "executable":
+                return FormField("executable", "Executable object", line("executable", s.executable,
+                                                                         placeholder="none"),
+                                 "executable: the interpreter or binary that runs it")
+            case "tofu_action":
+                action = Select([(a, a) for a in TOFU_ACTIONS], id="tofu_action", compact=True,
+                                prompt="plan (default)", **({"value": s.tofu_action} if s.tofu_action else {}))
+                return FormField("tofu_action", "Action", action, "what a run does when it names nothing")
+            case "tofu_vars":
+                return FormField("tofu_vars", "Variables",
+                                 lines("tofu_vars", "\n".join(f"{k}={v}" for k, v in s.tofu_vars.items())),
+                                 "one KEY=VALUE a line: -var")
+            case "tofu_var_files":
+                return FormField("tofu_var_files", "Var files", line("tofu_var_files", " ".join(s.tofu_var_files)),
+                                 "-var-file, relative to the working dir")
+            case "tofu_backend_config":
+                return FormField("tofu_backend_config", "Backend config",
+                                 lines("tofu_backend_config", "\n".join(s.tofu_backend_config)),
+                                 "one KEY=VALUE or file a line: init's -backend-config")
+            case "description":
+                return FormField("description", "Description", line("description", s.description))
+        raise ValueError(f"a service form has no field {name!r}")
+
+    shown_type = ""  # the type whose own fields show (settled: once its fields are built)
+
+    async def _show_type_fields(self) -> None:
+        """Only the chosen type's own fields and every type's: those of a type not chosen before are built now,
+        and what was typed in the others stays for a move back."""
+        await self.built.wait()
+        async with self.building:
+            kind = self.query_one("#type", Select).value
+            if not isinstance(kind, str) or kind == self.shown_type or not self.showing:
+                return
+            self.shown_type = kind
+            own = set(TYPE_FIELDS.get(kind, ()))
+            built = {field.field: field for field in self.query(FormField)}
+            form = self.query_one("#form")
+            added = False
+            for name in FIELD_ORDER:
+                if name in own and name not in built:
+                    before = next(built[later] for later in FIELD_ORDER[FIELD_ORDER.index(name):] if later in built)
+                    built[name] = self._field(name)
+                    await form.mount(built[name], before=before)
+                    added = True
+            if added:
+                self.started_with(self.values())  # their first values
+            for name in TYPED_FIELDS & built.keys():
+                built[name].display = name in own
 
     async def load(self) -> None:
         try:
@@ -231,7 +285,8 @@ class ServiceFormScreen(FormScreen):
     def _type_changed(self, event: Select.Changed) -> None:
         if isinstance(event.value, str):
             self.query_one("#filename", Input).placeholder = DEFAULT_FILENAMES.get(event.value, "")
-            self._show_type_fields(event.value)
+            if self.shown_type != event.value:
+                self.run_worker(self._show_type_fields(), group="type-fields")
 
     def collect(self) -> dict[str, Any]:
         def text(widget_id: str) -> str:

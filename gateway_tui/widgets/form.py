@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import HorizontalGroup, VerticalGroup
 from textual.content import Content
 from textual.widget import Widget
-from textual.widgets import Label, Static
+from textual.widgets import Label, Static, TextArea
 
 
 class FormField(HorizontalGroup):
@@ -31,6 +31,8 @@ class FormField(HorizontalGroup):
         & .field-body { width: 1fr; height: auto; }
         & .field-help { color: $text-muted; height: auto; }
         & .field-error { color: $text-error; height: auto; }
+        & > .field-body > .field-error { display: none; }
+        &.-invalid > .field-body > .field-error { display: block; }
         & Input, & Select { width: 1fr; max-width: 80; }
         & Input.-invalid, & Select.-invalid > SelectCurrent { background: $error-muted; }
         & TextArea { height: 4; max-width: 80; }
@@ -44,6 +46,15 @@ class FormField(HorizontalGroup):
         self.control = control
         self.help = help
         self.required = required
+        self._error = ""
+
+    @property
+    def estimated_rows(self) -> int:
+        """The rows it takes before it is laid out: its control, its help and its margin."""
+        height = self.control.styles.height
+        control = int(height.value) if height is not None and height.is_cells else (4 if isinstance(
+            self.control, TextArea) else 1)
+        return control + (1 if self.help else 0) + 1
 
     def compose(self) -> ComposeResult:
         label = Content(self.label)
@@ -54,19 +65,18 @@ class FormField(HorizontalGroup):
             yield self.control
             if self.help:
                 yield Static(Content(self.help), classes="field-help")
-            yield Static("", classes="field-error")
-
-    def on_mount(self) -> None:
-        self.query_one(".field-error", Static).display = False
 
     def set_error(self, message: str | None) -> None:
-        error = self.query_one(".field-error", Static)
-        error.update(Content(message or ""))
-        error.display = bool(message)
-        self.set_class(bool(message), "-invalid")
+        """The field's error line under it (built the first time it has one), or none."""
+        self._error = message or ""
+        lines = self.query(".field-error")
+        if lines:
+            lines.first(Static).update(Content(self._error))
+        elif self._error:
+            self.query_one(".field-body").mount(Static(Content(self._error), classes="field-error"))
+        self.set_class(bool(message), "-invalid")  # shows the error line (CSS)
         self.control.set_class(bool(message), "-invalid")
 
     @property
     def error(self) -> str:
-        error = self.query_one(".field-error", Static)
-        return str(error.content) if error.display else ""
+        return self._error
