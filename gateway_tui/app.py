@@ -36,7 +36,8 @@ RUNNING_LIMIT = 1000
 SIGNED_OUT = "signed-out"  # client mode: the mode under the Login screen while nobody is logged in
 
 _NAVIGATION = Binding.Group("Go to", compact=True)
-KEY_LOST_SECONDS = 1.0  # a key neither taken by a widget nor back at the app after this long was never handled
+KEY_LOST_SECONDS = 1.0  # a key neither taken by a widget nor back at the app after this long, and whose widget
+# is gone, was never handled
 GC_THRESHOLD = 10_000  # allocations between the collector's youngest passes (Python's default: 700)
 OPENING_PATIENCE = 10.0  # a screen still `opening` after this long (a hung server) gets the keys typed at it
 
@@ -66,6 +67,7 @@ class KeyOrder:
         self.out: events.Key | None = None  # the key handed out and not yet handled
         self.out_screen: object = None
         self.out_since = 0.0
+        self.out_to: Any = None  # the widget the key out was given to
         self.back = False  # the key out is on its way back to the app (a widget did not take it)
         self.waiting: tuple[object, float] | None = None  # the screen keys wait for to open, since when
         self._timer: Any = None
@@ -94,7 +96,10 @@ class KeyOrder:
         key = self.out
         if key is None or self.back:
             return
-        if key._stop_propagation or time.monotonic() - self.out_since > KEY_LOST_SECONDS:
+        waited = time.monotonic() - self.out_since
+        lost = waited > KEY_LOST_SECONDS and not (self.out_to is not None and self.out_to.is_attached
+                                                    and waited < OPENING_PATIENCE)
+        if key._stop_propagation or lost:
             if not key._stop_propagation:  # never handled (its widget went): it goes to the screen in front
                 self.held.insert(0, self.copy(key))
             self.out = None
@@ -111,6 +116,8 @@ class KeyOrder:
     def sent(self, key: events.Key) -> None:
         if key.is_forwarded:  # off to a widget: out until it is taken or comes back
             self.out, self.out_screen, self.out_since, self.back = key, self.app.screen, time.monotonic(), False
+            self.out_to = self.app.focused or self.app.screen  # a key still with a widget that is there is not lost
+            # (on a busy machine a key can take longer than KEY_LOST_SECONDS to be handled: it was typed twice)
             self.wake()
 
     def returning(self, key: events.Key) -> None:
