@@ -38,6 +38,7 @@ SIGNED_OUT = "signed-out"  # client mode: the mode under the Login screen while 
 _NAVIGATION = Binding.Group("Go to", compact=True)
 KEY_LOST_SECONDS = 1.0  # a key neither taken by a widget nor back at the app after this long, and whose widget
 # is gone, was never handled
+SETTLED_SECONDS = 0.5  # after this the first screen is up and what start-up made stays
 GC_THRESHOLD = 10_000  # allocations between the collector's youngest passes (Python's default: 700)
 OPENING_PATIENCE = 10.0  # a screen still `opening` after this long (a hung server) gets the keys typed at it
 
@@ -45,8 +46,8 @@ OPENING_PATIENCE = 10.0  # a screen still `opening` after this long (a hung serv
 def keep_started_objects() -> None:
     """What is in memory once the first screen is up (modules, classes, styles, the engine) lives as long as the
     app: the cycle collector stops walking it, and runs less often. A full walk of it took ~45 ms, now and then
-    in the middle of a form opening."""
-    gc.collect()
+    in the middle of a form opening. (No collection first: it would be such a walk, and what little garbage
+    there is stays.)"""
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
@@ -255,8 +256,9 @@ class GatewayApp(App):
     # ------------------------------------------------------------ keys, in the order typed (KeyOrder)
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key) and not event.is_forwarded:
-            if self._closing or self._exit or not self.screen_stack:
-                return  # the app is ending (q): keys typed after it land nowhere
+            if self._closing or self._exit or not self.is_running or not self.screen_stack:
+                return  # the app is ending (q, or its process is told to stop): keys typed after it land nowhere
+                # (a held key let out while the screens were being closed switched to a section with none left)
             if not getattr(event, "_gateway_released", False) and self.key_order.hold(event):
                 return
             await super().on_event(event)
@@ -276,7 +278,7 @@ class GatewayApp(App):
 
     def on_mount(self) -> None:
         if self.own_process:
-            self.call_after_refresh(keep_started_objects)
+            self.set_timer(SETTLED_SECONDS, keep_started_objects)
         self.set_interval(RUNNING_POLL_SECONDS, self.count_running)
         self.count_running()
         if self.connection is None:

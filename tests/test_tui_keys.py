@@ -203,3 +203,34 @@ async def test_q_never_quits_from_a_form_an_editor_or_a_dropdown(engine, origin)
         await pilot.press("q")  # on the list, q quits
         await until(pilot, lambda: not app.is_running, what="q to quit from the list", timeout=20)
     assert app.return_code == 0 and app._exception is None
+
+
+async def test_a_key_a_busy_widget_takes_long_to_handle_is_typed_once(engine):
+    """On a loaded machine a key can take over a second to be handled. While the widget it went to is there it
+    is waited for: it was typed a second time (a password got a letter twice and the login failed)."""
+    import asyncio
+
+    from textual.screen import Screen
+
+    class SlowInput(Input):
+        async def _on_key(self, event: events.Key) -> None:
+            await asyncio.sleep(1.5)  # longer than the app gives a key before calling it lost
+            await super()._on_key(event)
+
+    class Busy(Screen):
+        def compose(self):
+            yield SlowInput(id="slow")
+
+        def on_mount(self) -> None:
+            self.set_focus(self.query_one("#slow"))
+
+    app = GatewayApp(engine, "local mode · test")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, ServicesScreen))
+        app.push_screen(Busy())
+        await until(pilot, lambda: isinstance(app.focused, SlowInput))
+        burst(app, "a", "b")
+        await until(pilot, lambda: app.focused.value == "ab", timeout=10)
+        await pilot.pause(2)
+        assert app.focused.value == "ab"
+    await engine.close()
