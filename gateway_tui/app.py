@@ -36,8 +36,8 @@ RUNNING_LIMIT = 1000
 SIGNED_OUT = "signed-out"  # client mode: the mode under the Login screen while nobody is logged in
 
 _NAVIGATION = Binding.Group("Go to", compact=True)
-KEY_LOST_SECONDS = 1.0  # a key neither taken by a widget nor back at the app after this long, and whose widget
-# is gone, was never handled
+# A key neither taken by a widget nor back at the app after this long, and whose widget is gone, was never handled.
+KEY_LOST_SECONDS = 1.0
 SETTLED_SECONDS = 0.5  # after this the first screen is up and what start-up made stays
 GC_THRESHOLD = 10_000  # allocations between the collector's youngest passes (Python's default: 700)
 OPENING_PATIENCE = 10.0  # a screen still `opening` after this long (a hung server) gets the keys typed at it

@@ -21,11 +21,23 @@ def client_app(client):
     return GatewayApp(None, mode="client", connection=KeyringConnection(config))
 
 
+def app_state(app) -> str:
+    """What the app shows, for a failure's message: its screens, the focus, a screen's reason or error line, the
+    notifications."""
+    parts = [f"screens {[type(screen).__name__ for screen in app.screen_stack]}", f"focused {app.focused!r}"]
+    for name in ("reason", "error"):
+        value = getattr(app.screen, name, None) if app.screen_stack else None
+        if isinstance(value, str) and value:
+            parts.append(f"{name} {value!r}")
+    parts += [f"notification {note.message!r}" for note in app._notifications]
+    return "; ".join(parts)
+
+
 async def until(pilot, condition: Callable[[], object], timeout: float = 60, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
+            raise AssertionError(f"timed out waiting for {what or condition} ({app_state(pilot.app)})")
         await pilot.pause(0.02)
 
 

@@ -121,35 +121,44 @@ async def test_a_revoked_key_brings_login_back_then_the_same_screen(admin, home)
     home(admin)
     admin.login("admin", ADMIN_PASSWORD)
     app = client_app(admin)
-    async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, ServicesScreen) and table_keys(app))
-        await pilot.press("3")
-        await until(pilot, lambda: isinstance(app.screen, RepositoriesScreen) and table_keys(app) == ["apps"])
+    changed = []  # the password changed below goes back even when the test fails: the next tests log in with it
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, ServicesScreen) and table_keys(app))
+            await pilot.press("3")
+            await until(pilot, lambda: isinstance(app.screen, RepositoriesScreen) and table_keys(app) == ["apps"])
 
-        admin.ok("logout")  # from another terminal: the key is revoked on the server
-        await pilot.press("ctrl+r")
-        await until(pilot, lambda: isinstance(app.screen, LoginScreen), what="the Login screen")
-        assert "not valid" in app.screen.reason
-        assert app.screen.query_one("#username", Input).value == "admin"
-        await until(pilot, lambda: app.focused is not None, what="the Login screen taking keys")
-        assert not [n for n in app._notifications if n.severity == "error"]  # the Login screen says it all
+            admin.ok("logout")  # from another terminal: the key is revoked on the server
+            await pilot.press("ctrl+r")
+            await until(pilot, lambda: isinstance(app.screen, LoginScreen), what="the Login screen")
+            assert "not valid" in app.screen.reason
+            assert app.screen.query_one("#username", Input).value == "admin"
+            await until(pilot, lambda: app.focused is not None, what="the Login screen taking keys")
+            assert not [n for n in app._notifications if n.severity == "error"]  # the Login screen says it all
 
-        await type_into(pilot, "#password", ADMIN_PASSWORD)
-        await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, RepositoriesScreen), what="the repositories again")
-        await until(pilot, lambda: table_keys(app) == ["apps"])
+            await type_into(pilot, "#password", ADMIN_PASSWORD)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RepositoriesScreen), what="the repositories again")
+            await until(pilot, lambda: table_keys(app) == ["apps"])
 
-        # A new password set from the command line revokes this key too: Login again, then back.
-        admin.ok("login", "--username", "admin", "--password-stdin", "--change-password",
-                 stdin=f"{ADMIN_PASSWORD}\n{ADMIN_PASSWORD}-2\n")
-        await pilot.press("1")
-        await until(pilot, lambda: isinstance(app.screen, LoginScreen), what="the Login screen")
-        await until(pilot, lambda: app.focused is not None, what="the Login screen taking keys")
-        await type_into(pilot, "#password", f"{ADMIN_PASSWORD}-2")
-        await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, ServicesScreen) and table_keys(app) == ["hello"])
-    admin.ok("login", "--username", "admin", "--password-stdin", "--change-password",
-             stdin=f"{ADMIN_PASSWORD}-2\n{ADMIN_PASSWORD}\n")
+            # A new password set from the command line revokes this key too: Login again, then back. (On Services
+            # first: the header's poll may meet the revoked key before any key does, and the Login leads back to the
+            # screen that was in front then.)
+            await pilot.press("1")
+            await until(pilot, lambda: isinstance(app.screen, ServicesScreen) and table_keys(app) == ["hello"])
+            admin.ok("login", "--username", "admin", "--password-stdin", "--change-password",
+                     stdin=f"{ADMIN_PASSWORD}\n{ADMIN_PASSWORD}-2\n")
+            changed.append(True)
+            await pilot.press("ctrl+r")
+            await until(pilot, lambda: isinstance(app.screen, LoginScreen), what="the Login screen")
+            await until(pilot, lambda: app.focused is not None, what="the Login screen taking keys")
+            await type_into(pilot, "#password", f"{ADMIN_PASSWORD}-2")
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, ServicesScreen) and table_keys(app) == ["hello"])
+    finally:
+        if changed:
+            admin.ok("login", "--username", "admin", "--password-stdin", "--change-password",
+                     stdin=f"{ADMIN_PASSWORD}-2\n{ADMIN_PASSWORD}\n")
 
 
 async def test_users_screen_creates_a_user_makes_them_admin_and_refuses_deleting_yourself(admin, home):

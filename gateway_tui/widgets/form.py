@@ -69,7 +69,7 @@ class FormField(HorizontalGroup):
     def set_error(self, message: str | None) -> None:
         """The field's error line under it (built the first time it has one), or none."""
         self._error = message or ""
-        lines = self.query(".field-error")
+        lines = self.query(".field-body > .field-error")  # (not a control's own, as KeyValueRows has)
         if lines:
             lines.first(Static).update(Content(self._error))
         elif self._error:
