@@ -83,7 +83,7 @@ async def test_moving_between_types_keeps_the_shared_fields(seeded):
         app.screen.query_one("#env", TextArea).text = "MODE=fast"
         for kind in ("ansible-playbook", "executable", "opentofu-plan", "python-script", "executable"):
             app.screen.query_one("#type", Select).value = kind
-            await pilot.pause(0.05)
+            await until(pilot, lambda: app.screen.shown_type == kind and app.screen.settled)
         assert app.screen.query_one("#name", Input).value == "sweep"
         assert app.screen.query_one("#filename", Input).value == "sweep.sh"
         assert app.screen.query_one("#working_dir", Input).value == "tools"
@@ -96,14 +96,14 @@ async def test_form_errors_name_the_forms_fields_not_cli_flags(seeded):
         await _new_service_form(pilot)
         await type_into(pilot, "#name", "sweep")
         app.screen.query_one("#type", Select).value = "executable"
-        await pilot.pause(0.05)
+        await until(pilot, lambda: app.screen.shown_type == "executable" and app.screen.settled)
         await type_into(pilot, "#executable", "bash")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: app.screen.query_one("#field-filename", FormField).error)
         error = app.screen.query_one("#field-filename", FormField).error
         assert "--" not in error and "Filename" in error, error
         app.screen.query_one("#type", Select).value = "opentofu-plan"
-        await pilot.pause(0.05)
+        await until(pilot, lambda: app.screen.shown_type == "opentofu-plan" and app.screen.settled)
         app.screen.query_one("#tofu_vars", TextArea).text = "bad key=x"
         await pilot.press("ctrl+s")
         await until(pilot, lambda: app.screen.query_one("#field-tofu_vars", FormField).error)

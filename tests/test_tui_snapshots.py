@@ -174,7 +174,7 @@ def test_service_form_executable(snap_compare, tmp_path):
         await until(pilot, lambda: rows(pilot) == 6)
         await keys(pilot, "n", *"ping-sweep2")
         pilot.app.screen.query_one("#type", Select).value = "executable"
-        await pilot.pause(0.1)
+        await until(pilot, lambda: pilot.app.screen.shown_type == "executable" and pilot.app.screen.settled)
         pilot.app.screen.query_one("#name", Input).focus()
 
     check(snap_compare, tmp_path, steps)

@@ -62,7 +62,7 @@ class FormScreen(SectionScreen):
         self.editing = resource is not None
         self.errors: dict[str, str] = {}
         self.general = ""  # an error about no one field
-        self.opening = True
+        self._builds = 1  # fields being built: the first screenful and what is below it, or a type's own (services)
         self.loaded = asyncio.Event()  # set once every on_mount (a form's lists read from the gateway) is done
         self._started: dict[str, Any] | None = None  # the values the form started with, by control
         self._saving = False
@@ -115,7 +115,7 @@ class FormScreen(SectionScreen):
             self.set_focus(first)
         if not self._later:  # (else nothing can be typed before the later fields are there: see _mount_later)
             self.started_with(self.values())
-            self.opening = False
+            self._builds -= 1
             self.built.set()
         self.run_worker(self._load(), group="form-load")  # the form shows, then its lists fill in
 
@@ -140,13 +140,18 @@ class FormScreen(SectionScreen):
                 later, self._later = self._later, []
                 await self.query_one("#form").mount_all(later)
             self.started_with(self.values())  # what every field starts with
-        self.opening = False
+        self._builds -= 1
         self.built.set()
+
+    @property
+    def opening(self) -> bool:
+        """Fields are being built: the keys typed meanwhile wait (the app's KeyOrder), so none goes past them."""
+        return self._builds > 0
 
     @property
     def settled(self) -> bool:
         """Every field is built and none is being built now."""
-        return self.built.is_set() and not self.building.locked()
+        return self._builds == 0 and not self.building.locked()
 
     async def load(self) -> None:
         """What a form reads from the gateway (its dropdowns' choices), once it shows with all its fields."""

@@ -235,7 +235,13 @@ class ServiceFormScreen(FormScreen):
 
     async def _show_type_fields(self) -> None:
         """Only the chosen type's own fields and every type's: those of a type not chosen before are built now,
-        and what was typed in the others stays for a move back."""
+        and what was typed in the others stays for a move back. Keys wait meanwhile (`_builds`)."""
+        try:
+            await self._build_type_fields()
+        finally:
+            self._builds -= 1
+
+    async def _build_type_fields(self) -> None:
         await self.built.wait()
         async with self.building:
             kind = self.query_one("#type", Select).value
@@ -286,6 +292,7 @@ class ServiceFormScreen(FormScreen):
         if isinstance(event.value, str):
             self.query_one("#filename", Input).placeholder = DEFAULT_FILENAMES.get(event.value, "")
             if self.shown_type != event.value:
+                self._builds += 1
                 self.run_worker(self._show_type_fields(), group="type-fields")
 
     def collect(self) -> dict[str, Any]:
