@@ -32,6 +32,30 @@ TYPE_FIELDS = {
     "opentofu-plan": ("tofu_action", "tofu_vars", "tofu_var_files", "tofu_backend_config"),
 }
 TYPED_FIELDS = {field for fields in TYPE_FIELDS.values() for field in fields}
+# The form's text fields: name -> (label, help, placeholder). Lists show separated by spaces, except in
+# LINES_FIELDS (one item, or KEY=VALUE, a line).
+TEXT_FIELDS = {
+    "working_dir": ("Working dir", "folder in the repository the service runs in", ""),
+    "filename": ("Filename", "the file it runs, relative to the working dir", ""),  # placeholder: by type
+    "env": ("Environment", "one KEY=VALUE a line", ""),
+    "secrets": ("Secrets", "one name=SECRET,target=ENV_VAR a line: the secret goes into that variable", ""),
+    "tags": ("Tags", "separated by spaces", ""),
+    "timeout": ("Timeout", "seconds; empty: the gateway's default", "default"),
+    "playbooks": ("More playbooks", "ansible: run in turn after the filename; separated by spaces", ""),
+    "inventories": ("Inventories", "ansible: files, folders or scripts in the working dir; separated by spaces", ""),
+    "extra_vars": ("Extra vars", "ansible: one KEY=VALUE ... or JSON object a line", ""),
+    "extra_vars_files": ("Extra vars files", "ansible: YAML or JSON files in the working dir; separated by spaces",
+                         ""),
+    "config_file": ("Config file", "ansible: the ansible.cfg to use", "ansible.cfg"),
+    "galaxy_registry": ("Galaxy registry", "ansible: where requirements.yml installs from", "default"),
+    "pypi_registry": ("PyPI registry", "where requirements.txt / pyproject.toml install from", "default"),
+    "executable": ("Executable object", "executable: the interpreter or binary that runs it", "none"),
+    "tofu_vars": ("Variables", "one KEY=VALUE a line: -var", ""),
+    "tofu_var_files": ("Var files", "-var-file, relative to the working dir", ""),
+    "tofu_backend_config": ("Backend config", "one KEY=VALUE or file a line: init's -backend-config", ""),
+    "description": ("Description", "", ""),
+}
+LINES_FIELDS = {"env", "secrets", "extra_vars", "tofu_vars", "tofu_backend_config"}
 FIELD_ORDER = ("name", "type", "repository", "working_dir", "filename", "decorator", "env", "secrets", "tags",
                "timeout", *ANSIBLE_FIELDS, "pypi_registry", "executable", "tofu_action", "tofu_vars",
                "tofu_var_files", "tofu_backend_config", "description")  # description: every type's, last
@@ -144,16 +168,10 @@ class ServiceFormScreen(FormScreen):
 
     def _field(self, name: str) -> FormField:
         s: Service = self.resource or Service(name="")
-
-        def line(widget_id: str, value: str, **options: Any) -> Input:
-            return Input(value, id=widget_id, compact=True, **options)
-
-        def lines(widget_id: str, text: str) -> TextArea:
-            return TextArea(text, id=widget_id, compact=True, soft_wrap=False)
-
         match name:
             case "name":
-                return FormField("name", "Name", line("name", s.name, placeholder="add-vlan", disabled=self.editing),
+                return FormField("name", "Name", Input(s.name, placeholder="add-vlan", id="name", compact=True,
+                                                       disabled=self.editing),
                                  "letters, digits, - _ . (1-64)", required=True)
             case "type":
                 return FormField("type", "Type", Select([(t, t) for t in SERVICE_TYPES], value=s.type,
@@ -161,75 +179,27 @@ class ServiceFormScreen(FormScreen):
             case "repository":
                 return FormField("repository", "Repository", Select([], id="repository", compact=True,
                                                                     prompt="choose a repository"), required=True)
-            case "working_dir":
-                return FormField("working_dir", "Working dir", line("working_dir", s.working_dir or "."),
-                                 "folder in the repository the service runs in")
-            case "filename":
-                return FormField("filename", "Filename",
-                                 line("filename", s.filename, placeholder=DEFAULT_FILENAMES[s.type]),
-                                 "the file it runs, relative to the working dir")
             case "decorator":
                 return FormField("decorator", "Decorator", Select([], id="decorator", compact=True, prompt="none"),
                                  "the JSON Schema of its inputs (optional)")
-            case "env":
-                return FormField("env", "Environment", lines("env", "\n".join(f"{k}={v}" for k, v in s.env.items())),
-                                 "one KEY=VALUE a line")
-            case "secrets":
-                return FormField("secrets", "Secrets", lines("secrets", "\n".join(str(r) for r in s.secrets)),
-                                 "one name=SECRET,target=ENV_VAR a line: the secret goes into that variable")
-            case "tags":
-                return FormField("tags", "Tags", line("tags", " ".join(s.tags)), "separated by spaces")
-            case "timeout":
-                return FormField("timeout", "Timeout", line("timeout", "" if s.timeout is None else str(s.timeout),
-                                                            type="integer", placeholder="default"),
-                                 "seconds; empty: the gateway's default")
-            case "playbooks":
-                return FormField("playbooks", "More playbooks", line("playbooks", " ".join(s.playbooks)),
-                                 "ansible: run in turn after the filename; separated by spaces")
-            case "inventories":
-                return FormField("inventories", "Inventories", line("inventories", " ".join(s.inventories)),
-                                 "ansible: files, folders or scripts in the working dir; separated by spaces")
-            case "extra_vars":
-                return FormField("extra_vars", "Extra vars", lines("extra_vars", "\n".join(s.extra_vars)),
-                                 "ansible: one KEY=VALUE ... or JSON object a line")
-            case "extra_vars_files":
-                return FormField("extra_vars_files", "Extra vars files",
-                                 line("extra_vars_files", " ".join(s.extra_vars_files)),
-                                 "ansible: YAML or JSON files in the working dir; separated by spaces")
-            case "config_file":
-                return FormField("config_file", "Config file", line("config_file", s.config_file,
-                                                                    placeholder="ansible.cfg"),
-                                 "ansible: the ansible.cfg to use")
-            case "galaxy_registry":
-                return FormField("galaxy_registry", "Galaxy registry",
-                                 line("galaxy_registry", s.galaxy_registry, placeholder="default"),
-                                 "ansible: where requirements.yml installs from")
-            case "pypi_registry":
-                return FormField("pypi_registry", "PyPI registry",
-                                 line("pypi_registry", s.pypi_registry, placeholder="default"),
-                                 "where requirements.txt / pyproject.toml install from")
-            case "executable":
-                return FormField("executable", "Executable object", line("executable", s.executable,
-                                                                         placeholder="none"),
-                                 "executable: the interpreter or binary that runs it")
             case "tofu_action":
                 action = Select([(a, a) for a in TOFU_ACTIONS], id="tofu_action", compact=True,
                                 prompt="plan (default)", **({"value": s.tofu_action} if s.tofu_action else {}))
                 return FormField("tofu_action", "Action", action, "what a run does when it names nothing")
-            case "tofu_vars":
-                return FormField("tofu_vars", "Variables",
-                                 lines("tofu_vars", "\n".join(f"{k}={v}" for k, v in s.tofu_vars.items())),
-                                 "one KEY=VALUE a line: -var")
-            case "tofu_var_files":
-                return FormField("tofu_var_files", "Var files", line("tofu_var_files", " ".join(s.tofu_var_files)),
-                                 "-var-file, relative to the working dir")
-            case "tofu_backend_config":
-                return FormField("tofu_backend_config", "Backend config",
-                                 lines("tofu_backend_config", "\n".join(s.tofu_backend_config)),
-                                 "one KEY=VALUE or file a line: init's -backend-config")
-            case "description":
-                return FormField("description", "Description", line("description", s.description))
-        raise ValueError(f"a service form has no field {name!r}")
+        label, help, placeholder = TEXT_FIELDS[name]
+        value = getattr(s, name)
+        if name in LINES_FIELDS:  # a TextArea, one item a line
+            items = [f"{k}={v}" for k, v in value.items()] if isinstance(value, dict) else [str(v) for v in value]
+            return FormField(name, label, TextArea("\n".join(items), id=name, compact=True, soft_wrap=False), help)
+        text = " ".join(value) if isinstance(value, list) else "" if value is None else str(value)
+        options: dict[str, Any] = {"placeholder": placeholder} if placeholder else {}
+        if name == "working_dir":
+            text = text or "."
+        elif name == "filename":
+            options["placeholder"] = DEFAULT_FILENAMES[s.type]
+        elif name == "timeout":
+            options["type"] = "integer"
+        return FormField(name, label, Input(text, id=name, compact=True, **options), help)
 
     shown_type = ""  # the type whose own fields show (settled: once its fields are built)
 

@@ -338,14 +338,18 @@ class RunLifecycle:
                 with contextlib.suppress(Exception):
                     await audit.record("run.end", f"service/{active.run.service}", str(active.run.status),
                                        f"run {active.run.id}" + (f": {active.run.reason}" if active.run.reason else ""))
+
+            def tell_ended() -> None:  # the retention looks again at what the store keeps
+                if not stopping:
+                    for hook in self.ended_hooks:
+                        hook()
+
             try:
                 stored = await sink.finish() and await self._save(active)
                 if not stored and not stopping:  # a result is reported only once the store holds it
                     stored = await self._wait_stored(active, sink)
-                if stored and not stopping:  # before its followers hear the end: a `gateway run` ends right after
-                    for hook in self.ended_hooks:  # the retention looks again at what the store keeps
-                        hook()
-                if stored:
+                if stored:  # told before its followers hear the end: a `gateway run` ends right after
+                    tell_ended()
                     active.publish(RunEvent("status", run=replace(active.run),
                                             state=active.final_state if active.state_out else None))
                 active.publish_lines()
@@ -356,9 +360,8 @@ class RunLifecycle:
                     await self._store_last(active, sink)
                 with contextlib.suppress(Exception):
                     await self.store.delete(cancel_key(active.run.id))
-                if not stored and not stopping:  # stored only now, with nobody waiting
-                    for hook in self.ended_hooks:
-                        hook()
+                if not stored:  # stored only now, with nobody waiting
+                    tell_ended()
             finally:
                 if active.saver is not None:
                     active.saver.cancel()
