@@ -224,17 +224,21 @@ async def open_local(config: Config, announce=None, key_given: bool = False) -> 
 async def open_gateway(config: Config, profile: str | None = None, announce=None, api_key: str | None = None,
                        key_given: bool = False):
     """The Gateway the operator's `gateway` command talks to in this mode.  `key_given`: see open_local."""
+    check_gateway_mode(config)
+    if config.mode == "local":
+        return await open_local(config, announce, key_given)
+    return remote_gateway(config, profile, api_key)
+
+
+def check_gateway_mode(config: Config) -> None:
+    """FailedPrecondition unless `gateway` works in this configuration's mode (local or client)."""
     from .core.errors import FailedPrecondition
 
-    mode = config.mode
-    if mode == "local":
-        return await open_local(config, announce, key_given)
-    if mode == "client":
-        return remote_gateway(config, profile, api_key)
-    raise FailedPrecondition(
-        f"this configuration is for gateway-daemon (mode = {mode}); "
-        "`gateway` works in local mode, or in client mode against a server"
-    )
+    if config.mode not in ("local", "client"):
+        raise FailedPrecondition(
+            f"this configuration is for gateway-daemon (mode = {config.mode}); "
+            "`gateway` works in local mode, or in client mode against a server"
+        )
 
 
 async def _check_local_key(engine: Engine) -> None:

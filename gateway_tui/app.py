@@ -15,6 +15,7 @@ from textual.reactive import reactive
 from textual.screen import ModalScreen
 
 from .commands import GatewayCommands, OneLineSystemCommands
+from .opening import OpeningGateway
 from .screens.services import ServicesScreen
 from .widgets.navigation import PALETTE_SECTIONS, SECTIONS
 
@@ -40,6 +41,7 @@ _NAVIGATION = Binding.Group("Go to", compact=True)
 KEY_LOST_SECONDS = 1.0
 SETTLED_SECONDS = 0.5  # after this the first screen is up and what start-up made stays
 GC_THRESHOLD = 10_000  # allocations between the collector's youngest passes (Python's default: 700)
+OPEN_AT_THE_LATEST = 0.3  # local mode opens its engine once the first screen is drawn, or after this (seconds)
 OPENING_PATIENCE = 10.0  # a screen still `opening` after this long (a hung server) gets the keys typed at it
 
 
@@ -85,7 +87,7 @@ class KeyOrder:
             return False
         if not screen.is_mounted:
             return False
-        if not getattr(screen, "opening", False):
+        if not (getattr(screen, "opening", False) or getattr(screen, "reading", False)):
             self.waiting = None
             return True
         if self.waiting is None or self.waiting[0] is not screen:
@@ -231,6 +233,8 @@ class GatewayApp(App):
         self.theme = theme
         self.connection = connection
         self.own_process = False  # the app is what this process runs (`gateway`): it may tune the collector
+        self.open_error: Exception | None = None  # the local engine could not be opened (OpeningGateway)
+        self._opening_started = False
         self.user: str | None = None
         self.generation = 0  # a new one with every login: screens restart what they follow
         self.section = "services"  # the section a login goes (back) to
@@ -279,6 +283,10 @@ class GatewayApp(App):
     def on_mount(self) -> None:
         if self.own_process:
             self.set_timer(SETTLED_SECONDS, keep_started_objects)
+        if isinstance(self.gateway, OpeningGateway):  # once the first screen is drawn, or a key typed ahead
+            # made a screen wait for its data before it could draw
+            self.call_after_refresh(self._open_gateway)
+            self.set_timer(OPEN_AT_THE_LATEST, self._open_gateway)
         self.set_interval(RUNNING_POLL_SECONDS, self.count_running)
         self.count_running()
         if self.connection is None:
@@ -289,6 +297,22 @@ class GatewayApp(App):
             self.show_login()
         else:
             self._enter(self.connection, login)
+
+    def _open_gateway(self) -> None:
+        """Local mode: the engine opens once the first screen is drawn (OpeningGateway)."""
+        if not self._opening_started:
+            self._opening_started = True
+            self.run_worker(self._open(), group="open", exit_on_error=False)
+
+    async def _open(self) -> None:
+        """If the engine cannot be opened, the app ends and `gateway` says why (run_app), as it does for an
+        error found before the app starts."""
+        assert isinstance(self.gateway, OpeningGateway)
+        try:
+            await self.gateway.start()
+        except Exception as exc:  # noqa: BLE001 - said by run_app once the terminal is back
+            self.open_error = exc
+            self.exit(return_code=1)
 
     # ------------------------------------------------------------ client mode: login, profiles
     def server_context(self) -> str:
@@ -539,17 +563,13 @@ class GatewayApp(App):
         from textual.widgets import Input, Select, TextArea
         from textual.widgets._select import SelectOverlay
 
-        from .screens.form import FormScreen
-        from .screens.run import RunScreen
-
         from textual.command import CommandPalette
 
         screen = self.screen
         if isinstance(screen, CommandPalette):
             return False  # its search field takes the q; its Quit command stays in its list
-        if isinstance(screen, (FormScreen, ModalScreen)) or getattr(screen, "opening", False):
-            return True
-        if isinstance(screen, RunScreen) and screen.phase != "output":
+        if isinstance(screen, ModalScreen) or getattr(screen, "opening", False) or getattr(screen, "typed_into",
+                                                                                                   False):
             return True
         focused = self.focused
         return isinstance(focused, (Input, TextArea, Select, SelectOverlay)) or (
@@ -659,10 +679,6 @@ def terminal_settings(config: "Config") -> tzinfo | None:
 def build_app(config: "Config", messages: list[str], profile: str | None = None) -> GatewayApp:
     """The app for `config`. What the gateway announces (a new secrets key made: keep a copy) goes into
     `messages`, printed once the app ends, and shows in the app as a notification when it happens there."""
-    import asyncio
-
-    from gateway_daemon.bootstrap import open_gateway
-
     from .formatting import short_path
 
     tz = terminal_settings(config)
@@ -683,7 +699,17 @@ def build_app(config: "Config", messages: list[str], profile: str | None = None)
 
             raise FailedPrecondition(f"--profile picks a server for client mode (this configuration is "
                                      f"mode = {config.mode})")
-        gateway = asyncio.run(open_gateway(config, announce=announce))
+        if config.mode != "local":  # a daemon's configuration: said before any screen
+            from gateway_daemon.bootstrap import check_gateway_mode
+
+            check_gateway_mode(config)
+
+        async def open_engine() -> "Gateway":  # once the first screen is drawn (OpeningGateway)
+            from gateway_daemon.bootstrap import open_gateway
+
+            return await open_gateway(config, announce=announce)
+
+        gateway = OpeningGateway(open_engine)
         context = f"{config.mode} mode · {short_path(str(config.data_dir))}"
         app = GatewayApp(gateway, context, mode=config.mode, tz=tz)
     apps.append(app)
@@ -695,6 +721,8 @@ def run_app(config: "Config", profile: str | None = None) -> int:
     app = build_app(config, messages, profile)
     app.own_process = True
     app.run()
+    if app.open_error is not None:
+        raise app.open_error
     for line in messages:
         print(line)
     return app.return_code or 0

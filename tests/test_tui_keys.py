@@ -234,3 +234,84 @@ async def test_a_key_a_busy_widget_takes_long_to_handle_is_typed_once(engine):
         await pilot.pause(2)
         assert app.focused.value == "ab"
     await engine.close()
+
+
+async def test_the_first_screen_is_drawn_before_the_engine_opens_and_keys_typed_meanwhile_wait(engine, origin):
+    """`gateway` opens its local engine once the first screen is drawn (OpeningGateway). Keys typed before the
+    list is read wait for it: `down enter` typed at once opens the second service's details, not nothing."""
+    import asyncio
+
+    from gateway_tui.opening import OpeningGateway
+    from gateway_tui.screens.services import ServiceDetailsScreen
+
+    await engine.create(Repository(name="apps", url=str(origin)))
+    for name in ("alpha", "beta"):
+        await engine.create(Service(name=name, type="python-script", repository="apps", filename="main.py"))
+    may_open = asyncio.Event()
+    opened_at: list[int] = []
+
+    async def open_engine_later():  # the real engine, handed over when the test says
+        await may_open.wait()
+        return engine
+
+    app = GatewayApp(OpeningGateway(open_engine_later), "local mode · test")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query("FooterKey"), what="the first screen with its keys")
+        assert isinstance(app.screen, ServicesScreen) and not app.gateway.is_open
+        assert any(key.key == "q" for key in app.screen.query("FooterKey"))  # q quits meanwhile
+        await pilot.press("down", "enter")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, ServicesScreen) and app.key_order.held, "the keys wait for the list"
+        opened_at.append(len(app.key_order.held))
+        may_open.set()
+        await until(pilot, lambda: isinstance(app.screen, ServiceDetailsScreen), what="the details the keys asked")
+        assert app.screen.name_ == "beta"
+    assert opened_at == [2]
+
+
+async def test_an_engine_that_cannot_be_opened_ends_the_app_with_its_error():
+    """What `gateway` does if its engine fails to open after the first screen is drawn: the app ends with code 1
+    and run_app raises the error, which `gateway` prints in one line as for any error before the app starts.
+    (The opener here fails on purpose: a local engine that cannot open fails at its first call in practice.)"""
+    from gateway_daemon.core import FailedPrecondition
+    from gateway_tui.opening import OpeningGateway
+
+    async def cannot_open():
+        raise FailedPrecondition("the data dir is held by another process")
+
+    app = GatewayApp(OpeningGateway(cannot_open), "local mode · test")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: not app.is_running, what="the app to end")
+    assert app.return_code == 1
+    assert isinstance(app.open_error, FailedPrecondition) and "held by another" in str(app.open_error)
+
+
+async def test_the_footer_is_composed_again_only_when_its_keys_change(engine):
+    """Textual's footer composes all its keys again at every focus move; this one when what it shows changes:
+    focusing the filter hides `q` (it is typed there), moving back shows it, and moving between fields of a form
+    changes nothing."""
+    from gateway_tui.widgets.footer import GatewayFooter
+
+    app = GatewayApp(engine, "local mode · test")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query("FooterKey") and app.screen.query_one("#count").render())
+        footer = app.screen.query_one(GatewayFooter)
+
+        def keys() -> list[str]:
+            return [key.key for key in footer.query("FooterKey")]
+
+        first = list(footer.query("FooterKey"))
+        assert "q" in keys()
+        await pilot.press("slash")
+        await until(pilot, lambda: "q" not in keys(), what="q gone while the filter is typed into")
+        await pilot.press("escape")
+        await until(pilot, lambda: "q" in keys(), what="q back")
+        assert first[0] not in footer.query("FooterKey")  # composed again: the keys changed twice
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, ServiceFormScreen) and app.screen.settled)
+        footer = app.screen.query_one(GatewayFooter)
+        shown = list(footer.query("FooterKey"))
+        for _ in range(4):
+            await pilot.press("tab")
+        await pilot.pause(0.2)
+        assert list(footer.query("FooterKey")) == shown  # the same widgets: not composed again

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from textual._context import NoActiveAppError
 from textual.app import ComposeResult
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from gateway_daemon.core import Gateway
 from gateway_daemon.core.access.roles import Action, allows
 
+from ..opening import OpeningGateway
+from ..widgets.footer import GatewayFooter
 from ..widgets.header import GatewayHeader
 from ..widgets.navigation import NavBar
 
@@ -30,6 +33,16 @@ class SectionScreen(Screen):
     SECTION: ClassVar[str] = ""
     ROLE_ACTIONS: ClassVar[dict[str, Action]] = ROLE_ACTIONS
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Styled as it is mounted, a new screen needs no refresh of the app's CSS. Textual counts CSS updates, a
+        # new screen's count starts behind the app's, and a section's first screen made the app parse every rule
+        # of its stylesheet again, twice (~15 ms each, more with every widget class in use).
+        try:
+            self._css_update_count = self.app._css_update_count
+        except NoActiveAppError:  # made outside an app (a test): Textual's way
+            pass
+
     def role_allows(self, action: str) -> bool:
         """Whether the logged-in user's role allows a binding's action (local mode: everything)."""
         needed = self.ROLE_ACTIONS.get(action)
@@ -42,10 +55,15 @@ class SectionScreen(Screen):
         yield GatewayHeader(icon="◆")
         yield NavBar(self.SECTION)
         yield from self.compose_body()
-        yield Footer()
+        yield GatewayFooter()
 
     def compose_body(self) -> ComposeResult:
         yield from ()
+
+    @property
+    def typed_into(self) -> bool:
+        """Whether this screen's keys are text being typed (a form, a run's inputs): `q` does not quit here."""
+        return False
 
     @property
     def showing(self) -> bool:
@@ -57,6 +75,12 @@ class SectionScreen(Screen):
     @property
     def gateway(self) -> Gateway:
         return self.app.gateway  # type: ignore[attr-defined]
+
+    @property
+    def gateway_opening(self) -> bool:
+        """Local mode's engine is still being opened (it is, once the first screen is drawn)."""
+        gateway = self.gateway
+        return isinstance(gateway, OpeningGateway) and not gateway.is_open
 
     def report(self, error: BaseException, title: str = "") -> None:
         self.app.report(error, title)  # type: ignore[attr-defined]

@@ -53,6 +53,7 @@ class FormScreen(SectionScreen):
         Binding("escape", "cancel", "Cancel", tooltip="Leave without saving"),
     ]
     NOUN: ClassVar[str] = ""
+    typed_into = True  # (SectionScreen)
     # CLI flags the gateway's messages use that are not `--` and the field's name with dashes: flag -> field
     FLAG_FIELDS: ClassVar[dict[str, str]] = {}
 

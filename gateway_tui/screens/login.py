@@ -19,12 +19,13 @@ from textual.containers import VerticalGroup
 from textual.content import Content
 from textual import events
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Header, Input, Label, Static
+from textual.widgets import Header, Input, Label, Static
 
 from gateway_daemon.core import FailedPrecondition, GatewayError, Unauthenticated
 from gateway_daemon.core.access.auth import MIN_PASSWORD
 
 from ..connection import ServerConnection, ServerLogin
+from ..widgets.footer import GatewayFooter
 from ..widgets.form import FormField
 
 MUST_CHANGE = "This password is temporary: choose a new one (at least 8 characters) to go on."
@@ -87,7 +88,7 @@ class LoginScreen(ModalScreen[ServerLogin | None]):
             leave = "cancel" if self.cancellable else "quit"
             enter = "change the password" if self.change_password else "log in"
             yield Static(Content.from_markup(f"[b]enter[/b] {enter}   [b]esc[/b] {leave}"), id="login-hint")
-        yield Footer()
+        yield GatewayFooter()
 
     def on_mount(self) -> None:
         self.query_one("#login-reason", Static).display = bool(self.reason)

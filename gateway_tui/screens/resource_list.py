@@ -50,6 +50,7 @@ class ResourceListScreen(SectionScreen):
         self._last_sort: tuple[str | None, bool] | None = None
         self.refused = ""  # the server's refusal to list these for this user ('' when it lists them)
         self.opening = False  # a form of this list was closed and the list is not yet read again: keys wait
+        self.reading = False  # the first list is read once local mode's engine is open: keys wait (q quits)
 
     def compose_body(self) -> ComposeResult:
         with HorizontalGroup(id="filter-bar"):
@@ -80,7 +81,20 @@ class ResourceListScreen(SectionScreen):
         if self._watching is not None and self._watching != generation:
             self._watching = generation
             self.watch_changes()
+        if self.gateway_opening:  # the first screen: drawn while the engine opens, read once it is; keys wait
+            self.reading = True
+            self.run_worker(self._first_read(), group="first-read", exit_on_error=False)
+            return
         await self.reload()
+
+    async def _first_read(self) -> None:
+        try:
+            await self.gateway.opened()  # type: ignore[attr-defined]
+            await self.reload()
+        except Exception:  # noqa: BLE001 - the engine did not open: the app ends and says why
+            return
+        finally:
+            self.reading = False
 
     @work(group="watch", exclusive=True)
     async def watch_changes(self) -> None:

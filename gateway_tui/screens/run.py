@@ -77,6 +77,10 @@ class RunScreen(SectionScreen):
         return self.phase == "loading" or self.starting or (
             self.cancelling and self.run is not None and not self.run.finished)
 
+    @property
+    def typed_into(self) -> bool:
+        return self.phase != "output"  # its inputs form
+
     def compose_body(self) -> ComposeResult:
         yield Label("", id="run-title")
         with VerticalScroll(id="run-form-area"):
