@@ -58,9 +58,11 @@ async def loaded(pilot: Pilot) -> None:
 
 
 async def keys(pilot: Pilot, *pressed: str) -> None:
-    for key in pressed:
-        await pilot.press(key)
-        await pilot.pause(0.05)
+    """Typed as a terminal sends them, all at once: the app keeps them in order and lets each wait for the screen
+    it is meant for (KeyOrder); then until every key is taken."""
+    await pilot.press(*pressed)
+    order = pilot.app.key_order
+    await until(pilot, lambda: not order.held and order.out is None, what="every key taken")
 
 
 def app_for(tmp_path, filled: bool = True, runs: bool = True, theme: str = "textual-dark") -> GatewayApp:

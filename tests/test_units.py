@@ -254,6 +254,47 @@ def test_secret_round_trip_leaves_the_sealed_value_behind() -> None:
         secret.name, secret.description, secret.created_at, secret.updated_at)
 
 
+def test_sealing_many_secrets_costs_one_pbkdf2_and_what_was_sealed_per_secret_still_opens(tmp_path) -> None:
+    """The key file goes through PBKDF2 once per process and salt, each secret's key through HKDF: 20 seals cost
+    one PBKDF2, not 20 (~80 ms each). A value sealed the earlier way (PBKDF2 per secret) still opens; another
+    key file, or another name, opens neither."""
+    import base64
+    import secrets as random
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
+    from gateway_daemon.core.resources import secrets
+
+    key_file = tmp_path / "secrets.key"
+    key_file.write_text(random.token_hex(32) + "\n")
+    box = secrets.SecretBox(key_file)
+    before = secrets._derive.cache_info().misses
+    sealed = [box.seal(f"s{i}", f"value-{i}") for i in range(20)]
+    assert secrets._derive.cache_info().misses - before == 1
+    assert {s["kdf"] for s in sealed} == {secrets.KDF} and len({s["master_salt"] for s in sealed}) == 1
+    assert len({s["salt"] for s in sealed}) == 20 and len({s["ciphertext"] for s in sealed}) == 20
+    assert [secrets.SecretBox(key_file).open(f"s{i}", s) for i, s in enumerate(sealed)] == [
+        f"value-{i}" for i in range(20)]
+
+    # sealed per secret, as before (PBKDF2 of the key file with the secret's own salt)
+    salt, nonce = random.token_bytes(16), random.token_bytes(12)
+    key = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=salt, iterations=1_000).derive(
+        key_file.read_bytes().strip())
+    earlier = {"kdf": "pbkdf2-sha256", "iterations": 1_000, "salt": base64.b64encode(salt).decode(),
+               "nonce": base64.b64encode(nonce).decode(),
+               "ciphertext": base64.b64encode(AESGCM(key).encrypt(nonce, b"old-value", b"old")).decode()}
+    assert secrets.SecretBox(key_file).open("old", earlier) == "old-value"
+
+    other = tmp_path / "other.key"
+    other.write_text(random.token_hex(32) + "\n")
+    for name, value, opener in (("s0", sealed[0], secrets.SecretBox(other)), ("old", earlier, secrets.SecretBox(other)),
+                                ("s1", sealed[0], box), ("new", earlier, box)):
+        with pytest.raises(FailedPrecondition, match="cannot be decrypted"):
+            opener.open(name, value)
+
+
 def test_changes_from_message_takes_the_masked_fields() -> None:
     message = convert.resource_message(Decorator(name="d", schema=SCHEMA, description="new"))
     assert convert.changes_from_message("decorator", message, ["schema_json", "description"]) == {

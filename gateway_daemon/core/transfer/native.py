@@ -35,7 +35,7 @@ from ..resources.registries import Registry
 from ..resources.repositories import Repository
 from ..resources.base import Resource, now
 from ..resources.secret_providers import SecretProvider
-from ..resources.secrets import Secret
+from ..resources.secrets import KDF, SEALED_FIELDS, Secret
 from ..resources.services import Service, new_service_id
 from ..runs import tofu_state
 
@@ -51,7 +51,6 @@ IAG_FORMAT = "iag5"
 ORDER: tuple[type[Resource], ...] = (SecretProvider, Secret, Registry, ExecutableObject, Repository, Decorator,
                                      Service)
 _TIMESTAMPS = ("created_at", "updated_at")
-_SEALED_FIELDS = ("kdf", "iterations", "salt", "nonce", "ciphertext")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,10 +143,13 @@ def _check_sealed(db: Database, secret: Secret) -> None:
         return
     if not isinstance(sealed, dict) or not sealed:
         raise InvalidArgument("the sealed value is missing (secrets are imported from our own export only)")
-    missing = [f for f in _SEALED_FIELDS if f not in sealed]
+    kdf = sealed.get("kdf")
+    fields = SEALED_FIELDS.get(kdf, SEALED_FIELDS[KDF]) if isinstance(kdf, str) else SEALED_FIELDS[KDF]
+    # (an unknown kdf is refused by the open below)
+    missing = [f for f in fields if f not in sealed]
     if missing:
         raise InvalidArgument(f"the sealed value has no {', '.join(missing)}")
-    extra = sorted(set(sealed) - set(_SEALED_FIELDS))
+    extra = sorted(set(sealed) - set(fields))
     if extra:
         raise InvalidArgument(f"the sealed value has unknown field {extra[0]!r}")
     iterations = sealed["iterations"]
