@@ -26,6 +26,13 @@ TAP = "tap0"
 _ENDING: set[asyncio.Task] = set()  # slirp4netns processes told to end, waited for aside
 
 
+async def ended() -> None:
+    """Wait for the slirp4netns processes told to end: what closes (a `gateway` command's engine as the command
+    ends) waits for them, or asyncio leaves them unreaped and says so on stderr."""
+    if _ENDING:
+        await asyncio.gather(*list(_ENDING), return_exceptions=True)
+
+
 async def _read(fd: int, enough, timeout: float) -> bytes:
     """What `fd` gives until `enough(data)` or its end of file, within `timeout` (TimeoutError past it)."""
     loop = asyncio.get_running_loop()

@@ -25,6 +25,7 @@ from ..core.runs.jobs import Job, JobEvents, JobResult
 from ..core.runs.records import CANCELLED, FAILED, SUCCEEDED, TIMED_OUT, Masker
 from . import ansible, leftovers, python_scripts, tofu
 from .command_lines import build, child_environment
+from .launch import ended
 from .memory import exceeded_reason
 from .process import SUPERVISOR, Outcome, Process
 from .sandbox import Sandbox, gateway_environment
@@ -193,3 +194,4 @@ class LocalExecutor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+        await ended()  # the runs' networks

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.resources.secret_providers import ProviderError, SecretProvider
+from .launch import ended
 from .sandbox import Sandbox, _forms, gateway_environment
 from .venvs import base_python
 from .process import SUPERVISOR
@@ -432,4 +433,4 @@ class ProviderClients:
         raise ProviderError(f"unknown provider type {provider.type!r}")
 
     async def close(self) -> None:
-        pass
+        await ended()  # a plugin's network
