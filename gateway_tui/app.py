@@ -721,8 +721,8 @@ def run_app(config: "Config", profile: str | None = None) -> int:
     app = build_app(config, messages, profile)
     app.own_process = True
     app.run()
-    if app.open_error is not None:
-        raise app.open_error
     for line in messages:
         print(line)
+    if app.open_error is not None:  # said as any error before the app starts is (gateway_tui.cli)
+        raise app.open_error
     return app.return_code or 0
