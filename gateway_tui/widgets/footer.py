@@ -39,11 +39,9 @@ class GatewayFooter(Footer):
         yield from super().compose()
 
     def bindings_changed(self, screen: Screen) -> None:
-        if not screen.app.app_focus or not (self.is_attached and screen is self.screen):
-            return
-        if self.shown_keys() != self._shown:
+        if screen.app.app_focus and self.is_attached and screen is self.screen:
             self.call_after_refresh(self._recompose_if_changed)
 
     async def _recompose_if_changed(self) -> None:
-        if self.is_attached and self.shown_keys() != self._shown:  # (several changes may have asked)
+        if self.is_attached and self.shown_keys() != self._shown:  # (compose keeps what it shows)
             await self.recompose()
