@@ -249,6 +249,33 @@ def test_secrets_sealed_with_another_key_are_refused(populated, tmp_path):
     assert listing(other) == {"repositories": [], "decorators": [], "services": [], "secrets": []}
 
 
+def test_forged_sealed_values_are_one_line_and_nothing_is_stored(populated, tmp_path, key):
+    """A sealed value with its fields changed by hand, in both kinds (PBKDF2 then HKDF, and PBKDF2 per secret):
+    each import is refused in one line naming the secret, and stores nothing."""
+    document = yaml.safe_load(ok(gw(populated, "db", "export")).stdout)
+    sealed = document["secrets"][0]["sealed"]
+    assert sealed["kdf"] == "pbkdf2-hkdf-sha256" and sealed["master_salt"]
+    per_secret = {k: v for k, v in sealed.items() if k != "master_salt"} | {"kdf": "pbkdf2-sha256"}
+    forged = [
+        ({k: v for k, v in sealed.items() if k != "master_salt"}, "has no master_salt"),
+        (sealed | {"master_salt": ["not", "base64"]}, "cannot be decrypted"),
+        (sealed | {"master_salt": "AAAA" * 64}, "cannot be decrypted"),  # another salt: another key
+        (sealed | {"kdf": ["pbkdf2-hkdf-sha256"]}, "cannot be decrypted"),  # not a type error
+        (sealed | {"kdf": "md5"}, "cannot be decrypted"),
+        (per_secret, "cannot be decrypted"),  # this value's salt and ciphertext read as the per-secret kind
+        (per_secret | {"master_salt": sealed["master_salt"]}, "unknown field 'master_salt'"),
+        (sealed | {"iterations": 10**9}, "implausible iteration count"),
+    ]
+    other = make_env(tmp_path / "two", key)
+    for value, said in forged:
+        changed = json.loads(json.dumps(document))
+        changed["secrets"][0]["sealed"] = value
+        line = one_error_line(gw(other, "db", "import", "-", stdin=yaml.safe_dump(changed)))
+        assert f"secrets[{document['secrets'][0]['name']}]" in line and said in line, (value, line)
+        assert SECRET_VALUE not in line and KEY_VALUE not in line
+        assert listing(other) == {"repositories": [], "decorators": [], "services": [], "secrets": []}
+
+
 def test_own_format_changed_resources_are_updated(populated, tmp_path):
     document = yaml.safe_load(ok(gw(populated, "db", "export")).stdout)
     before = described(populated, "repository", "infra")
