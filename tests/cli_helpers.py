@@ -9,12 +9,22 @@ Two ways in, one underneath (run_command, Result):
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
+import locale
 import os
+import selectors
+import shutil
+import signal
+import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -76,10 +86,229 @@ class Result:
 
 def run_command(program: str, args: Sequence[str], env: dict[str, str], stdin: str | None = None,
                 cwd: Path | None = None, timeout: float = 60) -> Result:
-    """Run one command to its end; what every helper here comes down to."""
+    """Run one command to its end; what every helper here comes down to. The project's own commands are forked
+    from a process that has imported them once (cli_forkserver.py; GATEWAY_TEST_EXEC=1: each its own program)."""
+    name = Path(program).name
+    if Path(program).parent == BIN and name in FORKED and _forkable(env) and not os.environ.get("GATEWAY_TEST_EXEC"):
+        code, out, err = _forked(program, list(args), env, stdin or "", cwd, timeout)
+        return Result([name, *args], code, out, err)
     proc = subprocess.run([program, *args], input=stdin if stdin is not None else "", capture_output=True,
                           text=True, cwd=cwd, env=env, timeout=timeout)
-    return Result([Path(program).name, *args], proc.returncode, proc.stdout, proc.stderr)
+    return Result([name, *args], proc.returncode, proc.stdout, proc.stderr)
+
+
+# ---------------------------------------------------------------- the fork server (cli_forkserver.py)
+FORKED = ("gateway", "iagctl", "gateway-daemon")
+# What Python reads as it starts, before any command runs (PYTHON*, the locale): a command whose environment sets
+# these otherwise than the server's starts as its own program. keyring reads its variable when a command asks it.
+_INTERPRETER_VARIABLES = ("LANG", "LC_ALL", "LC_CTYPE")
+_READ_BY_THE_COMMAND = ("PYTHON_KEYRING_BACKEND",)
+_server: tuple[int, subprocess.Popen, str, dict[str, str]] | None = None  # (the worker's pid, process, socket, env)
+_server_lock = threading.Lock()  # commands run from threads too (Sandbox.many, the flood tests)
+
+
+def _server_environ() -> dict[str, str]:
+    return clean_environ(None)
+
+
+def _forkable(env: dict[str, str]) -> bool:
+    base = _server_environ()
+    keys = {k for k in (*env, *base) if (k.startswith("PYTHON") or k in _INTERPRETER_VARIABLES)
+            and k not in _READ_BY_THE_COMMAND}
+    return all(env.get(k) == base.get(k) for k in keys)
+
+
+def _fork_server() -> str:
+    """The socket of this process's fork server, started on first use and stopped when this process ends."""
+    global _server
+    with _server_lock:
+        if _server is not None and _server[0] == os.getpid() and _server[1].poll() is None:
+            return _server[2]
+        return _start_fork_server()
+
+
+def _start_fork_server() -> str:
+    global _server
+    folder = tempfile.mkdtemp(prefix="gateway-forkserver-")
+    path = os.path.join(folder, "socket")
+    env = _server_environ()
+    log = open(os.path.join(folder, "log"), "wb")
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("cli_forkserver.py")), path],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
+                            start_new_session=True)
+    log.close()
+    if proc.stdout is None or proc.stdout.readline() != b"ready\n":
+        proc.kill()
+        message = Path(folder, "log").read_text(errors="replace")
+        shutil.rmtree(folder, ignore_errors=True)
+        raise RuntimeError(f"the fork server did not start:\n{message}")
+    _server = (os.getpid(), proc, path, env)
+
+    def stop() -> None:
+        if _server is not None and _server[0] == os.getpid():
+            proc.stdin.close()  # type: ignore[union-attr]  (EOF: the server ends)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            shutil.rmtree(folder, ignore_errors=True)
+
+    atexit.register(stop)
+    return path
+
+
+def _forked(program: str, args: list[str], env: dict[str, str], stdin: str, cwd: Path | None,
+            timeout: float) -> tuple[int, str, str]:
+    """Run one command in a child of the fork server: (exit code, stdout, stderr), as subprocess.run gives them."""
+    deadline = time.monotonic() + timeout
+    pipes = [os.pipe() for _ in range(3)]
+    try:
+        conn = _fork(program, args, env, cwd, (pipes[0][0], pipes[1][1], pipes[2][1]))
+    finally:
+        for fd in (pipes[0][0], pipes[1][1], pipes[2][1]):
+            os.close(fd)
+    writer, readers = pipes[0][1], {pipes[1][0]: bytearray(), pipes[2][0]: bytearray()}
+    pid = struct.unpack("!i", _receive(conn, 4, deadline, None, program, args))[0]
+    data = stdin.encode()
+    try:
+        with selectors.DefaultSelector() as selector:
+            if data:
+                os.set_blocking(writer, False)
+                selector.register(writer, selectors.EVENT_WRITE)
+            else:
+                os.close(writer)
+                writer = -1
+            for fd in readers:
+                selector.register(fd, selectors.EVENT_READ)
+            while selector.get_map():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    _timed_out(pid, program, args, timeout, readers)
+                for key, _ in selector.select(remaining):
+                    if key.fd == writer:
+                        try:
+                            data = data[os.write(writer, data[:65536]):]
+                        except BrokenPipeError:
+                            data = b""
+                        if not data:
+                            selector.unregister(writer)
+                            os.close(writer)
+                            writer = -1
+                        continue
+                    chunk = os.read(key.fd, 65536)
+                    if chunk:
+                        readers[key.fd] += chunk
+                    else:
+                        selector.unregister(key.fd)
+        code = struct.unpack("!i", _receive(conn, 4, deadline, pid, program, args, readers))[0]
+    finally:
+        conn.close()
+        for fd in (*readers, writer):
+            if fd >= 0:
+                os.close(fd)
+    out, err = (_text(bytes(buffer)) for buffer in readers.values())
+    return code, out, err
+
+
+def _fork(program: str, args: list[str], env: dict[str, str], cwd: Path | None,
+          fds: tuple[int, int, int]) -> socket.socket:
+    """Ask the fork server for a child running `program args` with `fds` as its stdin, stdout and stderr."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(_fork_server())
+        body = json.dumps({"program": program, "args": args, "env": env,
+                           "cwd": str(cwd) if cwd is not None else os.getcwd()}).encode()
+        socket.send_fds(conn, [struct.pack("!I", len(body))], list(fds))
+        conn.sendall(body)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+class Forked:
+    """A daemon started by the fork server: what the tests use of subprocess.Popen (pid, poll, wait, signals)."""
+
+    def __init__(self, program: str, args: list[str], env: dict[str, str], output: Any):
+        with open(os.devnull, "rb") as devnull:
+            self._conn = _fork(program, args, env, None, (devnull.fileno(), output.fileno(), output.fileno()))
+        self.args = [program, *args]
+        self.pid = struct.unpack("!i", _receive(self._conn, 4, time.monotonic() + 30, None, program, args))[0]
+        self.returncode: int | None = None
+        self._ended = threading.Event()
+        threading.Thread(target=self._wait_for_the_end, daemon=True).start()
+
+    def _wait_for_the_end(self) -> None:
+        try:
+            code = struct.unpack("!i", _receive(self._conn, 4, float("inf"), None, self.args[0], self.args[1:],
+                                                patient=True))[0]
+        except (OSError, RuntimeError):
+            code = -signal.SIGKILL  # the fork server itself is gone
+        finally:
+            self._conn.close()
+        self.returncode = code
+        self._ended.set()
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._ended.wait(timeout):
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def start_daemon(args: Sequence[str], output: Any, env: dict[str, str] | None = None) -> "Forked | subprocess.Popen":
+    """`gateway-daemon ARGS` in the background, its stdout and stderr to the file `output`: forked as the commands
+    are (run_command), else its own program."""
+    env = clean_environ(None) if env is None else env
+    if _forkable(env) and not os.environ.get("GATEWAY_TEST_EXEC"):
+        return Forked(DAEMON, list(args), env, output)
+    return subprocess.Popen([DAEMON, *args], stdout=output, stderr=output, env=env)
+
+
+def _receive(conn: socket.socket, size: int, deadline: float, pid: int | None, program: str, args: list[str],
+             readers: dict[int, bytearray] | None = None, patient: bool = False) -> bytes:
+    data = b""
+    while len(data) < size:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 and pid is not None:
+            _timed_out(pid, program, args, remaining, readers or {})
+        conn.settimeout(None if patient else max(remaining, 0.001) if pid is not None else 30)
+        try:
+            chunk = conn.recv(size - len(data))
+        except socket.timeout:
+            continue
+        if not chunk:
+            raise RuntimeError(f"the fork server ended during {Path(program).name} {' '.join(args)}")
+        data += chunk
+    return data
+
+
+def _timed_out(pid: int, program: str, args: list[str], timeout: float, readers: dict[int, bytearray]) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    out, err = (bytes(buffer) for buffer in readers.values()) if readers else (b"", b"")
+    raise subprocess.TimeoutExpired([program, *args], timeout, output=out, stderr=err)
+
+
+def _text(data: bytes) -> str:
+    """Bytes as subprocess's text mode gives them: the locale's encoding, universal newlines."""
+    return data.decode(locale.getpreferredencoding(False)).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def clean_environ(home: Path | None, **extra: str) -> dict[str, str]:

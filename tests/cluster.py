@@ -4,9 +4,7 @@ one real etcd, TLS everywhere with the certificates gateway_server.make_certs ma
 from __future__ import annotations
 
 import dataclasses
-import os
 import secrets
-import subprocess
 import time
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import pytest
 from etcd_server import EtcdServer, etcd_binary
 
 from gateway_server import Daemon, make_certs
-from cli_helpers import BIN
+from cli_helpers import start_daemon
 
 TTL = 3  # [runner] lease_ttl: a dead runner leaves the registry within this many seconds
 SCRIPT = '''\
@@ -56,13 +54,11 @@ class Node(Daemon):
 
 def start_all(nodes: list[Node]) -> None:
     """Start runners side by side (each waits for its own log line)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     offsets = {}
     for node in nodes:
-        handle = open(node.log, "a")
-        offsets[node] = node.log.stat().st_size
-        node.process = subprocess.Popen([str(BIN / "gateway-daemon"), "--config", str(node.config)],
-                                        stdout=handle, stderr=handle, env=env)
+        offsets[node] = node.log.stat().st_size if node.log.exists() else 0
+        with open(node.log, "a") as handle:
+            node.process = start_daemon(["--config", str(node.config)], handle)
     deadline = time.monotonic() + 60
     for node in nodes:
         while "serving gRPC on" not in node.log.read_text()[offsets[node]:]:

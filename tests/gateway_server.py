@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gateway_daemon.certificates import make_ca, make_certificate, write_pair
 
-from cli_helpers import BIN, Result, clean_environ, run_command
+from cli_helpers import BIN, Forked, Result, clean_environ, run_command, start_daemon
 
 SCRIPT = '''\
 import os, sys, time
@@ -79,15 +79,13 @@ class Daemon:
             f"certificate_file = {certs['cert']}\nprivate_key_file = {certs['key']}\n"
             f"api_key_expiration = {expiration}\n{server}[execution]\nkill_grace_period = 1\n{extra}")
         self.log = folder / "daemon.log"
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen | Forked | None = None
         self.admin_password = ""
 
     def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-        handle = open(self.log, "a")
-        offset = self.log.stat().st_size  # a restart appends: look only at what this start writes
-        self.process = subprocess.Popen([str(BIN / "gateway-daemon"), "--config", str(self.config)],
-                                        stdout=handle, stderr=handle, env=env)
+        offset = self.log.stat().st_size if self.log.exists() else 0  # a restart appends: look only at this start's
+        with open(self.log, "a") as handle:
+            self.process = start_daemon(["--config", str(self.config)], handle)
         deadline = time.monotonic() + 30
         while "serving gRPC on" not in self.log.read_text()[offset:]:
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -118,7 +116,7 @@ class Client:
         folder.mkdir(parents=True, exist_ok=True)
         self.config = folder / "gateway.conf"
         # IAG 5's layout: the CA in [application] ca_certificate_file ([client] certificate_file is the client's own)
-        self.config.write_text(f"[application]\nmode = client\n" + (f"ca_certificate_file = {ca}\n" if ca else "")
+        self.config.write_text("[application]\nmode = client\n" + (f"ca_certificate_file = {ca}\n" if ca else "")
                                + f"[client]\nhost = 127.0.0.1\nport = {port}\n"
                                f"use_tls = {'true' if use_tls else 'false'}\n")
         self.env = clean_environ(None, **keyring_environ(folder), GATEWAY_CONFIG=str(self.config))

@@ -29,6 +29,13 @@ FIELDS = {
 PLURAL = {"repository": "repositories", "decorator": "decorators", "service": "services", "secret": "secrets"}
 
 
+@pytest.fixture(autouse=True)
+def each_command_its_own_program(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests start the installed programs themselves, as a shell does (elsewhere they are forked from a
+    process that imported them once: cli_forkserver.py)."""
+    monkeypatch.setenv("GATEWAY_TEST_EXEC", "1")
+
+
 @pytest.fixture
 def box(tmp_path: Path) -> Sandbox:
     return Sandbox(tmp_path)
