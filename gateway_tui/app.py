@@ -275,6 +275,13 @@ class GatewayApp(App):
             self.key_order.returning(message)
         return super().post_message(message)
 
+    def update_styles(self, node: Any, animate: bool = True) -> None:
+        """Restyle a node whose classes changed, once it is in the DOM. A widget still being built (a form's
+        `Input(compact=True)` sets a class in its constructor) is styled when it is mounted, as one built outside
+        the app is: styling it before, without its parents, cost the New-service form ~5 ms of its ~90."""
+        if node is self or node.is_attached:
+            super().update_styles(node, animate)
+
     async def _on_key(self, event: events.Key) -> None:
         if self.key_order.came_back(event):
             event.prevent_default()  # not this screen's binding: the key is typed again at the one in front
