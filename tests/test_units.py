@@ -342,3 +342,28 @@ def test_runner_round_trip() -> None:
     message = convert.runner_message(runner)
     assert convert.runner_from_message(type(message).FromString(message.SerializeToString())) == runner
 
+
+
+async def test_a_job_offered_to_several_runners_is_encoded_once_and_forgotten_with_it() -> None:
+    import gc
+
+    from gateway_daemon.core.runs.jobs import Job
+    from gateway_daemon.rpc.runner_client import RunnerClient
+
+    async def token() -> str:
+        return "t"
+
+    client = RunnerClient(token, ttl=3)
+    job = Job(run_id="20240101-000000-abcdef", service=Service(name="s", repository="r", filename="main.py"),
+              repository=Repository(name="r", url="/x"), inputs={"vlan": 10, "names": ["a", "b"]}, timeout=60)
+    first = client.request(job)
+    assert client.request(job) is first  # the next runner tried gets the same message
+    back = convert.job_from_message(type(first).FromString(first.SerializeToString()))
+    assert back.inputs == job.inputs and back.run_id == job.run_id and back.service.name == "s"
+    other = Job(run_id="20240101-000000-fedcba", service=job.service, repository=job.repository, inputs={},
+                timeout=60)
+    assert client.request(other) is not first and len(client._requests) == 2
+    del job, first, back
+    gc.collect()
+    assert len(client._requests) == 1  # forgotten with its job
+    await client.close()

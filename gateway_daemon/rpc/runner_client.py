@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from typing import AsyncIterator, Awaitable, Callable
 
 import grpc
@@ -48,6 +49,9 @@ class RunnerClient:
                 raise FailedPrecondition(f"cannot read [application] ca_certificate_file {ca_file}: "
                                          f"{exc.strerror or exc}") from None
         self._channels: dict[tuple[str, bool], grpc.aio.Channel] = {}
+        # The request of each job being offered, by id(job): built (its inputs encoded) once, whatever number of
+        # runners are tried, and forgotten with the job.
+        self._requests: dict[int, runner_pb2.ExecuteRequest] = {}
 
     def in_clear(self, runner: RunnerInfo) -> bool:
         """True when this runner would be spoken to without TLS (no CA configured, and it announces none)."""
@@ -91,9 +95,18 @@ class RunnerClient:
             return False
         return True
 
+    def request(self, job: Job) -> runner_pb2.ExecuteRequest:
+        """What is sent to a runner for `job`: the same message for every runner it is offered to."""
+        key = id(job)
+        request = self._requests.get(key)
+        if request is None:
+            request = self._requests[key] = convert.job_message(job)
+            weakref.finalize(job, self._requests.pop, key, None)
+        return request
+
     async def execute(self, runner: RunnerInfo, job: Job) -> AsyncIterator[ExecEvent]:
         stub = runner_pb2_grpc.ExecutionServiceStub(self._channel(runner))
-        call = stub.Execute(convert.job_message(job), metadata=await self._metadata())
+        call = stub.Execute(self.request(job), metadata=await self._metadata())
         accepted = False
         try:
             async for message in call:
