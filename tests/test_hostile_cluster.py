@@ -196,7 +196,7 @@ def test_a_user_record_copied_to_another_name_or_changed_is_refused(cluster, tmp
 
 
 def test_a_forged_or_copied_api_key_is_refused(cluster, tmp_path):
-    site, server, admin = cluster["site"], cluster["server"], cluster["admin"]
+    site, admin = cluster["site"], cluster["admin"]
     forged_key = "gw_" + "A" * 43
     digest = hashlib.sha256(forged_key.encode()).hexdigest()
     record = {"user": "admin", "expires_at": time.time() + 3600, "created_at": "2026-01-01T00:00:00Z",
@@ -300,7 +300,7 @@ def test_with_a_ca_the_server_speaks_only_tls_to_runners_whatever_they_announce(
 
 
 def test_without_a_ca_no_job_goes_in_clear_unless_allowed_and_allowing_it_is_warned(cluster, tmp_path):
-    site, admin = cluster["site"], cluster["admin"]
+    site = cluster["site"]
     clear = Node(tmp_path / "clear", site.certs, site.etcd, site.name, "server", site.key_file)
     conf = clear.config.read_text()
     clear.config.write_text("".join(line for line in conf.splitlines(keepends=True)
