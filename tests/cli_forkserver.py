@@ -74,13 +74,18 @@ def serve(path: str) -> tuple[dict, list[int]] | None:
                 return None
             if key.data == "accept":
                 conn, _ = listener.accept()
+                fds: list[int] = []
                 try:
                     header, fds, _flags, _addr = socket.recv_fds(conn, 4, 3)
                     if len(header) < 4:
                         header += recv_exact(conn, 4 - len(header))
                     request = json.loads(recv_exact(conn, struct.unpack("!I", header)[0]))
+                    if len(fds) != 3:
+                        raise ValueError(f"{len(fds)} file descriptors, not 3")
                 except (EOFError, OSError, ValueError) as exc:
                     print(f"forkserver: a bad request: {exc}", file=sys.stderr)
+                    for fd in fds:
+                        os.close(fd)
                     conn.close()
                     continue
                 pid = os.fork()
@@ -94,7 +99,10 @@ def serve(path: str) -> tuple[dict, list[int]] | None:
                     return request, fds
                 for fd in fds:
                     os.close(fd)
-                conn.sendall(struct.pack("!i", pid))
+                try:
+                    conn.sendall(struct.pack("!i", pid))
+                except OSError:
+                    pass  # the client is gone: the child is still waited for below
                 pidfd = os.pidfd_open(pid)
                 waiting[pidfd] = (pid, conn)
                 selector.register(pidfd, selectors.EVENT_READ, "child")

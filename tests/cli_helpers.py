@@ -200,7 +200,7 @@ def _forked(program: str, args: list[str], env: dict[str, str], stdin: str, cwd:
                         readers[key.fd] += chunk
                     else:
                         selector.unregister(key.fd)
-        code = struct.unpack("!i", _receive(conn, 4, deadline, pid, program, args, readers))[0]
+        code = struct.unpack("!i", _receive(conn, 4, deadline, pid, program, args, readers, timeout=timeout))[0]
     finally:
         conn.close()
         for fd in (*readers, writer):
@@ -280,16 +280,21 @@ def start_daemon(args: Sequence[str], output: Any, env: dict[str, str] | None = 
 
 
 def _receive(conn: socket.socket, size: int, deadline: float, pid: int | None, program: str, args: list[str],
-             readers: dict[int, bytearray] | None = None, patient: bool = False) -> bytes:
+             readers: dict[int, bytearray] | None = None, patient: bool = False, timeout: float = 0) -> bytes:
+    """`size` bytes from the fork server. With the command's `pid`, past `deadline` the command is killed (as
+    subprocess.run does at its timeout); without, the server answers at once or something is wrong with it."""
     data = b""
     while len(data) < size:
         remaining = deadline - time.monotonic()
         if remaining <= 0 and pid is not None:
-            _timed_out(pid, program, args, remaining, readers or {})
+            _timed_out(pid, program, args, timeout, readers or {})
         conn.settimeout(None if patient else max(remaining, 0.001) if pid is not None else 30)
         try:
             chunk = conn.recv(size - len(data))
         except socket.timeout:
+            if pid is None:
+                raise RuntimeError(f"the fork server did not answer for {Path(program).name} {' '.join(args)}") \
+                    from None
             continue
         if not chunk:
             raise RuntimeError(f"the fork server ended during {Path(program).name} {' '.join(args)}")
