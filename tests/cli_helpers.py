@@ -89,7 +89,7 @@ def run_command(program: str, args: Sequence[str], env: dict[str, str], stdin: s
     """Run one command to its end; what every helper here comes down to. The project's own commands are forked
     from a process that has imported them once (cli_forkserver.py; GATEWAY_TEST_EXEC=1: each its own program)."""
     name = Path(program).name
-    if Path(program).parent == BIN and name in FORKED and _forkable(env) and not os.environ.get("GATEWAY_TEST_EXEC"):
+    if Path(program).parent == BIN and name in FORKED and _forkable(env):
         code, out, err = _forked(program, list(args), env, stdin or "", cwd, timeout)
         return Result([name, *args], code, out, err)
     proc = subprocess.run([program, *args], input=stdin if stdin is not None else "", capture_output=True,
@@ -100,19 +100,18 @@ def run_command(program: str, args: Sequence[str], env: dict[str, str], stdin: s
 # ---------------------------------------------------------------- the fork server (cli_forkserver.py)
 FORKED = ("gateway", "iagctl", "gateway-daemon")
 # What Python reads as it starts, before any command runs (PYTHON*, the locale): a command whose environment sets
-# these otherwise than the server's starts as its own program. keyring reads its variable when a command asks it.
+# these otherwise than the server's starts as its own program (as every command does with GATEWAY_TEST_EXEC=1).
+# keyring reads its variable when a command asks it.
 _INTERPRETER_VARIABLES = ("LANG", "LC_ALL", "LC_CTYPE")
 _READ_BY_THE_COMMAND = ("PYTHON_KEYRING_BACKEND",)
-_server: tuple[int, subprocess.Popen, str, dict[str, str]] | None = None  # (the worker's pid, process, socket, env)
+_server: tuple[int, subprocess.Popen, str] | None = None  # (the test worker's pid, the server, its socket)
 _server_lock = threading.Lock()  # commands run from threads too (Sandbox.many, the flood tests)
 
 
-def _server_environ() -> dict[str, str]:
-    return clean_environ(None)
-
-
 def _forkable(env: dict[str, str]) -> bool:
-    base = _server_environ()
+    if os.environ.get("GATEWAY_TEST_EXEC"):
+        return False
+    base = clean_environ(None)  # the server's
     keys = {k for k in (*env, *base) if (k.startswith("PYTHON") or k in _INTERPRETER_VARIABLES)
             and k not in _READ_BY_THE_COMMAND}
     return all(env.get(k) == base.get(k) for k in keys)
@@ -131,10 +130,9 @@ def _start_fork_server() -> str:
     global _server
     folder = tempfile.mkdtemp(prefix="gateway-forkserver-")
     path = os.path.join(folder, "socket")
-    env = _server_environ()
     log = open(os.path.join(folder, "log"), "wb")
     proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("cli_forkserver.py")), path],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=clean_environ(None),
                             start_new_session=True)
     log.close()
     if proc.stdout is None or proc.stdout.readline() != b"ready\n":
@@ -142,7 +140,7 @@ def _start_fork_server() -> str:
         message = Path(folder, "log").read_text(errors="replace")
         shutil.rmtree(folder, ignore_errors=True)
         raise RuntimeError(f"the fork server did not start:\n{message}")
-    _server = (os.getpid(), proc, path, env)
+    _server = (os.getpid(), proc, path)
 
     def stop() -> None:
         if _server is not None and _server[0] == os.getpid():
@@ -274,7 +272,7 @@ def start_daemon(args: Sequence[str], output: Any, env: dict[str, str] | None = 
     """`gateway-daemon ARGS` in the background, its stdout and stderr to the file `output`: forked as the commands
     are (run_command), else its own program."""
     env = clean_environ(None) if env is None else env
-    if _forkable(env) and not os.environ.get("GATEWAY_TEST_EXEC"):
+    if _forkable(env):
         return Forked(DAEMON, list(args), env, output)
     return subprocess.Popen([DAEMON, *args], stdout=output, stderr=output, env=env)
 
