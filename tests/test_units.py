@@ -343,7 +343,6 @@ def test_runner_round_trip() -> None:
     assert convert.runner_from_message(type(message).FromString(message.SerializeToString())) == runner
 
 
-
 async def test_a_job_offered_to_several_runners_is_encoded_once_and_forgotten_with_it() -> None:
     import gc
 
